@@ -1,0 +1,420 @@
+//! Configuration: one typed struct, loaded as defaults < TOML file < `BULWARK_*` environment
+//! < command-line flags, and validated before anything starts.
+//!
+//! Every key of the file can be overridden by an environment variable named after its path:
+//! `[http] max_body_bytes` is `BULWARK_HTTP_MAX_BODY_BYTES`, the top-level `listen` is
+//! `BULWARK_LISTEN`. The list of keys is derived from the defaults, so a key added to the struct is
+//! overridable without further work.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Environment variables that start with `BULWARK_` but are not configuration keys.
+const NON_KEY_ENV: &[&str] = &[
+    "BULWARK_CONFIG",
+    "BULWARK_ADMIN_EMAIL",
+    "BULWARK_ADMIN_PASSWORD",
+    "BULWARK_API_KEY",
+    "BULWARK_SERVER",
+    "BULWARK_TEST_ARTIFACTS",
+    "BULWARK_LOG",
+];
+
+/// The whole configuration of the appliance.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory holding `bulwark.redb`, the search index and the TLS material.
+    pub data_dir: PathBuf,
+    /// Address the HTTPS server listens on.
+    pub listen: String,
+    /// TLS certificate settings.
+    pub tls: TlsConfig,
+    /// Logging settings.
+    pub log: LogConfig,
+    /// HTTP server limits and switches.
+    pub http: HttpConfig,
+    /// Sessions and login throttling.
+    pub auth: AuthConfig,
+    /// Cron schedules of the built-in jobs.
+    pub jobs: JobsConfig,
+    /// How long records are kept.
+    pub retention: RetentionConfig,
+}
+
+/// TLS certificate settings. Empty paths mean "generate a self-signed certificate into the data
+/// directory on first start and reuse it afterwards".
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain of the operator's own certificate.
+    pub cert_file: String,
+    /// PEM private key matching `cert_file`.
+    pub key_file: String,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` for humans, `json` for log collectors.
+    pub format: String,
+    /// A tracing filter such as `info` or `bulwark=debug,actix_web=info`.
+    pub level: String,
+}
+
+/// HTTP server limits and switches.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest JSON or form body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Worker threads; 0 means one per CPU core.
+    pub workers: usize,
+    /// Serve `/metrics` without credentials (otherwise a key with the `metrics` scope is needed).
+    pub metrics_public: bool,
+}
+
+/// Sessions and login throttling.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Lifetime of a login session, in minutes.
+    pub session_ttl_minutes: u64,
+    /// Failed logins allowed per account, and per source address, inside `login_window_seconds`.
+    pub login_max_failures: u32,
+    /// The sliding window over which failures are counted, in seconds.
+    pub login_window_seconds: u64,
+}
+
+/// Cron schedules (seconds minutes hours day-of-month month day-of-week, UTC).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// Deletes audit-log entries past retention and expired sessions.
+    pub retention: String,
+}
+
+/// How long records are kept.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Audit-log entries older than this many days are deleted by the retention job.
+    pub audit_log_days: u64,
+    /// Runs kept per job in the job history.
+    pub job_runs_kept: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./bulwark-data"),
+            listen: "127.0.0.1:8443".into(),
+            tls: TlsConfig::default(),
+            log: LogConfig::default(),
+            http: HttpConfig::default(),
+            auth: AuthConfig::default(),
+            jobs: JobsConfig::default(),
+            retention: RetentionConfig::default(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: "text".into(), level: "info".into() }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { max_body_bytes: 1024 * 1024, workers: 0, metrics_public: false }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig { session_ttl_minutes: 12 * 60, login_max_failures: 5, login_window_seconds: 900 }
+    }
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig { retention: "0 17 3 * * *".into() }
+    }
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { audit_log_days: 365, job_runs_kept: 50 }
+    }
+}
+
+/// What went wrong while loading a configuration; each entry is one complete sentence.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .problems.join("\n"))]
+pub struct ConfigError {
+    /// Every problem found, so an operator fixes them all in one go.
+    pub problems: Vec<String>,
+}
+
+/// Overrides that come from command-line flags (highest precedence).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+}
+
+impl Config {
+    /// Loads the configuration: defaults, then `file` (if given), then `BULWARK_*` variables from
+    /// `env`, then `overrides`; then validates. `env` is passed in so tests need not touch the
+    /// process environment.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        let mut table = match file {
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => match text.parse::<toml::Table>() {
+                    Ok(t) => t,
+                    Err(e) => {
+                        return Err(ConfigError {
+                            problems: vec![format!("{}: {}", path.display(), e.to_string().trim())],
+                        })
+                    }
+                },
+                Err(e) => {
+                    return Err(ConfigError {
+                        problems: vec![format!("cannot read config file {}: {e}", path.display())],
+                    })
+                }
+            },
+            None => toml::Table::new(),
+        };
+        apply_env(&mut table, env, &mut problems);
+        let origin = file.map(|p| p.display().to_string()).unwrap_or_else(|| "configuration".into());
+        let mut config: Config = match toml::Value::Table(table).try_into() {
+            Ok(c) => c,
+            Err(e) => {
+                problems.push(format!("{origin}: {}", e.to_string().trim()));
+                return Err(ConfigError { problems });
+            }
+        };
+        if let Some(d) = &overrides.data_dir {
+            config.data_dir = d.clone();
+        }
+        if let Some(l) = &overrides.listen {
+            config.listen = l.clone();
+        }
+        problems.extend(config.validate());
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    /// Checks the values that parse but make no sense. Returns one sentence per problem.
+    pub fn validate(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.listen.parse::<SocketAddr>().is_err() {
+            p.push(format!("listen: '{}' is not an address such as 127.0.0.1:8443", self.listen));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            p.push("data_dir: must not be empty".into());
+        }
+        match (self.tls.cert_file.is_empty(), self.tls.key_file.is_empty()) {
+            (true, true) => {}
+            (false, false) => {
+                for (k, f) in [("tls.cert_file", &self.tls.cert_file), ("tls.key_file", &self.tls.key_file)] {
+                    if !Path::new(f).is_file() {
+                        p.push(format!("{k}: file '{f}' does not exist"));
+                    }
+                }
+            }
+            _ => p.push("tls: cert_file and key_file must be given together".into()),
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            p.push(format!("log.format: '{}' is not one of text, json", self.log.format));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            p.push(format!("log.level: '{}' is not a valid filter (try info or debug)", self.log.level));
+        }
+        if self.http.max_body_bytes < 1024 {
+            p.push("http.max_body_bytes: must be at least 1024".into());
+        }
+        if self.auth.session_ttl_minutes == 0 {
+            p.push("auth.session_ttl_minutes: must be at least 1".into());
+        }
+        if self.auth.login_max_failures == 0 {
+            p.push("auth.login_max_failures: must be at least 1".into());
+        }
+        if let Err(e) = self.jobs.retention.parse::<cron::Schedule>() {
+            p.push(format!("jobs.retention: '{}' is not a cron expression: {e}", self.jobs.retention));
+        }
+        if self.retention.audit_log_days == 0 {
+            p.push("retention.audit_log_days: must be at least 1".into());
+        }
+        p
+    }
+
+    /// Every configuration key as (dotted path, environment variable name).
+    pub fn keys() -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if let Ok(toml::Value::Table(t)) = toml::Value::try_from(Config::default()) {
+            collect_keys(&t, "", &mut out);
+        }
+        out.into_iter()
+            .map(|k| {
+                let env = format!("BULWARK_{}", k.replace('.', "_").to_uppercase());
+                (k, env)
+            })
+            .collect()
+    }
+}
+
+fn collect_keys(t: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+    for (k, v) in t {
+        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        match v {
+            toml::Value::Table(inner) => collect_keys(inner, &path, out),
+            _ => out.push(path),
+        }
+    }
+}
+
+/// Applies `BULWARK_*` variables on top of the file's table, typed like the default value.
+fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+    problems: &mut Vec<String>,
+) {
+    let defaults = toml::Value::try_from(Config::default()).ok();
+    let keys = Config::keys();
+    for (name, raw) in env {
+        if !name.starts_with("BULWARK_") || NON_KEY_ENV.contains(&name.as_str()) {
+            continue;
+        }
+        let Some((path, _)) = keys.iter().find(|(_, e)| *e == name) else {
+            tracing::warn!(variable = %name, "ignoring unknown BULWARK_ environment variable");
+            continue;
+        };
+        let default = defaults.as_ref().and_then(|d| lookup(d, path));
+        let value = match default {
+            Some(toml::Value::Integer(_)) => match raw.trim().parse::<i64>() {
+                Ok(i) => toml::Value::Integer(i),
+                Err(_) => {
+                    problems.push(format!("{name}: expected a whole number, got '{raw}'"));
+                    continue;
+                }
+            },
+            Some(toml::Value::Boolean(_)) => match raw.trim() {
+                "true" | "1" | "yes" => toml::Value::Boolean(true),
+                "false" | "0" | "no" => toml::Value::Boolean(false),
+                _ => {
+                    problems.push(format!("{name}: expected true or false, got '{raw}'"));
+                    continue;
+                }
+            },
+            _ => toml::Value::String(raw),
+        };
+        set(table, path, value);
+    }
+}
+
+fn lookup<'a>(v: &'a toml::Value, path: &str) -> Option<&'a toml::Value> {
+    path.split('.').try_fold(v, |v, k| v.get(k))
+}
+
+fn set(table: &mut toml::Table, path: &str, value: toml::Value) {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let last = parts.pop().unwrap_or_default();
+    let mut cur = table;
+    for p in parts {
+        let entry = cur.entry(p.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        match entry {
+            toml::Value::Table(t) => cur = t,
+            _ => return,
+        }
+    }
+    cur.insert(last.to_string(), value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(Config::default().validate().is_empty());
+    }
+
+    #[test]
+    fn env_overrides_every_kind_of_key() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("BULWARK_LISTEN", "0.0.0.0:9443"),
+                ("BULWARK_HTTP_MAX_BODY_BYTES", "4096"),
+                ("BULWARK_HTTP_METRICS_PUBLIC", "true"),
+                ("BULWARK_LOG_FORMAT", "json"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.listen, "0.0.0.0:9443");
+        assert_eq!(c.http.max_body_bytes, 4096);
+        assert!(c.http.metrics_public);
+        assert_eq!(c.log.format, "json");
+    }
+
+    #[test]
+    fn every_key_has_an_env_name() {
+        let keys = Config::keys();
+        assert!(keys.iter().any(|(k, e)| k == "auth.login_window_seconds" && e == "BULWARK_AUTH_LOGIN_WINDOW_SECONDS"));
+        assert!(keys.iter().any(|(k, e)| k == "data_dir" && e == "BULWARK_DATA_DIR"));
+    }
+
+    #[test]
+    fn problems_are_named_precisely() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("b.toml");
+        std::fs::write(&f, "listn = \"x\"\n").unwrap();
+        let e = Config::load(Some(&f), vec![], &Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("unknown field `listn`"), "{e}");
+
+        std::fs::write(&f, "listen = \"nowhere\"\n[jobs]\nretention = \"every day\"\n").unwrap();
+        let e = Config::load(Some(&f), env(&[("BULWARK_HTTP_WORKERS", "many")]), &Overrides::default())
+            .unwrap_err();
+        assert!(e.problems.iter().any(|p| p.starts_with("BULWARK_HTTP_WORKERS: expected a whole number")), "{e}");
+        let e = Config::load(Some(&f), vec![], &Overrides::default()).unwrap_err();
+        assert!(e.problems.iter().any(|p| p.starts_with("listen:")), "{e}");
+        assert!(e.problems.iter().any(|p| p.starts_with("jobs.retention:")), "{e}");
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("b.toml");
+        std::fs::write(&f, "listen = \"127.0.0.1:1000\"\ndata_dir = \"/a\"\n").unwrap();
+        let c = Config::load(
+            Some(&f),
+            env(&[("BULWARK_LISTEN", "127.0.0.1:2000")]),
+            &Overrides { data_dir: Some("/b".into()), listen: None },
+        )
+        .unwrap();
+        assert_eq!(c.listen, "127.0.0.1:2000");
+        assert_eq!(c.data_dir, PathBuf::from("/b"));
+    }
+}

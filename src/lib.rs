@@ -1,0 +1,8 @@
+//! Bulwark: an on-prem Kubernetes security appliance in one binary.
+//!
+//! See `ARCHITECTURE.md` for the map. Shared infrastructure: [`config`], [`store`], [`search`],
+//! [`http`], [`jobs`]. Domains: [`auth`], [`audit`], [`clusters`], [`dashboard`]. [`app`] assembles
+//! them; [`cli`] is the command line.
+
+pub mod config;
+pub mod store;
