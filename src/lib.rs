@@ -1,8 +1,11 @@
 //! Bulwark: an on-prem Kubernetes security appliance in one binary.
 //!
 //! See `ARCHITECTURE.md` for the map. Shared infrastructure: [`config`], [`store`], [`search`],
-//! [`http`], [`jobs`]. Domains: [`auth`], [`audit`], [`clusters`], [`dashboard`]. [`app`] assembles
+//! [`http`], [`jobs`]. Domains: [`auth`], [`audit`], [`clusters`], [`system`]. [`app`] assembles
 //! them; [`cli`] is the command line.
 
 pub mod config;
+pub mod http;
+pub mod jobs;
+pub mod search;
 pub mod store;

@@ -1,0 +1,127 @@
+//! Shared HTTP infrastructure: the server and TLS, authentication and authorization
+//! ([`routes::Routes`] gates every route), the error shape, metrics, assets and the page layout.
+//! It never imports a domain: domains register routes into a [`Routes`] table and `app` assembles.
+
+pub mod access;
+pub mod assets;
+mod error;
+pub mod layout;
+pub mod metrics;
+pub mod routes;
+pub mod tls;
+
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::{from_fn, DefaultHeaders};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+
+pub use access::{Authenticator, Credential, Perm, Principal, Role, Scope};
+pub use error::ApiError;
+pub use routes::{Auth, Kind, MaybeAuth, NavEntry, RouteInfo, Routes};
+
+use crate::config::Config;
+use crate::jobs::{Scheduler, Supervisor};
+use crate::search::Search;
+use crate::store::Store;
+
+/// Everything handlers share; cheap handles only.
+pub struct AppState {
+    /// Validated configuration.
+    pub config: Arc<Config>,
+    /// The database.
+    pub store: Store,
+    /// The full-text index.
+    pub search: Search,
+    /// Metrics registry.
+    pub metrics: Arc<metrics::Metrics>,
+    /// Resolves sessions and API keys (implemented by the `auth` domain).
+    pub auth: Arc<dyn Authenticator>,
+    /// Navigation entries registered by the domains.
+    pub nav: Arc<Vec<NavEntry>>,
+    /// The job scheduler.
+    pub scheduler: Scheduler,
+    /// Background tasks and their health.
+    pub supervisor: Supervisor,
+}
+
+/// Builds the actix application for `routes` (used by the server and by in-process tests).
+pub fn app(
+    state: web::Data<AppState>,
+    routes: &Routes,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let limit = state.config.http.max_body_bytes;
+    let routes = routes.clone();
+    App::new()
+        .app_data(state)
+        .app_data(web::JsonConfig::default().limit(limit).error_handler(error::json_error))
+        .app_data(web::FormConfig::default().limit(limit).error_handler(error::form_error))
+        .app_data(web::PayloadConfig::default().limit(limit))
+        .app_data(web::QueryConfig::default().error_handler(error::query_error))
+        .app_data(web::PathConfig::default().error_handler(error::path_error))
+        .configure(move |cfg| routes.configure(cfg))
+        .default_service(web::to(not_found))
+        .wrap(
+            DefaultHeaders::new()
+                .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                .add((header::X_FRAME_OPTIONS, "DENY"))
+                .add((header::REFERRER_POLICY, "no-referrer"))
+                .add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"))
+                .add((
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'",
+                )),
+        )
+        .wrap(from_fn(metrics::middleware))
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    let e = ApiError::not_found(format!("no route for {} {}", req.method(), req.path()));
+    let wants_html = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if wants_html && !req.path().starts_with("/api/") {
+        layout::error_page(&e)
+    } else {
+        actix_web::ResponseError::error_response(&e)
+    }
+}
+
+/// Runs the HTTPS server until `stop` fires, then drains connections (up to 10 s).
+pub async fn serve(
+    state: web::Data<AppState>,
+    routes: Routes,
+    tls: rustls::ServerConfig,
+    stop: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    let listen = state.config.listen.clone();
+    let workers = match state.config.http.workers {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        n => n,
+    };
+    let server = HttpServer::new(move || app(state.clone(), &routes))
+        .workers(workers)
+        .disable_signals()
+        .shutdown_timeout(10)
+        .bind_rustls_0_23(&listen, tls)?
+        .run();
+    let handle = server.handle();
+    tokio::spawn(async move {
+        stop.cancelled().await;
+        handle.stop(true).await;
+    });
+    tracing::info!(%listen, "listening (https)");
+    server.await
+}
