@@ -4,8 +4,14 @@
 //! [`http`], [`jobs`]. Domains: [`auth`], [`audit`], [`clusters`], [`system`]. [`app`] assembles
 //! them; [`cli`] is the command line.
 
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod clusters;
 pub mod config;
 pub mod http;
 pub mod jobs;
 pub mod search;
 pub mod store;
+pub mod system;

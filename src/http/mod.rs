@@ -125,3 +125,9 @@ pub async fn serve(
     tracing::info!(%listen, "listening (https)");
     server.await
 }
+
+/// The client's address as the TCP peer (forwarding headers are not trusted: they are
+/// client-controlled unless a proxy is configured, and none is yet).
+pub fn client_ip(req: &HttpRequest) -> String {
+    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()
+}

@@ -56,6 +56,8 @@ pub struct NavEntry {
     pub href: &'static str,
     /// Shown only to principals holding this.
     pub perm: Perm,
+    /// Position: lower comes first (0 dashboard, 10–70 capabilities, 80+ administration).
+    pub weight: u16,
 }
 
 type Register = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
@@ -114,9 +116,10 @@ impl Routes {
         self.add(RouteInfo { method: Method::POST, path, perm, kind: Kind::Form, csrf_exempt: false }, handler)
     }
 
-    /// Adds a navigation entry to the page layout.
-    pub fn nav(&mut self, label: &'static str, href: &'static str, perm: Perm) {
-        self.nav.push(NavEntry { label, href, perm });
+    /// Adds a navigation entry to the page layout at position `weight`.
+    pub fn nav(&mut self, weight: u16, label: &'static str, href: &'static str, perm: Perm) {
+        self.nav.push(NavEntry { label, href, perm, weight });
+        self.nav.sort_by_key(|n| n.weight);
     }
 
     /// Every registered route.

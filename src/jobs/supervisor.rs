@@ -18,6 +18,8 @@ pub enum TaskState {
     Running,
     /// Ended after cancellation.
     Stopped,
+    /// A one-shot task that completed.
+    Done,
     /// Ended with an error or a panic; the string says which.
     Failed(String),
 }
@@ -47,6 +49,23 @@ impl Supervisor {
         F: FnOnce(CancellationToken) -> Fut,
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
+        self.spawn_inner(name, false, task)
+    }
+
+    /// Runs a task that is expected to finish on its own (e.g. an index rebuild).
+    pub fn spawn_oneshot<F, Fut>(&self, name: &str, task: F)
+    where
+        F: FnOnce(CancellationToken) -> Fut,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.spawn_inner(name, true, task)
+    }
+
+    fn spawn_inner<F, Fut>(&self, name: &str, oneshot: bool, task: F)
+    where
+        F: FnOnce(CancellationToken) -> Fut,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
         let name = name.to_string();
         self.set(&name, TaskState::Running);
         let token = self.token.child_token();
@@ -55,6 +74,7 @@ impl Supervisor {
         tracing::info!(task = %name, "background task started");
         let outer = tokio::spawn(async move {
             let state = match inner.await {
+                Ok(Ok(())) if oneshot => TaskState::Done,
                 Ok(Ok(())) if token.is_cancelled() => TaskState::Stopped,
                 Ok(Ok(())) => TaskState::Failed("exited before shutdown".into()),
                 Ok(Err(e)) => TaskState::Failed(e),

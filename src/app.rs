@@ -1,0 +1,137 @@
+//! Assembly: the one place that knows every domain. It lists the migrations, routes, search
+//! sources and jobs of all domains and wires them onto the shared infrastructure. `serve`, the
+//! administrative commands and the in-process tests all start here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+
+use crate::config::Config;
+use crate::http::metrics::Metrics;
+use crate::http::{AppState, Routes};
+use crate::jobs::{Job, Scheduler, Supervisor};
+use crate::search::{Search, Source};
+use crate::store::{Migration, Store, StoreError};
+use crate::{audit, auth, clusters, system};
+
+/// Every schema migration, from every domain.
+pub fn migrations() -> Vec<Migration> {
+    auth::migrations()
+}
+
+/// Opens the store of `data_dir` at the newest schema.
+pub fn open_store(data_dir: &std::path::Path) -> Result<Store, StoreError> {
+    Store::open(data_dir, &migrations())
+}
+
+/// The complete route table.
+pub fn routes(config: &Config) -> Routes {
+    let mut r = Routes::new();
+    system::routes(&mut r, config);
+    auth::routes(&mut r);
+    clusters::routes(&mut r);
+    audit::routes(&mut r);
+    r
+}
+
+/// What the search index is built from.
+pub fn search_sources() -> Vec<Source> {
+    vec![clusters::search_source()]
+}
+
+/// The scheduled jobs.
+pub fn jobs(config: &Config) -> Vec<Job> {
+    let days = config.retention.audit_log_days;
+    vec![Job {
+        name: "retention",
+        description: "Deletes audit-log entries past retention.audit_log_days and expired sessions",
+        schedule: config.jobs.retention.clone(),
+        run: Arc::new(move |store: &Store| {
+            let entries = audit::prune(store, days).map_err(|e| e.to_string())?;
+            let sessions = auth::prune_sessions(store).map_err(|e| e.to_string())?;
+            Ok(format!("deleted {entries} audit-log entries older than {days} days and {sessions} expired sessions"))
+        }),
+    }]
+}
+
+/// An opened appliance: state and routes, not yet listening.
+pub struct Appliance {
+    /// Shared state of every handler.
+    pub state: web::Data<AppState>,
+    /// The route table.
+    pub routes: Routes,
+}
+
+impl Appliance {
+    /// Opens the store and the index and prepares the scheduler. Nothing runs yet.
+    pub fn open(config: Config) -> anyhow::Result<Appliance> {
+        let store = open_store(&config.data_dir)?;
+        let search = Search::open(&Search::dir(&config.data_dir), store.clone(), search_sources())?;
+        let scheduler = Scheduler::new(store.clone(), jobs(&config), config.retention.job_runs_kept)?;
+        let routes = routes(&config);
+        let state = AppState {
+            auth: auth::StoreAuthenticator::new(store.clone()),
+            nav: Arc::new(routes.nav_entries().to_vec()),
+            config: Arc::new(config),
+            store,
+            search,
+            metrics: Arc::new(Metrics::new()),
+            scheduler,
+            supervisor: Supervisor::new(),
+        };
+        Ok(Appliance { state: web::Data::new(state), routes })
+    }
+
+    /// Starts the scheduler and, if needed, the search-index rebuild.
+    pub fn start_background(&self) {
+        let st = &self.state;
+        st.scheduler.start(&st.supervisor);
+        if st.search.needs_rebuild() {
+            let search = st.search.clone();
+            st.supervisor.spawn_oneshot("search-rebuild", move |_| async move {
+                let n = tokio::task::spawn_blocking(move || search.rebuild())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(documents = n, "search index rebuilt");
+                Ok(())
+            });
+        }
+    }
+
+    /// Serves HTTPS until SIGTERM or SIGINT, then shuts down in order: stop accepting, drain
+    /// requests, stop background tasks, mark the index clean.
+    pub async fn serve(self) -> anyhow::Result<()> {
+        let tls = crate::http::tls::server_config(&self.state.config)?;
+        self.start_background();
+        let stop = self.state.supervisor.token();
+        let signal_stop = stop.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown requested");
+            signal_stop.cancel();
+        });
+        let state = self.state.clone();
+        crate::http::serve(self.state.clone(), self.routes, tls, stop.clone()).await?;
+        stop.cancel();
+        state.supervisor.shutdown(Duration::from_secs(10)).await;
+        let search = state.search.clone();
+        tokio::task::spawn_blocking(move || search.close()).await??;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        // Without signal handlers the process still stops on SIGKILL; nothing else to do.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,434 @@
+//! Routes of the identity domain: login/logout (JSON and form), `me`, users, API keys.
+
+use std::time::Duration;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::Method;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::{Actor, ApiKeyView, AuthError, NewApiKey, Throttle, UserPatch, UserView};
+use crate::http::layout::{redirect, render, Layout};
+use crate::http::routes::{LOGIN_CSRF_COOKIE, SESSION_COOKIE};
+use crate::http::{client_ip, ApiError, AppState, Auth, Credential, MaybeAuth, Perm, Role, Routes, Scope};
+
+/// Registers the identity routes and pages.
+pub fn routes(r: &mut Routes) {
+    r.api(Method::POST, "/api/v1/auth/login", Perm::Public, api_login);
+    r.api_csrf_exempt(Method::POST, "/api/v1/auth/logout", Perm::Authenticated, api_logout);
+    r.api(Method::GET, "/api/v1/me", Perm::Authenticated, api_me);
+    r.api(Method::GET, "/api/v1/users", Perm::ManageUsers, api_list_users);
+    r.api(Method::POST, "/api/v1/users", Perm::ManageUsers, api_create_user);
+    r.api(Method::GET, "/api/v1/users/{id}", Perm::ManageUsers, api_get_user);
+    r.api(Method::PATCH, "/api/v1/users/{id}", Perm::ManageUsers, api_update_user);
+    r.api(Method::GET, "/api/v1/api-keys", Perm::OwnKeys, api_list_keys);
+    r.api(Method::POST, "/api/v1/api-keys", Perm::OwnKeys, api_create_key);
+    r.api(Method::DELETE, "/api/v1/api-keys/{id}", Perm::OwnKeys, api_revoke_key);
+
+    r.page("/login", Perm::Public, login_page);
+    r.form("/login", Perm::Public, login_form);
+    r.form("/logout", Perm::Authenticated, logout_form);
+    r.page("/users", Perm::ManageUsers, users_page);
+    r.form("/users", Perm::ManageUsers, users_create_form);
+    r.form("/users/{id}", Perm::ManageUsers, users_update_form);
+    r.page("/api-keys", Perm::OwnKeys, keys_page);
+    r.form("/api-keys", Perm::OwnKeys, keys_create_form);
+    r.form("/api-keys/{id}/revoke", Perm::OwnKeys, keys_revoke_form);
+    r.nav(90, "Users", "/users", Perm::ManageUsers);
+    r.nav(91, "API keys", "/api-keys", Perm::OwnKeys);
+}
+
+/// Shared login throttle (one per process).
+pub fn throttle(state: &AppState) -> &'static Throttle {
+    static T: std::sync::OnceLock<Throttle> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        Throttle::new(state.config.auth.login_max_failures, Duration::from_secs(state.config.auth.login_window_seconds))
+    })
+}
+
+fn session_cookie(token: String, max_age_secs: i64) -> Cookie<'static> {
+    Cookie::build(SESSION_COOKIE, token)
+        .path("/")
+        .http_only(true)
+        .secure(true)
+        .same_site(SameSite::Strict)
+        .max_age(actix_web::cookie::time::Duration::seconds(max_age_secs))
+        .finish()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    email: String,
+    password: String,
+}
+
+async fn do_login(state: &web::Data<AppState>, ip: String, email: String, pw: String) -> Result<super::LoginOk, ApiError> {
+    let st = state.clone();
+    let ttl = Duration::from_secs(state.config.auth.session_ttl_minutes * 60);
+    state
+        .store
+        .run(move |store| super::login(store, throttle(&st), ttl, &email, &pw, &ip).map_err(ApiError::from))
+        .await
+}
+
+async fn api_login(state: web::Data<AppState>, req: HttpRequest, body: web::Json<LoginBody>) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let ok = do_login(&state, client_ip(&req), body.email, body.password).await?;
+    let max_age = (ok.expires_at - chrono::Utc::now()).num_seconds();
+    Ok(HttpResponse::Ok().cookie(session_cookie(ok.token, max_age)).json(serde_json::json!({
+        "email": ok.user.email,
+        "role": ok.user.role,
+        "id": ok.user.id,
+        "csrf": ok.csrf,
+        "expires_at": ok.expires_at,
+    })))
+}
+
+async fn api_logout(state: web::Data<AppState>, req: HttpRequest, _auth: Auth) -> Result<HttpResponse, ApiError> {
+    if let Some(c) = req.cookie(SESSION_COOKIE) {
+        let token = c.value().to_string();
+        let ip = client_ip(&req);
+        state.store.run(move |s| super::logout(s, &token, &ip).map_err(ApiError::from)).await?;
+    }
+    let mut gone = session_cookie(String::new(), 0);
+    gone.make_removal();
+    Ok(HttpResponse::Ok().cookie(gone).json(serde_json::json!({"signed_out": true})))
+}
+
+async fn api_me(Auth(p): Auth) -> HttpResponse {
+    let (via, scopes, csrf) = match &p.credential {
+        Credential::Session { csrf, .. } => ("session", None, Some(csrf.clone())),
+        Credential::ApiKey { scopes, .. } => ("api-key", Some(scopes.clone()), None),
+    };
+    HttpResponse::Ok().json(serde_json::json!({
+        "id": p.user_id,
+        "email": p.email,
+        "role": p.role,
+        "auth": via,
+        "scopes": scopes,
+        "csrf": csrf,
+    }))
+}
+
+async fn api_list_users(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let users = state.store.run(|s| super::list_users(s).map_err(ApiError::from)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": users })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    email: String,
+    password: String,
+    role: Role,
+}
+
+async fn api_create_user(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    body: web::Json<NewUser>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = Actor::of(&p, client_ip(&req));
+    let b = body.into_inner();
+    let user = state.store.run(move |s| super::create_user(s, &actor, &b.email, &b.password, b.role).map_err(ApiError::from)).await?;
+    Ok(HttpResponse::Created().json(user))
+}
+
+async fn api_get_user(state: web::Data<AppState>, id: web::Path<u64>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let user = state.store.run(move |s| super::get_user(s, id).map_err(ApiError::from)).await?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+async fn api_update_user(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+    body: web::Json<UserPatch>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = Actor::of(&p, client_ip(&req));
+    let (id, patch) = (id.into_inner(), body.into_inner());
+    let user = state.store.run(move |s| super::update_user(s, &actor, id, &patch).map_err(ApiError::from)).await?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+async fn api_list_keys(state: web::Data<AppState>, Auth(p): Auth) -> Result<HttpResponse, ApiError> {
+    let keys = state.store.run(move |s| super::list_api_keys(s, Some(p.user_id)).map_err(ApiError::from)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": keys })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    name: String,
+    scopes: Vec<String>,
+}
+
+fn parse_scopes(raw: &[String]) -> Result<Vec<Scope>, ApiError> {
+    raw.iter()
+        .map(|s| {
+            Scope::parse(s).ok_or_else(|| {
+                let all: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::bad_request(format!("unknown scope '{s}'; scopes are {}", all.join(", ")))
+            })
+        })
+        .collect()
+}
+
+async fn api_create_key(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    body: web::Json<NewKey>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let scopes = parse_scopes(&b.scopes)?;
+    let actor = Actor::of(&p, client_ip(&req));
+    let owner = p.user_id;
+    let key = state.store.run(move |s| super::create_api_key(s, &actor, owner, &b.name, &scopes).map_err(ApiError::from)).await?;
+    Ok(HttpResponse::Created().json(key))
+}
+
+async fn api_revoke_key(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = Actor::of(&p, client_ip(&req));
+    let id = id.into_inner();
+    let key = state.store.run(move |s| super::revoke_api_key(s, &actor, id).map_err(ApiError::from)).await?;
+    Ok(HttpResponse::Ok().json(key))
+}
+
+// ---- pages ----
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    csrf: String,
+    next: String,
+    error: String,
+    email: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct NextQuery {
+    next: String,
+}
+
+/// Only same-site paths: `/x` but not `//evil.example` or `/\evil`.
+fn safe_next(next: &str) -> String {
+    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") && !next.contains(['\r', '\n']) {
+        next.to_string()
+    } else {
+        "/".into()
+    }
+}
+
+fn login_response(csrf: String, next: String, error: String, email: String, status: actix_web::http::StatusCode) -> Result<HttpResponse, ApiError> {
+    let body = LoginPage { csrf: csrf.clone(), next, error, email }.render().map_err(ApiError::internal)?;
+    let cookie = Cookie::build(LOGIN_CSRF_COOKIE, csrf)
+        .path("/")
+        .http_only(true)
+        .secure(true)
+        .same_site(SameSite::Strict)
+        .finish();
+    Ok(HttpResponse::build(status).cookie(cookie).content_type("text/html; charset=utf-8").body(body))
+}
+
+async fn login_page(MaybeAuth(p): MaybeAuth, q: web::Query<NextQuery>) -> Result<HttpResponse, ApiError> {
+    let next = safe_next(&q.next);
+    if p.is_some() {
+        return Ok(redirect(&next));
+    }
+    login_response(super::password::random_token(24), next, String::new(), String::new(), actix_web::http::StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    email: String,
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+async fn login_form(state: web::Data<AppState>, req: HttpRequest, form: web::Form<LoginForm>) -> Result<HttpResponse, ApiError> {
+    let f = form.into_inner();
+    let next = safe_next(&f.next);
+    match do_login(&state, client_ip(&req), f.email.clone(), f.password).await {
+        Ok(ok) => {
+            let max_age = (ok.expires_at - chrono::Utc::now()).num_seconds();
+            Ok(HttpResponse::SeeOther()
+                .cookie(session_cookie(ok.token, max_age))
+                .insert_header((actix_web::http::header::LOCATION, next))
+                .finish())
+        }
+        Err(e) if e.status.is_client_error() => {
+            login_response(super::password::random_token(24), next, e.message, f.email, e.status)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn logout_form(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    if let Some(c) = req.cookie(SESSION_COOKIE) {
+        let token = c.value().to_string();
+        let ip = client_ip(&req);
+        state.store.run(move |s| super::logout(s, &token, &ip).map_err(ApiError::from)).await?;
+    }
+    let mut gone = session_cookie(String::new(), 0);
+    gone.make_removal();
+    Ok(HttpResponse::SeeOther().cookie(gone).insert_header((actix_web::http::header::LOCATION, "/login")).finish())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct FlashQuery {
+    flash: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "users.html")]
+struct UsersPage {
+    layout: Layout,
+    users: Vec<UserView>,
+    roles: Vec<&'static str>,
+    error: String,
+}
+
+async fn users_page_with(state: &web::Data<AppState>, p: &crate::http::Principal, flash: Option<&str>, error: String) -> Result<HttpResponse, ApiError> {
+    let users = state.store.run(|s| super::list_users(s).map_err(ApiError::from)).await?;
+    let roles = Role::ALL.iter().filter(|r| p.role == Role::SuperAdmin || **r != Role::SuperAdmin).map(|r| r.as_str()).collect();
+    render(&UsersPage { layout: Layout::new(state, p, "Users", "/users").with_flash(flash), users, roles, error })
+}
+
+async fn users_page(state: web::Data<AppState>, Auth(p): Auth, q: web::Query<FlashQuery>) -> Result<HttpResponse, ApiError> {
+    users_page_with(&state, &p, q.flash.as_deref(), String::new()).await
+}
+
+#[derive(Deserialize)]
+struct UserForm {
+    email: String,
+    password: String,
+    role: String,
+}
+
+async fn users_create_form(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth, form: web::Form<UserForm>) -> Result<HttpResponse, ApiError> {
+    let f = form.into_inner();
+    let Some(role) = Role::parse(&f.role) else {
+        return users_page_with(&state, &p, None, format!("unknown role '{}'", f.role)).await;
+    };
+    let actor = Actor::of(&p, client_ip(&req));
+    let res = state.store.run(move |s| Ok::<_, ApiError>(super::create_user(s, &actor, &f.email, &f.password, role))).await?;
+    match res {
+        Ok(u) => Ok(redirect(&format!("/users?flash=Created+{}", urlencode(&u.email)))),
+        Err(e @ (AuthError::Invalid(_) | AuthError::Duplicate(_) | AuthError::Forbidden(_))) => {
+            users_page_with(&state, &p, None, e.to_string()).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct UserUpdateForm {
+    role: String,
+    #[serde(default)]
+    disabled: Option<String>,
+}
+
+async fn users_update_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+    form: web::Form<UserUpdateForm>,
+) -> Result<HttpResponse, ApiError> {
+    let f = form.into_inner();
+    let patch = UserPatch { role: Role::parse(&f.role), disabled: Some(f.disabled.is_some()), password: None };
+    let actor = Actor::of(&p, client_ip(&req));
+    let id = id.into_inner();
+    let res = state.store.run(move |s| Ok::<_, ApiError>(super::update_user(s, &actor, id, &patch))).await?;
+    match res {
+        Ok(u) => Ok(redirect(&format!("/users?flash=Saved+{}", urlencode(&u.email)))),
+        Err(e @ (AuthError::Invalid(_) | AuthError::Forbidden(_) | AuthError::NotFound(_))) => {
+            users_page_with(&state, &p, None, e.to_string()).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "api_keys.html")]
+struct KeysPage {
+    layout: Layout,
+    keys: Vec<ApiKeyView>,
+    scopes: Vec<&'static str>,
+    created: Option<NewApiKey>,
+    error: String,
+}
+
+impl KeysPage {
+    fn scope_list(k: &ApiKeyView) -> String {
+        k.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+async fn keys_page_with(
+    state: &web::Data<AppState>,
+    p: &crate::http::Principal,
+    created: Option<NewApiKey>,
+    error: String,
+    flash: Option<&str>,
+) -> Result<HttpResponse, ApiError> {
+    let uid = p.user_id;
+    let keys = state.store.run(move |s| super::list_api_keys(s, Some(uid)).map_err(ApiError::from)).await?;
+    let scopes = Scope::ALL.iter().filter(|s| s.allowed_for(p.role)).map(|s| s.as_str()).collect();
+    render(&KeysPage { layout: Layout::new(state, p, "API keys", "/api-keys").with_flash(flash), keys, scopes, created, error })
+}
+
+async fn keys_page(state: web::Data<AppState>, Auth(p): Auth, q: web::Query<FlashQuery>) -> Result<HttpResponse, ApiError> {
+    keys_page_with(&state, &p, None, String::new(), q.flash.as_deref()).await
+}
+
+async fn keys_create_form(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    // Several `scope` fields: parse the pairs by hand (serde_urlencoded has no repeated keys).
+    let mut name = String::new();
+    let mut raw = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(&body) {
+        match k.as_ref() {
+            "name" => name = v.into_owned(),
+            "scope" => raw.push(v.into_owned()),
+            _ => {}
+        }
+    }
+    let scopes = match parse_scopes(&raw) {
+        Ok(s) => s,
+        Err(e) => return keys_page_with(&state, &p, None, e.message, None).await,
+    };
+    let actor = Actor::of(&p, client_ip(&req));
+    let owner = p.user_id;
+    let res = state.store.run(move |s| Ok::<_, ApiError>(super::create_api_key(s, &actor, owner, &name, &scopes))).await?;
+    match res {
+        // The page that shows the key is a POST response: it is not cached or re-fetchable.
+        Ok(k) => keys_page_with(&state, &p, Some(k), String::new(), None).await,
+        Err(e @ (AuthError::Invalid(_) | AuthError::Forbidden(_))) => keys_page_with(&state, &p, None, e.to_string(), None).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn keys_revoke_form(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth, id: web::Path<u64>) -> Result<HttpResponse, ApiError> {
+    let actor = Actor::of(&p, client_ip(&req));
+    let id = id.into_inner();
+    let k = state.store.run(move |s| super::revoke_api_key(s, &actor, id).map_err(ApiError::from)).await?;
+    Ok(redirect(&format!("/api-keys?flash=Revoked+{}", urlencode(&k.name))))
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}

@@ -1,0 +1,123 @@
+//! The command line: one module per subcommand; each parses its flags and calls the library.
+
+mod admin;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+
+/// Bulwark: on-prem Kubernetes security appliance.
+#[derive(Debug, Parser)]
+#[command(name = "bulwark", version, about)]
+pub struct Cli {
+    /// TOML configuration file (see config/bulwark.toml); every key can also be set with BULWARK_*.
+    #[arg(long, global = true, env = "BULWARK_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (default ./bulwark-data).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the appliance: web UI, API, scheduler.
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:8443.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Manage users of a stopped appliance's data dir.
+    User {
+        #[command(subcommand)]
+        command: admin::UserCommand,
+    },
+    /// Manage API keys of a stopped appliance's data dir.
+    Apikey {
+        #[command(subcommand)]
+        command: admin::ApiKeyCommand,
+    },
+    /// Write a consistent copy of the database to FILE (works while the appliance runs).
+    Backup {
+        /// Where to write the copy.
+        file: PathBuf,
+    },
+    /// Replace the database of a stopped appliance with the backup FILE.
+    Restore {
+        /// A file written by `bulwark backup`.
+        file: PathBuf,
+    },
+    /// Search index tools.
+    Search {
+        #[command(subcommand)]
+        command: SearchCommand,
+    },
+}
+
+/// `bulwark config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a configuration file (and BULWARK_* variables) and say exactly what is wrong.
+    Check {
+        /// The file (default: --config).
+        file: Option<PathBuf>,
+    },
+    /// Print every key with its environment variable name and default.
+    Keys,
+}
+
+/// `bulwark search ...`
+#[derive(Debug, Subcommand)]
+pub enum SearchCommand {
+    /// Rebuild the search index from the database (appliance stopped).
+    Reindex,
+}
+
+impl Cli {
+    /// Loads the configuration with this command line's overrides.
+    pub fn load_config(&self, listen: Option<String>) -> Result<Config, crate::config::ConfigError> {
+        let overrides = Overrides { data_dir: self.data_dir.clone(), listen };
+        Config::load(self.config.as_deref(), std::env::vars(), &overrides)
+    }
+}
+
+/// Runs the parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    match &cli.command {
+        Command::Serve { listen } => serve::run(&cli, listen.clone()),
+        Command::Config { command: ConfigCommand::Check { file } } => Ok(admin::config_check(&cli, file.clone())),
+        Command::Config { command: ConfigCommand::Keys } => {
+            admin::config_keys();
+            Ok(0)
+        }
+        Command::User { command } => admin::user(&cli, command),
+        Command::Apikey { command } => admin::apikey(&cli, command),
+        Command::Backup { file } => admin::backup(&cli, file),
+        Command::Restore { file } => admin::restore(&cli, file),
+        Command::Search { command: SearchCommand::Reindex } => admin::reindex(&cli),
+    }
+}
+
+/// Sets up logging from the configuration (`BULWARK_LOG` or `RUST_LOG` override the level).
+pub fn init_logging(config: &Config) {
+    let filter = std::env::var("BULWARK_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| config.log.level.clone());
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if config.log.format == "json" {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+}

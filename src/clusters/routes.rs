@@ -1,0 +1,290 @@
+//! Cluster API and pages.
+
+use actix_web::http::Method;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::{Cluster, ClusterError, ClusterPatch, FailureMode, NewCluster};
+use crate::http::layout::{redirect, render, Layout};
+use crate::http::{client_ip, ApiError, AppState, Auth, Perm, Principal, Routes};
+use crate::search::Search;
+
+/// Registers the cluster routes and pages.
+pub fn routes(r: &mut Routes) {
+    r.api(Method::GET, "/api/v1/clusters", Perm::Read, api_list);
+    r.api(Method::POST, "/api/v1/clusters", Perm::Write, api_create);
+    r.api(Method::GET, "/api/v1/clusters/{id}", Perm::Read, api_get);
+    r.api(Method::PATCH, "/api/v1/clusters/{id}", Perm::Write, api_update);
+    r.api(Method::DELETE, "/api/v1/clusters/{id}", Perm::Write, api_delete);
+    r.page("/clusters", Perm::Read, list_page);
+    r.page("/clusters/new", Perm::Write, new_page);
+    r.form("/clusters", Perm::Write, create_form);
+    r.page("/clusters/{id}", Perm::Read, detail_page);
+    r.form("/clusters/{id}", Perm::Write, update_form);
+    r.form("/clusters/{id}/delete", Perm::Write, delete_form);
+    r.nav(10, "Clusters", "/clusters", Perm::Read);
+}
+
+fn reindex(search: &Search, c: &Cluster) {
+    if let Err(e) = search.upsert(&super::search_doc(c)) {
+        tracing::warn!(error = %e, cluster = c.id, "search index not updated; it is rebuilt on next start");
+    }
+}
+
+async fn create_cluster(state: &web::Data<AppState>, p: &Principal, ip: String, new: NewCluster) -> Result<Result<Cluster, ClusterError>, ApiError> {
+    let actor = p.actor();
+    let search = state.search.clone();
+    state
+        .store
+        .run(move |s| {
+            let res = super::create(s, &actor, &ip, new);
+            if let Ok(c) = &res {
+                reindex(&search, c);
+            }
+            Ok::<_, ApiError>(res)
+        })
+        .await
+}
+
+async fn update_cluster(state: &web::Data<AppState>, p: &Principal, ip: String, id: u64, patch: ClusterPatch) -> Result<Result<Cluster, ClusterError>, ApiError> {
+    let actor = p.actor();
+    let search = state.search.clone();
+    state
+        .store
+        .run(move |s| {
+            let res = super::update(s, &actor, &ip, id, patch);
+            if let Ok(c) = &res {
+                reindex(&search, c);
+            }
+            Ok::<_, ApiError>(res)
+        })
+        .await
+}
+
+async fn api_list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let items = state.store.run(|s| super::list(s).map_err(ApiError::from)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+async fn api_create(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth, body: web::Json<NewCluster>) -> Result<HttpResponse, ApiError> {
+    let c = create_cluster(&state, &p, client_ip(&req), body.into_inner()).await??;
+    Ok(HttpResponse::Created().json(c))
+}
+
+async fn api_get(state: web::Data<AppState>, id: web::Path<u64>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let c = state.store.run(move |s| super::get(s, id).map_err(ApiError::from)).await?;
+    Ok(HttpResponse::Ok().json(c))
+}
+
+async fn api_update(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth, id: web::Path<u64>, body: web::Json<ClusterPatch>) -> Result<HttpResponse, ApiError> {
+    let c = update_cluster(&state, &p, client_ip(&req), id.into_inner(), body.into_inner()).await??;
+    Ok(HttpResponse::Ok().json(c))
+}
+
+async fn api_delete(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth, id: web::Path<u64>) -> Result<HttpResponse, ApiError> {
+    let (actor, ip, id) = (p.actor(), client_ip(&req), id.into_inner());
+    let search = state.search.clone();
+    state
+        .store
+        .run(move |s| {
+            let c = super::delete(s, &actor, &ip, id).map_err(ApiError::from)?;
+            if let Err(e) = search.delete("cluster", &c.id.to_string()) {
+                tracing::warn!(error = %e, "search index not updated");
+            }
+            Ok::<_, ApiError>(c)
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+// ---- pages ----
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ListQuery {
+    q: String,
+    tag: String,
+    enforcement: String,
+    flash: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "clusters/list.html")]
+struct ListPage {
+    layout: Layout,
+    clusters: Vec<Cluster>,
+    total: usize,
+    q: String,
+    tag: String,
+    enforcement: String,
+    can_write: bool,
+}
+
+async fn list_page(state: web::Data<AppState>, Auth(p): Auth, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let all = state.store.run(|s| super::list(s).map_err(ApiError::from)).await?;
+    let total = all.len();
+    let needle = q.q.to_lowercase();
+    let clusters = all
+        .into_iter()
+        .filter(|c| needle.is_empty() || c.name.to_lowercase().contains(&needle) || c.description.to_lowercase().contains(&needle))
+        .filter(|c| q.tag.is_empty() || c.tags.iter().any(|t| *t == q.tag))
+        .filter(|c| match q.enforcement.as_str() {
+            "on" => c.enforcement,
+            "off" => !c.enforcement,
+            _ => true,
+        })
+        .collect();
+    let layout = Layout::new(&state, &p, "Clusters", "/clusters").with_flash(q.flash.as_deref());
+    render(&ListPage { layout, clusters, total, q: q.q, tag: q.tag, enforcement: q.enforcement, can_write: p.can(Perm::Write) })
+}
+
+#[derive(Template)]
+#[template(path = "clusters/form.html")]
+struct FormPage {
+    layout: Layout,
+    cluster: Option<Cluster>,
+    name: String,
+    description: String,
+    tags: String,
+    enforcement: bool,
+    fail_closed: bool,
+    error: String,
+    can_write: bool,
+}
+
+impl FormPage {
+    fn blank(layout: Layout) -> FormPage {
+        FormPage {
+            layout,
+            cluster: None,
+            name: String::new(),
+            description: String::new(),
+            tags: String::new(),
+            enforcement: false,
+            fail_closed: false,
+            error: String::new(),
+            can_write: true,
+        }
+    }
+    fn of(layout: Layout, c: Cluster, can_write: bool) -> FormPage {
+        FormPage {
+            layout,
+            name: c.name.clone(),
+            description: c.description.clone(),
+            tags: c.tags.join(", "),
+            enforcement: c.enforcement,
+            fail_closed: c.failure_mode == FailureMode::FailClosed,
+            cluster: Some(c),
+            error: String::new(),
+            can_write,
+        }
+    }
+}
+
+async fn new_page(state: web::Data<AppState>, Auth(p): Auth) -> Result<HttpResponse, ApiError> {
+    render(&FormPage::blank(Layout::new(&state, &p, "New cluster", "/clusters")))
+}
+
+#[derive(Deserialize)]
+struct ClusterForm {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    tags: String,
+    #[serde(default)]
+    enforcement: Option<String>,
+    #[serde(default)]
+    failure_mode: String,
+}
+
+impl ClusterForm {
+    fn tags(&self) -> Vec<String> {
+        self.tags.split([',', ' ']).map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect()
+    }
+    fn failure_mode(&self) -> FailureMode {
+        if self.failure_mode == "fail-closed" {
+            FailureMode::FailClosed
+        } else {
+            FailureMode::FailOpen
+        }
+    }
+    fn refill(&self, page: &mut FormPage, error: String) {
+        page.name = self.name.clone();
+        page.description = self.description.clone();
+        page.tags = self.tags.clone();
+        page.enforcement = self.enforcement.is_some();
+        page.fail_closed = self.failure_mode() == FailureMode::FailClosed;
+        page.error = error;
+    }
+}
+
+async fn create_form(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth, form: web::Form<ClusterForm>) -> Result<HttpResponse, ApiError> {
+    let f = form.into_inner();
+    let new = NewCluster {
+        name: f.name.clone(),
+        description: f.description.clone(),
+        tags: f.tags(),
+        enforcement: f.enforcement.is_some(),
+        failure_mode: f.failure_mode(),
+    };
+    match create_cluster(&state, &p, client_ip(&req), new).await? {
+        Ok(c) => Ok(redirect(&format!("/clusters?flash=Created+cluster+{}", c.name))),
+        Err(e @ (ClusterError::Invalid(_) | ClusterError::Duplicate(_))) => {
+            let mut page = FormPage::blank(Layout::new(&state, &p, "New cluster", "/clusters"));
+            f.refill(&mut page, e.to_string());
+            let mut res = render(&page)?;
+            *res.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
+            Ok(res)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn detail_page(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<u64>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let c = state.store.run(move |s| super::get(s, id).map_err(ApiError::from)).await?;
+    let layout = Layout::new(&state, &p, c.name.clone(), "/clusters");
+    render(&FormPage::of(layout, c, p.can(Perm::Write)))
+}
+
+async fn update_form(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth, id: web::Path<u64>, form: web::Form<ClusterForm>) -> Result<HttpResponse, ApiError> {
+    let f = form.into_inner();
+    let id = id.into_inner();
+    let patch = ClusterPatch {
+        name: Some(f.name.clone()),
+        description: Some(f.description.clone()),
+        tags: Some(f.tags()),
+        enforcement: Some(f.enforcement.is_some()),
+        failure_mode: Some(f.failure_mode()),
+    };
+    match update_cluster(&state, &p, client_ip(&req), id, patch).await? {
+        Ok(c) => Ok(redirect(&format!("/clusters?flash=Saved+cluster+{}", c.name))),
+        Err(e @ (ClusterError::Invalid(_) | ClusterError::Duplicate(_))) => {
+            let c = state.store.run(move |s| super::get(s, id).map_err(ApiError::from)).await?;
+            let mut page = FormPage::of(Layout::new(&state, &p, c.name.clone(), "/clusters"), c, true);
+            f.refill(&mut page, e.to_string());
+            let mut res = render(&page)?;
+            *res.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
+            Ok(res)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn delete_form(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth, id: web::Path<u64>) -> Result<HttpResponse, ApiError> {
+    let (actor, ip, id) = (p.actor(), client_ip(&req), id.into_inner());
+    let search = state.search.clone();
+    let c = state
+        .store
+        .run(move |s| {
+            let c = super::delete(s, &actor, &ip, id).map_err(ApiError::from)?;
+            let _ = search.delete("cluster", &c.id.to_string());
+            Ok::<_, ApiError>(c)
+        })
+        .await?;
+    Ok(redirect(&format!("/clusters?flash=Deleted+cluster+{}", c.name)))
+}
