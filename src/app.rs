@@ -70,7 +70,10 @@ impl Appliance {
         let search = Search::open(&Search::dir(&config.data_dir), store.clone(), search_sources())?;
         let scheduler = Scheduler::new(store.clone(), jobs(&config), config.retention.job_runs_kept)?;
         let routes = routes(&config);
+        let mut domains = crate::http::DomainData::default();
+        auth::domain_data(&config, &mut domains);
         let state = AppState {
+            domains,
             auth: auth::StoreAuthenticator::new(store.clone()),
             nav: Arc::new(routes.nav_entries().to_vec()),
             config: Arc::new(config),

@@ -575,6 +575,11 @@ impl Authenticator for StoreAuthenticator {
     }
 }
 
+/// The in-memory state this domain keeps beside the store.
+pub fn domain_data(config: &crate::config::Config, data: &mut crate::http::DomainData) {
+    data.insert(Throttle::new(config.auth.login_max_failures, Duration::from_secs(config.auth.login_window_seconds)));
+}
+
 /// Creates the first super-admin if there are no users. Returns the generated password when one
 /// had to be generated (the caller prints it once).
 pub fn bootstrap_admin(

@@ -39,12 +39,8 @@ pub fn routes(r: &mut Routes) {
     r.nav(91, "API keys", "/api-keys", Perm::OwnKeys);
 }
 
-/// Shared login throttle (one per process).
-pub fn throttle(state: &AppState) -> &'static Throttle {
-    static T: std::sync::OnceLock<Throttle> = std::sync::OnceLock::new();
-    T.get_or_init(|| {
-        Throttle::new(state.config.auth.login_max_failures, Duration::from_secs(state.config.auth.login_window_seconds))
-    })
+fn throttle(state: &AppState) -> Result<std::sync::Arc<Throttle>, ApiError> {
+    state.domains.get::<Throttle>().ok_or_else(|| ApiError::internal("login throttle not configured"))
 }
 
 fn session_cookie(token: String, max_age_secs: i64) -> Cookie<'static> {
@@ -65,12 +61,9 @@ struct LoginBody {
 }
 
 async fn do_login(state: &web::Data<AppState>, ip: String, email: String, pw: String) -> Result<super::LoginOk, ApiError> {
-    let st = state.clone();
+    let throttle = throttle(state)?;
     let ttl = Duration::from_secs(state.config.auth.session_ttl_minutes * 60);
-    state
-        .store
-        .run(move |store| super::login(store, throttle(&st), ttl, &email, &pw, &ip).map_err(ApiError::from))
-        .await
+    state.store.run(move |store| super::login(store, &throttle, ttl, &email, &pw, &ip).map_err(ApiError::from)).await
 }
 
 async fn api_login(state: web::Data<AppState>, req: HttpRequest, body: web::Json<LoginBody>) -> Result<HttpResponse, ApiError> {

@@ -45,6 +45,26 @@ pub struct AppState {
     pub scheduler: Scheduler,
     /// Background tasks and their health.
     pub supervisor: Supervisor,
+    /// Per-domain state that is not in the store (e.g. the login throttle), by type.
+    pub domains: DomainData,
+}
+
+/// A small type map for domain-owned in-memory state, so `http` needs to know none of the types.
+#[derive(Default)]
+pub struct DomainData {
+    items: std::collections::HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>,
+}
+
+impl DomainData {
+    /// Stores `value` (one per type).
+    pub fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
+        self.items.insert(std::any::TypeId::of::<T>(), Arc::new(value));
+    }
+
+    /// The value of type `T`, if one was stored.
+    pub fn get<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.items.get(&std::any::TypeId::of::<T>()).cloned().and_then(|a| a.downcast::<T>().ok())
+    }
 }
 
 /// Builds the actix application for `routes` (used by the server and by in-process tests).

@@ -1,0 +1,148 @@
+//! A real browser (headless Chromium through chromedriver's W3C WebDriver API) signs in,
+//! creates a cluster through the UI, finds it listed, and leaves a screenshot in the artifacts
+//! directory. Chromium and chromedriver are installed by `tests/services/start.sh`.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::support::{artifacts_dir, free_port, Server, ADMIN_EMAIL, ADMIN_PASSWORD};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+fn find(candidates: &[&str]) -> Option<PathBuf> {
+    candidates.iter().map(PathBuf::from).find(|p| p.is_file())
+}
+
+struct Driver {
+    child: Child,
+    base: String,
+    session: String,
+    http: reqwest::Client,
+    _profile: tempfile::TempDir,
+}
+
+impl Driver {
+    async fn start() -> Driver {
+        let chromedriver = find(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"])
+            .expect("chromedriver not found: run tests/services/start.sh (it installs chromium and chromium-driver)");
+        let chromium = find(&["/usr/lib/chromium/chromium", "/usr/bin/chromium"]).expect("chromium not found: run tests/services/start.sh");
+        let port = free_port();
+        let child = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http.get(format!("{base}/status")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "acceptInsecureCerts": true,
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         "--no-first-run", "--disable-quic", "--window-size=1280,900",
+                         format!("--user-data-dir={}", profile.path().display())]
+            }
+        }}});
+        let r: Value = http.post(format!("{base}/session")).json(&caps).send().await.unwrap().json().await.unwrap();
+        let session = r["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no WebDriver session: {r}")).to_string();
+        Driver { child, base, session, http, _profile: profile }
+    }
+
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}/session/{}{}", self.base, self.session, path);
+        let mut req = self.http.request(method, url);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let v: Value = req.send().await.unwrap().json().await.unwrap();
+        assert!(v["value"].get("error").is_none(), "WebDriver {path}: {v}");
+        v["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.cmd(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
+    }
+
+    async fn element(&self, css: &str) -> String {
+        let v = self.cmd(reqwest::Method::POST, "/element", Some(json!({"using": "css selector", "value": css}))).await;
+        v[ELEMENT].as_str().unwrap().to_string()
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let id = self.element(css).await;
+        self.cmd(reqwest::Method::POST, &format!("/element/{id}/value"), Some(json!({"text": text}))).await;
+    }
+
+    async fn click(&self, css: &str) {
+        let id = self.element(css).await;
+        self.cmd(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({}))).await;
+    }
+
+    async fn url(&self) -> String {
+        self.cmd(reqwest::Method::GET, "/url", None).await.as_str().unwrap().to_string()
+    }
+
+    async fn source(&self) -> String {
+        self.cmd(reqwest::Method::GET, "/source", None).await.as_str().unwrap().to_string()
+    }
+
+    async fn screenshot(&self, name: &str) -> PathBuf {
+        let b64 = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
+        let png = base64::engine::general_purpose::STANDARD.decode(b64.as_str().unwrap()).unwrap();
+        let path = artifacts_dir().join(name);
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[actix_web::test]
+async fn sign_in_create_a_cluster_and_see_it_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let d = Driver::start().await;
+    // A page behind sign-in sends the browser to the login form and back.
+    d.goto(&format!("{}/clusters", server.base)).await;
+    assert!(d.url().await.contains("/login?next="), "{}", d.url().await);
+    d.type_into("#email", ADMIN_EMAIL).await;
+    d.type_into("#password", ADMIN_PASSWORD).await;
+    d.click("#login button[type=submit]").await;
+    assert!(d.url().await.ends_with("/clusters"), "{}", d.url().await);
+    d.click("#new-cluster").await;
+    d.type_into("#name", "browser-made").await;
+    d.type_into("#description", "made by <b>Chromium</b>").await;
+    d.type_into("#tags", "env=test, ui").await;
+    d.click("input[name=enforcement]").await;
+    d.click("#cluster-form button[type=submit]").await;
+    let src = d.source().await;
+    assert!(d.url().await.contains("/clusters?flash="), "{}", d.url().await);
+    assert!(src.contains("browser-made"), "the new cluster is listed");
+    assert!(src.contains("made by &lt;b&gt;Chromium&lt;/b&gt;"), "and its description is escaped");
+    let shot = d.screenshot("browser-clusters.png").await;
+    assert!(std::fs::metadata(&shot).unwrap().len() > 1000);
+    // The UI wrote what the API reads.
+    let c = server.admin_client().await;
+    let list: Value = c.get(format!("{}/api/v1/clusters", server.base)).send().await.unwrap().json().await.unwrap();
+    let made = list["items"].as_array().unwrap().iter().find(|c| c["name"] == "browser-made").unwrap().clone();
+    assert_eq!(made["enforcement"], true);
+    assert_eq!(made["tags"], json!(["env=test", "ui"]));
+}

@@ -1,0 +1,10 @@
+//! Bulwark's integration tests: one test binary (each extra binary costs a link), one module
+//! per area. In-process tests drive the assembled actix app; end-to-end tests spawn the real
+//! `bulwark` binary on a free loopback port and talk HTTPS to it.
+
+mod api;
+mod authz;
+mod browser;
+mod lifecycle;
+mod migration;
+mod support;

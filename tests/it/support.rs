@@ -1,0 +1,194 @@
+//! Test harness: an in-process appliance and a spawned one.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::test;
+use bulwark::app::Appliance;
+use bulwark::auth::{self, Actor};
+use bulwark::config::Config;
+use bulwark::http::{Role, Scope};
+
+/// Installs the rustls provider the binary installs in `main`.
+pub fn init() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+/// A config on a fresh temp data dir.
+pub fn config(dir: &Path) -> Config {
+    Config { data_dir: dir.join("data"), ..Config::default() }
+}
+
+/// An in-process appliance (no listener) with its temp dir.
+pub struct InProcess {
+    /// Kept so the temp dir lives as long as the appliance.
+    pub _dir: tempfile::TempDir,
+    pub app: Appliance,
+}
+
+impl InProcess {
+    pub fn new() -> InProcess {
+        Self::with(|_| {})
+    }
+
+    pub fn with(tweak: impl FnOnce(&mut Config)) -> InProcess {
+        init();
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path());
+        tweak(&mut cfg);
+        let app = Appliance::open(cfg).unwrap();
+        InProcess { _dir: dir, app }
+    }
+
+    pub fn store(&self) -> &bulwark::store::Store {
+        &self.app.state.store
+    }
+
+    /// Creates a user and returns its id.
+    pub fn user(&self, email: &str, role: Role) -> u64 {
+        auth::create_user(self.store(), &Actor::cli(), email, "password-1234", role).unwrap().id
+    }
+
+    /// A session token and CSRF token for an existing user (password `password-1234`).
+    pub fn session(&self, email: &str) -> (String, String) {
+        let t = auth::Throttle::new(100, Duration::from_secs(60));
+        let ok = auth::login(self.store(), &t, Duration::from_secs(3600), email, "password-1234", "127.0.0.1").unwrap();
+        (ok.token, ok.csrf)
+    }
+
+    /// A new API key.
+    pub fn key(&self, owner: u64, scopes: &[Scope]) -> String {
+        auth::create_api_key(self.store(), &Actor::cli(), owner, "test", scopes).unwrap().key
+    }
+
+    /// The initialized actix service.
+    pub async fn service(
+        &self,
+    ) -> impl Service<actix_http::Request, Response = ServiceResponse<impl actix_web::body::MessageBody>, Error = actix_web::Error> {
+        test::init_service(bulwark::http::app(self.app.state.clone(), &self.app.routes)).await
+    }
+}
+
+/// A free loopback port (racy in theory; fine for tests that bind right away).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A `bulwark serve` child process.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub log: PathBuf,
+}
+
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+impl Server {
+    /// Starts the real binary on `data_dir` and waits for `/readyz`.
+    pub async fn start(data_dir: &Path) -> Server {
+        Self::start_with(data_dir, &[("BULWARK_ADMIN_EMAIL", ADMIN_EMAIL), ("BULWARK_ADMIN_PASSWORD", ADMIN_PASSWORD)]).await
+    }
+
+    pub async fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let log = data_dir.with_extension(format!("{port}.log"));
+        let f = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulwark"));
+        cmd.arg("--data-dir").arg(data_dir).arg("serve").arg("--listen").arg(format!("127.0.0.1:{port}"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.env_remove("BULWARK_CONFIG").stdout(Stdio::null()).stderr(f);
+        let child = cmd.spawn().unwrap();
+        let s = Server { child, base: format!("https://127.0.0.1:{port}"), log };
+        s.wait_ready().await;
+        s
+    }
+
+    pub async fn wait_ready(&self) {
+        let c = client();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = c.get(format!("{}/readyz", self.base)).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "server did not become ready; log:\n{}", self.log_text());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends a signal to the process.
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// Waits for exit (up to `secs`), returning the exit status.
+    pub fn wait_exit(&mut self, secs: u64) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "server did not exit; log:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A client signed in as the bootstrap admin.
+    pub async fn admin_client(&self) -> reqwest::Client {
+        let c = cookie_client();
+        let r = c
+            .post(format!("{}/api/v1/auth/login", self.base))
+            .json(&serde_json::json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+        c
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTPS client that accepts the appliance's self-signed certificate.
+pub fn client() -> reqwest::Client {
+    init();
+    reqwest::Client::builder().danger_accept_invalid_certs(true).timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+/// Like [`client`], keeping cookies.
+pub fn cookie_client() -> reqwest::Client {
+    init();
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .cookie_store(true)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// Where tests put artifacts (screenshots): `$BULWARK_TEST_ARTIFACTS` or `./test-artifacts`.
+pub fn artifacts_dir() -> PathBuf {
+    let d = std::env::var_os("BULWARK_TEST_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test-artifacts"));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
