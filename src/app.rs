@@ -67,14 +67,19 @@ impl Appliance {
     /// Opens the store and the index and prepares the scheduler. Nothing runs yet.
     pub fn open(config: Config) -> anyhow::Result<Appliance> {
         let store = open_store(&config.data_dir)?;
-        let search = Search::open(&Search::dir(&config.data_dir), store.clone(), search_sources())?;
-        let scheduler = Scheduler::new(store.clone(), jobs(&config), config.retention.job_runs_kept)?;
+        let search = Search::open(
+            &Search::dir(&config.data_dir),
+            store.clone(),
+            search_sources(),
+        )?;
+        let scheduler =
+            Scheduler::new(store.clone(), jobs(&config), config.retention.job_runs_kept)?;
         let routes = routes(&config);
         let mut domains = crate::http::DomainData::default();
         auth::domain_data(&config, &mut domains);
         let state = AppState {
             domains,
-            auth: auth::StoreAuthenticator::new(store.clone()),
+            auth: auth::StoreAuthenticator::shared(store.clone()),
             nav: Arc::new(routes.nav_entries().to_vec()),
             config: Arc::new(config),
             store,
@@ -83,7 +88,10 @@ impl Appliance {
             scheduler,
             supervisor: Supervisor::new(),
         };
-        Ok(Appliance { state: web::Data::new(state), routes })
+        Ok(Appliance {
+            state: web::Data::new(state),
+            routes,
+        })
     }
 
     /// Starts the scheduler and, if needed, the search-index rebuild.
@@ -92,14 +100,15 @@ impl Appliance {
         st.scheduler.start(&st.supervisor);
         if st.search.needs_rebuild() {
             let search = st.search.clone();
-            st.supervisor.spawn_oneshot("search-rebuild", move |_| async move {
-                let n = tokio::task::spawn_blocking(move || search.rebuild())
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
-                tracing::info!(documents = n, "search index rebuilt");
-                Ok(())
-            });
+            st.supervisor
+                .spawn_oneshot("search-rebuild", move |_| async move {
+                    let n = tokio::task::spawn_blocking(move || search.rebuild())
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| e.to_string())?;
+                    tracing::info!(documents = n, "search index rebuilt");
+                    Ok(())
+                });
         }
     }
 
@@ -128,7 +137,10 @@ impl Appliance {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         // Without signal handlers the process still stops on SIGKILL; nothing else to do.
         std::future::pending::<()>().await;
         return;

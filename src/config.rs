@@ -124,31 +124,47 @@ impl Default for Config {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: "text".into(), level: "info".into() }
+        LogConfig {
+            format: "text".into(),
+            level: "info".into(),
+        }
     }
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { max_body_bytes: 1024 * 1024, workers: 0, metrics_public: false }
+        HttpConfig {
+            max_body_bytes: 1024 * 1024,
+            workers: 0,
+            metrics_public: false,
+        }
     }
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        AuthConfig { session_ttl_minutes: 12 * 60, login_max_failures: 5, login_window_seconds: 900 }
+        AuthConfig {
+            session_ttl_minutes: 12 * 60,
+            login_max_failures: 5,
+            login_window_seconds: 900,
+        }
     }
 }
 
 impl Default for JobsConfig {
     fn default() -> Self {
-        JobsConfig { retention: "0 17 3 * * *".into() }
+        JobsConfig {
+            retention: "0 17 3 * * *".into(),
+        }
     }
 }
 
 impl Default for RetentionConfig {
     fn default() -> Self {
-        RetentionConfig { audit_log_days: 365, job_runs_kept: 50 }
+        RetentionConfig {
+            audit_log_days: 365,
+            job_runs_kept: 50,
+        }
     }
 }
 
@@ -196,7 +212,9 @@ impl Config {
             None => toml::Table::new(),
         };
         apply_env(&mut table, env, &mut problems);
-        let origin = file.map(|p| p.display().to_string()).unwrap_or_else(|| "configuration".into());
+        let origin = file
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "configuration".into());
         let mut config: Config = match toml::Value::Table(table).try_into() {
             Ok(c) => c,
             Err(e) => {
@@ -222,7 +240,10 @@ impl Config {
     pub fn validate(&self) -> Vec<String> {
         let mut p = Vec::new();
         if self.listen.parse::<SocketAddr>().is_err() {
-            p.push(format!("listen: '{}' is not an address such as 127.0.0.1:8443", self.listen));
+            p.push(format!(
+                "listen: '{}' is not an address such as 127.0.0.1:8443",
+                self.listen
+            ));
         }
         if self.data_dir.as_os_str().is_empty() {
             p.push("data_dir: must not be empty".into());
@@ -230,7 +251,10 @@ impl Config {
         match (self.tls.cert_file.is_empty(), self.tls.key_file.is_empty()) {
             (true, true) => {}
             (false, false) => {
-                for (k, f) in [("tls.cert_file", &self.tls.cert_file), ("tls.key_file", &self.tls.key_file)] {
+                for (k, f) in [
+                    ("tls.cert_file", &self.tls.cert_file),
+                    ("tls.key_file", &self.tls.key_file),
+                ] {
                     if !Path::new(f).is_file() {
                         p.push(format!("{k}: file '{f}' does not exist"));
                     }
@@ -239,10 +263,16 @@ impl Config {
             _ => p.push("tls: cert_file and key_file must be given together".into()),
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
-            p.push(format!("log.format: '{}' is not one of text, json", self.log.format));
+            p.push(format!(
+                "log.format: '{}' is not one of text, json",
+                self.log.format
+            ));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            p.push(format!("log.level: '{}' is not a valid filter (try info or debug)", self.log.level));
+            p.push(format!(
+                "log.level: '{}' is not a valid filter (try info or debug)",
+                self.log.level
+            ));
         }
         if self.http.max_body_bytes < 1024 {
             p.push("http.max_body_bytes: must be at least 1024".into());
@@ -254,7 +284,10 @@ impl Config {
             p.push("auth.login_max_failures: must be at least 1".into());
         }
         if let Err(e) = self.jobs.retention.parse::<cron::Schedule>() {
-            p.push(format!("jobs.retention: '{}' is not a cron expression: {e}", self.jobs.retention));
+            p.push(format!(
+                "jobs.retention: '{}' is not a cron expression: {e}",
+                self.jobs.retention
+            ));
         }
         if self.retention.audit_log_days == 0 {
             p.push("retention.audit_log_days: must be at least 1".into());
@@ -279,7 +312,11 @@ impl Config {
 
 fn collect_keys(t: &toml::Table, prefix: &str, out: &mut Vec<String>) {
     for (k, v) in t {
-        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
         match v {
             toml::Value::Table(inner) => collect_keys(inner, &path, out),
             _ => out.push(path),
@@ -335,7 +372,9 @@ fn set(table: &mut toml::Table, path: &str, value: toml::Value) {
     let last = parts.pop().unwrap_or_default();
     let mut cur = table;
     for p in parts {
-        let entry = cur.entry(p.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let entry = cur
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         if !entry.is_table() {
             *entry = toml::Value::Table(toml::Table::new());
         }
@@ -352,7 +391,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -382,8 +424,13 @@ mod tests {
     #[test]
     fn every_key_has_an_env_name() {
         let keys = Config::keys();
-        assert!(keys.iter().any(|(k, e)| k == "auth.login_window_seconds" && e == "BULWARK_AUTH_LOGIN_WINDOW_SECONDS"));
-        assert!(keys.iter().any(|(k, e)| k == "data_dir" && e == "BULWARK_DATA_DIR"));
+        assert!(keys
+            .iter()
+            .any(|(k, e)| k == "auth.login_window_seconds"
+                && e == "BULWARK_AUTH_LOGIN_WINDOW_SECONDS"));
+        assert!(keys
+            .iter()
+            .any(|(k, e)| k == "data_dir" && e == "BULWARK_DATA_DIR"));
     }
 
     #[test]
@@ -394,13 +441,29 @@ mod tests {
         let e = Config::load(Some(&f), vec![], &Overrides::default()).unwrap_err();
         assert!(e.to_string().contains("unknown field `listn`"), "{e}");
 
-        std::fs::write(&f, "listen = \"nowhere\"\n[jobs]\nretention = \"every day\"\n").unwrap();
-        let e = Config::load(Some(&f), env(&[("BULWARK_HTTP_WORKERS", "many")]), &Overrides::default())
-            .unwrap_err();
-        assert!(e.problems.iter().any(|p| p.starts_with("BULWARK_HTTP_WORKERS: expected a whole number")), "{e}");
+        std::fs::write(
+            &f,
+            "listen = \"nowhere\"\n[jobs]\nretention = \"every day\"\n",
+        )
+        .unwrap();
+        let e = Config::load(
+            Some(&f),
+            env(&[("BULWARK_HTTP_WORKERS", "many")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(
+            e.problems
+                .iter()
+                .any(|p| p.starts_with("BULWARK_HTTP_WORKERS: expected a whole number")),
+            "{e}"
+        );
         let e = Config::load(Some(&f), vec![], &Overrides::default()).unwrap_err();
         assert!(e.problems.iter().any(|p| p.starts_with("listen:")), "{e}");
-        assert!(e.problems.iter().any(|p| p.starts_with("jobs.retention:")), "{e}");
+        assert!(
+            e.problems.iter().any(|p| p.starts_with("jobs.retention:")),
+            "{e}"
+        );
     }
 
     #[test]
@@ -411,7 +474,10 @@ mod tests {
         let c = Config::load(
             Some(&f),
             env(&[("BULWARK_LISTEN", "127.0.0.1:2000")]),
-            &Overrides { data_dir: Some("/b".into()), listen: None },
+            &Overrides {
+                data_dir: Some("/b".into()),
+                listen: None,
+            },
         )
         .unwrap();
         assert_eq!(c.listen, "127.0.0.1:2000");

@@ -61,7 +61,13 @@ pub struct Event {
 impl Event {
     /// A successful action by `actor` on `target`.
     pub fn new(actor: impl Into<String>, action: &'static str, target: impl Into<String>) -> Event {
-        Event { actor: actor.into(), action, target: target.into(), ok: true, ..Event::default() }
+        Event {
+            actor: actor.into(),
+            action,
+            target: target.into(),
+            ok: true,
+            ..Event::default()
+        }
     }
     /// Adds detail.
     pub fn detail(mut self, d: impl Into<String>) -> Event {
@@ -135,7 +141,9 @@ fn parse_time(field: &str, s: &str) -> Result<Option<DateTime<Utc>>, FilterError
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()));
     }
-    Err(FilterError(format!("{field}: '{s}' is not a date (use 2026-01-31 or RFC 3339)")))
+    Err(FilterError(format!(
+        "{field}: '{s}' is not a date (use 2026-01-31 or RFC 3339)"
+    )))
 }
 
 /// Entries matching `f`, newest first.
@@ -152,7 +160,11 @@ pub fn list(store: &Store, f: &Filter) -> Result<Result<Vec<Entry>, FilterError>
         "" => None,
         "ok" => Some(true),
         "failed" => Some(false),
-        other => return Ok(Err(FilterError(format!("outcome: '{other}' is not ok or failed")))),
+        other => {
+            return Ok(Err(FilterError(format!(
+                "outcome: '{other}' is not ok or failed"
+            ))))
+        }
     };
     let limit = f.limit.unwrap_or(100).clamp(1, 10_000);
     let actor = f.actor.to_lowercase();
@@ -160,26 +172,34 @@ pub fn list(store: &Store, f: &Filter) -> Result<Result<Vec<Entry>, FilterError>
     let upper = f.before.map(|b| b.encode());
     let mut out = Vec::new();
     store.read(|r| {
-        r.scan(&LOG, Scan { to: upper.as_deref(), reverse: true, ..Scan::default() }, |_, e| {
-            if let Some(s) = since {
-                if e.at < s {
-                    return Ok(false); // ids grow with time: nothing older can match
+        r.scan(
+            &LOG,
+            Scan {
+                to: upper.as_deref(),
+                reverse: true,
+                ..Scan::default()
+            },
+            |_, e| {
+                if let Some(s) = since {
+                    if e.at < s {
+                        return Ok(false); // ids grow with time: nothing older can match
+                    }
                 }
-            }
-            let keep = until.is_none_or(|u| e.at < u)
-                && (actor.is_empty() || e.actor.to_lowercase().contains(&actor))
-                && (f.action.is_empty() || e.action.starts_with(&f.action))
-                && (f.target.is_empty() || e.target == f.target)
-                && outcome.is_none_or(|o| e.ok == o)
-                && (q.is_empty()
-                    || [&e.actor, &e.action, &e.target, &e.detail, &e.source_ip]
-                        .iter()
-                        .any(|s| s.to_lowercase().contains(&q)));
-            if keep {
-                out.push(e);
-            }
-            Ok(out.len() < limit)
-        })
+                let keep = until.is_none_or(|u| e.at < u)
+                    && (actor.is_empty() || e.actor.to_lowercase().contains(&actor))
+                    && (f.action.is_empty() || e.action.starts_with(&f.action))
+                    && (f.target.is_empty() || e.target == f.target)
+                    && outcome.is_none_or(|o| e.ok == o)
+                    && (q.is_empty()
+                        || [&e.actor, &e.action, &e.target, &e.detail, &e.source_ip]
+                            .iter()
+                            .any(|s| s.to_lowercase().contains(&q)));
+                if keep {
+                    out.push(e);
+                }
+                Ok(out.len() < limit)
+            },
+        )
     })?;
     Ok(Ok(out))
 }
@@ -218,7 +238,11 @@ pub fn to_csv(entries: &[Entry]) -> String {
 }
 
 fn csv_cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_string() };
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -236,23 +260,46 @@ mod tests {
         let store = Store::open(dir.path(), &[]).unwrap();
         store
             .write(|w| {
-                record(w, Event::new("alice@x", "login.success", "user:1").from_ip("10.0.0.1"))?;
+                record(
+                    w,
+                    Event::new("alice@x", "login.success", "user:1").from_ip("10.0.0.1"),
+                )?;
                 record(w, Event::new("bob@x", "login.failure", "user:2").failed())?;
-                record(w, Event::new("alice@x", "cluster.create", "cluster:1").detail("name=\"prod, eu\""))
+                record(
+                    w,
+                    Event::new("alice@x", "cluster.create", "cluster:1")
+                        .detail("name=\"prod, eu\""),
+                )
             })
             .unwrap();
         let all = list(&store, &Filter::default()).unwrap().unwrap();
         assert_eq!(all.len(), 3);
         assert_eq!(all[0].action, "cluster.create", "newest first");
-        let f = Filter { action: "login".into(), ..Filter::default() };
+        let f = Filter {
+            action: "login".into(),
+            ..Filter::default()
+        };
         assert_eq!(list(&store, &f).unwrap().unwrap().len(), 2);
-        let f = Filter { outcome: "failed".into(), ..Filter::default() };
+        let f = Filter {
+            outcome: "failed".into(),
+            ..Filter::default()
+        };
         assert_eq!(list(&store, &f).unwrap().unwrap()[0].actor, "bob@x");
-        let f = Filter { q: "10.0.0".into(), ..Filter::default() };
+        let f = Filter {
+            q: "10.0.0".into(),
+            ..Filter::default()
+        };
         assert_eq!(list(&store, &f).unwrap().unwrap().len(), 1);
-        let f = Filter { since: "yesterday".into(), ..Filter::default() };
+        let f = Filter {
+            since: "yesterday".into(),
+            ..Filter::default()
+        };
         assert!(list(&store, &f).unwrap().is_err());
-        let f = Filter { before: Some(3), limit: Some(1), ..Filter::default() };
+        let f = Filter {
+            before: Some(3),
+            limit: Some(1),
+            ..Filter::default()
+        };
         assert_eq!(list(&store, &f).unwrap().unwrap()[0].id, 2);
         let csv = to_csv(&all);
         assert!(csv.contains("\"name=\"\"prod, eu\"\"\""), "{csv}");

@@ -22,19 +22,40 @@ struct Format {
     format: String,
 }
 
-async fn query(state: &web::Data<AppState>, f: Filter) -> Result<Result<Vec<Entry>, super::FilterError>, ApiError> {
-    state.store.run(move |s| super::list(s, &f).map_err(ApiError::from)).await
+async fn query(
+    state: &web::Data<AppState>,
+    f: Filter,
+) -> Result<Result<Vec<Entry>, super::FilterError>, ApiError> {
+    state
+        .store
+        .run(move |s| super::list(s, &f).map_err(ApiError::from))
+        .await
 }
 
-async fn api_list(state: web::Data<AppState>, req: HttpRequest, f: web::Query<Filter>) -> Result<HttpResponse, ApiError> {
-    let fmt = web::Query::<Format>::from_query(req.query_string()).map(|q| q.into_inner()).unwrap_or_default();
-    let entries = query(&state, f.into_inner()).await?.map_err(|e| ApiError::bad_request(e.0))?;
+async fn api_list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    f: web::Query<Filter>,
+) -> Result<HttpResponse, ApiError> {
+    let fmt = web::Query::<Format>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default();
+    let entries = query(&state, f.into_inner())
+        .await?
+        .map_err(|e| ApiError::bad_request(e.0))?;
     let wants_csv = fmt.format == "csv"
-        || req.headers().get("accept").and_then(|v| v.to_str().ok()).is_some_and(|a| a.starts_with("text/csv"));
+        || req
+            .headers()
+            .get("accept")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.starts_with("text/csv"));
     if wants_csv {
         return Ok(HttpResponse::Ok()
             .content_type("text/csv; charset=utf-8")
-            .insert_header(("Content-Disposition", "attachment; filename=\"bulwark-audit-log.csv\""))
+            .insert_header((
+                "Content-Disposition",
+                "attachment; filename=\"bulwark-audit-log.csv\"",
+            ))
             .body(super::to_csv(&entries)));
     }
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": entries })))
@@ -50,13 +71,28 @@ struct Page {
     csv_link: String,
 }
 
-async fn page(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth, f: web::Query<Filter>) -> Result<HttpResponse, ApiError> {
+async fn page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    f: web::Query<Filter>,
+) -> Result<HttpResponse, ApiError> {
     let f = f.into_inner();
     let (entries, error) = match query(&state, f.clone()).await? {
         Ok(e) => (e, String::new()),
         Err(e) => (Vec::new(), e.0),
     };
     let qs = req.query_string();
-    let csv_link = if qs.is_empty() { "/api/v1/audit-log?format=csv".to_string() } else { format!("/api/v1/audit-log?{qs}&format=csv") };
-    render(&Page { layout: Layout::new(&state, &p, "Audit log", "/audit-log"), entries, f, error, csv_link })
+    let csv_link = if qs.is_empty() {
+        "/api/v1/audit-log?format=csv".to_string()
+    } else {
+        format!("/api/v1/audit-log?{qs}&format=csv")
+    };
+    render(&Page {
+        layout: Layout::new(&state, &p, "Audit log", "/audit-log"),
+        entries,
+        f,
+        error,
+        csv_link,
+    })
 }

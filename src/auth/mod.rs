@@ -130,7 +130,11 @@ const API_KEYS_BY_HASH: Table<String, u64> = Table::new("auth_api_keys_by_hash")
 
 /// Schema migrations of this domain.
 pub fn migrations() -> Vec<Migration> {
-    vec![Migration { to: 2, name: "index users by email", run: index_users_by_email }]
+    vec![Migration {
+        to: 2,
+        name: "index users by email",
+        run: index_users_by_email,
+    }]
 }
 
 fn index_users_by_email(w: &WriteTx) -> Result<(), StoreError> {
@@ -186,12 +190,17 @@ pub fn normalize_email(s: &str) -> String {
 
 fn validate_email(email: &str) -> Result<(), AuthError> {
     let ok = email.len() <= 254
-        && email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
+        && email
+            .split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
         && !email.chars().any(|c| c.is_control() || c.is_whitespace());
     if ok {
         Ok(())
     } else {
-        Err(AuthError::Invalid(format!("'{}' is not an email address", email.chars().take(80).collect::<String>())))
+        Err(AuthError::Invalid(format!(
+            "'{}' is not an email address",
+            email.chars().take(80).collect::<String>()
+        )))
     }
 }
 
@@ -211,11 +220,21 @@ pub struct Actor {
 impl Actor {
     /// The command line on the appliance host (full rights: it has the data dir already).
     pub fn cli() -> Actor {
-        Actor { name: "cli".into(), role: None, user_id: None, ip: String::new() }
+        Actor {
+            name: "cli".into(),
+            role: None,
+            user_id: None,
+            ip: String::new(),
+        }
     }
     /// A principal of a request from `ip`.
     pub fn of(p: &Principal, ip: String) -> Actor {
-        Actor { name: p.actor(), role: Some(p.role), user_id: Some(p.user_id), ip }
+        Actor {
+            name: p.actor(),
+            role: Some(p.role),
+            user_id: Some(p.user_id),
+            ip,
+        }
     }
     fn event(&self, action: &'static str, target: impl Into<String>) -> Event {
         Event::new(self.name.clone(), action, target).from_ip(self.ip.clone())
@@ -231,12 +250,21 @@ impl Actor {
 }
 
 /// Creates a user.
-pub fn create_user(store: &Store, actor: &Actor, email: &str, pw: &str, role: Role) -> Result<UserView, AuthError> {
+pub fn create_user(
+    store: &Store,
+    actor: &Actor,
+    email: &str,
+    pw: &str,
+    role: Role,
+) -> Result<UserView, AuthError> {
     let email = normalize_email(email);
     validate_email(&email)?;
     password::check_policy(pw).map_err(AuthError::Invalid)?;
     if !actor.may_manage(role) {
-        return Err(AuthError::Forbidden(format!("{} may not create {role} users", actor.name)));
+        return Err(AuthError::Forbidden(format!(
+            "{} may not create {role} users",
+            actor.name
+        )));
     }
     let hash = password::hash(pw).map_err(AuthError::Invalid)?;
     store.write(|w| {
@@ -255,14 +283,23 @@ pub fn create_user(store: &Store, actor: &Actor, email: &str, pw: &str, role: Ro
         };
         w.put(&USERS, &id, &user)?;
         w.put(&USERS_BY_EMAIL, &email, &id)?;
-        audit::record(w, actor.event("user.create", format!("user:{id}")).detail(format!("email={email} role={role}")))?;
+        audit::record(
+            w,
+            actor
+                .event("user.create", format!("user:{id}"))
+                .detail(format!("email={email} role={role}")),
+        )?;
         Ok(UserView::from(&user))
     })
 }
 
 /// Every user.
 pub fn list_users(store: &Store) -> Result<Vec<UserView>, StoreError> {
-    Ok(store.read(|r| r.all(&USERS))?.iter().map(|(_, u)| UserView::from(u)).collect())
+    Ok(store
+        .read(|r| r.all(&USERS))?
+        .iter()
+        .map(|(_, u)| UserView::from(u))
+        .collect())
 }
 
 /// Number of users.
@@ -297,7 +334,12 @@ pub struct UserPatch {
 }
 
 /// Applies `patch` to user `id`. Refuses to leave the appliance without an enabled super-admin.
-pub fn update_user(store: &Store, actor: &Actor, id: u64, patch: &UserPatch) -> Result<UserView, AuthError> {
+pub fn update_user(
+    store: &Store,
+    actor: &Actor,
+    id: u64,
+    patch: &UserPatch,
+) -> Result<UserView, AuthError> {
     let new_hash = match &patch.password {
         Some(pw) => {
             password::check_policy(pw).map_err(AuthError::Invalid)?;
@@ -306,9 +348,14 @@ pub fn update_user(store: &Store, actor: &Actor, id: u64, patch: &UserPatch) -> 
         None => None,
     };
     store.write(|w| {
-        let mut user = w.get(&USERS, &id)?.ok_or_else(|| AuthError::NotFound(format!("user {id}")))?;
+        let mut user = w
+            .get(&USERS, &id)?
+            .ok_or_else(|| AuthError::NotFound(format!("user {id}")))?;
         if !actor.may_manage(user.role) || patch.role.is_some_and(|r| !actor.may_manage(r)) {
-            return Err(AuthError::Forbidden(format!("{} may not change super-admins", actor.name)));
+            return Err(AuthError::Forbidden(format!(
+                "{} may not change super-admins",
+                actor.name
+            )));
         }
         let mut changes = Vec::new();
         if let Some(role) = patch.role {
@@ -319,7 +366,11 @@ pub fn update_user(store: &Store, actor: &Actor, id: u64, patch: &UserPatch) -> 
         }
         if let Some(d) = patch.disabled {
             if d != user.disabled {
-                changes.push(if d { "disabled".to_string() } else { "enabled".to_string() });
+                changes.push(if d {
+                    "disabled".to_string()
+                } else {
+                    "enabled".to_string()
+                });
                 user.disabled = d;
             }
         }
@@ -328,15 +379,26 @@ pub fn update_user(store: &Store, actor: &Actor, id: u64, patch: &UserPatch) -> 
             changes.push("password changed".into());
         }
         w.put(&USERS, &id, &user)?;
-        let super_admins = w.all(&USERS)?.iter().filter(|(_, u)| u.role == Role::SuperAdmin && !u.disabled).count();
+        let super_admins = w
+            .all(&USERS)?
+            .iter()
+            .filter(|(_, u)| u.role == Role::SuperAdmin && !u.disabled)
+            .count();
         if super_admins == 0 {
-            return Err(AuthError::Invalid("that would leave no enabled super-admin".into()));
+            return Err(AuthError::Invalid(
+                "that would leave no enabled super-admin".into(),
+            ));
         }
         if user.disabled {
             // A disabled user's sessions end now.
             w.retain(&SESSIONS, |_, s| s.user_id != id)?;
         }
-        audit::record(w, actor.event("user.update", format!("user:{id}")).detail(changes.join(", ")))?;
+        audit::record(
+            w,
+            actor
+                .event("user.update", format!("user:{id}"))
+                .detail(changes.join(", ")),
+        )?;
         Ok(UserView::from(&user))
     })
 }
@@ -365,9 +427,17 @@ pub fn login(
     let email = normalize_email(email);
     let account_key = format!("account:{email}");
     let ip_key = format!("ip:{ip}");
-    if let Some(wait) = throttle.blocked(&account_key, 1).or_else(|| throttle.blocked(&ip_key, 4)) {
+    if let Some(wait) = throttle
+        .blocked(&account_key, 1)
+        .or_else(|| throttle.blocked(&ip_key, 4))
+    {
         store.write(|w| {
-            audit::record(w, Event::new(email.clone(), "login.throttled", "").from_ip(ip).failed())
+            audit::record(
+                w,
+                Event::new(email.clone(), "login.throttled", "")
+                    .from_ip(ip)
+                    .failed(),
+            )
         })?;
         return Err(AuthError::Throttled(wait));
     }
@@ -385,7 +455,14 @@ pub fn login(
     let Some(user) = user.filter(|_| verdict) else {
         throttle.fail(&account_key);
         throttle.fail(&ip_key);
-        store.write(|w| audit::record(w, Event::new(email.clone(), "login.failure", "").from_ip(ip).failed()))?;
+        store.write(|w| {
+            audit::record(
+                w,
+                Event::new(email.clone(), "login.failure", "")
+                    .from_ip(ip)
+                    .failed(),
+            )
+        })?;
         return Err(AuthError::BadCredentials);
     };
     throttle.clear(&account_key);
@@ -395,16 +472,30 @@ pub fn login(
     let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(12));
     let view = store.write(|w| {
         let id = w.next_id("sessions")?;
-        let session =
-            Session { id, user_id: user.id, csrf: csrf.clone(), created_at: now, expires_at, source_ip: ip.to_string() };
+        let session = Session {
+            id,
+            user_id: user.id,
+            csrf: csrf.clone(),
+            created_at: now,
+            expires_at,
+            source_ip: ip.to_string(),
+        };
         w.put(&SESSIONS, &password::token_hash(&token), &session)?;
         let mut u = user.clone();
         u.last_login = Some(now);
         w.put(&USERS, &u.id, &u)?;
-        audit::record(w, Event::new(u.email.clone(), "login.success", format!("user:{}", u.id)).from_ip(ip))?;
+        audit::record(
+            w,
+            Event::new(u.email.clone(), "login.success", format!("user:{}", u.id)).from_ip(ip),
+        )?;
         Ok::<_, AuthError>(UserView::from(&u))
     })?;
-    Ok(LoginOk { user: view, token, csrf, expires_at })
+    Ok(LoginOk {
+        user: view,
+        token,
+        csrf,
+        expires_at,
+    })
 }
 
 /// Ends the session with this token.
@@ -413,8 +504,14 @@ pub fn logout(store: &Store, token: &str, ip: &str) -> Result<(), StoreError> {
         let key = password::token_hash(token);
         if let Some(s) = w.get(&SESSIONS, &key)? {
             w.delete(&SESSIONS, &key)?;
-            let email = w.get(&USERS, &s.user_id)?.map(|u| u.email).unwrap_or_default();
-            audit::record(w, Event::new(email, "logout", format!("user:{}", s.user_id)).from_ip(ip))?;
+            let email = w
+                .get(&USERS, &s.user_id)?
+                .map(|u| u.email)
+                .unwrap_or_default();
+            audit::record(
+                w,
+                Event::new(email, "logout", format!("user:{}", s.user_id)).from_ip(ip),
+            )?;
         }
         Ok(())
     })
@@ -446,7 +543,9 @@ pub fn create_api_key(
 ) -> Result<NewApiKey, AuthError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(AuthError::Invalid("name must be 1 to 100 characters".into()));
+        return Err(AuthError::Invalid(
+            "name must be 1 to 100 characters".into(),
+        ));
     }
     if scopes.is_empty() {
         return Err(AuthError::Invalid("give at least one scope".into()));
@@ -457,9 +556,15 @@ pub fn create_api_key(
     let key = format!("bwk_{}", password::random_token(32));
     let prefix: String = key.chars().take(10).collect();
     store.write(|w| {
-        let owner = w.get(&USERS, &owner_id)?.ok_or_else(|| AuthError::NotFound(format!("user {owner_id}")))?;
+        let owner = w
+            .get(&USERS, &owner_id)?
+            .ok_or_else(|| AuthError::NotFound(format!("user {owner_id}")))?;
         if let Some(bad) = scopes.iter().find(|s| !s.allowed_for(owner.role)) {
-            return Err(AuthError::Forbidden(format!("a {} user may not hold a '{}' key", owner.role, bad.as_str())));
+            return Err(AuthError::Forbidden(format!(
+                "a {} user may not hold a '{}' key",
+                owner.role,
+                bad.as_str()
+            )));
         }
         let id = w.next_id("api_keys")?;
         let hash = password::token_hash(&key);
@@ -478,9 +583,17 @@ pub fn create_api_key(
         let scope_list: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
         audit::record(
             w,
-            actor.event("apikey.create", format!("apikey:{id}")).detail(format!("name={name} scopes={}", scope_list.join(","))),
+            actor
+                .event("apikey.create", format!("apikey:{id}"))
+                .detail(format!("name={name} scopes={}", scope_list.join(","))),
         )?;
-        Ok(NewApiKey { id, key: key.clone(), name: name.to_string(), scopes: scopes.clone(), prefix: prefix.clone() })
+        Ok(NewApiKey {
+            id,
+            key: key.clone(),
+            name: name.to_string(),
+            scopes: scopes.clone(),
+            prefix: prefix.clone(),
+        })
     })
 }
 
@@ -497,7 +610,9 @@ pub fn list_api_keys(store: &Store, owner: Option<u64>) -> Result<Vec<ApiKeyView
 /// Revokes key `id`. Users revoke their own keys; super-admins any key.
 pub fn revoke_api_key(store: &Store, actor: &Actor, id: u64) -> Result<ApiKeyView, AuthError> {
     store.write(|w| {
-        let mut k = w.get(&API_KEYS, &id)?.ok_or_else(|| AuthError::NotFound(format!("API key {id}")))?;
+        let mut k = w
+            .get(&API_KEYS, &id)?
+            .ok_or_else(|| AuthError::NotFound(format!("API key {id}")))?;
         let own = actor.user_id == Some(k.user_id);
         if !own && !matches!(actor.role, None | Some(Role::SuperAdmin)) {
             // Same answer as a missing key: others' key ids are not disclosed.
@@ -507,7 +622,12 @@ pub fn revoke_api_key(store: &Store, actor: &Actor, id: u64) -> Result<ApiKeyVie
             k.revoked_at = Some(Utc::now());
             w.put(&API_KEYS, &id, &k)?;
             w.delete(&API_KEYS_BY_HASH, &k.hash)?;
-            audit::record(w, actor.event("apikey.revoke", format!("apikey:{id}")).detail(format!("name={}", k.name)))?;
+            audit::record(
+                w,
+                actor
+                    .event("apikey.revoke", format!("apikey:{id}"))
+                    .detail(format!("name={}", k.name)),
+            )?;
         }
         Ok(ApiKeyView::from(&k))
     })
@@ -519,8 +639,8 @@ pub struct StoreAuthenticator {
 }
 
 impl StoreAuthenticator {
-    /// An authenticator over `store`.
-    pub fn new(store: Store) -> Arc<dyn Authenticator> {
+    /// An authenticator over `store`, as the trait object `http` wants.
+    pub fn shared(store: Store) -> Arc<dyn Authenticator> {
         Arc::new(StoreAuthenticator { store })
     }
 }
@@ -533,11 +653,15 @@ impl Authenticator for StoreAuthenticator {
         let key = password::token_hash(token);
         let now = Utc::now();
         Ok(self.store.read(|r| {
-            let Some(s) = r.get(&SESSIONS, &key)? else { return Ok(None) };
+            let Some(s) = r.get(&SESSIONS, &key)? else {
+                return Ok(None);
+            };
             if s.expires_at <= now {
                 return Ok(None);
             }
-            let Some(u) = r.get(&USERS, &s.user_id)? else { return Ok(None) };
+            let Some(u) = r.get(&USERS, &s.user_id)? else {
+                return Ok(None);
+            };
             if u.disabled {
                 return Ok(None);
             }
@@ -545,7 +669,10 @@ impl Authenticator for StoreAuthenticator {
                 user_id: u.id,
                 email: u.email,
                 role: u.role,
-                credential: Credential::Session { id: s.id, csrf: s.csrf },
+                credential: Credential::Session {
+                    id: s.id,
+                    csrf: s.csrf,
+                },
             }))
         })?)
     }
@@ -556,12 +683,18 @@ impl Authenticator for StoreAuthenticator {
         }
         let hash = password::token_hash(key);
         Ok(self.store.read(|r| {
-            let Some(id) = r.get(&API_KEYS_BY_HASH, &hash)? else { return Ok(None) };
-            let Some(k) = r.get(&API_KEYS, &id)? else { return Ok(None) };
+            let Some(id) = r.get(&API_KEYS_BY_HASH, &hash)? else {
+                return Ok(None);
+            };
+            let Some(k) = r.get(&API_KEYS, &id)? else {
+                return Ok(None);
+            };
             if k.revoked_at.is_some() {
                 return Ok(None);
             }
-            let Some(u) = r.get(&USERS, &k.user_id)? else { return Ok(None) };
+            let Some(u) = r.get(&USERS, &k.user_id)? else {
+                return Ok(None);
+            };
             if u.disabled {
                 return Ok(None);
             }
@@ -569,7 +702,10 @@ impl Authenticator for StoreAuthenticator {
                 user_id: u.id,
                 email: u.email,
                 role: u.role,
-                credential: Credential::ApiKey { id: k.id, scopes: k.scopes },
+                credential: Credential::ApiKey {
+                    id: k.id,
+                    scopes: k.scopes,
+                },
             }))
         })?)
     }
@@ -577,7 +713,10 @@ impl Authenticator for StoreAuthenticator {
 
 /// The in-memory state this domain keeps beside the store.
 pub fn domain_data(config: &crate::config::Config, data: &mut crate::http::DomainData) {
-    data.insert(Throttle::new(config.auth.login_max_failures, Duration::from_secs(config.auth.login_window_seconds)));
+    data.insert(Throttle::new(
+        config.auth.login_max_failures,
+        Duration::from_secs(config.auth.login_window_seconds),
+    ));
 }
 
 /// Creates the first super-admin if there are no users. Returns the generated password when one
@@ -590,12 +729,17 @@ pub fn bootstrap_admin(
     if user_count(store)? > 0 {
         return Ok(None);
     }
-    let email = email.filter(|e| !e.trim().is_empty()).unwrap_or_else(|| "admin@bulwark.local".into());
+    let email = email
+        .filter(|e| !e.trim().is_empty())
+        .unwrap_or_else(|| "admin@bulwark.local".into());
     let (pw, generated) = match password.filter(|p| !p.is_empty()) {
         Some(p) => (p, false),
         None => (random_password(), true),
     };
-    let actor = Actor { name: "bootstrap".into(), ..Actor::cli() };
+    let actor = Actor {
+        name: "bootstrap".into(),
+        ..Actor::cli()
+    };
     let user = create_user(store, &actor, &email, &pw, Role::SuperAdmin)?;
     Ok(generated.then_some((user.email, pw)))
 }
@@ -613,58 +757,149 @@ mod tests {
     #[test]
     fn login_throttles_and_audits() {
         let (_d, store) = setup();
-        create_user(&store, &Actor::cli(), "Alice@Example.com ", "password-123", Role::Admin).unwrap();
+        create_user(
+            &store,
+            &Actor::cli(),
+            "Alice@Example.com ",
+            "password-123",
+            Role::Admin,
+        )
+        .unwrap();
         let t = Throttle::new(3, Duration::from_secs(60));
         let ttl = Duration::from_secs(60);
-        let ok = login(&store, &t, ttl, "alice@example.com", "password-123", "1.2.3.4").unwrap();
+        let ok = login(
+            &store,
+            &t,
+            ttl,
+            "alice@example.com",
+            "password-123",
+            "1.2.3.4",
+        )
+        .unwrap();
         assert_eq!(ok.user.email, "alice@example.com");
-        let auth = StoreAuthenticator::new(store.clone());
+        let auth = StoreAuthenticator::shared(store.clone());
         let p = auth.session(&ok.token).unwrap().unwrap();
         assert_eq!(p.role, Role::Admin);
         assert!(auth.session("forged").unwrap().is_none());
         for _ in 0..3 {
-            assert!(matches!(login(&store, &t, ttl, "alice@example.com", "nope-nope-nope", "1.2.3.4"), Err(AuthError::BadCredentials)));
+            assert!(matches!(
+                login(
+                    &store,
+                    &t,
+                    ttl,
+                    "alice@example.com",
+                    "nope-nope-nope",
+                    "1.2.3.4"
+                ),
+                Err(AuthError::BadCredentials)
+            ));
         }
         assert!(matches!(
-            login(&store, &t, ttl, "alice@example.com", "password-123", "5.6.7.8"),
+            login(
+                &store,
+                &t,
+                ttl,
+                "alice@example.com",
+                "password-123",
+                "5.6.7.8"
+            ),
             Err(AuthError::Throttled(_))
         ));
-        let log = audit::list(&store, &audit::Filter { action: "login".into(), ..Default::default() }).unwrap().unwrap();
-        assert_eq!(log.iter().filter(|e| e.action == "login.failure").count(), 3);
-        assert_eq!(log.iter().filter(|e| e.action == "login.throttled").count(), 1);
+        let log = audit::list(
+            &store,
+            &audit::Filter {
+                action: "login".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            log.iter().filter(|e| e.action == "login.failure").count(),
+            3
+        );
+        assert_eq!(
+            log.iter().filter(|e| e.action == "login.throttled").count(),
+            1
+        );
     }
 
     #[test]
     fn api_keys_hash_scope_and_revoke() {
         let (_d, store) = setup();
-        let ro = create_user(&store, &Actor::cli(), "ro@x.io", "password-123", Role::ReadOnly).unwrap();
-        let actor = Actor { name: "ro@x.io".into(), role: Some(Role::ReadOnly), user_id: Some(ro.id), ip: String::new() };
-        assert!(matches!(create_api_key(&store, &actor, ro.id, "k", &[Scope::Admin]), Err(AuthError::Forbidden(_))));
+        let ro = create_user(
+            &store,
+            &Actor::cli(),
+            "ro@x.io",
+            "password-123",
+            Role::ReadOnly,
+        )
+        .unwrap();
+        let actor = Actor {
+            name: "ro@x.io".into(),
+            role: Some(Role::ReadOnly),
+            user_id: Some(ro.id),
+            ip: String::new(),
+        };
+        assert!(matches!(
+            create_api_key(&store, &actor, ro.id, "k", &[Scope::Admin]),
+            Err(AuthError::Forbidden(_))
+        ));
         let k = create_api_key(&store, &actor, ro.id, "ci", &[Scope::Read, Scope::Read]).unwrap();
         assert_eq!(k.scopes, vec![Scope::Read]);
         let listed = list_api_keys(&store, Some(ro.id)).unwrap();
         let json = serde_json::to_string(&listed).unwrap();
         assert!(!json.contains(&k.key), "lists never show the key");
-        let auth = StoreAuthenticator::new(store.clone());
+        let auth = StoreAuthenticator::shared(store.clone());
         assert!(auth.api_key(&k.key).unwrap().is_some());
         revoke_api_key(&store, &actor, k.id).unwrap();
-        assert!(auth.api_key(&k.key).unwrap().is_none(), "revoked keys stop working");
+        assert!(
+            auth.api_key(&k.key).unwrap().is_none(),
+            "revoked keys stop working"
+        );
     }
 
     #[test]
     fn last_super_admin_cannot_be_removed_and_admins_cannot_touch_super_admins() {
         let (_d, store) = setup();
-        let sa = create_user(&store, &Actor::cli(), "root@x.io", "password-123", Role::SuperAdmin).unwrap();
-        let patch = UserPatch { disabled: Some(true), ..Default::default() };
-        assert!(matches!(update_user(&store, &Actor::cli(), sa.id, &patch), Err(AuthError::Invalid(_))));
-        let admin = Actor { name: "a".into(), role: Some(Role::Admin), user_id: Some(99), ip: String::new() };
-        assert!(matches!(update_user(&store, &admin, sa.id, &patch), Err(AuthError::Forbidden(_))));
+        let sa = create_user(
+            &store,
+            &Actor::cli(),
+            "root@x.io",
+            "password-123",
+            Role::SuperAdmin,
+        )
+        .unwrap();
+        let patch = UserPatch {
+            disabled: Some(true),
+            ..Default::default()
+        };
+        assert!(matches!(
+            update_user(&store, &Actor::cli(), sa.id, &patch),
+            Err(AuthError::Invalid(_))
+        ));
+        let admin = Actor {
+            name: "a".into(),
+            role: Some(Role::Admin),
+            user_id: Some(99),
+            ip: String::new(),
+        };
+        assert!(matches!(
+            update_user(&store, &admin, sa.id, &patch),
+            Err(AuthError::Forbidden(_))
+        ));
         assert!(matches!(
             create_user(&store, &admin, "x@x.io", "password-123", Role::SuperAdmin),
             Err(AuthError::Forbidden(_))
         ));
         assert!(matches!(
-            create_user(&store, &Actor::cli(), "ROOT@x.io", "password-123", Role::Admin),
+            create_user(
+                &store,
+                &Actor::cli(),
+                "ROOT@x.io",
+                "password-123",
+                Role::Admin
+            ),
             Err(AuthError::Duplicate(_))
         ));
     }

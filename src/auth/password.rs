@@ -26,7 +26,10 @@ pub fn check_policy(pw: &str) -> Result<(), String> {
 /// An argon2id PHC string for `pw`.
 pub fn hash(pw: &str) -> Result<String, String> {
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default().hash_password(pw.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+    Argon2::default()
+        .hash_password(pw.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// Whether `pw` matches `phc`. A malformed stored hash never matches.
@@ -59,7 +62,9 @@ pub fn random_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut buf = [0u8; 20];
     rand::rngs::OsRng.fill_bytes(&mut buf);
-    buf.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
+    buf.iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
 }
 
 /// SHA-256 hex of a high-entropy token (session or API key). Tokens carry 256 random bits, so a

@@ -11,20 +11,62 @@ use serde::Deserialize;
 use super::{Actor, ApiKeyView, AuthError, NewApiKey, Throttle, UserPatch, UserView};
 use crate::http::layout::{redirect, render, Layout};
 use crate::http::routes::{LOGIN_CSRF_COOKIE, SESSION_COOKIE};
-use crate::http::{client_ip, ApiError, AppState, Auth, Credential, MaybeAuth, Perm, Role, Routes, Scope};
+use crate::http::{
+    client_ip, ApiError, AppState, Auth, Credential, MaybeAuth, Perm, Role, Routes, Scope,
+};
 
 /// Registers the identity routes and pages.
 pub fn routes(r: &mut Routes) {
     r.api(Method::POST, "/api/v1/auth/login", Perm::Public, api_login);
-    r.api_csrf_exempt(Method::POST, "/api/v1/auth/logout", Perm::Authenticated, api_logout);
+    r.api_csrf_exempt(
+        Method::POST,
+        "/api/v1/auth/logout",
+        Perm::Authenticated,
+        api_logout,
+    );
     r.api(Method::GET, "/api/v1/me", Perm::Authenticated, api_me);
-    r.api(Method::GET, "/api/v1/users", Perm::ManageUsers, api_list_users);
-    r.api(Method::POST, "/api/v1/users", Perm::ManageUsers, api_create_user);
-    r.api(Method::GET, "/api/v1/users/{id}", Perm::ManageUsers, api_get_user);
-    r.api(Method::PATCH, "/api/v1/users/{id}", Perm::ManageUsers, api_update_user);
-    r.api(Method::GET, "/api/v1/api-keys", Perm::OwnKeys, api_list_keys);
-    r.api(Method::POST, "/api/v1/api-keys", Perm::OwnKeys, api_create_key);
-    r.api(Method::DELETE, "/api/v1/api-keys/{id}", Perm::OwnKeys, api_revoke_key);
+    r.api(
+        Method::GET,
+        "/api/v1/users",
+        Perm::ManageUsers,
+        api_list_users,
+    );
+    r.api(
+        Method::POST,
+        "/api/v1/users",
+        Perm::ManageUsers,
+        api_create_user,
+    );
+    r.api(
+        Method::GET,
+        "/api/v1/users/{id}",
+        Perm::ManageUsers,
+        api_get_user,
+    );
+    r.api(
+        Method::PATCH,
+        "/api/v1/users/{id}",
+        Perm::ManageUsers,
+        api_update_user,
+    );
+    r.api(
+        Method::GET,
+        "/api/v1/api-keys",
+        Perm::OwnKeys,
+        api_list_keys,
+    );
+    r.api(
+        Method::POST,
+        "/api/v1/api-keys",
+        Perm::OwnKeys,
+        api_create_key,
+    );
+    r.api(
+        Method::DELETE,
+        "/api/v1/api-keys/{id}",
+        Perm::OwnKeys,
+        api_revoke_key,
+    );
 
     r.page("/login", Perm::Public, login_page);
     r.form("/login", Perm::Public, login_form);
@@ -40,7 +82,10 @@ pub fn routes(r: &mut Routes) {
 }
 
 fn throttle(state: &AppState) -> Result<std::sync::Arc<Throttle>, ApiError> {
-    state.domains.get::<Throttle>().ok_or_else(|| ApiError::internal("login throttle not configured"))
+    state
+        .domains
+        .get::<Throttle>()
+        .ok_or_else(|| ApiError::internal("login throttle not configured"))
 }
 
 fn session_cookie(token: String, max_age_secs: i64) -> Cookie<'static> {
@@ -60,34 +105,59 @@ struct LoginBody {
     password: String,
 }
 
-async fn do_login(state: &web::Data<AppState>, ip: String, email: String, pw: String) -> Result<super::LoginOk, ApiError> {
+async fn do_login(
+    state: &web::Data<AppState>,
+    ip: String,
+    email: String,
+    pw: String,
+) -> Result<super::LoginOk, ApiError> {
     let throttle = throttle(state)?;
     let ttl = Duration::from_secs(state.config.auth.session_ttl_minutes * 60);
-    state.store.run(move |store| super::login(store, &throttle, ttl, &email, &pw, &ip).map_err(ApiError::from)).await
+    state
+        .store
+        .run(move |store| {
+            super::login(store, &throttle, ttl, &email, &pw, &ip).map_err(ApiError::from)
+        })
+        .await
 }
 
-async fn api_login(state: web::Data<AppState>, req: HttpRequest, body: web::Json<LoginBody>) -> Result<HttpResponse, ApiError> {
+async fn api_login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<LoginBody>,
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let ok = do_login(&state, client_ip(&req), body.email, body.password).await?;
     let max_age = (ok.expires_at - chrono::Utc::now()).num_seconds();
-    Ok(HttpResponse::Ok().cookie(session_cookie(ok.token, max_age)).json(serde_json::json!({
-        "email": ok.user.email,
-        "role": ok.user.role,
-        "id": ok.user.id,
-        "csrf": ok.csrf,
-        "expires_at": ok.expires_at,
-    })))
+    Ok(HttpResponse::Ok()
+        .cookie(session_cookie(ok.token, max_age))
+        .json(serde_json::json!({
+            "email": ok.user.email,
+            "role": ok.user.role,
+            "id": ok.user.id,
+            "csrf": ok.csrf,
+            "expires_at": ok.expires_at,
+        })))
 }
 
-async fn api_logout(state: web::Data<AppState>, req: HttpRequest, _auth: Auth) -> Result<HttpResponse, ApiError> {
+async fn api_logout(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    _auth: Auth,
+) -> Result<HttpResponse, ApiError> {
     if let Some(c) = req.cookie(SESSION_COOKIE) {
         let token = c.value().to_string();
         let ip = client_ip(&req);
-        state.store.run(move |s| super::logout(s, &token, &ip).map_err(ApiError::from)).await?;
+        state
+            .store
+            .run(move |s| super::logout(s, &token, &ip).map_err(ApiError::from))
+            .await?;
     }
     let mut gone = session_cookie(String::new(), 0);
     gone.make_removal();
-    Ok(HttpResponse::Ok().cookie(gone).json(serde_json::json!({"signed_out": true})))
+    Ok(HttpResponse::Ok()
+        .cookie(gone)
+        .json(serde_json::json!({"signed_out": true})))
 }
 
 async fn api_me(Auth(p): Auth) -> HttpResponse {
@@ -106,7 +176,10 @@ async fn api_me(Auth(p): Auth) -> HttpResponse {
 }
 
 async fn api_list_users(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let users = state.store.run(|s| super::list_users(s).map_err(ApiError::from)).await?;
+    let users = state
+        .store
+        .run(|s| super::list_users(s).map_err(ApiError::from))
+        .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": users })))
 }
 
@@ -126,13 +199,24 @@ async fn api_create_user(
 ) -> Result<HttpResponse, ApiError> {
     let actor = Actor::of(&p, client_ip(&req));
     let b = body.into_inner();
-    let user = state.store.run(move |s| super::create_user(s, &actor, &b.email, &b.password, b.role).map_err(ApiError::from)).await?;
+    let user = state
+        .store
+        .run(move |s| {
+            super::create_user(s, &actor, &b.email, &b.password, b.role).map_err(ApiError::from)
+        })
+        .await?;
     Ok(HttpResponse::Created().json(user))
 }
 
-async fn api_get_user(state: web::Data<AppState>, id: web::Path<u64>) -> Result<HttpResponse, ApiError> {
+async fn api_get_user(
+    state: web::Data<AppState>,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let user = state.store.run(move |s| super::get_user(s, id).map_err(ApiError::from)).await?;
+    let user = state
+        .store
+        .run(move |s| super::get_user(s, id).map_err(ApiError::from))
+        .await?;
     Ok(HttpResponse::Ok().json(user))
 }
 
@@ -145,12 +229,21 @@ async fn api_update_user(
 ) -> Result<HttpResponse, ApiError> {
     let actor = Actor::of(&p, client_ip(&req));
     let (id, patch) = (id.into_inner(), body.into_inner());
-    let user = state.store.run(move |s| super::update_user(s, &actor, id, &patch).map_err(ApiError::from)).await?;
+    let user = state
+        .store
+        .run(move |s| super::update_user(s, &actor, id, &patch).map_err(ApiError::from))
+        .await?;
     Ok(HttpResponse::Ok().json(user))
 }
 
-async fn api_list_keys(state: web::Data<AppState>, Auth(p): Auth) -> Result<HttpResponse, ApiError> {
-    let keys = state.store.run(move |s| super::list_api_keys(s, Some(p.user_id)).map_err(ApiError::from)).await?;
+async fn api_list_keys(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+) -> Result<HttpResponse, ApiError> {
+    let keys = state
+        .store
+        .run(move |s| super::list_api_keys(s, Some(p.user_id)).map_err(ApiError::from))
+        .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": keys })))
 }
 
@@ -166,7 +259,10 @@ fn parse_scopes(raw: &[String]) -> Result<Vec<Scope>, ApiError> {
         .map(|s| {
             Scope::parse(s).ok_or_else(|| {
                 let all: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
-                ApiError::bad_request(format!("unknown scope '{s}'; scopes are {}", all.join(", ")))
+                ApiError::bad_request(format!(
+                    "unknown scope '{s}'; scopes are {}",
+                    all.join(", ")
+                ))
             })
         })
         .collect()
@@ -182,7 +278,12 @@ async fn api_create_key(
     let scopes = parse_scopes(&b.scopes)?;
     let actor = Actor::of(&p, client_ip(&req));
     let owner = p.user_id;
-    let key = state.store.run(move |s| super::create_api_key(s, &actor, owner, &b.name, &scopes).map_err(ApiError::from)).await?;
+    let key = state
+        .store
+        .run(move |s| {
+            super::create_api_key(s, &actor, owner, &b.name, &scopes).map_err(ApiError::from)
+        })
+        .await?;
     Ok(HttpResponse::Created().json(key))
 }
 
@@ -194,7 +295,10 @@ async fn api_revoke_key(
 ) -> Result<HttpResponse, ApiError> {
     let actor = Actor::of(&p, client_ip(&req));
     let id = id.into_inner();
-    let key = state.store.run(move |s| super::revoke_api_key(s, &actor, id).map_err(ApiError::from)).await?;
+    let key = state
+        .store
+        .run(move |s| super::revoke_api_key(s, &actor, id).map_err(ApiError::from))
+        .await?;
     Ok(HttpResponse::Ok().json(key))
 }
 
@@ -217,30 +321,59 @@ struct NextQuery {
 
 /// Only same-site paths: `/x` but not `//evil.example` or `/\evil`.
 fn safe_next(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") && !next.contains(['\r', '\n']) {
+    if next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.contains(['\r', '\n'])
+    {
         next.to_string()
     } else {
         "/".into()
     }
 }
 
-fn login_response(csrf: String, next: String, error: String, email: String, status: actix_web::http::StatusCode) -> Result<HttpResponse, ApiError> {
-    let body = LoginPage { csrf: csrf.clone(), next, error, email }.render().map_err(ApiError::internal)?;
+fn login_response(
+    csrf: String,
+    next: String,
+    error: String,
+    email: String,
+    status: actix_web::http::StatusCode,
+) -> Result<HttpResponse, ApiError> {
+    let body = LoginPage {
+        csrf: csrf.clone(),
+        next,
+        error,
+        email,
+    }
+    .render()
+    .map_err(ApiError::internal)?;
     let cookie = Cookie::build(LOGIN_CSRF_COOKIE, csrf)
         .path("/")
         .http_only(true)
         .secure(true)
         .same_site(SameSite::Strict)
         .finish();
-    Ok(HttpResponse::build(status).cookie(cookie).content_type("text/html; charset=utf-8").body(body))
+    Ok(HttpResponse::build(status)
+        .cookie(cookie)
+        .content_type("text/html; charset=utf-8")
+        .body(body))
 }
 
-async fn login_page(MaybeAuth(p): MaybeAuth, q: web::Query<NextQuery>) -> Result<HttpResponse, ApiError> {
+async fn login_page(
+    MaybeAuth(p): MaybeAuth,
+    q: web::Query<NextQuery>,
+) -> Result<HttpResponse, ApiError> {
     let next = safe_next(&q.next);
     if p.is_some() {
         return Ok(redirect(&next));
     }
-    login_response(super::password::random_token(24), next, String::new(), String::new(), actix_web::http::StatusCode::OK)
+    login_response(
+        super::password::random_token(24),
+        next,
+        String::new(),
+        String::new(),
+        actix_web::http::StatusCode::OK,
+    )
 }
 
 #[derive(Deserialize)]
@@ -251,7 +384,11 @@ struct LoginForm {
     next: String,
 }
 
-async fn login_form(state: web::Data<AppState>, req: HttpRequest, form: web::Form<LoginForm>) -> Result<HttpResponse, ApiError> {
+async fn login_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, ApiError> {
     let f = form.into_inner();
     let next = safe_next(&f.next);
     match do_login(&state, client_ip(&req), f.email.clone(), f.password).await {
@@ -262,22 +399,35 @@ async fn login_form(state: web::Data<AppState>, req: HttpRequest, form: web::For
                 .insert_header((actix_web::http::header::LOCATION, next))
                 .finish())
         }
-        Err(e) if e.status.is_client_error() => {
-            login_response(super::password::random_token(24), next, e.message, f.email, e.status)
-        }
+        Err(e) if e.status.is_client_error() => login_response(
+            super::password::random_token(24),
+            next,
+            e.message,
+            f.email,
+            e.status,
+        ),
         Err(e) => Err(e),
     }
 }
 
-async fn logout_form(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+async fn logout_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     if let Some(c) = req.cookie(SESSION_COOKIE) {
         let token = c.value().to_string();
         let ip = client_ip(&req);
-        state.store.run(move |s| super::logout(s, &token, &ip).map_err(ApiError::from)).await?;
+        state
+            .store
+            .run(move |s| super::logout(s, &token, &ip).map_err(ApiError::from))
+            .await?;
     }
     let mut gone = session_cookie(String::new(), 0);
     gone.make_removal();
-    Ok(HttpResponse::SeeOther().cookie(gone).insert_header((actix_web::http::header::LOCATION, "/login")).finish())
+    Ok(HttpResponse::SeeOther()
+        .cookie(gone)
+        .insert_header((actix_web::http::header::LOCATION, "/login"))
+        .finish())
 }
 
 #[derive(Deserialize, Default)]
@@ -295,13 +445,34 @@ struct UsersPage {
     error: String,
 }
 
-async fn users_page_with(state: &web::Data<AppState>, p: &crate::http::Principal, flash: Option<&str>, error: String) -> Result<HttpResponse, ApiError> {
-    let users = state.store.run(|s| super::list_users(s).map_err(ApiError::from)).await?;
-    let roles = Role::ALL.iter().filter(|r| p.role == Role::SuperAdmin || **r != Role::SuperAdmin).map(|r| r.as_str()).collect();
-    render(&UsersPage { layout: Layout::new(state, p, "Users", "/users").with_flash(flash), users, roles, error })
+async fn users_page_with(
+    state: &web::Data<AppState>,
+    p: &crate::http::Principal,
+    flash: Option<&str>,
+    error: String,
+) -> Result<HttpResponse, ApiError> {
+    let users = state
+        .store
+        .run(|s| super::list_users(s).map_err(ApiError::from))
+        .await?;
+    let roles = Role::ALL
+        .iter()
+        .filter(|r| p.role == Role::SuperAdmin || **r != Role::SuperAdmin)
+        .map(|r| r.as_str())
+        .collect();
+    render(&UsersPage {
+        layout: Layout::new(state, p, "Users", "/users").with_flash(flash),
+        users,
+        roles,
+        error,
+    })
 }
 
-async fn users_page(state: web::Data<AppState>, Auth(p): Auth, q: web::Query<FlashQuery>) -> Result<HttpResponse, ApiError> {
+async fn users_page(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    q: web::Query<FlashQuery>,
+) -> Result<HttpResponse, ApiError> {
     users_page_with(&state, &p, q.flash.as_deref(), String::new()).await
 }
 
@@ -312,15 +483,26 @@ struct UserForm {
     role: String,
 }
 
-async fn users_create_form(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth, form: web::Form<UserForm>) -> Result<HttpResponse, ApiError> {
+async fn users_create_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    form: web::Form<UserForm>,
+) -> Result<HttpResponse, ApiError> {
     let f = form.into_inner();
     let Some(role) = Role::parse(&f.role) else {
         return users_page_with(&state, &p, None, format!("unknown role '{}'", f.role)).await;
     };
     let actor = Actor::of(&p, client_ip(&req));
-    let res = state.store.run(move |s| Ok::<_, ApiError>(super::create_user(s, &actor, &f.email, &f.password, role))).await?;
+    let res = state
+        .store
+        .run(move |s| Ok::<_, ApiError>(super::create_user(s, &actor, &f.email, &f.password, role)))
+        .await?;
     match res {
-        Ok(u) => Ok(redirect(&format!("/users?flash=Created+{}", urlencode(&u.email)))),
+        Ok(u) => Ok(redirect(&format!(
+            "/users?flash=Created+{}",
+            urlencode(&u.email)
+        ))),
         Err(e @ (AuthError::Invalid(_) | AuthError::Duplicate(_) | AuthError::Forbidden(_))) => {
             users_page_with(&state, &p, None, e.to_string()).await
         }
@@ -343,12 +525,22 @@ async fn users_update_form(
     form: web::Form<UserUpdateForm>,
 ) -> Result<HttpResponse, ApiError> {
     let f = form.into_inner();
-    let patch = UserPatch { role: Role::parse(&f.role), disabled: Some(f.disabled.is_some()), password: None };
+    let patch = UserPatch {
+        role: Role::parse(&f.role),
+        disabled: Some(f.disabled.is_some()),
+        password: None,
+    };
     let actor = Actor::of(&p, client_ip(&req));
     let id = id.into_inner();
-    let res = state.store.run(move |s| Ok::<_, ApiError>(super::update_user(s, &actor, id, &patch))).await?;
+    let res = state
+        .store
+        .run(move |s| Ok::<_, ApiError>(super::update_user(s, &actor, id, &patch)))
+        .await?;
     match res {
-        Ok(u) => Ok(redirect(&format!("/users?flash=Saved+{}", urlencode(&u.email)))),
+        Ok(u) => Ok(redirect(&format!(
+            "/users?flash=Saved+{}",
+            urlencode(&u.email)
+        ))),
         Err(e @ (AuthError::Invalid(_) | AuthError::Forbidden(_) | AuthError::NotFound(_))) => {
             users_page_with(&state, &p, None, e.to_string()).await
         }
@@ -368,7 +560,11 @@ struct KeysPage {
 
 impl KeysPage {
     fn scope_list(k: &ApiKeyView) -> String {
-        k.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        k.scopes
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -380,16 +576,38 @@ async fn keys_page_with(
     flash: Option<&str>,
 ) -> Result<HttpResponse, ApiError> {
     let uid = p.user_id;
-    let keys = state.store.run(move |s| super::list_api_keys(s, Some(uid)).map_err(ApiError::from)).await?;
-    let scopes = Scope::ALL.iter().filter(|s| s.allowed_for(p.role)).map(|s| s.as_str()).collect();
-    render(&KeysPage { layout: Layout::new(state, p, "API keys", "/api-keys").with_flash(flash), keys, scopes, created, error })
+    let keys = state
+        .store
+        .run(move |s| super::list_api_keys(s, Some(uid)).map_err(ApiError::from))
+        .await?;
+    let scopes = Scope::ALL
+        .iter()
+        .filter(|s| s.allowed_for(p.role))
+        .map(|s| s.as_str())
+        .collect();
+    render(&KeysPage {
+        layout: Layout::new(state, p, "API keys", "/api-keys").with_flash(flash),
+        keys,
+        scopes,
+        created,
+        error,
+    })
 }
 
-async fn keys_page(state: web::Data<AppState>, Auth(p): Auth, q: web::Query<FlashQuery>) -> Result<HttpResponse, ApiError> {
+async fn keys_page(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    q: web::Query<FlashQuery>,
+) -> Result<HttpResponse, ApiError> {
     keys_page_with(&state, &p, None, String::new(), q.flash.as_deref()).await
 }
 
-async fn keys_create_form(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+async fn keys_create_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
     // Several `scope` fields: parse the pairs by hand (serde_urlencoded has no repeated keys).
     let mut name = String::new();
     let mut raw = Vec::new();
@@ -406,20 +624,36 @@ async fn keys_create_form(state: web::Data<AppState>, req: HttpRequest, Auth(p):
     };
     let actor = Actor::of(&p, client_ip(&req));
     let owner = p.user_id;
-    let res = state.store.run(move |s| Ok::<_, ApiError>(super::create_api_key(s, &actor, owner, &name, &scopes))).await?;
+    let res = state
+        .store
+        .run(move |s| Ok::<_, ApiError>(super::create_api_key(s, &actor, owner, &name, &scopes)))
+        .await?;
     match res {
         // The page that shows the key is a POST response: it is not cached or re-fetchable.
         Ok(k) => keys_page_with(&state, &p, Some(k), String::new(), None).await,
-        Err(e @ (AuthError::Invalid(_) | AuthError::Forbidden(_))) => keys_page_with(&state, &p, None, e.to_string(), None).await,
+        Err(e @ (AuthError::Invalid(_) | AuthError::Forbidden(_))) => {
+            keys_page_with(&state, &p, None, e.to_string(), None).await
+        }
         Err(e) => Err(e.into()),
     }
 }
 
-async fn keys_revoke_form(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth, id: web::Path<u64>) -> Result<HttpResponse, ApiError> {
+async fn keys_revoke_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
     let actor = Actor::of(&p, client_ip(&req));
     let id = id.into_inner();
-    let k = state.store.run(move |s| super::revoke_api_key(s, &actor, id).map_err(ApiError::from)).await?;
-    Ok(redirect(&format!("/api-keys?flash=Revoked+{}", urlencode(&k.name))))
+    let k = state
+        .store
+        .run(move |s| super::revoke_api_key(s, &actor, id).map_err(ApiError::from))
+        .await?;
+    Ok(redirect(&format!(
+        "/api-keys?flash=Revoked+{}",
+        urlencode(&k.name)
+    )))
 }
 
 fn urlencode(s: &str) -> String {

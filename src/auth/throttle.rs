@@ -18,7 +18,11 @@ pub struct Throttle {
 impl Throttle {
     /// Allows `max` failures per key within `window`.
     pub fn new(max: u32, window: Duration) -> Throttle {
-        Throttle { max: max.max(1) as usize, window, failures: Mutex::default() }
+        Throttle {
+            max: max.max(1) as usize,
+            window,
+            failures: Mutex::default(),
+        }
     }
 
     /// Seconds until `key` may try again, if it is throttled. `factor` scales the limit (source
@@ -27,7 +31,10 @@ impl Throttle {
         let now = Instant::now();
         let mut map = self.failures.lock().ok()?;
         let q = map.get_mut(key)?;
-        while q.front().is_some_and(|t| now.duration_since(*t) > self.window) {
+        while q
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.window)
+        {
             q.pop_front();
         }
         if q.len() >= self.max * factor {
@@ -40,7 +47,9 @@ impl Throttle {
 
     /// Records a failure for `key`.
     pub fn fail(&self, key: &str) {
-        let Ok(mut map) = self.failures.lock() else { return };
+        let Ok(mut map) = self.failures.lock() else {
+            return;
+        };
         if map.len() >= MAX_KEYS && !map.contains_key(key) {
             let window = self.window;
             map.retain(|_, q| q.back().is_some_and(|t| t.elapsed() <= window));

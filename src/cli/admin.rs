@@ -66,11 +66,13 @@ pub enum ApiKeyCommand {
 }
 
 fn config(cli: &Cli) -> anyhow::Result<Config> {
-    cli.load_config(None).map_err(|e| anyhow::anyhow!("configuration is not valid:\n{e}"))
+    cli.load_config(None)
+        .map_err(|e| anyhow::anyhow!("configuration is not valid:\n{e}"))
 }
 
 fn parse_role(s: &str) -> anyhow::Result<Role> {
-    Role::parse(s).ok_or_else(|| anyhow::anyhow!("unknown role '{s}': use super-admin, admin or read-only"))
+    Role::parse(s)
+        .ok_or_else(|| anyhow::anyhow!("unknown role '{s}': use super-admin, admin or read-only"))
 }
 
 fn password_from(stdin: bool) -> anyhow::Result<(String, bool)> {
@@ -84,7 +86,9 @@ fn password_from(stdin: bool) -> anyhow::Result<(String, bool)> {
 }
 
 fn user_id(store: &crate::store::Store, email: &str) -> anyhow::Result<u64> {
-    Ok(auth::find_user(store, email)?.ok_or_else(|| anyhow::anyhow!("no user with email {email}"))?.id)
+    Ok(auth::find_user(store, email)?
+        .ok_or_else(|| anyhow::anyhow!("no user with email {email}"))?
+        .id)
 }
 
 /// `bulwark user ...`
@@ -93,7 +97,11 @@ pub fn user(cli: &Cli, cmd: &UserCommand) -> anyhow::Result<i32> {
     let store = crate::app::open_store(&cfg.data_dir)?;
     let cli_actor = Actor::cli();
     match cmd {
-        UserCommand::Add { email, role, password_stdin } => {
+        UserCommand::Add {
+            email,
+            role,
+            password_stdin,
+        } => {
             let role = parse_role(role)?;
             let (pw, generated) = password_from(*password_stdin)?;
             let u = auth::create_user(&store, &cli_actor, email, &pw, role)?;
@@ -107,26 +115,48 @@ pub fn user(cli: &Cli, cmd: &UserCommand) -> anyhow::Result<i32> {
             if *json {
                 println!("{}", serde_json::to_string_pretty(&users)?);
             } else {
-                println!("{:<5} {:<40} {:<12} {}", "ID", "EMAIL", "ROLE", "STATUS");
+                println!("{:<5} {:<40} {:<12} STATUS", "ID", "EMAIL", "ROLE");
                 for u in users {
-                    println!("{:<5} {:<40} {:<12} {}", u.id, u.email, u.role.as_str(), if u.disabled { "disabled" } else { "active" });
+                    println!(
+                        "{:<5} {:<40} {:<12} {}",
+                        u.id,
+                        u.email,
+                        u.role.as_str(),
+                        if u.disabled { "disabled" } else { "active" }
+                    );
                 }
             }
         }
         UserCommand::SetRole { email, role } => {
-            let patch = UserPatch { role: Some(parse_role(role)?), ..Default::default() };
+            let patch = UserPatch {
+                role: Some(parse_role(role)?),
+                ..Default::default()
+            };
             let u = auth::update_user(&store, &cli_actor, user_id(&store, email)?, &patch)?;
             println!("{} is now {}", u.email, u.role);
         }
         UserCommand::Disable { email } | UserCommand::Enable { email } => {
             let disabled = matches!(cmd, UserCommand::Disable { .. });
-            let patch = UserPatch { disabled: Some(disabled), ..Default::default() };
+            let patch = UserPatch {
+                disabled: Some(disabled),
+                ..Default::default()
+            };
             let u = auth::update_user(&store, &cli_actor, user_id(&store, email)?, &patch)?;
-            println!("{} is now {}", u.email, if u.disabled { "disabled" } else { "enabled" });
+            println!(
+                "{} is now {}",
+                u.email,
+                if u.disabled { "disabled" } else { "enabled" }
+            );
         }
-        UserCommand::SetPassword { email, password_stdin } => {
+        UserCommand::SetPassword {
+            email,
+            password_stdin,
+        } => {
             let (pw, generated) = password_from(*password_stdin)?;
-            let patch = UserPatch { password: Some(pw.clone()), ..Default::default() };
+            let patch = UserPatch {
+                password: Some(pw.clone()),
+                ..Default::default()
+            };
             let u = auth::update_user(&store, &cli_actor, user_id(&store, email)?, &patch)?;
             println!("password of {} changed", u.email);
             if generated {
@@ -147,15 +177,28 @@ pub fn apikey(cli: &Cli, cmd: &ApiKeyCommand) -> anyhow::Result<i32> {
                 .iter()
                 .map(|s| Scope::parse(s).ok_or_else(|| anyhow::anyhow!("unknown scope '{s}'")))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let k = auth::create_api_key(&store, &Actor::cli(), user_id(&store, user)?, name, &scopes)?;
+            let k =
+                auth::create_api_key(&store, &Actor::cli(), user_id(&store, user)?, name, &scopes)?;
             println!("{}", k.key);
             eprintln!("created key {} ({}); shown only this once", k.id, k.name);
         }
         ApiKeyCommand::List => {
             for k in auth::list_api_keys(&store, None)? {
                 let scopes: Vec<&str> = k.scopes.iter().map(|s| s.as_str()).collect();
-                let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
-                println!("{:<5} user {:<4} {:<24} {}… {:<8} {}", k.id, k.user_id, k.name, k.prefix, state, scopes.join(","));
+                let state = if k.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<5} user {:<4} {:<24} {}… {:<8} {}",
+                    k.id,
+                    k.user_id,
+                    k.name,
+                    k.prefix,
+                    state,
+                    scopes.join(",")
+                );
             }
         }
         ApiKeyCommand::Revoke { id } => {
@@ -170,7 +213,13 @@ pub fn apikey(cli: &Cli, cmd: &ApiKeyCommand) -> anyhow::Result<i32> {
 pub fn backup(cli: &Cli, file: &Path) -> anyhow::Result<i32> {
     let cfg = config(cli)?;
     let r = crate::store::backup_to_file(&cfg.data_dir, file)?;
-    println!("wrote {} ({} tables, {} entries, schema {})", r.path.display(), r.tables, r.entries, r.schema_version);
+    println!(
+        "wrote {} ({} tables, {} entries, schema {})",
+        r.path.display(),
+        r.tables,
+        r.entries,
+        r.schema_version
+    );
     Ok(0)
 }
 
@@ -196,7 +245,11 @@ pub fn restore(cli: &Cli, file: &Path) -> anyhow::Result<i32> {
 pub fn reindex(cli: &Cli) -> anyhow::Result<i32> {
     let cfg = config(cli)?;
     let store = crate::app::open_store(&cfg.data_dir)?;
-    let search = crate::search::Search::open(&crate::search::Search::dir(&cfg.data_dir), store, crate::app::search_sources())?;
+    let search = crate::search::Search::open(
+        &crate::search::Search::dir(&cfg.data_dir),
+        store,
+        crate::app::search_sources(),
+    )?;
     let n = search.rebuild()?;
     search.close()?;
     println!("indexed {n} documents");
@@ -206,11 +259,20 @@ pub fn reindex(cli: &Cli) -> anyhow::Result<i32> {
 /// `bulwark config check [FILE]`: prints every problem, exit 1 if any.
 pub fn config_check(cli: &Cli, file: Option<PathBuf>) -> i32 {
     let file = file.or_else(|| cli.config.clone());
-    let overrides = crate::config::Overrides { data_dir: cli.data_dir.clone(), listen: None };
+    let overrides = crate::config::Overrides {
+        data_dir: cli.data_dir.clone(),
+        listen: None,
+    };
     match Config::load(file.as_deref(), std::env::vars(), &overrides) {
         Ok(c) => {
-            let what = file.map(|f| f.display().to_string()).unwrap_or_else(|| "defaults and environment".into());
-            println!("{what}: OK (data_dir {}, listen {})", c.data_dir.display(), c.listen);
+            let what = file
+                .map(|f| f.display().to_string())
+                .unwrap_or_else(|| "defaults and environment".into());
+            println!(
+                "{what}: OK (data_dir {}, listen {})",
+                c.data_dir.display(),
+                c.listen
+            );
             0
         }
         Err(e) => {

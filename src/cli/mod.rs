@@ -85,8 +85,14 @@ pub enum SearchCommand {
 
 impl Cli {
     /// Loads the configuration with this command line's overrides.
-    pub fn load_config(&self, listen: Option<String>) -> Result<Config, crate::config::ConfigError> {
-        let overrides = Overrides { data_dir: self.data_dir.clone(), listen };
+    pub fn load_config(
+        &self,
+        listen: Option<String>,
+    ) -> Result<Config, crate::config::ConfigError> {
+        let overrides = Overrides {
+            data_dir: self.data_dir.clone(),
+            listen,
+        };
         Config::load(self.config.as_deref(), std::env::vars(), &overrides)
     }
 }
@@ -95,8 +101,12 @@ impl Cli {
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match &cli.command {
         Command::Serve { listen } => serve::run(&cli, listen.clone()),
-        Command::Config { command: ConfigCommand::Check { file } } => Ok(admin::config_check(&cli, file.clone())),
-        Command::Config { command: ConfigCommand::Keys } => {
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => Ok(admin::config_check(&cli, file.clone())),
+        Command::Config {
+            command: ConfigCommand::Keys,
+        } => {
             admin::config_keys();
             Ok(0)
         }
@@ -104,7 +114,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Apikey { command } => admin::apikey(&cli, command),
         Command::Backup { file } => admin::backup(&cli, file),
         Command::Restore { file } => admin::restore(&cli, file),
-        Command::Search { command: SearchCommand::Reindex } => admin::reindex(&cli),
+        Command::Search {
+            command: SearchCommand::Reindex,
+        } => admin::reindex(&cli),
     }
 }
 
@@ -113,8 +125,11 @@ pub fn init_logging(config: &Config) {
     let filter = std::env::var("BULWARK_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| config.log.level.clone());
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = if config.log.format == "json" {
         builder.json().flatten_event(true).try_init()
     } else {

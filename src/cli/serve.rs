@@ -13,7 +13,9 @@ pub fn run(cli: &Cli, listen: Option<String>) -> anyhow::Result<i32> {
         }
     };
     super::init_logging(&config);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let data_dir = config.data_dir.clone();
         let appliance = Appliance::open(config)?;

@@ -109,8 +109,13 @@ fn validate_name(name: &str) -> Result<String, ClusterError> {
     let name = name.trim();
     let ok = !name.is_empty()
         && name.len() <= 100
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok {
         Ok(name.to_string())
     } else {
@@ -122,7 +127,9 @@ fn validate_name(name: &str) -> Result<String, ClusterError> {
 
 fn validate_description(d: &str) -> Result<String, ClusterError> {
     if d.chars().count() > 2000 {
-        return Err(ClusterError::Invalid("description: at most 2000 characters".into()));
+        return Err(ClusterError::Invalid(
+            "description: at most 2000 characters".into(),
+        ));
     }
     Ok(d.trim().to_string())
 }
@@ -136,7 +143,9 @@ fn validate_tags(tags: &[String]) -> Result<Vec<String>, ClusterError> {
         let t = t.trim();
         let ok = !t.is_empty()
             && t.len() <= 64
-            && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/' | '='));
+            && t.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/' | '=')
+            });
         if !ok {
             return Err(ClusterError::Invalid(format!(
                 "tag '{}': 1 to 64 characters of letters, digits and - _ . : / =",
@@ -155,7 +164,12 @@ fn name_key(name: &str) -> String {
 }
 
 /// Creates a cluster; `actor` and `ip` go to the audit log.
-pub fn create(store: &Store, actor: &str, ip: &str, new: NewCluster) -> Result<Cluster, ClusterError> {
+pub fn create(
+    store: &Store,
+    actor: &str,
+    ip: &str,
+    new: NewCluster,
+) -> Result<Cluster, ClusterError> {
     let name = validate_name(&new.name)?;
     let description = validate_description(&new.description)?;
     let tags = validate_tags(&new.tags)?;
@@ -181,7 +195,11 @@ pub fn create(store: &Store, actor: &str, ip: &str, new: NewCluster) -> Result<C
             w,
             Event::new(actor, "cluster.create", format!("cluster:{id}"))
                 .from_ip(ip)
-                .detail(format!("name={name} enforcement={} failure_mode={}", c.enforcement, c.failure_mode.as_str())),
+                .detail(format!(
+                    "name={name} enforcement={} failure_mode={}",
+                    c.enforcement,
+                    c.failure_mode.as_str()
+                )),
         )?;
         Ok(c)
     })
@@ -189,7 +207,11 @@ pub fn create(store: &Store, actor: &str, ip: &str, new: NewCluster) -> Result<C
 
 /// Every cluster, by id.
 pub fn list(store: &Store) -> Result<Vec<Cluster>, StoreError> {
-    Ok(store.read(|r| r.all(&CLUSTERS))?.into_iter().map(|(_, c)| c).collect())
+    Ok(store
+        .read(|r| r.all(&CLUSTERS))?
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect())
 }
 
 /// Number of clusters.
@@ -199,7 +221,9 @@ pub fn count(store: &Store) -> Result<u64, StoreError> {
 
 /// One cluster by id.
 pub fn get(store: &Store, id: u64) -> Result<Cluster, ClusterError> {
-    store.read(|r| r.get(&CLUSTERS, &id))?.ok_or_else(|| ClusterError::NotFound(id.to_string()))
+    store
+        .read(|r| r.get(&CLUSTERS, &id))?
+        .ok_or_else(|| ClusterError::NotFound(id.to_string()))
 }
 
 /// One cluster by name (case-insensitive).
@@ -211,12 +235,24 @@ pub fn by_name(store: &Store, name: &str) -> Result<Option<Cluster>, StoreError>
 }
 
 /// Applies `patch` to cluster `id`.
-pub fn update(store: &Store, actor: &str, ip: &str, id: u64, patch: ClusterPatch) -> Result<Cluster, ClusterError> {
+pub fn update(
+    store: &Store,
+    actor: &str,
+    ip: &str,
+    id: u64,
+    patch: ClusterPatch,
+) -> Result<Cluster, ClusterError> {
     let name = patch.name.as_deref().map(validate_name).transpose()?;
-    let description = patch.description.as_deref().map(validate_description).transpose()?;
+    let description = patch
+        .description
+        .as_deref()
+        .map(validate_description)
+        .transpose()?;
     let tags = patch.tags.as_deref().map(validate_tags).transpose()?;
     store.write(|w| {
-        let mut c = w.get(&CLUSTERS, &id)?.ok_or_else(|| ClusterError::NotFound(id.to_string()))?;
+        let mut c = w
+            .get(&CLUSTERS, &id)?
+            .ok_or_else(|| ClusterError::NotFound(id.to_string()))?;
         let mut changes = Vec::new();
         if let Some(n) = name {
             if n != c.name {
@@ -257,7 +293,12 @@ pub fn update(store: &Store, actor: &str, ip: &str, id: u64, patch: ClusterPatch
         }
         c.updated_at = Utc::now();
         w.put(&CLUSTERS, &id, &c)?;
-        audit::record(w, Event::new(actor, "cluster.update", format!("cluster:{id}")).from_ip(ip).detail(changes.join(", ")))?;
+        audit::record(
+            w,
+            Event::new(actor, "cluster.update", format!("cluster:{id}"))
+                .from_ip(ip)
+                .detail(changes.join(", ")),
+        )?;
         Ok(c)
     })
 }
@@ -265,10 +306,17 @@ pub fn update(store: &Store, actor: &str, ip: &str, id: u64, patch: ClusterPatch
 /// Deletes cluster `id`.
 pub fn delete(store: &Store, actor: &str, ip: &str, id: u64) -> Result<Cluster, ClusterError> {
     store.write(|w| {
-        let c = w.get(&CLUSTERS, &id)?.ok_or_else(|| ClusterError::NotFound(id.to_string()))?;
+        let c = w
+            .get(&CLUSTERS, &id)?
+            .ok_or_else(|| ClusterError::NotFound(id.to_string()))?;
         w.delete(&CLUSTERS, &id)?;
         w.delete(&BY_NAME, &name_key(&c.name))?;
-        audit::record(w, Event::new(actor, "cluster.delete", format!("cluster:{id}")).from_ip(ip).detail(format!("name={}", c.name)))?;
+        audit::record(
+            w,
+            Event::new(actor, "cluster.delete", format!("cluster:{id}"))
+                .from_ip(ip)
+                .detail(format!("name={}", c.name)),
+        )?;
         Ok(c)
     })
 }
@@ -286,7 +334,10 @@ pub fn search_doc(c: &Cluster) -> Doc {
 
 /// Clusters' contribution to the search index.
 pub fn search_source() -> Source {
-    Source { kind: "cluster", documents: |store| Ok(list(store)?.iter().map(search_doc).collect()) }
+    Source {
+        kind: "cluster",
+        documents: |store| Ok(list(store)?.iter().map(search_doc).collect()),
+    }
 }
 
 #[cfg(test)]
@@ -294,7 +345,13 @@ mod tests {
     use super::*;
 
     fn new(name: &str) -> NewCluster {
-        NewCluster { name: name.into(), description: String::new(), tags: vec![], enforcement: false, failure_mode: FailureMode::FailOpen }
+        NewCluster {
+            name: name.into(),
+            description: String::new(),
+            tags: vec![],
+            enforcement: false,
+            failure_mode: FailureMode::FailOpen,
+        }
     }
 
     #[test]
@@ -302,13 +359,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), &[]).unwrap();
         let c = create(&store, "t", "", new("prod-eu")).unwrap();
-        assert!(matches!(create(&store, "t", "", new("PROD-EU")), Err(ClusterError::Duplicate(_))));
-        assert!(matches!(create(&store, "t", "", new("<script>")), Err(ClusterError::Invalid(_))));
-        assert!(matches!(create(&store, "t", "", new("x'; DROP TABLE")), Err(ClusterError::Invalid(_))));
+        assert!(matches!(
+            create(&store, "t", "", new("PROD-EU")),
+            Err(ClusterError::Duplicate(_))
+        ));
+        assert!(matches!(
+            create(&store, "t", "", new("<script>")),
+            Err(ClusterError::Invalid(_))
+        ));
+        assert!(matches!(
+            create(&store, "t", "", new("x'; DROP TABLE")),
+            Err(ClusterError::Invalid(_))
+        ));
         let b = create(&store, "t", "", new("staging")).unwrap();
-        let rename = ClusterPatch { name: Some("staging".into()), ..Default::default() };
-        assert!(matches!(update(&store, "t", "", c.id, rename), Err(ClusterError::Duplicate(_))));
-        let patch = ClusterPatch { name: Some("prod".into()), tags: Some(vec!["env=prod".into(), "env=prod".into()]), ..Default::default() };
+        let rename = ClusterPatch {
+            name: Some("staging".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            update(&store, "t", "", c.id, rename),
+            Err(ClusterError::Duplicate(_))
+        ));
+        let patch = ClusterPatch {
+            name: Some("prod".into()),
+            tags: Some(vec!["env=prod".into(), "env=prod".into()]),
+            ..Default::default()
+        };
         let c = update(&store, "t", "", c.id, patch).unwrap();
         assert_eq!(c.tags, vec!["env=prod"]);
         assert_eq!(by_name(&store, "PROD").unwrap().unwrap().id, c.id);

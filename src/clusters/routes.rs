@@ -15,8 +15,18 @@ pub fn routes(r: &mut Routes) {
     r.api(Method::GET, "/api/v1/clusters", Perm::Read, api_list);
     r.api(Method::POST, "/api/v1/clusters", Perm::Write, api_create);
     r.api(Method::GET, "/api/v1/clusters/{id}", Perm::Read, api_get);
-    r.api(Method::PATCH, "/api/v1/clusters/{id}", Perm::Write, api_update);
-    r.api(Method::DELETE, "/api/v1/clusters/{id}", Perm::Write, api_delete);
+    r.api(
+        Method::PATCH,
+        "/api/v1/clusters/{id}",
+        Perm::Write,
+        api_update,
+    );
+    r.api(
+        Method::DELETE,
+        "/api/v1/clusters/{id}",
+        Perm::Write,
+        api_delete,
+    );
     r.page("/clusters", Perm::Read, list_page);
     r.page("/clusters/new", Perm::Write, new_page);
     r.form("/clusters", Perm::Write, create_form);
@@ -32,7 +42,12 @@ fn reindex(search: &Search, c: &Cluster) {
     }
 }
 
-async fn create_cluster(state: &web::Data<AppState>, p: &Principal, ip: String, new: NewCluster) -> Result<Result<Cluster, ClusterError>, ApiError> {
+async fn create_cluster(
+    state: &web::Data<AppState>,
+    p: &Principal,
+    ip: String,
+    new: NewCluster,
+) -> Result<Result<Cluster, ClusterError>, ApiError> {
     let actor = p.actor();
     let search = state.search.clone();
     state
@@ -47,7 +62,13 @@ async fn create_cluster(state: &web::Data<AppState>, p: &Principal, ip: String, 
         .await
 }
 
-async fn update_cluster(state: &web::Data<AppState>, p: &Principal, ip: String, id: u64, patch: ClusterPatch) -> Result<Result<Cluster, ClusterError>, ApiError> {
+async fn update_cluster(
+    state: &web::Data<AppState>,
+    p: &Principal,
+    ip: String,
+    id: u64,
+    patch: ClusterPatch,
+) -> Result<Result<Cluster, ClusterError>, ApiError> {
     let actor = p.actor();
     let search = state.search.clone();
     state
@@ -63,27 +84,56 @@ async fn update_cluster(state: &web::Data<AppState>, p: &Principal, ip: String, 
 }
 
 async fn api_list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let items = state.store.run(|s| super::list(s).map_err(ApiError::from)).await?;
+    let items = state
+        .store
+        .run(|s| super::list(s).map_err(ApiError::from))
+        .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }
 
-async fn api_create(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth, body: web::Json<NewCluster>) -> Result<HttpResponse, ApiError> {
+async fn api_create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    body: web::Json<NewCluster>,
+) -> Result<HttpResponse, ApiError> {
     let c = create_cluster(&state, &p, client_ip(&req), body.into_inner()).await??;
     Ok(HttpResponse::Created().json(c))
 }
 
 async fn api_get(state: web::Data<AppState>, id: web::Path<u64>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let c = state.store.run(move |s| super::get(s, id).map_err(ApiError::from)).await?;
+    let c = state
+        .store
+        .run(move |s| super::get(s, id).map_err(ApiError::from))
+        .await?;
     Ok(HttpResponse::Ok().json(c))
 }
 
-async fn api_update(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth, id: web::Path<u64>, body: web::Json<ClusterPatch>) -> Result<HttpResponse, ApiError> {
-    let c = update_cluster(&state, &p, client_ip(&req), id.into_inner(), body.into_inner()).await??;
+async fn api_update(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+    body: web::Json<ClusterPatch>,
+) -> Result<HttpResponse, ApiError> {
+    let c = update_cluster(
+        &state,
+        &p,
+        client_ip(&req),
+        id.into_inner(),
+        body.into_inner(),
+    )
+    .await??;
     Ok(HttpResponse::Ok().json(c))
 }
 
-async fn api_delete(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth, id: web::Path<u64>) -> Result<HttpResponse, ApiError> {
+async fn api_delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
     let (actor, ip, id) = (p.actor(), client_ip(&req), id.into_inner());
     let search = state.search.clone();
     state
@@ -122,15 +172,26 @@ struct ListPage {
     can_write: bool,
 }
 
-async fn list_page(state: web::Data<AppState>, Auth(p): Auth, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+async fn list_page(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
-    let all = state.store.run(|s| super::list(s).map_err(ApiError::from)).await?;
+    let all = state
+        .store
+        .run(|s| super::list(s).map_err(ApiError::from))
+        .await?;
     let total = all.len();
     let needle = q.q.to_lowercase();
     let clusters = all
         .into_iter()
-        .filter(|c| needle.is_empty() || c.name.to_lowercase().contains(&needle) || c.description.to_lowercase().contains(&needle))
-        .filter(|c| q.tag.is_empty() || c.tags.iter().any(|t| *t == q.tag))
+        .filter(|c| {
+            needle.is_empty()
+                || c.name.to_lowercase().contains(&needle)
+                || c.description.to_lowercase().contains(&needle)
+        })
+        .filter(|c| q.tag.is_empty() || c.tags.contains(&q.tag))
         .filter(|c| match q.enforcement.as_str() {
             "on" => c.enforcement,
             "off" => !c.enforcement,
@@ -138,7 +199,15 @@ async fn list_page(state: web::Data<AppState>, Auth(p): Auth, q: web::Query<List
         })
         .collect();
     let layout = Layout::new(&state, &p, "Clusters", "/clusters").with_flash(q.flash.as_deref());
-    render(&ListPage { layout, clusters, total, q: q.q, tag: q.tag, enforcement: q.enforcement, can_write: p.can(Perm::Write) })
+    render(&ListPage {
+        layout,
+        clusters,
+        total,
+        q: q.q,
+        tag: q.tag,
+        enforcement: q.enforcement,
+        can_write: p.can(Perm::Write),
+    })
 }
 
 #[derive(Template)]
@@ -185,7 +254,12 @@ impl FormPage {
 }
 
 async fn new_page(state: web::Data<AppState>, Auth(p): Auth) -> Result<HttpResponse, ApiError> {
-    render(&FormPage::blank(Layout::new(&state, &p, "New cluster", "/clusters")))
+    render(&FormPage::blank(Layout::new(
+        &state,
+        &p,
+        "New cluster",
+        "/clusters",
+    )))
 }
 
 #[derive(Deserialize)]
@@ -203,7 +277,12 @@ struct ClusterForm {
 
 impl ClusterForm {
     fn tags(&self) -> Vec<String> {
-        self.tags.split([',', ' ']).map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect()
+        self.tags
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(String::from)
+            .collect()
     }
     fn failure_mode(&self) -> FailureMode {
         if self.failure_mode == "fail-closed" {
@@ -222,7 +301,12 @@ impl ClusterForm {
     }
 }
 
-async fn create_form(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth, form: web::Form<ClusterForm>) -> Result<HttpResponse, ApiError> {
+async fn create_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    form: web::Form<ClusterForm>,
+) -> Result<HttpResponse, ApiError> {
     let f = form.into_inner();
     let new = NewCluster {
         name: f.name.clone(),
@@ -232,7 +316,10 @@ async fn create_form(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth
         failure_mode: f.failure_mode(),
     };
     match create_cluster(&state, &p, client_ip(&req), new).await? {
-        Ok(c) => Ok(redirect(&format!("/clusters?flash=Created+cluster+{}", c.name))),
+        Ok(c) => Ok(redirect(&format!(
+            "/clusters?flash=Created+cluster+{}",
+            c.name
+        ))),
         Err(e @ (ClusterError::Invalid(_) | ClusterError::Duplicate(_))) => {
             let mut page = FormPage::blank(Layout::new(&state, &p, "New cluster", "/clusters"));
             f.refill(&mut page, e.to_string());
@@ -244,14 +331,27 @@ async fn create_form(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth
     }
 }
 
-async fn detail_page(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<u64>) -> Result<HttpResponse, ApiError> {
+async fn detail_page(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let c = state.store.run(move |s| super::get(s, id).map_err(ApiError::from)).await?;
+    let c = state
+        .store
+        .run(move |s| super::get(s, id).map_err(ApiError::from))
+        .await?;
     let layout = Layout::new(&state, &p, c.name.clone(), "/clusters");
     render(&FormPage::of(layout, c, p.can(Perm::Write)))
 }
 
-async fn update_form(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth, id: web::Path<u64>, form: web::Form<ClusterForm>) -> Result<HttpResponse, ApiError> {
+async fn update_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+    form: web::Form<ClusterForm>,
+) -> Result<HttpResponse, ApiError> {
     let f = form.into_inner();
     let id = id.into_inner();
     let patch = ClusterPatch {
@@ -262,10 +362,20 @@ async fn update_form(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth
         failure_mode: Some(f.failure_mode()),
     };
     match update_cluster(&state, &p, client_ip(&req), id, patch).await? {
-        Ok(c) => Ok(redirect(&format!("/clusters?flash=Saved+cluster+{}", c.name))),
+        Ok(c) => Ok(redirect(&format!(
+            "/clusters?flash=Saved+cluster+{}",
+            c.name
+        ))),
         Err(e @ (ClusterError::Invalid(_) | ClusterError::Duplicate(_))) => {
-            let c = state.store.run(move |s| super::get(s, id).map_err(ApiError::from)).await?;
-            let mut page = FormPage::of(Layout::new(&state, &p, c.name.clone(), "/clusters"), c, true);
+            let c = state
+                .store
+                .run(move |s| super::get(s, id).map_err(ApiError::from))
+                .await?;
+            let mut page = FormPage::of(
+                Layout::new(&state, &p, c.name.clone(), "/clusters"),
+                c,
+                true,
+            );
             f.refill(&mut page, e.to_string());
             let mut res = render(&page)?;
             *res.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
@@ -275,7 +385,12 @@ async fn update_form(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth
     }
 }
 
-async fn delete_form(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth, id: web::Path<u64>) -> Result<HttpResponse, ApiError> {
+async fn delete_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
     let (actor, ip, id) = (p.actor(), client_ip(&req), id.into_inner());
     let search = state.search.clone();
     let c = state
@@ -286,5 +401,8 @@ async fn delete_form(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth
             Ok::<_, ApiError>(c)
         })
         .await?;
-    Ok(redirect(&format!("/clusters?flash=Deleted+cluster+{}", c.name)))
+    Ok(redirect(&format!(
+        "/clusters?flash=Deleted+cluster+{}",
+        c.name
+    )))
 }

@@ -41,7 +41,8 @@ impl Role {
         use Perm::*;
         match perm {
             Public | Authenticated | Read | OwnKeys | Metrics => true,
-            Write | ManageUsers | UploadScan | UploadKubeBench | UploadKubeHunter | UploadFalco | UploadSensor => {
+            Write | ManageUsers | UploadScan | UploadKubeBench | UploadKubeHunter | UploadFalco
+            | UploadSensor => {
                 matches!(self, Role::SuperAdmin | Role::Admin)
             }
             SuperAdmin => self == Role::SuperAdmin,
@@ -113,7 +114,10 @@ impl Scope {
     pub fn grants(self, perm: Perm) -> bool {
         use Perm::*;
         match self {
-            Scope::Admin => !matches!(perm, UploadScan | UploadKubeBench | UploadKubeHunter | UploadFalco | UploadSensor),
+            Scope::Admin => !matches!(
+                perm,
+                UploadScan | UploadKubeBench | UploadKubeHunter | UploadFalco | UploadSensor
+            ),
             Scope::Read => matches!(perm, Public | Authenticated | Read),
             Scope::Scanner => matches!(perm, Public | Authenticated | UploadScan),
             Scope::KubeBench => matches!(perm, Public | Authenticated | UploadKubeBench),
@@ -259,11 +263,17 @@ mod tests {
                     user_id: 1,
                     email: "a@b".into(),
                     role,
-                    credential: Credential::ApiKey { id: 1, scopes: vec![scope] },
+                    credential: Credential::ApiKey {
+                        id: 1,
+                        scopes: vec![scope],
+                    },
                 };
                 for perm in Perm::ALL {
                     if p.can(perm) {
-                        assert!(role.grants(perm) && scope.grants(perm), "{role:?} {scope:?} {perm:?}");
+                        assert!(
+                            role.grants(perm) && scope.grants(perm),
+                            "{role:?} {scope:?} {perm:?}"
+                        );
                     }
                 }
             }

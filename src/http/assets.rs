@@ -11,10 +11,17 @@ struct Assets;
 /// `GET /static/{file}`.
 pub async fn serve(req: HttpRequest, file: web::Path<String>) -> HttpResponse {
     let Some(asset) = Assets::get(&file) else {
-        return actix_web::ResponseError::error_response(&super::ApiError::not_found("no such asset"));
+        return actix_web::ResponseError::error_response(&super::ApiError::not_found(
+            "no such asset",
+        ));
     };
     let etag = format!("\"{}\"", hex::encode(&asset.metadata.sha256_hash()[..12]));
-    if req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+    if req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(etag.as_str())
+    {
         return HttpResponse::NotModified().finish();
     }
     HttpResponse::Ok()

@@ -35,7 +35,12 @@ struct Inner<'a> {
 impl ApiError {
     /// An error with an explicit status and code.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), retry_after: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
     }
     /// 400: the input is malformed or invalid.
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -59,18 +64,31 @@ impl ApiError {
     }
     /// 429 with a retry hint.
     pub fn too_many(message: impl Into<String>, retry_after: u64) -> Self {
-        ApiError { retry_after: Some(retry_after), ..Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message) }
+        ApiError {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message)
+        }
     }
     /// 500: logs `detail` and tells the client only that something failed inside.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the appliance log")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; see the appliance log",
+        )
     }
 }
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 
@@ -83,7 +101,12 @@ impl ResponseError for ApiError {
         if let Some(s) = self.retry_after {
             r.insert_header(("Retry-After", s.to_string()));
         }
-        r.json(Body { error: Inner { code: self.code, message: &self.message } })
+        r.json(Body {
+            error: Inner {
+                code: self.code,
+                message: &self.message,
+            },
+        })
     }
 }
 
@@ -94,7 +117,10 @@ impl From<crate::store::StoreError> for ApiError {
 }
 
 /// Turns extractor failures (bad JSON, wrong content type, too large) into clear 4xx errors.
-pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn json_error(
+    err: actix_web::error::JsonPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as J;
     let e = match &err {
         J::OverflowKnownLength { length, limit } => ApiError::new(
@@ -119,7 +145,10 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::Htt
 }
 
 /// Clear 4xx errors for urlencoded forms.
-pub fn form_error(err: actix_web::error::UrlencodedError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn form_error(
+    err: actix_web::error::UrlencodedError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
     use actix_web::error::UrlencodedError as U;
     let e = match &err {
         U::Overflow { size, limit } => ApiError::new(
@@ -138,11 +167,17 @@ pub fn form_error(err: actix_web::error::UrlencodedError, _req: &actix_web::Http
 }
 
 /// Clear 400s for bad query strings.
-pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
     ApiError::bad_request(format!("malformed query string: {err}")).into()
 }
 
 /// Clear 400s (as 404s would mislead) for path parameters of the wrong type.
-pub fn path_error(err: actix_web::error::PathError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn path_error(
+    err: actix_web::error::PathError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
     ApiError::bad_request(format!("malformed path parameter: {err}")).into()
 }

@@ -38,12 +38,21 @@ pub struct Layout {
 
 impl Layout {
     /// The layout for `principal` on a page of the section at `active`.
-    pub fn new(state: &AppState, principal: &Principal, title: impl Into<String>, active: &str) -> Layout {
+    pub fn new(
+        state: &AppState,
+        principal: &Principal,
+        title: impl Into<String>,
+        active: &str,
+    ) -> Layout {
         let nav = state
             .nav
             .iter()
             .filter(|n| principal.can(n.perm))
-            .map(|n| NavLink { label: n.label, href: n.href, active: n.href == active })
+            .map(|n| NavLink {
+                label: n.label,
+                href: n.href,
+                active: n.href == active,
+            })
             .collect();
         let csrf = match &principal.credential {
             Credential::Session { csrf, .. } => csrf.clone(),
@@ -69,12 +78,16 @@ impl Layout {
 /// Renders a template into a 200 HTML response.
 pub fn render(t: &impl Template) -> Result<HttpResponse, ApiError> {
     let body = t.render().map_err(ApiError::internal)?;
-    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(body))
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(body))
 }
 
 /// A 303 redirect (after a successful form post).
 pub fn redirect(to: &str) -> HttpResponse {
-    HttpResponse::SeeOther().insert_header((actix_web::http::header::LOCATION, to.to_string())).finish()
+    HttpResponse::SeeOther()
+        .insert_header((actix_web::http::header::LOCATION, to.to_string()))
+        .finish()
 }
 
 #[derive(Template)]
@@ -86,8 +99,13 @@ struct ErrorPage<'a> {
 
 /// A standalone HTML error page.
 pub fn error_page(e: &ApiError) -> HttpResponse {
-    let body = ErrorPage { status: e.status.as_u16(), message: &e.message }
-        .render()
-        .unwrap_or_else(|_| "error".into());
-    HttpResponse::build(e.status).content_type("text/html; charset=utf-8").body(body)
+    let body = ErrorPage {
+        status: e.status.as_u16(),
+        message: &e.message,
+    }
+    .render()
+    .unwrap_or_else(|_| "error".into());
+    HttpResponse::build(e.status)
+        .content_type("text/html; charset=utf-8")
+        .body(body)
 }

@@ -50,19 +50,42 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("bulwark");
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register("http_requests", "HTTP requests by route pattern, method and status", requests.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests by route pattern, method and status",
+            requests.clone(),
+        );
         let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5].into_iter())
+            Histogram::new([
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ])
         });
-        registry.register("http_request_duration_seconds", "HTTP request latency by route pattern", latency.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route pattern",
+            latency.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
-        build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").into() }).set(1);
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").into(),
+            })
+            .set(1);
         registry.register("build_info", "Build information", build);
-        Metrics { registry: Mutex::new(registry), requests, latency }
+        Metrics {
+            registry: Mutex::new(registry),
+            requests,
+            latency,
+        }
     }
 
     /// Registers another metric (domains call this at assembly time).
-    pub fn register(&self, name: &str, help: &str, metric: impl prometheus_client::registry::Metric) {
+    pub fn register(
+        &self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
         if let Ok(mut r) = self.registry.lock() {
             r.register(name, help, metric);
         }
@@ -78,8 +101,18 @@ impl Metrics {
     }
 
     fn observe(&self, route: String, method: &str, status: u16, seconds: f64) {
-        self.latency.get_or_create(&RouteLabels { route: route.clone() }).observe(seconds);
-        self.requests.get_or_create(&RequestLabels { route, method: method.to_string(), status }).inc();
+        self.latency
+            .get_or_create(&RouteLabels {
+                route: route.clone(),
+            })
+            .observe(seconds);
+        self.requests
+            .get_or_create(&RequestLabels {
+                route,
+                method: method.to_string(),
+                status,
+            })
+            .inc();
     }
 }
 
@@ -90,12 +123,22 @@ pub async fn middleware(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let start = Instant::now();
-    let metrics = req.app_data::<web::Data<super::AppState>>().map(|s| s.metrics.clone());
+    let metrics = req
+        .app_data::<web::Data<super::AppState>>()
+        .map(|s| s.metrics.clone());
     let method = req.method().to_string();
     let res = next.call(req).await?;
     if let Some(m) = metrics {
-        let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
-        m.observe(route, &method, res.status().as_u16(), start.elapsed().as_secs_f64());
+        let route = res
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".into());
+        m.observe(
+            route,
+            &method,
+            res.status().as_u16(),
+            start.elapsed().as_secs_f64(),
+        );
     }
     Ok(res)
 }

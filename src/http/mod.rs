@@ -58,12 +58,16 @@ pub struct DomainData {
 impl DomainData {
     /// Stores `value` (one per type).
     pub fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
-        self.items.insert(std::any::TypeId::of::<T>(), Arc::new(value));
+        self.items
+            .insert(std::any::TypeId::of::<T>(), Arc::new(value));
     }
 
     /// The value of type `T`, if one was stored.
     pub fn get<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
-        self.items.get(&std::any::TypeId::of::<T>()).cloned().and_then(|a| a.downcast::<T>().ok())
+        self.items
+            .get(&std::any::TypeId::of::<T>())
+            .cloned()
+            .and_then(|a| a.downcast::<T>().ok())
     }
 }
 
@@ -128,7 +132,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let listen = state.config.listen.clone();
     let workers = match state.config.http.workers {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
         n => n,
     };
     let server = HttpServer::new(move || app(state.clone(), &routes))
@@ -149,5 +155,7 @@ pub async fn serve(
 /// The client's address as the TCP peer (forwarding headers are not trusted: they are
 /// client-controlled unless a proxy is configured, and none is yet).
 pub fn client_ip(req: &HttpRequest) -> String {
-    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default()
 }

@@ -11,7 +11,9 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method};
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{guard, web, FromRequest, Handler, HttpMessage, HttpRequest, HttpResponse, Responder};
+use actix_web::{
+    guard, web, FromRequest, Handler, HttpMessage, HttpRequest, HttpResponse, Responder,
+};
 
 use super::access::{Credential, Perm, Principal};
 use super::{ApiError, AppState};
@@ -83,17 +85,40 @@ impl Routes {
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
-        self.add(RouteInfo { method, path, perm, kind: Kind::Api, csrf_exempt: false }, handler)
+        self.add(
+            RouteInfo {
+                method,
+                path,
+                perm,
+                kind: Kind::Api,
+                csrf_exempt: false,
+            },
+            handler,
+        )
     }
 
     /// A JSON API POST that is harmless to forge (logout), so it needs no JSON content type.
-    pub fn api_csrf_exempt<F, Args>(&mut self, method: Method, path: &'static str, perm: Perm, handler: F)
-    where
+    pub fn api_csrf_exempt<F, Args>(
+        &mut self,
+        method: Method,
+        path: &'static str,
+        perm: Perm,
+        handler: F,
+    ) where
         F: Handler<Args> + Send + Sync,
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
-        self.add(RouteInfo { method, path, perm, kind: Kind::Api, csrf_exempt: true }, handler)
+        self.add(
+            RouteInfo {
+                method,
+                path,
+                perm,
+                kind: Kind::Api,
+                csrf_exempt: true,
+            },
+            handler,
+        )
     }
 
     /// An HTML page (GET).
@@ -103,7 +128,16 @@ impl Routes {
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
-        self.add(RouteInfo { method: Method::GET, path, perm, kind: Kind::Page, csrf_exempt: false }, handler)
+        self.add(
+            RouteInfo {
+                method: Method::GET,
+                path,
+                perm,
+                kind: Kind::Page,
+                csrf_exempt: false,
+            },
+            handler,
+        )
     }
 
     /// An HTML form post (POST, CSRF-checked).
@@ -113,12 +147,26 @@ impl Routes {
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
-        self.add(RouteInfo { method: Method::POST, path, perm, kind: Kind::Form, csrf_exempt: false }, handler)
+        self.add(
+            RouteInfo {
+                method: Method::POST,
+                path,
+                perm,
+                kind: Kind::Form,
+                csrf_exempt: false,
+            },
+            handler,
+        )
     }
 
     /// Adds a navigation entry to the page layout at position `weight`.
     pub fn nav(&mut self, weight: u16, label: &'static str, href: &'static str, perm: Perm) {
-        self.nav.push(NavEntry { label, href, perm, weight });
+        self.nav.push(NavEntry {
+            label,
+            href,
+            perm,
+            weight,
+        });
         self.nav.sort_by_key(|n| n.weight);
     }
 
@@ -146,17 +194,18 @@ impl Routes {
         F::Output: Responder + 'static,
     {
         self.infos.push(info.clone());
-        self.regs.push(Arc::new(move |cfg: &mut web::ServiceConfig| {
-            let info = Rc::new(info.clone());
-            // A resource guard (not a route guard) makes routing fall through to the resource
-            // registered for the same path with another method.
-            cfg.service(
-                web::resource(info.path)
-                    .guard(guard::Method(info.method.clone()))
-                    .route(web::route().to(handler.clone()))
-                    .wrap(from_fn(move |req, next| gate(info.clone(), req, next))),
-            );
-        }));
+        self.regs
+            .push(Arc::new(move |cfg: &mut web::ServiceConfig| {
+                let info = Rc::new(info.clone());
+                // A resource guard (not a route guard) makes routing fall through to the resource
+                // registered for the same path with another method.
+                cfg.service(
+                    web::resource(info.path)
+                        .guard(guard::Method(info.method.clone()))
+                        .route(web::route().to(handler.clone()))
+                        .wrap(from_fn(move |req, next| gate(info.clone(), req, next))),
+                );
+            }));
     }
 }
 
@@ -173,7 +222,9 @@ async fn gate(
         if info.kind == Kind::Form {
             let cookie = req.cookie(LOGIN_CSRF_COOKIE).map(|c| c.value().to_string());
             let ok = match cookie {
-                Some(expected) => check_form_csrf(&mut req, &expected, state.config.http.max_body_bytes).await?,
+                Some(expected) => {
+                    check_form_csrf(&mut req, &expected, state.config.http.max_body_bytes).await?
+                }
                 None => false,
             };
             if !ok {
@@ -188,7 +239,9 @@ async fn gate(
         Err(e) => return Ok(req.into_response(e.error_response_for(info.kind, path.clone()))),
     };
     let Some(principal) = principal else {
-        let e = ApiError::unauthorized("sign in or send an API key (Authorization: Bearer, x-api-key or ?key=)");
+        let e = ApiError::unauthorized(
+            "sign in or send an API key (Authorization: Bearer, x-api-key or ?key=)",
+        );
         return Ok(req.into_response(e.error_response_for(info.kind, path.clone())));
     };
     if !principal.can(info.perm) {
@@ -202,7 +255,8 @@ async fn gate(
     if let Credential::Session { csrf, .. } = &principal.credential {
         match info.kind {
             Kind::Api => {
-                let unsafe_method = matches!(info.method, Method::POST | Method::PUT | Method::PATCH);
+                let unsafe_method =
+                    matches!(info.method, Method::POST | Method::PUT | Method::PATCH);
                 if unsafe_method && !info.csrf_exempt && !is_json(&req) {
                     let e = ApiError::new(
                         actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -226,14 +280,23 @@ async fn gate(
 }
 
 fn req_path(req: &ServiceRequest) -> String {
-    req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into())
+    req.uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into())
 }
 
 fn is_json(req: &ServiceRequest) -> bool {
     req.headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        })
         .unwrap_or(false)
 }
 
@@ -245,12 +308,23 @@ fn csrf_failure() -> HttpResponse {
 
 /// Reads the form body (bounded), compares its `csrf` field with `expected` in constant time and
 /// puts the body back for the handler.
-async fn check_form_csrf(req: &mut ServiceRequest, expected: &str, limit: usize) -> Result<bool, actix_web::Error> {
+async fn check_form_csrf(
+    req: &mut ServiceRequest,
+    expected: &str,
+    limit: usize,
+) -> Result<bool, actix_web::Error> {
     let body = req.extract::<web::Bytes>().await?;
     if body.len() > limit {
-        return Err(ApiError::new(actix_web::http::StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "form too large").into());
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "form too large",
+        )
+        .into());
     }
-    let given = url::form_urlencoded::parse(&body).find(|(k, _)| k == "csrf").map(|(_, v)| v.into_owned());
+    let given = url::form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.into_owned());
     let (_, mut payload) = actix_http::h1::Payload::create(true);
     payload.unread_data(body);
     req.set_payload(payload.into());
@@ -267,7 +341,10 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Finds credentials in the request: an API key (Authorization: Bearer, x-api-key, ?key=) wins
 /// over the session cookie. A presented key that is wrong is an error, not "anonymous".
-async fn authenticate(req: &ServiceRequest, state: &AppState) -> Result<Option<Principal>, ApiError> {
+async fn authenticate(
+    req: &ServiceRequest,
+    state: &AppState,
+) -> Result<Option<Principal>, ApiError> {
     let key = api_key_of(req.request());
     let auth = state.auth.clone();
     if let Some(key) = key {
@@ -276,20 +353,31 @@ async fn authenticate(req: &ServiceRequest, state: &AppState) -> Result<Option<P
             .map_err(ApiError::internal)??;
         return match found {
             Some(p) => Ok(Some(p)),
-            None => Err(ApiError::unauthorized("the API key is unknown, revoked or its owner is disabled")),
+            None => Err(ApiError::unauthorized(
+                "the API key is unknown, revoked or its owner is disabled",
+            )),
         };
     }
     let Some(cookie) = req.cookie(SESSION_COOKIE) else {
         return Ok(None);
     };
     let token = cookie.value().to_string();
-    tokio::task::spawn_blocking(move || auth.session(&token)).await.map_err(ApiError::internal)?
+    tokio::task::spawn_blocking(move || auth.session(&token))
+        .await
+        .map_err(ApiError::internal)?
 }
 
 /// The API key a request carries, if any.
 pub fn api_key_of(req: &HttpRequest) -> Option<String> {
-    if let Some(v) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        if let Some(k) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")) {
+    if let Some(v) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Some(k) = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+        {
             return Some(k.trim().to_string());
         }
     }
@@ -310,7 +398,9 @@ impl ApiError {
             Kind::Api => self.error_response(),
             Kind::Page | Kind::Form if self.status == actix_web::http::StatusCode::UNAUTHORIZED => {
                 let next: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
-                HttpResponse::SeeOther().insert_header((header::LOCATION, format!("/login?next={next}"))).finish()
+                HttpResponse::SeeOther()
+                    .insert_header((header::LOCATION, format!("/login?next={next}")))
+                    .finish()
             }
             Kind::Page | Kind::Form => super::layout::error_page(self),
         }
@@ -350,7 +440,9 @@ impl FromRequest for MaybeAuth {
                 return Ok(MaybeAuth(None));
             };
             let auth = state.auth.clone();
-            let p = tokio::task::spawn_blocking(move || auth.session(&token)).await.map_err(ApiError::internal)??;
+            let p = tokio::task::spawn_blocking(move || auth.session(&token))
+                .await
+                .map_err(ApiError::internal)??;
             Ok(MaybeAuth(p))
         })
     }

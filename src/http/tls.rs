@@ -14,9 +14,15 @@ use crate::config::Config;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} holds no PEM {what}")]
     Pem { path: PathBuf, what: &'static str },
     #[error("cannot generate a certificate: {0}")]
@@ -31,7 +37,10 @@ pub fn cert_paths(config: &Config) -> (PathBuf, PathBuf) {
         let dir = config.data_dir.join("tls");
         (dir.join("cert.pem"), dir.join("key.pem"))
     } else {
-        (PathBuf::from(&config.tls.cert_file), PathBuf::from(&config.tls.key_file))
+        (
+            PathBuf::from(&config.tls.cert_file),
+            PathBuf::from(&config.tls.key_file),
+        )
     }
 }
 
@@ -45,8 +54,15 @@ pub fn ensure_certificate(config: &Config) -> Result<(), TlsError> {
         return Ok(());
     }
     let dir = cert.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|source| TlsError::Write { path: dir.into(), source })?;
-    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    std::fs::create_dir_all(dir).map_err(|source| TlsError::Write {
+        path: dir.into(),
+        source,
+    })?;
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     if let Ok(h) = std::fs::read_to_string("/etc/hostname") {
         let h = h.trim();
         if !h.is_empty() && !names.iter().any(|n| n == h) {
@@ -61,7 +77,10 @@ pub fn ensure_certificate(config: &Config) -> Result<(), TlsError> {
     }
     let generated = rcgen::generate_simple_self_signed(names)?;
     write_private(&key, generated.signing_key.serialize_pem().as_bytes())?;
-    std::fs::write(&cert, generated.cert.pem()).map_err(|source| TlsError::Write { path: cert.clone(), source })?;
+    std::fs::write(&cert, generated.cert.pem()).map_err(|source| TlsError::Write {
+        path: cert.clone(),
+        source,
+    })?;
     tracing::info!(cert = %cert.display(), "generated a self-signed TLS certificate");
     Ok(())
 }
@@ -69,8 +88,17 @@ pub fn ensure_certificate(config: &Config) -> Result<(), TlsError> {
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let err = |source| TlsError::Write { path: path.into(), source };
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(err)?;
+    let err = |source| TlsError::Write {
+        path: path.into(),
+        source,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(err)?;
     f.write_all(bytes).map_err(err)?;
     f.sync_all().map_err(err)
 }
@@ -79,15 +107,26 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
 pub fn server_config(config: &Config) -> Result<rustls::ServerConfig, TlsError> {
     ensure_certificate(config)?;
     let (cert_path, key_path) = cert_paths(config);
-    let read = |p: &Path| std::fs::read(p).map_err(|source| TlsError::Read { path: p.into(), source });
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|source| TlsError::Read {
+            path: p.into(),
+            source,
+        })
+    };
     let cert_pem = read(&cert_path)?;
-    let certs: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(&cert_pem).filter_map(|c| c.ok()).collect();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .filter_map(|c| c.ok())
+        .collect();
     if certs.is_empty() {
-        return Err(TlsError::Pem { path: cert_path, what: "certificate" });
+        return Err(TlsError::Pem {
+            path: cert_path,
+            what: "certificate",
+        });
     }
-    let key = PrivateKeyDer::from_pem_slice(&read(&key_path)?)
-        .map_err(|_| TlsError::Pem { path: key_path.clone(), what: "private key" })?;
+    let key = PrivateKeyDer::from_pem_slice(&read(&key_path)?).map_err(|_| TlsError::Pem {
+        path: key_path.clone(),
+        what: "private key",
+    })?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -104,13 +143,23 @@ mod tests {
     #[test]
     fn generates_once_and_reuses() {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
         server_config(&config).unwrap();
         let (cert, key) = cert_paths(&config);
         let first = std::fs::read(&cert).unwrap();
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         server_config(&config).unwrap();
-        assert_eq!(std::fs::read(&cert).unwrap(), first, "certificate is kept across starts");
+        assert_eq!(
+            std::fs::read(&cert).unwrap(),
+            first,
+            "certificate is kept across starts"
+        );
     }
 }

@@ -78,7 +78,11 @@ pub enum JobError {
     #[error("job '{0}' is already running")]
     Busy(String),
     #[error("job '{name}' has an invalid schedule '{schedule}': {reason}")]
-    Schedule { name: String, schedule: String, reason: String },
+    Schedule {
+        name: String,
+        schedule: String,
+        reason: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -121,7 +125,14 @@ impl Scheduler {
             })?;
             parsed.push((job, s));
         }
-        Ok(Scheduler { inner: Arc::new(Inner { jobs: parsed, store, running: Mutex::default(), keep: keep.max(1) }) })
+        Ok(Scheduler {
+            inner: Arc::new(Inner {
+                jobs: parsed,
+                store,
+                running: Mutex::default(),
+                keep: keep.max(1),
+            }),
+        })
     }
 
     /// Starts the scheduling loop under `supervisor`.
@@ -146,7 +157,9 @@ impl Scheduler {
                     _ = tokio::time::sleep(wait) => {}
                 }
                 match me.run_now(name, "schedule").await {
-                    Ok(run) if !run.ok => tracing::warn!(job = name, message = %run.message, "job failed"),
+                    Ok(run) if !run.ok => {
+                        tracing::warn!(job = name, message = %run.message, "job failed")
+                    }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(job = name, error = %e, "job not run"),
                 }
@@ -164,7 +177,11 @@ impl Scheduler {
             .cloned()
             .ok_or_else(|| JobError::Unknown(name.into()))?;
         {
-            let mut running = self.inner.running.lock().map_err(|_| JobError::Busy(name.into()))?;
+            let mut running = self
+                .inner
+                .running
+                .lock()
+                .map_err(|_| JobError::Busy(name.into()))?;
             if !running.insert(job.name) {
                 return Err(JobError::Busy(name.into()));
             }
@@ -182,11 +199,23 @@ impl Scheduler {
             let keep = inner.keep;
             let run = inner.store.write(|w| {
                 let id = w.next_id("job_runs")?;
-                let run = JobRun { id, job: job.name.into(), trigger, started_at, finished_at, ok, message };
+                let run = JobRun {
+                    id,
+                    job: job.name.into(),
+                    trigger,
+                    started_at,
+                    finished_at,
+                    ok,
+                    message,
+                };
                 w.put(&RUNS, &id, &run)?;
                 // Keep the newest `keep` runs of this job.
-                let mut mine: Vec<u64> =
-                    w.all(&RUNS)?.into_iter().filter(|(_, r)| r.job == job.name).map(|(k, _)| k).collect();
+                let mut mine: Vec<u64> = w
+                    .all(&RUNS)?
+                    .into_iter()
+                    .filter(|(_, r)| r.job == job.name)
+                    .map(|(k, _)| k)
+                    .collect();
                 if mine.len() > keep {
                     mine.sort_unstable();
                     for old in &mine[..mine.len() - keep] {
@@ -207,19 +236,31 @@ impl Scheduler {
 
     /// Every job with its schedule, last run and next run.
     pub fn status(&self) -> Result<Vec<JobStatus>, StoreError> {
-        let running = self.inner.running.lock().map(|r| r.clone()).unwrap_or_default();
+        let running = self
+            .inner
+            .running
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default();
         let now = Utc::now();
         self.inner.store.read(|r| {
             let mut out = Vec::new();
             for (job, schedule) in &self.inner.jobs {
                 let mut last = None;
-                r.scan(&RUNS, Scan { reverse: true, ..Scan::default() }, |_, run| {
-                    if run.job == job.name {
-                        last = Some(run);
-                        return Ok(false);
-                    }
-                    Ok(true)
-                })?;
+                r.scan(
+                    &RUNS,
+                    Scan {
+                        reverse: true,
+                        ..Scan::default()
+                    },
+                    |_, run| {
+                        if run.job == job.name {
+                            last = Some(run);
+                            return Ok(false);
+                        }
+                        Ok(true)
+                    },
+                )?;
                 out.push(JobStatus {
                     name: job.name,
                     description: job.description,
@@ -237,10 +278,17 @@ impl Scheduler {
     pub fn history(&self, limit: usize) -> Result<Vec<JobRun>, StoreError> {
         let mut out = Vec::new();
         self.inner.store.read(|r| {
-            r.scan(&RUNS, Scan { reverse: true, ..Scan::default() }, |_, run| {
-                out.push(run);
-                Ok(out.len() < limit)
-            })
+            r.scan(
+                &RUNS,
+                Scan {
+                    reverse: true,
+                    ..Scan::default()
+                },
+                |_, run| {
+                    out.push(run);
+                    Ok(out.len() < limit)
+                },
+            )
         })?;
         Ok(out)
     }
@@ -260,7 +308,11 @@ mod tests {
             schedule: "0 0 0 1 1 *".into(),
             run: Arc::new(|_| Ok("did it".into())),
         };
-        let failing = Job { name: "fails", run: Arc::new(|_| Err("nope".into())), ..job.clone() };
+        let failing = Job {
+            name: "fails",
+            run: Arc::new(|_| Err("nope".into())),
+            ..job.clone()
+        };
         let s = Scheduler::new(store, vec![job, failing], 2).unwrap();
         for _ in 0..3 {
             s.run_now("count", "manual").await.unwrap();
@@ -272,15 +324,33 @@ mod tests {
         let count = st.iter().find(|j| j.name == "count").unwrap();
         assert_eq!(count.last_run.as_ref().unwrap().message, "did it");
         assert!(count.next_run.is_some());
-        assert_eq!(s.history(10).unwrap().iter().filter(|r| r.job == "count").count(), 2);
-        assert!(matches!(s.run_now("nothing", "manual").await, Err(JobError::Unknown(_))));
+        assert_eq!(
+            s.history(10)
+                .unwrap()
+                .iter()
+                .filter(|r| r.job == "count")
+                .count(),
+            2
+        );
+        assert!(matches!(
+            s.run_now("nothing", "manual").await,
+            Err(JobError::Unknown(_))
+        ));
     }
 
     #[test]
     fn bad_schedules_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), &[]).unwrap();
-        let job = Job { name: "x", description: "", schedule: "whenever".into(), run: Arc::new(|_| Ok(String::new())) };
-        assert!(matches!(Scheduler::new(store, vec![job], 5), Err(JobError::Schedule { .. })));
+        let job = Job {
+            name: "x",
+            description: "",
+            schedule: "whenever".into(),
+            run: Arc::new(|_| Ok(String::new())),
+        };
+        assert!(matches!(
+            Scheduler::new(store, vec![job], 5),
+            Err(JobError::Schedule { .. })
+        ));
     }
 }

@@ -82,7 +82,9 @@ impl Supervisor {
                 Err(e) => TaskState::Failed(e.to_string()),
             };
             match &state {
-                TaskState::Failed(why) => tracing::error!(task = %name, %why, "background task failed"),
+                TaskState::Failed(why) => {
+                    tracing::error!(task = %name, %why, "background task failed")
+                }
                 _ => tracing::info!(task = %name, "background task stopped"),
             }
             if let Ok(mut t) = tasks.lock() {
@@ -107,13 +109,19 @@ impl Supervisor {
 
     /// Whether no task has failed.
     pub fn healthy(&self) -> bool {
-        self.states().values().all(|s| !matches!(s, TaskState::Failed(_)))
+        self.states()
+            .values()
+            .all(|s| !matches!(s, TaskState::Failed(_)))
     }
 
     /// Cancels every task and waits up to `grace` for them to finish.
     pub async fn shutdown(&self, grace: Duration) {
         self.token.cancel();
-        let handles: Vec<_> = self.handles.lock().map(|mut h| h.drain(..).collect()).unwrap_or_default();
+        let handles: Vec<_> = self
+            .handles
+            .lock()
+            .map(|mut h| h.drain(..).collect())
+            .unwrap_or_default();
         let all = futures_join(handles);
         if tokio::time::timeout(grace, all).await.is_err() {
             tracing::warn!("some background tasks did not stop within {grace:?}");

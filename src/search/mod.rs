@@ -67,7 +67,10 @@ pub enum SearchError {
     #[error("search index: {0}")]
     Index(#[from] tantivy::TantivyError),
     #[error("search index directory {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("reading documents for the index: {0}")]
     Store(#[from] StoreError),
     #[error("search index is busy")]
@@ -123,7 +126,10 @@ impl Search {
     /// Opens (or creates) the index in `dir`. If it is missing, of another layout, unreadable, or
     /// was not closed cleanly, it is recreated and [`Search::needs_rebuild`] says so.
     pub fn open(dir: &Path, store: Store, sources: Vec<Source>) -> Result<Search, SearchError> {
-        let io = |source| SearchError::Io { path: dir.to_path_buf(), source };
+        let io = |source| SearchError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
         let version_file = dir.join("LAYOUT");
         let (schema, fields) = schema();
         let current = std::fs::read_to_string(&version_file).ok();
@@ -132,7 +138,8 @@ impl Search {
         if !needs_rebuild {
             match Index::open_in_dir(dir) {
                 Ok(i) if i.schema() == schema => {
-                    let clean = i.load_metas().ok().and_then(|m| m.payload).as_deref() == Some(CLEAN);
+                    let clean =
+                        i.load_metas().ok().and_then(|m| m.payload).as_deref() == Some(CLEAN);
                     needs_rebuild = !clean;
                     index = Some(i);
                 }
@@ -153,7 +160,10 @@ impl Search {
         };
         // One indexing thread and a small arena: admin-scale writes, small idle memory.
         let writer: IndexWriter = index.writer_with_num_threads(1, 15_000_000)?;
-        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
         let search = Search {
             inner: Arc::new(Inner {
                 index,
@@ -172,11 +182,17 @@ impl Search {
 
     /// Whether the index must be rebuilt from the store before it is complete.
     pub fn needs_rebuild(&self) -> bool {
-        self.inner.needs_rebuild.load(std::sync::atomic::Ordering::Relaxed)
+        self.inner
+            .needs_rebuild
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn commit(&self, payload: &str) -> Result<(), SearchError> {
-        let mut w = self.inner.writer.lock().map_err(|_| SearchError::Poisoned)?;
+        let mut w = self
+            .inner
+            .writer
+            .lock()
+            .map_err(|_| SearchError::Poisoned)?;
         let mut prepared = w.prepare_commit()?;
         prepared.set_payload(payload);
         prepared.commit()?;
@@ -192,22 +208,35 @@ impl Search {
             docs.extend((s.documents)(&self.inner.store)?);
         }
         {
-            let w = self.inner.writer.lock().map_err(|_| SearchError::Poisoned)?;
+            let w = self
+                .inner
+                .writer
+                .lock()
+                .map_err(|_| SearchError::Poisoned)?;
             w.delete_all_documents()?;
             for d in &docs {
                 w.add_document(self.to_tantivy(d))?;
             }
         }
         self.commit(DIRTY)?;
-        self.inner.needs_rebuild.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.inner
+            .needs_rebuild
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         Ok(docs.len())
     }
 
     /// Adds or replaces one document and makes it searchable.
     pub fn upsert(&self, doc: &Doc) -> Result<(), SearchError> {
         {
-            let w = self.inner.writer.lock().map_err(|_| SearchError::Poisoned)?;
-            w.delete_term(Term::from_field_text(self.inner.fields.key, &key(doc.kind, &doc.id)));
+            let w = self
+                .inner
+                .writer
+                .lock()
+                .map_err(|_| SearchError::Poisoned)?;
+            w.delete_term(Term::from_field_text(
+                self.inner.fields.key,
+                &key(doc.kind, &doc.id),
+            ));
             w.add_document(self.to_tantivy(doc))?;
         }
         self.commit(DIRTY)
@@ -216,7 +245,11 @@ impl Search {
     /// Removes one document.
     pub fn delete(&self, kind: &str, id: &str) -> Result<(), SearchError> {
         {
-            let w = self.inner.writer.lock().map_err(|_| SearchError::Poisoned)?;
+            let w = self
+                .inner
+                .writer
+                .lock()
+                .map_err(|_| SearchError::Poisoned)?;
             w.delete_term(Term::from_field_text(self.inner.fields.key, &key(kind, id)));
         }
         self.commit(DIRTY)
@@ -242,7 +275,12 @@ impl Search {
 
     /// Searches titles and bodies. Every word of `q` must match the start of a word in the
     /// document (so `CVE-2024-12` finds `CVE-2024-1234`); `kind` restricts to one kind.
-    pub fn query(&self, q: &str, kind: Option<&str>, limit: usize) -> Result<Vec<Hit>, SearchError> {
+    pub fn query(
+        &self,
+        q: &str,
+        kind: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Hit>, SearchError> {
         let f = self.inner.fields;
         let words: Vec<String> = q
             .split(|c: char| !c.is_alphanumeric())
@@ -260,26 +298,49 @@ impl Search {
             for field in [f.title, f.body] {
                 any.push((
                     Occur::Should,
-                    Box::new(TermQuery::new(Term::from_field_text(field, w), IndexRecordOption::WithFreqs)),
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(field, w),
+                        IndexRecordOption::WithFreqs,
+                    )),
                 ));
-                any.push((Occur::Should, Box::new(RegexQuery::from_pattern(&format!("{w}.*"), field)?)));
+                any.push((
+                    Occur::Should,
+                    Box::new(RegexQuery::from_pattern(&format!("{w}.*"), field)?),
+                ));
             }
             must.push((Occur::Must, Box::new(BooleanQuery::new(any))));
         }
         if let Some(k) = kind {
             must.push((
                 Occur::Must,
-                Box::new(TermQuery::new(Term::from_field_text(f.kind, k), IndexRecordOption::Basic)),
+                Box::new(TermQuery::new(
+                    Term::from_field_text(f.kind, k),
+                    IndexRecordOption::Basic,
+                )),
             ));
         }
         let query = BooleanQuery::new(must);
         let searcher = self.inner.reader.searcher();
-        let top = searcher.search(&query, &TopDocs::with_limit(limit.clamp(1, 500)).order_by_score())?;
+        let top = searcher.search(
+            &query,
+            &TopDocs::with_limit(limit.clamp(1, 500)).order_by_score(),
+        )?;
         let mut hits = Vec::with_capacity(top.len());
         for (score, addr) in top {
             let d: TantivyDocument = searcher.doc(addr)?;
-            let text = |field| d.get_first(field).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-            hits.push(Hit { kind: text(f.kind), id: text(f.id), title: text(f.title), url: text(f.url), score });
+            let text = |field| {
+                d.get_first(field)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            hits.push(Hit {
+                kind: text(f.kind),
+                id: text(f.id),
+                title: text(f.title),
+                url: text(f.url),
+                score,
+            });
         }
         Ok(hits)
     }
@@ -336,14 +397,22 @@ mod tests {
     fn rebuilds_after_unclean_close_and_finds_prefixes() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("data"), &[]).unwrap();
-        store.write(|w| w.put(&NAMES, &1, &"CVE-2024-1234 in openssl".to_string())).unwrap();
-        let sources = vec![Source { kind: "thing", documents: docs }];
+        store
+            .write(|w| w.put(&NAMES, &1, &"CVE-2024-1234 in openssl".to_string()))
+            .unwrap();
+        let sources = vec![Source {
+            kind: "thing",
+            documents: docs,
+        }];
         let idx = dir.path().join("search");
         let s = Search::open(&idx, store.clone(), sources.clone()).unwrap();
         assert!(s.needs_rebuild(), "a new index is empty and must be built");
         assert_eq!(s.rebuild().unwrap(), 1);
         assert_eq!(s.query("cve-2024-12", None, 10).unwrap().len(), 1);
-        assert_eq!(s.query("openss", Some("thing"), 10).unwrap()[0].url, "/things/1");
+        assert_eq!(
+            s.query("openss", Some("thing"), 10).unwrap()[0].url,
+            "/things/1"
+        );
         assert!(s.query("openssl", Some("other"), 10).unwrap().is_empty());
         assert!(s.query("libxml", None, 10).unwrap().is_empty());
         s.close().unwrap();

@@ -28,7 +28,10 @@ pub struct BackupReport {
 pub fn backup_to_file(data_dir: &Path, dest: &Path) -> Result<BackupReport, StoreError> {
     let src = data_dir.join(DB_FILE);
     if !src.is_file() {
-        return Err(StoreError::Foreign { path: src, reason: "no database file there".into() });
+        return Err(StoreError::Foreign {
+            path: src,
+            reason: "no database file there".into(),
+        });
     }
     let db = redb::Builder::new()
         .set_concurrency_mode(redb::ConcurrencyMode::SingleWriter)
@@ -45,7 +48,10 @@ impl Store {
 }
 
 fn copy_snapshot(db: &impl ReadableDatabase, dest: &Path) -> Result<BackupReport, StoreError> {
-    let io = |source| StoreError::Io { path: dest.to_path_buf(), source };
+    let io = |source| StoreError::Io {
+        path: dest.to_path_buf(),
+        source,
+    };
     let tmp = tmp_path(dest);
     let _ = std::fs::remove_file(&tmp);
     let snapshot = db.begin_read()?;
@@ -73,9 +79,16 @@ fn copy_snapshot(db: &impl ReadableDatabase, dest: &Path) -> Result<BackupReport
         w.commit()?;
     }
     drop(out);
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
     std::fs::rename(&tmp, dest).map_err(io)?;
-    Ok(BackupReport { path: dest.to_path_buf(), tables, entries, schema_version })
+    Ok(BackupReport {
+        path: dest.to_path_buf(),
+        tables,
+        entries,
+        schema_version,
+    })
 }
 
 /// Replaces the database of a stopped appliance with `backup`. The current file is kept beside
@@ -113,7 +126,11 @@ pub fn restore_from_file(
             .unwrap_or(0);
         let known = super::migrate::latest(migrations);
         if version > known {
-            return Err(StoreError::TooNew { path: backup.to_path_buf(), found: version, known });
+            return Err(StoreError::TooNew {
+                path: backup.to_path_buf(),
+                found: version,
+                known,
+            });
         }
         let mut tables = 0;
         let mut entries = 0;
@@ -134,14 +151,24 @@ pub fn restore_from_file(
     }
     let tmp = tmp_path(&live);
     std::fs::copy(backup, &tmp).map_err(io(&tmp))?;
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io(&tmp))?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io(&tmp))?;
     if live.exists() {
-        let keep = data_dir.join(format!("{DB_FILE}.pre-restore-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")));
+        let keep = data_dir.join(format!(
+            "{DB_FILE}.pre-restore-{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+        ));
         std::fs::rename(&live, &keep).map_err(io(&live))?;
     }
     std::fs::rename(&tmp, &live).map_err(io(&live))?;
     super::set_private(&live, 0o600);
-    Ok(BackupReport { path: live, tables, entries, schema_version })
+    Ok(BackupReport {
+        path: live,
+        tables,
+        entries,
+        schema_version,
+    })
 }
 
 fn tmp_path(p: &Path) -> PathBuf {
@@ -169,18 +196,31 @@ mod tests {
         assert!(rep.entries >= 1);
         store.write(|w| w.put(&T, &2, &"two".to_string())).unwrap();
         // Restore refuses while the appliance holds the file.
-        assert!(matches!(restore_from_file(&file, &data, &[]), Err(StoreError::Locked { .. })));
+        assert!(matches!(
+            restore_from_file(&file, &data, &[]),
+            Err(StoreError::Locked { .. })
+        ));
         drop(store);
         restore_from_file(&file, &data, &[]).unwrap();
         let store = Store::open(&data, &[]).unwrap();
-        assert_eq!(store.read(|r| r.get(&T, &1)).unwrap().as_deref(), Some("one"));
-        assert_eq!(store.read(|r| r.get(&T, &2)).unwrap(), None, "restore returns to the backup's state");
+        assert_eq!(
+            store.read(|r| r.get(&T, &1)).unwrap().as_deref(),
+            Some("one")
+        );
+        assert_eq!(
+            store.read(|r| r.get(&T, &2)).unwrap(),
+            None,
+            "restore returns to the backup's state"
+        );
         // A non-Bulwark file is refused and changes nothing.
         let junk = dir.path().join("junk");
         std::fs::write(&junk, b"not a database").unwrap();
         drop(store);
         assert!(restore_from_file(&junk, &data, &[]).is_err());
         let store = Store::open(&data, &[]).unwrap();
-        assert_eq!(store.read(|r| r.get(&T, &1)).unwrap().as_deref(), Some("one"));
+        assert_eq!(
+            store.read(|r| r.get(&T, &1)).unwrap().as_deref(),
+            Some("one")
+        );
     }
 }

@@ -52,7 +52,12 @@ mod tests {
         let mut enc: Vec<_> = xs.iter().map(|x| x.encode()).collect();
         xs.sort();
         enc.sort();
-        assert_eq!(enc.iter().map(|b| u64::decode(b).unwrap()).collect::<Vec<_>>(), xs);
+        assert_eq!(
+            enc.iter()
+                .map(|b| u64::decode(b).unwrap())
+                .collect::<Vec<_>>(),
+            xs
+        );
         assert_eq!(<(u64, u64)>::decode(&(3, 4).encode()), Some((3, 4)));
         assert_eq!(u64::decode(b"short"), None);
     }

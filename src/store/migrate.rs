@@ -22,25 +22,41 @@ pub struct Migration {
 
 /// The newest version the given migrations lead to.
 pub fn latest(migrations: &[Migration]) -> u32 {
-    migrations.iter().map(|m| m.to).max().unwrap_or(SCHEMA_BASE).max(SCHEMA_BASE)
+    migrations
+        .iter()
+        .map(|m| m.to)
+        .max()
+        .unwrap_or(SCHEMA_BASE)
+        .max(SCHEMA_BASE)
 }
 
 pub(super) fn run(store: &Store, migrations: &[Migration]) -> Result<(), StoreError> {
     let known = latest(migrations);
     let current = store.schema_version()?;
     if current > known {
-        return Err(StoreError::TooNew { path: store.path().to_path_buf(), found: current, known });
+        return Err(StoreError::TooNew {
+            path: store.path().to_path_buf(),
+            found: current,
+            known,
+        });
     }
     let mut pending: Vec<&Migration> = migrations.iter().filter(|m| m.to > current).collect();
     pending.sort_by_key(|m| m.to);
     for m in pending {
         store.write(|w| {
             // Re-check inside the transaction: the version is the source of truth.
-            let now: u32 = w.meta("schema_version")?.and_then(|v| v.parse().ok()).unwrap_or(0);
+            let now: u32 = w
+                .meta("schema_version")?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             if now >= m.to {
                 return Ok(());
             }
-            (m.run)(w).map_err(|e| StoreError::Migration { to: m.to, name: m.name, reason: e.to_string() })?;
+            (m.run)(w).map_err(|e| StoreError::Migration {
+                to: m.to,
+                name: m.name,
+                reason: e.to_string(),
+            })?;
             w.put_meta("schema_version", &m.to.to_string())
         })?;
         tracing::info!(to = m.to, name = m.name, "store migrated");
@@ -63,14 +79,37 @@ mod tests {
     #[test]
     fn runs_each_step_once_and_refuses_newer_files() {
         let dir = tempfile::tempdir().unwrap();
-        let steps = [Migration { to: 2, name: "a", run: bump }, Migration { to: 3, name: "b", run: bump }];
+        let steps = [
+            Migration {
+                to: 2,
+                name: "a",
+                run: bump,
+            },
+            Migration {
+                to: 3,
+                name: "b",
+                run: bump,
+            },
+        ];
         let s = Store::open(dir.path(), &steps).unwrap();
         assert_eq!(s.schema_version().unwrap(), 3);
         drop(s);
         let s = Store::open(dir.path(), &steps).unwrap();
         assert_eq!(s.read(|r| r.get(&T, &"runs".to_string())).unwrap(), Some(2));
         drop(s);
-        let e = Store::open(dir.path(), &steps[..1]).err().expect("older build must refuse");
-        assert!(matches!(e, StoreError::TooNew { found: 3, known: 2, .. }), "{e}");
+        let e = Store::open(dir.path(), &steps[..1])
+            .err()
+            .expect("older build must refuse");
+        assert!(
+            matches!(
+                e,
+                StoreError::TooNew {
+                    found: 3,
+                    known: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 }

@@ -28,6 +28,15 @@ pub const DB_FILE: &str = "bulwark.redb";
 /// The physical shape of every table.
 type Raw = redb::TableDefinition<'static, &'static [u8], &'static [u8]>;
 
+/// One entry as a range iterator yields it.
+type RawEntry<'a> = Result<
+    (
+        redb::AccessGuard<'a, &'static [u8]>,
+        redb::AccessGuard<'a, &'static [u8]>,
+    ),
+    redb::StorageError,
+>;
+
 const META: Raw = redb::TableDefinition::new("meta");
 const SEQUENCES: Raw = redb::TableDefinition::new("sequences");
 const APP_MARKER: &str = "bulwark";
@@ -40,17 +49,34 @@ pub enum StoreError {
     #[error("{path} is not a Bulwark database: {reason}")]
     Foreign { path: PathBuf, reason: String },
     #[error("{path} was written by a newer Bulwark (schema {found}, this build knows {known}); upgrade Bulwark")]
-    TooNew { path: PathBuf, found: u32, known: u32 },
+    TooNew {
+        path: PathBuf,
+        found: u32,
+        known: u32,
+    },
     #[error("stored value in table '{table}' could not be decoded: {source}")]
-    Decode { table: &'static str, source: serde_json::Error },
+    Decode {
+        table: &'static str,
+        source: serde_json::Error,
+    },
     #[error("value for table '{table}' could not be encoded: {source}")]
-    Encode { table: &'static str, source: serde_json::Error },
+    Encode {
+        table: &'static str,
+        source: serde_json::Error,
+    },
     #[error("migration to schema {to} ({name}) failed: {reason}")]
-    Migration { to: u32, name: &'static str, reason: String },
+    Migration {
+        to: u32,
+        name: &'static str,
+        reason: String,
+    },
     #[error("database error: {0}")]
     Db(#[from] redb::Error),
     #[error("i/o error on {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("background task failed: {0}")]
     Join(String),
 }
@@ -86,7 +112,10 @@ impl<K, V> Copy for Table<K, V> {}
 impl<K: StoreKey, V: serde::Serialize + serde::de::DeserializeOwned> Table<K, V> {
     /// Declares a table. Names are global across domains: prefix them with the domain.
     pub const fn new(name: &'static str) -> Self {
-        Table { name, _marker: PhantomData }
+        Table {
+            name,
+            _marker: PhantomData,
+        }
     }
 
     /// The table's name in the file.
@@ -99,11 +128,17 @@ impl<K: StoreKey, V: serde::Serialize + serde::de::DeserializeOwned> Table<K, V>
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<V, StoreError> {
-        serde_json::from_slice(bytes).map_err(|source| StoreError::Decode { table: self.name, source })
+        serde_json::from_slice(bytes).map_err(|source| StoreError::Decode {
+            table: self.name,
+            source,
+        })
     }
 
     fn encode(&self, v: &V) -> Result<Vec<u8>, StoreError> {
-        serde_json::to_vec(v).map_err(|source| StoreError::Encode { table: self.name, source })
+        serde_json::to_vec(v).map_err(|source| StoreError::Encode {
+            table: self.name,
+            source,
+        })
     }
 }
 
@@ -121,7 +156,10 @@ impl Store {
     /// without a database, a file that is not a redb database, a redb database of another
     /// application, and a database from a newer Bulwark.
     pub fn open(data_dir: &Path, migrations: &[Migration]) -> Result<Store, StoreError> {
-        let io = |source| StoreError::Io { path: data_dir.to_path_buf(), source };
+        let io = |source| StoreError::Io {
+            path: data_dir.to_path_buf(),
+            source,
+        };
         if data_dir.exists() && !data_dir.is_dir() {
             return Err(StoreError::Foreign {
                 path: data_dir.to_path_buf(),
@@ -135,7 +173,9 @@ impl Store {
                 .map_err(io)?
                 .filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| !n.starts_with('.') && !matches!(n.as_str(), "tls" | "search" | "secret.key"))
+                .filter(|n| {
+                    !n.starts_with('.') && !matches!(n.as_str(), "tls" | "search" | "secret.key")
+                })
                 .collect();
             if !foreign.is_empty() {
                 return Err(StoreError::Foreign {
@@ -150,7 +190,10 @@ impl Store {
         std::fs::create_dir_all(data_dir).map_err(io)?;
         set_private(data_dir, 0o700);
         let db = open_db(&path, fresh)?;
-        let store = Store { db: Arc::new(db), path: Arc::new(path) };
+        let store = Store {
+            db: Arc::new(db),
+            path: Arc::new(path),
+        };
         if fresh {
             store.write(|w| {
                 w.put_meta("app", APP_MARKER)?;
@@ -181,8 +224,13 @@ impl Store {
     }
 
     /// Runs `f` in one read transaction (a consistent snapshot).
-    pub fn read<T>(&self, f: impl FnOnce(&ReadTx) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let tx = ReadTx { tx: self.db.begin_read()? };
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&ReadTx) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tx = ReadTx {
+            tx: self.db.begin_read()?,
+        };
         f(&tx)
     }
 
@@ -192,7 +240,9 @@ impl Store {
     where
         E: From<StoreError>,
     {
-        let tx = WriteTx { tx: self.db.begin_write().map_err(StoreError::from)? };
+        let tx = WriteTx {
+            tx: self.db.begin_write().map_err(StoreError::from)?,
+        };
         let out = f(&tx)?;
         tx.tx.commit().map_err(StoreError::from)?;
         Ok(out)
@@ -213,7 +263,10 @@ impl Store {
 
     /// The schema version recorded in the file.
     pub fn schema_version(&self) -> Result<u32, StoreError> {
-        Ok(self.read(|r| r.meta("schema_version"))?.and_then(|v| v.parse().ok()).unwrap_or(0))
+        Ok(self
+            .read(|r| r.meta("schema_version"))?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
     }
 }
 
@@ -221,7 +274,8 @@ fn open_db(path: &Path, fresh: bool) -> Result<redb::Database, StoreError> {
     let mut b = redb::Builder::new();
     // A bounded cache keeps idle RSS small; redb's default is 1 GiB. SingleWriter lets
     // `bulwark backup` open the file read-only while the appliance is running.
-    b.set_cache_size(64 * 1024 * 1024).set_concurrency_mode(redb::ConcurrencyMode::SingleWriter);
+    b.set_cache_size(64 * 1024 * 1024)
+        .set_concurrency_mode(redb::ConcurrencyMode::SingleWriter);
     let res = if fresh { b.create(path) } else { b.open(path) };
     let db = res.map_err(|e| classify_open_error(path, e))?;
     set_private(path, 0o600);
@@ -231,13 +285,23 @@ fn open_db(path: &Path, fresh: bool) -> Result<redb::Database, StoreError> {
 fn classify_open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
     match e {
         redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch => {
-            StoreError::Locked { path: path.to_path_buf() }
+            StoreError::Locked {
+                path: path.to_path_buf(),
+            }
         }
         // redb reports "not a redb file" (bad magic) as InvalidData.
-        redb::DatabaseError::Storage(redb::StorageError::Io(io)) if io.kind() != std::io::ErrorKind::InvalidData => {
-            StoreError::Io { path: path.to_path_buf(), source: io }
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if io.kind() != std::io::ErrorKind::InvalidData =>
+        {
+            StoreError::Io {
+                path: path.to_path_buf(),
+                source: io,
+            }
         }
-        other => StoreError::Foreign { path: path.to_path_buf(), reason: other.to_string() },
+        other => StoreError::Foreign {
+            path: path.to_path_buf(),
+            reason: other.to_string(),
+        },
     }
 }
 
@@ -304,7 +368,7 @@ impl ReadTx {
             (None, Some(b)) => t.range::<&[u8]>(..b)?,
             (None, None) => t.range::<&[u8]>(..)?,
         };
-        let mut visit = |entry: Result<(redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>), redb::StorageError>| {
+        let mut visit = |entry: RawEntry<'_>| {
             let (k, v) = entry?;
             let Some(key) = K::decode(k.value()) else {
                 // A key this build cannot parse is skipped rather than aborting the whole scan.
@@ -360,7 +424,8 @@ impl ReadTx {
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        Ok(t.get(key.as_bytes())?.map(|v| String::from_utf8_lossy(v.value()).into_owned()))
+        Ok(t.get(key.as_bytes())?
+            .map(|v| String::from_utf8_lossy(v.value()).into_owned()))
     }
 }
 
@@ -466,7 +531,9 @@ impl WriteTx {
 
     fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         let t = self.tx.open_table(META)?;
-        let v = t.get(key.as_bytes())?.map(|v| String::from_utf8_lossy(v.value()).into_owned());
+        let v = t
+            .get(key.as_bytes())?
+            .map(|v| String::from_utf8_lossy(v.value()).into_owned());
         Ok(v)
     }
 }
@@ -500,12 +567,18 @@ mod tests {
         // A file given as the data dir.
         let f = dir.path().join("file");
         std::fs::write(&f, b"x").unwrap();
-        assert!(matches!(Store::open(&f, &[]), Err(StoreError::Foreign { .. })));
+        assert!(matches!(
+            Store::open(&f, &[]),
+            Err(StoreError::Foreign { .. })
+        ));
         // A non-empty directory without a database.
         let d = dir.path().join("etc");
         std::fs::create_dir(&d).unwrap();
         std::fs::write(d.join("passwd"), b"root:x:0:0").unwrap();
-        assert!(matches!(Store::open(&d, &[]), Err(StoreError::Foreign { .. })));
+        assert!(matches!(
+            Store::open(&d, &[]),
+            Err(StoreError::Foreign { .. })
+        ));
         assert_eq!(std::fs::read(d.join("passwd")).unwrap(), b"root:x:0:0");
         // Garbage where the database should be: refused and left alone.
         let g = dir.path().join("garbage");
@@ -520,10 +593,15 @@ mod tests {
         {
             let db = redb::Database::create(o.join(DB_FILE)).unwrap();
             let w = db.begin_write().unwrap();
-            w.open_table(Raw::new("theirs")).unwrap().insert(b"k".as_slice(), b"v".as_slice()).unwrap();
+            w.open_table(Raw::new("theirs"))
+                .unwrap()
+                .insert(b"k".as_slice(), b"v".as_slice())
+                .unwrap();
             w.commit().unwrap();
         }
-        let e = Store::open(&o, &[]).err().expect("foreign redb must be refused");
+        let e = Store::open(&o, &[])
+            .err()
+            .expect("foreign redb must be refused");
         assert!(e.to_string().contains("marker"), "{e}");
     }
 
@@ -531,7 +609,9 @@ mod tests {
     fn second_writer_is_told_it_is_locked() {
         let dir = tempfile::tempdir().unwrap();
         let _a = Store::open(dir.path(), &[]).unwrap();
-        let e = Store::open(dir.path(), &[]).err().expect("second open must fail");
+        let e = Store::open(dir.path(), &[])
+            .err()
+            .expect("second open must fail");
         assert!(matches!(e, StoreError::Locked { .. }), "{e}");
     }
 }

@@ -17,11 +17,25 @@ use crate::search::Hit;
 pub fn routes(r: &mut Routes, config: &Config) {
     r.api(Method::GET, "/healthz", Perm::Public, healthz);
     r.api(Method::GET, "/readyz", Perm::Public, readyz);
-    let metrics_perm = if config.http.metrics_public { Perm::Public } else { Perm::Metrics };
+    let metrics_perm = if config.http.metrics_public {
+        Perm::Public
+    } else {
+        Perm::Metrics
+    };
     r.api(Method::GET, "/metrics", metrics_perm, metrics);
-    r.api(Method::GET, "/static/{file:.*}", Perm::Public, assets::serve);
+    r.api(
+        Method::GET,
+        "/static/{file:.*}",
+        Perm::Public,
+        assets::serve,
+    );
     r.api(Method::GET, "/api/v1/jobs", Perm::Read, api_jobs);
-    r.api(Method::POST, "/api/v1/jobs/{name}/run", Perm::Write, api_run_job);
+    r.api(
+        Method::POST,
+        "/api/v1/jobs/{name}/run",
+        Perm::Write,
+        api_run_job,
+    );
     r.api(Method::GET, "/api/v1/search", Perm::Read, api_search);
     r.api(Method::POST, "/api/v1/backup", Perm::SuperAdmin, api_backup);
     r.page("/", Perm::Read, dashboard);
@@ -33,7 +47,8 @@ pub fn routes(r: &mut Routes, config: &Config) {
 }
 
 async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+    HttpResponse::Ok()
+        .json(serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
 }
 
 #[derive(Serialize)]
@@ -54,7 +69,11 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let body = Readiness {
         status: if ready { "ready" } else { "not ready" },
         store,
-        search: if state.search.needs_rebuild() { "rebuilding" } else { "ok" },
+        search: if state.search.needs_rebuild() {
+            "rebuilding"
+        } else {
+            "ok"
+        },
         tasks,
     };
     if ready {
@@ -65,27 +84,51 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().content_type("application/openmetrics-text; version=1.0.0; charset=utf-8").body(state.metrics.render())
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(state.metrics.render())
 }
 
 async fn api_jobs(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let sched = state.scheduler.clone();
-    let items = tokio::task::spawn_blocking(move || sched.status()).await.map_err(ApiError::internal)??;
+    let items = tokio::task::spawn_blocking(move || sched.status())
+        .await
+        .map_err(ApiError::internal)??;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }
 
-async fn run_job(state: &web::Data<AppState>, req: &HttpRequest, actor: String, name: String) -> Result<JobRun, ApiError> {
+async fn run_job(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    actor: String,
+    name: String,
+) -> Result<JobRun, ApiError> {
     let run = state.scheduler.run_now(&name, "manual").await?;
     let ip = client_ip(req);
     let detail = format!("ok={} {}", run.ok, run.message);
     state
         .store
-        .run(move |s| s.write(|w| audit::record(w, Event::new(actor, "job.run", format!("job:{name}")).from_ip(ip).detail(detail))).map_err(ApiError::from))
+        .run(move |s| {
+            s.write(|w| {
+                audit::record(
+                    w,
+                    Event::new(actor, "job.run", format!("job:{name}"))
+                        .from_ip(ip)
+                        .detail(detail),
+                )
+            })
+            .map_err(ApiError::from)
+        })
         .await?;
     Ok(run)
 }
 
-async fn api_run_job(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn api_run_job(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let run = run_job(&state, &req, p.actor(), name.into_inner()).await?;
     Ok(HttpResponse::Ok().json(run))
 }
@@ -103,41 +146,67 @@ async fn search(state: &web::Data<AppState>, q: SearchQuery) -> Result<Vec<Hit>,
         return Err(ApiError::bad_request("q: at most 500 characters"));
     }
     let search = state.search.clone();
-    tokio::task::spawn_blocking(move || search.query(&q.q, q.kind.as_deref(), q.limit.unwrap_or(50)))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::from)
+    tokio::task::spawn_blocking(move || {
+        search.query(&q.q, q.kind.as_deref(), q.limit.unwrap_or(50))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::from)
 }
 
-async fn api_search(state: web::Data<AppState>, q: web::Query<SearchQuery>) -> Result<HttpResponse, ApiError> {
+async fn api_search(
+    state: web::Data<AppState>,
+    q: web::Query<SearchQuery>,
+) -> Result<HttpResponse, ApiError> {
     let hits = search(&state, q.into_inner()).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": hits })))
 }
 
 /// Streams a consistent copy of the database (the HTTP twin of `bulwark backup`).
-async fn api_backup(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth) -> Result<HttpResponse, ApiError> {
-    let tmp = state.config.data_dir.join(format!(".backup-{}.redb", crate::auth::random_password()));
+async fn api_backup(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+) -> Result<HttpResponse, ApiError> {
+    let tmp = state
+        .config
+        .data_dir
+        .join(format!(".backup-{}.redb", crate::auth::random_password()));
     let (actor, ip) = (p.actor(), client_ip(&req));
     let path = tmp.clone();
     let bytes = state
         .store
         .run(move |s| {
             let report = s.backup_to(&path)?;
-            let bytes = std::fs::read(&path).map_err(|source| crate::store::StoreError::Io { path: path.clone(), source });
+            let bytes = std::fs::read(&path).map_err(|source| crate::store::StoreError::Io {
+                path: path.clone(),
+                source,
+            });
             let _ = std::fs::remove_file(&path);
             let bytes = bytes?;
             s.write(|w| {
-                audit::record(w, Event::new(actor, "backup.download", "store").from_ip(ip).detail(format!("{} entries", report.entries)))
+                audit::record(
+                    w,
+                    Event::new(actor, "backup.download", "store")
+                        .from_ip(ip)
+                        .detail(format!("{} entries", report.entries)),
+                )
             })?;
             Ok::<_, ApiError>(bytes)
         })
         .await;
     let _ = std::fs::remove_file(&tmp);
     let bytes = bytes?;
-    let name = format!("bulwark-{}.redb", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
+    let name = format!(
+        "bulwark-{}.redb",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+    );
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
-        .insert_header(("Content-Disposition", format!("attachment; filename=\"{name}\"")))
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{name}\""),
+        ))
         .body(bytes))
 }
 
@@ -165,7 +234,14 @@ async fn dashboard(state: web::Data<AppState>, Auth(p): Auth) -> Result<HttpResp
         .run(move |s| {
             let all = crate::clusters::list(s)?;
             let recent = if show_audit {
-                audit::list(s, &audit::Filter { limit: Some(8), ..Default::default() })?.unwrap_or_default()
+                audit::list(
+                    s,
+                    &audit::Filter {
+                        limit: Some(8),
+                        ..Default::default()
+                    },
+                )?
+                .unwrap_or_default()
             } else {
                 Vec::new()
             };
@@ -221,18 +297,36 @@ struct Flash {
     flash: Option<String>,
 }
 
-async fn jobs_page(state: web::Data<AppState>, Auth(p): Auth, q: web::Query<Flash>) -> Result<HttpResponse, ApiError> {
+async fn jobs_page(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    q: web::Query<Flash>,
+) -> Result<HttpResponse, ApiError> {
     let sched = state.scheduler.clone();
-    let (jobs, history) = tokio::task::spawn_blocking(move || Ok::<_, crate::store::StoreError>((sched.status()?, sched.history(50)?)))
-        .await
-        .map_err(ApiError::internal)??;
+    let (jobs, history) = tokio::task::spawn_blocking(move || {
+        Ok::<_, crate::store::StoreError>((sched.status()?, sched.history(50)?))
+    })
+    .await
+    .map_err(ApiError::internal)??;
     let layout = Layout::new(&state, &p, "Jobs", "/jobs").with_flash(q.flash.as_deref());
-    render(&JobsPage { layout, jobs, history, can_run: p.can(Perm::Write) })
+    render(&JobsPage {
+        layout,
+        jobs,
+        history,
+        can_run: p.can(Perm::Write),
+    })
 }
 
-async fn run_job_form(state: web::Data<AppState>, req: HttpRequest, Auth(p): Auth, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn run_job_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let run = run_job(&state, &req, p.actor(), name.into_inner()).await?;
-    let msg: String = url::form_urlencoded::byte_serialize(format!("{}: {}", run.job, run.message).as_bytes()).collect();
+    let msg: String =
+        url::form_urlencoded::byte_serialize(format!("{}: {}", run.job, run.message).as_bytes())
+            .collect();
     Ok(redirect(&format!("/jobs?flash={msg}")))
 }
 
@@ -244,9 +338,17 @@ struct SearchPage {
     hits: Vec<Hit>,
 }
 
-async fn search_page(state: web::Data<AppState>, Auth(p): Auth, q: web::Query<SearchQuery>) -> Result<HttpResponse, ApiError> {
+async fn search_page(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    q: web::Query<SearchQuery>,
+) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     let text = q.q.clone();
     let hits = search(&state, q).await?;
-    render(&SearchPage { layout: Layout::new(&state, &p, "Search", ""), q: text, hits })
+    render(&SearchPage {
+        layout: Layout::new(&state, &p, "Search", ""),
+        q: text,
+        hits,
+    })
 }

@@ -19,7 +19,8 @@ where
     let status = res.status().as_u16();
     let headers = res.headers().clone();
     let body = test::read_body(res).await;
-    let v = serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    let v = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
     (status, v, headers)
 }
 
@@ -38,27 +39,57 @@ async fn login_me_logout_and_cookie_flags() {
     let app = t.service().await;
     let (s, v, h) = call(
         &app,
-        TestRequest::post().uri("/api/v1/auth/login").set_json(json!({"email": "Alice@Example.com", "password": "password-1234"})),
+        TestRequest::post()
+            .uri("/api/v1/auth/login")
+            .set_json(json!({"email": "Alice@Example.com", "password": "password-1234"})),
     )
     .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["role"], "admin");
     let set_cookie = h.get("set-cookie").unwrap().to_str().unwrap().to_string();
     for flag in ["HttpOnly", "Secure", "SameSite=Strict"] {
-        assert!(set_cookie.contains(flag), "cookie lacks {flag}: {set_cookie}");
+        assert!(
+            set_cookie.contains(flag),
+            "cookie lacks {flag}: {set_cookie}"
+        );
     }
-    let token = set_cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_string();
-    let (s, me, _) = call(&app, TestRequest::get().uri("/api/v1/me").cookie(cookie(&token))).await;
+    let token = set_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_string();
+    let (s, me, _) = call(
+        &app,
+        TestRequest::get().uri("/api/v1/me").cookie(cookie(&token)),
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(me["email"], "alice@example.com");
     assert_eq!(me["role"], "admin");
-    let (s, _, _) = call(&app, TestRequest::post().uri("/api/v1/auth/logout").cookie(cookie(&token))).await;
+    let (s, _, _) = call(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/auth/logout")
+            .cookie(cookie(&token)),
+    )
+    .await;
     assert_eq!(s, 200);
-    let (s, v, _) = call(&app, TestRequest::get().uri("/api/v1/me").cookie(cookie(&token))).await;
+    let (s, v, _) = call(
+        &app,
+        TestRequest::get().uri("/api/v1/me").cookie(cookie(&token)),
+    )
+    .await;
     assert_eq!(s, 401, "a signed-out session is dead: {v}");
     // Forged and garbage cookies.
     for bad in ["forged", "", &"x".repeat(5000)] {
-        let (s, v, _) = call(&app, TestRequest::get().uri("/api/v1/me").cookie(cookie(bad))).await;
+        let (s, v, _) = call(
+            &app,
+            TestRequest::get().uri("/api/v1/me").cookie(cookie(bad)),
+        )
+        .await;
         assert_eq!(s, 401);
         assert_eq!(error_code(&v), "unauthorized");
     }
@@ -70,7 +101,9 @@ async fn failed_logins_are_throttled_per_account_and_per_address() {
     t.user("bob@example.com", Role::ReadOnly);
     let app = t.service().await;
     let login = |email: &str, pw: &str| {
-        TestRequest::post().uri("/api/v1/auth/login").set_json(json!({"email": email, "password": pw}))
+        TestRequest::post()
+            .uri("/api/v1/auth/login")
+            .set_json(json!({"email": email, "password": pw}))
     };
     for _ in 0..3 {
         let (s, v, _) = call(&app, login("bob@example.com", "wrong-password")).await;
@@ -82,15 +115,33 @@ async fn failed_logins_are_throttled_per_account_and_per_address() {
     assert!(h.get("retry-after").is_some());
     // The same address guessing many accounts is throttled too (4× the account limit).
     for i in 0..9 {
-        call(&app, login(&format!("nobody{i}@example.com"), "guess-guess")).await;
+        call(
+            &app,
+            login(&format!("nobody{i}@example.com"), "guess-guess"),
+        )
+        .await;
     }
     let (s, _, _) = call(&app, login("someone-else@example.com", "guess-guess")).await;
     assert_eq!(s, 429);
-    let entries = bulwark::audit::list(t.store(), &bulwark::audit::Filter { action: "login".into(), ..Default::default() })
-        .unwrap()
-        .unwrap();
-    assert!(entries.iter().any(|e| e.action == "login.throttled" && e.source_ip == "10.1.2.3"));
-    assert!(entries.iter().filter(|e| e.action == "login.failure").count() >= 12);
+    let entries = bulwark::audit::list(
+        t.store(),
+        &bulwark::audit::Filter {
+            action: "login".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .unwrap();
+    assert!(entries
+        .iter()
+        .any(|e| e.action == "login.throttled" && e.source_ip == "10.1.2.3"));
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e.action == "login.failure")
+            .count()
+            >= 12
+    );
 }
 
 #[actix_web::test]
@@ -101,7 +152,10 @@ async fn api_keys_are_shown_once_hashed_accepted_three_ways_and_revocable() {
     let app = t.service().await;
     let (s, created, _) = call(
         &app,
-        TestRequest::post().uri("/api/v1/api-keys").cookie(cookie(&token)).set_json(json!({"name": "ci", "scopes": ["read", "scanner"]})),
+        TestRequest::post()
+            .uri("/api/v1/api-keys")
+            .cookie(cookie(&token))
+            .set_json(json!({"name": "ci", "scopes": ["read", "scanner"]})),
     )
     .await;
     assert_eq!(s, 201, "{created}");
@@ -109,35 +163,84 @@ async fn api_keys_are_shown_once_hashed_accepted_three_ways_and_revocable() {
     let id = created["id"].as_u64().unwrap();
     assert!(key.len() > 40);
     // Lists never show it; the store never holds it.
-    let (_, list, _) = call(&app, TestRequest::get().uri("/api/v1/api-keys").cookie(cookie(&token))).await;
+    let (_, list, _) = call(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/api-keys")
+            .cookie(cookie(&token)),
+    )
+    .await;
     assert!(!list.to_string().contains(&key));
     assert_eq!(list["items"][0]["scopes"], json!(["read", "scanner"]));
     let raw = std::fs::read(t.store().path()).unwrap();
-    assert!(!raw.windows(key.len()).any(|w| w == key.as_bytes()), "the raw key must not be in the database file");
+    assert!(
+        !raw.windows(key.len()).any(|w| w == key.as_bytes()),
+        "the raw key must not be in the database file"
+    );
     // Three ways to present it.
     for req in [
-        TestRequest::get().uri("/api/v1/clusters").insert_header(("authorization", format!("Bearer {key}"))),
-        TestRequest::get().uri("/api/v1/clusters").insert_header(("x-api-key", key.clone())),
+        TestRequest::get()
+            .uri("/api/v1/clusters")
+            .insert_header(("authorization", format!("Bearer {key}"))),
+        TestRequest::get()
+            .uri("/api/v1/clusters")
+            .insert_header(("x-api-key", key.clone())),
         TestRequest::get().uri(&format!("/api/v1/clusters?key={key}")),
     ] {
         let (s, v, _) = call(&app, req).await;
         assert_eq!(s, 200, "{v}");
     }
     // Scope limits: read+scanner cannot write.
-    let (s, _, _) = call(&app, TestRequest::post().uri("/api/v1/clusters").insert_header(("x-api-key", key.clone())).set_json(json!({"name": "x"}))).await;
+    let (s, _, _) = call(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/clusters")
+            .insert_header(("x-api-key", key.clone()))
+            .set_json(json!({"name": "x"})),
+    )
+    .await;
     assert_eq!(s, 403);
     // Unknown scopes and bad bodies.
-    let (s, v, _) = call(&app, TestRequest::post().uri("/api/v1/api-keys").cookie(cookie(&token)).set_json(json!({"name": "x", "scopes": ["root"]}))).await;
+    let (s, v, _) = call(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/api-keys")
+            .cookie(cookie(&token))
+            .set_json(json!({"name": "x", "scopes": ["root"]})),
+    )
+    .await;
     assert_eq!(s, 400);
-    assert!(v["error"]["message"].as_str().unwrap().contains("unknown scope 'root'"));
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("unknown scope 'root'"));
     // Revoke: the key stops working at once.
-    let (s, _, _) = call(&app, TestRequest::delete().uri(&format!("/api/v1/api-keys/{id}")).cookie(cookie(&token))).await;
+    let (s, _, _) = call(
+        &app,
+        TestRequest::delete()
+            .uri(&format!("/api/v1/api-keys/{id}"))
+            .cookie(cookie(&token)),
+    )
+    .await;
     assert_eq!(s, 200);
-    let (s, v, _) = call(&app, TestRequest::get().uri("/api/v1/clusters").insert_header(("x-api-key", key.clone()))).await;
+    let (s, v, _) = call(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/clusters")
+            .insert_header(("x-api-key", key.clone())),
+    )
+    .await;
     assert_eq!(s, 401);
     assert!(v["error"]["message"].as_str().unwrap().contains("revoked"));
     // A wrong key is 401 even with a valid session beside it (no silent fallback).
-    let (s, _, _) = call(&app, TestRequest::get().uri("/api/v1/clusters").cookie(cookie(&token)).insert_header(("x-api-key", "bwk_wrong"))).await;
+    let (s, _, _) = call(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/clusters")
+            .cookie(cookie(&token))
+            .insert_header(("x-api-key", "bwk_wrong")),
+    )
+    .await;
     assert_eq!(s, 401);
 }
 
@@ -147,7 +250,12 @@ async fn clusters_crud_and_bad_input() {
     t.user("dan@example.com", Role::Admin);
     let (token, _) = t.session("dan@example.com");
     let app = t.service().await;
-    let post = |body: Value| TestRequest::post().uri("/api/v1/clusters").cookie(cookie(&token)).set_json(body);
+    let post = |body: Value| {
+        TestRequest::post()
+            .uri("/api/v1/clusters")
+            .cookie(cookie(&token))
+            .set_json(body)
+    };
     let (s, c, _) = call(&app, post(json!({"name": "prod-eu", "description": "<script>alert(1)</script>", "tags": ["env=prod"], "enforcement": true, "failure_mode": "fail-closed"}))).await;
     assert_eq!(s, 201, "{c}");
     let id = c["id"].as_u64().unwrap();
@@ -156,52 +264,139 @@ async fn clusters_crud_and_bad_input() {
     assert_eq!((s, error_code(&v)), (409, "conflict"));
     let (s, v, _) = call(&app, post(json!({"name": "x", "colour": "red"}))).await;
     assert_eq!(s, 400);
-    assert!(v["error"]["message"].as_str().unwrap().contains("unknown field `colour`"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `colour`"),
+        "{v}"
+    );
     let (s, v, _) = call(&app, post(json!({"name": "'; DROP TABLE clusters; --"}))).await;
     assert_eq!(s, 400, "{v}");
     let (s, v, _) = call(&app, post(json!({"name": "y", "failure_mode": "maybe"}))).await;
     assert_eq!(s, 400, "{v}");
     // Malformed, oversized, wrong type.
-    let (s, v, _) = call(&app, TestRequest::post().uri("/api/v1/clusters").cookie(cookie(&token)).insert_header(("content-type", "application/json")).set_payload("{\"name\": ")).await;
+    let (s, v, _) = call(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/clusters")
+            .cookie(cookie(&token))
+            .insert_header(("content-type", "application/json"))
+            .set_payload("{\"name\": "),
+    )
+    .await;
     assert_eq!(s, 400);
-    assert!(v["error"]["message"].as_str().unwrap().starts_with("malformed JSON body"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("malformed JSON body"),
+        "{v}"
+    );
     let big = json!({"name": "big", "description": "a".repeat(10_000)});
     let (s, v, _) = call(&app, post(big)).await;
     assert_eq!((s, error_code(&v)), (413, "payload_too_large"));
-    let (s, _, _) = call(&app, TestRequest::get().uri("/api/v1/clusters/abc").cookie(cookie(&token))).await;
+    let (s, _, _) = call(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/clusters/abc")
+            .cookie(cookie(&token)),
+    )
+    .await;
     assert_eq!(s, 400);
-    let (s, v, _) = call(&app, TestRequest::get().uri("/api/v1/clusters/4242").cookie(cookie(&token))).await;
+    let (s, v, _) = call(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/clusters/4242")
+            .cookie(cookie(&token)),
+    )
+    .await;
     assert_eq!((s, error_code(&v)), (404, "not_found"));
     // Read, patch, list, delete.
-    let (s, v, _) = call(&app, TestRequest::patch().uri(&format!("/api/v1/clusters/{id}")).cookie(cookie(&token)).set_json(json!({"enforcement": false, "tags": ["a", "b"]}))).await;
+    let (s, v, _) = call(
+        &app,
+        TestRequest::patch()
+            .uri(&format!("/api/v1/clusters/{id}"))
+            .cookie(cookie(&token))
+            .set_json(json!({"enforcement": false, "tags": ["a", "b"]})),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["enforcement"], false);
-    assert_eq!(v["failure_mode"], "fail-closed", "untouched fields keep their value");
-    let (_, list, _) = call(&app, TestRequest::get().uri("/api/v1/clusters").cookie(cookie(&token))).await;
+    assert_eq!(
+        v["failure_mode"], "fail-closed",
+        "untouched fields keep their value"
+    );
+    let (_, list, _) = call(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/clusters")
+            .cookie(cookie(&token)),
+    )
+    .await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     // Hostile text is escaped in every page that shows it.
     for page in ["/clusters", &format!("/clusters/{id}")] {
         let (s, html, _) = call(&app, TestRequest::get().uri(page).cookie(cookie(&token))).await;
         assert_eq!(s, 200);
         let html = html.as_str().unwrap().to_string();
-        assert!(!html.contains("<script>alert(1)</script>"), "unescaped on {page}");
+        assert!(
+            !html.contains("<script>alert(1)</script>"),
+            "unescaped on {page}"
+        );
     }
-    let (s, html, _) = call(&app, TestRequest::get().uri(&format!("/clusters/{id}")).cookie(cookie(&token))).await;
+    let (s, html, _) = call(
+        &app,
+        TestRequest::get()
+            .uri(&format!("/clusters/{id}"))
+            .cookie(cookie(&token)),
+    )
+    .await;
     assert_eq!(s, 200);
     let html = html.as_str().unwrap();
-    assert!(html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"), "escaped text is shown");
+    assert!(
+        html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"),
+        "escaped text is shown"
+    );
     // Search finds it by prefix.
-    let (s, hits, _) = call(&app, TestRequest::get().uri("/api/v1/search?q=prod-e").cookie(cookie(&token))).await;
+    let (s, hits, _) = call(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/search?q=prod-e")
+            .cookie(cookie(&token)),
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(hits["items"][0]["url"], format!("/clusters/{id}"));
-    let (s, _, _) = call(&app, TestRequest::delete().uri(&format!("/api/v1/clusters/{id}")).cookie(cookie(&token))).await;
+    let (s, _, _) = call(
+        &app,
+        TestRequest::delete()
+            .uri(&format!("/api/v1/clusters/{id}"))
+            .cookie(cookie(&token)),
+    )
+    .await;
     assert_eq!(s, 204);
-    let (_, hits, _) = call(&app, TestRequest::get().uri("/api/v1/search?q=prod").cookie(cookie(&token))).await;
-    assert_eq!(hits["items"].as_array().unwrap().len(), 0, "deleted clusters leave the index");
+    let (_, hits, _) = call(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/search?q=prod")
+            .cookie(cookie(&token)),
+    )
+    .await;
+    assert_eq!(
+        hits["items"].as_array().unwrap().len(),
+        0,
+        "deleted clusters leave the index"
+    );
     // Unknown routes answer JSON 404.
     let (s, v, h) = call(&app, TestRequest::get().uri("/api/v1/nothing-here")).await;
     assert_eq!((s, error_code(&v)), (404, "not_found"));
-    assert!(h.get("content-type").unwrap().to_str().unwrap().starts_with("application/json"));
+    assert!(h
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
 }
 
 #[actix_web::test]
@@ -213,21 +408,57 @@ async fn users_api_respects_roles() {
     let app = t.service().await;
     let (s, u, _) = call(&app, TestRequest::post().uri("/api/v1/users").cookie(cookie(&admin)).set_json(json!({"email": "eve@example.com", "password": "password-1234", "role": "read-only"}))).await;
     assert_eq!(s, 201, "{u}");
-    assert!(u.get("password_hash").is_none(), "hashes never leave the server");
+    assert!(
+        u.get("password_hash").is_none(),
+        "hashes never leave the server"
+    );
     let (s, _, _) = call(&app, TestRequest::post().uri("/api/v1/users").cookie(cookie(&admin)).set_json(json!({"email": "boss@example.com", "password": "password-5678", "role": "super-admin"}))).await;
     assert_eq!(s, 403, "admins cannot create super-admins");
-    let (s, v, _) = call(&app, TestRequest::post().uri("/api/v1/users").cookie(cookie(&admin)).set_json(json!({"email": "weak@example.com", "password": "short", "role": "read-only"}))).await;
+    let (s, v, _) = call(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/users")
+            .cookie(cookie(&admin))
+            .set_json(
+                json!({"email": "weak@example.com", "password": "short", "role": "read-only"}),
+            ),
+    )
+    .await;
     assert_eq!(s, 400, "{v}");
-    let (s, v, _) = call(&app, TestRequest::post().uri("/api/v1/users").cookie(cookie(&admin)).set_json(json!({"email": "x@example.com", "password": "password-5678", "role": "god"}))).await;
+    let (s, v, _) = call(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/users")
+            .cookie(cookie(&admin))
+            .set_json(
+                json!({"email": "x@example.com", "password": "password-5678", "role": "god"}),
+            ),
+    )
+    .await;
     assert_eq!(s, 400, "{v}");
     let (eve, _) = t.session("eve@example.com");
-    let (s, _, _) = call(&app, TestRequest::get().uri("/api/v1/users").cookie(cookie(&eve))).await;
+    let (s, _, _) = call(
+        &app,
+        TestRequest::get().uri("/api/v1/users").cookie(cookie(&eve)),
+    )
+    .await;
     assert_eq!(s, 403);
     // Disabling ends the user's sessions.
     let eve_id = u["id"].as_u64().unwrap();
-    let (s, _, _) = call(&app, TestRequest::patch().uri(&format!("/api/v1/users/{eve_id}")).cookie(cookie(&admin)).set_json(json!({"disabled": true}))).await;
+    let (s, _, _) = call(
+        &app,
+        TestRequest::patch()
+            .uri(&format!("/api/v1/users/{eve_id}"))
+            .cookie(cookie(&admin))
+            .set_json(json!({"disabled": true})),
+    )
+    .await;
     assert_eq!(s, 200);
-    let (s, _, _) = call(&app, TestRequest::get().uri("/api/v1/me").cookie(cookie(&eve))).await;
+    let (s, _, _) = call(
+        &app,
+        TestRequest::get().uri("/api/v1/me").cookie(cookie(&eve)),
+    )
+    .await;
     assert_eq!(s, 401);
 }
 
@@ -237,26 +468,76 @@ async fn audit_log_records_filters_and_exports_csv() {
     t.user("root@example.com", Role::SuperAdmin);
     let (root, _) = t.session("root@example.com");
     let app = t.service().await;
-    call(&app, TestRequest::post().uri("/api/v1/clusters").cookie(cookie(&root)).set_json(json!({"name": "audited"}))).await;
-    call(&app, TestRequest::post().uri("/api/v1/auth/login").set_json(json!({"email": "root@example.com", "password": "nope-nope-nope"}))).await;
-    let (s, v, _) = call(&app, TestRequest::get().uri("/api/v1/audit-log?action=cluster").cookie(cookie(&root))).await;
+    call(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/clusters")
+            .cookie(cookie(&root))
+            .set_json(json!({"name": "audited"})),
+    )
+    .await;
+    call(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/auth/login")
+            .set_json(json!({"email": "root@example.com", "password": "nope-nope-nope"})),
+    )
+    .await;
+    let (s, v, _) = call(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/audit-log?action=cluster")
+            .cookie(cookie(&root)),
+    )
+    .await;
     assert_eq!(s, 200);
     let items = v["items"].as_array().unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["action"], "cluster.create");
     assert_eq!(items[0]["actor"], "root@example.com");
     assert_eq!(items[0]["source_ip"], "10.1.2.3");
-    let (_, v, _) = call(&app, TestRequest::get().uri("/api/v1/audit-log?outcome=failed").cookie(cookie(&root))).await;
+    let (_, v, _) = call(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/audit-log?outcome=failed")
+            .cookie(cookie(&root)),
+    )
+    .await;
     assert_eq!(v["items"][0]["action"], "login.failure");
-    let (s, v, _) = call(&app, TestRequest::get().uri("/api/v1/audit-log?since=last-tuesday").cookie(cookie(&root))).await;
+    let (s, v, _) = call(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/audit-log?since=last-tuesday")
+            .cookie(cookie(&root)),
+    )
+    .await;
     assert_eq!(s, 400, "{v}");
-    let (s, csv, h) = call(&app, TestRequest::get().uri("/api/v1/audit-log?format=csv").cookie(cookie(&root))).await;
+    let (s, csv, h) = call(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/audit-log?format=csv")
+            .cookie(cookie(&root)),
+    )
+    .await;
     assert_eq!(s, 200);
-    assert!(h.get("content-type").unwrap().to_str().unwrap().starts_with("text/csv"));
+    assert!(h
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
     let csv = csv.as_str().unwrap().to_string();
     assert!(csv.starts_with("id,at,actor,action,target,ok,source_ip,detail\r\n"));
-    assert!(csv.contains("cluster.create") && csv.contains("login.success") && csv.contains("login.failure"));
-    let (s, html, _) = call(&app, TestRequest::get().uri("/audit-log").cookie(cookie(&root))).await;
+    assert!(
+        csv.contains("cluster.create")
+            && csv.contains("login.success")
+            && csv.contains("login.failure")
+    );
+    let (s, html, _) = call(
+        &app,
+        TestRequest::get().uri("/audit-log").cookie(cookie(&root)),
+    )
+    .await;
     assert_eq!(s, 200);
     assert!(html.as_str().unwrap().contains("cluster.create"));
 }
@@ -267,18 +548,40 @@ async fn jobs_metrics_health_and_pages() {
     let sa = t.user("root@example.com", Role::SuperAdmin);
     let (root, _) = t.session("root@example.com");
     let app = t.service().await;
-    let (s, v, _) = call(&app, TestRequest::get().uri("/api/v1/jobs").cookie(cookie(&root))).await;
+    let (s, v, _) = call(
+        &app,
+        TestRequest::get().uri("/api/v1/jobs").cookie(cookie(&root)),
+    )
+    .await;
     assert_eq!(s, 200);
     let job = &v["items"][0];
     assert_eq!(job["name"], "retention");
     assert!(job["next_run"].is_string());
     assert!(job["last_run"].is_null());
-    let (s, run, _) = call(&app, TestRequest::post().uri("/api/v1/jobs/retention/run").cookie(cookie(&root)).insert_header(("content-type", "application/json"))).await;
+    let (s, run, _) = call(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/jobs/retention/run")
+            .cookie(cookie(&root))
+            .insert_header(("content-type", "application/json")),
+    )
+    .await;
     assert_eq!(s, 200, "{run}");
     assert_eq!(run["ok"], true);
-    let (_, v, _) = call(&app, TestRequest::get().uri("/api/v1/jobs").cookie(cookie(&root))).await;
+    let (_, v, _) = call(
+        &app,
+        TestRequest::get().uri("/api/v1/jobs").cookie(cookie(&root)),
+    )
+    .await;
     assert_eq!(v["items"][0]["last_run"]["message"], run["message"]);
-    let (s, v, _) = call(&app, TestRequest::post().uri("/api/v1/jobs/nope/run").cookie(cookie(&root)).insert_header(("content-type", "application/json"))).await;
+    let (s, v, _) = call(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/jobs/nope/run")
+            .cookie(cookie(&root))
+            .insert_header(("content-type", "application/json")),
+    )
+    .await;
     assert_eq!((s, error_code(&v)), (404, "not_found"));
     // Health is open, metrics need the scope.
     let (s, _, _) = call(&app, TestRequest::get().uri("/healthz")).await;
@@ -286,17 +589,41 @@ async fn jobs_metrics_health_and_pages() {
     let (s, _, _) = call(&app, TestRequest::get().uri("/metrics")).await;
     assert_eq!(s, 401);
     let key = t.key(sa, &[Scope::Metrics]);
-    let (s, text, _) = call(&app, TestRequest::get().uri("/metrics").insert_header(("authorization", format!("Bearer {key}")))).await;
+    let (s, text, _) = call(
+        &app,
+        TestRequest::get()
+            .uri("/metrics")
+            .insert_header(("authorization", format!("Bearer {key}"))),
+    )
+    .await;
     assert_eq!(s, 200);
     let text = text.as_str().unwrap().to_string();
     assert!(text.contains("bulwark_build_info"), "{text}");
-    assert!(text.contains("route=\"/api/v1/jobs\""), "requests are counted by route pattern: {text}");
-    assert!(text.contains("bulwark_http_request_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains("route=\"/api/v1/jobs\""),
+        "requests are counted by route pattern: {text}"
+    );
+    assert!(
+        text.contains("bulwark_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
     // Every page renders for a super-admin.
-    for page in ["/", "/clusters", "/clusters/new", "/users", "/api-keys", "/audit-log", "/jobs", "/search?q=x"] {
+    for page in [
+        "/",
+        "/clusters",
+        "/clusters/new",
+        "/users",
+        "/api-keys",
+        "/audit-log",
+        "/jobs",
+        "/search?q=x",
+    ] {
         let (s, html, _) = call(&app, TestRequest::get().uri(page).cookie(cookie(&root))).await;
         assert_eq!(s, 200, "{page}: {html}");
-        assert!(html.as_str().unwrap().contains("<nav"), "{page} has the layout");
+        assert!(
+            html.as_str().unwrap().contains("<nav"),
+            "{page} has the layout"
+        );
     }
 }
 
@@ -315,25 +642,51 @@ async fn pages_redirect_to_login_and_login_form_works() {
     let app = t.service().await;
     let (s, _, h) = call(&app, TestRequest::get().uri("/clusters?tag=x")).await;
     assert_eq!(s, 303);
-    assert_eq!(h.get("location").unwrap(), "/login?next=%2Fclusters%3Ftag%3Dx");
+    assert_eq!(
+        h.get("location").unwrap(),
+        "/login?next=%2Fclusters%3Ftag%3Dx"
+    );
     let (s, html, h) = call(&app, TestRequest::get().uri("/login?next=//evil.example")).await;
     assert_eq!(s, 200);
     let set = h.get("set-cookie").unwrap().to_str().unwrap().to_string();
-    let csrf = set.split(';').next().unwrap().split_once('=').unwrap().1.to_string();
-    assert!(html.as_str().unwrap().contains(&format!("value=\"{csrf}\"")));
-    assert!(!html.as_str().unwrap().contains("evil.example"), "open redirects are dropped");
+    let csrf = set
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_string();
+    assert!(html
+        .as_str()
+        .unwrap()
+        .contains(&format!("value=\"{csrf}\"")));
+    assert!(
+        !html.as_str().unwrap().contains("evil.example"),
+        "open redirects are dropped"
+    );
     let form = |pw: &str| {
         TestRequest::post()
             .uri("/login")
             .cookie(actix_web::cookie::Cookie::new("bulwark_csrf", csrf.clone()))
             .insert_header(("content-type", "application/x-www-form-urlencoded"))
-            .set_payload(format!("email=fay%40example.com&password={pw}&next=%2Fclusters&csrf={csrf}"))
+            .set_payload(format!(
+                "email=fay%40example.com&password={pw}&next=%2Fclusters&csrf={csrf}"
+            ))
     };
     let (s, html, _) = call(&app, form("wrong-password")).await;
     assert_eq!(s, 401);
-    assert!(html.as_str().unwrap().contains("email or password is wrong"));
+    assert!(html
+        .as_str()
+        .unwrap()
+        .contains("email or password is wrong"));
     let (s, _, h) = call(&app, form("password-1234")).await;
     assert_eq!(s, 303);
     assert_eq!(h.get("location").unwrap(), "/clusters");
-    assert!(h.get("set-cookie").unwrap().to_str().unwrap().contains("bulwark_session="));
+    assert!(h
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .contains("bulwark_session="));
 }

@@ -12,8 +12,15 @@ use crate::support::InProcess;
 #[derive(Clone)]
 enum Who {
     Anonymous,
-    Session { label: &'static str, token: String, csrf: String },
-    Key { label: &'static str, key: String },
+    Session {
+        label: &'static str,
+        token: String,
+        csrf: String,
+    },
+    Key {
+        label: &'static str,
+        key: String,
+    },
 }
 
 impl Who {
@@ -58,11 +65,24 @@ fn allowed(perm: Perm) -> &'static [&'static str] {
             "key:metrics",
             "key:read-only-owner:read",
         ],
-        Perm::Read => &["session:super-admin", "session:admin", "session:read-only", "key:read", "key:admin", "key:read-only-owner:read"],
+        Perm::Read => &[
+            "session:super-admin",
+            "session:admin",
+            "session:read-only",
+            "key:read",
+            "key:admin",
+            "key:read-only-owner:read",
+        ],
         Perm::Write | Perm::ManageUsers => &["session:super-admin", "session:admin", "key:admin"],
         Perm::OwnKeys => &[SESSIONS[0], SESSIONS[1], SESSIONS[2], "key:admin"],
         Perm::SuperAdmin => &["session:super-admin", "key:admin"],
-        Perm::Metrics => &["session:super-admin", "session:admin", "session:read-only", "key:admin", "key:metrics"],
+        Perm::Metrics => &[
+            "session:super-admin",
+            "session:admin",
+            "session:read-only",
+            "key:admin",
+            "key:metrics",
+        ],
         Perm::UploadScan => &["session:super-admin", "session:admin", "key:scanner"],
         Perm::UploadKubeBench => &["session:super-admin", "session:admin", "key:kube-bench"],
         Perm::UploadKubeHunter => &["session:super-admin", "session:admin", "key:kube-hunter"],
@@ -93,23 +113,34 @@ fn concrete(path: &str) -> String {
 
 fn request(route: &RouteInfo, who: &Who) -> test::TestRequest {
     let path = concrete(route.path);
-    let mut req = test::TestRequest::default().method(route.method.clone()).uri(&path).peer_addr("127.0.0.1:50000".parse().unwrap());
+    let mut req = test::TestRequest::default()
+        .method(route.method.clone())
+        .uri(&path)
+        .peer_addr("127.0.0.1:50000".parse().unwrap());
     let unsafe_method = matches!(route.method, Method::POST | Method::PUT | Method::PATCH);
     let mut form_csrf = String::new();
     match who {
         Who::Anonymous => {}
         Who::Session { token, csrf, .. } => {
-            req = req.cookie(actix_web::cookie::Cookie::new("bulwark_session", token.clone()));
+            req = req.cookie(actix_web::cookie::Cookie::new(
+                "bulwark_session",
+                token.clone(),
+            ));
             form_csrf = csrf.clone();
         }
         Who::Key { key, .. } => req = req.insert_header(("x-api-key", key.clone())),
     }
     if route.kind == Kind::Form && route.perm == Perm::Public {
         form_csrf = "pre-login-token".into();
-        req = req.cookie(actix_web::cookie::Cookie::new("bulwark_csrf", "pre-login-token"));
+        req = req.cookie(actix_web::cookie::Cookie::new(
+            "bulwark_csrf",
+            "pre-login-token",
+        ));
     }
     match route.kind {
-        Kind::Api if unsafe_method => req.insert_header(("content-type", "application/json")).set_payload("{}"),
+        Kind::Api if unsafe_method => req
+            .insert_header(("content-type", "application/json"))
+            .set_payload("{}"),
         Kind::Form => req
             .insert_header(("content-type", "application/x-www-form-urlencoded"))
             .set_payload(format!("csrf={form_csrf}")),
@@ -135,22 +166,37 @@ async fn every_route_against_every_role_and_scope() {
     // Keys owned by the super-admin, so only the scope limits them.
     for scope in Scope::ALL {
         let label: &'static str = Box::leak(format!("key:{}", scope.as_str()).into_boxed_str());
-        principals.push(Who::Key { label, key: t.key(sa, &[scope]) });
+        principals.push(Who::Key {
+            label,
+            key: t.key(sa, &[scope]),
+        });
     }
-    principals.push(Who::Key { label: "key:read-only-owner:read", key: t.key(ro, &[Scope::Read]) });
+    principals.push(Who::Key {
+        label: "key:read-only-owner:read",
+        key: t.key(ro, &[Scope::Read]),
+    });
 
     let app = t.service().await;
     let mut routes: Vec<RouteInfo> = t.app.routes.infos().to_vec();
     // Signing out ends the session the other checks use: do those last.
     routes.sort_by_key(|r| r.path.contains("logout"));
-    assert!(routes.len() >= 40, "the route table looks incomplete: {} routes", routes.len());
+    assert!(
+        routes.len() >= 40,
+        "the route table looks incomplete: {} routes",
+        routes.len()
+    );
     let mut checked = 0;
     let mut failures = Vec::new();
     for route in &routes {
         for who in &principals {
             let res = test::call_service(&app, request(route, who).to_request()).await;
             let status = res.status().as_u16();
-            let location = res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            let location = res
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
             let may = allowed(route.perm).contains(&who.label());
             let ok = match (who, may) {
                 (_, true) => status != 401 && status != 403 && status != 415 && status < 500,
@@ -173,7 +219,12 @@ async fn every_route_against_every_role_and_scope() {
             checked += 1;
         }
     }
-    assert!(failures.is_empty(), "{} of {checked} checks failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} checks failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[actix_web::test]

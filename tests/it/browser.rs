@@ -29,7 +29,8 @@ impl Driver {
     async fn start() -> Driver {
         let chromedriver = find(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"])
             .expect("chromedriver not found: run tests/services/start.sh (it installs chromium and chromium-driver)");
-        let chromium = find(&["/usr/lib/chromium/chromium", "/usr/bin/chromium"]).expect("chromium not found: run tests/services/start.sh");
+        let chromium = find(&["/usr/lib/chromium/chromium", "/usr/bin/chromium"])
+            .expect("chromium not found: run tests/services/start.sh");
         let port = free_port();
         let child = Command::new(chromedriver)
             .arg(format!("--port={port}"))
@@ -38,7 +39,10 @@ impl Driver {
             .spawn()
             .unwrap();
         let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         while http.get(format!("{base}/status")).send().await.is_err() {
             assert!(Instant::now() < deadline, "chromedriver did not start");
@@ -56,9 +60,26 @@ impl Driver {
                          format!("--user-data-dir={}", profile.path().display())]
             }
         }}});
-        let r: Value = http.post(format!("{base}/session")).json(&caps).send().await.unwrap().json().await.unwrap();
-        let session = r["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no WebDriver session: {r}")).to_string();
-        Driver { child, base, session, http, _profile: profile }
+        let r: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = r["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {r}"))
+            .to_string();
+        Driver {
+            child,
+            base,
+            session,
+            http,
+            _profile: profile,
+        }
     }
 
     async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -73,35 +94,62 @@ impl Driver {
     }
 
     async fn goto(&self, url: &str) {
-        self.cmd(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
+        self.cmd(reqwest::Method::POST, "/url", Some(json!({"url": url})))
+            .await;
     }
 
     async fn element(&self, css: &str) -> String {
-        let v = self.cmd(reqwest::Method::POST, "/element", Some(json!({"using": "css selector", "value": css}))).await;
+        let v = self
+            .cmd(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
         v[ELEMENT].as_str().unwrap().to_string()
     }
 
     async fn type_into(&self, css: &str, text: &str) {
         let id = self.element(css).await;
-        self.cmd(reqwest::Method::POST, &format!("/element/{id}/value"), Some(json!({"text": text}))).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            Some(json!({"text": text})),
+        )
+        .await;
     }
 
     async fn click(&self, css: &str) {
         let id = self.element(css).await;
-        self.cmd(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({}))).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            Some(json!({})),
+        )
+        .await;
     }
 
     async fn url(&self) -> String {
-        self.cmd(reqwest::Method::GET, "/url", None).await.as_str().unwrap().to_string()
+        self.cmd(reqwest::Method::GET, "/url", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     async fn source(&self) -> String {
-        self.cmd(reqwest::Method::GET, "/source", None).await.as_str().unwrap().to_string()
+        self.cmd(reqwest::Method::GET, "/source", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     async fn screenshot(&self, name: &str) -> PathBuf {
         let b64 = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
-        let png = base64::engine::general_purpose::STANDARD.decode(b64.as_str().unwrap()).unwrap();
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().unwrap())
+            .unwrap();
         let path = artifacts_dir().join(name);
         std::fs::write(&path, png).unwrap();
         path
@@ -134,15 +182,35 @@ async fn sign_in_create_a_cluster_and_see_it_listed() {
     d.click("input[name=enforcement]").await;
     d.click("#cluster-form button[type=submit]").await;
     let src = d.source().await;
-    assert!(d.url().await.contains("/clusters?flash="), "{}", d.url().await);
+    assert!(
+        d.url().await.contains("/clusters?flash="),
+        "{}",
+        d.url().await
+    );
     assert!(src.contains("browser-made"), "the new cluster is listed");
-    assert!(src.contains("made by &lt;b&gt;Chromium&lt;/b&gt;"), "and its description is escaped");
+    assert!(
+        src.contains("made by &lt;b&gt;Chromium&lt;/b&gt;"),
+        "and its description is escaped"
+    );
     let shot = d.screenshot("browser-clusters.png").await;
     assert!(std::fs::metadata(&shot).unwrap().len() > 1000);
     // The UI wrote what the API reads.
     let c = server.admin_client().await;
-    let list: Value = c.get(format!("{}/api/v1/clusters", server.base)).send().await.unwrap().json().await.unwrap();
-    let made = list["items"].as_array().unwrap().iter().find(|c| c["name"] == "browser-made").unwrap().clone();
+    let list: Value = c
+        .get(format!("{}/api/v1/clusters", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let made = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "browser-made")
+        .unwrap()
+        .clone();
     assert_eq!(made["enforcement"], true);
     assert_eq!(made["tags"], json!(["env=test", "ui"]));
 }

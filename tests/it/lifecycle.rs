@@ -9,11 +9,19 @@ use serde_json::{json, Value};
 use crate::support::{client, cookie_client, Server, ADMIN_EMAIL, ADMIN_PASSWORD};
 
 fn bulwark(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_bulwark")).args(args).env_remove("BULWARK_CONFIG").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(args)
+        .env_remove("BULWARK_CONFIG")
+        .output()
+        .unwrap()
 }
 
 fn text(o: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[actix_web::test]
@@ -31,7 +39,12 @@ async fn acknowledged_writes_survive_sigkill() {
             let mut acked = Vec::new();
             for i in 0..25 {
                 let name = format!("c-{w}-{i}");
-                let r = c.post(format!("{base}/api/v1/clusters")).json(&json!({"name": name})).send().await.unwrap();
+                let r = c
+                    .post(format!("{base}/api/v1/clusters"))
+                    .json(&json!({"name": name}))
+                    .send()
+                    .await
+                    .unwrap();
                 if r.status().is_success() {
                     acked.push(name);
                 }
@@ -47,17 +60,42 @@ async fn acknowledged_writes_survive_sigkill() {
     server.signal(libc::SIGKILL);
     let st = server.wait_exit(10);
     assert!(!st.success());
-    assert_eq!(acked.len(), 200, "every write should have been acknowledged");
+    assert_eq!(
+        acked.len(),
+        200,
+        "every write should have been acknowledged"
+    );
     drop(server);
     let server = Server::start(&data).await;
     let c = server.admin_client().await;
-    let list: Value = c.get(format!("{}/api/v1/clusters", server.base)).send().await.unwrap().json().await.unwrap();
-    let names: std::collections::HashSet<String> =
-        list["items"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
+    let list: Value = c
+        .get(format!("{}/api/v1/clusters", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: std::collections::HashSet<String> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
     let lost: Vec<&String> = acked.iter().filter(|n| !names.contains(*n)).collect();
-    assert!(lost.is_empty(), "acknowledged writes lost after SIGKILL: {lost:?}");
+    assert!(
+        lost.is_empty(),
+        "acknowledged writes lost after SIGKILL: {lost:?}"
+    );
     // The index was not closed cleanly, so it is rebuilt: search still finds them.
-    let hits: Value = c.get(format!("{}/api/v1/search?q=c-7-24", server.base)).send().await.unwrap().json().await.unwrap();
+    let hits: Value = c
+        .get(format!("{}/api/v1/search?q=c-7-24", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(hits["items"][0]["title"], "c-7-24");
 }
 
@@ -86,14 +124,35 @@ async fn first_start_prints_a_password_once_and_sigterm_stops_gracefully() {
     let cert = std::fs::read(data.join("tls/cert.pem")).unwrap();
     server.signal(libc::SIGTERM);
     let st = server.wait_exit(15);
-    assert!(st.success(), "SIGTERM must exit 0; log:\n{}", server.log_text());
+    assert!(
+        st.success(),
+        "SIGTERM must exit 0; log:\n{}",
+        server.log_text()
+    );
     assert!(server.log_text().contains("stopped"));
     drop(server);
     let server = Server::start_with(&data, &[]).await;
-    assert!(!server.log_text().contains("password: "), "the password is printed only on first start");
-    assert_eq!(std::fs::read(data.join("tls/cert.pem")).unwrap(), cert, "the certificate is kept");
-    let ready: Value = client().get(format!("{}/readyz", server.base)).send().await.unwrap().json().await.unwrap();
-    assert_eq!(ready["search"], "ok", "a cleanly stopped index is reused, not rebuilt: {ready}");
+    assert!(
+        !server.log_text().contains("password: "),
+        "the password is printed only on first start"
+    );
+    assert_eq!(
+        std::fs::read(data.join("tls/cert.pem")).unwrap(),
+        cert,
+        "the certificate is kept"
+    );
+    let ready: Value = client()
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        ready["search"], "ok",
+        "a cleanly stopped index is reused, not rebuilt: {ready}"
+    );
 }
 
 #[actix_web::test]
@@ -102,27 +161,82 @@ async fn admin_commands_backup_and_restore() {
     let data = dir.path().join("data");
     let d = data.to_str().unwrap();
     // On a stopped (here: new) data dir.
-    let o = bulwark(&["--data-dir", d, "user", "add", "ops@example.com", "--role", "admin"]);
+    let o = bulwark(&[
+        "--data-dir",
+        d,
+        "user",
+        "add",
+        "ops@example.com",
+        "--role",
+        "admin",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
-    let generated = text(&o).lines().find_map(|l| l.strip_prefix("password: ")).unwrap().to_string();
-    let o = bulwark(&["--data-dir", d, "user", "add", "root@example.com", "--role", "super-admin"]);
+    let generated = text(&o)
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .unwrap()
+        .to_string();
+    let o = bulwark(&[
+        "--data-dir",
+        d,
+        "user",
+        "add",
+        "root@example.com",
+        "--role",
+        "super-admin",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
-    let o = bulwark(&["--data-dir", d, "user", "set-role", "ops@example.com", "read-only"]);
+    let o = bulwark(&[
+        "--data-dir",
+        d,
+        "user",
+        "set-role",
+        "ops@example.com",
+        "read-only",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let o = bulwark(&["--data-dir", d, "user", "list", "--json"]);
     let users: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let ops = users.as_array().unwrap().iter().find(|u| u["email"] == "ops@example.com").unwrap();
+    let ops = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == "ops@example.com")
+        .unwrap();
     assert_eq!(ops["role"], "read-only");
-    let o = bulwark(&["--data-dir", d, "user", "set-role", "ops@example.com", "emperor"]);
+    let o = bulwark(&[
+        "--data-dir",
+        d,
+        "user",
+        "set-role",
+        "ops@example.com",
+        "emperor",
+    ]);
     assert!(!o.status.success());
     assert!(text(&o).contains("unknown role 'emperor'"));
-    let o = bulwark(&["--data-dir", d, "apikey", "create", "--user", "ops@example.com", "--name", "ci", "--scope", "read"]);
+    let o = bulwark(&[
+        "--data-dir",
+        d,
+        "apikey",
+        "create",
+        "--user",
+        "ops@example.com",
+        "--name",
+        "ci",
+        "--scope",
+        "read",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let key = String::from_utf8_lossy(&o.stdout).trim().to_string();
 
     let server = Server::start(&data).await;
     let c = client();
-    let r = c.get(format!("{}/api/v1/clusters", server.base)).header("x-api-key", &key).send().await.unwrap();
+    let r = c
+        .get(format!("{}/api/v1/clusters", server.base))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "a key made by the CLI works");
     let login = cookie_client();
     let r = login
@@ -135,7 +249,11 @@ async fn admin_commands_backup_and_restore() {
     // The admin commands refuse a running appliance's data dir (and say why).
     let o = bulwark(&["--data-dir", d, "user", "list"]);
     assert!(!o.status.success());
-    assert!(text(&o).contains("in use by a running Bulwark"), "{}", text(&o));
+    assert!(
+        text(&o).contains("in use by a running Bulwark"),
+        "{}",
+        text(&o)
+    );
     // The bootstrap env does not create a second admin: users already existed.
     let admin = cookie_client();
     let r = admin
@@ -146,24 +264,51 @@ async fn admin_commands_backup_and_restore() {
         .unwrap();
     assert_eq!(r.status(), 401);
     // Online backup while the appliance runs.
-    let o2 = bulwark(&["--data-dir", d, "backup", dir.path().join("b.redb").to_str().unwrap()]);
+    let o2 = bulwark(&[
+        "--data-dir",
+        d,
+        "backup",
+        dir.path().join("b.redb").to_str().unwrap(),
+    ]);
     assert!(o2.status.success(), "{}", text(&o2));
     assert!(text(&o2).contains("entries"));
     // Restore refuses while running.
-    let o = bulwark(&["--data-dir", d, "restore", dir.path().join("b.redb").to_str().unwrap()]);
+    let o = bulwark(&[
+        "--data-dir",
+        d,
+        "restore",
+        dir.path().join("b.redb").to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
     assert!(text(&o).contains("in use"), "{}", text(&o));
     drop(server);
     // Change something, then restore and see the backup's state.
     let o = bulwark(&["--data-dir", d, "user", "disable", "ops@example.com"]);
     assert!(o.status.success(), "{}", text(&o));
-    let o = bulwark(&["--data-dir", d, "restore", dir.path().join("b.redb").to_str().unwrap()]);
+    let o = bulwark(&[
+        "--data-dir",
+        d,
+        "restore",
+        dir.path().join("b.redb").to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let o = bulwark(&["--data-dir", d, "user", "list", "--json"]);
     let users: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let ops = users.as_array().unwrap().iter().find(|u| u["email"] == "ops@example.com").unwrap();
-    assert_eq!(ops["disabled"], false, "restore brought back the backup's state");
-    assert!(std::fs::read_dir(&data).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().contains("pre-restore")));
+    let ops = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == "ops@example.com")
+        .unwrap();
+    assert_eq!(
+        ops["disabled"], false,
+        "restore brought back the backup's state"
+    );
+    assert!(std::fs::read_dir(&data).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .contains("pre-restore")));
     let o = bulwark(&["--data-dir", d, "search", "reindex"]);
     assert!(o.status.success(), "{}", text(&o));
     // Garbage is not restored.
@@ -179,28 +324,56 @@ async fn http_backup_streams_a_consistent_copy() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data")).await;
     let c = server.admin_client().await;
-    c.post(format!("{}/api/v1/clusters", server.base)).json(&json!({"name": "in-backup"})).send().await.unwrap();
-    let r = c.post(format!("{}/api/v1/backup", server.base)).header("content-type", "application/json").send().await.unwrap();
+    c.post(format!("{}/api/v1/clusters", server.base))
+        .json(&json!({"name": "in-backup"}))
+        .send()
+        .await
+        .unwrap();
+    let r = c
+        .post(format!("{}/api/v1/backup", server.base))
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let bytes = r.bytes().await.unwrap();
     let restored = dir.path().join("restored");
     let file = dir.path().join("dl.redb");
     std::fs::write(&file, &bytes).unwrap();
-    let o = bulwark(&["--data-dir", restored.to_str().unwrap(), "restore", file.to_str().unwrap()]);
+    let o = bulwark(&[
+        "--data-dir",
+        restored.to_str().unwrap(),
+        "restore",
+        file.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let store = bulwark::app::open_store(&restored).unwrap();
-    assert!(bulwark::clusters::by_name(&store, "in-backup").unwrap().is_some());
+    assert!(bulwark::clusters::by_name(&store, "in-backup")
+        .unwrap()
+        .is_some());
 }
 
 #[test]
 fn config_check_names_every_problem() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.toml");
-    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/config/bulwark.toml"), &good).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config/bulwark.toml"),
+        &good,
+    )
+    .unwrap();
     let o = bulwark(&["config", "check", good.to_str().unwrap()]);
-    assert!(o.status.success(), "the shipped example config must be valid: {}", text(&o));
+    assert!(
+        o.status.success(),
+        "the shipped example config must be valid: {}",
+        text(&o)
+    );
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "listen = \"everywhere\"\n[http]\nmax_body_bytes = 10\n[jobs]\nretention = \"daily\"\n").unwrap();
+    std::fs::write(
+        &bad,
+        "listen = \"everywhere\"\n[http]\nmax_body_bytes = 10\n[jobs]\nretention = \"daily\"\n",
+    )
+    .unwrap();
     let o = bulwark(&["config", "check", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let t = text(&o);
@@ -209,7 +382,11 @@ fn config_check_names_every_problem() {
     }
     std::fs::write(&bad, "[http]\nmax_bdy_bytes = 10\n").unwrap();
     let o = bulwark(&["config", "check", bad.to_str().unwrap()]);
-    assert!(text(&o).contains("unknown field `max_bdy_bytes`"), "{}", text(&o));
+    assert!(
+        text(&o).contains("unknown field `max_bdy_bytes`"),
+        "{}",
+        text(&o)
+    );
     std::fs::write(&bad, "listen = [\n").unwrap();
     let o = bulwark(&["config", "check", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
@@ -221,7 +398,11 @@ fn config_check_names_every_problem() {
         .env_remove("BULWARK_CONFIG")
         .output()
         .unwrap();
-    assert!(text(&o).contains("BULWARK_HTTP_WORKERS: expected a whole number"), "{}", text(&o));
+    assert!(
+        text(&o).contains("BULWARK_HTTP_WORKERS: expected a whole number"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -231,7 +412,13 @@ fn serve_refuses_a_foreign_data_dir_and_touches_nothing() {
     std::fs::create_dir(&foreign).unwrap();
     std::fs::write(foreign.join("bulwark.redb"), b"\x7fELF this is not redb").unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
-        .args(["--data-dir", foreign.to_str().unwrap(), "serve", "--listen", &format!("127.0.0.1:{}", crate::support::free_port())])
+        .args([
+            "--data-dir",
+            foreign.to_str().unwrap(),
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{}", crate::support::free_port()),
+        ])
         .env_remove("BULWARK_CONFIG")
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -241,14 +428,20 @@ fn serve_refuses_a_foreign_data_dir_and_touches_nothing() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(std::time::Instant::now() < deadline, "serve should refuse and exit");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve should refuse and exit"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert!(!status.success());
     assert!(err.contains("not a Bulwark database"), "{err}");
-    assert_eq!(std::fs::read(foreign.join("bulwark.redb")).unwrap(), b"\x7fELF this is not redb");
+    assert_eq!(
+        std::fs::read(foreign.join("bulwark.redb")).unwrap(),
+        b"\x7fELF this is not redb"
+    );
     // A data dir that is a file.
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();

@@ -26,30 +26,52 @@ fn write_schema1_fixture(path: &Path) {
     let w = db.begin_write().unwrap();
     {
         let mut meta = w.open_table(Raw::new("meta")).unwrap();
-        meta.insert(b"app".as_slice(), b"bulwark".as_slice()).unwrap();
-        meta.insert(b"schema_version".as_slice(), b"1".as_slice()).unwrap();
-        meta.insert(b"created_at".as_slice(), b"2026-01-05T10:00:00+00:00".as_slice()).unwrap();
+        meta.insert(b"app".as_slice(), b"bulwark".as_slice())
+            .unwrap();
+        meta.insert(b"schema_version".as_slice(), b"1".as_slice())
+            .unwrap();
+        meta.insert(
+            b"created_at".as_slice(),
+            b"2026-01-05T10:00:00+00:00".as_slice(),
+        )
+        .unwrap();
         let mut seq = w.open_table(Raw::new("sequences")).unwrap();
         for (name, v) in [("users", 1u64), ("clusters", 1), ("audit_log", 1)] {
-            seq.insert(name.as_bytes(), v.to_be_bytes().as_slice()).unwrap();
+            seq.insert(name.as_bytes(), v.to_be_bytes().as_slice())
+                .unwrap();
         }
         // Schema 1 users: mixed-case email, no created_at/last_login, no email index table.
         let hash = {
             use argon2::password_hash::{PasswordHasher, SaltString};
             let salt = SaltString::encode_b64(b"schema-1-fixture").unwrap();
-            argon2::Argon2::default().hash_password(b"old-password-1", &salt).unwrap().to_string()
+            argon2::Argon2::default()
+                .hash_password(b"old-password-1", &salt)
+                .unwrap()
+                .to_string()
         };
         let user = format!(
             r#"{{"id":1,"email":"Old.Admin@Example.COM","role":"super-admin","password_hash":"{hash}","disabled":false}}"#
         );
-        w.open_table(Raw::new("auth_users")).unwrap().insert(1u64.to_be_bytes().as_slice(), user.as_bytes()).unwrap();
+        w.open_table(Raw::new("auth_users"))
+            .unwrap()
+            .insert(1u64.to_be_bytes().as_slice(), user.as_bytes())
+            .unwrap();
         // Schema 1 clusters: only a name and timestamps.
         let cluster = r#"{"id":1,"name":"legacy","created_at":"2026-01-05T10:00:00Z","updated_at":"2026-01-05T10:00:00Z"}"#;
-        w.open_table(Raw::new("clusters")).unwrap().insert(1u64.to_be_bytes().as_slice(), cluster.as_bytes()).unwrap();
-        w.open_table(Raw::new("clusters_by_name")).unwrap().insert(b"legacy".as_slice(), b"1".as_slice()).unwrap();
+        w.open_table(Raw::new("clusters"))
+            .unwrap()
+            .insert(1u64.to_be_bytes().as_slice(), cluster.as_bytes())
+            .unwrap();
+        w.open_table(Raw::new("clusters_by_name"))
+            .unwrap()
+            .insert(b"legacy".as_slice(), b"1".as_slice())
+            .unwrap();
         // Schema 1 audit entries had no detail, source_ip or ok.
         let entry = r#"{"id":1,"at":"2026-01-05T10:00:00Z","actor":"cli","action":"cluster.create","target":"cluster:1"}"#;
-        w.open_table(Raw::new("audit_log")).unwrap().insert(1u64.to_be_bytes().as_slice(), entry.as_bytes()).unwrap();
+        w.open_table(Raw::new("audit_log"))
+            .unwrap()
+            .insert(1u64.to_be_bytes().as_slice(), entry.as_bytes())
+            .unwrap();
     }
     w.commit().unwrap();
 }
@@ -62,24 +84,38 @@ fn schema_1_file_migrates_and_still_works() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    std::fs::copy(fixture(), data.join("bulwark.redb")).expect("fixture tests/fixtures/store/schema-1.redb is missing");
+    std::fs::copy(fixture(), data.join("bulwark.redb"))
+        .expect("fixture tests/fixtures/store/schema-1.redb is missing");
     let store = bulwark::app::open_store(&data).unwrap();
     assert_eq!(store.schema_version().unwrap(), 2);
     // Old user: email normalized and indexed, missing fields defaulted, password still valid.
-    let u = auth::find_user(&store, "old.admin@example.com").unwrap().expect("migrated user is found by email");
+    let u = auth::find_user(&store, "old.admin@example.com")
+        .unwrap()
+        .expect("migrated user is found by email");
     assert_eq!(u.email, "old.admin@example.com");
     assert!(u.created_at.is_some(), "migration fills created_at");
     let t = auth::Throttle::new(5, Duration::from_secs(60));
-    let ok = auth::login(&store, &t, Duration::from_secs(60), "OLD.ADMIN@example.com", "old-password-1", "127.0.0.1");
+    let ok = auth::login(
+        &store,
+        &t,
+        Duration::from_secs(60),
+        "OLD.ADMIN@example.com",
+        "old-password-1",
+        "127.0.0.1",
+    );
     assert!(ok.is_ok(), "the schema-1 admin can sign in");
     // Old cluster: fields added later take their defaults.
-    let c = bulwark::clusters::by_name(&store, "legacy").unwrap().unwrap();
+    let c = bulwark::clusters::by_name(&store, "legacy")
+        .unwrap()
+        .unwrap();
     assert_eq!(c.description, "");
     assert!(c.tags.is_empty());
     assert!(!c.enforcement);
     assert_eq!(c.failure_mode, bulwark::clusters::FailureMode::FailOpen);
     // Old audit entry decodes; new ids continue after the old ones.
-    let log = bulwark::audit::list(&store, &Default::default()).unwrap().unwrap();
+    let log = bulwark::audit::list(&store, &Default::default())
+        .unwrap()
+        .unwrap();
     let old = log.iter().find(|e| e.id == 1).unwrap();
     assert!(old.ok && old.source_ip.is_empty());
     assert!(log.iter().any(|e| e.action == "login.success" && e.id > 1));

@@ -19,7 +19,10 @@ pub fn init() {
 
 /// A config on a fresh temp data dir.
 pub fn config(dir: &Path) -> Config {
-    Config { data_dir: dir.join("data"), ..Config::default() }
+    Config {
+        data_dir: dir.join("data"),
+        ..Config::default()
+    }
 }
 
 /// An in-process appliance (no listener) with its temp dir.
@@ -49,32 +52,52 @@ impl InProcess {
 
     /// Creates a user and returns its id.
     pub fn user(&self, email: &str, role: Role) -> u64 {
-        auth::create_user(self.store(), &Actor::cli(), email, "password-1234", role).unwrap().id
+        auth::create_user(self.store(), &Actor::cli(), email, "password-1234", role)
+            .unwrap()
+            .id
     }
 
     /// A session token and CSRF token for an existing user (password `password-1234`).
     pub fn session(&self, email: &str) -> (String, String) {
         let t = auth::Throttle::new(100, Duration::from_secs(60));
-        let ok = auth::login(self.store(), &t, Duration::from_secs(3600), email, "password-1234", "127.0.0.1").unwrap();
+        let ok = auth::login(
+            self.store(),
+            &t,
+            Duration::from_secs(3600),
+            email,
+            "password-1234",
+            "127.0.0.1",
+        )
+        .unwrap();
         (ok.token, ok.csrf)
     }
 
     /// A new API key.
     pub fn key(&self, owner: u64, scopes: &[Scope]) -> String {
-        auth::create_api_key(self.store(), &Actor::cli(), owner, "test", scopes).unwrap().key
+        auth::create_api_key(self.store(), &Actor::cli(), owner, "test", scopes)
+            .unwrap()
+            .key
     }
 
     /// The initialized actix service.
     pub async fn service(
         &self,
-    ) -> impl Service<actix_http::Request, Response = ServiceResponse<impl actix_web::body::MessageBody>, Error = actix_web::Error> {
+    ) -> impl Service<
+        actix_http::Request,
+        Response = ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+    > {
         test::init_service(bulwark::http::app(self.app.state.clone(), &self.app.routes)).await
     }
 }
 
 /// A free loopback port (racy in theory; fine for tests that bind right away).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A `bulwark serve` child process.
@@ -90,7 +113,14 @@ pub const ADMIN_PASSWORD: &str = "admin-password-1";
 impl Server {
     /// Starts the real binary on `data_dir` and waits for `/readyz`.
     pub async fn start(data_dir: &Path) -> Server {
-        Self::start_with(data_dir, &[("BULWARK_ADMIN_EMAIL", ADMIN_EMAIL), ("BULWARK_ADMIN_PASSWORD", ADMIN_PASSWORD)]).await
+        Self::start_with(
+            data_dir,
+            &[
+                ("BULWARK_ADMIN_EMAIL", ADMIN_EMAIL),
+                ("BULWARK_ADMIN_PASSWORD", ADMIN_PASSWORD),
+            ],
+        )
+        .await
     }
 
     pub async fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
@@ -98,13 +128,23 @@ impl Server {
         let log = data_dir.with_extension(format!("{port}.log"));
         let f = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulwark"));
-        cmd.arg("--data-dir").arg(data_dir).arg("serve").arg("--listen").arg(format!("127.0.0.1:{port}"));
+        cmd.arg("--data-dir")
+            .arg(data_dir)
+            .arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"));
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.env_remove("BULWARK_CONFIG").stdout(Stdio::null()).stderr(f);
+        cmd.env_remove("BULWARK_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(f);
         let child = cmd.spawn().unwrap();
-        let s = Server { child, base: format!("https://127.0.0.1:{port}"), log };
+        let s = Server {
+            child,
+            base: format!("https://127.0.0.1:{port}"),
+            log,
+        };
         s.wait_ready().await;
         s
     }
@@ -118,7 +158,11 @@ impl Server {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "server did not become ready; log:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "server did not become ready; log:\n{}",
+                self.log_text()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -141,7 +185,11 @@ impl Server {
             if let Some(st) = self.child.try_wait().unwrap() {
                 return st;
             }
-            assert!(Instant::now() < deadline, "server did not exit; log:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit; log:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -170,7 +218,11 @@ impl Drop for Server {
 /// An HTTPS client that accepts the appliance's self-signed certificate.
 pub fn client() -> reqwest::Client {
     init();
-    reqwest::Client::builder().danger_accept_invalid_certs(true).timeout(Duration::from_secs(30)).build().unwrap()
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 /// Like [`client`], keeping cookies.
