@@ -18,7 +18,8 @@ fn find(candidates: &[&str]) -> Option<PathBuf> {
 }
 
 struct Driver {
-    child: Child,
+    /// Our own chromedriver, when the harness did not provide one.
+    child: Option<Child>,
     base: String,
     session: String,
     http: reqwest::Client,
@@ -26,19 +27,26 @@ struct Driver {
 }
 
 impl Driver {
+    /// Uses the chromedriver of tests/services (`BULWARK_TEST_CHROMEDRIVER`), or starts one.
     async fn start() -> Driver {
-        let chromedriver = find(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"])
-            .expect("chromedriver not found: run tests/services/start.sh (it installs chromium and chromium-driver)");
         let chromium = find(&["/usr/lib/chromium/chromium", "/usr/bin/chromium"])
-            .expect("chromium not found: run tests/services/start.sh");
-        let port = free_port();
-        let child = Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
+            .expect("chromium not found: run tests/services/start.sh (it installs chromium and chromium-driver)");
+        let (child, base) = match std::env::var("BULWARK_TEST_CHROMEDRIVER") {
+            Ok(url) => (None, url),
+            Err(_) => {
+                let chromedriver =
+                    find(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"])
+                        .expect("chromedriver not found: run tests/services/start.sh");
+                let port = free_port();
+                let child = Command::new(chromedriver)
+                    .arg(format!("--port={port}"))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap();
+                (Some(child), format!("http://127.0.0.1:{port}"))
+            }
+        };
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
@@ -145,6 +153,12 @@ impl Driver {
             .to_string()
     }
 
+    async fn quit(mut self) {
+        let url = format!("{}/session/{}", self.base, self.session);
+        let _ = self.http.delete(url).send().await;
+        self.session.clear();
+    }
+
     async fn screenshot(&self, name: &str) -> PathBuf {
         let b64 = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
         let png = base64::engine::general_purpose::STANDARD
@@ -158,8 +172,26 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // A test that failed before quit(): end its browser (the harness's chromedriver
+        // outlives this test).
+        if self.session.is_empty() {
+            if let Some(mut c) = self.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            return;
+        }
+        let url = format!("{}/session/{}", self.base, self.session);
+        let _ = std::thread::spawn(move || {
+            let _ = std::process::Command::new("curl")
+                .args(["-fsS", "-X", "DELETE", &url])
+                .output();
+        })
+        .join();
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
@@ -213,4 +245,5 @@ async fn sign_in_create_a_cluster_and_see_it_listed() {
         .clone();
     assert_eq!(made["enforcement"], true);
     assert_eq!(made["tags"], json!(["env=test", "ui"]));
+    d.quit().await;
 }

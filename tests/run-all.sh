@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every Bulwark test: installs and starts the real services the tests need
+# (tests/services), checks formatting and lints, runs the whole suite, stops the services.
+# CI runs exactly this (.ci/run). A cold run builds the dependencies once (~5 min on 2 cores);
+# CARGO_TARGET_DIR defaults to a cache outside the clone so later runs are incremental.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/bulwark-target}
+export BULWARK_TEST_ARTIFACTS=${BULWARK_TEST_ARTIFACTS:-$root/test-artifacts}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+services=$(mktemp -d /tmp/bulwark-services.XXXXXX)
+trap 'tests/services/stop.sh "$services"' EXIT
+tests/services/start.sh "$services"
+set -a
+# shellcheck disable=SC1091
+. "$services/endpoints.env"
+set +a
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --locked
+echo "== all tests passed; artifacts in $BULWARK_TEST_ARTIFACTS"

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Installs (if missing) and starts the real services Bulwark's tests need, on loopback only.
+#
+#   tests/services/start.sh DIR [service ...]      (default: every service below)
+#
+# Services:
+#   browser   Debian's chromium + chromium-driver; starts chromedriver on 127.0.0.1:$CHROMEDRIVER_PORT
+#             (default 9515) for the headless-browser UI test.
+#
+# Every started process is recorded as "name pid" in DIR/pids, so tests/services/stop.sh DIR stops
+# exactly those PIDs (never by name). Connection details go to DIR/endpoints.env (sourceable);
+# tests read them from the environment and start their own copy when a variable is unset.
+# Needs root for apt-get (tests run as root here and in CI).
+set -euo pipefail
+
+DIR=${1:?usage: start.sh DIR [service ...]}
+shift || true
+SERVICES=("$@")
+[ ${#SERVICES[@]} -eq 0 ] && SERVICES=(browser)
+CHROMEDRIVER_PORT=${CHROMEDRIVER_PORT:-9515}
+
+log() { printf '[services] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+mkdir -p "$DIR"
+DIR=$(cd "$DIR" && pwd)
+PIDS=$DIR/pids
+ENVF=$DIR/endpoints.env
+touch "$PIDS" "$ENVF"
+
+apt_install() { # packages...
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  [ "$(id -u)" = 0 ] || die "need root to install ${missing[*]}"
+  log "installing ${missing[*]} (apt)"
+  # Keep maintainer scripts from starting system services.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y -q "${missing[@]}" >>"$DIR/install.log" 2>&1; then
+    apt-get update -q >>"$DIR/install.log" 2>&1 || true
+    apt-get install -y -q "${missing[@]}" >>"$DIR/install.log" 2>&1 || { tail -20 "$DIR/install.log" >&2; rm -f /usr/sbin/policy-rc.d; die "apt-get install failed"; }
+  fi
+  rm -f /usr/sbin/policy-rc.d
+}
+
+wait_http() { # url seconds
+  local end=$((SECONDS + $2))
+  until curl -fsS "$1" >/dev/null 2>&1; do
+    [ $SECONDS -ge $end ] && return 1
+    sleep 0.2
+  done
+}
+
+start_browser() {
+  apt_install chromium chromium-driver curl
+  local drv
+  drv=$(command -v chromedriver || echo /usr/lib/chromium/chromedriver)
+  [ -x "$drv" ] || die "chromedriver not found after install"
+  "$drv" --port="$CHROMEDRIVER_PORT" --allowed-ips=127.0.0.1 >"$DIR/chromedriver.log" 2>&1 &
+  echo "chromedriver $!" >> "$PIDS"
+  wait_http "http://127.0.0.1:$CHROMEDRIVER_PORT/status" 20 || die "chromedriver did not start (see $DIR/chromedriver.log)"
+  echo "BULWARK_TEST_CHROMEDRIVER=http://127.0.0.1:$CHROMEDRIVER_PORT" >> "$ENVF"
+  log "chromedriver on 127.0.0.1:$CHROMEDRIVER_PORT ($("$drv" --version | head -1))"
+}
+
+for s in "${SERVICES[@]}"; do
+  case "$s" in
+    browser) start_browser ;;
+    *) die "unknown service '$s'" ;;
+  esac
+done
