@@ -222,9 +222,12 @@ async fn gate(
         if info.kind == Kind::Form {
             let cookie = req.cookie(LOGIN_CSRF_COOKIE).map(|c| c.value().to_string());
             let ok = match cookie {
-                Some(expected) => {
-                    check_form_csrf(&mut req, &expected, state.config.http.max_body_bytes).await?
-                }
+                Some(expected) => match check_form_csrf(&mut req, &expected).await {
+                    Ok(ok) => ok,
+                    Err(e) => {
+                        return Ok(req.into_response(e.error_response_for(info.kind, String::new())))
+                    }
+                },
                 None => false,
             };
             if !ok {
@@ -268,8 +271,10 @@ async fn gate(
             }
             Kind::Form => {
                 let csrf = csrf.clone();
-                if !check_form_csrf(&mut req, &csrf, state.config.http.max_body_bytes).await? {
-                    return Ok(req.into_response(csrf_failure()));
+                match check_form_csrf(&mut req, &csrf).await {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(req.into_response(csrf_failure())),
+                    Err(e) => return Ok(req.into_response(e.error_response_for(info.kind, path))),
                 }
             }
             Kind::Page => {}
@@ -308,20 +313,19 @@ fn csrf_failure() -> HttpResponse {
 
 /// Reads the form body (bounded), compares its `csrf` field with `expected` in constant time and
 /// puts the body back for the handler.
-async fn check_form_csrf(
-    req: &mut ServiceRequest,
-    expected: &str,
-    limit: usize,
-) -> Result<bool, actix_web::Error> {
-    let body = req.extract::<web::Bytes>().await?;
-    if body.len() > limit {
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "form too large",
-        )
-        .into());
-    }
+async fn check_form_csrf(req: &mut ServiceRequest, expected: &str) -> Result<bool, ApiError> {
+    let body = req.extract::<web::Bytes>().await.map_err(|e| {
+        let e: actix_web::Error = e;
+        if e.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "form is larger than http.max_body_bytes",
+            )
+        } else {
+            ApiError::bad_request(format!("could not read the form: {e}"))
+        }
+    })?;
     let given = url::form_urlencoded::parse(&body)
         .find(|(k, _)| k == "csrf")
         .map(|(_, v)| v.into_owned());
