@@ -81,6 +81,12 @@ impl Driver {
             .as_str()
             .unwrap_or_else(|| panic!("no WebDriver session: {r}"))
             .to_string();
+        // Element lookups wait for the element (pages load after clicks).
+        let _ = http
+            .post(format!("{base}/session/{session}/timeouts"))
+            .json(&json!({"implicit": 5000}))
+            .send()
+            .await;
         Driver {
             child,
             base,
@@ -145,6 +151,24 @@ impl Driver {
             .to_string()
     }
 
+    /// Waits until the current URL satisfies `ok` (navigation after a click can lag).
+    async fn wait_url(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let url = self.url().await;
+            if ok(&url) {
+                return url;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "expected {what}, still at {url}; page:\n{}",
+                    self.source().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn source(&self) -> String {
         self.cmd(reqwest::Method::GET, "/source", None)
             .await
@@ -202,23 +226,26 @@ async fn sign_in_create_a_cluster_and_see_it_listed() {
     let d = Driver::start().await;
     // A page behind sign-in sends the browser to the login form and back.
     d.goto(&format!("{}/clusters", server.base)).await;
-    assert!(d.url().await.contains("/login?next="), "{}", d.url().await);
+    d.wait_url("the login page", |u| u.contains("/login?next="))
+        .await;
     d.type_into("#email", ADMIN_EMAIL).await;
     d.type_into("#password", ADMIN_PASSWORD).await;
     d.click("#login button[type=submit]").await;
-    assert!(d.url().await.ends_with("/clusters"), "{}", d.url().await);
+    d.wait_url("the clusters page", |u| u.ends_with("/clusters"))
+        .await;
     d.click("#new-cluster").await;
+    d.wait_url("the new-cluster form", |u| u.ends_with("/clusters/new"))
+        .await;
     d.type_into("#name", "browser-made").await;
     d.type_into("#description", "made by <b>Chromium</b>").await;
     d.type_into("#tags", "env=test, ui").await;
     d.click("input[name=enforcement]").await;
     d.click("#cluster-form button[type=submit]").await;
+    d.wait_url("the list after creating", |u| {
+        u.contains("/clusters?flash=")
+    })
+    .await;
     let src = d.source().await;
-    assert!(
-        d.url().await.contains("/clusters?flash="),
-        "{}",
-        d.url().await
-    );
     assert!(src.contains("browser-made"), "the new cluster is listed");
     assert!(
         src.contains("made by &lt;b&gt;Chromium&lt;/b&gt;"),
