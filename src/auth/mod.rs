@@ -403,6 +403,52 @@ pub fn update_user(
     })
 }
 
+/// A user changes their own password: `current` must be right; every other session of the user
+/// ends (the one making the change, `keep_session`, stays).
+pub fn change_own_password(
+    store: &Store,
+    actor: &Actor,
+    user_id: u64,
+    current: &str,
+    new: &str,
+    keep_session: Option<u64>,
+) -> Result<(), AuthError> {
+    password::check_policy(new).map_err(AuthError::Invalid)?;
+    let user = store
+        .read(|r| r.get(&USERS, &user_id))?
+        .ok_or_else(|| AuthError::NotFound(format!("user {user_id}")))?;
+    if !password::verify(current, &user.password_hash) {
+        store.write(|w| {
+            audit::record(
+                w,
+                actor
+                    .event("user.password", format!("user:{user_id}"))
+                    .detail("wrong current password")
+                    .failed(),
+            )
+        })?;
+        return Err(AuthError::Invalid("the current password is wrong".into()));
+    }
+    let hash = password::hash(new).map_err(AuthError::Invalid)?;
+    store.write(|w| {
+        let mut u = w
+            .get(&USERS, &user_id)?
+            .ok_or_else(|| AuthError::NotFound(format!("user {user_id}")))?;
+        u.password_hash = hash;
+        w.put(&USERS, &user_id, &u)?;
+        let ended = w.retain(&SESSIONS, |_, s| {
+            s.user_id != user_id || Some(s.id) == keep_session
+        })?;
+        audit::record(
+            w,
+            actor
+                .event("user.password", format!("user:{user_id}"))
+                .detail(format!("changed; {ended} other sessions ended")),
+        )?;
+        Ok(())
+    })
+}
+
 /// What a successful login yields.
 pub struct LoginOk {
     /// The user.
@@ -857,6 +903,86 @@ mod tests {
             auth.api_key(&k.key).unwrap().is_none(),
             "revoked keys stop working"
         );
+    }
+
+    #[test]
+    fn own_password_change_needs_the_current_one_and_ends_other_sessions() {
+        let (_d, store) = setup();
+        let u = create_user(
+            &store,
+            &Actor::cli(),
+            "p@x.io",
+            "password-123",
+            Role::ReadOnly,
+        )
+        .unwrap();
+        let t = Throttle::new(10, Duration::from_secs(60));
+        let a = login(
+            &store,
+            &t,
+            Duration::from_secs(60),
+            "p@x.io",
+            "password-123",
+            "",
+        )
+        .unwrap();
+        let b = login(
+            &store,
+            &t,
+            Duration::from_secs(60),
+            "p@x.io",
+            "password-123",
+            "",
+        )
+        .unwrap();
+        let auth = StoreAuthenticator::shared(store.clone());
+        let keep = match auth.session(&a.token).unwrap().unwrap().credential {
+            Credential::Session { id, .. } => id,
+            _ => unreachable!(),
+        };
+        let me = Actor {
+            name: "p@x.io".into(),
+            role: Some(Role::ReadOnly),
+            user_id: Some(u.id),
+            ip: String::new(),
+        };
+        assert!(matches!(
+            change_own_password(
+                &store,
+                &me,
+                u.id,
+                "wrong-password",
+                "new-password-1",
+                Some(keep)
+            ),
+            Err(AuthError::Invalid(_))
+        ));
+        change_own_password(
+            &store,
+            &me,
+            u.id,
+            "password-123",
+            "new-password-1",
+            Some(keep),
+        )
+        .unwrap();
+        assert!(
+            auth.session(&a.token).unwrap().is_some(),
+            "the session that changed it stays"
+        );
+        assert!(
+            auth.session(&b.token).unwrap().is_none(),
+            "other sessions end"
+        );
+        assert!(login(
+            &store,
+            &t,
+            Duration::from_secs(60),
+            "p@x.io",
+            "new-password-1",
+            ""
+        )
+        .is_ok());
     }
 
     #[test]

@@ -26,6 +26,12 @@ pub fn routes(r: &mut Routes) {
     );
     r.api(Method::GET, "/api/v1/me", Perm::Authenticated, api_me);
     r.api(
+        Method::POST,
+        "/api/v1/me/password",
+        Perm::OwnKeys,
+        api_change_password,
+    );
+    r.api(
         Method::GET,
         "/api/v1/users",
         Perm::ManageUsers,
@@ -74,11 +80,14 @@ pub fn routes(r: &mut Routes) {
     r.page("/users", Perm::ManageUsers, users_page);
     r.form("/users", Perm::ManageUsers, users_create_form);
     r.form("/users/{id}", Perm::ManageUsers, users_update_form);
+    r.page("/account", Perm::OwnKeys, account_page);
+    r.form("/account/password", Perm::OwnKeys, account_password_form);
     r.page("/api-keys", Perm::OwnKeys, keys_page);
     r.form("/api-keys", Perm::OwnKeys, keys_create_form);
     r.form("/api-keys/{id}/revoke", Perm::OwnKeys, keys_revoke_form);
     r.nav(90, "Users", "/users", Perm::ManageUsers);
     r.nav(91, "API keys", "/api-keys", Perm::OwnKeys);
+    r.nav(93, "Account", "/account", Perm::OwnKeys);
 }
 
 fn throttle(state: &AppState) -> Result<std::sync::Arc<Throttle>, ApiError> {
@@ -173,6 +182,50 @@ async fn api_me(Auth(p): Auth) -> HttpResponse {
         "scopes": scopes,
         "csrf": csrf,
     }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+fn session_id(p: &crate::http::Principal) -> Option<u64> {
+    match &p.credential {
+        Credential::Session { id, .. } => Some(*id),
+        Credential::ApiKey { .. } => None,
+    }
+}
+
+async fn change_password(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    p: &crate::http::Principal,
+    current: String,
+    new: String,
+) -> Result<Result<(), AuthError>, ApiError> {
+    let actor = Actor::of(p, client_ip(req));
+    let (uid, keep) = (p.user_id, session_id(p));
+    state
+        .store
+        .run(move |s| {
+            Ok::<_, ApiError>(super::change_own_password(
+                s, &actor, uid, &current, &new, keep,
+            ))
+        })
+        .await
+}
+
+async fn api_change_password(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    body: web::Json<PasswordChange>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    change_password(&state, &req, &p, b.current_password, b.new_password).await??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"changed": true})))
 }
 
 async fn api_list_users(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -546,6 +599,55 @@ async fn users_update_form(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    layout: Layout,
+    error: String,
+}
+
+async fn account_page(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    q: web::Query<FlashQuery>,
+) -> Result<HttpResponse, ApiError> {
+    render(&AccountPage {
+        layout: Layout::new(&state, &p, "Account", "/account").with_flash(q.flash.as_deref()),
+        error: String::new(),
+    })
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    current_password: String,
+    new_password: String,
+    confirm_password: String,
+}
+
+async fn account_password_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    form: web::Form<PasswordForm>,
+) -> Result<HttpResponse, ApiError> {
+    let f = form.into_inner();
+    let error = if f.new_password != f.confirm_password {
+        "the new passwords do not match".to_string()
+    } else {
+        match change_password(&state, &req, &p, f.current_password, f.new_password).await? {
+            Ok(()) => return Ok(redirect("/account?flash=Password+changed")),
+            Err(e @ (AuthError::Invalid(_) | AuthError::NotFound(_))) => e.to_string(),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let mut res = render(&AccountPage {
+        layout: Layout::new(&state, &p, "Account", "/account"),
+        error,
+    })?;
+    *res.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
+    Ok(res)
 }
 
 #[derive(Template)]

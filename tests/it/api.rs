@@ -690,3 +690,48 @@ async fn pages_redirect_to_login_and_login_form_works() {
         .unwrap()
         .contains("bulwark_session="));
 }
+
+#[actix_web::test]
+async fn users_change_their_own_password() {
+    let t = InProcess::new();
+    t.user("gil@example.com", Role::ReadOnly);
+    let (token, _) = t.session("gil@example.com");
+    let app = t.service().await;
+    let change = |current: &str, new: &str| {
+        TestRequest::post()
+            .uri("/api/v1/me/password")
+            .cookie(cookie(&token))
+            .set_json(json!({"current_password": current, "new_password": new}))
+    };
+    let (s, v, _) = call(&app, change("not-my-password", "brand-new-password")).await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v, _) = call(&app, change("password-1234", "short")).await;
+    assert_eq!(s, 400, "{v}");
+    let (s, _, _) = call(&app, change("password-1234", "brand-new-password")).await;
+    assert_eq!(s, 200);
+    let login = |pw: &str| {
+        TestRequest::post()
+            .uri("/api/v1/auth/login")
+            .set_json(json!({"email": "gil@example.com", "password": pw}))
+    };
+    assert_eq!(call(&app, login("password-1234")).await.0, 401);
+    assert_eq!(call(&app, login("brand-new-password")).await.0, 200);
+    let log = bulwark::audit::list(
+        t.store(),
+        &bulwark::audit::Filter {
+            action: "user.password".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        log.len(),
+        2,
+        "the failed and the successful change are audited"
+    );
+    assert!(
+        !log.iter().any(|e| e.detail.contains("brand-new-password")),
+        "passwords never reach the log"
+    );
+}
