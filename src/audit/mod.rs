@@ -304,6 +304,13 @@ mod tests {
         let csv = to_csv(&all);
         assert!(csv.contains("\"name=\"\"prod, eu\"\"\""), "{csv}");
         assert_eq!(csv_cell("=cmd()"), "'=cmd()");
-        assert_eq!(prune(&store, 1).unwrap(), 0);
+        assert_eq!(prune(&store, 1).unwrap(), 0, "nothing is a day old yet");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(
+            prune(&store, 0).unwrap(),
+            3,
+            "a zero-day retention removes everything older than now"
+        );
+        assert_eq!(count(&store).unwrap(), 0);
     }
 }

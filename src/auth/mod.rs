@@ -871,6 +871,49 @@ mod tests {
     }
 
     #[test]
+    fn expired_sessions_are_refused_and_pruned() {
+        let (_d, store) = setup();
+        create_user(
+            &store,
+            &Actor::cli(),
+            "old@x.io",
+            "password-123",
+            Role::ReadOnly,
+        )
+        .unwrap();
+        let t = Throttle::new(10, Duration::from_secs(60));
+        let gone = login(
+            &store,
+            &t,
+            Duration::from_secs(0),
+            "old@x.io",
+            "password-123",
+            "",
+        )
+        .unwrap();
+        let live = login(
+            &store,
+            &t,
+            Duration::from_secs(600),
+            "old@x.io",
+            "password-123",
+            "",
+        )
+        .unwrap();
+        let auth = StoreAuthenticator::shared(store.clone());
+        assert!(
+            auth.session(&gone.token).unwrap().is_none(),
+            "an expired session is refused"
+        );
+        assert!(auth.session(&live.token).unwrap().is_some());
+        assert_eq!(prune_sessions(&store).unwrap(), 1);
+        assert!(
+            auth.session(&live.token).unwrap().is_some(),
+            "pruning keeps live sessions"
+        );
+    }
+
+    #[test]
     fn api_keys_hash_scope_and_revoke() {
         let (_d, store) = setup();
         let ro = create_user(
