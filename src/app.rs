@@ -77,6 +77,7 @@ impl Appliance {
         let routes = routes(&config);
         let mut domains = crate::http::DomainData::default();
         auth::domain_data(&config, &mut domains);
+        clusters::domain_data(&mut domains);
         let state = AppState {
             domains,
             auth: auth::StoreAuthenticator::shared(store.clone()),

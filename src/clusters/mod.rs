@@ -321,6 +321,52 @@ pub fn delete(store: &Store, actor: &str, ip: &str, id: u64) -> Result<Cluster, 
     })
 }
 
+/// The JSON of `GET /api/v1/clusters` (`{"items":[...]}`), kept in memory until the clusters
+/// table changes: listing is frequent, changes are rare, and rendering 1,000 clusters costs
+/// milliseconds.
+#[derive(Default)]
+pub struct ListCache {
+    cached: std::sync::Mutex<Option<(u64, actix_web::web::Bytes)>>,
+}
+
+impl ListCache {
+    /// The cached body, if the table has not changed since it was rendered. Does no I/O.
+    pub fn get(&self, store: &Store) -> Option<actix_web::web::Bytes> {
+        let version = store.version(&CLUSTERS);
+        match &*self.cached.lock().ok()? {
+            Some((v, body)) if *v == version => Some(body.clone()),
+            _ => None,
+        }
+    }
+
+    /// Renders the body from the store and caches it (blocking).
+    pub fn render(&self, store: &Store) -> Result<actix_web::web::Bytes, StoreError> {
+        // Read the version first: if a write lands in between, the cached body may be newer than
+        // its version, which only costs one extra render.
+        let version = store.version(&CLUSTERS);
+        #[derive(Serialize)]
+        struct Items<'a> {
+            items: &'a [Cluster],
+        }
+        let items = list(store)?;
+        let body: actix_web::web::Bytes = serde_json::to_vec(&Items { items: &items })
+            .map_err(|source| StoreError::Encode {
+                table: CLUSTERS.name(),
+                source,
+            })?
+            .into();
+        if let Ok(mut c) = self.cached.lock() {
+            *c = Some((version, body.clone()));
+        }
+        Ok(body)
+    }
+}
+
+/// In-memory state of this domain.
+pub fn domain_data(data: &mut crate::http::DomainData) {
+    data.insert(ListCache::default());
+}
+
 /// The search document of a cluster.
 pub fn search_doc(c: &Cluster) -> Doc {
     Doc {

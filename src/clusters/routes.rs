@@ -84,11 +84,22 @@ async fn update_cluster(
 }
 
 async fn api_list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let items = state
-        .store
-        .run(|s| super::list(s).map_err(ApiError::from))
-        .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    let cache = state
+        .domains
+        .get::<super::ListCache>()
+        .ok_or_else(|| ApiError::internal("cluster list cache missing"))?;
+    let body = match cache.get(&state.store) {
+        Some(body) => body,
+        None => {
+            state
+                .store
+                .run(move |s| cache.render(s).map_err(ApiError::from))
+                .await?
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body))
 }
 
 async fn api_create(

@@ -147,6 +147,10 @@ impl<K: StoreKey, V: serde::Serialize + serde::de::DeserializeOwned> Table<K, V>
 pub struct Store {
     db: Arc<redb::Database>,
     path: Arc<PathBuf>,
+    /// Per-table write counters, bumped after every committed transaction that wrote the table.
+    /// In-memory caches of derived data (rendered lists, decision snapshots) key on them, so a
+    /// cache can never miss a change made through the store.
+    versions: Arc<std::sync::Mutex<std::collections::HashMap<&'static str, u64>>>,
 }
 
 impl Store {
@@ -193,6 +197,7 @@ impl Store {
         let store = Store {
             db: Arc::new(db),
             path: Arc::new(path),
+            versions: Arc::default(),
         };
         if fresh {
             store.write(|w| {
@@ -242,10 +247,26 @@ impl Store {
     {
         let tx = WriteTx {
             tx: self.db.begin_write().map_err(StoreError::from)?,
+            touched: Default::default(),
         };
         let out = f(&tx)?;
+        let touched = tx.touched.take();
         tx.tx.commit().map_err(StoreError::from)?;
+        if let Ok(mut v) = self.versions.lock() {
+            for t in touched {
+                *v.entry(t).or_default() += 1;
+            }
+        }
         Ok(out)
+    }
+
+    /// How many committed transactions have written `table` since this process opened the
+    /// store. Equal numbers mean the table has not changed in between.
+    pub fn version<K, V>(&self, table: &Table<K, V>) -> u64 {
+        self.versions
+            .lock()
+            .map(|v| v.get(table.name).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 
     /// Runs blocking store work off the async reactor.
@@ -319,6 +340,7 @@ pub struct ReadTx {
 /// A write transaction; see [`Store::write`].
 pub struct WriteTx {
     tx: redb::WriteTransaction,
+    touched: std::cell::RefCell<std::collections::BTreeSet<&'static str>>,
 }
 
 /// Direction and bounds of a scan.
@@ -452,6 +474,7 @@ impl WriteTx {
         value: &V,
     ) -> Result<(), StoreError> {
         let bytes = table.encode(value)?;
+        self.touched.borrow_mut().insert(table.name);
         let mut t = self.tx.open_table(table.raw())?;
         t.insert(key.encode().as_slice(), bytes.as_slice())?;
         Ok(())
@@ -463,6 +486,7 @@ impl WriteTx {
         table: &Table<K, V>,
         key: &K,
     ) -> Result<bool, StoreError> {
+        self.touched.borrow_mut().insert(table.name);
         let mut t = self.tx.open_table(table.raw())?;
         let existed = t.remove(key.encode().as_slice())?.is_some();
         Ok(existed)
@@ -486,6 +510,9 @@ impl WriteTx {
                     doomed.push(k.value().to_vec());
                 }
             }
+        }
+        if !doomed.is_empty() {
+            self.touched.borrow_mut().insert(table.name);
         }
         let mut t = self.tx.open_table(table.raw())?;
         for k in &doomed {
@@ -559,6 +586,21 @@ mod tests {
         let v = store.read(|r| r.get(&T, &1)).unwrap().unwrap();
         assert_eq!(v["a"], 1);
         assert_eq!(store.read(|r| r.len(&T)).unwrap(), 1);
+        // Versions count committed writes per table; failed transactions do not count.
+        let before = store.version(&T);
+        store
+            .write(|w| w.put(&T, &2, &serde_json::json!(2)))
+            .unwrap();
+        assert_eq!(store.version(&T), before + 1);
+        let failed: Result<(), StoreError> = store.write(|w| {
+            w.put(&T, &3, &serde_json::json!(3))?;
+            Err(StoreError::Join("rolled back".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(store.version(&T), before + 1);
+        assert_eq!(store.read(|r| r.get(&T, &3)).unwrap(), None);
+        store.read(|_| Ok(())).unwrap();
+        assert_eq!(store.version(&T), before + 1, "reads do not count");
     }
 
     #[test]

@@ -256,6 +256,13 @@ async fn clusters_crud_and_bad_input() {
             .cookie(cookie(&token))
             .set_json(body)
     };
+    let list_req = || {
+        TestRequest::get()
+            .uri("/api/v1/clusters")
+            .cookie(cookie(&token))
+    };
+    let (s, empty, _) = call(&app, list_req()).await;
+    assert_eq!((s, empty.clone()), (200, json!({"items": []})));
     let (s, c, _) = call(&app, post(json!({"name": "prod-eu", "description": "<script>alert(1)</script>", "tags": ["env=prod"], "enforcement": true, "failure_mode": "fail-closed"}))).await;
     assert_eq!(s, 201, "{c}");
     let id = c["id"].as_u64().unwrap();
@@ -335,6 +342,12 @@ async fn clusters_crud_and_bad_input() {
     )
     .await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        list["items"][0]["tags"],
+        json!(["a", "b"]),
+        "the list shows the patch at once"
+    );
+    assert_eq!(list["items"][0]["enforcement"], false);
     // Hostile text is escaped in every page that shows it.
     for page in ["/clusters", &format!("/clusters/{id}")] {
         let (s, html, _) = call(&app, TestRequest::get().uri(page).cookie(cookie(&token))).await;
@@ -376,6 +389,12 @@ async fn clusters_crud_and_bad_input() {
     )
     .await;
     assert_eq!(s, 204);
+    let (_, after, _) = call(&app, list_req()).await;
+    assert_eq!(
+        after,
+        json!({"items": []}),
+        "the list forgets deleted clusters at once"
+    );
     let (_, hits, _) = call(
         &app,
         TestRequest::get()
