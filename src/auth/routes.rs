@@ -9,11 +9,14 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{Actor, ApiKeyView, AuthError, NewApiKey, Throttle, UserPatch, UserView};
-use crate::http::layout::{redirect, render, Layout};
+use crate::http::layout::{
+    redirect, redirect_with_flash, render, render_status, FlashQuery, Layout,
+};
 use crate::http::routes::{LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 use crate::http::{
     client_ip, ApiError, AppState, Auth, Credential, MaybeAuth, Perm, Role, Routes, Scope,
 };
+use actix_web::http::StatusCode;
 
 /// Registers the identity routes and pages.
 pub fn routes(r: &mut Routes) {
@@ -483,12 +486,6 @@ async fn logout_form(
         .finish())
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct FlashQuery {
-    flash: Option<String>,
-}
-
 #[derive(Template)]
 #[template(path = "users.html")]
 struct UsersPage {
@@ -552,10 +549,10 @@ async fn users_create_form(
         .run(move |s| Ok::<_, ApiError>(super::create_user(s, &actor, &f.email, &f.password, role)))
         .await?;
     match res {
-        Ok(u) => Ok(redirect(&format!(
-            "/users?flash=Created+{}",
-            urlencode(&u.email)
-        ))),
+        Ok(u) => Ok(redirect_with_flash(
+            "/users",
+            &format!("Created {}", u.email),
+        )),
         Err(e @ (AuthError::Invalid(_) | AuthError::Duplicate(_) | AuthError::Forbidden(_))) => {
             users_page_with(&state, &p, None, e.to_string()).await
         }
@@ -590,10 +587,7 @@ async fn users_update_form(
         .run(move |s| Ok::<_, ApiError>(super::update_user(s, &actor, id, &patch)))
         .await?;
     match res {
-        Ok(u) => Ok(redirect(&format!(
-            "/users?flash=Saved+{}",
-            urlencode(&u.email)
-        ))),
+        Ok(u) => Ok(redirect_with_flash("/users", &format!("Saved {}", u.email))),
         Err(e @ (AuthError::Invalid(_) | AuthError::Forbidden(_) | AuthError::NotFound(_))) => {
             users_page_with(&state, &p, None, e.to_string()).await
         }
@@ -637,17 +631,18 @@ async fn account_password_form(
         "the new passwords do not match".to_string()
     } else {
         match change_password(&state, &req, &p, f.current_password, f.new_password).await? {
-            Ok(()) => return Ok(redirect("/account?flash=Password+changed")),
+            Ok(()) => return Ok(redirect_with_flash("/account", "Password changed")),
             Err(e @ (AuthError::Invalid(_) | AuthError::NotFound(_))) => e.to_string(),
             Err(e) => return Err(e.into()),
         }
     };
-    let mut res = render(&AccountPage {
-        layout: Layout::new(&state, &p, "Account", "/account"),
-        error,
-    })?;
-    *res.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
-    Ok(res)
+    render_status(
+        &AccountPage {
+            layout: Layout::new(&state, &p, "Account", "/account"),
+            error,
+        },
+        StatusCode::BAD_REQUEST,
+    )
 }
 
 #[derive(Template)]
@@ -752,12 +747,8 @@ async fn keys_revoke_form(
         .store
         .run(move |s| super::revoke_api_key(s, &actor, id).map_err(ApiError::from))
         .await?;
-    Ok(redirect(&format!(
-        "/api-keys?flash=Revoked+{}",
-        urlencode(&k.name)
-    )))
-}
-
-fn urlencode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+    Ok(redirect_with_flash(
+        "/api-keys",
+        &format!("Revoked {}", k.name),
+    ))
 }

@@ -6,9 +6,10 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{Cluster, ClusterError, ClusterPatch, FailureMode, NewCluster};
-use crate::http::layout::{redirect, render, Layout};
+use crate::http::layout::{redirect_with_flash, render, render_status, Layout};
 use crate::http::{client_ip, ApiError, AppState, Auth, Perm, Principal, Routes};
 use crate::search::Search;
+use actix_web::http::StatusCode;
 
 /// Registers the cluster routes and pages.
 pub fn routes(r: &mut Routes) {
@@ -327,16 +328,14 @@ async fn create_form(
         failure_mode: f.failure_mode(),
     };
     match create_cluster(&state, &p, client_ip(&req), new).await? {
-        Ok(c) => Ok(redirect(&format!(
-            "/clusters?flash=Created+cluster+{}",
-            c.name
-        ))),
+        Ok(c) => Ok(redirect_with_flash(
+            "/clusters",
+            &format!("Created cluster {}", c.name),
+        )),
         Err(e @ (ClusterError::Invalid(_) | ClusterError::Duplicate(_))) => {
             let mut page = FormPage::blank(Layout::new(&state, &p, "New cluster", "/clusters"));
             f.refill(&mut page, e.to_string());
-            let mut res = render(&page)?;
-            *res.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
-            Ok(res)
+            render_status(&page, StatusCode::BAD_REQUEST)
         }
         Err(e) => Err(e.into()),
     }
@@ -373,10 +372,10 @@ async fn update_form(
         failure_mode: Some(f.failure_mode()),
     };
     match update_cluster(&state, &p, client_ip(&req), id, patch).await? {
-        Ok(c) => Ok(redirect(&format!(
-            "/clusters?flash=Saved+cluster+{}",
-            c.name
-        ))),
+        Ok(c) => Ok(redirect_with_flash(
+            "/clusters",
+            &format!("Saved cluster {}", c.name),
+        )),
         Err(e @ (ClusterError::Invalid(_) | ClusterError::Duplicate(_))) => {
             let c = state
                 .store
@@ -388,9 +387,7 @@ async fn update_form(
                 true,
             );
             f.refill(&mut page, e.to_string());
-            let mut res = render(&page)?;
-            *res.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
-            Ok(res)
+            render_status(&page, StatusCode::BAD_REQUEST)
         }
         Err(e) => Err(e.into()),
     }
@@ -412,8 +409,8 @@ async fn delete_form(
             Ok::<_, ApiError>(c)
         })
         .await?;
-    Ok(redirect(&format!(
-        "/clusters?flash=Deleted+cluster+{}",
-        c.name
-    )))
+    Ok(redirect_with_flash(
+        "/clusters",
+        &format!("Deleted cluster {}", c.name),
+    ))
 }

@@ -83,6 +83,30 @@ pub fn render(t: &impl Template) -> Result<HttpResponse, ApiError> {
         .body(body))
 }
 
+/// Renders a template with another status (a form shown again with its error: 400).
+pub fn render_status(
+    t: &impl Template,
+    status: actix_web::http::StatusCode,
+) -> Result<HttpResponse, ApiError> {
+    let mut res = render(t)?;
+    *res.status_mut() = status;
+    Ok(res)
+}
+
+/// The `?flash=` message pages accept (set by [`redirect_with_flash`]).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct FlashQuery {
+    /// The message.
+    pub flash: Option<String>,
+}
+
+/// A 303 redirect to `path` that shows `message` once.
+pub fn redirect_with_flash(path: &str, message: &str) -> HttpResponse {
+    let m: String = url::form_urlencoded::byte_serialize(message.as_bytes()).collect();
+    redirect(&format!("{path}?flash={m}"))
+}
+
 /// A 303 redirect (after a successful form post).
 pub fn redirect(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Event};
 use crate::config::Config;
-use crate::http::layout::{redirect, render, Layout};
+use crate::http::layout::{redirect_with_flash, render, FlashQuery, Layout};
 use crate::http::{assets, client_ip, ApiError, AppState, Auth, Perm, Routes};
 use crate::jobs::{JobRun, JobStatus, TaskState};
 use crate::search::Hit;
@@ -291,16 +291,10 @@ struct JobsPage {
     can_run: bool,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct Flash {
-    flash: Option<String>,
-}
-
 async fn jobs_page(
     state: web::Data<AppState>,
     Auth(p): Auth,
-    q: web::Query<Flash>,
+    q: web::Query<FlashQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let sched = state.scheduler.clone();
     let (jobs, history) = tokio::task::spawn_blocking(move || {
@@ -324,10 +318,10 @@ async fn run_job_form(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let run = run_job(&state, &req, p.actor(), name.into_inner()).await?;
-    let msg: String =
-        url::form_urlencoded::byte_serialize(format!("{}: {}", run.job, run.message).as_bytes())
-            .collect();
-    Ok(redirect(&format!("/jobs?flash={msg}")))
+    Ok(redirect_with_flash(
+        "/jobs",
+        &format!("{}: {}", run.job, run.message),
+    ))
 }
 
 #[derive(Template)]
