@@ -679,15 +679,71 @@ pub fn revoke_api_key(store: &Store, actor: &Actor, id: u64) -> Result<ApiKeyVie
     })
 }
 
-/// Resolves cookies and keys against the store.
+/// Resolves cookies and keys against the store, remembering recent answers.
+///
+/// The memory is keyed by the token's hash and tagged with the store versions of the users, API
+/// key and session tables at lookup time: any write to those tables (revoke, disable, logout,
+/// role change, new login) makes every remembered answer stale, so a cached answer is never one
+/// the store would not give. Sessions also re-check their expiry on every use.
 pub struct StoreAuthenticator {
     store: Store,
+    memory: std::sync::Mutex<std::collections::HashMap<String, Remembered>>,
 }
+
+#[derive(Clone)]
+struct Remembered {
+    principal: Principal,
+    expires_at: Option<DateTime<Utc>>,
+    versions: [u64; 3],
+}
+
+/// Bound on remembered credentials; the map is cleared when full (it refills on use).
+const MEMORY_LIMIT: usize = 10_000;
 
 impl StoreAuthenticator {
     /// An authenticator over `store`, as the trait object `http` wants.
     pub fn shared(store: Store) -> Arc<dyn Authenticator> {
-        Arc::new(StoreAuthenticator { store })
+        Arc::new(StoreAuthenticator {
+            store,
+            memory: Default::default(),
+        })
+    }
+
+    fn versions(&self) -> [u64; 3] {
+        [
+            self.store.version(&USERS),
+            self.store.version(&API_KEYS),
+            self.store.version(&SESSIONS),
+        ]
+    }
+
+    fn recall(&self, hash: &str) -> Option<Principal> {
+        let memory = self.memory.lock().ok()?;
+        let r = memory.get(hash)?;
+        let fresh = r.versions == self.versions() && r.expires_at.is_none_or(|e| e > Utc::now());
+        fresh.then(|| r.principal.clone())
+    }
+
+    fn remember(
+        &self,
+        hash: String,
+        principal: &Principal,
+        expires_at: Option<DateTime<Utc>>,
+        versions: [u64; 3],
+    ) {
+        if let Ok(mut memory) = self.memory.lock() {
+            if memory.len() >= MEMORY_LIMIT {
+                memory.clear();
+            }
+            memory.insert(
+                hash,
+                Remembered {
+                    principal: principal.clone(),
+                    expires_at,
+                    versions,
+                },
+            );
+        }
     }
 }
 
@@ -698,7 +754,9 @@ impl Authenticator for StoreAuthenticator {
         }
         let key = password::token_hash(token);
         let now = Utc::now();
-        Ok(self.store.read(|r| {
+        // Versions first: a write racing this lookup leaves the entry stale, never wrong.
+        let versions = self.versions();
+        let found = self.store.read(|r| {
             let Some(s) = r.get(&SESSIONS, &key)? else {
                 return Ok(None);
             };
@@ -711,7 +769,7 @@ impl Authenticator for StoreAuthenticator {
             if u.disabled {
                 return Ok(None);
             }
-            Ok(Some(Principal {
+            let p = Principal {
                 user_id: u.id,
                 email: u.email,
                 role: u.role,
@@ -719,8 +777,13 @@ impl Authenticator for StoreAuthenticator {
                     id: s.id,
                     csrf: s.csrf,
                 },
-            }))
-        })?)
+            };
+            Ok(Some((p, s.expires_at)))
+        })?;
+        Ok(found.map(|(p, expires_at)| {
+            self.remember(key, &p, Some(expires_at), versions);
+            p
+        }))
     }
 
     fn api_key(&self, key: &str) -> Result<Option<Principal>, ApiError> {
@@ -728,7 +791,8 @@ impl Authenticator for StoreAuthenticator {
             return Ok(None);
         }
         let hash = password::token_hash(key);
-        Ok(self.store.read(|r| {
+        let versions = self.versions();
+        let found = self.store.read(|r| {
             let Some(id) = r.get(&API_KEYS_BY_HASH, &hash)? else {
                 return Ok(None);
             };
@@ -753,7 +817,23 @@ impl Authenticator for StoreAuthenticator {
                     scopes: k.scopes,
                 },
             }))
-        })?)
+        })?;
+        if let Some(p) = &found {
+            self.remember(hash, p, None, versions);
+        }
+        Ok(found)
+    }
+
+    fn cached_session(&self, token: &str) -> Option<Principal> {
+        (token.len() <= 128)
+            .then(|| self.recall(&password::token_hash(token)))
+            .flatten()
+    }
+
+    fn cached_api_key(&self, key: &str) -> Option<Principal> {
+        (key.len() <= 128)
+            .then(|| self.recall(&password::token_hash(key)))
+            .flatten()
     }
 }
 
@@ -941,7 +1021,15 @@ mod tests {
         assert!(!json.contains(&k.key), "lists never show the key");
         let auth = StoreAuthenticator::shared(store.clone());
         assert!(auth.api_key(&k.key).unwrap().is_some());
+        assert!(
+            auth.cached_api_key(&k.key).is_some(),
+            "a key that worked is remembered"
+        );
         revoke_api_key(&store, &actor, k.id).unwrap();
+        assert!(
+            auth.cached_api_key(&k.key).is_none(),
+            "a revoke forgets every remembered key"
+        );
         assert!(
             auth.api_key(&k.key).unwrap().is_none(),
             "revoked keys stop working"

@@ -243,12 +243,21 @@ impl Principal {
 }
 
 /// Resolves credentials into principals; the `auth` domain implements it, `http` calls it.
-/// Both methods block (they read the store) and are called from the blocking pool.
+/// `session` and `api_key` block (they read the store) and are called from the blocking pool;
+/// the `cached_*` methods answer from memory, without I/O, when they can.
 pub trait Authenticator: Send + Sync + 'static {
     /// The principal of a session cookie value, if the session is valid and unexpired.
     fn session(&self, token: &str) -> Result<Option<Principal>, super::ApiError>;
     /// The principal of an API key, if it exists, is not revoked and its owner is enabled.
     fn api_key(&self, key: &str) -> Result<Option<Principal>, super::ApiError>;
+    /// A still-valid principal for this session token remembered from an earlier lookup.
+    fn cached_session(&self, _token: &str) -> Option<Principal> {
+        None
+    }
+    /// A still-valid principal for this API key remembered from an earlier lookup.
+    fn cached_api_key(&self, _key: &str) -> Option<Principal> {
+        None
+    }
 }
 
 #[cfg(test)]

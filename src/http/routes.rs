@@ -352,6 +352,9 @@ async fn authenticate(
     let key = api_key_of(req.request());
     let auth = state.auth.clone();
     if let Some(key) = key {
+        if let Some(p) = auth.cached_api_key(&key) {
+            return Ok(Some(p));
+        }
         let found = tokio::task::spawn_blocking(move || auth.api_key(&key))
             .await
             .map_err(ApiError::internal)??;
@@ -366,6 +369,9 @@ async fn authenticate(
         return Ok(None);
     };
     let token = cookie.value().to_string();
+    if let Some(p) = auth.cached_session(&token) {
+        return Ok(Some(p));
+    }
     tokio::task::spawn_blocking(move || auth.session(&token))
         .await
         .map_err(ApiError::internal)?
