@@ -338,6 +338,42 @@ mod tests {
         ));
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_loop_runs_jobs_on_their_schedule() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &[]).unwrap();
+        let every_second = Job {
+            name: "tick",
+            description: "test",
+            schedule: "* * * * * *".into(),
+            run: Arc::new(|_| Ok("tock".into())),
+        };
+        let s = Scheduler::new(store, vec![every_second], 10).unwrap();
+        let sup = Supervisor::new();
+        s.start(&sup);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let runs = s.history(10).unwrap();
+            if runs.len() >= 2 {
+                assert!(runs
+                    .iter()
+                    .all(|r| r.trigger == "schedule" && r.ok && r.message == "tock"));
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the scheduler did not run the job: {runs:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        sup.shutdown(std::time::Duration::from_secs(5)).await;
+        assert_eq!(
+            sup.states()["scheduler"],
+            TaskState::Stopped,
+            "the loop stops on cancellation"
+        );
+    }
+
     #[test]
     fn bad_schedules_are_refused() {
         let dir = tempfile::tempdir().unwrap();

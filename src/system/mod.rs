@@ -162,7 +162,9 @@ async fn api_search(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": hits })))
 }
 
-/// Streams a consistent copy of the database (the HTTP twin of `bulwark backup`).
+/// Streams a consistent copy of the database (the HTTP twin of `bulwark backup`). The copy is
+/// written to a temporary file in the data dir, opened, unlinked, and streamed from the open
+/// handle, so memory stays flat and nothing is left behind, whatever the client does.
 async fn api_backup(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -174,16 +176,16 @@ async fn api_backup(
         .join(format!(".backup-{}.redb", crate::auth::random_password()));
     let (actor, ip) = (p.actor(), client_ip(&req));
     let path = tmp.clone();
-    let bytes = state
+    let opened = state
         .store
         .run(move |s| {
             let report = s.backup_to(&path)?;
-            let bytes = std::fs::read(&path).map_err(|source| crate::store::StoreError::Io {
+            let file = std::fs::File::open(&path).map_err(|source| crate::store::StoreError::Io {
                 path: path.clone(),
                 source,
             });
             let _ = std::fs::remove_file(&path);
-            let bytes = bytes?;
+            let file = file?;
             s.write(|w| {
                 audit::record(
                     w,
@@ -192,22 +194,24 @@ async fn api_backup(
                         .detail(format!("{} entries", report.entries)),
                 )
             })?;
-            Ok::<_, ApiError>(bytes)
+            Ok::<_, ApiError>(file)
         })
         .await;
     let _ = std::fs::remove_file(&tmp);
-    let bytes = bytes?;
+    let file = tokio::fs::File::from_std(opened?);
+    let len = file.metadata().await.map_err(ApiError::internal)?.len();
     let name = format!(
         "bulwark-{}.redb",
         chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
     );
+    let stream = tokio_util::io::ReaderStream::new(file);
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
         .insert_header((
             "Content-Disposition",
             format!("attachment; filename=\"{name}\""),
         ))
-        .body(bytes))
+        .body(actix_web::body::SizedStream::new(len, stream)))
 }
 
 // ---- pages ----

@@ -351,6 +351,12 @@ async fn http_backup_streams_a_consistent_copy() {
     assert!(bulwark::clusters::by_name(&store, "in-backup")
         .unwrap()
         .is_some());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("data"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".backup-"))
+        .collect();
+    assert!(leftovers.is_empty(), "the temporary copy is gone");
 }
 
 #[test]
@@ -448,4 +454,98 @@ fn serve_refuses_a_foreign_data_dir_and_touches_nothing() {
     let o = bulwark(&["--data-dir", file.to_str().unwrap(), "user", "list"]);
     assert!(!o.status.success());
     assert!(text(&o).contains("is a file"), "{}", text(&o));
+}
+
+#[actix_web::test]
+async fn operator_certificate_from_a_config_file_and_json_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    // The operator's own CA and server certificate for "localhost".
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Operator Test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let cert_file = dir.path().join("server.pem");
+    let key_file = dir.path().join("server.key");
+    std::fs::write(&cert_file, leaf.pem()).unwrap();
+    std::fs::write(&key_file, leaf_key.serialize_pem()).unwrap();
+    let port = crate::support::free_port();
+    let data = dir.path().join("data");
+    let config = dir.path().join("bulwark.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\n[tls]\ncert_file = {:?}\nkey_file = {:?}\n[log]\nformat = \"json\"\n",
+            data.display().to_string(),
+            cert_file.display().to_string(),
+            key_file.display().to_string()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("serve.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .env("BULWARK_ADMIN_EMAIL", ADMIN_EMAIL)
+        .env("BULWARK_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // A client that trusts only the operator's CA, verifying the name.
+    crate::support::init();
+    let strict = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
+        .tls_built_in_root_certs(false)
+        .build()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let ready = loop {
+        match strict
+            .get(format!("https://localhost:{port}/readyz"))
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => break r,
+            other => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "not ready: {other:?}\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(
+        ready.status(),
+        200,
+        "the operator's certificate is served and verifies"
+    );
+    assert!(
+        !data.join("tls").exists(),
+        "no self-signed certificate is generated when the operator gives one"
+    );
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for l in &lines {
+        let v: Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}"));
+        assert!(v["level"].is_string() && v["timestamp"].is_string(), "{l}");
+    }
+    assert!(lines.iter().any(|l| l.contains("listening (https)")));
+    assert!(
+        !text.contains(ADMIN_PASSWORD),
+        "the bootstrap password never reaches the log"
+    );
 }
