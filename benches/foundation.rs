@@ -114,6 +114,49 @@ fn rss_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// One wrk run against the cluster list; prints latency, throughput and the server's CPU.
+fn wrk_run(pid: u32, port: u16, key: &str, label: &str, extra_header: Option<&str>) {
+    let cpu_before = cpu_seconds(pid);
+    let mut cmd = Command::new("wrk");
+    cmd.args([
+        "-t1",
+        "-c32",
+        "-d15s",
+        "--latency",
+        "-H",
+        &format!("x-api-key: {key}"),
+    ]);
+    if let Some(h) = extra_header {
+        cmd.args(["-H", h]);
+    }
+    let out = match cmd
+        .arg(format!("https://127.0.0.1:{port}/api/v1/clusters"))
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => {
+            println!("wrk not run ({e}); install it with apt-get install wrk");
+            return;
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("wrk -t1 -c32 -d15s GET /api/v1/clusters, 1,000 clusters, TLS, API key, {label}:");
+    for p in [
+        "50%",
+        "90%",
+        "99%",
+        "Requests/sec",
+        "Transfer/sec",
+        "Non-2xx",
+    ] {
+        if let Some(l) = text.lines().find(|l| l.trim_start().starts_with(p)) {
+            println!("  {}", l.trim());
+        }
+    }
+    let cpu = cpu_seconds(pid) - cpu_before;
+    println!("  server CPU during the run: {cpu:.1} s of 15 s (wrk takes the other core)");
+}
+
 /// User + system CPU seconds of a process so far.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -184,39 +227,9 @@ async fn main() {
         "GET /api/v1/clusters response: {} KiB for 1,000 clusters",
         body.len() / 1024
     );
-    let cpu_before = cpu_seconds(child.id());
-    let wrk = Command::new("wrk")
-        .args([
-            "-t1",
-            "-c32",
-            "-d15s",
-            "--latency",
-            "-H",
-            &format!("x-api-key: {key}"),
-        ])
-        .arg(format!("https://127.0.0.1:{port}/api/v1/clusters"))
-        .output();
-    match wrk {
-        Ok(out) => {
-            let text = String::from_utf8_lossy(&out.stdout);
-            let pick = |p: &str| {
-                text.lines()
-                    .find(|l| l.trim_start().starts_with(p))
-                    .map(|l| l.trim().to_string())
-                    .unwrap_or_default()
-            };
-            println!("wrk -t1 -c32 -d15s GET /api/v1/clusters (1,000 clusters, TLS, API key):");
-            for p in ["50%", "90%", "99%", "Requests/sec", "Non-2xx"] {
-                let l = pick(p);
-                if !l.is_empty() {
-                    println!("  {l}");
-                }
-            }
-        }
-        Err(e) => println!("wrk not run ({e}); install it with apt-get install wrk"),
+    for (label, extra) in [("identity", None), ("gzip", Some("Accept-Encoding: gzip"))] {
+        wrk_run(child.id(), port, &key, label, extra);
     }
-    let cpu = cpu_seconds(child.id()) - cpu_before;
-    println!("  server CPU during the run: {cpu:.1} s of 15 s (wrk takes the other core)");
     let (rss_now, hwm) = rss_kib(child.id());
     println!(
         "RSS after the load: {:.1} MiB (peak {:.1} MiB)",

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 pub use routes::routes;
 
 use crate::audit::{self, Event};
+use crate::http::prepared::PreparedBody;
 use crate::http::ApiError;
 use crate::search::{Doc, Source};
 use crate::store::{Store, StoreError, Table};
@@ -326,12 +327,12 @@ pub fn delete(store: &Store, actor: &str, ip: &str, id: u64) -> Result<Cluster, 
 /// milliseconds.
 #[derive(Default)]
 pub struct ListCache {
-    cached: std::sync::Mutex<Option<(u64, actix_web::web::Bytes)>>,
+    cached: std::sync::Mutex<Option<(u64, PreparedBody)>>,
 }
 
 impl ListCache {
     /// The cached body, if the table has not changed since it was rendered. Does no I/O.
-    pub fn get(&self, store: &Store) -> Option<actix_web::web::Bytes> {
+    pub fn get(&self, store: &Store) -> Option<PreparedBody> {
         let version = store.version(&CLUSTERS);
         match &*self.cached.lock().ok()? {
             Some((v, body)) if *v == version => Some(body.clone()),
@@ -339,8 +340,8 @@ impl ListCache {
         }
     }
 
-    /// Renders the body from the store and caches it (blocking).
-    pub fn render(&self, store: &Store) -> Result<actix_web::web::Bytes, StoreError> {
+    /// Renders (and compresses) the body from the store and caches it (blocking).
+    pub fn render(&self, store: &Store) -> Result<PreparedBody, StoreError> {
         // Read the version first: if a write lands in between, the cached body may be newer than
         // its version, which only costs one extra render.
         let version = store.version(&CLUSTERS);
@@ -349,12 +350,12 @@ impl ListCache {
             items: &'a [Cluster],
         }
         let items = list(store)?;
-        let body: actix_web::web::Bytes = serde_json::to_vec(&Items { items: &items })
-            .map_err(|source| StoreError::Encode {
+        let json =
+            serde_json::to_vec(&Items { items: &items }).map_err(|source| StoreError::Encode {
                 table: CLUSTERS.name(),
                 source,
-            })?
-            .into();
+            })?;
+        let body = PreparedBody::json(json.into());
         if let Ok(mut c) = self.cached.lock() {
             *c = Some((version, body.clone()));
         }

@@ -84,7 +84,7 @@ async fn update_cluster(
         .await
 }
 
-async fn api_list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn api_list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let cache = state
         .domains
         .get::<super::ListCache>()
@@ -98,9 +98,7 @@ async fn api_list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
                 .await?
         }
     };
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .body(body))
+    Ok(body.respond(&req))
 }
 
 async fn api_create(

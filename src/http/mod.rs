@@ -7,6 +7,7 @@ pub mod assets;
 mod error;
 pub mod layout;
 pub mod metrics;
+pub mod prepared;
 pub mod routes;
 pub mod tls;
 

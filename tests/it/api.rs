@@ -348,6 +348,15 @@ async fn clusters_crud_and_bad_input() {
         "the list shows the patch at once"
     );
     assert_eq!(list["items"][0]["enforcement"], false);
+    // Small bodies are not worth compressing.
+    let res = test::call_service(
+        &app,
+        list_req()
+            .insert_header(("accept-encoding", "gzip"))
+            .to_request(),
+    )
+    .await;
+    assert!(res.headers().get("content-encoding").is_none());
     // Hostile text is escaped in every page that shows it.
     for page in ["/clusters", &format!("/clusters/{id}")] {
         let (s, html, _) = call(&app, TestRequest::get().uri(page).cookie(cookie(&token))).await;
@@ -753,4 +762,55 @@ async fn users_change_their_own_password() {
         !log.iter().any(|e| e.detail.contains("brand-new-password")),
         "passwords never reach the log"
     );
+}
+
+#[actix_web::test]
+async fn large_lists_are_served_gzip_to_clients_that_accept_it() {
+    let t = InProcess::new();
+    t.user("ivy@example.com", Role::ReadOnly);
+    let (token, _) = t.session("ivy@example.com");
+    for i in 0..50 {
+        let new = bulwark::clusters::NewCluster {
+            name: format!("c{i}"),
+            description: "a cluster with a description long enough to matter".into(),
+            tags: vec!["env=prod".into()],
+            enforcement: false,
+            failure_mode: bulwark::clusters::FailureMode::FailOpen,
+        };
+        bulwark::clusters::create(t.store(), "test", "", new).unwrap();
+    }
+    let app = t.service().await;
+    let get = |enc: Option<&str>| {
+        let r = TestRequest::get()
+            .uri("/api/v1/clusters")
+            .cookie(cookie(&token));
+        match enc {
+            Some(e) => r.insert_header(("accept-encoding", e.to_string())),
+            None => r,
+        }
+    };
+    let (s, plain, h) = call(&app, get(None)).await;
+    assert_eq!(s, 200);
+    assert!(h.get("content-encoding").is_none());
+    assert_eq!(plain["items"].as_array().unwrap().len(), 50);
+    let res = test::call_service(
+        &app,
+        get(Some("gzip, br"))
+            .peer_addr(IP.parse().unwrap())
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.headers().get("content-encoding").unwrap(), "gzip");
+    assert_eq!(res.headers().get("vary").unwrap(), "Accept-Encoding");
+    let gz = test::read_body(res).await;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut bytes).unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&bytes).unwrap(),
+        plain,
+        "the same list, compressed"
+    );
+    assert!(gz.len() * 4 < bytes.len());
+    let (_, _, h) = call(&app, get(Some("gzip;q=0"))).await;
+    assert!(h.get("content-encoding").is_none(), "q=0 refuses gzip");
 }
