@@ -111,7 +111,10 @@ async fn first_start_prints_a_password_once_and_sigterm_stops_gracefully() {
         .unwrap_or_else(|| panic!("no generated password on stderr:\n{log}"))
         .to_string();
     assert!(log.contains("admin@bulwark.local"));
-    assert!(!log.contains('\u{1b}'), "no terminal colour codes in a log file");
+    assert!(
+        !log.contains('\u{1b}'),
+        "no terminal colour codes in a log file"
+    );
     let c = cookie_client();
     let r = c
         .post(format!("{}/api/v1/auth/login", server.base))
