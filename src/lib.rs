@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clusters;
 pub mod config;
 pub mod http;
+pub mod images;
 pub mod jobs;
 pub mod search;
 pub mod store;
