@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod clusters;
+pub mod compliance;
 pub mod config;
 pub mod http;
 pub mod images;

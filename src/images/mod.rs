@@ -29,8 +29,14 @@ pub enum Severity {
 
 impl Severity {
     /// Every severity, most severe first.
-    pub const ALL: [Severity; 6] =
-        [Severity::Critical, Severity::High, Severity::Medium, Severity::Low, Severity::Negligible, Severity::Unknown];
+    pub const ALL: [Severity; 6] = [
+        Severity::Critical,
+        Severity::High,
+        Severity::Medium,
+        Severity::Low,
+        Severity::Negligible,
+        Severity::Unknown,
+    ];
 
     /// Case-insensitive; synonyms from other scanners are accepted; anything else is Unknown.
     pub fn parse(s: &str) -> Severity {
@@ -101,7 +107,12 @@ pub struct Facts {
 
 impl From<&Finding> for Facts {
     fn from(f: &Finding) -> Self {
-        Facts { id: f.id.as_str().into(), scanner: f.scanner.as_str().into(), severity: f.severity, fixable: f.fixable }
+        Facts {
+            id: f.id.as_str().into(),
+            scanner: f.scanner.as_str().into(),
+            severity: f.severity,
+            fixable: f.fixable,
+        }
     }
 }
 
@@ -140,7 +151,10 @@ pub enum ScanState {
     #[default]
     Unscanned,
     /// Waiting for a scan since `since`.
-    Queued { since: DateTime<Utc>, reason: String },
+    Queued {
+        since: DateTime<Utc>,
+        reason: String,
+    },
     /// Scanned; see `last_scan`.
     Scanned,
     /// The last scan failed.
@@ -249,7 +263,9 @@ impl From<ImageError> for crate::http::ApiError {
     fn from(e: ImageError) -> Self {
         use crate::http::ApiError;
         match e {
-            ImageError::Ref(_) | ImageError::Report(_) | ImageError::NoDigest => ApiError::bad_request(e.to_string()),
+            ImageError::Ref(_) | ImageError::Report(_) | ImageError::NoDigest => {
+                ApiError::bad_request(e.to_string())
+            }
             ImageError::NotFound(_) => ApiError::not_found(e.to_string()),
             ImageError::Store(s) => ApiError::internal(s),
         }
@@ -265,7 +281,9 @@ pub fn identify(r: &ImageRef, meta: &trivy::ReportMeta) -> Result<String, ImageE
     let from_repo = |want_same: bool| {
         meta.repo_digests.iter().find_map(|rd| {
             let (repo, d) = rd.rsplit_once('@')?;
-            let same = ImageRef::parse(repo).map(|p| p.repository == r.repository).unwrap_or(false);
+            let same = ImageRef::parse(repo)
+                .map(|p| p.repository == r.repository)
+                .unwrap_or(false);
             (same || !want_same).then(|| parse_digest(d)).flatten()
         })
     };
@@ -277,10 +295,20 @@ pub fn identify(r: &ImageRef, meta: &trivy::ReportMeta) -> Result<String, ImageE
 
 /// Finds or creates the image `r`@`digest` inside `w`, marking it seen in `cluster` and moving
 /// its tag to this digest.
-pub fn upsert(w: &WriteTx, r: &ImageRef, digest: &str, cluster: Option<u64>) -> Result<Image, StoreError> {
+pub fn upsert(
+    w: &WriteTx,
+    r: &ImageRef,
+    digest: &str,
+    cluster: Option<u64>,
+) -> Result<Image, StoreError> {
     let now = Utc::now();
     let k = key(&r.registry, &r.repository, digest);
-    let mut image = match w.get(&BY_KEY, &k)?.map(|id| w.get(&IMAGES, &id)).transpose()?.flatten() {
+    let mut image = match w
+        .get(&BY_KEY, &k)?
+        .map(|id| w.get(&IMAGES, &id))
+        .transpose()?
+        .flatten()
+    {
         Some(i) => i,
         None => {
             let id = w.next_id("images")?;
@@ -314,13 +342,23 @@ pub fn upsert(w: &WriteTx, r: &ImageRef, digest: &str, cluster: Option<u64>) -> 
             Some(mut h) if h.digest != digest => {
                 h.previous.insert(0, (h.digest.clone(), h.seen_at));
                 h.previous.truncate(50);
-                TagHistory { digest: digest.to_string(), image_id: image.id, seen_at: now, previous: h.previous }
+                TagHistory {
+                    digest: digest.to_string(),
+                    image_id: image.id,
+                    seen_at: now,
+                    previous: h.previous,
+                }
             }
             Some(mut h) => {
                 h.seen_at = now;
                 h
             }
-            None => TagHistory { digest: digest.to_string(), image_id: image.id, seen_at: now, previous: vec![] },
+            None => TagHistory {
+                digest: digest.to_string(),
+                image_id: image.id,
+                seen_at: now,
+                previous: vec![],
+            },
         };
         w.put(&TAGS, &tagged, &history)?;
     }
@@ -329,7 +367,12 @@ pub fn upsert(w: &WriteTx, r: &ImageRef, digest: &str, cluster: Option<u64>) -> 
 }
 
 /// Stores `findings` as the latest scan of `image` (inside `w`) and updates its summary and facts.
-pub fn store_scan(w: &WriteTx, image: &mut Image, meta: &trivy::ReportMeta, findings: Vec<Finding>) -> Result<(), StoreError> {
+pub fn store_scan(
+    w: &WriteTx,
+    image: &mut Image,
+    meta: &trivy::ReportMeta,
+    findings: Vec<Finding>,
+) -> Result<(), StoreError> {
     let facts: Vec<Facts> = findings.iter().map(Facts::from).collect();
     let now = Utc::now();
     image.last_scan = Some(ScanSummary {
@@ -344,14 +387,23 @@ pub fn store_scan(w: &WriteTx, image: &mut Image, meta: &trivy::ReportMeta, find
     w.put(
         &SCANS,
         &image.id,
-        &Scan { image_id: image.id, at: now, scanner: "trivy".into(), artifact: meta.artifact.clone(), os: meta.os.clone(), findings },
+        &Scan {
+            image_id: image.id,
+            at: now,
+            scanner: "trivy".into(),
+            artifact: meta.artifact.clone(),
+            os: meta.os.clone(),
+            findings,
+        },
     )?;
     w.put(&IMAGES, &image.id, image)
 }
 
 /// One image.
 pub fn get(store: &Store, id: u64) -> Result<Image, ImageError> {
-    store.read(|r| r.get(&IMAGES, &id))?.ok_or_else(|| ImageError::NotFound(id.to_string()))
+    store
+        .read(|r| r.get(&IMAGES, &id))?
+        .ok_or_else(|| ImageError::NotFound(id.to_string()))
 }
 
 /// The latest scan of an image.
@@ -361,12 +413,18 @@ pub fn scan(store: &Store, id: u64) -> Result<Option<Scan>, StoreError> {
 
 /// Every image.
 pub fn list(store: &Store) -> Result<Vec<Image>, StoreError> {
-    Ok(store.read(|r| r.all(&IMAGES))?.into_iter().map(|(_, i)| i).collect())
+    Ok(store
+        .read(|r| r.all(&IMAGES))?
+        .into_iter()
+        .map(|(_, i)| i)
+        .collect())
 }
 
 /// The image a tag points at now.
 pub fn by_tag(store: &Store, r: &ImageRef) -> Result<Option<Image>, StoreError> {
-    let Some(tagged) = r.tagged() else { return Ok(None) };
+    let Some(tagged) = r.tagged() else {
+        return Ok(None);
+    };
     store.read(|rd| match rd.get(&TAGS, &tagged)? {
         Some(h) => rd.get(&IMAGES, &h.image_id),
         None => Ok(None),
@@ -385,7 +443,10 @@ pub fn by_digest(store: &Store, r: &ImageRef, digest: &str) -> Result<Option<Ima
 /// Marks images as queued for a scan (for later scanning by the native scanner or an upload).
 pub fn mark_queued(w: &WriteTx, image: &mut Image, reason: &str) -> Result<(), StoreError> {
     if !matches!(image.scan_state, ScanState::Queued { .. }) {
-        image.scan_state = ScanState::Queued { since: Utc::now(), reason: reason.to_string() };
+        image.scan_state = ScanState::Queued {
+            since: Utc::now(),
+            reason: reason.to_string(),
+        };
         w.put(&IMAGES, &image.id, image)?;
     }
     Ok(())
@@ -429,15 +490,32 @@ mod tests {
         let r = ImageRef::parse("registry.local/app:1").unwrap();
         let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
         let meta = trivy::ReportMeta {
-            repo_digests: vec![format!("other.io/x@{}", d('b')), format!("registry.local/app@{}", d('c'))],
+            repo_digests: vec![
+                format!("other.io/x@{}", d('b')),
+                format!("registry.local/app@{}", d('c')),
+            ],
             image_id: Some(d('e')),
             ..Default::default()
         };
-        assert_eq!(identify(&r, &meta).unwrap(), d('c'), "same repository first");
+        assert_eq!(
+            identify(&r, &meta).unwrap(),
+            d('c'),
+            "same repository first"
+        );
         let pinned = ImageRef::parse(&format!("registry.local/app@{}", d('a'))).unwrap();
-        assert_eq!(identify(&pinned, &meta).unwrap(), d('a'), "the reference's digest wins");
-        let bare = trivy::ReportMeta { image_id: Some(d('e')), ..Default::default() };
+        assert_eq!(
+            identify(&pinned, &meta).unwrap(),
+            d('a'),
+            "the reference's digest wins"
+        );
+        let bare = trivy::ReportMeta {
+            image_id: Some(d('e')),
+            ..Default::default()
+        };
         assert_eq!(identify(&r, &bare).unwrap(), d('e'));
-        assert!(matches!(identify(&r, &trivy::ReportMeta::default()), Err(ImageError::NoDigest)));
+        assert!(matches!(
+            identify(&r, &trivy::ReportMeta::default()),
+            Err(ImageError::NoDigest)
+        ));
     }
 }

@@ -37,7 +37,10 @@ const DOCKER_HUB: &str = "docker.io";
 impl ImageRef {
     /// Parses and normalizes `input`.
     pub fn parse(input: &str) -> Result<ImageRef, RefError> {
-        let err = |reason| RefError { input: input.chars().take(300).collect(), reason };
+        let err = |reason| RefError {
+            input: input.chars().take(300).collect(),
+            reason,
+        };
         let s = input.trim();
         if s.is_empty() {
             return Err(err("it is empty"));
@@ -49,7 +52,10 @@ impl ImageRef {
             return Err(err("it contains whitespace or control characters"));
         }
         let (rest, digest) = match s.split_once('@') {
-            Some((r, d)) => (r, Some(parse_digest(d).ok_or_else(|| err("the digest is not algorithm:hex"))?)),
+            Some((r, d)) => (
+                r,
+                Some(parse_digest(d).ok_or_else(|| err("the digest is not algorithm:hex"))?),
+            ),
             None => (s, None),
         };
         // A tag is after the last ':' that comes after the last '/' (a ':' before it is a port).
@@ -61,10 +67,15 @@ impl ImageRef {
         if let Some(t) = tag {
             let ok = !t.is_empty()
                 && t.len() <= 128
-                && t.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-                && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+                && t.chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
             if !ok {
-                return Err(err("the tag must be 1-128 of letters, digits, '_', '.', '-'"));
+                return Err(err(
+                    "the tag must be 1-128 of letters, digits, '_', '.', '-'",
+                ));
             }
         }
         let (registry, repository) = split_registry(name);
@@ -74,7 +85,9 @@ impl ImageRef {
             return Err(err("the repository is empty"));
         }
         if !repository.split('/').all(valid_component) {
-            return Err(err("repository components must be lower-case letters, digits and separators"));
+            return Err(err(
+                "repository components must be lower-case letters, digits and separators",
+            ));
         }
         if registry == DOCKER_HUB && !repository.contains('/') {
             repository = format!("library/{repository}");
@@ -87,7 +100,12 @@ impl ImageRef {
             (None, None) => Some("latest".to_string()),
             (None, Some(_)) => None,
         };
-        Ok(ImageRef { registry, repository, tag, digest })
+        Ok(ImageRef {
+            registry,
+            repository,
+            tag,
+            digest,
+        })
     }
 
     /// `registry/repository`, the identity exceptions match against.
@@ -97,7 +115,9 @@ impl ImageRef {
 
     /// `registry/repository:tag`, if there is a tag.
     pub fn tagged(&self) -> Option<String> {
-        self.tag.as_ref().map(|t| format!("{}/{}:{t}", self.registry, self.repository))
+        self.tag
+            .as_ref()
+            .map(|t| format!("{}/{}:{t}", self.registry, self.repository))
     }
 }
 
@@ -122,12 +142,17 @@ pub fn parse_digest(d: &str) -> Option<String> {
         "sha512" => 128,
         _ => return None,
     };
-    (hex.len() == len && hex.chars().all(|c| c.is_ascii_hexdigit())).then(|| format!("{algo}:{}", hex.to_ascii_lowercase()))
+    (hex.len() == len && hex.chars().all(|c| c.is_ascii_hexdigit()))
+        .then(|| format!("{algo}:{}", hex.to_ascii_lowercase()))
 }
 
 fn split_registry(name: &str) -> (Option<&str>, &str) {
     match name.split_once('/') {
-        Some((first, rest)) if first.contains('.') || first.contains(':') || first == "localhost" => (Some(first), rest),
+        Some((first, rest))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            (Some(first), rest)
+        }
         _ => (None, name),
     }
 }
@@ -135,7 +160,9 @@ fn split_registry(name: &str) -> (Option<&str>, &str) {
 fn normalize_registry(r: &str) -> String {
     let r = r.to_ascii_lowercase();
     match r.as_str() {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => DOCKER_HUB.to_string(),
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            DOCKER_HUB.to_string()
+        }
         _ => r,
     }
 }
@@ -147,8 +174,11 @@ fn valid_registry(r: &str) -> bool {
         _ => (r, None),
     };
     let host_ok = !host.is_empty()
-        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'));
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()));
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'));
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()));
     host_ok && port_ok
 }
 
@@ -156,9 +186,15 @@ fn valid_registry(r: &str) -> bool {
 fn valid_component(c: &str) -> bool {
     !c.is_empty()
         && c.len() <= 255
-        && c.chars().next().is_some_and(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
-        && c.chars().last().is_some_and(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
-        && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-'))
+        && c.chars()
+            .next()
+            .is_some_and(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+        && c.chars()
+            .last()
+            .is_some_and(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+        && c.chars().all(|ch| {
+            ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-')
+        })
 }
 
 #[cfg(test)]
@@ -175,22 +211,79 @@ mod tests {
     #[test]
     fn every_legal_shape() {
         let s = |x: &str| x.to_string();
-        assert_eq!(p("nginx"), (s("docker.io"), s("library/nginx"), Some(s("latest")), None));
-        assert_eq!(p("nginx:1.25"), (s("docker.io"), s("library/nginx"), Some(s("1.25")), None));
-        assert_eq!(p("library/nginx:1.25"), (s("docker.io"), s("library/nginx"), Some(s("1.25")), None));
-        assert_eq!(p("bitnami/redis"), (s("docker.io"), s("bitnami/redis"), Some(s("latest")), None));
-        assert_eq!(p("index.docker.io/library/nginx"), (s("docker.io"), s("library/nginx"), Some(s("latest")), None));
-        assert_eq!(p("docker.io/nginx"), (s("docker.io"), s("library/nginx"), Some(s("latest")), None));
-        assert_eq!(p("registry.local:5000/team/app:v1.2.3"), (s("registry.local:5000"), s("team/app"), Some(s("v1.2.3")), None));
-        assert_eq!(p("localhost/app"), (s("localhost"), s("app"), Some(s("latest")), None));
-        assert_eq!(p("localhost:5000/app"), (s("localhost:5000"), s("app"), Some(s("latest")), None));
-        assert_eq!(p(&format!("nginx@{D}")), (s("docker.io"), s("library/nginx"), None, Some(s(D))));
-        assert_eq!(p(&format!("ghcr.io/org/app:1.0@{D}")), (s("ghcr.io"), s("org/app"), Some(s("1.0")), Some(s(D))));
-        assert_eq!(p(&format!("10.0.0.1:5000/a/b/c@{}", D.to_uppercase().replace("SHA256", "sha256"))).3, Some(s(D)));
-        assert_eq!(p("quay.io/prometheus/node-exporter:v1.7.0").1, "prometheus/node-exporter");
-        assert_eq!(p("gcr.io/distroless/static-debian12:nonroot").2, Some(s("nonroot")));
-        assert_eq!(p("my-registry.example.com/a__b/c-d.e:x_y").0, "my-registry.example.com");
-        assert_eq!(ImageRef::parse("nginx").unwrap().to_string(), "docker.io/library/nginx:latest");
+        assert_eq!(
+            p("nginx"),
+            (s("docker.io"), s("library/nginx"), Some(s("latest")), None)
+        );
+        assert_eq!(
+            p("nginx:1.25"),
+            (s("docker.io"), s("library/nginx"), Some(s("1.25")), None)
+        );
+        assert_eq!(
+            p("library/nginx:1.25"),
+            (s("docker.io"), s("library/nginx"), Some(s("1.25")), None)
+        );
+        assert_eq!(
+            p("bitnami/redis"),
+            (s("docker.io"), s("bitnami/redis"), Some(s("latest")), None)
+        );
+        assert_eq!(
+            p("index.docker.io/library/nginx"),
+            (s("docker.io"), s("library/nginx"), Some(s("latest")), None)
+        );
+        assert_eq!(
+            p("docker.io/nginx"),
+            (s("docker.io"), s("library/nginx"), Some(s("latest")), None)
+        );
+        assert_eq!(
+            p("registry.local:5000/team/app:v1.2.3"),
+            (
+                s("registry.local:5000"),
+                s("team/app"),
+                Some(s("v1.2.3")),
+                None
+            )
+        );
+        assert_eq!(
+            p("localhost/app"),
+            (s("localhost"), s("app"), Some(s("latest")), None)
+        );
+        assert_eq!(
+            p("localhost:5000/app"),
+            (s("localhost:5000"), s("app"), Some(s("latest")), None)
+        );
+        assert_eq!(
+            p(&format!("nginx@{D}")),
+            (s("docker.io"), s("library/nginx"), None, Some(s(D)))
+        );
+        assert_eq!(
+            p(&format!("ghcr.io/org/app:1.0@{D}")),
+            (s("ghcr.io"), s("org/app"), Some(s("1.0")), Some(s(D)))
+        );
+        assert_eq!(
+            p(&format!(
+                "10.0.0.1:5000/a/b/c@{}",
+                D.to_uppercase().replace("SHA256", "sha256")
+            ))
+            .3,
+            Some(s(D))
+        );
+        assert_eq!(
+            p("quay.io/prometheus/node-exporter:v1.7.0").1,
+            "prometheus/node-exporter"
+        );
+        assert_eq!(
+            p("gcr.io/distroless/static-debian12:nonroot").2,
+            Some(s("nonroot"))
+        );
+        assert_eq!(
+            p("my-registry.example.com/a__b/c-d.e:x_y").0,
+            "my-registry.example.com"
+        );
+        assert_eq!(
+            ImageRef::parse("nginx").unwrap().to_string(),
+            "docker.io/library/nginx:latest"
+        );
     }
 
     #[test]

@@ -123,7 +123,11 @@ pub fn parse(bytes: &[u8]) -> Result<(ReportMeta, Vec<Finding>), TrivyError> {
         Some(v) => return Err(TrivyError::Schema(v)),
         None => return Err(TrivyError::NoSchema),
     }
-    let os = r.metadata.os.map(|o| format!("{} {}", o.family, o.name).trim().to_string()).unwrap_or_default();
+    let os = r
+        .metadata
+        .os
+        .map(|o| format!("{} {}", o.family, o.name).trim().to_string())
+        .unwrap_or_default();
     let meta = ReportMeta {
         artifact: r.artifact_name,
         os,
@@ -137,7 +141,9 @@ pub fn parse(bytes: &[u8]) -> Result<(ReportMeta, Vec<Finding>), TrivyError> {
             let cvss = v.cvss.as_ref().and_then(|m| {
                 // Prefer NVD, then any source; prefer v3.x, then v4, then v2.
                 let pick = |c: &Cvss| c.v3.or(c.v40).or(c.v2);
-                m.get("nvd").and_then(pick).or_else(|| m.values().filter_map(pick).reduce(f32::max))
+                m.get("nvd")
+                    .and_then(pick)
+                    .or_else(|| m.values().filter_map(pick).reduce(f32::max))
             });
             let mut links = Vec::new();
             if !v.primary_url.is_empty() {
@@ -162,7 +168,11 @@ pub fn parse(bytes: &[u8]) -> Result<(ReportMeta, Vec<Finding>), TrivyError> {
                 description: v.description,
                 links,
                 scanner: "trivy".into(),
-                target: if v.pkg_path.is_empty() { result.target.clone() } else { v.pkg_path },
+                target: if v.pkg_path.is_empty() {
+                    result.target.clone()
+                } else {
+                    v.pkg_path
+                },
                 status: v.status,
             });
         }
@@ -180,7 +190,9 @@ mod tests {
         let (meta, findings) = parse(bytes).unwrap();
         assert!(meta.os.starts_with("alpine"), "{meta:?}");
         assert!(!findings.is_empty());
-        assert!(findings.iter().all(|f| f.scanner == "trivy" && !f.id.is_empty()));
+        assert!(findings
+            .iter()
+            .all(|f| f.scanner == "trivy" && !f.id.is_empty()));
         assert!(findings.iter().any(|f| f.fixable && !f.fixed.is_empty()));
     }
 
@@ -196,9 +208,18 @@ mod tests {
         assert!(!f[0].fixable);
         assert_eq!(f[1].severity, Severity::High);
         assert!(f[1].fixable);
-        assert!(matches!(parse(br#"{"SchemaVersion":1}"#), Err(TrivyError::Schema(1))));
-        assert!(matches!(parse(br#"{"Results":[]}"#), Err(TrivyError::NoSchema)));
+        assert!(matches!(
+            parse(br#"{"SchemaVersion":1}"#),
+            Err(TrivyError::Schema(1))
+        ));
+        assert!(matches!(
+            parse(br#"{"Results":[]}"#),
+            Err(TrivyError::NoSchema)
+        ));
         assert!(matches!(parse(b"{not json"), Err(TrivyError::Json(_))));
-        assert!(matches!(parse(br#"{"SchemaVersion":2,"Results":[{"Vulnerabilities":[{"PkgName":1}]}]}"#), Err(TrivyError::Json(_))));
+        assert!(matches!(
+            parse(br#"{"SchemaVersion":2,"Results":[{"Vulnerabilities":[{"PkgName":1}]}]}"#),
+            Err(TrivyError::Json(_))
+        ));
     }
 }
