@@ -17,7 +17,9 @@ use crate::{audit, auth, clusters, system};
 
 /// Every schema migration, from every domain.
 pub fn migrations() -> Vec<Migration> {
-    auth::migrations()
+    let mut m = auth::migrations();
+    m.extend(crate::compliance::migrations());
+    m
 }
 
 /// Opens the store of `data_dir` at the newest schema.
@@ -31,6 +33,7 @@ pub fn routes(config: &Config) -> Routes {
     system::routes(&mut r, config);
     auth::routes(&mut r);
     clusters::routes(&mut r);
+    crate::compliance::routes(&mut r);
     audit::routes(&mut r);
     r
 }

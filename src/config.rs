@@ -71,6 +71,8 @@ pub struct LogConfig {
 pub struct HttpConfig {
     /// Largest JSON or form body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Largest scan report accepted (`POST /api/v1/scans` and trawler uploads), in bytes.
+    pub max_scan_bytes: usize,
     /// Worker threads; 0 means one per CPU core.
     pub workers: usize,
     /// Serve `/metrics` without credentials (otherwise a key with the `metrics` scope is needed).
@@ -135,6 +137,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             max_body_bytes: 1024 * 1024,
+            max_scan_bytes: 128 * 1024 * 1024,
             workers: 0,
             metrics_public: false,
         }

@@ -4,7 +4,10 @@
 pub mod evaluate;
 pub mod model;
 pub mod pattern;
+mod routes;
+pub mod service;
 
 pub use model::{
     migrations, Exception, ExceptionKind, ExceptionStatus, Limits, Policy, ScannerRule,
 };
+pub use routes::{read_body, routes};

@@ -40,7 +40,7 @@ impl Role {
     pub fn grants(self, perm: Perm) -> bool {
         use Perm::*;
         match perm {
-            Public | Authenticated | Read | OwnKeys | Metrics => true,
+            Public | Authenticated | Read | OwnKeys | Metrics | Request => true,
             Write | ManageUsers | UploadScan | UploadKubeBench | UploadKubeHunter | UploadFalco
             | UploadSensor => {
                 matches!(self, Role::SuperAdmin | Role::Admin)
@@ -162,6 +162,8 @@ pub enum Perm {
     Write,
     /// Create and change users.
     ManageUsers,
+    /// Ask for things an admin approves (exceptions in review) and comment on them.
+    Request,
     /// Create, list and revoke one's own API keys.
     OwnKeys,
     /// Audit log, backups, anything that concerns the whole appliance.
@@ -182,8 +184,9 @@ pub enum Perm {
 
 impl Perm {
     /// Every permission.
-    pub const ALL: [Perm; 13] = [
+    pub const ALL: [Perm; 14] = [
         Perm::Public,
+        Perm::Request,
         Perm::Authenticated,
         Perm::Read,
         Perm::Write,

@@ -74,7 +74,7 @@ fn allowed(perm: Perm) -> &'static [&'static str] {
             "key:read-only-owner:read",
         ],
         Perm::Write | Perm::ManageUsers => &["session:super-admin", "session:admin", "key:admin"],
-        Perm::OwnKeys => &[SESSIONS[0], SESSIONS[1], SESSIONS[2], "key:admin"],
+        Perm::OwnKeys | Perm::Request => &[SESSIONS[0], SESSIONS[1], SESSIONS[2], "key:admin"],
         Perm::SuperAdmin => &["session:super-admin", "key:admin"],
         Perm::Metrics => &[
             "session:super-admin",
