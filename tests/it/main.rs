@@ -5,6 +5,7 @@
 mod api;
 mod authz;
 mod browser;
+mod compliance;
 mod lifecycle;
 mod migration;
 mod support;

@@ -1,0 +1,360 @@
+//! Image compliance through the API: Trivy ingest and its verdict, exceptions that mean what
+//! they say (requested by read-only users, approved by admins), temporary exceptions, and the bad
+//! reports ingest must survive.
+
+use actix_web::test::{self, TestRequest};
+use bulwark::http::{Role, Scope};
+use serde_json::{json, Value};
+
+use crate::support::InProcess;
+
+const DEBIAN: &[u8] = include_bytes!("../fixtures/trivy/debian-buster.trivy.json");
+const ALPINE: &[u8] = include_bytes!("../fixtures/trivy/alpine-310.trivy.json");
+
+fn cookie(token: &str) -> actix_web::cookie::Cookie<'static> {
+    actix_web::cookie::Cookie::new("bulwark_session", token.to_string())
+}
+
+macro_rules! call {
+    ($app:expr, $req:expr) => {{
+        let res = test::call_service(
+            $app,
+            $req.peer_addr("10.0.0.9:1234".parse().unwrap())
+                .to_request(),
+        )
+        .await;
+        let status = res.status().as_u16();
+        let body = test::read_body(res).await;
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        (status, v)
+    }};
+}
+
+fn upload(key: &str, cluster: &str, image: &str, body: &'static [u8]) -> TestRequest {
+    TestRequest::post()
+        .uri(&format!("/api/v1/scans?cluster={cluster}&image={image}"))
+        .insert_header(("x-api-key", key.to_string()))
+        .insert_header(("content-type", "application/json"))
+        .set_payload(body)
+}
+
+#[actix_web::test]
+async fn ingest_verdicts_and_exceptions() {
+    let t = InProcess::new();
+    let admin = t.user("admin@example.com", Role::Admin);
+    t.user("viewer@example.com", Role::ReadOnly);
+    let (admin_s, _) = t.session("admin@example.com");
+    let (viewer_s, _) = t.session("viewer@example.com");
+    let scanner = t.key(admin, &[Scope::Scanner]);
+    let app = t.service().await;
+    let (s, _) = call!(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/clusters")
+            .cookie(cookie(&admin_s))
+            .set_json(json!({"name": "prod"}))
+    );
+    assert_eq!(s, 201);
+
+    // A fixable critical breaks the default policy.
+    let (s, v) = call!(
+        &app,
+        upload(&scanner, "prod", "registry.local/team/api:1.0", DEBIAN)
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["compliant"], false);
+    assert_eq!(v["findings"], 2);
+    let reasons = v["reasons"].to_string();
+    assert!(
+        reasons.contains("1 fixable critical finding from trivy, more than the 0 policy"),
+        "{reasons}"
+    );
+    assert_eq!(v["violations"].as_array().unwrap().len(), 1);
+    let image_id = v["image"]["id"].as_u64().unwrap();
+    assert!(
+        v["image"]["digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"),
+        "identified by the report's ImageID"
+    );
+    let critical = v["violations"][0]["id"].as_str().unwrap().to_string();
+
+    // Mediums only: compliant.
+    let (s, v) = call!(&app, upload(&scanner, "prod", "alpine:3.10", ALPINE));
+    assert_eq!((s, v["compliant"].clone()), (200, json!(true)), "{v}");
+
+    // A read-only user asks for an exception: it waits for review whatever status was sent.
+    let ask = json!({"title": "accepted risk", "type": "policy", "status": "active", "issue_id": critical, "image_match": "registry.local/team/api"});
+    let (s, e) = call!(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/exceptions")
+            .cookie(cookie(&viewer_s))
+            .set_json(ask.clone())
+    );
+    assert_eq!(s, 201, "{e}");
+    assert_eq!(e["status"], "in-review");
+    let eid = e["id"].as_u64().unwrap();
+    let verdict = |app_image: u64| {
+        TestRequest::get()
+            .uri(&format!("/api/v1/images/{app_image}?cluster=prod"))
+            .cookie(cookie(&admin_s))
+    };
+    let (_, v) = call!(&app, verdict(image_id));
+    assert_eq!(
+        v["verdict"]["compliant"], false,
+        "an exception in review excuses nothing"
+    );
+    // Read-only users cannot approve; admins can.
+    let (s, _) = call!(
+        &app,
+        TestRequest::post()
+            .uri(&format!("/api/v1/exceptions/{eid}/approve"))
+            .cookie(cookie(&viewer_s))
+            .insert_header(("content-type", "application/json"))
+    );
+    assert_eq!(s, 403);
+    let (s, e) = call!(
+        &app,
+        TestRequest::post()
+            .uri(&format!("/api/v1/exceptions/{eid}/approve"))
+            .cookie(cookie(&admin_s))
+            .insert_header(("content-type", "application/json"))
+    );
+    assert_eq!((s, e["status"].clone()), (200, json!("active")));
+    let (_, v) = call!(&app, verdict(image_id));
+    assert_eq!(v["verdict"]["compliant"], true, "approved: {v}");
+    assert_eq!(
+        v["verdict"]["findings"][0][0]["excepted_by"]
+            .as_u64()
+            .or(v["verdict"]["findings"][1][0]["excepted_by"].as_u64()),
+        Some(eid)
+    );
+    // Comments from both.
+    let (s, e) = call!(
+        &app,
+        TestRequest::post()
+            .uri(&format!("/api/v1/exceptions/{eid}/comments"))
+            .cookie(cookie(&viewer_s))
+            .set_json(json!({"text": "fix is scheduled for Q3"}))
+    );
+    assert_eq!(s, 201);
+    assert_eq!(e["comments"][0]["author"], "viewer@example.com");
+    // The interface example: fields left out mean all, no end date.
+    let (s, e) = call!(&app, TestRequest::post().uri("/api/v1/exceptions").cookie(cookie(&admin_s)).set_json(json!({"title": "all of it", "type": "policy", "status": "active", "issue_id": "", "image_match": "registry.local/team/api"})));
+    assert_eq!(s, 201, "{e}");
+    assert!(
+        e["clusters"].is_null()
+            && e["policies"].is_null()
+            && e["namespaces"].is_null()
+            && e["end_date"].is_null()
+    );
+    // Reject → inactive → no longer applies (the other one still does).
+    let (s, _) = call!(
+        &app,
+        TestRequest::post()
+            .uri(&format!("/api/v1/exceptions/{eid}/reject"))
+            .cookie(cookie(&admin_s))
+            .insert_header(("content-type", "application/json"))
+    );
+    assert_eq!(s, 200);
+    // Bad exceptions.
+    for bad in [
+        json!({"title": ""}),
+        json!({"title": "x", "type": "override"}),
+        json!({"title": "x", "image_match": "nginx:1.25"}),
+        json!({"title": "x", "namespaces": ["Not_A_Namespace"]}),
+        json!({"title": "x", "clusters": ["nope"]}),
+        json!({"title": "x", "start_date": "2026-02-01", "end_date": "2026-01-01"}),
+        json!({"title": "x", "colour": "red"}),
+    ] {
+        let (s, v) = call!(
+            &app,
+            TestRequest::post()
+                .uri("/api/v1/exceptions")
+                .cookie(cookie(&admin_s))
+                .set_json(bad.clone())
+        );
+        assert_eq!(s, 400, "{bad} → {v}");
+    }
+    // The audit log saw it all.
+    let log = bulwark::audit::list(
+        t.store(),
+        &bulwark::audit::Filter {
+            action: "exception".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .unwrap();
+    for action in [
+        "exception.request",
+        "exception.status",
+        "exception.comment",
+        "exception.create",
+    ] {
+        assert!(
+            log.iter().any(|e| e.action == action),
+            "{action} not audited"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn temporary_exceptions_follow_the_grace_period_once() {
+    let t = InProcess::new();
+    let admin = t.user("admin@example.com", Role::Admin);
+    let (admin_s, _) = t.session("admin@example.com");
+    let scanner = t.key(admin, &[Scope::Scanner]);
+    let app = t.service().await;
+    call!(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/clusters")
+            .cookie(cookie(&admin_s))
+            .set_json(json!({"name": "prod"}))
+    );
+    let (_, policies) = call!(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/policies")
+            .cookie(cookie(&admin_s))
+    );
+    let mut policy = policies["items"][0].clone();
+    let id = policy["id"].as_u64().unwrap();
+    for k in ["id", "created_at", "updated_at"] {
+        policy.as_object_mut().unwrap().remove(k);
+    }
+    policy["grace_period_days"] = json!(3);
+    let (s, v) = call!(
+        &app,
+        TestRequest::put()
+            .uri(&format!("/api/v1/policies/{id}"))
+            .cookie(cookie(&admin_s))
+            .set_json(policy)
+    );
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = call!(
+        &app,
+        upload(&scanner, "prod", "registry.local/team/api:1.0", DEBIAN)
+    );
+    assert_eq!(s, 200);
+    assert_eq!(
+        v["compliant"], true,
+        "the grace period excuses the new CVE: {v}"
+    );
+    let temp = v["temporary_exceptions"].as_array().unwrap().clone();
+    assert_eq!(temp.len(), 1);
+    let (_, e) = call!(
+        &app,
+        TestRequest::get()
+            .uri(&format!("/api/v1/exceptions/{}", temp[0]))
+            .cookie(cookie(&admin_s))
+    );
+    assert_eq!(e["temporary"], true);
+    let end =
+        chrono::NaiveDate::parse_from_str(e["end_date"].as_str().unwrap(), "%Y-%m-%d").unwrap();
+    assert_eq!(
+        end,
+        chrono::Utc::now().date_naive() + chrono::Duration::days(3)
+    );
+    assert_eq!(e["image_match"], "registry.local/team/api");
+    // Same image, cluster, policy and CVE again: no second exception.
+    let (_, v) = call!(
+        &app,
+        upload(&scanner, "prod", "registry.local/team/api:1.0", DEBIAN)
+    );
+    assert_eq!(v["temporary_exceptions"].as_array().unwrap().len(), 0);
+    assert_eq!(v["compliant"], true);
+}
+
+#[actix_web::test]
+async fn ingest_survives_bad_reports() {
+    let t = InProcess::with(|c| c.http.max_scan_bytes = 64 * 1024);
+    let admin = t.user("admin@example.com", Role::Admin);
+    let (admin_s, _) = t.session("admin@example.com");
+    let scanner = t.key(admin, &[Scope::Scanner]);
+    let reader = t.key(admin, &[Scope::Read]);
+    let app = t.service().await;
+    call!(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/clusters")
+            .cookie(cookie(&admin_s))
+            .set_json(json!({"name": "prod"}))
+    );
+    let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
+        (
+            "prod",
+            "app:1",
+            b"{not json".to_vec(),
+            400,
+            "not a Trivy JSON report",
+        ),
+        (
+            "prod",
+            "app:1",
+            br#"{"SchemaVersion":1}"#.to_vec(),
+            400,
+            "SchemaVersion 1",
+        ),
+        (
+            "prod",
+            "app:1",
+            br#"{"SchemaVersion":2,"Results":[]}"#.to_vec(),
+            400,
+            "no digest",
+        ),
+        (
+            "prod",
+            "app:1",
+            vec![b' '; 70 * 1024],
+            413,
+            "max_scan_bytes",
+        ),
+        (
+            "nowhere",
+            "app:1",
+            DEBIAN.to_vec(),
+            404,
+            "cluster 'nowhere' not found",
+        ),
+        (
+            "prod",
+            "Bad%20Image",
+            DEBIAN.to_vec(),
+            400,
+            "not an image reference",
+        ),
+        ("prod", "", DEBIAN.to_vec(), 400, "?image=REF is required"),
+    ];
+    for (cluster, image, body, status, needle) in cases {
+        let req = TestRequest::post()
+            .uri(&format!("/api/v1/scans?cluster={cluster}&image={image}"))
+            .insert_header(("x-api-key", scanner.clone()))
+            .set_payload(body);
+        let (s, v) = call!(&app, req);
+        assert_eq!(s, status, "{cluster} {image}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains(needle),
+            "{needle}: {v}"
+        );
+    }
+    // Unknown severities are kept, not fatal; a digest in the reference is enough.
+    let odd = br#"{"SchemaVersion":2,"Results":[{"Target":"t","Vulnerabilities":[{"VulnerabilityID":"X-1","PkgName":"p","InstalledVersion":"1","Severity":"APOCALYPTIC"}]}]}"#;
+    let image = format!("registry.local/odd@sha256:{}", "c".repeat(64));
+    let req = TestRequest::post()
+        .uri(&format!("/api/v1/scans?cluster=prod&image={image}"))
+        .insert_header(("x-api-key", scanner.clone()))
+        .set_payload(odd.to_vec());
+    let (s, v) = call!(&app, req);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["compliant"], true);
+    // A read-only key may not upload.
+    let (s, _) = call!(&app, upload(&reader, "prod", "app:1", DEBIAN));
+    assert_eq!(s, 403);
+}
