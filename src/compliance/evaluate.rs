@@ -331,7 +331,17 @@ mod tests {
         NaiveDate::from_ymd_opt(y, m, day)
     }
 
-    /// The table: (case, facts, policies, exceptions, namespace, expected compliant).
+    /// (case, facts, policies, exceptions, namespace, expected compliant)
+    type Case = (
+        &'static str,
+        Vec<Facts>,
+        Vec<Policy>,
+        Vec<Exception>,
+        Option<&'static str>,
+        bool,
+    );
+
+    /// The table.
     #[test]
     fn table() {
         let crit_fix = fact("CVE-1", Severity::Critical, true);
@@ -410,7 +420,7 @@ mod tests {
 
         let p = policy(1);
         #[rustfmt::skip]
-        let cases: Vec<(&str, Vec<Facts>, Vec<Policy>, Vec<Exception>, Option<&str>, bool)> = vec![
+        let cases: Vec<Case> = vec![
             ("no findings", vec![], vec![p.clone()], vec![], None, true),
             ("fixable critical blocks", vec![crit_fix.clone()], vec![p.clone()], vec![], None, false),
             ("unfixable critical is allowed by default", vec![crit_nofix.clone()], vec![p.clone()], vec![], None, true),
