@@ -7,7 +7,9 @@
 //!
 //! Rules:
 //! 1. Policies that are inactive or scoped to other clusters are ignored. No policy → compliant.
-//! 2. Unscanned → non-compliant ("not scanned"); a failed scan → non-compliant.
+//! 2. Unscanned → non-compliant ("not scanned"); a failed scan → non-compliant; unless a blanket
+//!    exception (policy type, every policy, every scanner, every issue) covers the image here, as
+//!    the usual "leave kube-system alone" exception does.
 //! 3. Exceptions count only if in effect today (active, start ≤ today < end), and they cover the
 //!    cluster, the namespace (without a namespace only all-namespace exceptions count), the image
 //!    (anchored `image_match`), the policy, the scanner and the issue (empty = every issue).
@@ -104,15 +106,6 @@ pub fn evaluate(
             findings: vec![],
         };
     }
-    let facts = match scan {
-        ScanInput::NotScanned => {
-            return whole_image_failure(&applicable, "the image has not been scanned")
-        }
-        ScanInput::Failed(why) => {
-            return whole_image_failure(&applicable, &format!("the last scan failed: {why}"))
-        }
-        ScanInput::Scanned(f) => f,
-    };
     // Exceptions that can matter here at all; per-finding checks then only look at these.
     let relevant: Vec<&Exception> = exceptions
         .iter()
@@ -120,6 +113,36 @@ pub fn evaluate(
         .filter(|e| e.kind != ExceptionKind::Gatekeeper)
         .filter(|e| e.in_effect(ctx.today) && e.covers(ctx.cluster, ctx.namespace, ctx.image_name))
         .collect();
+    let facts = match scan {
+        ScanInput::Scanned(f) => f,
+        ScanInput::NotScanned | ScanInput::Failed(_) => {
+            let why = match scan {
+                ScanInput::Failed(m) => format!("the last scan failed: {m}"),
+                _ => "the image has not been scanned".to_string(),
+            };
+            let blanket = relevant
+                .iter()
+                .filter(|e| {
+                    e.kind == ExceptionKind::Policy
+                        && e.policies.is_none()
+                        && e.scanner.is_none()
+                        && e.issue_id.is_empty()
+                })
+                .min_by_key(|e| e.id);
+            return match blanket {
+                Some(e) => Verdict {
+                    compliant: true,
+                    reasons: vec![format!(
+                        "{why}, but exception \"{}\" (id {}) covers it",
+                        e.title, e.id
+                    )],
+                    policies: vec![],
+                    findings: vec![],
+                },
+                None => whole_image_failure(&applicable, &why),
+            };
+        }
+    };
     let mut findings: Vec<Vec<Judgement>> = vec![Vec::new(); facts.len()];
     let mut results = Vec::new();
     for policy in &applicable {
@@ -490,6 +513,22 @@ mod tests {
         assert_eq!(v.reasons, vec!["the image has not been scanned"]);
         let v = evaluate(&ctx, ScanInput::Failed("registry unreachable"), &[&p], &[]);
         assert!(!v.compliant && v.reasons[0].contains("registry unreachable"));
+        // A blanket exception for the namespace lets unscanned images in there, nowhere else.
+        let mut kube_system = exception(50, "");
+        kube_system.namespaces = Some(vec!["kube-system".into()]);
+        let in_ns = Context {
+            namespace: Some("kube-system"),
+            ..ctx
+        };
+        assert!(evaluate(&in_ns, ScanInput::NotScanned, &[&p], &[&kube_system]).compliant);
+        let other_ns = Context {
+            namespace: Some("default"),
+            ..ctx
+        };
+        assert!(!evaluate(&other_ns, ScanInput::NotScanned, &[&p], &[&kube_system]).compliant);
+        // A CVE-specific exception does not excuse being unscanned.
+        let cve_only = exception(51, "CVE-1");
+        assert!(!evaluate(&ctx, ScanInput::NotScanned, &[&p], &[&cve_only]).compliant);
     }
 
     #[test]
