@@ -51,6 +51,7 @@ fn seed(dir: &Path, clusters: usize) -> (usize, String) {
             ],
             enforcement: i % 2 == 0,
             failure_mode: FailureMode::FailOpen,
+            ..NewCluster::default()
         };
         clusters::create(&store, "bench", "", new).unwrap();
     }

@@ -34,6 +34,7 @@ pub fn routes(config: &Config) -> Routes {
     auth::routes(&mut r);
     clusters::routes(&mut r);
     crate::compliance::routes(&mut r);
+    crate::admission::routes(&mut r);
     audit::routes(&mut r);
     r
 }
@@ -81,6 +82,8 @@ impl Appliance {
         let mut domains = crate::http::DomainData::default();
         auth::domain_data(&config, &mut domains);
         clusters::domain_data(&mut domains);
+        let metrics = Arc::new(Metrics::new());
+        domains.insert(crate::admission::Admission::new(store.clone(), &metrics));
         let state = AppState {
             domains,
             auth: auth::StoreAuthenticator::shared(store.clone()),
@@ -88,7 +91,7 @@ impl Appliance {
             config: Arc::new(config),
             store,
             search,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             scheduler,
             supervisor: Supervisor::new(),
         };
@@ -102,6 +105,7 @@ impl Appliance {
     pub fn start_background(&self) {
         let st = &self.state;
         st.scheduler.start(&st.supervisor);
+        crate::admission::start(st);
         if st.search.needs_rebuild() {
             let search = st.search.clone();
             st.supervisor

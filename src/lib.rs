@@ -4,6 +4,7 @@
 //! [`http`], [`jobs`]. Domains: [`auth`], [`audit`], [`clusters`], [`system`]. [`app`] assembles
 //! them; [`cli`] is the command line.
 
+pub mod admission;
 pub mod app;
 pub mod audit;
 pub mod auth;

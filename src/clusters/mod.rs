@@ -35,6 +35,27 @@ impl FailureMode {
     }
 }
 
+/// What admission does with an image Bulwark has never scanned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnscannedAction {
+    /// Deny the deploy (until the image is scanned).
+    #[default]
+    Deny,
+    /// Allow it with a warning and queue the image for a scan.
+    AllowAndQueue,
+}
+
+impl UnscannedAction {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnscannedAction::Deny => "deny",
+            UnscannedAction::AllowAndQueue => "allow-and-queue",
+        }
+    }
+}
+
 /// A cluster.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Cluster {
@@ -49,12 +70,15 @@ pub struct Cluster {
     pub enforcement: bool,
     #[serde(default)]
     pub failure_mode: FailureMode,
+    /// Admission of images never scanned.
+    #[serde(default)]
+    pub unscanned_action: UnscannedAction,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 /// Fields to create a cluster with.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct NewCluster {
     pub name: String,
@@ -66,6 +90,8 @@ pub struct NewCluster {
     pub enforcement: bool,
     #[serde(default)]
     pub failure_mode: FailureMode,
+    #[serde(default)]
+    pub unscanned_action: UnscannedAction,
 }
 
 /// Changes to a cluster; `None` leaves a field alone.
@@ -77,6 +103,7 @@ pub struct ClusterPatch {
     pub tags: Option<Vec<String>>,
     pub enforcement: Option<bool>,
     pub failure_mode: Option<FailureMode>,
+    pub unscanned_action: Option<UnscannedAction>,
 }
 
 const CLUSTERS: Table<u64, Cluster> = Table::new("clusters");
@@ -187,6 +214,7 @@ pub fn create(
             tags,
             enforcement: new.enforcement,
             failure_mode: new.failure_mode,
+            unscanned_action: new.unscanned_action,
             created_at: now,
             updated_at: now,
         };
@@ -292,6 +320,12 @@ pub fn update(
                 c.failure_mode = m;
             }
         }
+        if let Some(u) = patch.unscanned_action {
+            if u != c.unscanned_action {
+                changes.push(format!("unscanned_action={}", u.as_str()));
+                c.unscanned_action = u;
+            }
+        }
         c.updated_at = Utc::now();
         w.put(&CLUSTERS, &id, &c)?;
         audit::record(
@@ -320,6 +354,11 @@ pub fn delete(store: &Store, actor: &str, ip: &str, id: u64) -> Result<Cluster, 
         )?;
         Ok(c)
     })
+}
+
+/// The name of the clusters table (for caches that follow it).
+pub fn table() -> &'static str {
+    CLUSTERS.name()
 }
 
 /// The JSON of `GET /api/v1/clusters` (`{"items":[...]}`), kept in memory until the clusters
@@ -398,6 +437,7 @@ mod tests {
             tags: vec![],
             enforcement: false,
             failure_mode: FailureMode::FailOpen,
+            unscanned_action: UnscannedAction::Deny,
         }
     }
 

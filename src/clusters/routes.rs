@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{Cluster, ClusterError, ClusterPatch, FailureMode, NewCluster};
+use super::{Cluster, ClusterError, ClusterPatch, FailureMode, NewCluster, UnscannedAction};
 use crate::http::layout::{redirect_with_flash, render, render_status, Layout};
 use crate::http::{client_ip, ApiError, AppState, Auth, Perm, Principal, Routes};
 use crate::search::Search;
@@ -230,6 +230,7 @@ struct FormPage {
     tags: String,
     enforcement: bool,
     fail_closed: bool,
+    allow_unscanned: bool,
     error: String,
     can_write: bool,
 }
@@ -244,6 +245,7 @@ impl FormPage {
             tags: String::new(),
             enforcement: false,
             fail_closed: false,
+            allow_unscanned: false,
             error: String::new(),
             can_write: true,
         }
@@ -256,6 +258,7 @@ impl FormPage {
             tags: c.tags.join(", "),
             enforcement: c.enforcement,
             fail_closed: c.failure_mode == FailureMode::FailClosed,
+            allow_unscanned: c.unscanned_action == UnscannedAction::AllowAndQueue,
             cluster: Some(c),
             error: String::new(),
             can_write,
@@ -283,6 +286,8 @@ struct ClusterForm {
     enforcement: Option<String>,
     #[serde(default)]
     failure_mode: String,
+    #[serde(default)]
+    unscanned_action: String,
 }
 
 impl ClusterForm {
@@ -293,6 +298,13 @@ impl ClusterForm {
             .filter(|t| !t.is_empty())
             .map(String::from)
             .collect()
+    }
+    fn unscanned_action(&self) -> UnscannedAction {
+        if self.unscanned_action == "allow-and-queue" {
+            UnscannedAction::AllowAndQueue
+        } else {
+            UnscannedAction::Deny
+        }
     }
     fn failure_mode(&self) -> FailureMode {
         if self.failure_mode == "fail-closed" {
@@ -307,6 +319,7 @@ impl ClusterForm {
         page.tags = self.tags.clone();
         page.enforcement = self.enforcement.is_some();
         page.fail_closed = self.failure_mode() == FailureMode::FailClosed;
+        page.allow_unscanned = self.unscanned_action() == UnscannedAction::AllowAndQueue;
         page.error = error;
     }
 }
@@ -324,6 +337,7 @@ async fn create_form(
         tags: f.tags(),
         enforcement: f.enforcement.is_some(),
         failure_mode: f.failure_mode(),
+        unscanned_action: f.unscanned_action(),
     };
     match create_cluster(&state, &p, client_ip(&req), new).await? {
         Ok(c) => Ok(redirect_with_flash(
@@ -368,6 +382,7 @@ async fn update_form(
         tags: Some(f.tags()),
         enforcement: Some(f.enforcement.is_some()),
         failure_mode: Some(f.failure_mode()),
+        unscanned_action: Some(f.unscanned_action()),
     };
     match update_cluster(&state, &p, client_ip(&req), id, patch).await? {
         Ok(c) => Ok(redirect_with_flash(

@@ -103,7 +103,7 @@ pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::B
             return Err(ApiError::new(
                 actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
-                format!("the report is larger than http.max_scan_bytes ({limit} bytes)"),
+                format!("the body is larger than the limit of {limit} bytes (http.max_scan_bytes for scan reports)"),
             ));
         }
         buf.extend_from_slice(&chunk);

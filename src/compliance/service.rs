@@ -629,6 +629,10 @@ pub fn ingest_trivy(
         let mut image = images::upsert(w, &r, &digest, Some(cluster.id))?;
         let facts: Vec<Facts> = findings.iter().map(Facts::from).collect();
         images::store_scan(w, &mut image, &meta, findings.clone())?;
+        images::dequeue(w, &r.to_string())?;
+        if let Some(t) = r.tagged() {
+            images::dequeue(w, &t)?;
+        }
         let exceptions: Vec<Exception> = w.all(&EXCEPTIONS)?.into_iter().map(|(_, e)| e).collect();
         let name = image.name();
         let ctx = Context {

@@ -452,6 +452,68 @@ pub fn mark_queued(w: &WriteTx, image: &mut Image, reason: &str) -> Result<(), S
     Ok(())
 }
 
+/// One image's facts.
+pub fn facts(store: &Store, id: u64) -> Result<Option<Vec<Facts>>, StoreError> {
+    store.read(|r| r.get(&FACTS, &id))
+}
+
+/// A reference waiting for a scan: seen by admission before Bulwark had scanned it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Queued {
+    pub reference: String,
+    pub clusters: Vec<u64>,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub reason: String,
+    #[serde(default)]
+    pub times_seen: u64,
+}
+
+const QUEUE: Table<String, Queued> = Table::new("images_scan_queue");
+
+/// Queues `reference` for a scan (or notes it was seen again).
+pub fn enqueue(
+    w: &WriteTx,
+    reference: &str,
+    cluster: Option<u64>,
+    reason: &str,
+    seen: u64,
+) -> Result<(), StoreError> {
+    let now = Utc::now();
+    let mut q = w.get(&QUEUE, &reference.to_string())?.unwrap_or(Queued {
+        reference: reference.to_string(),
+        clusters: vec![],
+        first_seen: now,
+        last_seen: now,
+        reason: reason.to_string(),
+        times_seen: 0,
+    });
+    q.last_seen = now;
+    q.times_seen += seen;
+    if let Some(c) = cluster {
+        if !q.clusters.contains(&c) {
+            q.clusters.push(c);
+        }
+    }
+    w.put(&QUEUE, &reference.to_string(), &q)
+}
+
+/// Removes `reference` from the queue (it was scanned).
+pub fn dequeue(w: &WriteTx, reference: &str) -> Result<bool, StoreError> {
+    w.delete(&QUEUE, &reference.to_string())
+}
+
+/// The scan queue, oldest first.
+pub fn queue(store: &Store) -> Result<Vec<Queued>, StoreError> {
+    let mut q: Vec<Queued> = store
+        .read(|r| r.all(&QUEUE))?
+        .into_iter()
+        .map(|(_, q)| q)
+        .collect();
+    q.sort_by_key(|q| q.first_seen);
+    Ok(q)
+}
+
 /// Every image's facts (for building the admission index).
 pub fn all_facts(store: &Store) -> Result<Vec<(u64, Vec<Facts>)>, StoreError> {
     store.read(|r| r.all(&FACTS))

@@ -260,6 +260,17 @@ impl Store {
         Ok(out)
     }
 
+    /// [`Store::version`] of several tables by name, read together.
+    pub fn versions(&self, tables: &[&str]) -> Vec<u64> {
+        match self.versions.lock() {
+            Ok(v) => tables
+                .iter()
+                .map(|t| v.get(t).copied().unwrap_or(0))
+                .collect(),
+            Err(_) => vec![u64::MAX; tables.len()],
+        }
+    }
+
     /// How many committed transactions have written `table` since this process opened the
     /// store. Equal numbers mean the table has not changed in between.
     pub fn version<K, V>(&self, table: &Table<K, V>) -> u64 {

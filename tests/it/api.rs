@@ -776,6 +776,7 @@ async fn large_lists_are_served_gzip_to_clients_that_accept_it() {
             tags: vec!["env=prod".into()],
             enforcement: false,
             failure_mode: bulwark::clusters::FailureMode::FailOpen,
+            ..Default::default()
         };
         bulwark::clusters::create(t.store(), "test", "", new).unwrap();
     }

@@ -2,6 +2,7 @@
 //! per area. In-process tests drive the assembled actix app; end-to-end tests spawn the real
 //! `bulwark` binary on a free loopback port and talk HTTPS to it.
 
+mod admission;
 mod api;
 mod authz;
 mod browser;

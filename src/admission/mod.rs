@@ -1,0 +1,444 @@
+//! The validating admission webhook: AdmissionReview in, a decision from memory out.
+//!
+//! `POST /api/v1/admission/{cluster}` and m9sweeper's `/api/clusters/{cluster}/validation` take a
+//! review for a Pod or a workload, judge every container image with the compliance function
+//! against the in-memory [`index::Snapshot`], and answer. Per cluster: enforcement off → allowed
+//! with warnings; unscanned images → denied, or allowed and queued for a scan; an internal error →
+//! the cluster's failure mode. Decisions are aggregated in memory and written in batches.
+
+pub mod index;
+pub mod review;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::http::Method;
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::clusters::{Cluster, FailureMode, UnscannedAction};
+use crate::http::{ApiError, AppState, Perm, Routes};
+use crate::store::{Scan, Store, StoreError, Table};
+use index::{AdmissionIndex, Snapshot};
+
+/// Largest AdmissionReview accepted (objects are at most ~1.5 MiB in etcd; a review carries two).
+const MAX_REVIEW_BYTES: usize = 8 * 1024 * 1024;
+
+/// An aggregated decision: the same answer for the same workload shape, counted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub id: u64,
+    pub cluster: u64,
+    pub namespace: String,
+    pub kind: String,
+    /// One object name it was made for (pods of a ReplicaSet have many).
+    pub sample_name: String,
+    pub images: Vec<String>,
+    pub allowed: bool,
+    pub message: String,
+    pub count: u64,
+    pub first: DateTime<Utc>,
+    pub last: DateTime<Utc>,
+}
+
+const DECISIONS: Table<u64, Decision> = Table::new("admission_decisions");
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReviewLabels {
+    cluster: String,
+    decision: String,
+}
+
+/// Admission state kept beside the store: the index, pending decisions, metrics.
+pub struct Admission {
+    pub index: AdmissionIndex,
+    pending: Mutex<HashMap<DecisionKey, Pending>>,
+    queue: Mutex<HashMap<(String, u64), u64>>,
+    reviews: Family<ReviewLabels, Counter>,
+    latency: Histogram,
+}
+
+/// (cluster, namespace, kind, images, allowed, message): what makes two decisions the same.
+type DecisionKey = (u64, String, String, Vec<String>, bool, String);
+
+struct Pending {
+    sample_name: String,
+    count: u64,
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+}
+
+impl Admission {
+    /// Admission over `store`, registering its metrics.
+    pub fn new(store: Store, metrics: &crate::http::metrics::Metrics) -> Admission {
+        let reviews = Family::<ReviewLabels, Counter>::default();
+        metrics.register(
+            "admission_reviews",
+            "Admission reviews by cluster and decision",
+            reviews.clone(),
+        );
+        let latency = Histogram::new([
+            0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05,
+        ]);
+        metrics.register(
+            "admission_decision_seconds",
+            "Time to decide an admission review (server side)",
+            latency.clone(),
+        );
+        Admission {
+            index: AdmissionIndex::new(store),
+            pending: Mutex::default(),
+            queue: Mutex::default(),
+            reviews,
+            latency,
+        }
+    }
+
+    fn record(
+        &self,
+        cluster: &Cluster,
+        r: &review::Review,
+        allowed: bool,
+        message: &str,
+        unscanned: Vec<String>,
+    ) {
+        let now = Utc::now();
+        let images: Vec<String> = r.images.iter().map(|(_, i)| i.clone()).collect();
+        if let Ok(mut p) = self.pending.lock() {
+            let key = (
+                cluster.id,
+                r.namespace.clone(),
+                r.kind.clone(),
+                images,
+                allowed,
+                message.to_string(),
+            );
+            let e = p.entry(key).or_insert(Pending {
+                sample_name: r.name.clone(),
+                count: 0,
+                first: now,
+                last: now,
+            });
+            e.count += 1;
+            e.last = now;
+        }
+        if !unscanned.is_empty() {
+            if let Ok(mut q) = self.queue.lock() {
+                for u in unscanned {
+                    *q.entry((u, cluster.id)).or_default() += 1;
+                }
+            }
+        }
+        self.reviews
+            .get_or_create(&ReviewLabels {
+                cluster: cluster.name.clone(),
+                decision: if allowed { "allowed" } else { "denied" }.into(),
+            })
+            .inc();
+    }
+
+    /// Writes pending decisions and queued images in one transaction; returns how many rows.
+    pub fn flush(&self, store: &Store) -> Result<usize, StoreError> {
+        let pending: Vec<_> = self
+            .pending
+            .lock()
+            .map(|mut p| p.drain().collect())
+            .unwrap_or_default();
+        let queued: Vec<_> = self
+            .queue
+            .lock()
+            .map(|mut q| q.drain().collect())
+            .unwrap_or_default();
+        if pending.is_empty() && queued.is_empty() {
+            return Ok(0);
+        }
+        let n = pending.len() + queued.len();
+        store.write(|w| {
+            for ((cluster, namespace, kind, images, allowed, message), p) in pending {
+                let id = w.next_id("admission_decisions")?;
+                let d = Decision {
+                    id,
+                    cluster,
+                    namespace,
+                    kind,
+                    sample_name: p.sample_name,
+                    images,
+                    allowed,
+                    message,
+                    count: p.count,
+                    first: p.first,
+                    last: p.last,
+                };
+                w.put(&DECISIONS, &id, &d)?;
+            }
+            for ((reference, cluster), seen) in queued {
+                crate::images::enqueue(
+                    w,
+                    &reference,
+                    Some(cluster),
+                    "seen by admission before any scan",
+                    seen,
+                )?;
+            }
+            Ok::<_, StoreError>(())
+        })?;
+        Ok(n)
+    }
+}
+
+/// Recent decisions, newest first.
+pub fn decisions(store: &Store, limit: usize) -> Result<Vec<Decision>, StoreError> {
+    let mut out = Vec::new();
+    store.read(|r| {
+        r.scan(
+            &DECISIONS,
+            Scan {
+                reverse: true,
+                ..Scan::default()
+            },
+            |_, d| {
+                out.push(d);
+                Ok(out.len() < limit)
+            },
+        )
+    })?;
+    Ok(out)
+}
+
+/// Deletes decisions last seen more than `days` ago.
+pub fn prune(store: &Store, days: u64) -> Result<u64, StoreError> {
+    let cutoff = Utc::now() - chrono::Duration::days(days.min(100_000) as i64);
+    store.write(|w| w.retain(&DECISIONS, |_, d| d.last >= cutoff))
+}
+
+/// Decides a review with a snapshot. Pure apart from recording.
+fn decide(
+    adm: &Admission,
+    snap: &Snapshot,
+    cluster: &Cluster,
+    r: &review::Review,
+) -> serde_json::Value {
+    if !r.checked_kind
+        || !matches!(r.operation.as_str(), "CREATE" | "UPDATE")
+        || r.images.is_empty()
+    {
+        return review::respond(&r.api_version, &r.uid, true, None, &[]);
+    }
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    let mut unscanned = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (container, image) in &r.images {
+        if !seen.insert(image.as_str()) {
+            continue;
+        }
+        let d = snap.judge(cluster, &r.namespace, image);
+        if d.compliant {
+            continue;
+        }
+        let why = d.reasons.join("; ");
+        if d.unscanned {
+            unscanned.push(image.clone());
+            if cluster.unscanned_action == UnscannedAction::AllowAndQueue {
+                warnings.push(format!(
+                    "{image} ({container}) is not scanned yet; queued for a scan"
+                ));
+                continue;
+            }
+        }
+        problems.push(format!("{image} ({container}): {why}"));
+    }
+    let (allowed, message) = if problems.is_empty() {
+        (true, None)
+    } else if !cluster.enforcement {
+        for p in &problems {
+            warnings.push(format!("Bulwark would deny: {p}"));
+        }
+        (true, None)
+    } else {
+        let who = if r.name.is_empty() {
+            r.kind.clone()
+        } else {
+            format!("{} {}/{}", r.kind, r.namespace, r.name)
+        };
+        (
+            false,
+            Some(format!("Bulwark denied {who}: {}", problems.join(" | "))),
+        )
+    };
+    adm.record(
+        cluster,
+        r,
+        allowed,
+        message.as_deref().unwrap_or(if warnings.is_empty() {
+            ""
+        } else {
+            "allowed with warnings"
+        }),
+        unscanned,
+    );
+    review::respond(
+        &r.api_version,
+        &r.uid,
+        allowed,
+        message.as_deref(),
+        &warnings,
+    )
+}
+
+/// Registers the webhook routes and the decisions API.
+pub fn routes(r: &mut Routes) {
+    // The Kubernetes API server calls webhooks without credentials (as m9sweeper's did).
+    r.api(
+        Method::POST,
+        "/api/v1/admission/{cluster}",
+        Perm::Public,
+        webhook,
+    );
+    r.api(
+        Method::POST,
+        "/api/clusters/{cluster}/validation",
+        Perm::Public,
+        webhook,
+    );
+    r.api(
+        Method::GET,
+        "/api/v1/admission/decisions",
+        Perm::Read,
+        api_decisions,
+    );
+}
+
+fn admission(state: &AppState) -> Result<Arc<Admission>, ApiError> {
+    state
+        .domains
+        .get::<Admission>()
+        .ok_or_else(|| ApiError::internal("admission not configured"))
+}
+
+async fn webhook(
+    state: web::Data<AppState>,
+    cluster: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let start = Instant::now();
+    let adm = admission(&state)?;
+    let body = crate::compliance::read_body(payload, MAX_REVIEW_BYTES).await?;
+    let r = review::parse(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let cluster = cluster.into_inner();
+    let snap = match adm.index.fresh() {
+        Some(s) => Ok(s),
+        None => {
+            let a = adm.clone();
+            tokio::task::spawn_blocking(move || a.index.refresh())
+                .await
+                .map_err(ApiError::internal)?
+        }
+    };
+    let answer = match snap {
+        Ok(snap) => {
+            let Some(c) = snap.cluster(&cluster) else {
+                return Err(ApiError::not_found(format!(
+                    "no cluster '{}'",
+                    cluster.chars().take(100).collect::<String>()
+                )));
+            };
+            decide(&adm, &snap, &c, &r)
+        }
+        Err(e) => {
+            // Bulwark itself failed: the cluster's failure mode decides (from the last snapshot).
+            tracing::error!(error = %e, "admission snapshot unavailable");
+            let c = adm.index.last().and_then(|s| s.cluster(&cluster));
+            let open = c
+                .as_ref()
+                .is_none_or(|c| c.failure_mode == FailureMode::FailOpen);
+            let msg = "Bulwark could not decide (internal error)";
+            if open {
+                review::respond(
+                    &r.api_version,
+                    &r.uid,
+                    true,
+                    None,
+                    &[format!("{msg}; allowed by fail-open")],
+                )
+            } else {
+                review::respond(
+                    &r.api_version,
+                    &r.uid,
+                    false,
+                    Some(&format!("{msg}; denied by fail-closed")),
+                    &[],
+                )
+            }
+        }
+    };
+    adm.latency.observe(start.elapsed().as_secs_f64());
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct DecisionQuery {
+    limit: Option<usize>,
+}
+
+async fn api_decisions(
+    state: web::Data<AppState>,
+    q: web::Query<DecisionQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let adm = admission(&state)?;
+    let limit = q.limit.unwrap_or(200).clamp(1, 10_000);
+    let items = state
+        .store
+        .run(move |s| {
+            adm.flush(s)?;
+            decisions(s, limit).map_err(ApiError::from)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+/// Starts the background work: the first snapshot, and flushing decisions every 2 seconds.
+pub fn start(state: &AppState) {
+    let Some(adm) = state.domains.get::<Admission>() else {
+        return;
+    };
+    let store = state.store.clone();
+    let a = adm.clone();
+    state
+        .supervisor
+        .spawn_oneshot("admission-index", move |_| async move {
+            tokio::task::spawn_blocking(move || a.index.refresh().map(|s| s.images()))
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|n| tracing::info!(images = n, "admission index built"))
+                .map_err(|e| e.to_string())
+        });
+    state
+        .supervisor
+        .spawn("admission-recorder", move |stop| async move {
+            loop {
+                let done = tokio::select! {
+                    _ = stop.cancelled() => true,
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => false,
+                };
+                let (a, s) = (adm.clone(), store.clone());
+                match tokio::task::spawn_blocking(move || a.flush(&s)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "admission decisions not written; retrying")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "admission recorder"),
+                }
+                if done {
+                    return Ok(());
+                }
+            }
+        });
+}

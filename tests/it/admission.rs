@@ -1,0 +1,380 @@
+//! The admission webhook end to end: reviews of Pods and workloads decided from the in-memory
+//! snapshot, per-cluster enforcement and unscanned-image handling, changes taking effect at once,
+//! aggregated decision records, and the bad reviews it must survive.
+
+use actix_web::test::{self, TestRequest};
+use bulwark::http::{Role, Scope};
+use serde_json::{json, Value};
+
+use crate::support::InProcess;
+
+const DEBIAN: &[u8] = include_bytes!("../fixtures/trivy/debian-buster.trivy.json");
+const ALPINE: &[u8] = include_bytes!("../fixtures/trivy/alpine-310.trivy.json");
+const SYNTHETIC: &str =
+    include_str!("../fixtures/admission/SYNTHETIC-admissionreview-v1-request.json");
+const KUBEWARDEN: &str =
+    include_str!("../fixtures/admission/kubewarden-pod_creation.admissionrequest.json");
+
+fn cookie(token: &str) -> actix_web::cookie::Cookie<'static> {
+    actix_web::cookie::Cookie::new("bulwark_session", token.to_string())
+}
+
+macro_rules! call {
+    ($app:expr, $req:expr) => {{
+        let res = test::call_service($app, $req.to_request()).await;
+        let status = res.status().as_u16();
+        let body = test::read_body(res).await;
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        (status, v)
+    }};
+}
+
+fn pod(uid: &str, ns: &str, containers: &[&str], init: &[&str]) -> Value {
+    let c: Vec<Value> = containers
+        .iter()
+        .enumerate()
+        .map(|(i, im)| json!({"name": format!("c{i}"), "image": im}))
+        .collect();
+    let ic: Vec<Value> = init
+        .iter()
+        .enumerate()
+        .map(|(i, im)| json!({"name": format!("i{i}"), "image": im}))
+        .collect();
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": uid, "kind": {"group": "", "version": "v1", "kind": "Pod"}, "namespace": ns, "operation": "CREATE",
+        "name": "web-1", "object": {"metadata": {"name": "web-1"}, "spec": {"containers": c, "initContainers": ic}}}})
+}
+
+fn review(path: &str, body: &Value) -> TestRequest {
+    TestRequest::post()
+        .uri(path)
+        .insert_header(("content-type", "application/json"))
+        .set_payload(body.to_string())
+}
+
+#[actix_web::test]
+async fn decisions_from_memory_follow_every_change() {
+    let t = InProcess::new();
+    let admin = t.user("admin@example.com", Role::Admin);
+    let (s, _) = t.session("admin@example.com");
+    let scanner = t.key(admin, &[Scope::Scanner]);
+    let app = t.service().await;
+    let (st, c) = call!(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/clusters")
+            .cookie(cookie(&s))
+            .set_json(json!({"name": "prod", "enforcement": true}))
+    );
+    assert_eq!(st, 201, "{c}");
+    let cluster_id = c["id"].as_u64().unwrap();
+    let up = |image: &str, body: &'static [u8]| {
+        TestRequest::post()
+            .uri(&format!("/api/v1/scans?cluster=prod&image={image}"))
+            .insert_header(("x-api-key", scanner.clone()))
+            .set_payload(body)
+    };
+    let (_, bad) = call!(&app, up("registry.local/team/api:1.0", DEBIAN));
+    let bad_digest = bad["image"]["digest"].as_str().unwrap().to_string();
+    call!(&app, up("alpine:3.10", ALPINE));
+
+    // Compliant image: allowed, uid echoed.
+    let (st, v) = call!(
+        &app,
+        review(
+            "/api/v1/admission/prod",
+            &pod("u-1", "prod", &["alpine:3.10"], &[])
+        )
+    );
+    assert_eq!(st, 200);
+    assert_eq!(v["response"]["uid"], "u-1");
+    assert_eq!(v["response"]["allowed"], true, "{v}");
+    // Non-compliant image: denied and named, by tag and by digest, in containers or initContainers.
+    let (_, v) = call!(
+        &app,
+        review(
+            "/api/v1/admission/prod",
+            &pod(
+                "u-2",
+                "prod",
+                &["alpine:3.10", "registry.local/team/api:1.0"],
+                &[]
+            )
+        )
+    );
+    assert_eq!(v["response"]["allowed"], false);
+    let msg = v["response"]["status"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.contains("registry.local/team/api:1.0") && msg.contains("fixable critical"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("alpine"),
+        "only offending images are named: {msg}"
+    );
+    let by_digest = format!("registry.local/team/api@{bad_digest}");
+    let (_, v) = call!(
+        &app,
+        review(
+            "/api/v1/admission/prod",
+            &pod("u-3", "prod", &["alpine:3.10"], &[&by_digest])
+        )
+    );
+    assert_eq!(
+        v["response"]["allowed"], false,
+        "initContainers are checked, digests matched: {v}"
+    );
+    // The m9sweeper path and the cluster id work too.
+    let (_, v) = call!(
+        &app,
+        review(
+            &format!("/api/clusters/{cluster_id}/validation"),
+            &pod("u-4", "prod", &["registry.local/team/api:1.0"], &[])
+        )
+    );
+    assert_eq!(v["response"]["allowed"], false);
+    // An image never scanned: denied (the cluster's default), named as unscanned.
+    let (_, v) = call!(
+        &app,
+        review(
+            "/api/v1/admission/prod",
+            &pod("u-5", "prod", &["registry.local/new/thing:2"], &[])
+        )
+    );
+    assert_eq!(v["response"]["allowed"], false);
+    assert!(
+        v["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("has not been scanned"),
+        "{v}"
+    );
+
+    // An approved exception takes effect on the next review.
+    let (st, e) = call!(&app, TestRequest::post().uri("/api/v1/exceptions").cookie(cookie(&s)).set_json(json!({"title": "ok in dev", "namespaces": ["dev"], "image_match": "registry.local/team/api"})));
+    assert_eq!(st, 201, "{e}");
+    let (_, v) = call!(
+        &app,
+        review(
+            "/api/v1/admission/prod",
+            &pod("u-6", "dev", &["registry.local/team/api:1.0"], &[])
+        )
+    );
+    assert_eq!(v["response"]["allowed"], true, "excepted in dev: {v}");
+    let (_, v) = call!(
+        &app,
+        review(
+            "/api/v1/admission/prod",
+            &pod("u-7", "prod", &["registry.local/team/api:1.0"], &[])
+        )
+    );
+    assert_eq!(v["response"]["allowed"], false, "not in prod");
+
+    // Unscanned images allowed and queued, when the cluster says so.
+    let (st, _) = call!(
+        &app,
+        TestRequest::patch()
+            .uri(&format!("/api/v1/clusters/{cluster_id}"))
+            .cookie(cookie(&s))
+            .set_json(json!({"unscanned_action": "allow-and-queue"}))
+    );
+    assert_eq!(st, 200);
+    let (_, v) = call!(
+        &app,
+        review(
+            "/api/v1/admission/prod",
+            &pod("u-8", "prod", &["registry.local/new/thing:2"], &[])
+        )
+    );
+    assert_eq!(v["response"]["allowed"], true, "{v}");
+    assert!(v["response"]["warnings"][0]
+        .as_str()
+        .unwrap()
+        .contains("queued for a scan"));
+    // Enforcement off: allowed, with the reason as a warning.
+    call!(
+        &app,
+        TestRequest::patch()
+            .uri(&format!("/api/v1/clusters/{cluster_id}"))
+            .cookie(cookie(&s))
+            .set_json(json!({"enforcement": false}))
+    );
+    let (_, v) = call!(
+        &app,
+        review(
+            "/api/v1/admission/prod",
+            &pod("u-9", "prod", &["registry.local/team/api:1.0"], &[])
+        )
+    );
+    assert_eq!(v["response"]["allowed"], true);
+    assert!(
+        v["response"]["warnings"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("Bulwark would deny"),
+        "{v}"
+    );
+
+    // Decisions are recorded, aggregated, and the unscanned image is in the queue.
+    for i in 0..5 {
+        call!(
+            &app,
+            review(
+                "/api/v1/admission/prod",
+                &pod(&format!("agg-{i}"), "agg", &["alpine:3.10"], &[])
+            )
+        );
+    }
+    let (st, d) = call!(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/admission/decisions")
+            .cookie(cookie(&s))
+    );
+    assert_eq!(st, 200);
+    let items = d["items"].as_array().unwrap();
+    let agg = items.iter().find(|x| x["namespace"] == "agg").unwrap();
+    assert_eq!(agg["count"], 5, "identical decisions aggregate: {agg}");
+    assert!(items.iter().any(|x| x["allowed"] == false
+        && x["message"]
+            .as_str()
+            .unwrap()
+            .contains("registry.local/team/api")));
+    let queue = bulwark::images::queue(t.store()).unwrap();
+    assert!(
+        queue
+            .iter()
+            .any(|q| q.reference == "registry.local/new/thing:2"),
+        "{queue:?}"
+    );
+    let metrics = t.app.state.metrics.render();
+    assert!(
+        metrics.contains("bulwark_admission_reviews_total{cluster=\"prod\",decision=\"denied\"}"),
+        "{metrics}"
+    );
+}
+
+#[actix_web::test]
+async fn workloads_fixtures_and_bad_reviews() {
+    let t = InProcess::new();
+    t.user("admin@example.com", Role::Admin);
+    let (s, _) = t.session("admin@example.com");
+    let app = t.service().await;
+    call!(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/clusters")
+            .cookie(cookie(&s))
+            .set_json(json!({"name": "prod", "enforcement": true}))
+    );
+    // The synthetic Deployment (image by digest, never scanned): denied, uid echoed.
+    let v1: Value = serde_json::from_str(SYNTHETIC).unwrap();
+    let (st, v) = call!(&app, review("/api/v1/admission/prod", &v1));
+    assert_eq!(st, 200);
+    assert_eq!(v["response"]["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
+    assert_eq!(v["response"]["allowed"], false);
+    assert!(v["response"]["status"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Deployment default/web"));
+    // The same as v1beta1: the answer keeps the request's apiVersion.
+    let mut beta = v1.clone();
+    beta["apiVersion"] = json!("admission.k8s.io/v1beta1");
+    let (_, v) = call!(&app, review("/api/v1/admission/prod", &beta));
+    assert_eq!(v["apiVersion"], "admission.k8s.io/v1beta1");
+    // kubewarden's bare request wrapped in a review: nginx, never scanned.
+    let request: Value = serde_json::from_str(KUBEWARDEN).unwrap();
+    let (_, v) = call!(
+        &app,
+        review(
+            "/api/v1/admission/prod",
+            &json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
+        )
+    );
+    assert_eq!(
+        (
+            v["response"]["uid"].as_str(),
+            v["response"]["allowed"].as_bool()
+        ),
+        (Some("1299d386-525b-4032-98ae-1949f69f9cfc"), Some(false))
+    );
+    // Every workload kind with a pod template is checked.
+    for (kind, object) in [
+        (
+            "StatefulSet",
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "nope/x:1"}]}}}}),
+        ),
+        (
+            "DaemonSet",
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "nope/x:1"}]}}}}),
+        ),
+        (
+            "ReplicaSet",
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "nope/x:1"}]}}}}),
+        ),
+        (
+            "Job",
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "nope/x:1"}]}}}}),
+        ),
+        (
+            "CronJob",
+            json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "nope/x:1"}]}}}}}}),
+        ),
+    ] {
+        let body = json!({"apiVersion": "admission.k8s.io/v1", "request": {"uid": kind, "kind": {"kind": kind}, "namespace": "x", "operation": "CREATE", "object": object}});
+        let (_, v) = call!(&app, review("/api/v1/admission/prod", &body));
+        assert_eq!(v["response"]["allowed"], false, "{kind}: {v}");
+    }
+    // Things there is nothing to check in: allowed.
+    for body in [
+        json!({"request": {"uid": "cm", "kind": {"kind": "ConfigMap"}, "operation": "CREATE", "object": {"data": {}}}}),
+        json!({"request": {"uid": "del", "kind": {"kind": "Pod"}, "operation": "DELETE", "object": null}}),
+        json!({"request": {"uid": "noobj", "kind": {"kind": "Pod"}, "operation": "CREATE"}}),
+    ] {
+        let (st, v) = call!(&app, review("/api/v1/admission/prod", &body));
+        assert_eq!(
+            (st, v["response"]["allowed"].clone()),
+            (200, json!(true)),
+            "{body}"
+        );
+    }
+    // Reviews that cannot be answered, and unknown clusters.
+    for (path, body, status) in [
+        ("/api/v1/admission/prod", "not json".to_string(), 400),
+        (
+            "/api/v1/admission/prod",
+            json!({"request": {"kind": {"kind": "Pod"}}}).to_string(),
+            400,
+        ),
+        (
+            "/api/v1/admission/prod",
+            json!({"apiVersion": "v1", "request": {"uid": "x"}}).to_string(),
+            400,
+        ),
+        (
+            "/api/v1/admission/nowhere",
+            pod("u", "x", &["alpine"], &[]).to_string(),
+            404,
+        ),
+    ] {
+        let (st, v) = call!(
+            &app,
+            TestRequest::post()
+                .uri(path)
+                .insert_header(("content-type", "application/json"))
+                .set_payload(body)
+        );
+        assert_eq!(st, status, "{v}");
+        assert!(v["error"]["message"].is_string());
+    }
+    // References of every legal shape parse; illegal ones are named.
+    let (_, v) = call!(&app, review("/api/v1/admission/prod", &pod("shapes", "x", &["localhost:5000/a/b:1", "quay.io/x/y@sha256:0000000000000000000000000000000000000000000000000000000000000000", "Not A Ref"], &[])));
+    let msg = v["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("'Not A Ref' is not an image reference"),
+        "{msg}"
+    );
+}
