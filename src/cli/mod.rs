@@ -2,6 +2,7 @@
 
 mod admin;
 mod serve;
+mod webhook;
 
 use std::path::PathBuf;
 
@@ -57,6 +58,8 @@ pub enum Command {
         /// A file written by `bulwark backup`.
         file: PathBuf,
     },
+    /// Print the ValidatingWebhookConfiguration for a cluster (works while the appliance runs).
+    WebhookConfig(webhook::WebhookArgs),
     /// Search index tools.
     Search {
         #[command(subcommand)]
@@ -117,6 +120,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Search {
             command: SearchCommand::Reindex,
         } => admin::reindex(&cli),
+        Command::WebhookConfig(a) => webhook::run(&cli, a),
     }
 }
 

@@ -43,7 +43,10 @@ pub fn backup_to_file(data_dir: &Path, dest: &Path) -> Result<BackupReport, Stor
 impl Store {
     /// Copies this open database into `dest` (used by the HTTP backup endpoint).
     pub fn backup_to(&self, dest: &Path) -> Result<BackupReport, StoreError> {
-        copy_snapshot(self.db.as_ref(), dest)
+        match self.db.as_ref() {
+            super::Db::Rw(db) => copy_snapshot(db, dest),
+            super::Db::Ro(db) => copy_snapshot(db, dest),
+        }
     }
 }
 

@@ -79,6 +79,8 @@ pub enum StoreError {
     },
     #[error("background task failed: {0}")]
     Join(String),
+    #[error("the database is open read-only")]
+    ReadOnly,
 }
 
 macro_rules! from_redb {
@@ -145,7 +147,7 @@ impl<K: StoreKey, V: serde::Serialize + serde::de::DeserializeOwned> Table<K, V>
 /// Handle to the open database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<redb::Database>,
+    db: Arc<Db>,
     path: Arc<PathBuf>,
     /// Per-table write counters, bumped after every committed transaction that wrote the table.
     /// In-memory caches of derived data (rendered lists, decision snapshots) key on them, so a
@@ -195,7 +197,7 @@ impl Store {
         set_private(data_dir, 0o700);
         let db = open_db(&path, fresh)?;
         let store = Store {
-            db: Arc::new(db),
+            db: Arc::new(Db::Rw(db)),
             path: Arc::new(path),
             versions: Arc::default(),
         };
@@ -246,7 +248,10 @@ impl Store {
         E: From<StoreError>,
     {
         let tx = WriteTx {
-            tx: self.db.begin_write().map_err(StoreError::from)?,
+            tx: match self.db.as_ref() {
+                Db::Rw(db) => db.begin_write().map_err(StoreError::from)?,
+                Db::Ro(_) => return Err(StoreError::ReadOnly.into()),
+            },
             touched: Default::default(),
         };
         let out = f(&tx)?;
@@ -299,6 +304,54 @@ impl Store {
             .read(|r| r.meta("schema_version"))?
             .and_then(|v| v.parse().ok())
             .unwrap_or(0))
+    }
+}
+
+/// The database, writable or (for tools beside a running appliance) read-only.
+pub(crate) enum Db {
+    Rw(redb::Database),
+    Ro(redb::ReadOnlyDatabase),
+}
+
+impl Db {
+    fn begin_read(&self) -> Result<redb::ReadTransaction, redb::TransactionError> {
+        match self {
+            Db::Rw(d) => d.begin_read(),
+            Db::Ro(d) => d.begin_read(),
+        }
+    }
+}
+
+impl Store {
+    /// Opens `DATA_DIR/bulwark.redb` read-only; works while the appliance runs (it shares the
+    /// file in single-writer mode). Writes fail with [`StoreError::ReadOnly`]; no migration runs,
+    /// so a file at an older schema is refused.
+    pub fn open_read_only(data_dir: &Path, migrations: &[Migration]) -> Result<Store, StoreError> {
+        let path = data_dir.join(DB_FILE);
+        if !path.is_file() {
+            return Err(StoreError::Foreign {
+                path,
+                reason: "no database file there".into(),
+            });
+        }
+        let db = redb::Builder::new()
+            .set_concurrency_mode(redb::ConcurrencyMode::SingleWriter)
+            .open_read_only(&path)
+            .map_err(|e| classify_open_error(&path, e))?;
+        let store = Store {
+            db: Arc::new(Db::Ro(db)),
+            path: Arc::new(path),
+            versions: Arc::default(),
+        };
+        store.check_marker()?;
+        let (found, known) = (store.schema_version()?, migrate::latest(migrations));
+        if found != known {
+            return Err(StoreError::Foreign {
+                path: store.path().to_path_buf(),
+                reason: format!("schema {found}, this build needs {known}: start the appliance once to migrate it"),
+            });
+        }
+        Ok(store)
     }
 }
 
@@ -656,6 +709,28 @@ mod tests {
             .err()
             .expect("foreign redb must be refused");
         assert!(e.to_string().contains("marker"), "{e}");
+    }
+
+    #[test]
+    fn read_only_beside_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Store::open(dir.path(), &[]).unwrap();
+        w.write(|tx| tx.put(&T, &7, &serde_json::json!("seven")))
+            .unwrap();
+        let r = Store::open_read_only(dir.path(), &[]).unwrap();
+        assert_eq!(
+            r.read(|tx| tx.get(&T, &7)).unwrap(),
+            Some(serde_json::json!("seven"))
+        );
+        let denied: Result<(), StoreError> = r.write(|tx| tx.put(&T, &8, &serde_json::json!(8)));
+        assert!(matches!(denied, Err(StoreError::ReadOnly)));
+        w.write(|tx| tx.put(&T, &9, &serde_json::json!("nine")))
+            .unwrap();
+        assert_eq!(
+            r.read(|tx| tx.get(&T, &9)).unwrap(),
+            Some(serde_json::json!("nine")),
+            "follows the writer's commits"
+        );
     }
 
     #[test]

@@ -378,3 +378,111 @@ async fn workloads_fixtures_and_bad_reviews() {
         "{msg}"
     );
 }
+
+#[actix_web::test]
+async fn webhook_config_for_a_running_appliance() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = crate::support::Server::start(&data).await;
+    let c = server.admin_client().await;
+    let r = c
+        .post(format!("{}/api/v1/clusters", server.base))
+        .json(&json!({"name": "prod", "failure_mode": "fail-closed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_bulwark"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(args)
+            .env_remove("BULWARK_CONFIG")
+            .output()
+            .unwrap()
+    };
+    // While the appliance runs (read-only access to its database).
+    let out = run(&[
+        "webhook-config",
+        "--cluster",
+        "prod",
+        "--url",
+        "https://bulwark.example:8443",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    assert_eq!(yaml["kind"], "ValidatingWebhookConfiguration");
+    let hook = &yaml["webhooks"][0];
+    assert_eq!(
+        hook["clientConfig"]["url"],
+        "https://bulwark.example:8443/api/v1/admission/prod"
+    );
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(hook["clientConfig"]["caBundle"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        ca,
+        std::fs::read(data.join("tls/cert.pem")).unwrap(),
+        "caBundle is the appliance certificate"
+    );
+    let resources: Vec<String> = hook["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            r["resources"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap().to_string())
+        })
+        .collect();
+    for want in [
+        "pods",
+        "deployments",
+        "statefulsets",
+        "daemonsets",
+        "replicasets",
+        "jobs",
+        "cronjobs",
+    ] {
+        assert!(
+            resources.iter().any(|r| r == want),
+            "{want} missing: {resources:?}"
+        );
+    }
+    assert!(
+        !resources.iter().any(|r| r.contains('/')),
+        "no subresource rules such as pods/*"
+    );
+    assert_eq!(hook["failurePolicy"], "Fail", "the cluster is fail-closed");
+    assert_eq!(hook["timeoutSeconds"], 5);
+    assert_eq!(hook["sideEffects"], "None");
+    assert_eq!(
+        hook["namespaceSelector"]["matchExpressions"][0]["values"][0],
+        "kube-system"
+    );
+    // Unknown clusters and bad URLs are refused.
+    let out = run(&[
+        "webhook-config",
+        "--cluster",
+        "nowhere",
+        "--url",
+        "https://x",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cluster 'nowhere' not found"));
+    let out = run(&[
+        "webhook-config",
+        "--cluster",
+        "prod",
+        "--url",
+        "http://plain",
+    ]);
+    assert!(!out.status.success());
+}
