@@ -47,16 +47,42 @@ pub fn search_sources() -> Vec<Source> {
 /// The scheduled jobs.
 pub fn jobs(config: &Config) -> Vec<Job> {
     let days = config.retention.audit_log_days;
-    vec![Job {
-        name: "retention",
-        description: "Deletes audit-log entries past retention.audit_log_days and expired sessions",
-        schedule: config.jobs.retention.clone(),
-        run: Arc::new(move |store: &Store| {
-            let entries = audit::prune(store, days).map_err(|e| e.to_string())?;
-            let sessions = auth::prune_sessions(store).map_err(|e| e.to_string())?;
-            Ok(format!("deleted {entries} audit-log entries older than {days} days and {sessions} expired sessions"))
-        }),
-    }]
+    vec![
+        Job {
+            name: "exceptions",
+            description: "Sets exceptions past their end date inactive",
+            schedule: config.jobs.exceptions.clone(),
+            run: Arc::new(|store: &Store| {
+                let n = crate::compliance::service::deactivate_expired(store)
+                    .map_err(|e| e.to_string())?;
+                Ok(format!("{n} expired exceptions set inactive"))
+            }),
+        },
+        Job {
+            name: "rescans",
+            description: "Queues images whose policy rescan period has passed",
+            schedule: config.jobs.rescans.clone(),
+            run: Arc::new(|store: &Store| {
+                let n = crate::compliance::service::queue_due_rescans(store)
+                    .map_err(|e| e.to_string())?;
+                Ok(format!("{n} images queued for a rescan"))
+            }),
+        },
+        Job {
+            name: "retention",
+            description:
+                "Deletes audit-log entries past retention.audit_log_days and expired sessions",
+            schedule: config.jobs.retention.clone(),
+            run: Arc::new(move |store: &Store| {
+                let entries = audit::prune(store, days).map_err(|e| e.to_string())?;
+                let sessions = auth::prune_sessions(store).map_err(|e| e.to_string())?;
+                let decisions = crate::admission::prune(store, days).map_err(|e| e.to_string())?;
+                Ok(format!(
+                "deleted {entries} audit-log entries and {decisions} admission decisions older than {days} days, and {sessions} expired sessions"
+            ))
+            }),
+        },
+    ]
 }
 
 /// An opened appliance: state and routes, not yet listening.

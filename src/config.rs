@@ -97,6 +97,10 @@ pub struct AuthConfig {
 pub struct JobsConfig {
     /// Deletes audit-log entries past retention and expired sessions.
     pub retention: String,
+    /// Sets expired exceptions inactive.
+    pub exceptions: String,
+    /// Queues images whose policy rescan period has passed.
+    pub rescans: String,
 }
 
 /// How long records are kept.
@@ -158,6 +162,8 @@ impl Default for JobsConfig {
     fn default() -> Self {
         JobsConfig {
             retention: "0 17 3 * * *".into(),
+            exceptions: "0 5 0 * * *".into(),
+            rescans: "0 30 * * * *".into(),
         }
     }
 }
@@ -286,11 +292,14 @@ impl Config {
         if self.auth.login_max_failures == 0 {
             p.push("auth.login_max_failures: must be at least 1".into());
         }
-        if let Err(e) = self.jobs.retention.parse::<cron::Schedule>() {
-            p.push(format!(
-                "jobs.retention: '{}' is not a cron expression: {e}",
-                self.jobs.retention
-            ));
+        for (key, expr) in [
+            ("jobs.retention", &self.jobs.retention),
+            ("jobs.exceptions", &self.jobs.exceptions),
+            ("jobs.rescans", &self.jobs.rescans),
+        ] {
+            if let Err(e) = expr.parse::<cron::Schedule>() {
+                p.push(format!("{key}: '{expr}' is not a cron expression: {e}"));
+            }
         }
         if self.retention.audit_log_days == 0 {
             p.push("retention.audit_log_days: must be at least 1".into());

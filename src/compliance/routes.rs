@@ -82,6 +82,7 @@ pub fn routes(r: &mut Routes) {
         api_comment,
     );
     r.api(Method::GET, "/api/v1/images", Perm::Read, api_images);
+    r.api(Method::GET, "/api/v1/images/queue", Perm::Read, api_queue);
     r.api(Method::GET, "/api/v1/images/{id}", Perm::Read, api_image);
 }
 
@@ -366,6 +367,28 @@ async fn api_images(
         })
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+/// What waits for a scan: images due for a rescan (or never scanned) and references seen by
+/// admission before any scan, oldest first, so nothing is silently stuck.
+async fn api_queue(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let body = state
+        .store
+        .run(|s| {
+            let waiting: Vec<images::Image> = images::list(s)?
+                .into_iter()
+                .filter(|i| {
+                    matches!(
+                        i.scan_state,
+                        images::ScanState::Queued { .. } | images::ScanState::Failed { .. }
+                    )
+                })
+                .collect();
+            let references = images::queue(s)?;
+            Ok::<_, ApiError>(serde_json::json!({ "images": waiting, "references": references }))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(body))
 }
 
 async fn api_image(

@@ -558,6 +558,43 @@ pub fn deactivate_expired(store: &Store) -> Result<u64, StoreError> {
     })
 }
 
+/// Queues images whose newest scan is older than the shortest rescan period of the active
+/// policies for their clusters; returns how many. The native scanner (or an upload) picks them up.
+pub fn queue_due_rescans(store: &Store) -> Result<u64, StoreError> {
+    let policies = list_policies(store)?;
+    let now = Utc::now();
+    let mut due = Vec::new();
+    for image in images::list(store)? {
+        let Some(scan) = &image.last_scan else {
+            continue;
+        };
+        let period = policies
+            .iter()
+            .filter(|p| p.rescan_period_days > 0 && image.clusters.iter().any(|c| p.applies_to(*c)))
+            .min_by_key(|p| p.rescan_period_days);
+        if let Some(p) = period {
+            if scan.at + chrono::Duration::days(p.rescan_period_days as i64) <= now {
+                due.push((
+                    image.id,
+                    format!(
+                        "rescan due: policy \"{}\" rescans every {} days",
+                        p.name, p.rescan_period_days
+                    ),
+                ));
+            }
+        }
+    }
+    store.write(|w| {
+        let mut n = 0;
+        for (id, reason) in &due {
+            if images::mark_queued_by_id(w, *id, reason)? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    })
+}
+
 // ---------------------------------------------------------------- ingest
 
 /// What an upload yields.
@@ -817,4 +854,88 @@ pub fn verdict_for(
         &exceptions.iter().collect::<Vec<_>>(),
     );
     Ok((verdict, scan))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEBIAN: &[u8] = include_bytes!("../../tests/fixtures/trivy/debian-buster.trivy.json");
+
+    fn setup() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &crate::app::migrations()).unwrap();
+        let new = crate::clusters::NewCluster {
+            name: "prod".into(),
+            ..Default::default()
+        };
+        crate::clusters::create(&store, "t", "", new).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn rescans_are_queued_when_the_period_passes() {
+        let (_d, store) = setup();
+        let res = ingest_trivy(&store, "t", "prod", "registry.local/app:1", DEBIAN).unwrap();
+        assert_eq!(queue_due_rescans(&store).unwrap(), 0, "just scanned");
+        // Age the scan past the default policy's 7 days.
+        store
+            .write(|w| {
+                let mut i = w.get(&images::IMAGES, &res.image.id)?.unwrap();
+                i.last_scan.as_mut().unwrap().at -= chrono::Duration::days(8);
+                w.put(&images::IMAGES, &i.id, &i)
+            })
+            .unwrap();
+        assert_eq!(queue_due_rescans(&store).unwrap(), 1);
+        assert_eq!(queue_due_rescans(&store).unwrap(), 0, "queued once");
+        let i = images::get(&store, res.image.id).unwrap();
+        assert!(
+            matches!(&i.scan_state, ScanState::Queued { reason, .. } if reason.contains("every 7 days")),
+            "{:?}",
+            i.scan_state
+        );
+        // A new upload clears the queue state.
+        ingest_trivy(&store, "t", "prod", "registry.local/app:1", DEBIAN).unwrap();
+        assert_eq!(
+            images::get(&store, res.image.id).unwrap().scan_state,
+            ScanState::Scanned
+        );
+    }
+
+    #[test]
+    fn expired_exceptions_are_deactivated() {
+        let (_d, store) = setup();
+        let admin = Actor {
+            name: "a".into(),
+            role: Role::Admin,
+            ip: String::new(),
+        };
+        let past = today() - chrono::Duration::days(1);
+        let e = ExceptionInput {
+            title: "old".into(),
+            start_date: Some(past - chrono::Duration::days(10)),
+            end_date: Some(past),
+            ..Default::default()
+        };
+        let old = create_exception(&store, &admin, e).unwrap();
+        let current = create_exception(
+            &store,
+            &admin,
+            ExceptionInput {
+                title: "current".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(deactivate_expired(&store).unwrap(), 1);
+        assert_eq!(
+            get_exception(&store, old.id).unwrap().status,
+            ExceptionStatus::Inactive
+        );
+        assert_eq!(
+            get_exception(&store, current.id).unwrap().status,
+            ExceptionStatus::Active
+        );
+        assert_eq!(deactivate_expired(&store).unwrap(), 0);
+    }
 }

@@ -514,6 +514,18 @@ pub fn queue(store: &Store) -> Result<Vec<Queued>, StoreError> {
     Ok(q)
 }
 
+/// Marks image `id` queued (inside `w`) unless it already is.
+pub fn mark_queued_by_id(w: &WriteTx, id: u64, reason: &str) -> Result<bool, StoreError> {
+    let Some(mut image) = w.get(&IMAGES, &id)? else {
+        return Ok(false);
+    };
+    if matches!(image.scan_state, ScanState::Queued { .. }) {
+        return Ok(false);
+    }
+    mark_queued(w, &mut image, reason)?;
+    Ok(true)
+}
+
 /// Every image's facts (for building the admission index).
 pub fn all_facts(store: &Store) -> Result<Vec<(u64, Vec<Facts>)>, StoreError> {
     store.read(|r| r.all(&FACTS))
