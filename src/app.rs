@@ -41,7 +41,9 @@ pub fn routes(config: &Config) -> Routes {
 
 /// What the search index is built from.
 pub fn search_sources() -> Vec<Source> {
-    vec![clusters::search_source()]
+    let mut s = vec![clusters::search_source()];
+    s.extend(crate::compliance::search::sources());
+    s
 }
 
 /// The scheduled jobs.

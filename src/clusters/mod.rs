@@ -415,6 +415,7 @@ pub fn search_doc(c: &Cluster) -> Doc {
         title: c.name.clone(),
         body: format!("{} {}", c.description, c.tags.join(" ")),
         url: format!("/clusters/{}", c.id),
+        group: format!("cluster:{}", c.id),
     }
 }
 

@@ -150,7 +150,7 @@ async fn api_delete(
         .store
         .run(move |s| {
             let c = super::delete(s, &actor, &ip, id).map_err(ApiError::from)?;
-            if let Err(e) = search.delete("cluster", &c.id.to_string()) {
+            if let Err(e) = search.delete_group(&format!("cluster:{}", c.id)) {
                 tracing::warn!(error = %e, "search index not updated");
             }
             Ok::<_, ApiError>(c)
@@ -418,7 +418,7 @@ async fn delete_form(
         .store
         .run(move |s| {
             let c = super::delete(s, &actor, &ip, id).map_err(ApiError::from)?;
-            let _ = search.delete("cluster", &c.id.to_string());
+            let _ = search.delete_group(&format!("cluster:{}", c.id));
             Ok::<_, ApiError>(c)
         })
         .await?;

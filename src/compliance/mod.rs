@@ -5,6 +5,7 @@ pub mod evaluate;
 pub mod model;
 pub mod pattern;
 mod routes;
+pub mod search;
 pub mod service;
 
 pub use model::{

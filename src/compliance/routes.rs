@@ -124,6 +124,7 @@ async fn api_ingest(
     q: web::Query<IngestQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let search = state.search.clone();
     let q = q.into_inner();
     let cluster = q
         .cluster
@@ -137,7 +138,12 @@ async fn api_ingest(
     let actor = p.actor();
     let result = state
         .store
-        .run(move |s| svc::ingest_trivy(s, &actor, &cluster, &image, &body).map_err(ApiError::from))
+        .run(move |s| {
+            let r =
+                svc::ingest_trivy(s, &actor, &cluster, &image, &body).map_err(ApiError::from)?;
+            super::search::reindex_image(&search, s, r.image.id);
+            Ok::<_, ApiError>(r)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(result))
 }
@@ -247,10 +253,15 @@ async fn api_create_exception(
     Auth(p): Auth,
     body: web::Json<ExceptionInput>,
 ) -> Result<HttpResponse, ApiError> {
+    let search = state.search.clone();
     let (a, b) = (actor(&p, &req), body.into_inner());
     let e = state
         .store
-        .run(move |s| svc::create_exception(s, &a, b).map_err(ApiError::from))
+        .run(move |s| {
+            let e = svc::create_exception(s, &a, b).map_err(ApiError::from)?;
+            super::search::reindex_exception(&search, e.id, Some(&e));
+            Ok::<_, ApiError>(e)
+        })
         .await?;
     Ok(HttpResponse::Created().json(e))
 }
@@ -262,10 +273,15 @@ async fn api_update_exception(
     id: web::Path<u64>,
     body: web::Json<ExceptionInput>,
 ) -> Result<HttpResponse, ApiError> {
+    let search = state.search.clone();
     let (a, id, b) = (actor(&p, &req), id.into_inner(), body.into_inner());
     let e = state
         .store
-        .run(move |s| svc::update_exception(s, &a, id, b).map_err(ApiError::from))
+        .run(move |s| {
+            let e = svc::update_exception(s, &a, id, b).map_err(ApiError::from)?;
+            super::search::reindex_exception(&search, e.id, Some(&e));
+            Ok::<_, ApiError>(e)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(e))
 }
@@ -276,10 +292,15 @@ async fn api_delete_exception(
     Auth(p): Auth,
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
+    let search = state.search.clone();
     let (a, id) = (actor(&p, &req), id.into_inner());
     state
         .store
-        .run(move |s| svc::delete_exception(s, &a, id).map_err(ApiError::from))
+        .run(move |s| {
+            let e = svc::delete_exception(s, &a, id).map_err(ApiError::from)?;
+            super::search::reindex_exception(&search, e.id, None);
+            Ok::<_, ApiError>(e)
+        })
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -291,10 +312,15 @@ async fn set_status(
     id: u64,
     status: ExceptionStatus,
 ) -> Result<HttpResponse, ApiError> {
+    let search = state.search.clone();
     let a = actor(&p, &req);
     let e = state
         .store
-        .run(move |s| svc::set_exception_status(s, &a, id, status).map_err(ApiError::from))
+        .run(move |s| {
+            let e = svc::set_exception_status(s, &a, id, status).map_err(ApiError::from)?;
+            super::search::reindex_exception(&search, e.id, Some(&e));
+            Ok::<_, ApiError>(e)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(e))
 }
@@ -330,10 +356,15 @@ async fn api_comment(
     id: web::Path<u64>,
     body: web::Json<CommentBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let search = state.search.clone();
     let (a, id, text) = (actor(&p, &req), id.into_inner(), body.into_inner().text);
     let e = state
         .store
-        .run(move |s| svc::comment_exception(s, &a, id, &text).map_err(ApiError::from))
+        .run(move |s| {
+            let e = svc::comment_exception(s, &a, id, &text).map_err(ApiError::from)?;
+            super::search::reindex_exception(&search, e.id, Some(&e));
+            Ok::<_, ApiError>(e)
+        })
         .await?;
     Ok(HttpResponse::Created().json(e))
 }

@@ -18,7 +18,7 @@ use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocumen
 use crate::store::{Store, StoreError};
 
 /// Bump when the schema or tokenization changes: the index is then rebuilt on open.
-const LAYOUT_VERSION: &str = "1";
+const LAYOUT_VERSION: &str = "2";
 const CLEAN: &str = "clean";
 const DIRTY: &str = "dirty";
 
@@ -35,6 +35,8 @@ pub struct Doc {
     pub body: String,
     /// Where the UI links the hit.
     pub url: String,
+    /// What it belongs to, e.g. `image:12`: [`Search::replace_group`] swaps a group's documents.
+    pub group: String,
 }
 
 /// One search result.
@@ -86,6 +88,7 @@ impl From<SearchError> for crate::http::ApiError {
 #[derive(Clone, Copy)]
 struct Fields {
     key: Field,
+    group: Field,
     kind: Field,
     id: Field,
     title: Field,
@@ -113,6 +116,7 @@ fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
     let fields = Fields {
         key: b.add_text_field("key", STRING),
+        group: b.add_text_field("group", STRING),
         kind: b.add_text_field("kind", STRING | STORED),
         id: b.add_text_field("id", STRING | STORED),
         title: b.add_text_field("title", TEXT | STORED),
@@ -233,24 +237,29 @@ impl Search {
                 .writer
                 .lock()
                 .map_err(|_| SearchError::Poisoned)?;
-            w.delete_term(Term::from_field_text(
-                self.inner.fields.key,
-                &key(doc.kind, &doc.id),
-            ));
+            w.delete_term(Term::from_field_text(self.inner.fields.key, &key(doc)));
             w.add_document(self.to_tantivy(doc))?;
         }
         self.commit(DIRTY)
     }
 
-    /// Removes one document.
-    pub fn delete(&self, kind: &str, id: &str) -> Result<(), SearchError> {
+    /// Removes every document of `group` (e.g. a deleted cluster's).
+    pub fn delete_group(&self, group: &str) -> Result<(), SearchError> {
+        self.replace_group(group, &[])
+    }
+
+    /// Replaces every document of `group` with `docs`, in one commit.
+    pub fn replace_group(&self, group: &str, docs: &[Doc]) -> Result<(), SearchError> {
         {
             let w = self
                 .inner
                 .writer
                 .lock()
                 .map_err(|_| SearchError::Poisoned)?;
-            w.delete_term(Term::from_field_text(self.inner.fields.key, &key(kind, id)));
+            w.delete_term(Term::from_field_text(self.inner.fields.group, group));
+            for d in docs {
+                w.add_document(self.to_tantivy(d))?;
+            }
         }
         self.commit(DIRTY)
     }
@@ -348,7 +357,8 @@ impl Search {
     fn to_tantivy(&self, d: &Doc) -> TantivyDocument {
         let f = self.inner.fields;
         doc!(
-            f.key => key(d.kind, &d.id),
+            f.key => key(d),
+            f.group => d.group.clone(),
             f.kind => d.kind,
             f.id => d.id.clone(),
             f.title => d.title.clone(),
@@ -368,8 +378,8 @@ impl Search {
     }
 }
 
-fn key(kind: &str, id: &str) -> String {
-    format!("{kind}:{id}")
+fn key(d: &Doc) -> String {
+    format!("{}|{}|{}", d.kind, d.group, d.id)
 }
 
 #[cfg(test)]
@@ -389,6 +399,7 @@ mod tests {
                 title: name.clone(),
                 body: String::new(),
                 url: format!("/things/{id}"),
+                group: format!("thing:{id}"),
             })
             .collect())
     }

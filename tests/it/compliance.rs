@@ -80,6 +80,46 @@ async fn ingest_verdicts_and_exceptions() {
     );
     let critical = v["violations"][0]["id"].as_str().unwrap().to_string();
 
+    // Search: prefix matching on the CVE id, package names, images.
+    let search = |q: &str| {
+        TestRequest::get()
+            .uri(&format!("/api/v1/search?q={q}"))
+            .cookie(cookie(&admin_s))
+    };
+    let prefix = &critical[..critical.len() - 2];
+    let (s, hits) = call!(&app, search(prefix));
+    assert_eq!(s, 200);
+    let findings: Vec<&Value> = hits["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["kind"] == "finding")
+        .collect();
+    assert!(findings.len() >= 2, "both CVEs share the prefix: {hits}");
+    assert!(
+        findings.iter().any(|h| h["id"] == critical.as_str()),
+        "hits name the CVE id: {hits}"
+    );
+    let package = v["violations"][0]["package"].as_str().unwrap().to_string();
+    let (_, hits) = call!(&app, search(&package[..package.len().min(4)]));
+    assert!(
+        hits["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["kind"] == "package" && h["id"].as_str().unwrap().starts_with(&package)),
+        "{hits}"
+    );
+    let (_, hits) = call!(&app, search("registry.local/team"));
+    assert!(
+        hits["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["kind"] == "image"),
+        "{hits}"
+    );
+
     // Mediums only: compliant.
     let (s, v) = call!(&app, upload(&scanner, "prod", "alpine:3.10", ALPINE));
     assert_eq!((s, v["compliant"].clone()), (200, json!(true)), "{v}");
@@ -130,6 +170,17 @@ async fn ingest_verdicts_and_exceptions() {
             .as_u64()
             .or(v["verdict"]["findings"][1][0]["excepted_by"].as_u64()),
         Some(eid)
+    );
+    let (_, hits) = call!(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/search?q=accepted%20ri&kind=exception")
+            .cookie(cookie(&admin_s))
+    );
+    assert_eq!(
+        hits["items"][0]["id"],
+        eid.to_string(),
+        "exceptions are searchable: {hits}"
     );
     // Comments from both.
     let (s, e) = call!(
