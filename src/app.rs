@@ -34,6 +34,7 @@ pub fn routes(config: &Config) -> Routes {
     auth::routes(&mut r);
     clusters::routes(&mut r);
     crate::compliance::routes(&mut r);
+    crate::compliance::m9sweeper_routes(&mut r);
     crate::admission::routes(&mut r);
     audit::routes(&mut r);
     r

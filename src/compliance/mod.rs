@@ -2,12 +2,14 @@
 //! ([`evaluate::evaluate`]), plus scan ingest.
 
 pub mod evaluate;
+mod m9s;
 pub mod model;
 pub mod pattern;
 mod routes;
 pub mod search;
 pub mod service;
 
+pub use m9s::routes as m9sweeper_routes;
 pub use model::{
     migrations, Exception, ExceptionKind, ExceptionStatus, Limits, Policy, ScannerRule,
 };

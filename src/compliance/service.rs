@@ -659,13 +659,26 @@ pub fn ingest_trivy(
     let r = ImageRef::parse(image_ref).map_err(images::ImageError::from)?;
     let (meta, findings) = images::trivy::parse(body).map_err(images::ImageError::from)?;
     let digest = images::identify(&r, &meta)?;
+    ingest(store, actor, &cluster, &r, &digest, &meta, findings)
+}
+
+/// Stores `findings` as the latest scan of `r`@`digest` seen in `cluster` (see [`ingest_trivy`]).
+pub fn ingest(
+    store: &Store,
+    actor: &str,
+    cluster: &Cluster,
+    r: &ImageRef,
+    digest: &str,
+    meta: &images::trivy::ReportMeta,
+    findings: Vec<images::Finding>,
+) -> Result<IngestResult, ComplianceError> {
     let today = today();
     let n = findings.len();
     let policies = list_policies(store)?;
-    let (image, facts, verdict, temporary) = store.write(|w| {
-        let mut image = images::upsert(w, &r, &digest, Some(cluster.id))?;
+    let (image, verdict, temporary) = store.write(|w| {
+        let mut image = images::upsert(w, r, digest, Some(cluster.id))?;
         let facts: Vec<Facts> = findings.iter().map(Facts::from).collect();
-        images::store_scan(w, &mut image, &meta, findings.clone())?;
+        images::store_scan(w, &mut image, meta, findings.clone())?;
         images::dequeue(w, &r.to_string())?;
         if let Some(t) = r.tagged() {
             images::dequeue(w, &t)?;
@@ -683,7 +696,7 @@ pub fn ingest_trivy(
         let mut verdict = evaluate(&ctx, ScanInput::Scanned(&facts), &prefs, &erefs);
         let temporary = grant_grace(
             w,
-            &cluster,
+            cluster,
             &image,
             &facts,
             &verdict,
@@ -704,16 +717,15 @@ pub fn ingest_trivy(
                 r, cluster.name, verdict.compliant
             )),
         )?;
-        Ok::<_, ComplianceError>((image, facts, verdict, temporary))
+        Ok::<_, ComplianceError>((image, verdict, temporary))
     })?;
     let violations = violations(&findings, &verdict);
-    let _ = facts;
     Ok(IngestResult {
         compliant: verdict.compliant,
         reasons: verdict.reasons.clone(),
         cluster: ClusterBrief {
             id: cluster.id,
-            name: cluster.name,
+            name: cluster.name.clone(),
         },
         findings: n,
         violations,
@@ -721,6 +733,27 @@ pub fn ingest_trivy(
         image,
         verdict,
     })
+}
+
+/// Records that scanning `r`@`digest` failed; the image is non-compliant until a scan succeeds.
+pub fn ingest_failure(
+    store: &Store,
+    actor: &str,
+    cluster: &Cluster,
+    r: &ImageRef,
+    digest: &str,
+    message: &str,
+) -> Result<Image, ComplianceError> {
+    Ok(store.write(|w| {
+        let mut image = images::upsert(w, r, digest, Some(cluster.id))?;
+        images::mark_failed(w, &mut image, message)?;
+        audit::record(
+            w,
+            Event::new(actor, "scan.failed", format!("image:{}", image.id))
+                .detail(format!("{r}: {message}")),
+        )?;
+        Ok::<_, StoreError>(image)
+    })?)
 }
 
 /// The findings that violate a policy, with the reason.

@@ -514,6 +514,14 @@ pub fn queue(store: &Store) -> Result<Vec<Queued>, StoreError> {
     Ok(q)
 }
 
+/// Marks an image's scan as failed (inside `w`).
+pub fn mark_failed(w: &WriteTx, image: &mut Image, message: &str) -> Result<(), StoreError> {
+    image.scan_state = ScanState::Failed {
+        message: message.chars().take(2000).collect(),
+    };
+    w.put(&IMAGES, &image.id, image)
+}
+
 /// Marks image `id` queued (inside `w`) unless it already is.
 pub fn mark_queued_by_id(w: &WriteTx, id: u64, reason: &str) -> Result<bool, StoreError> {
     let Some(mut image) = w.get(&IMAGES, &id)? else {

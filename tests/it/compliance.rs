@@ -409,3 +409,150 @@ async fn ingest_survives_bad_reports() {
     let (s, _) = call!(&app, upload(&reader, "prod", "app:1", DEBIAN));
     assert_eq!(s, 403);
 }
+
+#[actix_web::test]
+async fn m9sweeper_trawler_keeps_working() {
+    let t = InProcess::new();
+    let admin = t.user("admin@example.com", Role::Admin);
+    let (admin_s, _) = t.session("admin@example.com");
+    let key = t.key(admin, &[Scope::Scanner]);
+    let app = t.service().await;
+    call!(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/clusters")
+            .cookie(cookie(&admin_s))
+            .set_json(json!({"name": "default-cluster"}))
+    );
+    let get = |path: &str| {
+        TestRequest::get()
+            .uri(path)
+            .insert_header(("x-api-key", key.clone()))
+    };
+    let post = |path: &str, body: Value| {
+        TestRequest::post()
+            .uri(path)
+            .insert_header(("x-api-key", key.clone()))
+            .set_json(body)
+    };
+
+    // Standalone mode: find the cluster, its policies, the image.
+    let (s, v) = call!(&app, get("/api/clusters/by-name/default-cluster"));
+    assert_eq!((s, v["success"].clone()), (200, json!(true)), "{v}");
+    let cid = v["data"]["id"].as_u64().unwrap();
+    assert!(
+        v["data"].get("kubeConfig").is_none(),
+        "no cluster credentials for the scanner role"
+    );
+    let (_, v) = call!(&app, get(&format!("/api/policies/by-cluster/{cid}")));
+    let policy = &v["data"][0];
+    assert_eq!(policy["enabled"], true);
+    assert_eq!(policy["scanners"][0]["type"], "TRIVY");
+    assert_eq!(
+        policy["scanners"][0]["vulnerabilitySettings"]["fixableCritical"],
+        0
+    );
+    let policy_id = policy["id"].as_u64().unwrap();
+    let (_, v) = call!(
+        &app,
+        get(&format!(
+            "/api/clusters/{cid}/image-by-docker-url?dockerImageUrl=registry.local/app:2"
+        ))
+    );
+    assert_eq!(
+        (v["success"].clone(), v["data"].clone()),
+        (json!(true), Value::Null),
+        "unknown yet"
+    );
+    let (s, v) = call!(
+        &app,
+        post(
+            &format!("/api/clusters/{cid}/images?skipImageScan=true"),
+            json!({"url": "registry.local", "name": "app", "tag": "2", "runningInCluster": true})
+        )
+    );
+    assert_eq!(s, 200, "{v}");
+    let image_id = v["data"]["id"].as_u64().unwrap();
+    assert_eq!(v["data"]["dockerImageId"], "");
+
+    // Results, one entry per policy, the raw Trivy vulnerability as a JSON string.
+    let hash = "d".repeat(64);
+    let issue = json!({"scannerId": 1, "scannerName": "Trivy", "name": "libfoo: overflow", "type": "CVE-2024-0001",
+        "vulnerabilityDescUrl": "https://avd.aquasec.com/nvd/cve-2024-0001", "severity": "CRITICAL", "description": "bad",
+        "isCompliant": true, "isFixable": true, "wasFixed": false,
+        "data": "{\"VulnerabilityID\":\"CVE-2024-0001\",\"PkgName\":\"libfoo\",\"InstalledVersion\":\"1.0\",\"FixedVersion\":\"1.1\"}",
+        "complianceReason": null});
+    let result = json!({"data": [{"summary": "", "criticalIssues": 1, "majorIssues": 0, "mediumIssues": 0, "lowIssues": 0, "negligibleIssues": 0,
+        "encounterError": false, "startedAt": 1700000000000u64, "finishedAt": 1700000060000u64, "policyId": policy_id,
+        "policyStatus": true, "imageHash": hash, "issues": [issue]}]});
+    let (s, v) = call!(
+        &app,
+        post(
+            &format!("/api/clusters/{cid}/images/{image_id}/trawler/scan/results"),
+            result
+        )
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["data"]["complaint"], false,
+        "the server decides, whatever trawler claimed"
+    );
+    let (_, v) = call!(
+        &app,
+        get(&format!(
+            "/api/clusters/{cid}/image-by-docker-url?dockerImageUrl=registry.local/app:2"
+        ))
+    );
+    assert_eq!(v["data"]["dockerImageId"], hash.as_str());
+    let real_id = v["data"]["id"].as_u64().unwrap();
+    let (_, img) = call!(
+        &app,
+        TestRequest::get()
+            .uri(&format!("/api/v1/images/{real_id}"))
+            .cookie(cookie(&admin_s))
+    );
+    let f = &img["scan"]["findings"][0];
+    assert_eq!(
+        (f["id"].as_str(), f["package"].as_str(), f["fixed"].as_str()),
+        (Some("CVE-2024-0001"), Some("libfoo"), Some("1.1"))
+    );
+
+    // A failed scan makes the image non-compliant until a scan succeeds.
+    let failed = json!({"summary": "registry timeout", "criticalIssues": 0, "majorIssues": 0, "mediumIssues": 0, "lowIssues": 0, "negligibleIssues": 0,
+        "encounterError": true, "startedAt": 0, "finishedAt": 0, "policyId": policy_id, "policyStatus": false, "imageHash": hash, "issues": []});
+    let (_, v) = call!(
+        &app,
+        post(
+            &format!("/api/clusters/{cid}/images/{real_id}/trawler/scan/results/per-policy"),
+            failed
+        )
+    );
+    assert_eq!(v["data"]["complaint"], false);
+    let (_, img) = call!(
+        &app,
+        TestRequest::get()
+            .uri(&format!("/api/v1/images/{real_id}"))
+            .cookie(cookie(&admin_s))
+    );
+    assert_eq!(img["image"]["scan_state"]["state"], "failed");
+    assert!(img["verdict"]["reasons"][0]
+        .as_str()
+        .unwrap()
+        .contains("registry timeout"));
+    // Without the scanner scope: refused.
+    let (s, _) = call!(
+        &app,
+        TestRequest::get()
+            .uri("/api/clusters/by-name/default-cluster")
+            .cookie(cookie(&admin_s))
+    );
+    assert_eq!(s, 200, "an admin session may use them too");
+    let reader = t.key(admin, &[Scope::Read]);
+    let (s, _) = call!(
+        &app,
+        TestRequest::get()
+            .uri("/api/clusters/by-name/default-cluster")
+            .insert_header(("x-api-key", reader))
+    );
+    assert_eq!(s, 403);
+}
