@@ -35,6 +35,7 @@ pub fn routes(config: &Config) -> Routes {
     clusters::routes(&mut r);
     crate::compliance::routes(&mut r);
     crate::compliance::m9sweeper_routes(&mut r);
+    crate::compliance::pages(&mut r);
     crate::admission::routes(&mut r);
     audit::routes(&mut r);
     r

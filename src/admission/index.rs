@@ -90,6 +90,34 @@ impl Snapshot {
         decision
     }
 
+    /// The verdict for image `key` (`registry/repository@digest`) in `cluster` without a namespace
+    /// (as at scan time), for lists. `None` if the image is unknown. No I/O.
+    pub fn image_verdict(&self, cluster: &Cluster, key: &str) -> Option<ImageDecision> {
+        let entry = self.images.get(key)?;
+        let ctx = Context {
+            cluster: cluster.id,
+            namespace: None,
+            image_name: &entry.name,
+            today: self.today,
+        };
+        let input = match &entry.state {
+            EntryState::Scanned(f) => ScanInput::Scanned(f),
+            EntryState::Failed(m) => ScanInput::Failed(m),
+            EntryState::Unscanned => ScanInput::NotScanned,
+        };
+        let v = evaluate(
+            &ctx,
+            input,
+            &self.policies.iter().collect::<Vec<_>>(),
+            &self.exceptions.iter().collect::<Vec<_>>(),
+        );
+        Some(ImageDecision {
+            compliant: v.compliant,
+            reasons: v.reasons,
+            unscanned: matches!(entry.state, EntryState::Unscanned),
+        })
+    }
+
     fn judge_uncached(&self, cluster: &Cluster, namespace: &str, reference: &str) -> ImageDecision {
         let r = match ImageRef::parse(reference) {
             Ok(r) => r,

@@ -4,6 +4,7 @@
 pub mod evaluate;
 mod m9s;
 pub mod model;
+mod pages;
 pub mod pattern;
 mod routes;
 pub mod search;
@@ -13,4 +14,5 @@ pub use m9s::routes as m9sweeper_routes;
 pub use model::{
     migrations, Exception, ExceptionKind, ExceptionStatus, Limits, Policy, ScannerRule,
 };
+pub use pages::pages;
 pub use routes::{read_body, routes};

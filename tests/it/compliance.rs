@@ -15,6 +15,17 @@ fn cookie(token: &str) -> actix_web::cookie::Cookie<'static> {
     actix_web::cookie::Cookie::new("bulwark_session", token.to_string())
 }
 
+macro_rules! page {
+    ($app:expr, $req:expr) => {{
+        let res = test::call_service($app, $req.to_request()).await;
+        let status = res.status().as_u16();
+        (
+            status,
+            String::from_utf8(test::read_body(res).await.to_vec()).unwrap(),
+        )
+    }};
+}
+
 macro_rules! call {
     ($app:expr, $req:expr) => {{
         let res = test::call_service(
@@ -555,4 +566,139 @@ async fn m9sweeper_trawler_keeps_working() {
             .insert_header(("x-api-key", reader))
     );
     assert_eq!(s, 403);
+}
+
+#[actix_web::test]
+async fn compliance_pages_work_without_javascript() {
+    let t = InProcess::new();
+    let admin = t.user("admin@example.com", Role::Admin);
+    t.user("viewer@example.com", Role::ReadOnly);
+    let (admin_s, admin_csrf) = t.session("admin@example.com");
+    let (viewer_s, viewer_csrf) = t.session("viewer@example.com");
+    let scanner = t.key(admin, &[Scope::Scanner]);
+    let app = t.service().await;
+    call!(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/clusters")
+            .cookie(cookie(&admin_s))
+            .set_json(json!({"name": "prod"}))
+    );
+    let (_, v) = call!(
+        &app,
+        upload(&scanner, "prod", "registry.local/team/api:1.0", DEBIAN)
+    );
+    let image_id = v["image"]["id"].as_u64().unwrap();
+    let cve = v["violations"][0]["id"].as_str().unwrap().to_string();
+    let html = |token: &str, path: &str| TestRequest::get().uri(path).cookie(cookie(token));
+    // Lists and detail.
+    let (s, body) = page!(&app, html(&viewer_s, "/images?compliance=non-compliant"));
+    assert_eq!(s, 200);
+    assert!(
+        body.contains("registry.local/team/api") && body.contains("non-compliant"),
+        "{body}"
+    );
+    let (_, body) = page!(&app, html(&viewer_s, "/images?compliance=compliant"));
+    assert!(!body.contains("registry.local/team/api"), "filtered out");
+    let (s, body) = page!(&app, html(&viewer_s, &format!("/images/{image_id}")));
+    assert_eq!(s, 200);
+    assert!(
+        body.contains(&cve) && body.contains("more than the 0 policy"),
+        "findings show their reason"
+    );
+    for p in ["/policies", "/policies/1", "/exceptions", "/admission"] {
+        let (s, body) = page!(&app, html(&viewer_s, p));
+        assert_eq!(s, 200, "{p}: {body}");
+    }
+    // A read-only user requests an exception through the form.
+    let form = |token: &str, path: &str, body: String| {
+        TestRequest::post()
+            .uri(path)
+            .cookie(cookie(token))
+            .insert_header(("content-type", "application/x-www-form-urlencoded"))
+            .set_payload(body)
+    };
+    let res = test::call_service(&app, form(&viewer_s, "/exceptions", format!("csrf={viewer_csrf}&title=please&issue_id={cve}&image_match=registry.local%2Fteam%2Fapi")).to_request()).await;
+    assert_eq!(res.status(), 303);
+    let location = res
+        .headers()
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let eid: u64 = location
+        .trim_start_matches("/exceptions/")
+        .split('?')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(location.contains("in-review"), "{location}");
+    // Read-only users cannot approve; the admin can.
+    let approve = |token: &str, csrf: &str| {
+        form(
+            token,
+            &format!("/exceptions/{eid}/status"),
+            format!("csrf={csrf}&status=active"),
+        )
+    };
+    assert_eq!(
+        test::call_service(&app, approve(&viewer_s, &viewer_csrf).to_request())
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        test::call_service(&app, approve(&admin_s, &admin_csrf).to_request())
+            .await
+            .status(),
+        303
+    );
+    let (_, body) = page!(&app, html(&viewer_s, &format!("/images/{image_id}")));
+    assert!(
+        body.contains("excepted by &#34;please&#34;")
+            || body.contains("excepted by &quot;please&quot;"),
+        "{body}"
+    );
+    // Comments through the form.
+    let res = test::call_service(
+        &app,
+        form(
+            &viewer_s,
+            &format!("/exceptions/{eid}/comments"),
+            format!("csrf={viewer_csrf}&text=thanks"),
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    // A policy edited through the form: a bad number is explained, a good one saved.
+    let bad = format!("csrf={admin_csrf}&name=strict&active=1&required=1&all_clusters=1&fixable_critical=lots&grace_period_days=0&rescan_period_days=7");
+    let (s, body) = page!(&app, form(&admin_s, "/policies/1", bad));
+    assert_eq!(s, 400);
+    assert!(
+        body.contains("fixable critical: &#39;lots&#39; is not a whole number")
+            || body.contains("is not a whole number"),
+        "{body}"
+    );
+    let good = format!("csrf={admin_csrf}&name=strict&active=1&required=1&all_clusters=1&fixable_critical=0&fixable_high=0&unfixable_low=0&grace_period_days=0&rescan_period_days=7");
+    assert_eq!(
+        test::call_service(&app, form(&admin_s, "/policies/1", good).to_request())
+            .await
+            .status(),
+        303
+    );
+    let (_, p) = call!(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/policies/1")
+            .cookie(cookie(&admin_s))
+    );
+    assert_eq!(p["name"], "strict");
+    assert_eq!(p["scanners"][0]["unfixable"]["low"], 0);
+    assert!(
+        p["scanners"][0]["unfixable"]["critical"].is_null(),
+        "empty means no limit"
+    );
 }
