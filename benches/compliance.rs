@@ -1,0 +1,285 @@
+//! Image-compliance benchmarks (issue 3). Prints figures; asserts nothing.
+//!
+//!     cargo bench --bench compliance            (needs `wrk`: apt-get install wrk)
+//!
+//! Loads 10,000 images with 100 findings each (1M findings) and 1,000 exceptions, then measures
+//! on the release binary over TLS on loopback:
+//! 1. admission reviews/s and latency with wrk (one thread, 32 connections, a mix of 64 different
+//!    pods), beside `GET /healthz` on the same server, and the server-side decision time from the
+//!    appliance's own histogram;
+//! 2. ingest of a 5,000-finding Trivy report over HTTPS (median of 5);
+//! 3. search latency over the API (p50/p99 of 300 queries).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bulwark::auth::{self, Actor};
+use bulwark::clusters::{self, NewCluster};
+use bulwark::compliance::service::{self as svc, ExceptionInput};
+use bulwark::http::{Role, Scope};
+use bulwark::images::{self, trivy::ReportMeta, Finding, ImageRef, Severity};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bulwark");
+const IMAGES: usize = 10_000;
+const PER_IMAGE: usize = 100;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A small deterministic generator (no dependency needed).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn finding(rng: &mut Rng) -> Finding {
+    let cve = rng.below(20_000);
+    let sev = match rng.below(100) {
+        0..=2 => Severity::Critical,
+        3..=14 => Severity::High,
+        15..=49 => Severity::Medium,
+        50..=89 => Severity::Low,
+        _ => Severity::Unknown,
+    };
+    let pkg = format!("lib{}", rng.below(2_000));
+    Finding {
+        id: format!("CVE-20{:02}-{:05}", 15 + cve % 10, cve),
+        package: pkg.clone(),
+        installed: format!("1.{}.{}", rng.below(20), rng.below(20)),
+        fixed: if rng.below(3) == 0 { String::new() } else { "9.9.9".into() },
+        severity: sev,
+        severity_source: sev.as_str().to_uppercase(),
+        cvss: Some(5.0),
+        title: format!("{pkg}: a problem"),
+        description: "A vulnerability used for benchmarking.".into(),
+        links: vec![format!("https://avd.aquasec.com/nvd/cve-{cve}")],
+        fixable: rng.below(3) != 0,
+        scanner: "trivy".into(),
+        target: "os".into(),
+        status: "fixed".into(),
+    }
+}
+
+fn seed(dir: &Path) -> String {
+    let store = bulwark::app::open_store(dir).unwrap();
+    let admin = auth::create_user(&store, &Actor::cli(), "bench@example.com", "bench-password-1", Role::SuperAdmin).unwrap();
+    let key = auth::create_api_key(&store, &Actor::cli(), admin.id, "bench", &[Scope::Admin, Scope::Scanner]).unwrap().key;
+    let c = clusters::create(&store, "bench", "", NewCluster { name: "prod".into(), enforcement: true, ..Default::default() }).unwrap();
+    let mut rng = Rng(0x9e3779b97f4a7c15);
+    let t = Instant::now();
+    for batch in 0..(IMAGES / 500) {
+        store
+            .write(|w| {
+                for i in batch * 500..(batch + 1) * 500 {
+                    let r = ImageRef::parse(&format!("registry.local/team{}/app{i}:1.{}", i % 50, i % 7)).unwrap();
+                    let digest = format!("sha256:{:064x}", i as u128 * 7919 + 1);
+                    let mut image = images::upsert(w, &r, &digest, Some(c.id))?;
+                    let findings: Vec<Finding> = (0..PER_IMAGE).map(|_| finding(&mut rng)).collect();
+                    images::store_scan(w, &mut image, &ReportMeta { os: "debian 12".into(), ..Default::default() }, findings)?;
+                }
+                Ok::<_, bulwark::store::StoreError>(())
+            })
+            .unwrap();
+    }
+    println!("seeded {IMAGES} images × {PER_IMAGE} findings in {:.1} s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let admin_actor = svc::Actor { name: "bench".into(), role: Role::Admin, ip: String::new() };
+    for i in 0..1_000 {
+        let e = ExceptionInput {
+            title: format!("exception {i}"),
+            issue_id: if i % 4 == 0 { String::new() } else { format!("CVE-20{:02}-{:05}", 15 + (i * 13) % 10, (i * 13) % 20_000) },
+            image_match: match i % 3 {
+                0 => format!("registry.local/team{}/*", i % 50),
+                1 => format!("registry.local/team{}/app{}", i % 50, i * 10),
+                _ => String::new(),
+            },
+            namespaces: (i % 5 == 0).then(|| vec![format!("ns{}", i % 10)]),
+            ..Default::default()
+        };
+        svc::create_exception(&store, &admin_actor, e).unwrap();
+    }
+    println!("seeded 1,000 exceptions in {:.1} s", t.elapsed().as_secs_f64());
+    key
+}
+
+fn start(dir: &Path, port: u16) -> Child {
+    Command::new(BIN)
+        .args(["--data-dir", dir.to_str().unwrap(), "serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("BULWARK_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn review(i: usize) -> String {
+    // Three containers from seeded images (tag and digest references), namespaces varied.
+    let a = i * 37 % IMAGES;
+    let b = (i * 101 + 5) % IMAGES;
+    let c = (i * 7 + 11) % IMAGES;
+    serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": format!("bench-{i}"), "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+        "namespace": format!("ns{}", i % 10), "operation": "CREATE", "name": format!("web-{i}"),
+        "object": {"spec": {"template": {"spec": {
+            "initContainers": [{"name": "init", "image": format!("registry.local/team{}/app{a}:1.{}", a % 50, a % 7)}],
+            "containers": [
+                {"name": "app", "image": format!("registry.local/team{}/app{b}:1.{}", b % 50, b % 7)},
+                {"name": "side", "image": format!("registry.local/team{}/app{c}@sha256:{:064x}", c % 50, c as u128 * 7919 + 1)}
+            ]}}}}}})
+    .to_string()
+}
+
+fn wrk(args: &[&str], url: &str) -> String {
+    let out = Command::new("wrk").args(args).arg(url).output();
+    match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Err(e) => format!("wrk not run ({e}); apt-get install wrk"),
+    }
+}
+
+fn print_wrk(label: &str, text: &str) {
+    println!("{label}:");
+    for p in ["50%", "90%", "99%", "Requests/sec", "Non-2xx"] {
+        if let Some(l) = text.lines().find(|l| l.trim_start().starts_with(p)) {
+            println!("  {}", l.trim());
+        }
+    }
+}
+
+/// p-quantile from a Prometheus histogram's cumulative buckets.
+fn histogram_quantile(metrics: &str, name: &str, q: f64) -> Option<f64> {
+    let mut buckets: Vec<(f64, f64)> = metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}_bucket")))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            Some((le, l.rsplit(' ').next()?.parse().ok()?))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+    let total = buckets.last()?.1;
+    buckets.iter().find(|(_, c)| *c >= total * q).map(|(le, _)| *le)
+}
+
+fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let key = seed(&data);
+    let port = free_port();
+    let mut child = start(&data, port);
+    let base = format!("https://127.0.0.1:{port}");
+    let client = reqwest::Client::builder().danger_accept_invalid_certs(true).timeout(Duration::from_secs(120)).build().unwrap();
+    // Ready, and the admission index built (first start reads the 1M findings' facts).
+    let t = Instant::now();
+    loop {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
+            let v: serde_json::Value = r.json().await.unwrap_or_default();
+            if v["tasks"]["admission-index"]["state"] == "done" {
+                break;
+            }
+        }
+        assert!(t.elapsed() < Duration::from_secs(600), "not ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("start to ready with the admission index built: {:.2} s", t.elapsed().as_secs_f64());
+
+    // 1. Admission.
+    let lua = work.path().join("reviews.lua");
+    let bodies: Vec<String> = (0..64).map(review).collect();
+    let lua_src = format!(
+        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nlocal bodies = {{{}}}\nlocal i = 0\nrequest = function()\n  i = i % #bodies + 1\n  return wrk.format(nil, nil, nil, bodies[i])\nend\n",
+        bodies.iter().map(|b| format!("[==[{b}]==]")).collect::<Vec<_>>().join(",\n")
+    );
+    std::fs::write(&lua, lua_src).unwrap();
+    let first: serde_json::Value = client.post(format!("{base}/api/v1/admission/prod")).body(bodies[0].clone()).header("content-type", "application/json").send().await.unwrap().json().await.unwrap();
+    println!("sample decision: allowed={} ({} chars of reasons)", first["response"]["allowed"], first["response"]["status"]["message"].as_str().unwrap_or("").len());
+    let out = wrk(&["-t1", "-c32", "-d15s", "--latency", "-s", lua.to_str().unwrap()], &format!("{base}/api/v1/admission/prod"));
+    print_wrk("wrk -t1 -c32 -d15s POST /api/v1/admission/prod (64 different Deployments, 3 images each)", &out);
+    let out = wrk(&["-t1", "-c32", "-d10s", "--latency"], &format!("{base}/healthz"));
+    print_wrk("wrk -t1 -c32 -d10s GET /healthz (same server, for comparison)", &out);
+    let metrics = client.get(format!("{base}/metrics")).header("x-api-key", &key).send().await.unwrap().text().await.unwrap();
+    for q in [0.5, 0.99, 0.999] {
+        if let Some(v) = histogram_quantile(&metrics, "bulwark_admission_decision_seconds", q) {
+            println!("  server-side decision time p{}: ≤ {:.3} ms (histogram bucket bound)", q * 100.0, v * 1e3);
+        }
+    }
+
+    // 2. Ingest of a 5,000-finding report.
+    let mut rng = Rng(42);
+    let vulns: Vec<serde_json::Value> = (0..5_000)
+        .map(|_| {
+            let f = finding(&mut rng);
+            serde_json::json!({"VulnerabilityID": f.id, "PkgName": f.package, "InstalledVersion": f.installed, "FixedVersion": f.fixed,
+                "Severity": f.severity_source, "Title": f.title, "Description": f.description, "PrimaryURL": f.links[0]})
+        })
+        .collect();
+    let report = serde_json::json!({"SchemaVersion": 2, "ArtifactName": "registry.local/big/app:1", "Metadata": {"ImageID": format!("sha256:{}", "e".repeat(64))},
+        "Results": [{"Target": "os", "Class": "os-pkgs", "Type": "debian", "Vulnerabilities": vulns}]})
+    .to_string();
+    let mut times = Vec::new();
+    for i in 0..5 {
+        let t = Instant::now();
+        let r = client
+            .post(format!("{base}/api/v1/scans?cluster=prod&image=registry.local/big/app{i}:1"))
+            .header("x-api-key", &key)
+            .body(report.clone())
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        let _ = r.bytes().await;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    println!("ingest of a 5,000-finding Trivy report ({} KiB) over HTTPS: median {:.0} ms, best {:.0} ms (5 uploads; includes the verdict, search indexing and fsync)", report.len() / 1024, percentile(times.clone(), 0.5), percentile(times, 0.0));
+
+    // 3. Search (the index was rebuilt in the background at start: wait for it).
+    let t = Instant::now();
+    loop {
+        let v: serde_json::Value = client.get(format!("{base}/readyz")).send().await.unwrap().json().await.unwrap_or_default();
+        if v["search"] == "ok" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!("search index of ~1M findings ready {:.1} s later", t.elapsed().as_secs_f64());
+    let mut times = Vec::new();
+    for i in 0..300u64 {
+        let q = match i % 3 {
+            0 => format!("CVE-20{}-{:03}", 15 + i % 10, i * 37 % 200),
+            1 => format!("lib{}", i * 13 % 2000),
+            _ => format!("app{}", i * 31 % IMAGES as u64),
+        };
+        let t = Instant::now();
+        let r = client.get(format!("{base}/api/v1/search?q={q}&limit=20")).header("x-api-key", &key).send().await.unwrap();
+        assert!(r.status().is_success());
+        let _ = r.bytes().await;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    println!("search over the API (300 queries: CVE prefixes, package and image names): p50 {:.1} ms, p99 {:.1} ms", percentile(times.clone(), 0.5), percentile(times, 0.99));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    if let Some(l) = status.lines().find(|l| l.starts_with("VmRSS")) {
+        println!("server {l}");
+    }
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let _ = child.wait();
+}
