@@ -25,7 +25,11 @@ const IMAGES: usize = 10_000;
 const PER_IMAGE: usize = 100;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A small deterministic generator (no dependency needed).
@@ -56,7 +60,11 @@ fn finding(rng: &mut Rng) -> Finding {
         id: format!("CVE-20{:02}-{:05}", 15 + cve % 10, cve),
         package: pkg.clone(),
         installed: format!("1.{}.{}", rng.below(20), rng.below(20)),
-        fixed: if rng.below(3) == 0 { String::new() } else { "9.9.9".into() },
+        fixed: if rng.below(3) == 0 {
+            String::new()
+        } else {
+            "9.9.9".into()
+        },
         severity: sev,
         severity_source: sev.as_str().to_uppercase(),
         cvss: Some(5.0),
@@ -72,32 +80,82 @@ fn finding(rng: &mut Rng) -> Finding {
 
 fn seed(dir: &Path) -> String {
     let store = bulwark::app::open_store(dir).unwrap();
-    let admin = auth::create_user(&store, &Actor::cli(), "bench@example.com", "bench-password-1", Role::SuperAdmin).unwrap();
-    let key = auth::create_api_key(&store, &Actor::cli(), admin.id, "bench", &[Scope::Admin, Scope::Scanner]).unwrap().key;
-    let c = clusters::create(&store, "bench", "", NewCluster { name: "prod".into(), enforcement: true, ..Default::default() }).unwrap();
+    let admin = auth::create_user(
+        &store,
+        &Actor::cli(),
+        "bench@example.com",
+        "bench-password-1",
+        Role::SuperAdmin,
+    )
+    .unwrap();
+    let key = auth::create_api_key(
+        &store,
+        &Actor::cli(),
+        admin.id,
+        "bench",
+        &[Scope::Admin, Scope::Scanner],
+    )
+    .unwrap()
+    .key;
+    let c = clusters::create(
+        &store,
+        "bench",
+        "",
+        NewCluster {
+            name: "prod".into(),
+            enforcement: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let mut rng = Rng(0x9e3779b97f4a7c15);
     let t = Instant::now();
     for batch in 0..(IMAGES / 500) {
         store
             .write(|w| {
                 for i in batch * 500..(batch + 1) * 500 {
-                    let r = ImageRef::parse(&format!("registry.local/team{}/app{i}:1.{}", i % 50, i % 7)).unwrap();
+                    let r = ImageRef::parse(&format!(
+                        "registry.local/team{}/app{i}:1.{}",
+                        i % 50,
+                        i % 7
+                    ))
+                    .unwrap();
                     let digest = format!("sha256:{:064x}", i as u128 * 7919 + 1);
                     let mut image = images::upsert(w, &r, &digest, Some(c.id))?;
-                    let findings: Vec<Finding> = (0..PER_IMAGE).map(|_| finding(&mut rng)).collect();
-                    images::store_scan(w, &mut image, &ReportMeta { os: "debian 12".into(), ..Default::default() }, findings)?;
+                    let findings: Vec<Finding> =
+                        (0..PER_IMAGE).map(|_| finding(&mut rng)).collect();
+                    images::store_scan(
+                        w,
+                        &mut image,
+                        &ReportMeta {
+                            os: "debian 12".into(),
+                            ..Default::default()
+                        },
+                        findings,
+                    )?;
                 }
                 Ok::<_, bulwark::store::StoreError>(())
             })
             .unwrap();
     }
-    println!("seeded {IMAGES} images × {PER_IMAGE} findings in {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "seeded {IMAGES} images × {PER_IMAGE} findings in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let t = Instant::now();
-    let admin_actor = svc::Actor { name: "bench".into(), role: Role::Admin, ip: String::new() };
+    let admin_actor = svc::Actor {
+        name: "bench".into(),
+        role: Role::Admin,
+        ip: String::new(),
+    };
     for i in 0..1_000 {
         let e = ExceptionInput {
             title: format!("exception {i}"),
-            issue_id: if i % 4 == 0 { String::new() } else { format!("CVE-20{:02}-{:05}", 15 + (i * 13) % 10, (i * 13) % 20_000) },
+            issue_id: if i % 4 == 0 {
+                String::new()
+            } else {
+                format!("CVE-20{:02}-{:05}", 15 + (i * 13) % 10, (i * 13) % 20_000)
+            },
             image_match: match i % 3 {
                 0 => format!("registry.local/team{}/*", i % 50),
                 1 => format!("registry.local/team{}/app{}", i % 50, i * 10),
@@ -108,13 +166,22 @@ fn seed(dir: &Path) -> String {
         };
         svc::create_exception(&store, &admin_actor, e).unwrap();
     }
-    println!("seeded 1,000 exceptions in {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "seeded 1,000 exceptions in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     key
 }
 
 fn start(dir: &Path, port: u16) -> Child {
     Command::new(BIN)
-        .args(["--data-dir", dir.to_str().unwrap(), "serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .env("BULWARK_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -163,13 +230,20 @@ fn histogram_quantile(metrics: &str, name: &str, q: f64) -> Option<f64> {
         .filter(|l| l.starts_with(&format!("{name}_bucket")))
         .filter_map(|l| {
             let le = l.split("le=\"").nth(1)?.split('"').next()?;
-            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
             Some((le, l.rsplit(' ').next()?.parse().ok()?))
         })
         .collect();
     buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
     let total = buckets.last()?.1;
-    buckets.iter().find(|(_, c)| *c >= total * q).map(|(le, _)| *le)
+    buckets
+        .iter()
+        .find(|(_, c)| *c >= total * q)
+        .map(|(le, _)| *le)
 }
 
 fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
@@ -186,7 +260,11 @@ async fn main() {
     let port = free_port();
     let mut child = start(&data, port);
     let base = format!("https://127.0.0.1:{port}");
-    let client = reqwest::Client::builder().danger_accept_invalid_certs(true).timeout(Duration::from_secs(120)).build().unwrap();
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
     // Ready, and the admission index built (first start reads the 1M findings' facts).
     let t = Instant::now();
     loop {
@@ -199,7 +277,10 @@ async fn main() {
         assert!(t.elapsed() < Duration::from_secs(600), "not ready");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    println!("start to ready with the admission index built: {:.2} s", t.elapsed().as_secs_f64());
+    println!(
+        "start to ready with the admission index built: {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
 
     // 1. Admission.
     let lua = work.path().join("reviews.lua");
@@ -209,16 +290,69 @@ async fn main() {
         bodies.iter().map(|b| format!("[==[{b}]==]")).collect::<Vec<_>>().join(",\n")
     );
     std::fs::write(&lua, lua_src).unwrap();
-    let first: serde_json::Value = client.post(format!("{base}/api/v1/admission/prod")).body(bodies[0].clone()).header("content-type", "application/json").send().await.unwrap().json().await.unwrap();
-    println!("sample decision: allowed={} ({} chars of reasons)", first["response"]["allowed"], first["response"]["status"]["message"].as_str().unwrap_or("").len());
-    let out = wrk(&["-t1", "-c32", "-d15s", "--latency", "-s", lua.to_str().unwrap()], &format!("{base}/api/v1/admission/prod"));
-    print_wrk("wrk -t1 -c32 -d15s POST /api/v1/admission/prod (64 different Deployments, 3 images each)", &out);
-    let out = wrk(&["-t1", "-c32", "-d10s", "--latency"], &format!("{base}/healthz"));
-    print_wrk("wrk -t1 -c32 -d10s GET /healthz (same server, for comparison)", &out);
-    let metrics = client.get(format!("{base}/metrics")).header("x-api-key", &key).send().await.unwrap().text().await.unwrap();
+    let first: serde_json::Value = client
+        .post(format!("{base}/api/v1/admission/prod"))
+        .body(bodies[0].clone())
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    println!(
+        "sample decision: allowed={} ({} chars of reasons)",
+        first["response"]["allowed"],
+        first["response"]["status"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .len()
+    );
+    let out = wrk(
+        &[
+            "-t1",
+            "-c32",
+            "-d15s",
+            "--latency",
+            "-s",
+            lua.to_str().unwrap(),
+        ],
+        &format!("{base}/api/v1/admission/prod"),
+    );
+    print_wrk(
+        "wrk -t1 -c32 -d15s POST /api/v1/admission/prod (64 different Deployments, 3 images each)",
+        &out,
+    );
+    let out = wrk(
+        &["-t1", "-c32", "-d10s", "--latency"],
+        &format!("{base}/healthz"),
+    );
+    print_wrk(
+        "wrk -t1 -c32 -d10s GET /healthz (same server, for comparison)",
+        &out,
+    );
+    // wrk's load closes pooled keep-alive connections: start afresh.
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for q in [0.5, 0.99, 0.999] {
         if let Some(v) = histogram_quantile(&metrics, "bulwark_admission_decision_seconds", q) {
-            println!("  server-side decision time p{}: ≤ {:.3} ms (histogram bucket bound)", q * 100.0, v * 1e3);
+            println!(
+                "  server-side decision time p{}: ≤ {:.3} ms (histogram bucket bound)",
+                q * 100.0,
+                v * 1e3
+            );
         }
     }
 
@@ -238,7 +372,9 @@ async fn main() {
     for i in 0..5 {
         let t = Instant::now();
         let r = client
-            .post(format!("{base}/api/v1/scans?cluster=prod&image=registry.local/big/app{i}:1"))
+            .post(format!(
+                "{base}/api/v1/scans?cluster=prod&image=registry.local/big/app{i}:1"
+            ))
             .header("x-api-key", &key)
             .body(report.clone())
             .send()
@@ -253,13 +389,23 @@ async fn main() {
     // 3. Search (the index was rebuilt in the background at start: wait for it).
     let t = Instant::now();
     loop {
-        let v: serde_json::Value = client.get(format!("{base}/readyz")).send().await.unwrap().json().await.unwrap_or_default();
+        let v: serde_json::Value = client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or_default();
         if v["search"] == "ok" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    println!("search index of ~1M findings ready {:.1} s later", t.elapsed().as_secs_f64());
+    println!(
+        "search index of ~1M findings ready {:.1} s later",
+        t.elapsed().as_secs_f64()
+    );
     let mut times = Vec::new();
     for i in 0..300u64 {
         let q = match i % 3 {
@@ -268,13 +414,19 @@ async fn main() {
             _ => format!("app{}", i * 31 % IMAGES as u64),
         };
         let t = Instant::now();
-        let r = client.get(format!("{base}/api/v1/search?q={q}&limit=20")).header("x-api-key", &key).send().await.unwrap();
+        let r = client
+            .get(format!("{base}/api/v1/search?q={q}&limit=20"))
+            .header("x-api-key", &key)
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success());
         let _ = r.bytes().await;
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     println!("search over the API (300 queries: CVE prefixes, package and image names): p50 {:.1} ms, p99 {:.1} ms", percentile(times.clone(), 0.5), percentile(times, 0.99));
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
     if let Some(l) = status.lines().find(|l| l.starts_with("VmRSS")) {
         println!("server {l}");
     }

@@ -218,6 +218,7 @@ impl AdmissionIndex {
             }
         }
         let mut entries = HashMap::new();
+        let mut scanners: Vec<Arc<str>> = Vec::new();
         for image in images::list(&self.store)? {
             let scanned_at = image.last_scan.as_ref().map(|s| s.at);
             let reuse = by_id.get(&image.id).filter(|e| {
@@ -230,9 +231,18 @@ impl AdmissionIndex {
                 None => {
                     let state = match &image.scan_state {
                         ScanState::Failed { message } => EntryState::Failed(message.clone()),
-                        _ if image.last_scan.is_some() => EntryState::Scanned(Arc::new(
-                            images::facts(&self.store, image.id)?.unwrap_or_default(),
-                        )),
+                        _ if image.last_scan.is_some() => {
+                            let mut facts =
+                                images::facts(&self.store, image.id)?.unwrap_or_default();
+                            // One shared allocation per scanner name, not one per finding.
+                            for f in &mut facts {
+                                match scanners.iter().find(|s| **s == f.scanner) {
+                                    Some(s) => f.scanner = s.clone(),
+                                    None => scanners.push(f.scanner.clone()),
+                                }
+                            }
+                            EntryState::Scanned(Arc::new(facts))
+                        }
                         _ => EntryState::Unscanned,
                     };
                     Arc::new(Entry {

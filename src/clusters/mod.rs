@@ -423,7 +423,10 @@ pub fn search_doc(c: &Cluster) -> Doc {
 pub fn search_source() -> Source {
     Source {
         kind: "cluster",
-        documents: |store| Ok(list(store)?.iter().map(search_doc).collect()),
+        documents: |store, emit| {
+            list(store)?.iter().map(search_doc).for_each(emit);
+            Ok(())
+        },
     }
 }
 

@@ -98,20 +98,22 @@ pub fn reindex_exception(search: &Search, id: u64, e: Option<&Exception>) {
     }
 }
 
-fn all_image_docs(store: &Store) -> Result<Vec<Doc>, StoreError> {
-    let mut docs = Vec::new();
+fn all_image_docs(store: &Store, emit: &mut dyn FnMut(Doc)) -> Result<(), StoreError> {
     for image in images::list(store)? {
         let scan = images::scan(store, image.id)?;
-        docs.extend(image_docs(&image, scan.as_ref()));
+        image_docs(&image, scan.as_ref())
+            .into_iter()
+            .for_each(&mut *emit);
     }
-    Ok(docs)
+    Ok(())
 }
 
-fn all_exception_docs(store: &Store) -> Result<Vec<Doc>, StoreError> {
-    Ok(super::service::list_exceptions(store)?
+fn all_exception_docs(store: &Store, emit: &mut dyn FnMut(Doc)) -> Result<(), StoreError> {
+    super::service::list_exceptions(store)?
         .iter()
         .map(exception_doc)
-        .collect())
+        .for_each(emit);
+    Ok(())
 }
 
 /// Compliance's contributions to the index.

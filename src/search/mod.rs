@@ -60,7 +60,8 @@ pub struct Source {
     /// The kind these documents have.
     pub kind: &'static str,
     /// Lists them.
-    pub documents: fn(&Store) -> Result<Vec<Doc>, StoreError>,
+    /// Hands every document to the callback, one at a time (so a rebuild never holds them all).
+    pub documents: fn(&Store, &mut dyn FnMut(Doc)) -> Result<(), StoreError>,
 }
 
 /// Search failures.
@@ -207,10 +208,7 @@ impl Search {
 
     /// Replaces the whole index with the documents of every source; returns how many.
     pub fn rebuild(&self) -> Result<usize, SearchError> {
-        let mut docs = Vec::new();
-        for s in &self.inner.sources {
-            docs.extend((s.documents)(&self.inner.store)?);
-        }
+        let mut n = 0;
         {
             let w = self
                 .inner
@@ -218,15 +216,26 @@ impl Search {
                 .lock()
                 .map_err(|_| SearchError::Poisoned)?;
             w.delete_all_documents()?;
-            for d in &docs {
-                w.add_document(self.to_tantivy(d))?;
+            let mut failed = None;
+            for s in &self.inner.sources {
+                (s.documents)(&self.inner.store, &mut |d| {
+                    if failed.is_none() {
+                        match w.add_document(self.to_tantivy(&d)) {
+                            Ok(_) => n += 1,
+                            Err(e) => failed = Some(e),
+                        }
+                    }
+                })?;
+            }
+            if let Some(e) = failed {
+                return Err(e.into());
             }
         }
         self.commit(DIRTY)?;
         self.inner
             .needs_rebuild
             .store(false, std::sync::atomic::Ordering::Relaxed);
-        Ok(docs.len())
+        Ok(n)
     }
 
     /// Adds or replaces one document and makes it searchable.
@@ -389,19 +398,18 @@ mod tests {
 
     const NAMES: Table<u64, String> = Table::new("search_test_names");
 
-    fn docs(store: &Store) -> Result<Vec<Doc>, StoreError> {
-        Ok(store
-            .read(|r| r.all(&NAMES))?
-            .into_iter()
-            .map(|(id, name)| Doc {
+    fn docs(store: &Store, emit: &mut dyn FnMut(Doc)) -> Result<(), StoreError> {
+        for (id, name) in store.read(|r| r.all(&NAMES))? {
+            emit(Doc {
                 kind: "thing",
                 id: id.to_string(),
                 title: name.clone(),
                 body: String::new(),
                 url: format!("/things/{id}"),
                 group: format!("thing:{id}"),
-            })
-            .collect())
+            });
+        }
+        Ok(())
     }
 
     #[test]
