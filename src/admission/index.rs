@@ -219,6 +219,7 @@ impl AdmissionIndex {
         }
         let mut entries = HashMap::new();
         let mut scanners: Vec<Arc<str>> = Vec::new();
+        let mut ids: std::collections::HashSet<Arc<str>> = Default::default();
         for image in images::list(&self.store)? {
             let scanned_at = image.last_scan.as_ref().map(|s| s.at);
             let reuse = by_id.get(&image.id).filter(|e| {
@@ -234,11 +235,18 @@ impl AdmissionIndex {
                         _ if image.last_scan.is_some() => {
                             let mut facts =
                                 images::facts(&self.store, image.id)?.unwrap_or_default();
-                            // One shared allocation per scanner name, not one per finding.
+                            // One shared allocation per scanner name and per vulnerability id
+                            // (a few thousand distinct ids among a million findings).
                             for f in &mut facts {
                                 match scanners.iter().find(|s| **s == f.scanner) {
                                     Some(s) => f.scanner = s.clone(),
                                     None => scanners.push(f.scanner.clone()),
+                                }
+                                match ids.get(&f.id) {
+                                    Some(shared) => f.id = shared.clone(),
+                                    None => {
+                                        ids.insert(f.id.clone());
+                                    }
                                 }
                             }
                             EntryState::Scanned(Arc::new(facts))

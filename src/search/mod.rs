@@ -54,6 +54,9 @@ pub struct Hit {
     pub score: f32,
 }
 
+/// Lists a source's documents into the callback.
+pub type DocumentsFn = fn(&Store, &mut dyn FnMut(Doc)) -> Result<(), StoreError>;
+
 /// A domain's contribution to the index: every document of one kind, read from the store.
 #[derive(Clone)]
 pub struct Source {
@@ -61,7 +64,7 @@ pub struct Source {
     pub kind: &'static str,
     /// Lists them.
     /// Hands every document to the callback, one at a time (so a rebuild never holds them all).
-    pub documents: fn(&Store, &mut dyn FnMut(Doc)) -> Result<(), StoreError>,
+    pub documents: DocumentsFn,
 }
 
 /// Search failures.
