@@ -281,6 +281,16 @@ async fn main() {
         "start to ready with the admission index built: {:.2} s",
         t.elapsed().as_secs_f64()
     );
+    let rss = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM"))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!("server memory with the admission index loaded (search index rebuilding in the background): {}", rss(child.id()));
 
     // 1. Admission.
     let lua = work.path().join("reviews.lua");
@@ -425,11 +435,7 @@ async fn main() {
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     println!("search over the API (300 queries: CVE prefixes, package and image names): p50 {:.1} ms, p99 {:.1} ms", percentile(times.clone(), 0.5), percentile(times, 0.99));
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
-    if let Some(l) = status.lines().find(|l| l.starts_with("VmRSS")) {
-        println!("server {l}");
-    }
+    println!("server memory at the end: {}", rss(child.id()));
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
