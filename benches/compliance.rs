@@ -319,6 +319,24 @@ async fn main() {
             .unwrap_or("")
             .len()
     );
+    let mut denied = 0;
+    for b in &bodies {
+        let v: serde_json::Value = client
+            .post(format!("{base}/api/v1/admission/prod"))
+            .body(b.clone())
+            .header("content-type", "application/json")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        denied += usize::from(v["response"]["allowed"] == false);
+    }
+    println!(
+        "the 64 reviews in the mix: {denied} denied, {} allowed",
+        64 - denied
+    );
     let out = wrk(
         &[
             "-t1",
