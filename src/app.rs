@@ -59,7 +59,11 @@ pub fn jobs(config: &Config) -> Vec<Job> {
             run: Arc::new(|store: &Store| {
                 let n = crate::compliance::service::deactivate_expired(store)
                     .map_err(|e| e.to_string())?;
-                Ok(format!("{n} expired exceptions set inactive"))
+                let m = crate::compliance::service::notify_expiring(store)
+                    .map_err(|e| e.to_string())?;
+                Ok(format!(
+                    "{n} expired exceptions set inactive; {m} ending tomorrow announced"
+                ))
             }),
         },
         Job {
@@ -81,6 +85,7 @@ pub fn jobs(config: &Config) -> Vec<Job> {
                 let entries = audit::prune(store, days).map_err(|e| e.to_string())?;
                 let sessions = auth::prune_sessions(store).map_err(|e| e.to_string())?;
                 let decisions = crate::admission::prune(store, days).map_err(|e| e.to_string())?;
+                crate::notify::prune(store, days).map_err(|e| e.to_string())?;
                 Ok(format!(
                 "deleted {entries} audit-log entries and {decisions} admission decisions older than {days} days, and {sessions} expired sessions"
             ))
@@ -136,6 +141,18 @@ impl Appliance {
         let st = &self.state;
         st.scheduler.start(&st.supervisor);
         crate::admission::start(st);
+        let (store, smtp) = (st.store.clone(), st.config.smtp.clone());
+        st.supervisor.spawn("mailer", move |stop| async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                }
+                if let Err(e) = crate::notify::deliver(&store, &smtp).await {
+                    tracing::warn!(error = %e, "mailer");
+                }
+            }
+        });
         if st.search.needs_rebuild() {
             let search = st.search.clone();
             st.supervisor

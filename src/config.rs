@@ -42,6 +42,56 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// How long records are kept.
     pub retention: RetentionConfig,
+    /// Outgoing email (notifications to admins).
+    pub smtp: SmtpConfig,
+}
+
+/// Outgoing email. An empty host disables sending; mail then waits in the outbox.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// SMTP server host name; empty = do not send.
+    pub host: String,
+    /// SMTP port (25, 465 for `tls`, 587 for `starttls`).
+    pub port: u16,
+    /// `none` (plain, for a relay on a trusted network), `starttls` or `tls`.
+    pub security: String,
+    /// Sender address.
+    pub from: String,
+    /// Login (empty: no authentication).
+    pub username: String,
+    /// Password (prefer BULWARK_SMTP_PASSWORD over writing it in the file).
+    pub password: String,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: String::new(),
+            port: 25,
+            security: "starttls".into(),
+            from: "Bulwark <bulwark@localhost>".into(),
+            username: String::new(),
+            password: String::new(),
+        }
+    }
+}
+
+// The password never appears in logs or debug output.
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("from", &self.from)
+            .field("username", &self.username)
+            .field(
+                "password",
+                &if self.password.is_empty() { "" } else { "***" },
+            )
+            .finish()
+    }
 }
 
 /// TLS certificate settings. Empty paths mean "generate a self-signed certificate into the data
@@ -124,6 +174,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             jobs: JobsConfig::default(),
             retention: RetentionConfig::default(),
+            smtp: SmtpConfig::default(),
         }
     }
 }
@@ -300,6 +351,19 @@ impl Config {
             if let Err(e) = expr.parse::<cron::Schedule>() {
                 p.push(format!("{key}: '{expr}' is not a cron expression: {e}"));
             }
+        }
+        if !matches!(self.smtp.security.as_str(), "none" | "starttls" | "tls") {
+            p.push(format!(
+                "smtp.security: '{}' is not one of none, starttls, tls",
+                self.smtp.security
+            ));
+        }
+        if !self.smtp.host.is_empty() && self.smtp.from.parse::<lettre::message::Mailbox>().is_err()
+        {
+            p.push(format!(
+                "smtp.from: '{}' is not an address such as Bulwark <bulwark@example.com>",
+                self.smtp.from
+            ));
         }
         if self.retention.audit_log_days == 0 {
             p.push("retention.audit_log_days: must be at least 1".into());

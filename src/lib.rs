@@ -15,6 +15,7 @@ pub mod config;
 pub mod http;
 pub mod images;
 pub mod jobs;
+pub mod notify;
 pub mod search;
 pub mod store;
 pub mod system;

@@ -302,6 +302,16 @@ pub fn list_users(store: &Store) -> Result<Vec<UserView>, StoreError> {
         .collect())
 }
 
+/// Emails of every enabled admin and super-admin (recipients of notifications).
+pub fn admin_emails(store: &Store) -> Result<Vec<String>, StoreError> {
+    Ok(store
+        .read(|r| r.all(&USERS))?
+        .into_iter()
+        .filter(|(_, u)| !u.disabled && matches!(u.role, Role::Admin | Role::SuperAdmin))
+        .map(|(_, u)| u.email)
+        .collect())
+}
+
 /// Number of users.
 pub fn user_count(store: &Store) -> Result<u64, StoreError> {
     store.read(|r| r.len(&USERS))

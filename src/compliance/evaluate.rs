@@ -327,6 +327,7 @@ mod tests {
             created_at: t,
             updated_at: t,
             comments: vec![],
+            expiry_notified: false,
         }
     }
 

@@ -181,6 +181,9 @@ pub struct Exception {
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
     pub comments: Vec<Comment>,
+    /// The "expires tomorrow" mail went out.
+    #[serde(default)]
+    pub expiry_notified: bool,
 }
 
 impl Exception {

@@ -369,6 +369,7 @@ fn build_exception(
         created_at: now,
         updated_at: now,
         comments: vec![],
+        expiry_notified: false,
     })
 }
 
@@ -535,6 +536,32 @@ pub fn list_exceptions(store: &Store) -> Result<Vec<Exception>, StoreError> {
         .collect())
 }
 
+/// Mails admins about active exceptions whose last day is today (they end tomorrow); once per
+/// exception. Returns how many.
+pub fn notify_expiring(store: &Store) -> Result<u64, StoreError> {
+    let tomorrow = today() + chrono::Duration::days(1);
+    let admins = crate::auth::admin_emails(store)?;
+    store.write(|w| {
+        let mut n = 0;
+        for (id, mut e) in w.all(&EXCEPTIONS)? {
+            if e.status == ExceptionStatus::Active && e.end_date == Some(tomorrow) && !e.expiry_notified {
+                let body = format!(
+                    "The exception \"{}\" (id {id}{}) ends tomorrow, {tomorrow}. After that the findings it excuses count again.\n\nIssue: {}\nImages: {}\n",
+                    e.title,
+                    if e.temporary { ", temporary" } else { "" },
+                    if e.issue_id.is_empty() { "all" } else { &e.issue_id },
+                    if e.image_match.as_str().is_empty() { "all" } else { e.image_match.as_str() },
+                );
+                crate::notify::enqueue(w, admins.clone(), &format!("Exception ends tomorrow: {}", e.title), &body)?;
+                e.expiry_notified = true;
+                w.put(&EXCEPTIONS, &id, &e)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    })
+}
+
 /// Sets expired exceptions inactive (the nightly job); returns how many. Expiry is also
 /// enforced by date in every evaluation, so this only keeps the lists honest.
 pub fn deactivate_expired(store: &Store) -> Result<u64, StoreError> {
@@ -675,6 +702,7 @@ pub fn ingest(
     let today = today();
     let n = findings.len();
     let policies = list_policies(store)?;
+    let admins = crate::auth::admin_emails(store)?;
     let (image, verdict, temporary) = store.write(|w| {
         let mut image = images::upsert(w, r, digest, Some(cluster.id))?;
         let facts: Vec<Facts> = findings.iter().map(Facts::from).collect();
@@ -705,6 +733,19 @@ pub fn ingest(
             today,
         )?;
         if !temporary.is_empty() {
+            // The mail commits with the exceptions it announces.
+            let list: Vec<String> = temporary
+                .iter()
+                .filter_map(|id| w.get(&EXCEPTIONS, id).ok().flatten())
+                .map(|e| format!("  - {} (until {}, exception {})", e.title, e.end_date.map(|d| d.to_string()).unwrap_or_default(), e.id))
+                .collect();
+            let body = format!(
+                "Bulwark found new policy violations in {} (cluster {}) and created temporary exceptions for the policy grace period:\n\n{}\n\nThe image is allowed until they end. Review them under Exceptions.\n",
+                image.name(),
+                cluster.name,
+                list.join("\n")
+            );
+            crate::notify::enqueue(w, admins.clone(), &format!("Temporary exceptions created for {}", image.name()), &body)?;
             let exceptions: Vec<Exception> =
                 w.all(&EXCEPTIONS)?.into_iter().map(|(_, e)| e).collect();
             let erefs: Vec<&Exception> = exceptions.iter().collect();
@@ -841,6 +882,7 @@ fn grant_grace(
                 created_at: now,
                 updated_at: now,
                 comments: vec![],
+                expiry_notified: false,
             };
             w.put(&EXCEPTIONS, &id, &e)?;
             audit::record(

@@ -38,6 +38,12 @@ pub fn routes(r: &mut Routes, config: &Config) {
     );
     r.api(Method::GET, "/api/v1/search", Perm::Read, api_search);
     r.api(Method::POST, "/api/v1/backup", Perm::SuperAdmin, api_backup);
+    r.api(
+        Method::GET,
+        "/api/v1/notify/outbox",
+        Perm::SuperAdmin,
+        api_outbox,
+    );
     r.page("/", Perm::Read, dashboard);
     r.page("/jobs", Perm::Read, jobs_page);
     r.form("/jobs/{name}/run", Perm::Write, run_job_form);
@@ -160,6 +166,14 @@ async fn api_search(
 ) -> Result<HttpResponse, ApiError> {
     let hits = search(&state, q.into_inner()).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": hits })))
+}
+
+async fn api_outbox(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let items = state
+        .store
+        .run(|s| crate::notify::outbox(s, 500).map_err(ApiError::from))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }
 
 /// Streams a consistent copy of the database (the HTTP twin of `bulwark backup`). The copy is

@@ -9,4 +9,5 @@ mod browser;
 mod compliance;
 mod lifecycle;
 mod migration;
+mod notify;
 mod support;

@@ -6,6 +6,8 @@
 # Services:
 #   browser   Debian's chromium + chromium-driver; starts chromedriver on 127.0.0.1:$CHROMEDRIVER_PORT
 #             (default 9515) for the headless-browser UI test.
+#   smtp      aiosmtpd (PyPI, in a venv cached under $TEST_CACHE) on 127.0.0.1:$SMTP_PORT
+#             (default 2525), delivering into DIR/maildir, for the notification tests.
 #
 # Every started process is recorded as "name pid" in DIR/pids, so tests/services/stop.sh DIR stops
 # exactly those PIDs (never by name). Connection details go to DIR/endpoints.env (sourceable);
@@ -16,8 +18,12 @@ set -euo pipefail
 DIR=${1:?usage: start.sh DIR [service ...]}
 shift || true
 SERVICES=("$@")
-[ ${#SERVICES[@]} -eq 0 ] && SERVICES=(browser)
+[ ${#SERVICES[@]} -eq 0 ] && SERVICES=(browser smtp)
 CHROMEDRIVER_PORT=${CHROMEDRIVER_PORT:-9515}
+SMTP_PORT=${SMTP_PORT:-2525}
+TEST_CACHE=${TEST_CACHE:-$HOME/.cache}
+VENV=$TEST_CACHE/bulwark-test-venv
+AIOSMTPD_SPEC=aiosmtpd==1.4.6
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -63,9 +69,30 @@ start_browser() {
   log "chromedriver on 127.0.0.1:$CHROMEDRIVER_PORT ($("$drv" --version | head -1))"
 }
 
+start_smtp() {
+  if ! "$VENV/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
+    log "installing $AIOSMTPD_SPEC into $VENV"
+    mkdir -p "$TEST_CACHE"
+    python3 -m venv "$VENV" >>"$DIR/install.log" 2>&1 || die "python3 -m venv failed"
+    "$VENV/bin/pip" install -q "$AIOSMTPD_SPEC" >>"$DIR/install.log" 2>&1 || { tail -20 "$DIR/install.log" >&2; die "pip install failed"; }
+  fi
+  mkdir -p "$DIR/maildir/tmp" "$DIR/maildir/new" "$DIR/maildir/cur"
+  "$VENV/bin/python" -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$DIR/maildir" >"$DIR/smtp.log" 2>&1 &
+  echo "aiosmtpd $!" >> "$PIDS"
+  local end=$((SECONDS + 20))
+  until (exec 3<>"/dev/tcp/127.0.0.1/$SMTP_PORT") 2>/dev/null; do
+    [ $SECONDS -ge $end ] && die "aiosmtpd did not start (see $DIR/smtp.log)"
+    sleep 0.2
+  done
+  echo "BULWARK_TEST_SMTP=127.0.0.1:$SMTP_PORT" >> "$ENVF"
+  echo "BULWARK_TEST_MAILDIR=$DIR/maildir" >> "$ENVF"
+  log "aiosmtpd on 127.0.0.1:$SMTP_PORT, mail in $DIR/maildir"
+}
+
 for s in "${SERVICES[@]}"; do
   case "$s" in
     browser) start_browser ;;
+    smtp) start_smtp ;;
     *) die "unknown service '$s'" ;;
   esac
 done
