@@ -18,6 +18,10 @@ set -a
 . "$services/endpoints.env"
 set +a
 
+# A shared target dir can hold this crate built from another checkout path with the same unit
+# hash; cargo would then reuse that build. Rebuild this crate (dependencies stay cached).
+cargo clean -p bulwark
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

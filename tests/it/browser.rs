@@ -272,5 +272,49 @@ async fn sign_in_create_a_cluster_and_see_it_listed() {
         .clone();
     assert_eq!(made["enforcement"], true);
     assert_eq!(made["tags"], json!(["env=test", "ui"]));
+
+    // Image compliance in the browser: a scan arrives, the image is listed as non-compliant,
+    // its page shows why, and an exception is requested from there.
+    let report = include_bytes!("../fixtures/trivy/debian-buster.trivy.json");
+    let r = c
+        .post(format!(
+            "{}/api/v1/scans?cluster=browser-made&image=registry.local/team/api:1.0",
+            server.base
+        ))
+        .header("content-type", "application/json")
+        .body(report.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    d.goto(&format!("{}/images?compliance=non-compliant", server.base))
+        .await;
+    assert!(d.source().await.contains("registry.local/team/api"));
+    d.click("#images tbody a").await;
+    d.wait_url("the image page", |u| u.contains("/images/"))
+        .await;
+    let src = d.source().await;
+    assert!(
+        src.contains("Non-compliant") && src.contains("CVE-2019-18224"),
+        "the verdict and the finding are shown"
+    );
+    assert!(src.contains("more than the 0 policy"), "with the reason");
+    d.screenshot("browser-image.png").await;
+    d.click("#CVE-2019-18224 a[href^='/exceptions']").await;
+    d.wait_url("the exception form", |u| {
+        u.contains("/exceptions?issue_id=")
+    })
+    .await;
+    d.type_into("#x-title", "accepted until the next release")
+        .await;
+    d.click("#exception-form button[type=submit]").await;
+    d.wait_url("the new exception", |u| u.contains("/exceptions/"))
+        .await;
+    let src = d.source().await;
+    assert!(
+        src.contains("accepted until the next release") && src.contains("CVE-2019-18224"),
+        "{src}"
+    );
+    d.screenshot("browser-exception.png").await;
     d.quit().await;
 }
