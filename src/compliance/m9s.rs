@@ -29,6 +29,12 @@ const REGISTRATIONS: Table<u64, Registration> = Table::new("m9s_image_registrati
 pub fn routes(r: &mut Routes) {
     r.api(
         Method::GET,
+        "/api/docker-registries",
+        Perm::UploadScan,
+        docker_registries,
+    );
+    r.api(
+        Method::GET,
         "/api/policies/by-cluster/{cluster}",
         Perm::UploadScan,
         policies_by_cluster,
@@ -125,6 +131,29 @@ async fn policies_by_cluster(
         })
         .await?;
     Ok(ok(data))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RegistryQuery {
+    url: String,
+}
+
+/// Trawler asks for the registry of the image it is about to scan. Bulwark keeps no registry
+/// passwords for the scanner role (m9sweeper handed them out), so the registry is described as
+/// anonymous: trawler then scans public and anonymous registries; private ones are scanned by
+/// Bulwark's own scanner with credentials it keeps encrypted.
+async fn docker_registries(q: web::Query<RegistryQuery>) -> HttpResponse {
+    let host = q.into_inner().url;
+    let list: Vec<Value> = if host.is_empty() {
+        vec![]
+    } else {
+        vec![json!({
+            "id": 0, "name": host, "hostname": host, "loginRequired": false, "username": "", "password": "",
+            "authType": "None", "authDetails": {}, "aliases": []
+        })]
+    };
+    ok(json!({ "totalCount": list.len(), "list": list }))
 }
 
 fn cluster_dto(c: &crate::clusters::Cluster) -> Value {

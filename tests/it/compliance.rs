@@ -455,6 +455,16 @@ async fn m9sweeper_trawler_keeps_working() {
         v["data"].get("kubeConfig").is_none(),
         "no cluster credentials for the scanner role"
     );
+    let (_, v) = call!(
+        &app,
+        get("/api/docker-registries?url=registry.local&sort-by=id&sort-direction=asc")
+    );
+    assert_eq!(v["data"]["totalCount"], 1);
+    assert_eq!(v["data"]["list"][0]["hostname"], "registry.local");
+    assert_eq!(
+        v["data"]["list"][0]["password"], "",
+        "never a registry password"
+    );
     let (_, v) = call!(&app, get(&format!("/api/policies/by-cluster/{cid}")));
     let policy = &v["data"][0];
     assert_eq!(policy["enabled"], true);
