@@ -193,6 +193,37 @@ async fn ingest_verdicts_and_exceptions() {
         eid.to_string(),
         "exceptions are searchable: {hits}"
     );
+    // Admins edit; the edit keeps the comments and who asked; read-only users may not.
+    let edit = json!({"title": "accepted risk (until Q3)", "type": "policy", "status": "active", "issue_id": critical,
+        "image_match": "registry.local/team/api", "end_date": "2099-01-01"});
+    let (s, _) = call!(
+        &app,
+        TestRequest::put()
+            .uri(&format!("/api/v1/exceptions/{eid}"))
+            .cookie(cookie(&viewer_s))
+            .set_json(edit.clone())
+    );
+    assert_eq!(s, 403);
+    let (s, e) = call!(
+        &app,
+        TestRequest::put()
+            .uri(&format!("/api/v1/exceptions/{eid}"))
+            .cookie(cookie(&admin_s))
+            .set_json(edit)
+    );
+    assert_eq!(s, 200, "{e}");
+    assert_eq!(
+        (
+            e["title"].as_str(),
+            e["end_date"].as_str(),
+            e["created_by"].as_str()
+        ),
+        (
+            Some("accepted risk (until Q3)"),
+            Some("2099-01-01"),
+            Some("viewer@example.com")
+        )
+    );
     // Comments from both.
     let (s, e) = call!(
         &app,
