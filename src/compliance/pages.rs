@@ -361,17 +361,12 @@ impl PoliciesPage {
     fn scope(&self, p: &Policy) -> String {
         match &p.clusters {
             None => "all clusters".into(),
-            Some(ids) => ids
-                .iter()
-                .map(|id| {
-                    self.clusters
-                        .iter()
-                        .find(|c| c.id == *id)
-                        .map(|c| c.name.clone())
-                        .unwrap_or_else(|| format!("#{id}"))
-                })
-                .collect::<Vec<_>>()
-                .join(", "),
+            some => names(some, |id| {
+                self.clusters
+                    .iter()
+                    .find(|c| c.id == id)
+                    .map(|c| c.name.clone())
+            }),
         }
     }
 }
@@ -834,36 +829,32 @@ struct ExceptionPage {
 
 impl ExceptionPage {
     fn clusters_text(&self) -> String {
-        match &self.e.clusters {
-            None => "all".into(),
-            Some(ids) => ids
+        names(&self.e.clusters, |id| {
+            self.clusters
                 .iter()
-                .map(|id| {
-                    self.clusters
-                        .iter()
-                        .find(|c| c.id == *id)
-                        .map(|c| c.name.clone())
-                        .unwrap_or_else(|| format!("#{id}"))
-                })
-                .collect::<Vec<_>>()
-                .join(", "),
-        }
+                .find(|c| c.id == id)
+                .map(|c| c.name.clone())
+        })
     }
     fn policies_text(&self) -> String {
-        match &self.e.policies {
-            None => "all".into(),
-            Some(ids) => ids
+        names(&self.e.policies, |id| {
+            self.policies
                 .iter()
-                .map(|id| {
-                    self.policies
-                        .iter()
-                        .find(|p| p.id == *id)
-                        .map(|p| p.name.clone())
-                        .unwrap_or_else(|| format!("#{id}"))
-                })
-                .collect::<Vec<_>>()
-                .join(", "),
-        }
+                .find(|p| p.id == id)
+                .map(|p| p.name.clone())
+        })
+    }
+}
+
+/// "all" for `None`, else the names of the ids (`#id` for ones that no longer exist).
+fn names(ids: &Option<Vec<u64>>, name: impl Fn(u64) -> Option<String>) -> String {
+    match ids {
+        None => "all".into(),
+        Some(ids) => ids
+            .iter()
+            .map(|id| name(*id).unwrap_or_else(|| format!("#{id}")))
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }
 

@@ -119,6 +119,27 @@ fn validate_policy(p: &PolicyInput) -> Result<(), ComplianceError> {
     Ok(())
 }
 
+fn policy_from(
+    id: u64,
+    p: PolicyInput,
+    created_at: chrono::DateTime<Utc>,
+    updated_at: chrono::DateTime<Utc>,
+) -> Policy {
+    Policy {
+        id,
+        name: p.name.trim().to_string(),
+        description: p.description,
+        active: p.active,
+        required: p.required,
+        clusters: p.clusters,
+        scanners: p.scanners,
+        grace_period_days: p.grace_period_days,
+        rescan_period_days: p.rescan_period_days,
+        created_at,
+        updated_at,
+    }
+}
+
 /// Every policy.
 pub fn list_policies(store: &Store) -> Result<Vec<Policy>, StoreError> {
     Ok(store
@@ -145,19 +166,7 @@ pub fn create_policy(
     store.write(|w| {
         let id = w.next_id("policies")?;
         let now = Utc::now();
-        let policy = Policy {
-            id,
-            name: p.name.trim().to_string(),
-            description: p.description,
-            active: p.active,
-            required: p.required,
-            clusters: p.clusters,
-            scanners: p.scanners,
-            grace_period_days: p.grace_period_days,
-            rescan_period_days: p.rescan_period_days,
-            created_at: now,
-            updated_at: now,
-        };
+        let policy = policy_from(id, p, now, now);
         w.put(&POLICIES, &id, &policy)?;
         audit::record(
             w,
@@ -181,19 +190,7 @@ pub fn update_policy(
         let old = w
             .get(&POLICIES, &id)?
             .ok_or_else(|| ComplianceError::NotFound(format!("policy {id}")))?;
-        let policy = Policy {
-            id,
-            name: p.name.trim().to_string(),
-            description: p.description,
-            active: p.active,
-            required: p.required,
-            clusters: p.clusters,
-            scanners: p.scanners,
-            grace_period_days: p.grace_period_days,
-            rescan_period_days: p.rescan_period_days,
-            created_at: old.created_at,
-            updated_at: Utc::now(),
-        };
+        let policy = policy_from(id, p, old.created_at, Utc::now());
         w.put(&POLICIES, &id, &policy)?;
         audit::record(
             w,
