@@ -19,3 +19,4 @@ pub mod notify;
 pub mod search;
 pub mod store;
 pub mod system;
+pub mod vulndb;
