@@ -10,7 +10,8 @@ use std::cmp::Ordering;
 enum Pre {
     /// A dev release with no pre or post part sorts before every pre-release.
     DevOnly,
-    Pre(u8, u64),
+    /// A pre-release: a (0), b (1) or rc (2), and its number.
+    Release(u8, u64),
     None,
 }
 
@@ -115,7 +116,7 @@ fn key(v: &str) -> Option<Key> {
     }
     let pre = c
         .word(&["alpha", "beta", "preview", "pre", "rc", "a", "b", "c"])
-        .map(|k| Pre::Pre([0, 1, 2, 2, 2, 0, 1, 2][k], c.number()));
+        .map(|k| Pre::Release([0, 1, 2, 2, 2, 0, 1, 2][k], c.number()));
     let post = if c.peek() == Some(b'-') && c.s.get(c.i + 1).is_some_and(|d| d.is_ascii_digit()) {
         c.i += 1;
         c.digits()
