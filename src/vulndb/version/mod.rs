@@ -1,7 +1,8 @@
-//! Version comparison for every ecosystem the scanner matches: dpkg, rpm, SemVer (npm, cargo,
-//! go), PEP 440. Each comparator is proven against upstream test vectors
+//! Version comparison for every ecosystem the scanner matches: dpkg, rpm, apk, SemVer (npm,
+//! cargo, go), PEP 440. Each comparator is proven against upstream test vectors
 //! (`tests/fixtures/versions`).
 
+pub mod apk;
 pub mod dpkg;
 pub mod pep440;
 pub mod rpm;
