@@ -1,3 +1,5 @@
-//! The offline vulnerability database (issue 4, in progress): version comparators so far.
+//! The offline vulnerability database (issue 4, in progress): version comparators for every
+//! ecosystem and OSV range semantics so far; import and matching come next.
 
+pub mod range;
 pub mod version;
