@@ -195,10 +195,26 @@ impl Store {
         }
         std::fs::create_dir_all(data_dir).map_err(io)?;
         set_private(data_dir, 0o700);
-        let db = open_db(&path, fresh)?;
+        Self::open_file(&path, migrations)
+    }
+
+    /// Opens (creating if needed) the database file at `path` itself: for databases that live
+    /// outside a data dir, such as a standalone vulnerability DB. The same marker, schema and
+    /// migration rules apply.
+    pub fn open_file(path: &Path, migrations: &[Migration]) -> Result<Store, StoreError> {
+        let fresh = !path.exists();
+        if fresh {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
+            }
+        }
+        let db = open_db(path, fresh)?;
         let store = Store {
             db: Arc::new(Db::Rw(db)),
-            path: Arc::new(path),
+            path: Arc::new(path.to_path_buf()),
             versions: Arc::default(),
         };
         if fresh {

@@ -1,0 +1,395 @@
+//! The vulnerability database: a redb file of advisories indexed by (ecosystem, package).
+//!
+//! Imports are atomic (one write transaction: a failed import leaves the previous database as it
+//! was) and incremental (a record replaces the stored one only if its `modified` is newer).
+//! Malformed records are skipped and counted; the import goes on.
+
+use std::cmp::Ordering;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::osv::{self, Advisory};
+use super::range;
+use super::version;
+use crate::store::{Store, StoreError, Table};
+
+const ADVISORIES: Table<String, Advisory> = Table::new("vulndb_advisories");
+/// `ecosystem|package` → advisory ids.
+const BY_PACKAGE: Table<String, Vec<String>> = Table::new("vulndb_by_package");
+const SOURCES: Table<String, SourceStatus> = Table::new("vulndb_sources");
+
+/// Largest single JSON record read from a file or a zip entry (guards against zip bombs).
+const MAX_RECORD_BYTES: u64 = 16 * 1024 * 1024;
+
+/// What one source has contributed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceStatus {
+    pub name: String,
+    pub records: u64,
+    pub imported_at: DateTime<Utc>,
+}
+
+/// What an import did.
+#[derive(Debug, Default, Serialize, PartialEq)]
+pub struct ImportReport {
+    pub read: u64,
+    pub imported: u64,
+    pub unchanged: u64,
+    pub skipped: u64,
+    /// The first problems met (file and why).
+    pub problems: Vec<String>,
+}
+
+/// Errors of the vulnerability database.
+#[derive(Debug, thiserror::Error)]
+pub enum VulnDbError {
+    #[error("{path}: {reason}")]
+    Input { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The comparator for an OSV ecosystem, if Bulwark knows its version scheme.
+pub fn comparator(ecosystem: &str) -> Option<fn(&str, &str) -> Ordering> {
+    let base = ecosystem.split(':').next().unwrap_or(ecosystem);
+    Some(match base {
+        "Alpine" | "Wolfi" | "Chainguard" => version::apk::compare,
+        "Debian" | "Ubuntu" => version::dpkg::compare,
+        "Red Hat" | "Rocky Linux" | "AlmaLinux" | "openSUSE" | "SUSE" | "Mageia" | "openEuler" => {
+            version::rpm::compare
+        }
+        "PyPI" => version::pep440::compare,
+        "Maven" => version::maven::compare,
+        "npm" | "crates.io" | "Go" | "Packagist" | "NuGet" | "Hex" | "Pub" | "RubyGems" => {
+            version::semver::compare
+        }
+        _ => return None,
+    })
+}
+
+/// An open vulnerability database.
+pub struct VulnDb {
+    store: Store,
+}
+
+fn index_key(ecosystem: &str, package: &str) -> String {
+    format!("{ecosystem}|{package}")
+}
+
+impl VulnDb {
+    /// Opens (creating if needed) the database file at `path`.
+    pub fn open(path: &Path) -> Result<VulnDb, StoreError> {
+        Ok(VulnDb {
+            store: Store::open_file(path, &[])?,
+        })
+    }
+
+    /// Number of advisories.
+    pub fn len(&self) -> Result<u64, StoreError> {
+        self.store.read(|r| r.len(&ADVISORIES))
+    }
+
+    /// Whether the database holds no advisory.
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// The sources imported so far.
+    pub fn sources(&self) -> Result<Vec<SourceStatus>, StoreError> {
+        Ok(self
+            .store
+            .read(|r| r.all(&SOURCES))?
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect())
+    }
+
+    /// Imports OSV records from files (`.json`), folders (walked recursively) and osv.dev's zip
+    /// exports, in one transaction.
+    pub fn import_osv(&self, paths: &[PathBuf]) -> Result<ImportReport, VulnDbError> {
+        let mut report = ImportReport::default();
+        let mut advisories = Vec::new();
+        for p in paths {
+            collect(p, &mut advisories, &mut report)?;
+        }
+        let now = Utc::now();
+        self.store.write(|w| {
+            for a in advisories {
+                let old = w.get(&ADVISORIES, &a.id)?;
+                if old
+                    .as_ref()
+                    .is_some_and(|o| !o.modified.is_empty() && o.modified >= a.modified)
+                {
+                    report.unchanged += 1;
+                    continue;
+                }
+                if let Some(o) = &old {
+                    for af in &o.affected {
+                        let k = index_key(&af.ecosystem, &af.package);
+                        let mut ids = w.get(&BY_PACKAGE, &k)?.unwrap_or_default();
+                        ids.retain(|i| *i != o.id);
+                        w.put(&BY_PACKAGE, &k, &ids)?;
+                    }
+                }
+                for af in &a.affected {
+                    let k = index_key(&af.ecosystem, &af.package);
+                    let mut ids = w.get(&BY_PACKAGE, &k)?.unwrap_or_default();
+                    if !ids.contains(&a.id) {
+                        ids.push(a.id.clone());
+                    }
+                    w.put(&BY_PACKAGE, &k, &ids)?;
+                }
+                w.put(&ADVISORIES, &a.id, &a)?;
+                report.imported += 1;
+            }
+            let total = w
+                .all(&ADVISORIES)?
+                .iter()
+                .filter(|(_, a)| a.source == "osv")
+                .count() as u64;
+            w.put(
+                &SOURCES,
+                &"osv".to_string(),
+                &SourceStatus {
+                    name: "osv".into(),
+                    records: total,
+                    imported_at: now,
+                },
+            )?;
+            Ok::<_, VulnDbError>(())
+        })?;
+        Ok(report)
+    }
+
+    /// Advisories affecting `package` at `version` in `ecosystem`.
+    pub fn affecting(
+        &self,
+        ecosystem: &str,
+        package: &str,
+        version: &str,
+    ) -> Result<Vec<Advisory>, StoreError> {
+        let Some(cmp) = comparator(ecosystem) else {
+            return Ok(vec![]);
+        };
+        self.store.read(|r| {
+            let ids = r
+                .get(&BY_PACKAGE, &index_key(ecosystem, package))?
+                .unwrap_or_default();
+            let mut out = Vec::new();
+            for id in ids {
+                let Some(a) = r.get(&ADVISORIES, &id)? else {
+                    continue;
+                };
+                let hit = a
+                    .affected
+                    .iter()
+                    .filter(|af| af.ecosystem == ecosystem && af.package == package)
+                    .any(|af| {
+                        let ranges: Vec<Vec<range::Event>> = af
+                            .ranges
+                            .iter()
+                            .map(|evs| evs.iter().map(Into::into).collect())
+                            .collect();
+                        range::affected(version, &ranges, &af.versions, cmp)
+                    });
+                if hit {
+                    out.push(a);
+                }
+            }
+            Ok(out)
+        })
+    }
+}
+
+fn problem(report: &mut ImportReport, what: String) {
+    report.skipped += 1;
+    if report.problems.len() < 20 {
+        report.problems.push(what);
+    }
+}
+
+fn collect(
+    path: &Path,
+    out: &mut Vec<Advisory>,
+    report: &mut ImportReport,
+) -> Result<(), VulnDbError> {
+    let input = |reason: String| VulnDbError::Input {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| input(e.to_string()))?;
+    if meta.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| input(e.to_string()))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .collect();
+        entries.sort();
+        for e in entries {
+            let ext = e.extension().and_then(|x| x.to_str()).unwrap_or_default();
+            if e.is_dir() || ext == "json" || ext == "zip" {
+                collect(&e, out, report)?;
+            }
+        }
+        return Ok(());
+    }
+    if path.extension().and_then(|x| x.to_str()) == Some("zip") {
+        let f = std::fs::File::open(path).map_err(|e| input(e.to_string()))?;
+        let mut zip =
+            zip::ZipArchive::new(f).map_err(|e| input(format!("not a zip archive: {e}")))?;
+        for i in 0..zip.len() {
+            let mut entry = match zip.by_index(i) {
+                Ok(e) => e,
+                Err(e) => {
+                    problem(report, format!("{}: entry {i}: {e}", path.display()));
+                    continue;
+                }
+            };
+            if !entry.name().ends_with(".json") {
+                continue;
+            }
+            let name = format!("{}:{}", path.display(), entry.name());
+            let mut buf = Vec::new();
+            if let Err(e) = (&mut entry)
+                .take(MAX_RECORD_BYTES + 1)
+                .read_to_end(&mut buf)
+            {
+                problem(report, format!("{name}: {e}"));
+                continue;
+            }
+            record(&name, &buf, out, report);
+        }
+        return Ok(());
+    }
+    if meta.len() > MAX_RECORD_BYTES {
+        problem(
+            report,
+            format!("{}: larger than {MAX_RECORD_BYTES} bytes", path.display()),
+        );
+        return Ok(());
+    }
+    let bytes = std::fs::read(path).map_err(|e| input(e.to_string()))?;
+    record(&path.display().to_string(), &bytes, out, report);
+    Ok(())
+}
+
+fn record(name: &str, bytes: &[u8], out: &mut Vec<Advisory>, report: &mut ImportReport) {
+    report.read += 1;
+    if bytes.len() as u64 > MAX_RECORD_BYTES {
+        return problem(
+            report,
+            format!("{name}: larger than {MAX_RECORD_BYTES} bytes"),
+        );
+    }
+    match osv::parse(bytes) {
+        Ok(a) => out.push(a),
+        Err(e) => problem(report, format!("{name}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixtures() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vulndb")
+    }
+
+    #[test]
+    fn imports_matches_and_is_incremental() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = VulnDb::open(&dir.path().join("v.redb")).unwrap();
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, b"{\"summary\": \"no id\"}").unwrap();
+        let rep = db.import_osv(&[fixtures(), bad.clone()]).unwrap();
+        assert_eq!((rep.read, rep.imported, rep.skipped), (7, 6, 1), "{rep:?}");
+        assert!(rep.problems[0].contains("bad.json"));
+        assert_eq!(db.len().unwrap(), 6);
+        // Alpine openssl: fixed in 1.0.2q-r0.
+        assert_eq!(
+            db.affecting("Alpine:v3.3", "openssl", "1.0.2p-r0")
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(db
+            .affecting("Alpine:v3.3", "openssl", "1.0.2q-r0")
+            .unwrap()
+            .is_empty());
+        // Go (SEMVER), PyPI (explicit versions), Red Hat (epoch-prefixed rpm).
+        assert_eq!(
+            db.affecting("Go", "github.com/gin-gonic/gin", "1.5.0")
+                .unwrap()[0]
+                .id,
+            "GO-2020-0001"
+        );
+        assert!(db
+            .affecting("Go", "github.com/gin-gonic/gin", "v1.6.0")
+            .unwrap()
+            .is_empty());
+        let rh = db
+            .affecting(
+                "Red Hat:rhel_aus:8.6::appstream",
+                "git-lfs",
+                "0:2.13.3-3.el8_6",
+            )
+            .unwrap();
+        assert_eq!(rh.len(), 1, "an older release is affected");
+        assert!(db
+            .affecting(
+                "Red Hat:rhel_aus:8.6::appstream",
+                "git-lfs",
+                "0:2.13.3-3.el8_6.1"
+            )
+            .unwrap()
+            .is_empty());
+        // Again: nothing changes.
+        let again = db.import_osv(&[fixtures()]).unwrap();
+        assert_eq!((again.imported, again.unchanged), (0, 6));
+        assert_eq!(db.sources().unwrap()[0].records, 6);
+        // A missing path fails the whole import and changes nothing.
+        assert!(db
+            .import_osv(&[fixtures(), dir.path().join("missing")])
+            .is_err());
+        assert_eq!(db.len().unwrap(), 6);
+    }
+
+    #[test]
+    fn zip_exports_and_zip_bombs() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let zpath = dir.path().join("all.zip");
+        {
+            let mut z = zip::ZipWriter::new(std::fs::File::create(&zpath).unwrap());
+            let opts = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated);
+            z.start_file("GO-2020-0001.json", opts).unwrap();
+            z.write_all(include_bytes!(
+                "../../tests/fixtures/vulndb/osv-GO-2020-0001-go.json"
+            ))
+            .unwrap();
+            z.start_file("bomb.json", opts).unwrap();
+            let zeros = vec![b' '; 1024 * 1024];
+            for _ in 0..17 {
+                z.write_all(&zeros).unwrap();
+            }
+            z.start_file("README.txt", opts).unwrap();
+            z.write_all(b"not a record").unwrap();
+            z.finish().unwrap();
+        }
+        assert!(
+            std::fs::metadata(&zpath).unwrap().len() < 200 * 1024,
+            "the bomb compresses well"
+        );
+        let db = VulnDb::open(&dir.path().join("v.redb")).unwrap();
+        let rep = db.import_osv(&[zpath]).unwrap();
+        assert_eq!((rep.imported, rep.skipped), (1, 1), "{rep:?}");
+        assert!(rep.problems[0].contains("bomb.json"));
+        let garbage = dir.path().join("garbage.zip");
+        std::fs::write(&garbage, b"PK but not really").unwrap();
+        assert!(db.import_osv(&[garbage]).is_err());
+    }
+}
