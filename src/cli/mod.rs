@@ -1,6 +1,7 @@
 //! The command line: one module per subcommand; each parses its flags and calls the library.
 
 mod admin;
+mod db;
 mod serve;
 mod webhook;
 
@@ -57,6 +58,11 @@ pub enum Command {
     Restore {
         /// A file written by `bulwark backup`.
         file: PathBuf,
+    },
+    /// The offline vulnerability database.
+    Db {
+        #[command(subcommand)]
+        command: db::DbCommand,
     },
     /// Print the ValidatingWebhookConfiguration for a cluster (works while the appliance runs).
     WebhookConfig(webhook::WebhookArgs),
@@ -121,6 +127,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             command: SearchCommand::Reindex,
         } => admin::reindex(&cli),
         Command::WebhookConfig(a) => webhook::run(&cli, a),
+        Command::Db { command } => db::run(&cli, command),
     }
 }
 

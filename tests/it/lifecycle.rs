@@ -553,3 +553,54 @@ async fn operator_certificate_from_a_config_file_and_json_logs() {
         "the bootstrap password never reaches the log"
     );
 }
+
+#[test]
+fn db_import_and_status_on_a_standalone_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ci-vulndb.redb");
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vulndb");
+    let bad = dir.path().join("broken.json");
+    std::fs::write(&bad, b"{ not json").unwrap();
+    let o = bulwark(&[
+        "db",
+        "import",
+        "--db",
+        db.to_str().unwrap(),
+        fixtures,
+        bad.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("read 7 records, imported 6, unchanged 0, skipped 1"),
+        "{t}"
+    );
+    assert!(t.contains("skipped: ") && t.contains("broken.json"), "{t}");
+    let o = bulwark(&["db", "status", "--db", db.to_str().unwrap()]);
+    assert!(o.status.success());
+    assert!(
+        text(&o).contains("6 advisories") && text(&o).contains("osv"),
+        "{}",
+        text(&o)
+    );
+    // Incremental: the same records again change nothing.
+    let o = bulwark(&["db", "import", "--db", db.to_str().unwrap(), fixtures]);
+    assert!(text(&o).contains("imported 0, unchanged 6"), "{}", text(&o));
+    // A path that does not exist fails, clearly.
+    let o = bulwark(&[
+        "db",
+        "import",
+        "--db",
+        db.to_str().unwrap(),
+        "/nonexistent/osv",
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("/nonexistent/osv"), "{}", text(&o));
+    let o = bulwark(&[
+        "db",
+        "status",
+        "--db",
+        dir.path().join("none.redb").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+}
