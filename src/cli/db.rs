@@ -46,7 +46,7 @@ pub fn run(cli: &Cli, cmd: &DbCommand) -> anyhow::Result<i32> {
             let path = db_path(cli, db)?;
             let vdb = VulnDb::open(&path)?;
             let started = std::time::Instant::now();
-            let r = vdb.import_osv(paths)?;
+            let r = vdb.import(paths)?;
             let secs = started.elapsed().as_secs_f64();
             println!(
                 "{}: read {} records, imported {}, unchanged {}, skipped {} ({:.0} records/s)",

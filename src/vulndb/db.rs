@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::feeds;
 use super::osv::{self, Advisory};
 use super::range;
 use super::version;
@@ -107,15 +108,17 @@ impl VulnDb {
             .collect())
     }
 
-    /// Imports OSV records from files (`.json`), folders (walked recursively) and osv.dev's zip
-    /// exports, in one transaction.
-    pub fn import_osv(&self, paths: &[PathBuf]) -> Result<ImportReport, VulnDbError> {
+    /// Imports OSV records, Alpine secdb files and Debian tracker files (told apart by content)
+    /// from files (`.json`), folders (walked recursively) and zip archives, in one transaction.
+    pub fn import(&self, paths: &[PathBuf]) -> Result<ImportReport, VulnDbError> {
         let mut report = ImportReport::default();
         let mut advisories = Vec::new();
         for p in paths {
             collect(p, &mut advisories, &mut report)?;
         }
         let now = Utc::now();
+        let touched: std::collections::BTreeSet<String> =
+            advisories.iter().map(|a| a.source.clone()).collect();
         self.store.write(|w| {
             for a in advisories {
                 let old = w.get(&ADVISORIES, &a.id)?;
@@ -145,20 +148,27 @@ impl VulnDb {
                 w.put(&ADVISORIES, &a.id, &a)?;
                 report.imported += 1;
             }
-            let total = w
-                .all(&ADVISORIES)?
-                .iter()
-                .filter(|(_, a)| a.source == "osv")
-                .count() as u64;
-            w.put(
-                &SOURCES,
-                &"osv".to_string(),
-                &SourceStatus {
-                    name: "osv".into(),
-                    records: total,
-                    imported_at: now,
-                },
-            )?;
+            let mut totals: std::collections::BTreeMap<String, u64> = Default::default();
+            for (_, a) in w.all(&ADVISORIES)? {
+                *totals.entry(a.source).or_default() += 1;
+            }
+            for (name, records) in totals {
+                let old = w.get(&SOURCES, &name)?;
+                let imported_at = if touched.contains(&name) {
+                    now
+                } else {
+                    old.map(|o| o.imported_at).unwrap_or(now)
+                };
+                w.put(
+                    &SOURCES,
+                    &name.clone(),
+                    &SourceStatus {
+                        name,
+                        records,
+                        imported_at,
+                    },
+                )?;
+            }
             Ok::<_, VulnDbError>(())
         })?;
         Ok(report)
@@ -284,8 +294,18 @@ fn record(name: &str, bytes: &[u8], out: &mut Vec<Advisory>, report: &mut Import
             format!("{name}: larger than {MAX_RECORD_BYTES} bytes"),
         );
     }
-    match osv::parse(bytes) {
-        Ok(a) => out.push(a),
+    let value: serde_json::Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => return problem(report, format!("{name}: {e}")),
+    };
+    let parsed = match feeds::detect(&value) {
+        Some(feeds::Format::Osv) => osv::parse(bytes).map(|a| vec![a]),
+        Some(feeds::Format::AlpineSecdb) => feeds::alpine_secdb(value),
+        Some(feeds::Format::DebianTracker) => feeds::debian_tracker(value),
+        None => Err("neither an OSV record, an Alpine secdb file nor the Debian tracker".into()),
+    };
+    match parsed {
+        Ok(list) => out.extend(list),
         Err(e) => problem(report, format!("{name}: {e}")),
     }
 }
@@ -298,13 +318,26 @@ mod tests {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vulndb")
     }
 
+    /// The OSV records among the fixtures (the folder also holds distribution feeds).
+    fn osv_files() -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(fixtures())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("osv-"))
+            .collect();
+        v.sort();
+        v
+    }
+
     #[test]
     fn imports_matches_and_is_incremental() {
         let dir = tempfile::tempdir().unwrap();
         let db = VulnDb::open(&dir.path().join("v.redb")).unwrap();
         let bad = dir.path().join("bad.json");
         std::fs::write(&bad, b"{\"summary\": \"no id\"}").unwrap();
-        let rep = db.import_osv(&[fixtures(), bad.clone()]).unwrap();
+        let mut paths = osv_files();
+        paths.push(bad);
+        let rep = db.import(&paths).unwrap();
         assert_eq!((rep.read, rep.imported, rep.skipped), (7, 6, 1), "{rep:?}");
         assert!(rep.problems[0].contains("bad.json"));
         assert_eq!(db.len().unwrap(), 6);
@@ -319,7 +352,7 @@ mod tests {
             .affecting("Alpine:v3.3", "openssl", "1.0.2q-r0")
             .unwrap()
             .is_empty());
-        // Go (SEMVER), PyPI (explicit versions), Red Hat (epoch-prefixed rpm).
+        // Go (SEMVER), Red Hat (epoch-prefixed rpm).
         assert_eq!(
             db.affecting("Go", "github.com/gin-gonic/gin", "1.5.0")
                 .unwrap()[0]
@@ -347,14 +380,53 @@ mod tests {
             .unwrap()
             .is_empty());
         // Again: nothing changes.
-        let again = db.import_osv(&[fixtures()]).unwrap();
+        let again = db.import(&osv_files()).unwrap();
         assert_eq!((again.imported, again.unchanged), (0, 6));
         assert_eq!(db.sources().unwrap()[0].records, 6);
         // A missing path fails the whole import and changes nothing.
-        assert!(db
-            .import_osv(&[fixtures(), dir.path().join("missing")])
-            .is_err());
+        let mut with_missing = osv_files();
+        with_missing.push(dir.path().join("missing"));
+        assert!(db.import(&with_missing).is_err());
         assert_eq!(db.len().unwrap(), 6);
+    }
+
+    #[test]
+    fn distribution_feeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = VulnDb::open(&dir.path().join("v.redb")).unwrap();
+        let rep = db
+            .import(&[
+                fixtures().join("alpine-secdb-v3.10-community.json"),
+                fixtures().join("debian-security-tracker-subset.json"),
+            ])
+            .unwrap();
+        assert_eq!(rep.skipped, 0, "{rep:?}");
+        // botan fixed CVE-2018-20187 in 2.9.0-r0.
+        let hit = db.affecting("Alpine:v3.10", "botan", "2.8.0-r0").unwrap();
+        assert!(
+            hit.iter().any(|a| a.aliases[0] == "CVE-2018-20187"),
+            "{hit:?}"
+        );
+        assert!(db
+            .affecting("Alpine:v3.10", "botan", "2.9.0-r0")
+            .unwrap()
+            .iter()
+            .all(|a| a.aliases[0] != "CVE-2018-20187"));
+        // prototypejs CVE-2008-7220: fixed in 1.6.0.2-1 for stretch (Debian 9).
+        let hit = db
+            .affecting("Debian:9", "prototypejs", "1.6.0.1-1")
+            .unwrap();
+        assert!(
+            hit.iter().any(|a| a.aliases[0] == "CVE-2008-7220"),
+            "{hit:?}"
+        );
+        assert!(db
+            .affecting("Debian:9", "prototypejs", "1.7.1-3")
+            .unwrap()
+            .iter()
+            .all(|a| a.aliases[0] != "CVE-2008-7220"));
+        let names: Vec<String> = db.sources().unwrap().into_iter().map(|s| s.name).collect();
+        assert_eq!(names, vec!["alpine-secdb", "debian-tracker"]);
     }
 
     #[test]
@@ -385,11 +457,11 @@ mod tests {
             "the bomb compresses well"
         );
         let db = VulnDb::open(&dir.path().join("v.redb")).unwrap();
-        let rep = db.import_osv(&[zpath]).unwrap();
+        let rep = db.import(&[zpath]).unwrap();
         assert_eq!((rep.imported, rep.skipped), (1, 1), "{rep:?}");
         assert!(rep.problems[0].contains("bomb.json"));
         let garbage = dir.path().join("garbage.zip");
         std::fs::write(&garbage, b"PK but not really").unwrap();
-        assert!(db.import_osv(&[garbage]).is_err());
+        assert!(db.import(&[garbage]).is_err());
     }
 }

@@ -2,6 +2,7 @@
 //! ecosystem and OSV range semantics so far; import and matching come next.
 
 pub mod db;
+pub mod feeds;
 pub mod osv;
 pub mod range;
 pub mod version;

@@ -572,20 +572,27 @@ fn db_import_and_status_on_a_standalone_file() {
     assert!(o.status.success(), "{}", text(&o));
     let t = text(&o);
     assert!(
-        t.contains("read 7 records, imported 6, unchanged 0, skipped 1"),
-        "{t}"
+        t.contains("read 9 records, imported 20, unchanged 0, skipped 1"),
+        "OSV, secdb and tracker files: {t}"
     );
     assert!(t.contains("skipped: ") && t.contains("broken.json"), "{t}");
     let o = bulwark(&["db", "status", "--db", db.to_str().unwrap()]);
     assert!(o.status.success());
+    let st = text(&o);
     assert!(
-        text(&o).contains("6 advisories") && text(&o).contains("osv"),
-        "{}",
-        text(&o)
+        st.contains("20 advisories")
+            && st.contains("osv")
+            && st.contains("alpine-secdb")
+            && st.contains("debian-tracker"),
+        "{st}"
     );
     // Incremental: the same records again change nothing.
     let o = bulwark(&["db", "import", "--db", db.to_str().unwrap(), fixtures]);
-    assert!(text(&o).contains("imported 0, unchanged 6"), "{}", text(&o));
+    assert!(
+        text(&o).contains("imported 14, unchanged 6"),
+        "OSV records are unchanged; feeds carry no date and are rewritten: {}",
+        text(&o)
+    );
     // A path that does not exist fails, clearly.
     let o = bulwark(&[
         "db",
