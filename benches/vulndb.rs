@@ -50,7 +50,7 @@ fn main() {
 
     let db = VulnDb::open(&dir.path().join("v.redb")).unwrap();
     let t = Instant::now();
-    let r = db.import(&[zpath.clone()]).unwrap();
+    let r = db.import(std::slice::from_ref(&zpath)).unwrap();
     let secs = t.elapsed().as_secs_f64();
     println!(
         "first import: {} imported in {secs:.1} s = {:.0} records/s",
