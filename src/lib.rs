@@ -16,6 +16,7 @@ pub mod http;
 pub mod images;
 pub mod jobs;
 pub mod notify;
+pub mod scanner;
 pub mod search;
 pub mod store;
 pub mod system;
