@@ -2,6 +2,7 @@
 
 mod admin;
 mod db;
+mod scan;
 mod serve;
 mod webhook;
 
@@ -59,6 +60,8 @@ pub enum Command {
         /// A file written by `bulwark backup`.
         file: PathBuf,
     },
+    /// Scan an image offline (this build: dir:PATH root filesystems).
+    Scan(scan::ScanArgs),
     /// The offline vulnerability database.
     Db {
         #[command(subcommand)]
@@ -128,6 +131,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         } => admin::reindex(&cli),
         Command::WebhookConfig(a) => webhook::run(&cli, a),
         Command::Db { command } => db::run(&cli, command),
+        Command::Scan(a) => scan::run(&cli, a),
     }
 }
 

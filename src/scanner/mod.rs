@@ -1,4 +1,99 @@
-//! The native scanner (issue 4, in progress): package catalogers so far. The registry client,
-//! layer walk, matching and report formats come next.
+//! The native scanner (issue 4, in progress): root-filesystem directories (`dir:PATH`) are
+//! catalogued (os-release, dpkg, apk) and matched against the offline vulnerability database.
+//! Registries, OCI layouts and docker archives, the rpm and language catalogers, and the SARIF and
+//! CycloneDX formats come next.
 
 pub mod catalog;
+pub mod report;
+pub mod rootfs;
+
+use std::path::Path;
+
+use catalog::Package;
+use report::{severity, Report, Vuln};
+
+use crate::store::StoreError;
+use crate::vulndb::db::VulnDb;
+
+/// Scanning failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0} is not a directory")]
+    NotADirectory(String),
+    #[error(transparent)]
+    Db(#[from] StoreError),
+}
+
+/// Catalogues and matches a root filesystem on disk.
+pub fn scan_rootfs(root: &Path, artifact: &str, db: &VulnDb) -> Result<Report, ScanError> {
+    if !root.is_dir() {
+        return Err(ScanError::NotADirectory(root.display().to_string()));
+    }
+    let os = rootfs::read(root, "etc/os-release")
+        .or_else(|| rootfs::read(root, "usr/lib/os-release"))
+        .and_then(|b| catalog::os_release::parse(&String::from_utf8_lossy(&b)));
+    let mut packages: Vec<Package> = Vec::new();
+    let mut skipped = Vec::new();
+    let mut dpkg_files = vec!["var/lib/dpkg/status".to_string()];
+    dpkg_files.extend(rootfs::list(root, "var/lib/dpkg/status.d"));
+    for f in dpkg_files {
+        if let Some(bytes) = rootfs::read(root, &f) {
+            let (p, s) = catalog::dpkg::parse(&String::from_utf8_lossy(&bytes));
+            packages.extend(p);
+            skipped.extend(
+                s.into_iter()
+                    .map(|s| format!("{f}:{}: {}", s.line, s.reason)),
+            );
+        }
+    }
+    if let Some(bytes) = rootfs::read(root, "lib/apk/db/installed") {
+        let (p, s) = catalog::apk::parse(&String::from_utf8_lossy(&bytes));
+        packages.extend(p);
+        skipped.extend(
+            s.into_iter()
+                .map(|s| format!("lib/apk/db/installed:{}: {}", s.line, s.reason)),
+        );
+    }
+    let mut vulns = Vec::new();
+    if let Some(eco) = os.as_ref().and_then(|o| o.ecosystem()) {
+        for p in &packages {
+            // Feeds name binary packages (Alpine, OSV) or source packages (Debian tracker).
+            let mut names = vec![p.name.clone()];
+            if let Some(src) = p.source.as_ref().filter(|s| **s != p.name) {
+                names.push(src.clone());
+            }
+            let mut seen = std::collections::HashSet::new();
+            for name in names {
+                for (a, fixed) in db.affecting_with_fix(&eco, &name, &p.version)? {
+                    let id = a
+                        .aliases
+                        .iter()
+                        .find(|x| x.starts_with("CVE-"))
+                        .cloned()
+                        .unwrap_or_else(|| a.id.clone());
+                    if seen.insert(id.clone()) {
+                        vulns.push(Vuln {
+                            id,
+                            advisory: a.id.clone(),
+                            package: p.name.clone(),
+                            installed: p.version.clone(),
+                            fixed,
+                            severity: severity(&a.severity),
+                            title: a.summary.chars().take(200).collect(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    vulns.sort_by(|a, b| a.package.cmp(&b.package).then(a.id.cmp(&b.id)));
+    Ok(Report {
+        artifact: artifact.to_string(),
+        os,
+        packages,
+        vulns,
+        skipped,
+    })
+}

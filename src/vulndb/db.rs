@@ -174,6 +174,38 @@ impl VulnDb {
         Ok(report)
     }
 
+    /// Like [`VulnDb::affecting`], with the version that fixes each (the lowest `fixed` event above
+    /// `version` in the ranges that matched), if any.
+    pub fn affecting_with_fix(
+        &self,
+        ecosystem: &str,
+        package: &str,
+        version: &str,
+    ) -> Result<Vec<(Advisory, Option<String>)>, StoreError> {
+        let Some(cmp) = comparator(ecosystem) else {
+            return Ok(vec![]);
+        };
+        Ok(self
+            .affecting(ecosystem, package, version)?
+            .into_iter()
+            .map(|a| {
+                let fix = a
+                    .affected
+                    .iter()
+                    .filter(|af| af.ecosystem == ecosystem && af.package == package)
+                    .flat_map(|af| af.ranges.iter().flatten())
+                    .filter_map(|e| match e {
+                        osv::StoredEvent::Fixed(f) if cmp(f, version) == Ordering::Greater => {
+                            Some(f.clone())
+                        }
+                        _ => None,
+                    })
+                    .min_by(|x, y| cmp(x, y));
+                (a, fix)
+            })
+            .collect())
+    }
+
     /// Advisories affecting `package` at `version` in `ecosystem`.
     pub fn affecting(
         &self,

@@ -10,4 +10,5 @@ mod compliance;
 mod lifecycle;
 mod migration;
 mod notify;
+mod scanner;
 mod support;

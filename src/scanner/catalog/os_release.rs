@@ -2,8 +2,10 @@
 
 use std::collections::HashMap;
 
+use serde::Serialize;
+
 /// The operating system of an image.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Os {
     /// `ID`, e.g. `debian`, `alpine`.
     pub id: String,

@@ -1,0 +1,131 @@
+//! Scan results and their Trivy-compatible JSON (SchemaVersion 2: `Results[].Vulnerabilities[]`
+//! with `VulnerabilityID`, `PkgName`, `InstalledVersion`, `FixedVersion`, `Severity`, and
+//! `Results[].Packages[]`), so tools that read Trivy JSON, Bulwark's own ingest included, read it.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::catalog::os_release::Os;
+use super::catalog::Package;
+
+/// One vulnerable package.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Vuln {
+    /// The CVE when the advisory has one, else the advisory id.
+    pub id: String,
+    pub advisory: String,
+    pub package: String,
+    pub installed: String,
+    pub fixed: Option<String>,
+    /// `CRITICAL`, `HIGH`, `MEDIUM`, `LOW` or `UNKNOWN`.
+    pub severity: &'static str,
+    pub title: String,
+}
+
+/// A scan.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub artifact: String,
+    pub os: Option<Os>,
+    pub packages: Vec<Package>,
+    pub vulns: Vec<Vuln>,
+    /// Records catalogers could not read.
+    pub skipped: Vec<String>,
+}
+
+/// Maps what a feed publishes (a CVSS score, Debian urgency) to a Trivy severity.
+pub fn severity(published: &str) -> &'static str {
+    if let Ok(score) = published.trim().parse::<f64>() {
+        return match score {
+            s if s >= 9.0 => "CRITICAL",
+            s if s >= 7.0 => "HIGH",
+            s if s >= 4.0 => "MEDIUM",
+            s if s > 0.0 => "LOW",
+            _ => "UNKNOWN",
+        };
+    }
+    match published.trim().to_ascii_lowercase().as_str() {
+        "critical" => "CRITICAL",
+        "high" => "HIGH",
+        "medium" | "moderate" => "MEDIUM",
+        "low" | "unimportant" | "not yet assigned" => "LOW",
+        _ => "UNKNOWN",
+    }
+}
+
+impl Report {
+    /// Trivy-compatible JSON; `Packages` only with `list_all_packages` (as Trivy's flag).
+    pub fn trivy_json(&self, list_all_packages: bool) -> Value {
+        let family = self.os.as_ref().map(|o| o.id.clone()).unwrap_or_default();
+        let name = self
+            .os
+            .as_ref()
+            .map(|o| o.version_id.clone())
+            .unwrap_or_default();
+        let vulns: Vec<Value> = self
+            .vulns
+            .iter()
+            .map(|v| {
+                json!({
+                    "VulnerabilityID": v.id, "PkgName": v.package, "InstalledVersion": v.installed,
+                    "FixedVersion": v.fixed.clone().unwrap_or_default(), "Status": if v.fixed.is_some() { "fixed" } else { "affected" },
+                    "Severity": v.severity, "Title": v.title, "DataSource": {"ID": v.advisory}
+                })
+            })
+            .collect();
+        let mut result = json!({
+            "Target": format!("{} ({} {})", self.artifact, family, name),
+            "Class": "os-pkgs",
+            "Type": family,
+            "Vulnerabilities": vulns,
+        });
+        if list_all_packages {
+            result["Packages"] = Value::Array(
+                self.packages
+                    .iter()
+                    .map(|p| {
+                        json!({"Name": p.name, "Version": p.version, "Arch": p.arch, "SrcName": p.source.clone().unwrap_or_else(|| p.name.clone()), "Licenses": p.licenses})
+                    })
+                    .collect(),
+            );
+        }
+        json!({
+            "SchemaVersion": 2,
+            "ArtifactName": self.artifact,
+            "ArtifactType": "filesystem",
+            "Metadata": {"OS": {"Family": family, "Name": name}},
+            "Results": [result],
+        })
+    }
+
+    /// A plain table for people.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "{} ({}): {} packages, {} vulnerabilities\n",
+            self.artifact,
+            self.os
+                .as_ref()
+                .map(|o| o.pretty_name.as_str())
+                .unwrap_or("unknown OS"),
+            self.packages.len(),
+            self.vulns.len()
+        );
+        if !self.vulns.is_empty() {
+            out.push_str(&format!(
+                "{:<20} {:<24} {:<20} {:<20} {}\n",
+                "VULNERABILITY", "PACKAGE", "INSTALLED", "FIXED", "SEVERITY"
+            ));
+            for v in &self.vulns {
+                out.push_str(&format!(
+                    "{:<20} {:<24} {:<20} {:<20} {}\n",
+                    v.id,
+                    v.package,
+                    v.installed,
+                    v.fixed.as_deref().unwrap_or("-"),
+                    v.severity
+                ));
+            }
+        }
+        out
+    }
+}

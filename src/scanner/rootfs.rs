@@ -1,0 +1,126 @@
+//! Reading files of an image's root filesystem on disk (`dir:PATH`) without ever leaving it:
+//! every symlink, absolute or relative, is resolved as if the root were `/`, `..` stops at the
+//! root, and resolution gives up after 40 links (loops).
+
+use std::path::{Component, Path, PathBuf};
+
+/// Largest file a cataloger reads (status files of huge images stay well below).
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Resolves `rel` (a path inside the image, like `etc/os-release`) to a host path inside `root`.
+pub fn resolve(root: &Path, rel: &str) -> Option<PathBuf> {
+    let mut parts: Vec<String> = Vec::new();
+    let mut pending: Vec<String> = rel
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .rev()
+        .collect();
+    let mut links = 0;
+    while let Some(part) = pending.pop() {
+        match part.as_str() {
+            "." => continue,
+            ".." => {
+                parts.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let candidate = parts
+            .iter()
+            .fold(root.to_path_buf(), |p, s| p.join(s))
+            .join(&part);
+        match std::fs::symlink_metadata(&candidate) {
+            Ok(m) if m.file_type().is_symlink() => {
+                links += 1;
+                if links > 40 {
+                    return None;
+                }
+                let target = std::fs::read_link(&candidate).ok()?;
+                if target.is_absolute() {
+                    parts.clear();
+                }
+                let comps: Vec<String> = target
+                    .components()
+                    .filter_map(|c| match c {
+                        Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+                        Component::ParentDir => Some("..".into()),
+                        _ => None,
+                    })
+                    .collect();
+                for c in comps.into_iter().rev() {
+                    pending.push(c);
+                }
+            }
+            Ok(_) => parts.push(part),
+            Err(_) => return None,
+        }
+    }
+    Some(parts.iter().fold(root.to_path_buf(), |p, s| p.join(s)))
+}
+
+/// Reads a regular file of the image, up to [`MAX_FILE_BYTES`].
+pub fn read(root: &Path, rel: &str) -> Option<Vec<u8>> {
+    let p = resolve(root, rel)?;
+    let m = std::fs::metadata(&p).ok()?;
+    if !m.is_file() || m.len() > MAX_FILE_BYTES {
+        return None;
+    }
+    std::fs::read(p).ok()
+}
+
+/// Regular files directly in a directory of the image (for `var/lib/dpkg/status.d/`).
+pub fn list(root: &Path, rel: &str) -> Vec<String> {
+    let Some(dir) = resolve(root, rel) else {
+        return vec![];
+    };
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file() || t.is_symlink()))
+        .map(|e| {
+            format!(
+                "{}/{}",
+                rel.trim_end_matches('/'),
+                e.file_name().to_string_lossy()
+            )
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symlinks_stay_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::create_dir_all(root.join("usr/lib")).unwrap();
+        std::fs::write(root.join("usr/lib/os-release"), b"ID=alpine\n").unwrap();
+        std::fs::write(dir.path().join("outside"), b"host secret").unwrap();
+        // Absolute link: resolved inside the root.
+        std::os::unix::fs::symlink("/usr/lib/os-release", root.join("etc/os-release")).unwrap();
+        assert_eq!(read(&root, "etc/os-release").unwrap(), b"ID=alpine\n");
+        // Relative escape with .. : clamped at the root.
+        std::os::unix::fs::symlink("../../../../outside", root.join("etc/escape")).unwrap();
+        assert_eq!(
+            read(&root, "etc/escape"),
+            None,
+            "cannot reach the host file"
+        );
+        // Absolute link to a host path that does not exist in the image.
+        std::os::unix::fs::symlink("/etc/passwd", root.join("etc/passwd-link")).unwrap();
+        assert_eq!(read(&root, "etc/passwd-link"), None);
+        // Loops give up.
+        std::os::unix::fs::symlink("loop-b", root.join("etc/loop-a")).unwrap();
+        std::os::unix::fs::symlink("loop-a", root.join("etc/loop-b")).unwrap();
+        assert_eq!(read(&root, "etc/loop-a"), None);
+        // Directories are not files.
+        assert_eq!(read(&root, "etc"), None);
+    }
+}

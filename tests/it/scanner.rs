@@ -1,0 +1,164 @@
+//! `bulwark scan` end to end through the real binary: import a feed, scan an unpacked root
+//! filesystem, read Trivy-shaped JSON, and hand that JSON to the appliance's ingest.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn bulwark(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(args)
+        .env_remove("BULWARK_CONFIG")
+        .output()
+        .unwrap()
+}
+
+/// An Alpine 3.10 root with botan 2.8.0-r0 (vulnerable: CVE-2018-20187 fixed in 2.9.0-r0) and
+/// cfengine 3.12.2-r0 (already fixed). `etc/os-release` is an absolute symlink, as in real
+/// images, which must resolve inside the root, never to the host's file.
+fn alpine_root(root: &Path) {
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::create_dir_all(root.join("usr/lib")).unwrap();
+    std::fs::create_dir_all(root.join("lib/apk/db")).unwrap();
+    std::fs::write(
+        root.join("usr/lib/os-release"),
+        "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.10.9\nPRETTY_NAME=\"Alpine Linux v3.10\"\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/usr/lib/os-release", root.join("etc/os-release")).unwrap();
+    std::fs::write(
+        root.join("lib/apk/db/installed"),
+        "P:botan\nV:2.8.0-r0\nA:x86_64\nL:BSD-2-Clause\no:botan\n\n\
+         P:cfengine\nV:3.12.2-r0\nA:x86_64\nL:GPL-3.0\no:cfengine\n\n",
+    )
+    .unwrap();
+}
+
+fn import(db: &Path) {
+    let feed = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/vulndb/alpine-secdb-v3.10-community.json"
+    );
+    let o = bulwark(&["db", "import", "--db", db.to_str().unwrap(), feed]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn scan_dir_reports_fixable_vulns_as_trivy_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    alpine_root(&root);
+    let db = dir.path().join("vulndb.redb");
+    import(&db);
+
+    let target = format!("dir:{}", root.display());
+    let o = bulwark(&[
+        "scan",
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "json",
+        "--list-all-pkgs",
+        &target,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["SchemaVersion"], 2);
+    assert_eq!(report["Metadata"]["OS"]["Family"], "alpine");
+    assert_eq!(report["Metadata"]["OS"]["Name"], "3.10.9");
+    let result = &report["Results"][0];
+    let ids: Vec<(&str, &str, &str)> = result["Vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["VulnerabilityID"].as_str().unwrap(),
+                v["PkgName"].as_str().unwrap(),
+                v["FixedVersion"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    // Only the advisory fixed after 2.8.0-r0 applies; older fixes and cfengine do not.
+    assert_eq!(ids, vec![("CVE-2018-20187", "botan", "2.9.0-r0")]);
+    let pkgs: Vec<&str> = result["Packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(pkgs, vec!["botan", "cfengine"]);
+
+    // The table format names the same finding, and --exit-code turns findings into a failure.
+    let o = bulwark(&[
+        "scan",
+        "--db",
+        db.to_str().unwrap(),
+        "--exit-code",
+        "3",
+        &target,
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("CVE-2018-20187") && table.contains("Alpine Linux v3.10"));
+    // secdb publishes no severity, so the finding is UNKNOWN and --fail-on HIGH lets it pass.
+    let o = bulwark(&[
+        "scan",
+        "--db",
+        db.to_str().unwrap(),
+        "--exit-code",
+        "3",
+        "--fail-on",
+        "HIGH",
+        &target,
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn scan_refuses_what_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("vulndb.redb");
+    // No database yet: a clear message, not a panic.
+    let o = bulwark(&["scan", "--db", db.to_str().unwrap(), "dir:/nonexistent"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bulwark db import"));
+
+    import(&db);
+    let o = bulwark(&[
+        "scan",
+        "--db",
+        db.to_str().unwrap(),
+        "docker.io/library/alpine:3.10",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not implemented yet"));
+
+    // A root with a corrupt package database still scans what it can and says what it skipped.
+    let root = dir.path().join("root");
+    alpine_root(&root);
+    std::fs::write(
+        root.join("lib/apk/db/installed"),
+        "P:botan\n\nV:orphan\n\n\u{0}\u{1}garbage",
+    )
+    .unwrap();
+    let o = bulwark(&[
+        "scan",
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "json",
+        &format!("dir:{}", root.display()),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        report["Results"][0]["Vulnerabilities"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("skipped"));
+}
