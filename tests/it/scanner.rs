@@ -162,3 +162,60 @@ fn scan_refuses_what_it_cannot_read() {
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("skipped"));
 }
+
+/// What `bulwark scan` prints is what the appliance ingests: the same report posted to
+/// `/api/v1/scans` is stored with its finding, so a CI job can scan offline and upload.
+#[actix_web::test]
+async fn scan_json_round_trips_into_ingest() {
+    use actix_web::test::{self, TestRequest};
+    use bulwark::http::{Role, Scope};
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    alpine_root(&root);
+    let db = dir.path().join("vulndb.redb");
+    import(&db);
+    let o = bulwark(&[
+        "scan",
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "json",
+        &format!("dir:{}", root.display()),
+    ]);
+    assert!(o.status.success());
+
+    let t = crate::support::InProcess::new();
+    let admin = t.user("admin@example.com", Role::Admin);
+    let key = t.key(admin, &[Scope::Scanner]);
+    let (session, _) = t.session("admin@example.com");
+    let app = t.service().await;
+    let res = test::call_service(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/clusters")
+            .cookie(actix_web::cookie::Cookie::new("bulwark_session", session))
+            .set_json(serde_json::json!({"name": "ci"}))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 201);
+    let res = test::call_service(
+        &app,
+        TestRequest::post()
+            .uri(&format!(
+                "/api/v1/scans?cluster=ci&image=registry.local/team/botan:1.0@sha256:{}",
+                "a".repeat(64)
+            ))
+            .insert_header(("x-api-key", key))
+            .insert_header(("content-type", "application/json"))
+            .peer_addr("10.0.0.9:1234".parse().unwrap())
+            .set_payload(o.stdout)
+            .to_request(),
+    )
+    .await;
+    let status = res.status().as_u16();
+    let v: Value = serde_json::from_slice(&test::read_body(res).await).unwrap();
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["findings"], 1, "{v}");
+}
