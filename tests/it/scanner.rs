@@ -219,3 +219,70 @@ async fn scan_json_round_trips_into_ingest() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["findings"], 1, "{v}");
 }
+
+/// A Debian 10 root: the tracker names source packages, so `libjs-prototype` (source
+/// `prototypejs`) matches through its `Source:`; an issue fixed in `0` never applies, and the
+/// tracker's urgency becomes the severity.
+#[test]
+fn scan_debian_root_matches_source_packages() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::create_dir_all(root.join("var/lib/dpkg")).unwrap();
+    std::fs::write(
+        root.join("etc/os-release"),
+        "PRETTY_NAME=\"Debian GNU/Linux 10 (buster)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"10\"\nID=debian\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("var/lib/dpkg/status"),
+        "Package: libjs-prototype\nStatus: install ok installed\nSource: prototypejs\n\
+         Version: 1.6.0-1\nArchitecture: all\n\n\
+         Package: txt2man\nStatus: install ok installed\nVersion: 1.5.5-4\nArchitecture: all\n\n\
+         Package: removed-tool\nStatus: deinstall ok config-files\nVersion: 0.1-1\nArchitecture: all\n\n",
+    )
+    .unwrap();
+    let db = dir.path().join("vulndb.redb");
+    let feed = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/vulndb/debian-security-tracker-subset.json"
+    );
+    let o = bulwark(&["db", "import", "--db", db.to_str().unwrap(), feed]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = bulwark(&[
+        "scan",
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "json",
+        "--list-all-pkgs",
+        &format!("dir:{}", root.display()),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let found: Vec<(String, String, String, String)> = report["Results"][0]["Vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let s = |k: &str| v[k].as_str().unwrap().to_string();
+            (
+                s("VulnerabilityID"),
+                s("PkgName"),
+                s("FixedVersion"),
+                s("Severity"),
+            )
+        })
+        .collect();
+    let expect = |a: &str, b: &str, c: &str, d: &str| (a.into(), b.into(), c.into(), d.into());
+    assert_eq!(
+        found,
+        vec![
+            expect("CVE-2008-7220", "libjs-prototype", "1.6.0.2-1", "HIGH"),
+            expect("CVE-2013-1444", "txt2man", "1.5.5-4.1", "LOW"),
+        ]
+    );
+    // Packages that are removed but keep config files are not installed software.
+    let pkgs = report["Results"][0]["Packages"].to_string();
+    assert!(!pkgs.contains("removed-tool"), "{pkgs}");
+}
