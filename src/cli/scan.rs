@@ -10,8 +10,8 @@ use crate::vulndb::db::VulnDb;
 /// Flags of `bulwark scan`.
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    /// What to scan. This build reads `dir:PATH` (an unpacked root filesystem); registry
-    /// references, `oci:DIR[:TAG]` and `docker-archive:FILE.tar` come next.
+    /// What to scan: `dir:PATH` (an unpacked root filesystem), `docker-archive:FILE.tar` (from
+    /// `docker save`) or `oci:DIR[:TAG]` (an OCI image layout). Registry references come next.
     pub reference: String,
     /// A standalone vulnerability database (default: the appliance's data dir).
     #[arg(long)]
@@ -41,11 +41,34 @@ fn rank(s: &str) -> u8 {
     }
 }
 
+/// Reads the image `reference` names and scans it.
+fn scan_target(reference: &str, db: &VulnDb) -> anyhow::Result<crate::scanner::report::Report> {
+    use crate::scanner::{archive, layers::Limits, scan_layers, scan_rootfs};
+    use std::path::Path;
+    let limits = Limits::default();
+    if let Some(dir) = reference.strip_prefix("dir:") {
+        return Ok(scan_rootfs(Path::new(dir), dir, db)?);
+    }
+    if let Some(file) = reference.strip_prefix("docker-archive:") {
+        let image = archive::docker_archive(Path::new(file), &limits)?;
+        return Ok(scan_layers(&image, file, db)?);
+    }
+    if let Some(rest) = reference.strip_prefix("oci:") {
+        // `oci:DIR:TAG`: the tag is what follows the last colon, when that is not a path.
+        let (dir, tag) = match rest.rsplit_once(':') {
+            Some((d, t)) if !t.contains('/') && !d.is_empty() => (d, Some(t)),
+            _ => (rest, None),
+        };
+        let image = archive::oci_layout(Path::new(dir), tag, &limits)?;
+        return Ok(scan_layers(&image, rest, db)?);
+    }
+    anyhow::bail!(
+        "'{reference}': give dir:PATH, docker-archive:FILE.tar or oci:DIR[:TAG]; scanning straight from a registry is not implemented yet"
+    )
+}
+
 /// Runs the scan.
 pub fn run(cli: &Cli, a: &ScanArgs) -> anyhow::Result<i32> {
-    let Some(dir) = a.reference.strip_prefix("dir:") else {
-        anyhow::bail!("'{}': this build scans dir:PATH only; registries, oci: and docker-archive: are not implemented yet", a.reference);
-    };
     if !matches!(
         a.fail_on.to_ascii_uppercase().as_str(),
         "UNKNOWN" | "LOW" | "MEDIUM" | "HIGH" | "CRITICAL"
@@ -70,7 +93,7 @@ pub fn run(cli: &Cli, a: &ScanArgs) -> anyhow::Result<i32> {
         );
     }
     let db = VulnDb::open(&db_path)?;
-    let report = crate::scanner::scan_rootfs(std::path::Path::new(dir), dir, &db)?;
+    let report = scan_target(&a.reference, &db)?;
     match a.format.as_str() {
         "json" => println!(
             "{}",

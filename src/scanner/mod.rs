@@ -1,11 +1,14 @@
-//! The native scanner (issue 4, in progress): root-filesystem directories (`dir:PATH`) are
-//! catalogued (os-release, dpkg, apk) and matched against the offline vulnerability database.
-//! Registries, OCI layouts and docker archives, the rpm and language catalogers, and the SARIF and
-//! CycloneDX formats come next.
+//! The native scanner (issue 4, in progress): root-filesystem directories (`dir:PATH`), OCI
+//! image layouts and `docker save` archives are catalogued (os-release, dpkg, apk) and matched
+//! against the offline vulnerability database. Registries, the rpm and language catalogers, and
+//! the SARIF and CycloneDX formats come next.
 
+pub mod archive;
 pub mod catalog;
+pub mod layers;
 pub mod report;
 pub mod rootfs;
+pub mod tar;
 
 use std::path::Path;
 
@@ -22,8 +25,39 @@ pub enum ScanError {
     Unsupported(String),
     #[error("{0} is not a directory")]
     NotADirectory(String),
+    /// An image on disk that cannot be read (with why).
+    #[error("{0}")]
+    Image(String),
     #[error(transparent)]
     Db(#[from] StoreError),
+}
+
+/// The files of an image, however it is stored.
+pub trait ImageFs {
+    /// A regular file, following symlinks inside the image.
+    fn read(&self, rel: &str) -> Option<Vec<u8>>;
+    /// Regular files directly in a directory.
+    fn list(&self, rel: &str) -> Vec<String>;
+}
+
+struct DirFs<'a>(&'a Path);
+
+impl ImageFs for DirFs<'_> {
+    fn read(&self, rel: &str) -> Option<Vec<u8>> {
+        rootfs::read(self.0, rel)
+    }
+    fn list(&self, rel: &str) -> Vec<String> {
+        rootfs::list(self.0, rel)
+    }
+}
+
+impl ImageFs for layers::Flattened {
+    fn read(&self, rel: &str) -> Option<Vec<u8>> {
+        layers::Flattened::read(self, rel)
+    }
+    fn list(&self, rel: &str) -> Vec<String> {
+        layers::Flattened::list(self, rel)
+    }
 }
 
 /// Catalogues and matches a root filesystem on disk.
@@ -31,15 +65,33 @@ pub fn scan_rootfs(root: &Path, artifact: &str, db: &VulnDb) -> Result<Report, S
     if !root.is_dir() {
         return Err(ScanError::NotADirectory(root.display().to_string()));
     }
-    let os = rootfs::read(root, "etc/os-release")
-        .or_else(|| rootfs::read(root, "usr/lib/os-release"))
+    scan_fs(&DirFs(root), artifact, db)
+}
+
+/// Catalogues and matches a flattened image (from an archive or layout), reporting the files
+/// its layers had that were too large to read.
+pub fn scan_layers(
+    image: &layers::Flattened,
+    artifact: &str,
+    db: &VulnDb,
+) -> Result<Report, ScanError> {
+    let mut report = scan_fs(image, artifact, db)?;
+    report.skipped.extend(image.skipped.iter().cloned());
+    Ok(report)
+}
+
+/// Catalogues and matches any image.
+pub fn scan_fs(fs: &dyn ImageFs, artifact: &str, db: &VulnDb) -> Result<Report, ScanError> {
+    let os = fs
+        .read("etc/os-release")
+        .or_else(|| fs.read("usr/lib/os-release"))
         .and_then(|b| catalog::os_release::parse(&String::from_utf8_lossy(&b)));
     let mut packages: Vec<Package> = Vec::new();
     let mut skipped = Vec::new();
     let mut dpkg_files = vec!["var/lib/dpkg/status".to_string()];
-    dpkg_files.extend(rootfs::list(root, "var/lib/dpkg/status.d"));
+    dpkg_files.extend(fs.list("var/lib/dpkg/status.d"));
     for f in dpkg_files {
-        if let Some(bytes) = rootfs::read(root, &f) {
+        if let Some(bytes) = fs.read(&f) {
             let (p, s) = catalog::dpkg::parse(&String::from_utf8_lossy(&bytes));
             packages.extend(p);
             skipped.extend(
@@ -48,7 +100,7 @@ pub fn scan_rootfs(root: &Path, artifact: &str, db: &VulnDb) -> Result<Report, S
             );
         }
     }
-    if let Some(bytes) = rootfs::read(root, "lib/apk/db/installed") {
+    if let Some(bytes) = fs.read("lib/apk/db/installed") {
         let (p, s) = catalog::apk::parse(&String::from_utf8_lossy(&bytes));
         packages.extend(p);
         skipped.extend(

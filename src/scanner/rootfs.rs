@@ -2,13 +2,24 @@
 //! every symlink, absolute or relative, is resolved as if the root were `/`, `..` stops at the
 //! root, and resolution gives up after 40 links (loops).
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// Largest file a cataloger reads (status files of huge images stay well below).
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Resolves `rel` (a path inside the image, like `etc/os-release`) to a host path inside `root`.
-pub fn resolve(root: &Path, rel: &str) -> Option<PathBuf> {
+/// What a path inside an image is, for [`resolve_with`].
+pub enum Node {
+    /// A symlink with this target.
+    Link(String),
+    /// Anything else that exists.
+    Present,
+    Missing,
+}
+
+/// Resolves `rel` inside an image whose entries `lookup` describes (given the resolved
+/// components so far), returning the final components. Shared by on-disk roots and flattened
+/// layers, so both follow links the same way.
+pub fn resolve_with(rel: &str, lookup: impl Fn(&[String]) -> Node) -> Option<Vec<String>> {
     let mut parts: Vec<String> = Vec::new();
     let mut pending: Vec<String> = rel
         .split('/')
@@ -26,37 +37,40 @@ pub fn resolve(root: &Path, rel: &str) -> Option<PathBuf> {
             }
             _ => {}
         }
-        let candidate = parts
-            .iter()
-            .fold(root.to_path_buf(), |p, s| p.join(s))
-            .join(&part);
-        match std::fs::symlink_metadata(&candidate) {
-            Ok(m) if m.file_type().is_symlink() => {
+        parts.push(part);
+        match lookup(&parts) {
+            Node::Link(target) => {
+                parts.pop();
                 links += 1;
                 if links > 40 {
                     return None;
                 }
-                let target = std::fs::read_link(&candidate).ok()?;
-                if target.is_absolute() {
+                if target.starts_with('/') {
                     parts.clear();
                 }
-                let comps: Vec<String> = target
-                    .components()
-                    .filter_map(|c| match c {
-                        Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
-                        Component::ParentDir => Some("..".into()),
-                        _ => None,
-                    })
-                    .collect();
-                for c in comps.into_iter().rev() {
-                    pending.push(c);
+                for c in target.split('/').filter(|s| !s.is_empty()).rev() {
+                    pending.push(c.to_string());
                 }
             }
-            Ok(_) => parts.push(part),
-            Err(_) => return None,
+            Node::Present => {}
+            Node::Missing => return None,
         }
     }
-    Some(parts.iter().fold(root.to_path_buf(), |p, s| p.join(s)))
+    Some(parts)
+}
+
+/// Resolves `rel` (a path inside the image, like `etc/os-release`) to a host path inside `root`.
+pub fn resolve(root: &Path, rel: &str) -> Option<PathBuf> {
+    let host = |parts: &[String]| parts.iter().fold(root.to_path_buf(), |p, s| p.join(s));
+    let parts = resolve_with(rel, |parts| match std::fs::symlink_metadata(host(parts)) {
+        Ok(m) if m.file_type().is_symlink() => match std::fs::read_link(host(parts)) {
+            Ok(t) => Node::Link(t.to_string_lossy().into_owned()),
+            Err(_) => Node::Missing,
+        },
+        Ok(_) => Node::Present,
+        Err(_) => Node::Missing,
+    })?;
+    Some(host(&parts))
 }
 
 /// Reads a regular file of the image, up to [`MAX_FILE_BYTES`].
