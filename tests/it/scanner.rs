@@ -286,3 +286,180 @@ fn scan_debian_root_matches_source_packages() {
     let pkgs = report["Results"][0]["Packages"].to_string();
     assert!(!pkgs.contains("removed-tool"), "{pkgs}");
 }
+
+fn sh(cmd: &str) {
+    let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+    assert!(
+        o.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Two layers made with the real `tar`: the lower one installs botan 2.6.0-r0 (three advisories
+/// apply), the upper one upgrades it to 2.8.0-r0 (one applies) and whites out a file.
+fn layer_tars(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let lower = dir.join("lower");
+    alpine_root(&lower);
+    std::fs::write(
+        lower.join("lib/apk/db/installed"),
+        "P:botan\nV:2.6.0-r0\nA:x86_64\no:botan\n\n",
+    )
+    .unwrap();
+    std::fs::write(lower.join("etc/motd"), "hello").unwrap();
+    let upper = dir.join("upper");
+    std::fs::create_dir_all(upper.join("lib/apk/db")).unwrap();
+    std::fs::create_dir_all(upper.join("etc")).unwrap();
+    std::fs::write(
+        upper.join("lib/apk/db/installed"),
+        "P:botan\nV:2.8.0-r0\nA:x86_64\no:botan\n\n",
+    )
+    .unwrap();
+    std::fs::write(upper.join("etc/.wh.motd"), "").unwrap();
+    let l1 = dir.join("layer1.tar");
+    let l2 = dir.join("layer2.tar.gz");
+    sh(&format!(
+        "tar -C {} -cf {} .",
+        lower.display(),
+        l1.display()
+    ));
+    sh(&format!(
+        "tar -C {} -czf {} .",
+        upper.display(),
+        l2.display()
+    ));
+    (l1, l2)
+}
+
+fn scan_ids(db: &Path, target: &str) -> Result<Vec<String>, String> {
+    let o = bulwark(&[
+        "scan",
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "json",
+        target,
+    ]);
+    if !o.status.success() {
+        return Err(String::from_utf8_lossy(&o.stderr).into_owned());
+    }
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    Ok(report["Results"][0]["Vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["VulnerabilityID"].as_str().unwrap().to_string())
+        .collect())
+}
+
+#[test]
+fn scan_docker_archive_applies_layers_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("vulndb.redb");
+    import(&db);
+    let (l1, l2) = layer_tars(dir.path());
+    let out = dir.path().join("save");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::copy(&l1, out.join("aaa.tar")).unwrap();
+    std::fs::copy(&l2, out.join("bbb.tar.gz")).unwrap();
+    std::fs::write(
+        out.join("manifest.json"),
+        r#"[{"Config":"cfg.json","RepoTags":["botan:1"],"Layers":["aaa.tar","bbb.tar.gz"]}]"#,
+    )
+    .unwrap();
+    let archive = dir.path().join("image.tar");
+    sh(&format!(
+        "tar -C {} -cf {} .",
+        out.display(),
+        archive.display()
+    ));
+    let ids = scan_ids(&db, &format!("docker-archive:{}", archive.display())).unwrap();
+    assert_eq!(ids, vec!["CVE-2018-20187"]);
+
+    // Only the lower layer: all three advisories fixed after 2.6.0-r0.
+    std::fs::write(
+        out.join("manifest.json"),
+        r#"[{"Config":"cfg.json","Layers":["aaa.tar"]}]"#,
+    )
+    .unwrap();
+    sh(&format!(
+        "tar -C {} -cf {} .",
+        out.display(),
+        archive.display()
+    ));
+    let ids = scan_ids(&db, &format!("docker-archive:{}", archive.display())).unwrap();
+    assert_eq!(
+        ids,
+        vec!["CVE-2018-12435", "CVE-2018-20187", "CVE-2018-9860"]
+    );
+
+    // A manifest naming a missing layer, and a file that is not an archive.
+    std::fs::write(out.join("manifest.json"), r#"[{"Layers":["nope.tar"]}]"#).unwrap();
+    sh(&format!(
+        "tar -C {} -cf {} .",
+        out.display(),
+        archive.display()
+    ));
+    let err = scan_ids(&db, &format!("docker-archive:{}", archive.display())).unwrap_err();
+    assert!(err.contains("missing from the archive"), "{err}");
+    let err = scan_ids(&db, &format!("docker-archive:{}", db.display())).unwrap_err();
+    assert!(err.contains("tar") || err.contains("manifest"), "{err}");
+}
+
+#[test]
+fn scan_oci_layout_verifies_digests() {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("vulndb.redb");
+    import(&db);
+    let (l1, l2) = layer_tars(dir.path());
+    let layout = dir.path().join("layout");
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| {
+        let hex = hex::encode(Sha256::digest(bytes));
+        std::fs::write(blobs.join(&hex), bytes).unwrap();
+        format!("sha256:{hex}")
+    };
+    let d1 = put(&std::fs::read(&l1).unwrap());
+    let d2 = put(&std::fs::read(&l2).unwrap());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "layers": [
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d1},
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d2}
+        ]
+    });
+    let md = put(manifest.to_string().as_bytes());
+    let write_index = |digest: &str| {
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest,
+            "annotations": {"org.opencontainers.image.ref.name": "v1"}}]});
+        std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
+    };
+    write_index(&md);
+    let target = format!("oci:{}", layout.display());
+    assert_eq!(scan_ids(&db, &target).unwrap(), vec!["CVE-2018-20187"]);
+    assert_eq!(
+        scan_ids(&db, &format!("{target}:v1")).unwrap(),
+        vec!["CVE-2018-20187"]
+    );
+    let err = scan_ids(&db, &format!("{target}:v2")).unwrap_err();
+    assert!(err.contains("no manifest tagged 'v2'"), "{err}");
+
+    // A digest that tries to name another path is refused before it is opened.
+    write_index("sha256:../../../../etc/passwd");
+    let err = scan_ids(&db, &target).unwrap_err();
+    assert!(err.contains("malformed digest"), "{err}");
+
+    // A tampered layer no longer matches its digest.
+    write_index(&md);
+    let p1 = blobs.join(d1.trim_start_matches("sha256:"));
+    let mut bytes = std::fs::read(&p1).unwrap();
+    let n = bytes.len();
+    bytes[n - 1] ^= 1; // inside the end-of-archive padding: the tar still reads
+    std::fs::write(&p1, bytes).unwrap();
+    let err = scan_ids(&db, &target).unwrap_err();
+    assert!(err.contains("does not match its digest"), "{err}");
+}
