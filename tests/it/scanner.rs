@@ -296,7 +296,7 @@ fn sh(cmd: &str) {
     );
 }
 
-/// Two layers made with the real `tar`: the lower one installs botan 2.6.0-r0 (three advisories
+/// Two layers made with the real `tar`: the lower one installs botan 2.6.0-r0 (two advisories
 /// apply), the upper one upgrades it to 2.8.0-r0 (one applies) and whites out a file.
 fn layer_tars(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let lower = dir.join("lower");
@@ -376,7 +376,8 @@ fn scan_docker_archive_applies_layers_in_order() {
     let ids = scan_ids(&db, &format!("docker-archive:{}", archive.display())).unwrap();
     assert_eq!(ids, vec!["CVE-2018-20187"]);
 
-    // Only the lower layer: all three advisories fixed after 2.6.0-r0.
+    // Only the lower layer: the two advisories fixed after 2.6.0-r0 (in 2.9.0-r0 and 2.7.0-r0);
+    // CVE-2018-9860 was fixed in 2.6.0-r0 itself.
     std::fs::write(
         out.join("manifest.json"),
         r#"[{"Config":"cfg.json","Layers":["aaa.tar"]}]"#,
@@ -388,10 +389,7 @@ fn scan_docker_archive_applies_layers_in_order() {
         archive.display()
     ));
     let ids = scan_ids(&db, &format!("docker-archive:{}", archive.display())).unwrap();
-    assert_eq!(
-        ids,
-        vec!["CVE-2018-12435", "CVE-2018-20187", "CVE-2018-9860"]
-    );
+    assert_eq!(ids, vec!["CVE-2018-12435", "CVE-2018-20187"]);
 
     // A manifest naming a missing layer, and a file that is not an archive.
     std::fs::write(out.join("manifest.json"), r#"[{"Layers":["nope.tar"]}]"#).unwrap();
