@@ -49,6 +49,7 @@ pub fn wanted(path: &str) -> bool {
         path,
         "etc/os-release" | "usr/lib/os-release" | "var/lib/dpkg/status" | "lib/apk/db/installed"
     ) || path.starts_with("var/lib/dpkg/status.d/")
+        || super::catalog::lang::classify(path).is_some()
 }
 
 /// Normalises a tar path: no leading `/` or `./`, `..` clamped at the root, no NULs.
@@ -250,6 +251,11 @@ impl Flattened {
     /// A kept file, following symlinks inside the image.
     pub fn read(&self, rel: &str) -> Option<Vec<u8>> {
         self.files.get(&self.resolve(rel)?).cloned()
+    }
+
+    /// Every kept file `pred` accepts (language metadata lives anywhere in an image).
+    pub fn find(&self, pred: &dyn Fn(&str) -> bool) -> Vec<String> {
+        self.files.keys().filter(|k| pred(k)).cloned().collect()
     }
 
     /// Kept files directly in a directory (for `var/lib/dpkg/status.d/`).

@@ -38,6 +38,8 @@ pub trait ImageFs {
     fn read(&self, rel: &str) -> Option<Vec<u8>>;
     /// Regular files directly in a directory.
     fn list(&self, rel: &str) -> Vec<String>;
+    /// Regular files anywhere that `pred` accepts.
+    fn find(&self, pred: &dyn Fn(&str) -> bool) -> Vec<String>;
 }
 
 struct DirFs<'a>(&'a Path);
@@ -49,6 +51,9 @@ impl ImageFs for DirFs<'_> {
     fn list(&self, rel: &str) -> Vec<String> {
         rootfs::list(self.0, rel)
     }
+    fn find(&self, pred: &dyn Fn(&str) -> bool) -> Vec<String> {
+        rootfs::find(self.0, pred, 5_000_000)
+    }
 }
 
 impl ImageFs for layers::Flattened {
@@ -57,6 +62,9 @@ impl ImageFs for layers::Flattened {
     }
     fn list(&self, rel: &str) -> Vec<String> {
         layers::Flattened::list(self, rel)
+    }
+    fn find(&self, pred: &dyn Fn(&str) -> bool) -> Vec<String> {
+        layers::Flattened::find(self, pred)
     }
 }
 
@@ -134,17 +142,66 @@ pub fn scan_fs(fs: &dyn ImageFs, artifact: &str, db: &VulnDb) -> Result<Report, 
                             fixed,
                             severity: severity(&a.severity),
                             title: a.summary.chars().take(200).collect(),
+                            lang: None,
+                            path: None,
                         });
                     }
                 }
             }
         }
     }
-    vulns.sort_by(|a, b| a.package.cmp(&b.package).then(a.id.cmp(&b.id)));
+    let mut lang_packages = Vec::new();
+    for path in fs.find(&|p| catalog::lang::classify(p).is_some()) {
+        let Some(lang) = catalog::lang::classify(&path) else {
+            continue;
+        };
+        match fs
+            .read(&path)
+            .and_then(|b| catalog::lang::parse(lang, &path, &b))
+        {
+            Some(p) => lang_packages.push(p),
+            None => skipped.push(format!("{path}: no name and version")),
+        }
+    }
+    for p in &lang_packages {
+        // PyPI spellings (`Django`, `django`) are reconciled by the database's index.
+        let mut seen = std::collections::HashSet::new();
+        {
+            for (a, fixed) in db.affecting_with_fix(p.lang.ecosystem(), &p.name, &p.version)? {
+                let id = a
+                    .aliases
+                    .iter()
+                    .find(|x| x.starts_with("CVE-"))
+                    .cloned()
+                    .unwrap_or_else(|| a.id.clone());
+                if seen.insert(id.clone()) {
+                    vulns.push(Vuln {
+                        id,
+                        advisory: a.id.clone(),
+                        package: p.name.clone(),
+                        installed: p.version.clone(),
+                        fixed,
+                        severity: severity(&a.severity),
+                        title: a.summary.chars().take(200).collect(),
+                        lang: Some(p.lang),
+                        path: Some(p.path.clone()),
+                    });
+                }
+            }
+        }
+    }
+    vulns.sort_by(|a, b| {
+        a.lang
+            .cmp(&b.lang)
+            .then(a.package.cmp(&b.package))
+            .then(a.id.cmp(&b.id))
+            .then(a.path.cmp(&b.path))
+    });
     Ok(Report {
         artifact: artifact.to_string(),
         os,
         packages,
+        lang_packages,
         vulns,
         skipped,
     })

@@ -5,6 +5,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::catalog::lang::{Lang, LangPackage};
 use super::catalog::os_release::Os;
 use super::catalog::Package;
 
@@ -20,6 +21,11 @@ pub struct Vuln {
     /// `CRITICAL`, `HIGH`, `MEDIUM`, `LOW` or `UNKNOWN`.
     pub severity: &'static str,
     pub title: String,
+    /// The language ecosystem, or `None` for OS packages.
+    #[serde(skip)]
+    pub lang: Option<Lang>,
+    /// Where a language package was declared.
+    pub path: Option<String>,
 }
 
 /// A scan.
@@ -28,6 +34,7 @@ pub struct Report {
     pub artifact: String,
     pub os: Option<Os>,
     pub packages: Vec<Package>,
+    pub lang_packages: Vec<LangPackage>,
     pub vulns: Vec<Vuln>,
     /// Records catalogers could not read.
     pub skipped: Vec<String>,
@@ -62,17 +69,24 @@ impl Report {
             .as_ref()
             .map(|o| o.version_id.clone())
             .unwrap_or_default();
-        let vulns: Vec<Value> = self
-            .vulns
-            .iter()
-            .map(|v| {
-                json!({
-                    "VulnerabilityID": v.id, "PkgName": v.package, "InstalledVersion": v.installed,
-                    "FixedVersion": v.fixed.clone().unwrap_or_default(), "Status": if v.fixed.is_some() { "fixed" } else { "affected" },
-                    "Severity": v.severity, "Title": v.title, "DataSource": {"ID": v.advisory}
+        let vulns_of = |lang: Option<Lang>| -> Vec<Value> {
+            self.vulns
+                .iter()
+                .filter(|v| v.lang == lang)
+                .map(|v| {
+                    let mut j = json!({
+                        "VulnerabilityID": v.id, "PkgName": v.package, "InstalledVersion": v.installed,
+                        "FixedVersion": v.fixed.clone().unwrap_or_default(), "Status": if v.fixed.is_some() { "fixed" } else { "affected" },
+                        "Severity": v.severity, "Title": v.title, "DataSource": {"ID": v.advisory}
+                    });
+                    if let Some(p) = &v.path {
+                        j["PkgPath"] = json!(p);
+                    }
+                    j
                 })
-            })
-            .collect();
+                .collect()
+        };
+        let vulns = vulns_of(None);
         let mut result = json!({
             "Target": format!("{} ({} {})", self.artifact, family, name),
             "Class": "os-pkgs",
@@ -89,12 +103,37 @@ impl Report {
                     .collect(),
             );
         }
+        let mut results = vec![result];
+        // One result per language found, as Trivy reports them.
+        for lang in [Lang::Node, Lang::Python] {
+            let pkgs: Vec<&LangPackage> = self
+                .lang_packages
+                .iter()
+                .filter(|p| p.lang == lang)
+                .collect();
+            if pkgs.is_empty() {
+                continue;
+            }
+            let mut r = json!({
+                "Target": lang.target(),
+                "Class": "lang-pkgs",
+                "Type": lang.trivy_type(),
+                "Vulnerabilities": vulns_of(Some(lang)),
+            });
+            if list_all_packages {
+                r["Packages"] = pkgs
+                    .iter()
+                    .map(|p| json!({"Name": p.name, "Version": p.version, "FilePath": p.path}))
+                    .collect();
+            }
+            results.push(r);
+        }
         json!({
             "SchemaVersion": 2,
             "ArtifactName": self.artifact,
             "ArtifactType": "filesystem",
             "Metadata": {"OS": {"Family": family, "Name": name}},
-            "Results": [result],
+            "Results": results,
         })
     }
 
@@ -107,7 +146,7 @@ impl Report {
                 .as_ref()
                 .map(|o| o.pretty_name.as_str())
                 .unwrap_or("unknown OS"),
-            self.packages.len(),
+            self.packages.len() + self.lang_packages.len(),
             self.vulns.len()
         );
         if !self.vulns.is_empty() {

@@ -83,6 +83,43 @@ pub fn read(root: &Path, rel: &str) -> Option<Vec<u8>> {
     std::fs::read(p).ok()
 }
 
+/// Regular files anywhere under the root that `pred` accepts (image paths, no leading `/`).
+/// Symlinks are not followed, `proc`, `sys` and `dev` are skipped, and the walk stops after
+/// `max_entries` entries so a hostile tree cannot run it forever.
+pub fn find(root: &Path, pred: &dyn Fn(&str) -> bool, max_entries: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![String::new()];
+    let mut seen = 0;
+    while let Some(rel) = stack.pop() {
+        let Ok(dir) = std::fs::read_dir(root.join(&rel)) else {
+            continue;
+        };
+        for e in dir.flatten() {
+            seen += 1;
+            if seen > max_entries {
+                return out;
+            }
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            match e.file_type() {
+                Ok(t) if t.is_dir() => {
+                    if !matches!(path.as_str(), "proc" | "sys" | "dev") {
+                        stack.push(path);
+                    }
+                }
+                Ok(t) if t.is_file() && pred(&path) => out.push(path),
+                _ => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Regular files directly in a directory of the image (for `var/lib/dpkg/status.d/`).
 pub fn list(root: &Path, rel: &str) -> Vec<String> {
     let Some(dir) = resolve(root, rel) else {

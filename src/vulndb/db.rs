@@ -77,7 +77,33 @@ pub struct VulnDb {
 }
 
 fn index_key(ecosystem: &str, package: &str) -> String {
-    format!("{ecosystem}|{package}")
+    format!("{ecosystem}|{}", canonical_name(ecosystem, package))
+}
+
+/// The name under which a package is indexed: PyPI names are compared in their PEP 503 form
+/// (`Gradio`, `gradio` and `GRADIO` are one project); other ecosystems compare names exactly.
+pub fn canonical_name(ecosystem: &str, name: &str) -> String {
+    if ecosystem != "PyPI" {
+        return name.to_string();
+    }
+    let mut out = String::with_capacity(name.len());
+    let mut dash = false;
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            dash = true;
+        } else {
+            if dash && !out.is_empty() {
+                out.push('-');
+            }
+            dash = false;
+            out.extend(c.to_lowercase());
+        }
+    }
+    out
+}
+
+fn same_package(ecosystem: &str, a: &str, b: &str) -> bool {
+    a == b || canonical_name(ecosystem, a) == canonical_name(ecosystem, b)
 }
 
 impl VulnDb {
@@ -192,7 +218,9 @@ impl VulnDb {
                 let fix = a
                     .affected
                     .iter()
-                    .filter(|af| af.ecosystem == ecosystem && af.package == package)
+                    .filter(|af| {
+                        af.ecosystem == ecosystem && same_package(ecosystem, &af.package, package)
+                    })
                     .flat_map(|af| af.ranges.iter().flatten())
                     .filter_map(|e| match e {
                         osv::StoredEvent::Fixed(f) if cmp(f, version) == Ordering::Greater => {
@@ -228,7 +256,9 @@ impl VulnDb {
                 let hit = a
                     .affected
                     .iter()
-                    .filter(|af| af.ecosystem == ecosystem && af.package == package)
+                    .filter(|af| {
+                        af.ecosystem == ecosystem && same_package(ecosystem, &af.package, package)
+                    })
                     .any(|af| {
                         let ranges: Vec<Vec<range::Event>> = af
                             .ranges
@@ -411,6 +441,19 @@ mod tests {
             )
             .unwrap()
             .is_empty());
+        // PyPI names match in any PEP 503 spelling: the record says `Gradio`.
+        for spelling in ["Gradio", "gradio", "GRADIO"] {
+            assert_eq!(db.affecting("PyPI", spelling, "4.36.1").unwrap().len(), 1);
+        }
+        assert_eq!(
+            canonical_name("PyPI", "Zope.Interface__x"),
+            "zope-interface-x"
+        );
+        assert_eq!(
+            canonical_name("npm", "Lodash"),
+            "Lodash",
+            "npm names are exact"
+        );
         // Again: nothing changes.
         let again = db.import(&osv_files()).unwrap();
         assert_eq!((again.imported, again.unchanged), (0, 6));

@@ -461,3 +461,89 @@ fn scan_oci_layout_verifies_digests() {
     let err = scan_ids(&db, &target).unwrap_err();
     assert!(err.contains("does not match its digest"), "{err}");
 }
+
+/// Python and Node.js packages anywhere in the image are catalogued and matched against PyPI and
+/// npm advisories, and reported as separate `lang-pkgs` results as Trivy does.
+#[test]
+fn scan_finds_language_packages() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    alpine_root(&root);
+    let site = root.join("usr/lib/python3.11/site-packages");
+    for (d, meta) in [
+        (
+            "requests-2.25.1.dist-info",
+            "Metadata-Version: 2.1\nName: requests\nVersion: 2.25.1\n",
+        ),
+        // The advisory spells it `Gradio`.
+        (
+            "gradio-4.36.1.dist-info",
+            "Metadata-Version: 2.1\nName: gradio\nVersion: 4.36.1\n",
+        ),
+        ("broken.dist-info", "Summary: no name here\n"),
+    ] {
+        std::fs::create_dir_all(site.join(d)).unwrap();
+        std::fs::write(site.join(d).join("METADATA"), meta).unwrap();
+    }
+    let nm = root.join("srv/app/node_modules/@scope/util");
+    std::fs::create_dir_all(&nm).unwrap();
+    std::fs::write(
+        nm.join("package.json"),
+        r#"{"name":"@scope/util","version":"1.2.3"}"#,
+    )
+    .unwrap();
+    let db = dir.path().join("vulndb.redb");
+    let fx = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vulndb/");
+    let o = bulwark(&[
+        "db",
+        "import",
+        "--db",
+        db.to_str().unwrap(),
+        &format!("{fx}osv-PYSEC-2023-74-pypi.json"),
+        &format!("{fx}osv-GHSA-9v2f-6vcg-3hgv-pypi.json"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = bulwark(&[
+        "scan",
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "json",
+        "--list-all-pkgs",
+        &format!("dir:{}", root.display()),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let results = report["Results"].as_array().unwrap();
+    let types: Vec<&str> = results
+        .iter()
+        .map(|r| r["Type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, vec!["alpine", "node-pkg", "python-pkg"]);
+    assert_eq!(results[1]["Packages"][0]["Name"], "@scope/util");
+    assert_eq!(results[1]["Vulnerabilities"].as_array().unwrap().len(), 0);
+    let py: Vec<(&str, &str, &str)> = results[2]["Vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["VulnerabilityID"].as_str().unwrap(),
+                v["PkgName"].as_str().unwrap(),
+                v["FixedVersion"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        py,
+        vec![
+            ("CVE-2024-39236", "gradio", ""),
+            ("CVE-2023-32681", "requests", "2.31.0"),
+        ]
+    );
+    assert_eq!(
+        results[2]["Vulnerabilities"][1]["PkgPath"],
+        "usr/lib/python3.11/site-packages/requests-2.25.1.dist-info/METADATA"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("broken.dist-info/METADATA"));
+}
