@@ -106,10 +106,8 @@ pub fn find(root: &Path, pred: &dyn Fn(&str) -> bool, max_entries: usize) -> Vec
                 format!("{rel}/{name}")
             };
             match e.file_type() {
-                Ok(t) if t.is_dir() => {
-                    if !matches!(path.as_str(), "proc" | "sys" | "dev") {
-                        stack.push(path);
-                    }
+                Ok(t) if t.is_dir() && !matches!(path.as_str(), "proc" | "sys" | "dev") => {
+                    stack.push(path)
                 }
                 Ok(t) if t.is_file() && pred(&path) => out.push(path),
                 _ => {}
