@@ -120,34 +120,18 @@ pub fn scan_fs(fs: &dyn ImageFs, artifact: &str, db: &VulnDb) -> Result<Report, 
     if let Some(eco) = os.as_ref().and_then(|o| o.ecosystem()) {
         for p in &packages {
             // Feeds name binary packages (Alpine, OSV) or source packages (Debian tracker).
-            let mut names = vec![p.name.clone()];
-            if let Some(src) = p.source.as_ref().filter(|s| **s != p.name) {
-                names.push(src.clone());
+            let mut names = vec![p.name.as_str()];
+            if let Some(src) = p.source.as_deref().filter(|s| *s != p.name) {
+                names.push(src);
             }
-            let mut seen = std::collections::HashSet::new();
-            for name in names {
-                for (a, fixed) in db.affecting_with_fix(&eco, &name, &p.version)? {
-                    let id = a
-                        .aliases
-                        .iter()
-                        .find(|x| x.starts_with("CVE-"))
-                        .cloned()
-                        .unwrap_or_else(|| a.id.clone());
-                    if seen.insert(id.clone()) {
-                        vulns.push(Vuln {
-                            id,
-                            advisory: a.id.clone(),
-                            package: p.name.clone(),
-                            installed: p.version.clone(),
-                            fixed,
-                            severity: severity(&a.severity),
-                            title: a.summary.chars().take(200).collect(),
-                            lang: None,
-                            path: None,
-                        });
-                    }
-                }
-            }
+            let target = Target {
+                ecosystem: &eco,
+                package: &p.name,
+                version: &p.version,
+                lang: None,
+                path: None,
+            };
+            vulns.extend(matches(db, &target, &names)?);
         }
     }
     let mut lang_packages = Vec::new();
@@ -165,30 +149,14 @@ pub fn scan_fs(fs: &dyn ImageFs, artifact: &str, db: &VulnDb) -> Result<Report, 
     }
     for p in &lang_packages {
         // PyPI spellings (`Django`, `django`) are reconciled by the database's index.
-        let mut seen = std::collections::HashSet::new();
-        {
-            for (a, fixed) in db.affecting_with_fix(p.lang.ecosystem(), &p.name, &p.version)? {
-                let id = a
-                    .aliases
-                    .iter()
-                    .find(|x| x.starts_with("CVE-"))
-                    .cloned()
-                    .unwrap_or_else(|| a.id.clone());
-                if seen.insert(id.clone()) {
-                    vulns.push(Vuln {
-                        id,
-                        advisory: a.id.clone(),
-                        package: p.name.clone(),
-                        installed: p.version.clone(),
-                        fixed,
-                        severity: severity(&a.severity),
-                        title: a.summary.chars().take(200).collect(),
-                        lang: Some(p.lang),
-                        path: Some(p.path.clone()),
-                    });
-                }
-            }
-        }
+        let target = Target {
+            ecosystem: p.lang.ecosystem(),
+            package: &p.name,
+            version: &p.version,
+            lang: Some(p.lang),
+            path: Some(&p.path),
+        };
+        vulns.extend(matches(db, &target, &[p.name.as_str()])?);
     }
     vulns.sort_by(|a, b| {
         a.lang
@@ -205,4 +173,44 @@ pub fn scan_fs(fs: &dyn ImageFs, artifact: &str, db: &VulnDb) -> Result<Report, 
         vulns,
         skipped,
     })
+}
+
+/// One installed package to match.
+struct Target<'a> {
+    ecosystem: &'a str,
+    package: &'a str,
+    version: &'a str,
+    lang: Option<catalog::lang::Lang>,
+    path: Option<&'a str>,
+}
+
+/// The advisories affecting `target` under any of `names`, one finding per CVE (or advisory id
+/// when it has no CVE alias).
+fn matches(db: &VulnDb, target: &Target, names: &[&str]) -> Result<Vec<Vuln>, ScanError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for name in names {
+        for (a, fixed) in db.affecting_with_fix(target.ecosystem, name, target.version)? {
+            let id = a
+                .aliases
+                .iter()
+                .find(|x| x.starts_with("CVE-"))
+                .cloned()
+                .unwrap_or_else(|| a.id.clone());
+            if seen.insert(id.clone()) {
+                out.push(Vuln {
+                    id,
+                    advisory: a.id.clone(),
+                    package: target.package.to_string(),
+                    installed: target.version.to_string(),
+                    fixed,
+                    severity: severity(&a.severity),
+                    title: a.summary.chars().take(200).collect(),
+                    lang: target.lang,
+                    path: target.path.map(String::from),
+                });
+            }
+        }
+    }
+    Ok(out)
 }

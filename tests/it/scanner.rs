@@ -35,13 +35,51 @@ fn alpine_root(root: &Path) {
     .unwrap();
 }
 
-fn import(db: &Path) {
-    let feed = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/vulndb/alpine-secdb-v3.10-community.json"
-    );
-    let o = bulwark(&["db", "import", "--db", db.to_str().unwrap(), feed]);
+/// Imports fixture feeds (file names under `tests/fixtures/vulndb`) into `db`.
+fn import_fixtures(db: &Path, names: &[&str]) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vulndb/");
+    let mut args = vec!["db".to_string(), "import".into(), "--db".into()];
+    args.push(db.display().to_string());
+    args.extend(names.iter().map(|n| format!("{dir}{n}")));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = bulwark(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn import(db: &Path) {
+    import_fixtures(db, &["alpine-secdb-v3.10-community.json"]);
+}
+
+/// `bulwark scan --format json --list-all-pkgs dir:ROOT`: the report and what went to stderr.
+fn scan_report(db: &Path, root: &Path) -> (Value, String) {
+    let o = bulwark(&[
+        "scan",
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "json",
+        "--list-all-pkgs",
+        &format!("dir:{}", root.display()),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{stderr}");
+    (serde_json::from_slice(&o.stdout).unwrap(), stderr)
+}
+
+/// The `fields` of each finding in one result, joined with ` | `.
+fn findings(result: &Value, fields: &[&str]) -> Vec<String> {
+    result["Vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            fields
+                .iter()
+                .map(|f| v[*f].as_str().unwrap())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        })
+        .collect()
 }
 
 #[test]
@@ -53,35 +91,16 @@ fn scan_dir_reports_fixable_vulns_as_trivy_json() {
     import(&db);
 
     let target = format!("dir:{}", root.display());
-    let o = bulwark(&[
-        "scan",
-        "--db",
-        db.to_str().unwrap(),
-        "--format",
-        "json",
-        "--list-all-pkgs",
-        &target,
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (report, _) = scan_report(&db, &root);
     assert_eq!(report["SchemaVersion"], 2);
     assert_eq!(report["Metadata"]["OS"]["Family"], "alpine");
     assert_eq!(report["Metadata"]["OS"]["Name"], "3.10.9");
     let result = &report["Results"][0];
-    let ids: Vec<(&str, &str, &str)> = result["Vulnerabilities"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            (
-                v["VulnerabilityID"].as_str().unwrap(),
-                v["PkgName"].as_str().unwrap(),
-                v["FixedVersion"].as_str().unwrap(),
-            )
-        })
-        .collect();
     // Only the advisory fixed after 2.8.0-r0 applies; older fixes and cfengine do not.
-    assert_eq!(ids, vec![("CVE-2018-20187", "botan", "2.9.0-r0")]);
+    assert_eq!(
+        findings(result, &["VulnerabilityID", "PkgName", "FixedVersion"]),
+        vec!["CVE-2018-20187 | botan | 2.9.0-r0"]
+    );
     let pkgs: Vec<&str> = result["Packages"]
         .as_array()
         .unwrap()
@@ -243,43 +262,16 @@ fn scan_debian_root_matches_source_packages() {
     )
     .unwrap();
     let db = dir.path().join("vulndb.redb");
-    let feed = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/vulndb/debian-security-tracker-subset.json"
-    );
-    let o = bulwark(&["db", "import", "--db", db.to_str().unwrap(), feed]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = bulwark(&[
-        "scan",
-        "--db",
-        db.to_str().unwrap(),
-        "--format",
-        "json",
-        "--list-all-pkgs",
-        &format!("dir:{}", root.display()),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let found: Vec<(String, String, String, String)> = report["Results"][0]["Vulnerabilities"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            let s = |k: &str| v[k].as_str().unwrap().to_string();
-            (
-                s("VulnerabilityID"),
-                s("PkgName"),
-                s("FixedVersion"),
-                s("Severity"),
-            )
-        })
-        .collect();
-    let expect = |a: &str, b: &str, c: &str, d: &str| (a.into(), b.into(), c.into(), d.into());
+    import_fixtures(&db, &["debian-security-tracker-subset.json"]);
+    let (report, _) = scan_report(&db, &root);
     assert_eq!(
-        found,
+        findings(
+            &report["Results"][0],
+            &["VulnerabilityID", "PkgName", "FixedVersion", "Severity"]
+        ),
         vec![
-            expect("CVE-2008-7220", "libjs-prototype", "1.6.0.2-1", "HIGH"),
-            expect("CVE-2013-1444", "txt2man", "1.5.5-4.1", "LOW"),
+            "CVE-2008-7220 | libjs-prototype | 1.6.0.2-1 | HIGH",
+            "CVE-2013-1444 | txt2man | 1.5.5-4.1 | LOW",
         ]
     );
     // Packages that are removed but keep config files are not installed software.
@@ -493,27 +485,14 @@ fn scan_finds_language_packages() {
     )
     .unwrap();
     let db = dir.path().join("vulndb.redb");
-    let fx = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vulndb/");
-    let o = bulwark(&[
-        "db",
-        "import",
-        "--db",
-        db.to_str().unwrap(),
-        &format!("{fx}osv-PYSEC-2023-74-pypi.json"),
-        &format!("{fx}osv-GHSA-9v2f-6vcg-3hgv-pypi.json"),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = bulwark(&[
-        "scan",
-        "--db",
-        db.to_str().unwrap(),
-        "--format",
-        "json",
-        "--list-all-pkgs",
-        &format!("dir:{}", root.display()),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    import_fixtures(
+        &db,
+        &[
+            "osv-PYSEC-2023-74-pypi.json",
+            "osv-GHSA-9v2f-6vcg-3hgv-pypi.json",
+        ],
+    );
+    let (report, stderr) = scan_report(&db, &root);
     let results = report["Results"].as_array().unwrap();
     let types: Vec<&str> = results
         .iter()
@@ -522,28 +501,16 @@ fn scan_finds_language_packages() {
     assert_eq!(types, vec!["alpine", "node-pkg", "python-pkg"]);
     assert_eq!(results[1]["Packages"][0]["Name"], "@scope/util");
     assert_eq!(results[1]["Vulnerabilities"].as_array().unwrap().len(), 0);
-    let py: Vec<(&str, &str, &str)> = results[2]["Vulnerabilities"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            (
-                v["VulnerabilityID"].as_str().unwrap(),
-                v["PkgName"].as_str().unwrap(),
-                v["FixedVersion"].as_str().unwrap(),
-            )
-        })
-        .collect();
     assert_eq!(
-        py,
+        findings(&results[2], &["VulnerabilityID", "PkgName", "FixedVersion"]),
         vec![
-            ("CVE-2024-39236", "gradio", ""),
-            ("CVE-2023-32681", "requests", "2.31.0"),
+            "CVE-2024-39236 | gradio | ",
+            "CVE-2023-32681 | requests | 2.31.0",
         ]
     );
     assert_eq!(
         results[2]["Vulnerabilities"][1]["PkgPath"],
         "usr/lib/python3.11/site-packages/requests-2.25.1.dist-info/METADATA"
     );
-    assert!(String::from_utf8_lossy(&o.stderr).contains("broken.dist-info/METADATA"));
+    assert!(stderr.contains("broken.dist-info/METADATA"), "{stderr}");
 }
