@@ -25,6 +25,18 @@ pub struct ScanArgs {
     /// Exit with this code when a vulnerability at or above --fail-on is found.
     #[arg(long, default_value_t = 0)]
     pub exit_code: i32,
+    /// Registry user (basic auth, also used to obtain bearer tokens).
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Registry password or token; prefer the environment variable to keep it out of `ps`.
+    #[arg(long, env = "BULWARK_REGISTRY_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Talk to the registry over plain HTTP (trusted networks only).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Accept the registry's TLS certificate without checking it.
+    #[arg(long)]
+    pub insecure: bool,
     /// The lowest severity that makes --exit-code apply (`UNKNOWN`, the default, counts every
     /// finding, as feeds such as Alpine's secdb publish no severity).
     #[arg(long, default_value = "UNKNOWN")]
@@ -42,8 +54,9 @@ fn rank(s: &str) -> u8 {
 }
 
 /// Reads the image `reference` names and scans it.
-fn scan_target(reference: &str, db: &VulnDb) -> anyhow::Result<crate::scanner::report::Report> {
-    use crate::scanner::{archive, layers::Limits, scan_layers, scan_rootfs};
+fn scan_target(a: &ScanArgs, db: &VulnDb) -> anyhow::Result<crate::scanner::report::Report> {
+    let reference = a.reference.as_str();
+    use crate::scanner::{archive, layers::Limits, registry, scan_layers, scan_rootfs};
     use std::path::Path;
     let limits = Limits::default();
     if let Some(dir) = reference.strip_prefix("dir:") {
@@ -62,9 +75,20 @@ fn scan_target(reference: &str, db: &VulnDb) -> anyhow::Result<crate::scanner::r
         let image = archive::oci_layout(Path::new(dir), tag, &limits)?;
         return Ok(scan_layers(&image, rest, db)?);
     }
-    anyhow::bail!(
-        "'{reference}': give dir:PATH, docker-archive:FILE.tar or oci:DIR[:TAG]; scanning straight from a registry is not implemented yet"
-    )
+    let image = registry::ImageRef::parse(reference).map_err(|e| {
+        anyhow::anyhow!("{e}: give REGISTRY/REPO[:TAG][@DIGEST], dir:PATH, docker-archive:FILE.tar or oci:DIR[:TAG]")
+    })?;
+    let access = registry::Access {
+        username: a.username.clone(),
+        password: a.password.clone(),
+        plain_http: a.plain_http,
+        insecure_tls: a.insecure,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let flat = rt.block_on(registry::pull(&image, &access, &limits))?;
+    Ok(scan_layers(&flat, reference, db)?)
 }
 
 /// Runs the scan.
@@ -93,7 +117,7 @@ pub fn run(cli: &Cli, a: &ScanArgs) -> anyhow::Result<i32> {
         );
     }
     let db = VulnDb::open(&db_path)?;
-    let report = scan_target(&a.reference, &db)?;
+    let report = scan_target(a, &db)?;
     match a.format.as_str() {
         "json" => println!(
             "{}",

@@ -6,6 +6,7 @@
 pub mod archive;
 pub mod catalog;
 pub mod layers;
+pub mod registry;
 pub mod report;
 pub mod rootfs;
 pub mod tar;

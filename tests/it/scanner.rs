@@ -145,14 +145,9 @@ fn scan_refuses_what_it_cannot_read() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("bulwark db import"));
 
     import(&db);
-    let o = bulwark(&[
-        "scan",
-        "--db",
-        db.to_str().unwrap(),
-        "docker.io/library/alpine:3.10",
-    ]);
+    let o = bulwark(&["scan", "--db", db.to_str().unwrap(), "Not A/Reference"]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("not implemented yet"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not an image reference"));
 
     // A root with a corrupt package database still scans what it can and says what it skipped.
     let root = dir.path().join("root");
@@ -396,32 +391,64 @@ fn scan_docker_archive_applies_layers_in_order() {
     assert!(err.contains("tar") || err.contains("manifest"), "{err}");
 }
 
-#[test]
-fn scan_oci_layout_verifies_digests() {
+/// A complete OCI image layout of the two layers (with the config a registry push needs),
+/// tagged `v1`: (layout dir, manifest digest, first layer digest).
+fn build_oci_layout(dir: &Path) -> (std::path::PathBuf, String, String) {
     use sha2::{Digest, Sha256};
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("vulndb.redb");
-    import(&db);
-    let (l1, l2) = layer_tars(dir.path());
-    let layout = dir.path().join("layout");
+    use std::io::Read;
+    let (l1, l2) = layer_tars(dir);
+    let layout = dir.join("layout");
     let blobs = layout.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
     let put = |bytes: &[u8]| {
         let hex = hex::encode(Sha256::digest(bytes));
         std::fs::write(blobs.join(&hex), bytes).unwrap();
-        format!("sha256:{hex}")
+        (format!("sha256:{hex}"), bytes.len())
     };
-    let d1 = put(&std::fs::read(&l1).unwrap());
-    let d2 = put(&std::fs::read(&l2).unwrap());
+    let b1 = std::fs::read(&l1).unwrap();
+    let b2 = std::fs::read(&l2).unwrap();
+    let mut plain2 = Vec::new();
+    flate2::read::GzDecoder::new(&b2[..])
+        .read_to_end(&mut plain2)
+        .unwrap();
+    let diff = |b: &[u8]| format!("sha256:{}", hex::encode(Sha256::digest(b)));
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [diff(&b1), diff(&plain2)]},
+        "config": {}
+    });
+    let (dc, sc) = put(config.to_string().as_bytes());
+    let (d1, s1) = put(&b1);
+    let (d2, s2) = put(&b2);
     let manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": dc, "size": sc},
         "layers": [
-            {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d1},
-            {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d2}
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d1, "size": s1},
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d2, "size": s2}
         ]
     });
-    let md = put(manifest.to_string().as_bytes());
+    let (md, sm) = put(manifest.to_string().as_bytes());
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": sm,
+        "annotations": {"org.opencontainers.image.ref.name": "v1"}}]});
+    std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
+    (layout, md, d1)
+}
+
+#[test]
+fn scan_oci_layout_verifies_digests() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("vulndb.redb");
+    import(&db);
+    let (layout, md, d1) = build_oci_layout(dir.path());
+    let blobs = layout.join("blobs/sha256");
     let write_index = |digest: &str| {
         let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
             "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest,
@@ -513,4 +540,129 @@ fn scan_finds_language_packages() {
         "usr/lib/python3.11/site-packages/requests-2.25.1.dist-info/METADATA"
     );
     assert!(stderr.contains("broken.dist-info/METADATA"), "{stderr}");
+}
+
+/// A real registry (Debian's docker-registry, started by tests/services or here): the image is
+/// pushed with skopeo and pulled by `bulwark scan REGISTRY/REPO:TAG` and by digest.
+#[test]
+fn scan_pulls_from_a_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, registry) = match std::env::var("BULWARK_TEST_REGISTRY") {
+        Ok(addr) => (None, addr),
+        Err(_) => {
+            assert!(
+                Path::new("/usr/bin/docker-registry").exists(),
+                "no registry: run tests/services/start.sh (it installs docker-registry and skopeo) or set BULWARK_TEST_REGISTRY"
+            );
+            let port = crate::support::free_port();
+            let cfg = dir.path().join("registry.yml");
+            std::fs::write(
+                &cfg,
+                format!(
+                    "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                    dir.path().join("reg-data").display()
+                ),
+            )
+            .unwrap();
+            let child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(&cfg)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let addr = format!("127.0.0.1:{port}");
+            for _ in 0..100 {
+                if std::net::TcpStream::connect(&addr).is_ok() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            (Some(KillOnDrop(child)), addr)
+        }
+    };
+    let db = dir.path().join("vulndb.redb");
+    import(&db);
+    let (layout, _, _) = build_oci_layout(dir.path());
+    let repo = format!("scan-test/botan-{}", std::process::id());
+    sh(&format!(
+        "skopeo copy --dest-tls-verify=false oci:{}:v1 docker://{registry}/{repo}:v1",
+        layout.display()
+    ));
+    let by_tag = format!("{registry}/{repo}:v1");
+    let o = bulwark(&[
+        "scan",
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "json",
+        "--plain-http",
+        &by_tag,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        findings(&report["Results"][0], &["VulnerabilityID", "FixedVersion"]),
+        vec!["CVE-2018-20187 | 2.9.0-r0"]
+    );
+    // By digest, as the registry reports it.
+    let inspect = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{by_tag}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        inspect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+    let manifest_digest = serde_json::from_slice::<Value>(&inspect.stdout).unwrap()["Digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let by_digest = format!("{registry}/{repo}@{manifest_digest}");
+    let o = bulwark(&[
+        "scan",
+        "--db",
+        db.to_str().unwrap(),
+        "--plain-http",
+        &by_digest,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("CVE-2018-20187"));
+    // A tag the registry does not have, and a registry that is not there.
+    let o = bulwark(&[
+        "scan",
+        "--db",
+        db.to_str().unwrap(),
+        "--plain-http",
+        &format!("{registry}/{repo}:nope"),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("404"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let port = crate::support::free_port();
+    let o = bulwark(&[
+        "scan",
+        "--db",
+        db.to_str().unwrap(),
+        "--plain-http",
+        &format!("127.0.0.1:{port}/x:1"),
+    ]);
+    assert!(!o.status.success());
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -8,6 +8,9 @@
 #             (default 9515) for the headless-browser UI test.
 #   smtp      aiosmtpd (PyPI, in a venv cached under $TEST_CACHE) on 127.0.0.1:$SMTP_PORT
 #             (default 2525), delivering into DIR/maildir, for the notification tests.
+#   registry  Debian's docker-registry (the CNCF distribution registry) on 127.0.0.1:$REGISTRY_PORT
+#             (default 5000, plain HTTP, filesystem storage in DIR/registry), plus skopeo, which
+#             the scanner tests use to push images they build.
 #
 # Every started process is recorded as "name pid" in DIR/pids, so tests/services/stop.sh DIR stops
 # exactly those PIDs (never by name). Connection details go to DIR/endpoints.env (sourceable);
@@ -18,7 +21,8 @@ set -euo pipefail
 DIR=${1:?usage: start.sh DIR [service ...]}
 shift || true
 SERVICES=("$@")
-[ ${#SERVICES[@]} -eq 0 ] && SERVICES=(browser smtp)
+[ ${#SERVICES[@]} -eq 0 ] && SERVICES=(browser smtp registry)
+REGISTRY_PORT=${REGISTRY_PORT:-5000}
 CHROMEDRIVER_PORT=${CHROMEDRIVER_PORT:-9515}
 SMTP_PORT=${SMTP_PORT:-2525}
 TEST_CACHE=${TEST_CACHE:-$HOME/.cache}
@@ -89,10 +93,31 @@ start_smtp() {
   log "aiosmtpd on 127.0.0.1:$SMTP_PORT, mail in $DIR/maildir"
 }
 
+start_registry() {
+  apt_install docker-registry skopeo curl
+  mkdir -p "$DIR/registry/data"
+  cat > "$DIR/registry/config.yml" <<EOF
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $DIR/registry/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$REGISTRY_PORT
+EOF
+  docker-registry serve "$DIR/registry/config.yml" >"$DIR/registry.log" 2>&1 &
+  echo "docker-registry $!" >> "$PIDS"
+  wait_http "http://127.0.0.1:$REGISTRY_PORT/v2/" 20 || die "docker-registry did not start (see $DIR/registry.log)"
+  echo "BULWARK_TEST_REGISTRY=127.0.0.1:$REGISTRY_PORT" >> "$ENVF"
+  log "docker-registry on 127.0.0.1:$REGISTRY_PORT"
+}
+
 for s in "${SERVICES[@]}"; do
   case "$s" in
     browser) start_browser ;;
     smtp) start_smtp ;;
+    registry) start_registry ;;
     *) die "unknown service '$s'" ;;
   esac
 done
