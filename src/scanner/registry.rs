@@ -142,9 +142,11 @@ impl Session {
             .unwrap_or("")
             .to_string();
         if !challenge.to_ascii_lowercase().starts_with("bearer") {
-            return Err(bad(format!(
-                "{url}: the registry wants credentials (401): pass --username and --password"
-            )));
+            return Err(bad(if self.access.username.is_some() {
+                format!("{url}: the registry refused the credentials (401)")
+            } else {
+                format!("{url}: the registry wants credentials (401): pass --username and BULWARK_REGISTRY_PASSWORD")
+            }));
         }
         self.token = Some(self.fetch_token(&challenge).await?);
         self.send(&url, accept).await

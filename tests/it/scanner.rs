@@ -550,35 +550,8 @@ fn scan_pulls_from_a_registry() {
     let (_child, registry) = match std::env::var("BULWARK_TEST_REGISTRY") {
         Ok(addr) => (None, addr),
         Err(_) => {
-            assert!(
-                Path::new("/usr/bin/docker-registry").exists(),
-                "no registry: run tests/services/start.sh (it installs docker-registry and skopeo) or set BULWARK_TEST_REGISTRY"
-            );
-            let port = crate::support::free_port();
-            let cfg = dir.path().join("registry.yml");
-            std::fs::write(
-                &cfg,
-                format!(
-                    "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                    dir.path().join("reg-data").display()
-                ),
-            )
-            .unwrap();
-            let child = Command::new("docker-registry")
-                .arg("serve")
-                .arg(&cfg)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap();
-            let addr = format!("127.0.0.1:{port}");
-            for _ in 0..100 {
-                if std::net::TcpStream::connect(&addr).is_ok() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            (Some(KillOnDrop(child)), addr)
+            let (child, addr) = start_registry(&dir.path().join("anonymous"), None);
+            (Some(child), addr)
         }
     };
     let db = dir.path().join("vulndb.redb");
@@ -656,6 +629,93 @@ fn scan_pulls_from_a_registry() {
         &format!("127.0.0.1:{port}/x:1"),
     ]);
     assert!(!o.status.success());
+}
+
+/// Starts Debian's docker-registry on a free loopback port with storage under `dir`, optionally
+/// behind htpasswd (basic) auth; stopped when the guard drops.
+fn start_registry(dir: &Path, htpasswd: Option<&Path>) -> (KillOnDrop, String) {
+    assert!(
+        Path::new("/usr/bin/docker-registry").exists(),
+        "no registry: run tests/services/start.sh (it installs docker-registry, skopeo and htpasswd) or set BULWARK_TEST_REGISTRY"
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    let port = crate::support::free_port();
+    let mut cfg = format!(
+        "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+        dir.join("data").display()
+    );
+    if let Some(h) = htpasswd {
+        cfg.push_str(&format!(
+            "auth:\n  htpasswd:\n    realm: bulwark-test\n    path: {}\n",
+            h.display()
+        ));
+    }
+    let path = dir.join("config.yml");
+    std::fs::write(&path, cfg).unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    (KillOnDrop(child), addr)
+}
+
+/// A registry behind basic auth: refused without credentials (with a message that says what to
+/// pass), refused with a wrong password, scanned with the right one from the environment.
+#[test]
+fn scan_uses_registry_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    sh(&format!(
+        "htpasswd -Bbc {} ci s3cret-pass",
+        htpasswd.display()
+    ));
+    let (_guard, registry) = start_registry(&dir.path().join("reg"), Some(&htpasswd));
+    let db = dir.path().join("vulndb.redb");
+    import(&db);
+    let (layout, _, _) = build_oci_layout(dir.path());
+    sh(&format!(
+        "skopeo copy --dest-tls-verify=false --dest-creds ci:s3cret-pass oci:{}:v1 docker://{registry}/private/botan:v1",
+        layout.display()
+    ));
+    let image = format!("{registry}/private/botan:v1");
+    let scan = |user: Option<&str>, password: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulwark"));
+        cmd.args(["scan", "--db", db.to_str().unwrap(), "--plain-http"])
+            .env_remove("BULWARK_CONFIG")
+            .env_remove("BULWARK_REGISTRY_PASSWORD");
+        if let Some(u) = user {
+            cmd.args(["--username", u]);
+        }
+        if let Some(p) = password {
+            cmd.env("BULWARK_REGISTRY_PASSWORD", p);
+        }
+        cmd.arg(&image).output().unwrap()
+    };
+    let o = scan(None, None);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("wants credentials"), "{err}");
+    let o = scan(Some("ci"), Some("wrong"));
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("refused the credentials"), "{err}");
+    let o = scan(Some("ci"), Some("s3cret-pass"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("CVE-2018-20187"), "{out}");
+    assert!(
+        !out.contains("s3cret-pass") && !String::from_utf8_lossy(&o.stderr).contains("s3cret-pass")
+    );
 }
 
 struct KillOnDrop(std::process::Child);

@@ -10,7 +10,8 @@
 #             (default 2525), delivering into DIR/maildir, for the notification tests.
 #   registry  Debian's docker-registry (the CNCF distribution registry) on 127.0.0.1:$REGISTRY_PORT
 #             (default 5000, plain HTTP, filesystem storage in DIR/registry), plus skopeo, which
-#             the scanner tests use to push images they build.
+#             the scanner tests use to push images they build, and htpasswd (apache2-utils), with
+#             which they start their own registry behind basic auth.
 #
 # Every started process is recorded as "name pid" in DIR/pids, so tests/services/stop.sh DIR stops
 # exactly those PIDs (never by name). Connection details go to DIR/endpoints.env (sourceable);
@@ -94,7 +95,7 @@ start_smtp() {
 }
 
 start_registry() {
-  apt_install docker-registry skopeo curl
+  apt_install docker-registry skopeo apache2-utils curl
   mkdir -p "$DIR/registry/data"
   cat > "$DIR/registry/config.yml" <<EOF
 version: 0.1
