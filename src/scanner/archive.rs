@@ -27,8 +27,8 @@ fn layer_err(e: LayerError) -> ScanError {
     ScanError::Image(e.to_string())
 }
 
-/// `sha256:<64 hex>` → the hex, refusing anything that could name another path.
-fn digest_hex(digest: &str) -> Result<&str, ScanError> {
+/// `sha256:<64 hex>` → the hex, refusing anything that could name another path or URL.
+pub(crate) fn digest_hex(digest: &str) -> Result<&str, ScanError> {
     match digest.strip_prefix("sha256:") {
         Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => Ok(h),
         _ => Err(bad(format!("unsupported or malformed digest '{digest}'"))),

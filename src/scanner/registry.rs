@@ -41,10 +41,7 @@ impl ImageRef {
         }
         let (rest, digest) = match s.split_once('@') {
             Some((r, d)) => {
-                let hex = d.strip_prefix("sha256:").ok_or_else(invalid)?;
-                if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(invalid());
-                }
+                super::archive::digest_hex(d).map_err(|_| invalid())?;
                 (r, Some(d.to_string()))
             }
             None => (s, None),
@@ -219,11 +216,7 @@ impl Session {
         file: &mut std::fs::File,
         cap: u64,
     ) -> Result<(), ScanError> {
-        let hex = digest
-            .strip_prefix("sha256:")
-            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-            .ok_or_else(|| bad(format!("unsupported or malformed digest '{digest}'")))?
-            .to_string();
+        let hex = super::archive::digest_hex(digest)?.to_string();
         let mut res = self.get(&format!("blobs/{digest}"), None).await?;
         if !res.status().is_success() {
             return Err(bad(format!(
