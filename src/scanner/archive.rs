@@ -68,6 +68,14 @@ pub fn docker_archive(path: &Path, limits: &Limits) -> Result<Flattened, ScanErr
         })
         .collect();
     let mut image = Flattened::new();
+    // `Config` is `<hex>.json` (classic) or `blobs/sha256/<hex>` (OCI inside the archive).
+    image.image_id = manifest
+        .pointer("/0/Config")
+        .and_then(Value::as_str)
+        .and_then(|c| c.rsplit('/').next())
+        .map(|c| c.trim_end_matches(".json"))
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|h| format!("sha256:{h}"));
     for layer in layers {
         let (offset, size) = *members
             .get(&layer)
@@ -158,6 +166,11 @@ pub fn oci_layout(dir: &Path, tag: Option<&str>, limits: &Limits) -> Result<Flat
         .and_then(Value::as_array)
         .ok_or_else(|| bad("the manifest lists no layers"))?;
     let mut image = Flattened::new();
+    image.image_id = manifest
+        .pointer("/config/digest")
+        .and_then(Value::as_str)
+        .filter(|d| digest_hex(d).is_ok())
+        .map(String::from);
     for l in layers {
         let digest = l
             .get("digest")

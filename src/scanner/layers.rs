@@ -81,6 +81,10 @@ pub struct Flattened {
     links: BTreeMap<String, String>,
     /// Kept-file candidates that were too large, and similar notes for the report.
     pub skipped: Vec<String>,
+    /// The image's config digest (`Metadata.ImageID`), when its source names one.
+    pub image_id: Option<String>,
+    /// `repository@sha256:…` of a registry pull (`Metadata.RepoDigests`).
+    pub repo_digests: Vec<String>,
     entries: u64,
     bytes: u64,
     layers: usize,

@@ -86,6 +86,8 @@ pub fn scan_layers(
 ) -> Result<Report, ScanError> {
     let mut report = scan_fs(image, artifact, db)?;
     report.skipped.extend(image.skipped.iter().cloned());
+    report.image_id = image.image_id.clone();
+    report.repo_digests = image.repo_digests.clone();
     Ok(report)
 }
 
@@ -173,6 +175,8 @@ pub fn scan_fs(fs: &dyn ImageFs, artifact: &str, db: &VulnDb) -> Result<Report, 
         lang_packages,
         vulns,
         skipped,
+        image_id: None,
+        repo_digests: vec![],
     })
 }
 

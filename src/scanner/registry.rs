@@ -185,7 +185,8 @@ impl Session {
             .ok_or_else(|| bad("the token response holds no token"))
     }
 
-    async fn manifest(&mut self, reference: &str) -> Result<Value, ScanError> {
+    /// A manifest or index and the digest of its bytes.
+    async fn manifest(&mut self, reference: &str) -> Result<(Value, String), ScanError> {
         let res = self
             .get(&format!("manifests/{reference}"), Some(MANIFEST_TYPES))
             .await?;
@@ -199,14 +200,14 @@ impl Session {
         if body.len() > MAX_MANIFEST {
             return Err(bad("the manifest is larger than 4 MiB"));
         }
-        if let Some(hex) = reference.strip_prefix("sha256:") {
-            if hex::encode(Sha256::digest(&body)) != hex {
-                return Err(bad(format!(
-                    "manifest {reference} does not match its digest"
-                )));
-            }
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
+        if reference.starts_with("sha256:") && digest != reference {
+            return Err(bad(format!(
+                "manifest {reference} does not match its digest"
+            )));
         }
-        serde_json::from_slice(&body).map_err(|e| bad(format!("manifest: {e}")))
+        let v = serde_json::from_slice(&body).map_err(|e| bad(format!("manifest: {e}")))?;
+        Ok((v, digest))
     }
 
     /// Streams a blob to `file`, verifying its digest and size cap.
@@ -269,7 +270,7 @@ pub async fn pull(
         token: None,
         repository: image.repository.clone(),
     };
-    let mut manifest = s.manifest(&image.reference).await?;
+    let (mut manifest, top_digest) = s.manifest(&image.reference).await?;
     if let Some(list) = manifest.get("manifests").and_then(Value::as_array) {
         let chosen = list
             .iter()
@@ -282,7 +283,7 @@ pub async fn pull(
             .and_then(Value::as_str)
             .ok_or_else(|| bad("the image index lists no manifests"))?
             .to_string();
-        manifest = s.manifest(&chosen).await?;
+        manifest = s.manifest(&chosen).await?.0;
     }
     let layers: Vec<String> = manifest
         .get("layers")
@@ -296,7 +297,13 @@ pub async fn pull(
                 .to_string()
         })
         .collect();
+    let repo_digest = format!("{}/{}@{top_digest}", image.registry, image.repository);
     let mut image = Flattened::new();
+    image.repo_digests = vec![repo_digest];
+    image.image_id = manifest
+        .pointer("/config/digest")
+        .and_then(Value::as_str)
+        .map(String::from);
     let tmp = std::env::temp_dir().join(format!(
         "bulwark-layer-{}-{}",
         std::process::id(),

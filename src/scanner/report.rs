@@ -38,6 +38,10 @@ pub struct Report {
     pub vulns: Vec<Vuln>,
     /// Records catalogers could not read.
     pub skipped: Vec<String>,
+    /// Config digest, for images read from an archive, layout or registry.
+    pub image_id: Option<String>,
+    /// `repository@sha256:…`, for images pulled from a registry.
+    pub repo_digests: Vec<String>,
 }
 
 /// Maps what a feed publishes (a CVSS score, Debian urgency) to a Trivy severity.
@@ -132,7 +136,7 @@ impl Report {
             "SchemaVersion": 2,
             "ArtifactName": self.artifact,
             "ArtifactType": "filesystem",
-            "Metadata": {"OS": {"Family": family, "Name": name}},
+            "Metadata": {"OS": {"Family": family, "Name": name}, "ImageID": self.image_id, "RepoDigests": self.repo_digests},
             "Results": results,
         })
     }

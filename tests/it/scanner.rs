@@ -457,6 +457,21 @@ fn scan_oci_layout_verifies_digests() {
     };
     write_index(&md);
     let target = format!("oci:{}", layout.display());
+    // The report carries the config digest as Trivy's `Metadata.ImageID`.
+    let o = bulwark(&[
+        "scan",
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "json",
+        &target,
+    ]);
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(blobs.join(md.trim_start_matches("sha256:"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["Metadata"]["ImageID"], manifest["config"]["digest"]);
     assert_eq!(scan_ids(&db, &target).unwrap(), vec!["CVE-2018-20187"]);
     assert_eq!(
         scan_ids(&db, &format!("{target}:v1")).unwrap(),
@@ -597,6 +612,12 @@ fn scan_pulls_from_a_registry() {
         .unwrap()
         .to_string();
     let by_digest = format!("{registry}/{repo}@{manifest_digest}");
+    // The report names what was pulled, so the appliance's ingest can key it without a digest
+    // in the upload URL.
+    assert_eq!(report["Metadata"]["RepoDigests"][0], by_digest.as_str());
+    assert!(report["Metadata"]["ImageID"]
+        .as_str()
+        .is_some_and(|d| d.starts_with("sha256:")));
     let o = bulwark(&[
         "scan",
         "--db",
