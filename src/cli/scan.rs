@@ -39,25 +39,38 @@ pub struct ScanArgs {
     pub insecure: bool,
     /// The lowest severity that makes --exit-code apply (`UNKNOWN`, the default, counts every
     /// finding, as feeds such as Alpine's secdb publish no severity).
-    #[arg(long, default_value = "UNKNOWN")]
-    pub fail_on: String,
+    #[arg(long, value_enum, ignore_case = true, default_value = "UNKNOWN")]
+    pub fail_on: Severity,
 }
 
-fn rank(s: &str) -> u8 {
-    match s.to_ascii_uppercase().as_str() {
-        "CRITICAL" => 4,
-        "HIGH" => 3,
-        "MEDIUM" => 2,
-        "LOW" => 1,
-        _ => 0,
+/// Severities in rising order, as the report spells them; clap checks `--fail-on` against them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+#[value(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Severity {
+    Unknown,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    fn of(report_severity: &str) -> Severity {
+        match report_severity {
+            "CRITICAL" => Severity::Critical,
+            "HIGH" => Severity::High,
+            "MEDIUM" => Severity::Medium,
+            "LOW" => Severity::Low,
+            _ => Severity::Unknown,
+        }
     }
 }
 
 /// Reads the image `reference` names and scans it.
 fn scan_target(a: &ScanArgs, db: &VulnDb) -> anyhow::Result<crate::scanner::report::Report> {
-    let reference = a.reference.as_str();
     use crate::scanner::{archive, layers::Limits, registry, scan_layers, scan_rootfs};
     use std::path::Path;
+    let reference = a.reference.as_str();
     let limits = Limits::default();
     if let Some(dir) = reference.strip_prefix("dir:") {
         return Ok(scan_rootfs(Path::new(dir), dir, db)?);
@@ -93,12 +106,6 @@ fn scan_target(a: &ScanArgs, db: &VulnDb) -> anyhow::Result<crate::scanner::repo
 
 /// Runs the scan.
 pub fn run(cli: &Cli, a: &ScanArgs) -> anyhow::Result<i32> {
-    if !matches!(
-        a.fail_on.to_ascii_uppercase().as_str(),
-        "UNKNOWN" | "LOW" | "MEDIUM" | "HIGH" | "CRITICAL"
-    ) {
-        anyhow::bail!("--fail-on must be UNKNOWN, LOW, MEDIUM, HIGH or CRITICAL");
-    }
     if !matches!(a.format.as_str(), "table" | "json") {
         anyhow::bail!("--format must be table or json");
     }
@@ -128,7 +135,9 @@ pub fn run(cli: &Cli, a: &ScanArgs) -> anyhow::Result<i32> {
     for s in &report.skipped {
         eprintln!("skipped: {s}");
     }
-    let threshold = rank(&a.fail_on);
-    let failing = report.vulns.iter().any(|v| rank(v.severity) >= threshold);
+    let failing = report
+        .vulns
+        .iter()
+        .any(|v| Severity::of(v.severity) >= a.fail_on);
     Ok(if failing { a.exit_code } else { 0 })
 }

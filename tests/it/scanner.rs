@@ -50,20 +50,23 @@ fn import(db: &Path) {
     import_fixtures(db, &["alpine-secdb-v3.10-community.json"]);
 }
 
+/// `bulwark scan --format json [extra...] TARGET`: the report and stderr, or stderr on failure.
+fn try_scan(db: &Path, extra: &[&str], target: &str) -> Result<(Value, String), String> {
+    let mut args = vec!["scan", "--db", db.to_str().unwrap(), "--format", "json"];
+    args.extend_from_slice(extra);
+    args.push(target);
+    let o = bulwark(&args);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    if !o.status.success() {
+        return Err(stderr);
+    }
+    Ok((serde_json::from_slice(&o.stdout).unwrap(), stderr))
+}
+
 /// `bulwark scan --format json --list-all-pkgs dir:ROOT`: the report and what went to stderr.
 fn scan_report(db: &Path, root: &Path) -> (Value, String) {
-    let o = bulwark(&[
-        "scan",
-        "--db",
-        db.to_str().unwrap(),
-        "--format",
-        "json",
-        "--list-all-pkgs",
-        &format!("dir:{}", root.display()),
-    ]);
-    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(o.status.success(), "{stderr}");
-    (serde_json::from_slice(&o.stdout).unwrap(), stderr)
+    try_scan(db, &["--list-all-pkgs"], &format!("dir:{}", root.display()))
+        .unwrap_or_else(|stderr| panic!("{stderr}"))
 }
 
 /// The `fields` of each finding in one result, joined with ` | `.
@@ -148,6 +151,11 @@ fn scan_refuses_what_it_cannot_read() {
     let o = bulwark(&["scan", "--db", db.to_str().unwrap(), "Not A/Reference"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("is not an image reference"));
+    let err = try_scan(&db, &["--fail-on", "SEVERE"], "dir:/tmp").unwrap_err();
+    assert!(
+        err.contains("possible values: UNKNOWN, LOW, MEDIUM, HIGH, CRITICAL"),
+        "{err}"
+    );
 
     // A root with a corrupt package database still scans what it can and says what it skipped.
     let root = dir.path().join("root");
@@ -319,24 +327,8 @@ fn layer_tars(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
 }
 
 fn scan_ids(db: &Path, target: &str) -> Result<Vec<String>, String> {
-    let o = bulwark(&[
-        "scan",
-        "--db",
-        db.to_str().unwrap(),
-        "--format",
-        "json",
-        target,
-    ]);
-    if !o.status.success() {
-        return Err(String::from_utf8_lossy(&o.stderr).into_owned());
-    }
-    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
-    Ok(report["Results"][0]["Vulnerabilities"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["VulnerabilityID"].as_str().unwrap().to_string())
-        .collect())
+    let (report, _) = try_scan(db, &[], target)?;
+    Ok(findings(&report["Results"][0], &["VulnerabilityID"]))
 }
 
 #[test]
@@ -578,17 +570,7 @@ fn scan_pulls_from_a_registry() {
         layout.display()
     ));
     let by_tag = format!("{registry}/{repo}:v1");
-    let o = bulwark(&[
-        "scan",
-        "--db",
-        db.to_str().unwrap(),
-        "--format",
-        "json",
-        "--plain-http",
-        &by_tag,
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (report, _) = try_scan(&db, &["--plain-http"], &by_tag).unwrap();
     assert_eq!(
         findings(&report["Results"][0], &["VulnerabilityID", "FixedVersion"]),
         vec!["CVE-2018-20187 | 2.9.0-r0"]
@@ -618,38 +600,13 @@ fn scan_pulls_from_a_registry() {
     assert!(report["Metadata"]["ImageID"]
         .as_str()
         .is_some_and(|d| d.starts_with("sha256:")));
-    let o = bulwark(&[
-        "scan",
-        "--db",
-        db.to_str().unwrap(),
-        "--plain-http",
-        &by_digest,
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("CVE-2018-20187"));
+    let (report, _) = try_scan(&db, &["--plain-http"], &by_digest).unwrap();
+    assert!(report.to_string().contains("CVE-2018-20187"));
     // A tag the registry does not have, and a registry that is not there.
-    let o = bulwark(&[
-        "scan",
-        "--db",
-        db.to_str().unwrap(),
-        "--plain-http",
-        &format!("{registry}/{repo}:nope"),
-    ]);
-    assert!(!o.status.success());
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("404"),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let err = try_scan(&db, &["--plain-http"], &format!("{registry}/{repo}:nope")).unwrap_err();
+    assert!(err.contains("404"), "{err}");
     let port = crate::support::free_port();
-    let o = bulwark(&[
-        "scan",
-        "--db",
-        db.to_str().unwrap(),
-        "--plain-http",
-        &format!("127.0.0.1:{port}/x:1"),
-    ]);
-    assert!(!o.status.success());
+    assert!(try_scan(&db, &["--plain-http"], &format!("127.0.0.1:{port}/x:1")).is_err());
 }
 
 /// Starts Debian's docker-registry on a free loopback port with storage under `dir`, optionally
