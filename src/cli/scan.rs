@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::Cli;
+use crate::scanner::report::Severity;
 use crate::vulndb::db::VulnDb;
 
 /// Flags of `bulwark scan`.
@@ -41,29 +42,6 @@ pub struct ScanArgs {
     /// finding, as feeds such as Alpine's secdb publish no severity).
     #[arg(long, value_enum, ignore_case = true, default_value = "UNKNOWN")]
     pub fail_on: Severity,
-}
-
-/// Severities in rising order, as the report spells them; clap checks `--fail-on` against them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
-#[value(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Severity {
-    Unknown,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    fn of(report_severity: &str) -> Severity {
-        match report_severity {
-            "CRITICAL" => Severity::Critical,
-            "HIGH" => Severity::High,
-            "MEDIUM" => Severity::Medium,
-            "LOW" => Severity::Low,
-            _ => Severity::Unknown,
-        }
-    }
 }
 
 /// Reads the image `reference` names and scans it.
@@ -135,9 +113,6 @@ pub fn run(cli: &Cli, a: &ScanArgs) -> anyhow::Result<i32> {
     for s in &report.skipped {
         eprintln!("skipped: {s}");
     }
-    let failing = report
-        .vulns
-        .iter()
-        .any(|v| Severity::of(v.severity) >= a.fail_on);
+    let failing = report.vulns.iter().any(|v| v.severity >= a.fail_on);
     Ok(if failing { a.exit_code } else { 0 })
 }

@@ -19,7 +19,7 @@ pub struct Vuln {
     pub installed: String,
     pub fixed: Option<String>,
     /// `CRITICAL`, `HIGH`, `MEDIUM`, `LOW` or `UNKNOWN`.
-    pub severity: &'static str,
+    pub severity: Severity,
     pub title: String,
     /// The language ecosystem, or `None` for OS packages.
     #[serde(skip)]
@@ -44,23 +44,48 @@ pub struct Report {
     pub repo_digests: Vec<String>,
 }
 
+/// Trivy's severities in rising order (so `--fail-on` compares them directly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "UPPERCASE")]
+#[value(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Severity {
+    Unknown,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    /// As Trivy spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Unknown => "UNKNOWN",
+            Severity::Low => "LOW",
+            Severity::Medium => "MEDIUM",
+            Severity::High => "HIGH",
+            Severity::Critical => "CRITICAL",
+        }
+    }
+}
+
 /// Maps what a feed publishes (a CVSS score, Debian urgency) to a Trivy severity.
-pub fn severity(published: &str) -> &'static str {
+pub fn severity(published: &str) -> Severity {
     if let Ok(score) = published.trim().parse::<f64>() {
         return match score {
-            s if s >= 9.0 => "CRITICAL",
-            s if s >= 7.0 => "HIGH",
-            s if s >= 4.0 => "MEDIUM",
-            s if s > 0.0 => "LOW",
-            _ => "UNKNOWN",
+            s if s >= 9.0 => Severity::Critical,
+            s if s >= 7.0 => Severity::High,
+            s if s >= 4.0 => Severity::Medium,
+            s if s > 0.0 => Severity::Low,
+            _ => Severity::Unknown,
         };
     }
     match published.trim().to_ascii_lowercase().as_str() {
-        "critical" => "CRITICAL",
-        "high" => "HIGH",
-        "medium" | "moderate" => "MEDIUM",
-        "low" | "unimportant" | "not yet assigned" => "LOW",
-        _ => "UNKNOWN",
+        "critical" => Severity::Critical,
+        "high" => Severity::High,
+        "medium" | "moderate" => Severity::Medium,
+        "low" | "unimportant" | "not yet assigned" => Severity::Low,
+        _ => Severity::Unknown,
     }
 }
 
@@ -165,7 +190,7 @@ impl Report {
                     v.package,
                     v.installed,
                     v.fixed.as_deref().unwrap_or("-"),
-                    v.severity
+                    v.severity.as_str()
                 ));
             }
         }
