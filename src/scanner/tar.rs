@@ -187,10 +187,15 @@ impl<R: Read> Reader<R> {
         if want > 0 {
             let n = io::copy(&mut (&mut self.inner).take(want), &mut io::sink())?;
             self.position += n;
-            if n < want {
+            if n < self.unread {
                 return Err(TarError::Malformed(
                     "the archive ends inside an entry".into(),
                 ));
+            }
+            if n < want {
+                // The last body is whole but its padding (and the end marker) is missing: umoci
+                // 0.4.7 writes layers like that, and Docker and Trivy accept them.
+                self.done = true;
             }
         }
         self.unread = 0;
@@ -400,6 +405,11 @@ mod tests {
         assert!(matches!(all(&bad), Err(TarError::Malformed(_))));
         // Cut inside the body.
         assert!(all(&good[..515]).is_err());
+        // Cut after the last body, inside its padding (umoci 0.4.7 writes such layers): the
+        // entry is whole, so it reads, and the archive ends there.
+        let cut = all(&good[..517]).unwrap();
+        assert_eq!(cut.len(), 1);
+        assert_eq!(cut[0].1.as_deref(), Some(&b"hello"[..]));
         // Cut inside a header.
         assert!(all(&good[..100]).is_err());
         // A body claiming far more than exists.
