@@ -12,3 +12,4 @@ mod migration;
 mod notify;
 mod scanner;
 mod support;
+mod trivy_parity;

