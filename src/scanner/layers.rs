@@ -1,13 +1,14 @@
 //! Flattening an image's layers into the few files the catalogers read, in memory.
 //!
 //! Nothing is extracted to disk, so a hostile layer cannot write outside anything: entry paths
-//! are normalised (`..` stops at the root), and only package databases, os-release and symlinks
-//! are kept. Whiteouts (`.wh.NAME`, `.wh..wh..opq`) hide lower layers as the OCI image spec says.
+//! are normalised (`..` stops at the root), and only package databases, os-release, language
+//! package files, symlinks and the build information of Go executables are kept. Whiteouts (`.wh.NAME`, `.wh..wh..opq`) hide lower layers as the OCI image spec says.
 //! Limits on entries, bytes and kept-file size turn a decompression bomb into an error.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 
+use super::catalog::lang::go;
 use super::rootfs::{resolve_with, Node};
 use super::tar::{Kind, Reader, TarError};
 
@@ -202,6 +203,15 @@ impl Flattened {
                         limits.max_file
                     )),
                 },
+                // Executables are streamed through for Go build information; only that is kept,
+                // at the binary's path (see `go_binaries`).
+                Kind::File if entry.mode & 0o111 != 0 && entry.size > 1024 => {
+                    if let Some(info) =
+                        go::find_build_info(&mut tar.body()).map_err(|e| err(e.into()))?
+                    {
+                        staged.files.push((path, info));
+                    }
+                }
                 _ => {}
             }
         }
@@ -260,6 +270,15 @@ impl Flattened {
     /// Every kept file `pred` accepts (language metadata lives anywhere in an image).
     pub fn find(&self, pred: &dyn Fn(&str) -> bool) -> Vec<String> {
         self.files.keys().filter(|k| pred(k)).cloned().collect()
+    }
+
+    /// Executables that carry Go build information, with that information.
+    pub fn go_binaries(&self) -> Vec<(String, Vec<u8>)> {
+        self.files
+            .iter()
+            .filter(|(_, body)| body.starts_with(go::MAGIC))
+            .map(|(p, b)| (p.clone(), b.clone()))
+            .collect()
     }
 
     /// Kept files directly in a directory (for `var/lib/dpkg/status.d/`).

@@ -13,6 +13,7 @@ pub mod tar;
 
 use std::path::Path;
 
+use catalog::lang::LangPackage;
 use catalog::Package;
 use report::{severity, Report, Vuln};
 
@@ -41,6 +42,8 @@ pub trait ImageFs {
     fn list(&self, rel: &str) -> Vec<String>;
     /// Regular files anywhere that `pred` accepts.
     fn find(&self, pred: &dyn Fn(&str) -> bool) -> Vec<String>;
+    /// Executables with Go build information, and that information.
+    fn go_binaries(&self) -> Vec<(String, Vec<u8>)>;
 }
 
 struct DirFs<'a>(&'a Path);
@@ -55,6 +58,9 @@ impl ImageFs for DirFs<'_> {
     fn find(&self, pred: &dyn Fn(&str) -> bool) -> Vec<String> {
         rootfs::find(self.0, pred, 5_000_000)
     }
+    fn go_binaries(&self) -> Vec<(String, Vec<u8>)> {
+        rootfs::go_binaries(self.0, 5_000_000)
+    }
 }
 
 impl ImageFs for layers::Flattened {
@@ -66,6 +72,9 @@ impl ImageFs for layers::Flattened {
     }
     fn find(&self, pred: &dyn Fn(&str) -> bool) -> Vec<String> {
         layers::Flattened::find(self, pred)
+    }
+    fn go_binaries(&self) -> Vec<(String, Vec<u8>)> {
+        layers::Flattened::go_binaries(self)
     }
 }
 
@@ -131,39 +140,28 @@ pub fn scan_fs(fs: &dyn ImageFs, artifact: &str, db: &VulnDb) -> Result<Report, 
                 ecosystem: &eco,
                 package: &p.name,
                 version: &p.version,
-                lang: None,
+                source: None,
                 path: None,
             };
             vulns.extend(matches(db, &target, &names)?);
         }
     }
-    let mut lang_packages = Vec::new();
-    for path in fs.find(&|p| catalog::lang::classify(p).is_some()) {
-        let Some(lang) = catalog::lang::classify(&path) else {
-            continue;
-        };
-        match fs
-            .read(&path)
-            .and_then(|b| catalog::lang::parse(lang, &path, &b))
-        {
-            Some(p) => lang_packages.push(p),
-            None => skipped.push(format!("{path}: no name and version")),
-        }
-    }
+    let (lang_packages, lang_skipped) = lang_packages(fs);
+    skipped.extend(lang_skipped);
     for p in &lang_packages {
         // PyPI spellings (`Django`, `django`) are reconciled by the database's index.
         let target = Target {
-            ecosystem: p.lang.ecosystem(),
+            ecosystem: p.source.lang().ecosystem(),
             package: &p.name,
             version: &p.version,
-            lang: Some(p.lang),
+            source: Some(p.source),
             path: Some(&p.path),
         };
         vulns.extend(matches(db, &target, &[p.name.as_str()])?);
     }
     vulns.sort_by(|a, b| {
-        a.lang
-            .cmp(&b.lang)
+        a.source
+            .cmp(&b.source)
             .then(a.package.cmp(&b.package))
             .then(a.id.cmp(&b.id))
             .then(a.path.cmp(&b.path))
@@ -180,12 +178,37 @@ pub fn scan_fs(fs: &dyn ImageFs, artifact: &str, db: &VulnDb) -> Result<Report, 
     })
 }
 
+/// Language packages from package files and Go binaries, and what could not be read.
+fn lang_packages(fs: &dyn ImageFs) -> (Vec<LangPackage>, Vec<String>) {
+    use catalog::lang::{classify, is_installed_module, parse, Source};
+    let mut found = Vec::new();
+    let mut skipped = Vec::new();
+    let mut files: Vec<(String, Source, Vec<u8>)> = Vec::new();
+    for path in fs.find(&|p| classify(p).is_some()) {
+        if let (Some(source), Some(bytes)) = (classify(&path), fs.read(&path)) {
+            files.push((path, source, bytes));
+        }
+    }
+    for (path, info) in fs.go_binaries() {
+        files.push((path, Source::GoBinary, info));
+    }
+    for (path, source, bytes) in files {
+        match parse(source, &path, &bytes) {
+            Ok(p) => found.extend(p),
+            // An application's own package.json often has no version: not worth a line.
+            Err(_) if source == Source::NodePackage && !is_installed_module(&path) => {}
+            Err(e) => skipped.push(format!("{path}: {e}")),
+        }
+    }
+    (found, skipped)
+}
+
 /// One installed package to match.
 struct Target<'a> {
     ecosystem: &'a str,
     package: &'a str,
     version: &'a str,
-    lang: Option<catalog::lang::Lang>,
+    source: Option<catalog::lang::Source>,
     path: Option<&'a str>,
 }
 
@@ -211,7 +234,7 @@ fn matches(db: &VulnDb, target: &Target, names: &[&str]) -> Result<Vec<Vuln>, Sc
                     fixed,
                     severity: severity(&a.severity),
                     title: a.summary.chars().take(200).collect(),
-                    lang: target.lang,
+                    source: target.source,
                     path: target.path.map(String::from),
                 });
             }

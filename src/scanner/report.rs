@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::catalog::lang::{Lang, LangPackage};
+use super::catalog::lang::{LangPackage, Source};
 use super::catalog::os_release::Os;
 use super::catalog::Package;
 
@@ -21,9 +21,9 @@ pub struct Vuln {
     /// `CRITICAL`, `HIGH`, `MEDIUM`, `LOW` or `UNKNOWN`.
     pub severity: Severity,
     pub title: String,
-    /// The language ecosystem, or `None` for OS packages.
+    /// The kind of file a language package came from, or `None` for OS packages.
     #[serde(skip)]
-    pub lang: Option<Lang>,
+    pub source: Option<Source>,
     /// Where a language package was declared.
     pub path: Option<String>,
 }
@@ -98,10 +98,24 @@ impl Report {
             .as_ref()
             .map(|o| o.version_id.clone())
             .unwrap_or_default();
-        let vulns_of = |lang: Option<Lang>| -> Vec<Value> {
+        // A result is the OS, or one (source, target) pair: installed packages of an ecosystem
+        // share a target (`Python`), lock files and binaries get one each (their path).
+        let target_of = |source: Source, path: &str| -> String {
+            source
+                .aggregate_target()
+                .map(String::from)
+                .unwrap_or_else(|| path.to_string())
+        };
+        let vulns_of = |group: Option<(Source, &str)>| -> Vec<Value> {
             self.vulns
                 .iter()
-                .filter(|v| v.lang == lang)
+                .filter(|v| match (group, v.source) {
+                    (None, None) => true,
+                    (Some((s, t)), Some(vs)) => {
+                        s == vs && target_of(vs, v.path.as_deref().unwrap_or("")) == t
+                    }
+                    _ => false,
+                })
                 .map(|v| {
                     let mut j = json!({
                         "VulnerabilityID": v.id, "PkgName": v.package, "InstalledVersion": v.installed,
@@ -133,21 +147,20 @@ impl Report {
             );
         }
         let mut results = vec![result];
-        // One result per language found, as Trivy reports them.
-        for lang in [Lang::Node, Lang::Python] {
-            let pkgs: Vec<&LangPackage> = self
-                .lang_packages
-                .iter()
-                .filter(|p| p.lang == lang)
-                .collect();
-            if pkgs.is_empty() {
-                continue;
-            }
+        let mut groups: std::collections::BTreeMap<(Source, String), Vec<&LangPackage>> =
+            Default::default();
+        for p in &self.lang_packages {
+            groups
+                .entry((p.source, target_of(p.source, &p.path)))
+                .or_default()
+                .push(p);
+        }
+        for ((source, target), pkgs) in groups {
             let mut r = json!({
-                "Target": lang.target(),
+                "Target": target,
                 "Class": "lang-pkgs",
-                "Type": lang.trivy_type(),
-                "Vulnerabilities": vulns_of(Some(lang)),
+                "Type": source.trivy_type(),
+                "Vulnerabilities": vulns_of(Some((source, &target))),
             });
             if list_all_packages {
                 r["Packages"] = pkgs

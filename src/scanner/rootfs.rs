@@ -88,6 +88,37 @@ pub fn read(root: &Path, rel: &str) -> Option<Vec<u8>> {
 /// `max_entries` entries so a hostile tree cannot run it forever.
 pub fn find(root: &Path, pred: &dyn Fn(&str) -> bool, max_entries: usize) -> Vec<String> {
     let mut out = Vec::new();
+    walk(root, max_entries, &mut |path, _| {
+        if pred(path) {
+            out.push(path.to_string());
+        }
+    });
+    out.sort();
+    out
+}
+
+/// Executables under `root` that carry Go build information, with that information.
+pub fn go_binaries(root: &Path, max_entries: usize) -> Vec<(String, Vec<u8>)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    walk(root, max_entries, &mut |path, meta| {
+        if meta.permissions().mode() & 0o111 == 0 || meta.len() <= 1024 {
+            return;
+        }
+        let Ok(mut f) = std::fs::File::open(root.join(path)) else {
+            return;
+        };
+        if let Ok(Some(info)) = super::catalog::lang::go::find_build_info(&mut f) {
+            out.push((path.to_string(), info));
+        }
+    });
+    out.sort();
+    out
+}
+
+/// Calls `f` with every regular file under `root` (not following symlinks, skipping `proc`,
+/// `sys` and `dev`), up to `max_entries` directory entries.
+fn walk(root: &Path, max_entries: usize, f: &mut dyn FnMut(&str, &std::fs::Metadata)) {
     let mut stack = vec![String::new()];
     let mut seen = 0;
     while let Some(rel) = stack.pop() {
@@ -97,7 +128,7 @@ pub fn find(root: &Path, pred: &dyn Fn(&str) -> bool, max_entries: usize) -> Vec
         for e in dir.flatten() {
             seen += 1;
             if seen > max_entries {
-                return out;
+                return;
             }
             let name = e.file_name().to_string_lossy().into_owned();
             let path = if rel.is_empty() {
@@ -109,13 +140,15 @@ pub fn find(root: &Path, pred: &dyn Fn(&str) -> bool, max_entries: usize) -> Vec
                 Ok(t) if t.is_dir() && !matches!(path.as_str(), "proc" | "sys" | "dev") => {
                     stack.push(path)
                 }
-                Ok(t) if t.is_file() && pred(&path) => out.push(path),
+                Ok(t) if t.is_file() => {
+                    if let Ok(meta) = e.metadata() {
+                        f(&path, &meta);
+                    }
+                }
                 _ => {}
             }
         }
     }
-    out.sort();
-    out
 }
 
 /// Regular files directly in a directory of the image (for `var/lib/dpkg/status.d/`).

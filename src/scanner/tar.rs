@@ -28,6 +28,8 @@ pub struct Entry {
     pub path: String,
     pub size: u64,
     pub kind: Kind,
+    /// Permission bits (`0o755`); unreadable ones read as 0.
+    pub mode: u32,
 }
 
 /// A malformed archive.
@@ -155,8 +157,19 @@ impl<R: Read> Reader<R> {
                 self.pad = 0;
                 size = 0;
             }
-            return Ok(Some(Entry { path, size, kind }));
+            let mode = parse_octal(&block[100..108]).unwrap_or(0) as u32 & 0o7777;
+            return Ok(Some(Entry {
+                path,
+                size,
+                kind,
+                mode,
+            }));
         }
+    }
+
+    /// The current body as a stream (what is left unread is skipped by the next call).
+    pub fn body(&mut self) -> Body<'_, R> {
+        Body(self)
     }
 
     /// Reads the current body when it is at most `limit` bytes; `None` (and the body is skipped
@@ -226,6 +239,29 @@ impl<R: Read> Reader<R> {
     /// Gives back the underlying reader (to drain it, e.g. to finish a digest).
     pub fn into_inner(self) -> R {
         self.inner
+    }
+}
+
+/// The current entry's body; see [`Reader::body`].
+pub struct Body<'a, R: Read>(&'a mut Reader<R>);
+
+impl<R: Read> Read for Body<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let r = &mut *self.0;
+        let want = (buf.len() as u64).min(r.unread) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = r.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the archive ends inside an entry",
+            ));
+        }
+        r.unread -= n as u64;
+        r.position += n as u64;
+        Ok(n)
     }
 }
 
@@ -394,6 +430,24 @@ mod tests {
             "over the limit: skipped, and the next entry still reads"
         );
         assert_eq!(got[5].0.kind, Kind::Dir);
+        assert_eq!(got[0].0.mode, 0o644);
+    }
+
+    #[test]
+    fn bodies_stream_and_the_rest_is_skipped() {
+        let bytes = archive(&[("big", b'0', "", &[7u8; 1500]), ("next", b'0', "", b"n")]);
+        let mut r = Reader::new(&bytes[..]);
+        r.next_entry().unwrap().unwrap();
+        let mut head = [0u8; 10];
+        r.body().read_exact(&mut head).unwrap();
+        assert_eq!(head, [7u8; 10]);
+        assert_eq!(r.next_entry().unwrap().unwrap().path, "next");
+        assert_eq!(r.read_body(16).unwrap().as_deref(), Some(&b"n"[..]));
+        // A body cut short is an error when streamed, too.
+        let mut cut = Reader::new(&bytes[..800]);
+        cut.next_entry().unwrap().unwrap();
+        let mut sink = Vec::new();
+        assert!(cut.body().read_to_end(&mut sink).is_err());
     }
 
     #[test]

@@ -400,9 +400,9 @@ mod tests {
         let mut paths = osv_files();
         paths.push(bad);
         let rep = db.import(&paths).unwrap();
-        assert_eq!((rep.read, rep.imported, rep.skipped), (7, 6, 1), "{rep:?}");
+        assert_eq!((rep.read, rep.imported, rep.skipped), (8, 7, 1), "{rep:?}");
         assert!(rep.problems[0].contains("bad.json"));
-        assert_eq!(db.len().unwrap(), 6);
+        assert_eq!(db.len().unwrap(), 7);
         // Alpine openssl: fixed in 1.0.2q-r0.
         assert_eq!(
             db.affecting("Alpine:v3.3", "openssl", "1.0.2p-r0")
@@ -456,13 +456,13 @@ mod tests {
         );
         // Again: nothing changes.
         let again = db.import(&osv_files()).unwrap();
-        assert_eq!((again.imported, again.unchanged), (0, 6));
-        assert_eq!(db.sources().unwrap()[0].records, 6);
+        assert_eq!((again.imported, again.unchanged), (0, 7));
+        assert_eq!(db.sources().unwrap()[0].records, 7);
         // A missing path fails the whole import and changes nothing.
         let mut with_missing = osv_files();
         with_missing.push(dir.path().join("missing"));
         assert!(db.import(&with_missing).is_err());
-        assert_eq!(db.len().unwrap(), 6);
+        assert_eq!(db.len().unwrap(), 7);
     }
 
     #[test]

@@ -76,6 +76,15 @@ struct Record {
     references: Vec<Reference>,
     #[serde(default)]
     affected: Vec<RecordAffected>,
+    #[serde(default)]
+    database_specific: Option<DatabaseSpecific>,
+}
+
+/// GitHub and others label the severity here (`"CRITICAL"`), beside the CVSS vector.
+#[derive(Deserialize)]
+struct DatabaseSpecific {
+    #[serde(default)]
+    severity: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -146,11 +155,18 @@ pub fn parse(bytes: &[u8]) -> Result<Advisory, String> {
         aliases: r.aliases,
         summary: r.summary,
         modified: r.modified,
+        // A label a scanner can use directly wins over a CVSS vector string.
         severity: r
-            .severity
-            .into_iter()
-            .map(|s| s.score)
-            .find(|s| !s.is_empty())
+            .database_specific
+            .and_then(|d| d.severity)
+            .and_then(|s| s.as_str().map(str::to_string))
+            .filter(|s| !s.is_empty())
+            .or_else(|| {
+                r.severity
+                    .into_iter()
+                    .map(|s| s.score)
+                    .find(|s| !s.is_empty())
+            })
             .unwrap_or_default(),
         references: r
             .references

@@ -572,7 +572,7 @@ fn db_import_and_status_on_a_standalone_file() {
     assert!(o.status.success(), "{}", text(&o));
     let t = text(&o);
     assert!(
-        t.contains("read 9 records, imported 20, unchanged 0, skipped 1"),
+        t.contains("read 10 records, imported 21, unchanged 0, skipped 1"),
         "OSV, secdb and tracker files: {t}"
     );
     assert!(t.contains("skipped: ") && t.contains("broken.json"), "{t}");
@@ -580,7 +580,7 @@ fn db_import_and_status_on_a_standalone_file() {
     assert!(o.status.success());
     let st = text(&o);
     assert!(
-        st.contains("20 advisories")
+        st.contains("21 advisories")
             && st.contains("osv")
             && st.contains("alpine-secdb")
             && st.contains("debian-tracker"),
@@ -589,7 +589,7 @@ fn db_import_and_status_on_a_standalone_file() {
     // Incremental: the same records again change nothing.
     let o = bulwark(&["db", "import", "--db", db.to_str().unwrap(), fixtures]);
     assert!(
-        text(&o).contains("imported 14, unchanged 6"),
+        text(&o).contains("imported 14, unchanged 7"),
         "OSV records are unchanged; feeds carry no date and are rewritten: {}",
         text(&o)
     );

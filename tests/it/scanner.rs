@@ -704,3 +704,116 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// A Spring Boot style jar nesting log4j-core 2.14.1 (Log4Shell) and a Go binary built with gin
+/// v1.5.0 (GO-2020-0001), found in an unpacked root and, through umoci, in an OCI layout.
+#[test]
+fn scan_finds_jars_and_go_binaries() {
+    use std::io::Write;
+    let zip = |entries: &[(&str, &[u8])]| -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (name, body) in entries {
+            w.start_file(*name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            w.write_all(body).unwrap();
+        }
+        w.finish().unwrap().into_inner()
+    };
+    let log4j = zip(&[(
+        "META-INF/maven/org.apache.logging.log4j/log4j-core/pom.properties",
+        b"version=2.14.1\ngroupId=org.apache.logging.log4j\nartifactId=log4j-core\n",
+    )]);
+    let app = zip(&[
+        (
+            "META-INF/maven/com.example/shop/pom.properties",
+            b"groupId=com.example\nartifactId=shop\nversion=1.0.0\n",
+        ),
+        ("BOOT-INF/lib/log4j-core-2.14.1.jar", &log4j),
+    ]);
+    // The Go linker's layout: ELF, then the build-info header at a 16-byte-aligned offset with
+    // the Go version and the module text (framed by 16 sentinel bytes each side).
+    let modinfo = "path\texample.com/api\nmod\texample.com/api\t(devel)\t\ndep\tgithub.com/gin-gonic/gin\tv1.5.0\th1:x=\n";
+    let framed = [&[0x30u8; 16][..], modinfo.as_bytes(), &[0xf9u8; 16][..]].concat();
+    let mut elf = b"\x7fELF".to_vec();
+    elf.resize(4096, 0);
+    elf.extend_from_slice(b"\xff Go buildinf:\x08\x02");
+    elf.resize(4096 + 32, 0);
+    for s in [&b"go1.21.4"[..], &framed[..]] {
+        elf.push(s.len() as u8);
+        elf.extend_from_slice(s);
+    }
+    elf.resize(8192, 0);
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    alpine_root(&root);
+    std::fs::create_dir_all(root.join("opt/shop")).unwrap();
+    std::fs::write(root.join("opt/shop/shop.jar"), &app).unwrap();
+    std::fs::create_dir_all(root.join("usr/local/bin")).unwrap();
+    let bin = root.join("usr/local/bin/api");
+    std::fs::write(&bin, &elf).unwrap();
+    // Not executable: the same bytes in a data file are not a program.
+    std::fs::write(root.join("opt/shop/api.copy"), &elf).unwrap();
+    sh(&format!("chmod 755 {}", bin.display()));
+    let db = dir.path().join("vulndb.redb");
+    import_fixtures(
+        &db,
+        &[
+            "osv-GO-2020-0001-go.json",
+            "osv-GHSA-jfh8-c2jp-5v3q-maven.json",
+        ],
+    );
+    let layout = dir.path().join("layout");
+    sh(&format!(
+        "umoci init --layout {l} && umoci new --image {l}:t && umoci insert --image {l}:t {} /",
+        root.display(),
+        l = layout.display()
+    ));
+    for target in [
+        format!("dir:{}", root.display()),
+        format!("oci:{}:t", layout.display()),
+    ] {
+        let (report, _) = try_scan(&db, &["--list-all-pkgs"], &target).unwrap();
+        let results = report["Results"].as_array().unwrap();
+        let by_type = |t: &str| {
+            results
+                .iter()
+                .find(|r| r["Type"] == t)
+                .unwrap_or_else(|| panic!("no {t} result in {report}"))
+        };
+        let jar = by_type("jar");
+        assert_eq!(jar["Target"], "Java");
+        assert_eq!(jar["Packages"].as_array().unwrap().len(), 2, "{jar}");
+        assert_eq!(
+            findings(
+                jar,
+                &["VulnerabilityID", "PkgName", "FixedVersion", "Severity"]
+            ),
+            vec!["CVE-2021-44228 | org.apache.logging.log4j:log4j-core | 2.15.0 | CRITICAL"]
+        );
+        let go = by_type("gobinary");
+        assert_eq!(go["Target"], "usr/local/bin/api");
+        assert_eq!(
+            findings(
+                go,
+                &[
+                    "VulnerabilityID",
+                    "PkgName",
+                    "InstalledVersion",
+                    "FixedVersion"
+                ]
+            ),
+            vec!["CVE-2020-36567 | github.com/gin-gonic/gin | v1.5.0 | 1.6.0"]
+        );
+        let go_pkgs = go["Packages"].to_string();
+        assert!(
+            go_pkgs.contains("\"stdlib\"") && go_pkgs.contains("v1.21.4"),
+            "{go_pkgs}"
+        );
+        assert_eq!(
+            results.iter().filter(|r| r["Type"] == "gobinary").count(),
+            1,
+            "the non-executable copy is not a binary"
+        );
+    }
+}
