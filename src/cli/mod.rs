@@ -61,7 +61,7 @@ pub enum Command {
         file: PathBuf,
     },
     /// Scan an image offline (this build: dir:PATH root filesystems).
-    Scan(scan::ScanArgs),
+    Scan(Box<scan::ScanArgs>),
     /// The offline vulnerability database.
     Db {
         #[command(subcommand)]

@@ -17,6 +17,9 @@ struct Report {
     metadata: Metadata,
     #[serde(default)]
     results: Option<Vec<ResultEntry>>,
+    /// Present in reports `bulwark scan` writes.
+    #[serde(rename = "Bulwark", default)]
+    bulwark: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -115,7 +118,8 @@ pub enum TrivyError {
     NoSchema,
 }
 
-/// Reads a report: its metadata and every vulnerability as a finding of scanner `trivy`.
+/// Reads a report: its metadata and every vulnerability as a finding of scanner `trivy`, or
+/// `bulwark` for reports `bulwark scan` wrote.
 pub fn parse(bytes: &[u8]) -> Result<(ReportMeta, Vec<Finding>), TrivyError> {
     let r: Report = serde_json::from_slice(bytes)?;
     match r.schema_version {
@@ -134,6 +138,11 @@ pub fn parse(bytes: &[u8]) -> Result<(ReportMeta, Vec<Finding>), TrivyError> {
         repo_digests: r.metadata.repo_digests.unwrap_or_default(),
         repo_tags: r.metadata.repo_tags.unwrap_or_default(),
         image_id: r.metadata.image_id,
+    };
+    let scanner = if r.bulwark.is_some() {
+        "bulwark"
+    } else {
+        "trivy"
     };
     let mut findings = Vec::new();
     for result in r.results.unwrap_or_default() {
@@ -167,7 +176,7 @@ pub fn parse(bytes: &[u8]) -> Result<(ReportMeta, Vec<Finding>), TrivyError> {
                 title: v.title,
                 description: v.description,
                 links,
-                scanner: "trivy".into(),
+                scanner: scanner.into(),
                 target: if v.pkg_path.is_empty() {
                     result.target.clone()
                 } else {

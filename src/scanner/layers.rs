@@ -38,10 +38,51 @@ impl Default for Limits {
 pub enum LayerError {
     #[error("layer {layer}: {source}")]
     Tar { layer: usize, source: TarError },
-    #[error("layer {0}: zstd-compressed layers are not supported yet")]
-    Zstd(usize),
     #[error("the image exceeds {0}")]
     TooLarge(String),
+}
+
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// A zstd stream of one or more frames (pzstd and some registries write several). Each frame's
+/// window is capped at 128 MiB, zstd's own default for decoders, so a hostile header cannot
+/// make the decoder reserve gigabytes.
+struct ZstdFrames<R: BufRead> {
+    src: Option<R>,
+    frame: Option<ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>>,
+}
+
+impl<R: BufRead> ZstdFrames<R> {
+    fn new(src: R) -> Self {
+        ZstdFrames {
+            src: Some(src),
+            frame: None,
+        }
+    }
+}
+
+impl<R: BufRead> Read for ZstdFrames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let bad =
+            |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("zstd: {e}"));
+        loop {
+            if let Some(frame) = self.frame.as_mut() {
+                let n = frame.read(buf)?;
+                if n > 0 || buf.is_empty() {
+                    return Ok(n);
+                }
+                self.src = self.frame.take().map(|f| f.into_inner());
+            }
+            let Some(mut src) = self.src.take() else {
+                return Ok(0);
+            };
+            if src.fill_buf()?.is_empty() {
+                return Ok(0);
+            }
+            self.frame =
+                Some(ruzstd::decoding::StreamingDecoder::new(src).map_err(|e| bad(e.to_string()))?);
+        }
+    }
 }
 
 /// Paths the catalogers read; everything else in a layer is only counted.
@@ -133,10 +174,9 @@ impl Flattened {
                 source: e.into(),
             })?
             .to_vec();
-        if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            return Err(LayerError::Zstd(index));
-        }
-        let staged = if head.starts_with(&[0x1f, 0x8b]) {
+        let staged = if head.starts_with(&ZSTD_MAGIC) {
+            self.read_layer(ZstdFrames::new(input), limits, index)?
+        } else if head.starts_with(&[0x1f, 0x8b]) {
             self.read_layer(flate2::read::GzDecoder::new(input), limits, index)?
         } else {
             self.read_layer(input, limits, index)?
@@ -391,11 +431,14 @@ mod tests {
         assert_eq!(f.read("var/lib/dpkg/status"), None);
         assert_eq!(f.skipped.len(), 1);
 
-        // zstd is named, garbage and truncated gzip are errors.
-        assert!(matches!(
-            Flattened::new().apply(&[0x28, 0xb5, 0x2f, 0xfd, 0, 0][..], &Limits::default()),
-            Err(LayerError::Zstd(0))
-        ));
+        // A zstd frame asking for a 2 TiB window, truncated zstd, garbage and truncated gzip
+        // are errors.
+        for hostile in [
+            &[0x28, 0xb5, 0x2f, 0xfd, 0x00, 0xf8, 0, 0, 0, 0][..],
+            &[0x28, 0xb5, 0x2f, 0xfd, 0, 0][..],
+        ] {
+            assert!(Flattened::new().apply(hostile, &Limits::default()).is_err());
+        }
         assert!(Flattened::new()
             .apply(&[0x1f, 0x8b, 8, 0, 1, 2, 3][..], &Limits::default())
             .is_err());
@@ -405,6 +448,26 @@ mod tests {
                 &Limits::default()
             )
             .is_err());
+    }
+
+    #[test]
+    fn zstd_layers_of_one_or_more_frames() {
+        use ruzstd::encoding::{compress_to_vec, CompressionLevel};
+        let plain = archive(&[
+            ("etc/os-release", b'0', "", OS),
+            ("lib/apk/db/installed", b'0', "", b"P:musl\nV:1.1.24-r2\n\n"),
+        ]);
+        let one = compress_to_vec(&plain[..], CompressionLevel::Fastest);
+        let mut f = Flattened::new();
+        f.apply(&one[..], &Limits::default()).unwrap();
+        assert_eq!(f.read("etc/os-release").as_deref(), Some(OS));
+        // The same archive split across two frames, as pzstd writes.
+        let (a, b) = plain.split_at(700);
+        let mut two = compress_to_vec(a, CompressionLevel::Fastest);
+        two.extend(compress_to_vec(b, CompressionLevel::Fastest));
+        let mut f = Flattened::new();
+        f.apply(&two[..], &Limits::default()).unwrap();
+        assert!(f.read("lib/apk/db/installed").is_some());
     }
 
     #[test]

@@ -1,14 +1,16 @@
-//! The native scanner (issue 4, in progress): root-filesystem directories (`dir:PATH`), OCI
-//! image layouts and `docker save` archives are catalogued (os-release, dpkg, apk) and matched
-//! against the offline vulnerability database. Registries, the rpm and language catalogers, and
-//! the SARIF and CycloneDX formats come next.
+//! The native scanner: images from registries, OCI layouts, `docker save` archives and unpacked
+//! root filesystems are catalogued (OS and language packages, `catalog`) and matched against the
+//! offline vulnerability database (`crate::vulndb`); `report`, `sarif` and `cyclonedx` write the
+//! results.
 
 pub mod archive;
 pub mod catalog;
+pub mod cyclonedx;
 pub mod layers;
 pub mod registry;
 pub mod report;
 pub mod rootfs;
+pub mod sarif;
 pub mod tar;
 
 use std::path::Path;

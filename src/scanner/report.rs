@@ -69,6 +69,21 @@ impl Severity {
     }
 }
 
+/// A severity, in ANSI color for a terminal.
+fn paint(s: Severity, color: bool) -> String {
+    if !color {
+        return s.as_str().to_string();
+    }
+    let code = match s {
+        Severity::Critical => "1;31",
+        Severity::High => "31",
+        Severity::Medium => "33",
+        Severity::Low => "34",
+        Severity::Unknown => "2",
+    };
+    format!("\x1b[{code}m{}\x1b[0m", s.as_str())
+}
+
 /// Maps what a feed publishes (a CVSS score, Debian urgency) to a Trivy severity.
 pub fn severity(published: &str) -> Severity {
     if let Ok(score) = published.trim().parse::<f64>() {
@@ -90,6 +105,15 @@ pub fn severity(published: &str) -> Severity {
 }
 
 impl Report {
+    /// Keeps the findings of the given severities (all when empty), and only fixable ones with
+    /// `ignore_unfixed` (Trivy's `--severity` and `--ignore-unfixed`).
+    pub fn retain(&mut self, severities: &[Severity], ignore_unfixed: bool) {
+        self.vulns.retain(|v| {
+            (severities.is_empty() || severities.contains(&v.severity))
+                && (!ignore_unfixed || v.fixed.is_some())
+        });
+    }
+
     /// Trivy-compatible JSON; `Packages` only with `list_all_packages` (as Trivy's flag).
     pub fn trivy_json(&self, list_all_packages: bool) -> Value {
         let family = self.os.as_ref().map(|o| o.id.clone()).unwrap_or_default();
@@ -174,13 +198,16 @@ impl Report {
             "SchemaVersion": 2,
             "ArtifactName": self.artifact,
             "ArtifactType": "filesystem",
+            // Trivy writes {"Trivy": {"Version"}} here; the appliance's ingest records findings
+            // from a report marked like this as the `bulwark` scanner's.
+            "Bulwark": {"Version": env!("CARGO_PKG_VERSION")},
             "Metadata": {"OS": {"Family": family, "Name": name}, "ImageID": self.image_id, "RepoDigests": self.repo_digests},
             "Results": results,
         })
     }
 
-    /// A plain table for people.
-    pub fn table(&self) -> String {
+    /// A plain table for people; severities in color when `color` (a terminal).
+    pub fn table(&self, color: bool) -> String {
         let mut out = format!(
             "{} ({}): {} packages, {} vulnerabilities\n",
             self.artifact,
@@ -203,7 +230,7 @@ impl Report {
                     v.package,
                     v.installed,
                     v.fixed.as_deref().unwrap_or("-"),
-                    v.severity.as_str()
+                    paint(v.severity, color)
                 ));
             }
         }
