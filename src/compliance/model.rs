@@ -239,17 +239,21 @@ pub fn default_policy(id: u64) -> Policy {
         active: true,
         required: true,
         clusters: None,
-        scanners: vec![ScannerRule {
-            scanner: "trivy".into(),
-            enabled: true,
-            required: true,
-            fixable: Limits {
-                critical: Some(0),
-                high: Some(0),
-                ..Limits::default()
-            },
-            unfixable: Limits::default(),
-        }],
+        // The same rule for Trivy uploads and for Bulwark's own scanner.
+        scanners: ["trivy", "bulwark"]
+            .into_iter()
+            .map(|scanner| ScannerRule {
+                scanner: scanner.into(),
+                enabled: true,
+                required: true,
+                fixable: Limits {
+                    critical: Some(0),
+                    high: Some(0),
+                    ..Limits::default()
+                },
+                unfixable: Limits::default(),
+            })
+            .collect(),
         grace_period_days: 0,
         rescan_period_days: 7,
         created_at: now,
@@ -265,11 +269,82 @@ fn seed_default_policy(w: &WriteTx) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Bulwark's native scanner files its findings as scanner `bulwark`. Policies written before it
+/// judged Trivy's findings only; each gets a `bulwark` rule copied from its `trivy` rule, so a
+/// native scan is held to the same limits. (A rule only counts its own scanner's findings, so
+/// images scanned by Trivy alone are judged exactly as before.)
+fn add_bulwark_rules(w: &WriteTx) -> Result<(), StoreError> {
+    for (id, mut p) in w.all(&POLICIES)? {
+        let has = |name: &str| {
+            p.scanners
+                .iter()
+                .any(|r| r.scanner.eq_ignore_ascii_case(name))
+        };
+        if has("bulwark") {
+            continue;
+        }
+        let Some(trivy) = p
+            .scanners
+            .iter()
+            .find(|r| r.scanner.eq_ignore_ascii_case("trivy"))
+            .cloned()
+        else {
+            continue;
+        };
+        p.scanners.push(ScannerRule {
+            scanner: "bulwark".into(),
+            ..trivy
+        });
+        w.put(&POLICIES, &id, &p)?;
+    }
+    Ok(())
+}
+
 /// Schema migrations of this domain.
 pub fn migrations() -> Vec<Migration> {
-    vec![Migration {
-        to: 3,
-        name: "seed the default compliance policy",
-        run: seed_default_policy,
-    }]
+    vec![
+        Migration {
+            to: 3,
+            name: "seed the default compliance policy",
+            run: seed_default_policy,
+        },
+        Migration {
+            to: 4,
+            name: "policies judge the native scanner's findings like Trivy's",
+            run: add_bulwark_rules,
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[test]
+    fn migration_4_copies_trivy_rules_for_the_native_scanner() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &[]).unwrap();
+        let mut custom = default_policy(7);
+        custom.scanners.retain(|r| r.scanner == "trivy");
+        custom.scanners[0].fixable.medium = Some(3);
+        let mut other = default_policy(8);
+        other.scanners = vec![];
+        store
+            .write(|w| {
+                w.put(&POLICIES, &7, &custom)?;
+                w.put(&POLICIES, &8, &other)?;
+                add_bulwark_rules(w)?;
+                // Twice changes nothing more.
+                add_bulwark_rules(w)
+            })
+            .unwrap();
+        let all = store.read(|r| r.all(&POLICIES)).unwrap();
+        let p7 = &all.iter().find(|(id, _)| *id == 7).unwrap().1;
+        assert_eq!(p7.scanners.len(), 2);
+        assert_eq!(p7.scanners[1].scanner, "bulwark");
+        assert_eq!(p7.scanners[1].fixable, p7.scanners[0].fixable);
+        let p8 = &all.iter().find(|(id, _)| *id == 8).unwrap().1;
+        assert!(p8.scanners.is_empty(), "no trivy rule, nothing to copy");
+    }
 }

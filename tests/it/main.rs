@@ -10,6 +10,7 @@ mod compliance;
 mod lifecycle;
 mod migration;
 mod notify;
+mod scan_cli;
 mod scanner;
 mod support;
 mod trivy_parity;

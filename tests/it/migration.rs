@@ -87,13 +87,19 @@ fn schema_1_file_migrates_and_still_works() {
     std::fs::copy(fixture(), data.join("bulwark.redb"))
         .expect("fixture tests/fixtures/store/schema-1.redb is missing");
     let store = bulwark::app::open_store(&data).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(store.schema_version().unwrap(), 4);
     let policies = bulwark::compliance::service::list_policies(&store).unwrap();
     assert_eq!(
         policies.len(),
         1,
         "the default policy is seeded by migration 3"
     );
+    let scanners: Vec<&str> = policies[0]
+        .scanners
+        .iter()
+        .map(|r| r.scanner.as_str())
+        .collect();
+    assert_eq!(scanners, vec!["trivy", "bulwark"], "migration 4");
     // Old user: email normalized and indexed, missing fields defaulted, password still valid.
     let u = auth::find_user(&store, "old.admin@example.com")
         .unwrap()
