@@ -109,6 +109,61 @@ fn our_packages(db: &Path, target: &str) -> BTreeSet<Pkg> {
         .collect()
 }
 
+/// The purls of the library components of a CycloneDX document, without the `distro`
+/// qualifier (Trivy takes the point release from `etc/debian_version`, we from os-release).
+fn purls(bom: &Value) -> BTreeSet<String> {
+    bom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["type"] == "library")
+        .filter_map(|c| c["purl"].as_str())
+        .map(|p| {
+            let (base, query) = p.split_once('?').unwrap_or((p, ""));
+            let q: Vec<&str> = query
+                .split('&')
+                .filter(|kv| !kv.is_empty() && !kv.starts_with("distro="))
+                .collect();
+            if q.is_empty() {
+                base.to_string()
+            } else {
+                format!("{base}?{}", q.join("&"))
+            }
+        })
+        .collect()
+}
+
+/// Our CycloneDX SBOM for `target` has the same package URLs as Trivy's for `layout`.
+fn assert_same_purls(dir: &Path, db: &Path, target: &str, layout: &Path) {
+    let o = crate::scanner::bulwark(&[
+        "scan",
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "cyclonedx",
+        target,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ours = purls(&serde_json::from_slice(&o.stdout).unwrap());
+    let t = Command::new(trivy())
+        .args(["image", "--input"])
+        .arg(layout)
+        .args(["--format", "cyclonedx", "--cache-dir"])
+        .arg(dir.join("trivy-cache"))
+        .args(["--skip-db-update", "--offline-scan", "--disable-telemetry"])
+        .args(["--skip-version-check", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(t.status.success());
+    let theirs = purls(&serde_json::from_slice(&t.stdout).unwrap());
+    let only_ours: Vec<_> = ours.difference(&theirs).take(10).collect();
+    let only_theirs: Vec<_> = theirs.difference(&ours).take(10).collect();
+    assert!(
+        only_ours.is_empty() && only_theirs.is_empty(),
+        "purls only in Bulwark's SBOM: {only_ours:?}\nonly in Trivy's: {only_theirs:?}"
+    );
+}
+
 fn assert_same(ours: &BTreeSet<Pkg>, theirs: &BTreeSet<Pkg>) {
     let only_ours: Vec<_> = ours.difference(theirs).collect();
     let only_theirs: Vec<_> = theirs.difference(ours).collect();
@@ -152,6 +207,12 @@ fn debian_packages_match_trivy() {
     assert_eq!(ours.len(), 252, "{ours:?}");
     assert!(ours.contains(&("debian".into(), "netbase".into(), "6.4".into())));
     assert_same(&ours, &theirs);
+    assert_same_purls(
+        dir.path(),
+        &db,
+        &format!("oci:{}:t", layout.display()),
+        &layout,
+    );
 }
 
 /// Alpine, from Trivy's own apk fixture (one record has no version and is left out by both).
@@ -179,6 +240,12 @@ fn alpine_packages_match_trivy() {
     let theirs = trivy_packages(dir.path(), &layout);
     assert_eq!(ours.len(), 15, "{ours:?}");
     assert_same(&ours, &theirs);
+    assert_same_purls(
+        dir.path(),
+        &db,
+        &format!("oci:{}:t", layout.display()),
+        &layout,
+    );
 }
 
 /// Language packages: lock files of every kind the scanner reads, an installed Python
