@@ -10,6 +10,7 @@ mod compliance;
 mod lifecycle;
 mod migration;
 mod notify;
+mod registry;
 mod scan_cli;
 mod scanner;
 mod support;

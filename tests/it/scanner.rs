@@ -46,7 +46,7 @@ pub(crate) fn import_fixtures(db: &Path, names: &[&str]) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
-fn import(db: &Path) {
+pub(crate) fn import(db: &Path) {
     import_fixtures(db, &["alpine-secdb-v3.10-community.json"]);
 }
 
@@ -385,7 +385,7 @@ fn scan_docker_archive_applies_layers_in_order() {
 
 /// A complete OCI image layout of the two layers (with the config a registry push needs),
 /// tagged `v1`: (layout dir, manifest digest, first layer digest).
-fn build_oci_layout(dir: &Path) -> (std::path::PathBuf, String, String) {
+pub(crate) fn build_oci_layout(dir: &Path) -> (std::path::PathBuf, String, String) {
     use sha2::{Digest, Sha256};
     use std::io::Read;
     let (l1, l2) = layer_tars(dir);
@@ -612,6 +612,19 @@ fn scan_pulls_from_a_registry() {
 /// Starts Debian's docker-registry on a free loopback port with storage under `dir`, optionally
 /// behind htpasswd (basic) auth; stopped when the guard drops.
 fn start_registry(dir: &Path, htpasswd: Option<&Path>) -> (KillOnDrop, String) {
+    let auth = htpasswd
+        .map(|h| {
+            format!(
+                "auth:\n  htpasswd:\n    realm: bulwark-test\n    path: {}\n",
+                h.display()
+            )
+        })
+        .unwrap_or_default();
+    start_registry_with(dir, &auth)
+}
+
+/// Like [`start_registry`], with `auth_yaml` (an `auth:` section, or empty) in its config.
+pub(crate) fn start_registry_with(dir: &Path, auth_yaml: &str) -> (KillOnDrop, String) {
     assert!(
         Path::new("/usr/bin/docker-registry").exists(),
         "no registry: run tests/services/start.sh (it installs docker-registry, skopeo and htpasswd) or set BULWARK_TEST_REGISTRY"
@@ -622,12 +635,7 @@ fn start_registry(dir: &Path, htpasswd: Option<&Path>) -> (KillOnDrop, String) {
         "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
         dir.join("data").display()
     );
-    if let Some(h) = htpasswd {
-        cfg.push_str(&format!(
-            "auth:\n  htpasswd:\n    realm: bulwark-test\n    path: {}\n",
-            h.display()
-        ));
-    }
+    cfg.push_str(auth_yaml);
     let path = dir.join("config.yml");
     std::fs::write(&path, cfg).unwrap();
     let child = Command::new("docker-registry")
@@ -696,7 +704,7 @@ fn scan_uses_registry_credentials() {
     );
 }
 
-struct KillOnDrop(std::process::Child);
+pub(crate) struct KillOnDrop(std::process::Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
