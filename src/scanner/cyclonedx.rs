@@ -77,7 +77,7 @@ pub fn lang_purl(source: Source, name: &str, version: &str) -> String {
 impl Report {
     /// The CycloneDX 1.5 document.
     pub fn cyclonedx(&self) -> Value {
-        let family = self.os.as_ref().map(|o| o.id.as_str()).unwrap_or("");
+        let family = self.os.as_ref().map(|o| o.family()).unwrap_or("");
         let os_version = self
             .os
             .as_ref()
@@ -98,8 +98,8 @@ impl Report {
         let mut os_refs = std::collections::HashMap::new();
         if let Some(os) = &self.os {
             components.push(json!({
-                "bom-ref": unique(format!("os:{}-{}", os.id, os.version_id)),
-                "type": "operating-system", "name": os.id, "version": os.version_id,
+                "bom-ref": unique(format!("os:{}-{}", os.family(), os.version_id)),
+                "type": "operating-system", "name": os.family(), "version": os.version_id,
             }));
         }
         for p in &self.packages {

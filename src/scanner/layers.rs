@@ -91,6 +91,7 @@ pub fn wanted(path: &str) -> bool {
         path,
         "etc/os-release" | "usr/lib/os-release" | "var/lib/dpkg/status" | "lib/apk/db/installed"
     ) || path.starts_with("var/lib/dpkg/status.d/")
+        || super::catalog::rpm::SQLITE_PATHS.contains(&path)
         || super::catalog::lang::classify(path).is_some()
 }
 
@@ -235,6 +236,10 @@ impl Flattened {
                     if let Some(t) = normalize(&target).filter(|_| wanted(&path)) {
                         staged.hardlinks.push((path, t));
                     }
+                }
+                // Databases the scan cannot read yet: only their presence is kept, to say so.
+                Kind::File if super::catalog::rpm::UNREAD_PATHS.contains(&path.as_str()) => {
+                    staged.files.push((path, Vec::new()))
                 }
                 Kind::File if wanted(&path) => match tar.read_body(limits.max_file).map_err(err)? {
                     Some(body) => staged.files.push((path, body)),

@@ -40,6 +40,8 @@ pub enum ScanError {
 pub trait ImageFs {
     /// A regular file, following symlinks inside the image.
     fn read(&self, rel: &str) -> Option<Vec<u8>>;
+    /// Whether a regular file is there (however large).
+    fn exists(&self, rel: &str) -> bool;
     /// Regular files directly in a directory.
     fn list(&self, rel: &str) -> Vec<String>;
     /// Regular files anywhere that `pred` accepts.
@@ -53,6 +55,9 @@ struct DirFs<'a>(&'a Path);
 impl ImageFs for DirFs<'_> {
     fn read(&self, rel: &str) -> Option<Vec<u8>> {
         rootfs::read(self.0, rel)
+    }
+    fn exists(&self, rel: &str) -> bool {
+        rootfs::resolve(self.0, rel).is_some_and(|p| p.is_file())
     }
     fn list(&self, rel: &str) -> Vec<String> {
         rootfs::list(self.0, rel)
@@ -68,6 +73,9 @@ impl ImageFs for DirFs<'_> {
 impl ImageFs for layers::Flattened {
     fn read(&self, rel: &str) -> Option<Vec<u8>> {
         layers::Flattened::read(self, rel)
+    }
+    fn exists(&self, rel: &str) -> bool {
+        layers::Flattened::read(self, rel).is_some()
     }
     fn list(&self, rel: &str) -> Vec<String> {
         layers::Flattened::list(self, rel)
@@ -130,16 +138,47 @@ pub fn scan_fs(fs: &dyn ImageFs, artifact: &str, db: &VulnDb) -> Result<Report, 
                 .map(|s| format!("lib/apk/db/installed:{}: {}", s.line, s.reason)),
         );
     }
+    for path in catalog::rpm::SQLITE_PATHS {
+        let Some(bytes) = fs.read(path) else {
+            continue;
+        };
+        match catalog::rpm::sqlite_packages_from_bytes(&bytes) {
+            Ok((p, s)) => {
+                packages.extend(p);
+                skipped.extend(
+                    s.into_iter()
+                        .map(|s| format!("{path}: package {}: {}", s.line, s.reason)),
+                );
+            }
+            Err(e) => skipped.push(format!("{path}: {e}")),
+        }
+        break;
+    }
+    for path in catalog::rpm::UNREAD_PATHS {
+        if fs.exists(path) {
+            skipped.push(format!(
+                "{path}: Berkeley DB and NDB rpm databases (RHEL/CentOS 7-8, Amazon Linux 2, SLES 15) are not read yet; their packages are missing from this report"
+            ));
+        }
+    }
     let mut vulns = Vec::new();
-    if let Some(eco) = os.as_ref().and_then(|o| o.ecosystem()) {
+    let ecosystems = os.as_ref().map(|o| o.ecosystems()).unwrap_or_default();
+    // Debian's tracker and Alpine's secdb name source packages; rpm distributions' advisories
+    // list every binary package, so there a source name would match its siblings twice.
+    let by_source = os.as_ref().is_some_and(|o| {
+        matches!(
+            o.family(),
+            "debian" | "ubuntu" | "alpine" | "wolfi" | "chainguard"
+        )
+    });
+    for eco in &ecosystems {
         for p in &packages {
-            // Feeds name binary packages (Alpine, OSV) or source packages (Debian tracker).
             let mut names = vec![p.name.as_str()];
-            if let Some(src) = p.source.as_deref().filter(|s| *s != p.name) {
+            if let Some(src) = p.source.as_deref().filter(|s| *s != p.name && by_source) {
                 names.push(src);
             }
             let target = Target {
-                ecosystem: &eco,
+                ecosystem: eco,
                 package: &p.name,
                 version: &p.version,
                 source: None,
@@ -147,6 +186,11 @@ pub fn scan_fs(fs: &dyn ImageFs, artifact: &str, db: &VulnDb) -> Result<Report, 
             };
             vulns.extend(matches(db, &target, &names)?);
         }
+    }
+    if ecosystems.len() > 1 {
+        // One finding per (package, CVE) however many streams list it.
+        let mut seen = std::collections::HashSet::new();
+        vulns.retain(|v| seen.insert((v.package.clone(), v.installed.clone(), v.id.clone())));
     }
     let (lang_packages, lang_skipped) = lang_packages(fs);
     skipped.extend(lang_skipped);

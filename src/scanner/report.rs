@@ -116,7 +116,11 @@ impl Report {
 
     /// Trivy-compatible JSON; `Packages` only with `list_all_packages` (as Trivy's flag).
     pub fn trivy_json(&self, list_all_packages: bool) -> Value {
-        let family = self.os.as_ref().map(|o| o.id.clone()).unwrap_or_default();
+        let family = self
+            .os
+            .as_ref()
+            .map(|o| o.family().to_string())
+            .unwrap_or_default();
         let name = self
             .os
             .as_ref()

@@ -825,3 +825,76 @@ fn scan_finds_jars_and_go_binaries() {
         );
     }
 }
+
+/// rpm packages (a real SQLite rpmdb) are matched with rpm version rules: an advisory for Rocky
+/// Linux 9 fixed in epoch-1 `3.0.7-1.el9` affects `openssl 1.1.1k-7.cm2`, one fixed in an older
+/// release does not, and the epoch-prefixed source version is reported as installed.
+#[test]
+fn scan_matches_rpm_packages() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::create_dir_all(root.join("usr/lib/sysimage/rpm")).unwrap();
+    std::fs::write(
+        root.join("etc/os-release"),
+        "NAME=\"Rocky Linux\"\nID=\"rocky\"\nVERSION_ID=\"9.3\"\n",
+    )
+    .unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/images/rpm/cbl-mariner-2.0-rpmdb.sqlite"
+        ),
+        root.join("usr/lib/sysimage/rpm/rpmdb.sqlite"),
+    )
+    .unwrap();
+    // An old Berkeley DB beside it is named as unread.
+    std::fs::create_dir_all(root.join("var/lib/rpm")).unwrap();
+    std::fs::write(root.join("var/lib/rpm/Packages"), [0u8; 4096]).unwrap();
+    let osv = |id: &str, pkg: &str, fixed: &str| {
+        serde_json::json!({"id": id, "modified": "2024-01-01T00:00:00Z", "aliases": [format!("CVE-{id}")],
+            "database_specific": {"severity": "HIGH"},
+            "affected": [{"package": {"ecosystem": "Rocky Linux:9", "name": pkg},
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}]}]})
+    };
+    let feed = dir.path().join("rocky");
+    std::fs::create_dir_all(&feed).unwrap();
+    for (id, pkg, fixed) in [
+        ("2099-0001", "openssl", "1:3.0.7-1.el9"),
+        ("2099-0002", "bash", "5.1.0-1.el9"),
+    ] {
+        std::fs::write(
+            feed.join(format!("{id}.json")),
+            osv(id, pkg, fixed).to_string(),
+        )
+        .unwrap();
+    }
+    let db = dir.path().join("vulndb.redb");
+    let o = bulwark(&[
+        "db",
+        "import",
+        "--db",
+        db.to_str().unwrap(),
+        feed.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (report, stderr) = try_scan(&db, &[], &format!("dir:{}", root.display())).unwrap();
+    assert_eq!(report["Results"][0]["Type"], "rocky");
+    assert_eq!(
+        findings(
+            &report["Results"][0],
+            &[
+                "VulnerabilityID",
+                "PkgName",
+                "InstalledVersion",
+                "FixedVersion",
+                "Severity"
+            ]
+        ),
+        vec!["CVE-2099-0001 | openssl | 1.1.1k-7.cm2 | 1:3.0.7-1.el9 | HIGH"]
+    );
+    assert!(
+        stderr.contains("var/lib/rpm/Packages: Berkeley DB"),
+        "{stderr}"
+    );
+}

@@ -248,6 +248,45 @@ fn alpine_packages_match_trivy() {
     );
 }
 
+/// CBL-Mariner 2.0's SQLite rpm database (from go-rpmdb's test data): 129 packages, and
+/// Trivy's package URLs.
+#[test]
+fn rpm_packages_match_trivy() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::create_dir_all(root.join("var/lib/rpm")).unwrap();
+    std::fs::write(
+        root.join("etc/os-release"),
+        "NAME=\"Common Base Linux Mariner\"\nID=mariner\nVERSION_ID=\"2.0\"\nPRETTY_NAME=\"CBL-Mariner/Linux\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("etc/mariner-release"),
+        "CBL-Mariner 2.0.20220226\n",
+    )
+    .unwrap();
+    std::fs::copy(
+        format!("{FIXTURES}/images/rpm/cbl-mariner-2.0-rpmdb.sqlite"),
+        root.join("var/lib/rpm/rpmdb.sqlite"),
+    )
+    .unwrap();
+    let layout = umoci_layout(dir.path(), &[&root]);
+    let db = dir.path().join("vulndb.redb");
+    import_fixtures(&db, &["alpine-secdb-v3.10-community.json"]);
+    let target = format!("oci:{}:t", layout.display());
+    let ours = our_packages(&db, &target);
+    let theirs = trivy_packages(dir.path(), &layout);
+    assert_eq!(ours.len(), 129);
+    assert_same(&ours, &theirs);
+    assert_same_purls(dir.path(), &db, &target, &layout);
+    // The unpacked root reads the same database in place.
+    assert_eq!(
+        our_packages(&db, &format!("dir:{}", root.display())).len(),
+        129
+    );
+}
+
 /// Language packages: lock files of every kind the scanner reads, an installed Python
 /// distribution, Node.js modules, this project's own Cargo.lock (400+ crates) and a real Go
 /// binary (the Trivy executable itself: its build information names ~380 modules).

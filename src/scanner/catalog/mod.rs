@@ -5,6 +5,7 @@ pub mod apk;
 pub mod dpkg;
 pub mod lang;
 pub mod os_release;
+pub mod rpm;
 
 use serde::Serialize;
 

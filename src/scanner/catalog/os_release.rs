@@ -45,6 +45,34 @@ pub fn parse(text: &str) -> Option<Os> {
 }
 
 impl Os {
+    /// The family name Trivy reports (`Metadata.OS.Family`, a result's `Type`, the purl
+    /// namespace), which is not always the os-release `ID`.
+    pub fn family(&self) -> &str {
+        match self.id.as_str() {
+            "rhel" => "redhat",
+            "mariner" => "cbl-mariner",
+            "almalinux" => "alma",
+            "amzn" => "amazon",
+            "ol" => "oracle",
+            "opensuse-leap" => "opensuse.leap",
+            other => other,
+        }
+    }
+
+    /// The OSV ecosystems its packages' advisories are filed under. One for most distributions;
+    /// Red Hat files by product stream, and an image does not say which streams its packages
+    /// came from, so RHEL looks in BaseOS and AppStream of its major release.
+    pub fn ecosystems(&self) -> Vec<String> {
+        if self.id == "rhel" {
+            let major = self.version_id.split('.').next().unwrap_or_default();
+            return ["baseos", "appstream"]
+                .iter()
+                .map(|s| format!("Red Hat:enterprise_linux:{major}::{s}"))
+                .collect();
+        }
+        self.ecosystem().into_iter().collect()
+    }
+
     /// The OSV ecosystem name of its packages: `Debian:12`, `Alpine:v3.19`, `Ubuntu:22.04`, ...
     pub fn ecosystem(&self) -> Option<String> {
         let major = self.version_id.split('.').next().unwrap_or_default();
@@ -57,7 +85,7 @@ impl Os {
             }
             "wolfi" => "Wolfi".into(),
             "chainguard" => "Chainguard".into(),
-            "rhel" => format!("Red Hat:{major}"),
+            "rhel" => format!("Red Hat:enterprise_linux:{major}::baseos"),
             "rocky" => format!("Rocky Linux:{major}"),
             "almalinux" => format!("AlmaLinux:{major}"),
             _ => return None,
@@ -89,5 +117,14 @@ mod tests {
         );
         assert!(parse("NAME=nothing useful\n").is_none());
         assert_eq!(parse("ID=plan9\n").unwrap().ecosystem(), None);
+        let rhel = parse("ID=\"rhel\"\nVERSION_ID=\"9.4\"\n").unwrap();
+        assert_eq!(
+            rhel.ecosystems(),
+            vec![
+                "Red Hat:enterprise_linux:9::baseos".to_string(),
+                "Red Hat:enterprise_linux:9::appstream".into()
+            ]
+        );
+        assert_eq!(rhel.family(), "redhat");
     }
 }

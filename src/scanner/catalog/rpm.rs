@@ -1,0 +1,312 @@
+//! The rpm database in its SQLite form (`rpmdb.sqlite`: RHEL, Rocky and Alma 9, Fedora 33+,
+//! Amazon Linux 2023, CBL-Mariner 2 / Azure Linux). Each row of its `Packages` table is an rpm
+//! header blob; the header format is rpm's own (`lib/header.c`): two big-endian counts (index
+//! entries, data bytes), the index entries (tag, type, offset, count; 16 bytes each), then the
+//! data. Only the tags a scanner needs are read.
+//!
+//! The older Berkeley DB (`Packages`) and NDB (`Packages.db`) databases are not read; the scan
+//! says so when it meets one.
+
+use super::{Package, Skipped};
+
+/// Where images keep an SQLite rpm database.
+pub const SQLITE_PATHS: &[&str] = &[
+    "var/lib/rpm/rpmdb.sqlite",
+    "usr/lib/sysimage/rpm/rpmdb.sqlite",
+    "usr/share/rpm/rpmdb.sqlite",
+];
+
+/// Older rpm database formats, recognised but not read.
+pub const UNREAD_PATHS: &[&str] = &[
+    "var/lib/rpm/Packages",
+    "usr/lib/sysimage/rpm/Packages",
+    "var/lib/rpm/Packages.db",
+    "usr/lib/sysimage/rpm/Packages.db",
+];
+
+const TAG_NAME: i32 = 1000;
+const TAG_VERSION: i32 = 1001;
+const TAG_RELEASE: i32 = 1002;
+const TAG_EPOCH: i32 = 1003;
+const TAG_LICENSE: i32 = 1014;
+const TAG_ARCH: i32 = 1022;
+const TAG_SOURCERPM: i32 = 1044;
+
+const TYPE_INT32: u32 = 4;
+const TYPE_STRING: u32 = 6;
+const TYPE_I18NSTRING: u32 = 9;
+
+/// Largest header accepted (rpm itself caps headers at 256 MiB; real ones are kilobytes).
+const MAX_HEADER: usize = 64 * 1024 * 1024;
+
+/// The fields of one header.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Header {
+    pub name: String,
+    pub version: String,
+    pub release: String,
+    pub epoch: Option<i32>,
+    pub arch: String,
+    pub license: String,
+    pub source_rpm: String,
+}
+
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// Reads a header blob (as stored in `rpmdb.sqlite`, without the on-disk magic).
+pub fn parse_header(blob: &[u8]) -> Result<Header, String> {
+    if blob.len() > MAX_HEADER {
+        return Err("an rpm header larger than 64 MiB".into());
+    }
+    let il = be32(blob, 0).ok_or("an rpm header cut short")? as usize;
+    let dl = be32(blob, 4).ok_or("an rpm header cut short")? as usize;
+    let data_start = il
+        .checked_mul(16)
+        .and_then(|n| n.checked_add(8))
+        .filter(|s| *s <= blob.len())
+        .ok_or("an rpm header with more index entries than bytes")?;
+    let data = blob
+        .get(data_start..data_start.checked_add(dl).ok_or("bad data length")?)
+        .ok_or("an rpm header whose data runs past its end")?;
+    let mut h = Header::default();
+    for i in 0..il {
+        let e = 8 + i * 16;
+        let tag = be32(blob, e).unwrap_or(0) as i32;
+        let kind = be32(blob, e + 4).unwrap_or(0);
+        let offset = be32(blob, e + 8).unwrap_or(u32::MAX) as usize;
+        let string = || -> Result<String, String> {
+            if kind != TYPE_STRING && kind != TYPE_I18NSTRING {
+                return Err(format!("rpm tag {tag} is not a string"));
+            }
+            let rest = data
+                .get(offset..)
+                .ok_or_else(|| format!("rpm tag {tag} points outside the header"))?;
+            let end = rest
+                .iter()
+                .position(|b| *b == 0)
+                .ok_or_else(|| format!("rpm tag {tag} is not terminated"))?;
+            Ok(String::from_utf8_lossy(&rest[..end]).into_owned())
+        };
+        match tag {
+            TAG_NAME => h.name = string()?,
+            TAG_VERSION => h.version = string()?,
+            TAG_RELEASE => h.release = string()?,
+            TAG_ARCH => h.arch = string()?,
+            TAG_LICENSE => h.license = string()?,
+            TAG_SOURCERPM => h.source_rpm = string()?,
+            TAG_EPOCH if kind == TYPE_INT32 => {
+                h.epoch = Some(
+                    be32(data, offset).ok_or("the rpm epoch points outside the header")? as i32,
+                )
+            }
+            _ => {}
+        }
+    }
+    if h.name.is_empty() || h.version.is_empty() {
+        return Err("an rpm header without a name or version".into());
+    }
+    Ok(h)
+}
+
+impl Header {
+    /// `[epoch:]version-release`, as rpm prints it and Trivy reports it.
+    pub fn evr(&self) -> String {
+        let vr = if self.release.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}-{}", self.version, self.release)
+        };
+        match self.epoch {
+            Some(e) if e > 0 => format!("{e}:{vr}"),
+            _ => vr,
+        }
+    }
+
+    /// The source package's name and `version-release`, from `name-version-release.src.rpm`.
+    pub fn source(&self) -> Option<(String, String)> {
+        let base = self
+            .source_rpm
+            .strip_suffix(".src.rpm")
+            .or_else(|| self.source_rpm.strip_suffix(".nosrc.rpm"))?;
+        let (rest, release) = base.rsplit_once('-')?;
+        let (name, version) = rest.rsplit_once('-')?;
+        Some((name.to_string(), format!("{version}-{release}")))
+    }
+
+    fn into_package(self) -> Package {
+        let source = self.source();
+        let evr = self.evr();
+        Package {
+            source_version: source.as_ref().map(|(_, v)| match self.epoch {
+                Some(e) if e > 0 => format!("{e}:{v}"),
+                _ => v.clone(),
+            }),
+            source: source.map(|(n, _)| n),
+            version: evr,
+            licenses: if self.license.is_empty() {
+                vec![]
+            } else {
+                vec![self.license]
+            },
+            arch: self.arch,
+            name: self.name,
+        }
+    }
+}
+
+/// Every package in an `rpmdb.sqlite` file (GPG public keys, which rpm files as packages named
+/// `gpg-pubkey`, left out). The file is opened read-only and immutable: nothing is written next
+/// to it, not even a journal.
+pub fn sqlite_packages(path: &std::path::Path) -> Result<(Vec<Package>, Vec<Skipped>), String> {
+    use rusqlite::{Connection, OpenFlags};
+    let uri = format!(
+        "file:{}?immutable=1",
+        path.display()
+            .to_string()
+            .replace('%', "%25")
+            .replace('?', "%3f")
+            .replace('#', "%23")
+    );
+    let conn = Connection::open_with_flags(
+        uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| format!("not an SQLite rpm database: {e}"))?;
+    let mut stmt = conn
+        .prepare("SELECT hnum, blob FROM Packages ORDER BY hnum")
+        .map_err(|e| format!("not an SQLite rpm database: {e}"))?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+        .map_err(|e| format!("rpm database: {e}"))?;
+    let mut packages = Vec::new();
+    let mut skipped = Vec::new();
+    for row in rows {
+        let (hnum, blob) = row.map_err(|e| format!("rpm database: {e}"))?;
+        match parse_header(&blob) {
+            Ok(h) if h.name == "gpg-pubkey" => {}
+            Ok(h) => packages.push(h.into_package()),
+            Err(reason) => skipped.push(Skipped {
+                line: hnum.max(0) as usize,
+                reason,
+            }),
+        }
+    }
+    Ok((packages, skipped))
+}
+
+/// Like [`sqlite_packages`] for a database held in memory (read out of an image layer): it goes
+/// to a private temporary file first, as SQLite reads files.
+pub fn sqlite_packages_from_bytes(bytes: &[u8]) -> Result<(Vec<Package>, Vec<Skipped>), String> {
+    use std::io::Write;
+    let path = std::env::temp_dir().join(format!(
+        "bulwark-rpmdb-{}-{}.sqlite",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(bytes));
+    let result = match written {
+        Ok(()) => sqlite_packages(&path),
+        Err(e) => Err(format!("a temporary copy of the rpm database: {e}")),
+    };
+    let _ = std::fs::remove_file(&path);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A header with the given string tags (and an epoch), laid out as rpm writes it.
+    fn header(strings: &[(i32, &str)], epoch: Option<i32>) -> Vec<u8> {
+        let mut index = Vec::new();
+        let mut data = Vec::new();
+        let mut count = 0u32;
+        if let Some(e) = epoch {
+            index.extend_from_slice(&TAG_EPOCH.to_be_bytes());
+            index.extend_from_slice(&TYPE_INT32.to_be_bytes());
+            index.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            index.extend_from_slice(&1u32.to_be_bytes());
+            data.extend_from_slice(&e.to_be_bytes());
+            count += 1;
+        }
+        for (tag, s) in strings {
+            index.extend_from_slice(&tag.to_be_bytes());
+            index.extend_from_slice(&TYPE_STRING.to_be_bytes());
+            index.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            index.extend_from_slice(&1u32.to_be_bytes());
+            data.extend_from_slice(s.as_bytes());
+            data.push(0);
+            count += 1;
+        }
+        let mut out = count.to_be_bytes().to_vec();
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        out.extend(index);
+        out.extend(data);
+        out
+    }
+
+    #[test]
+    fn reads_a_header_with_epoch_and_source() {
+        let blob = header(
+            &[
+                (TAG_NAME, "bsdutils"),
+                (TAG_VERSION, "2.37.4"),
+                (TAG_RELEASE, "11.el9"),
+                (TAG_ARCH, "x86_64"),
+                (TAG_LICENSE, "GPLv2"),
+                (TAG_SOURCERPM, "util-linux-2.37.4-11.el9.src.rpm"),
+            ],
+            Some(2),
+        );
+        let h = parse_header(&blob).unwrap();
+        assert_eq!(h.evr(), "2:2.37.4-11.el9");
+        let p = h.into_package();
+        assert_eq!(p.source.as_deref(), Some("util-linux"));
+        assert_eq!(p.source_version.as_deref(), Some("2:2.37.4-11.el9"));
+        assert_eq!(p.licenses, vec!["GPLv2".to_string()]);
+    }
+
+    #[test]
+    fn hostile_headers_are_errors() {
+        let good = header(&[(TAG_NAME, "a"), (TAG_VERSION, "1")], None);
+        for cut in [0, 4, 8, 20, good.len() - 1] {
+            assert!(parse_header(&good[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut huge_count = good.clone();
+        huge_count[0..4].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(parse_header(&huge_count).is_err());
+        let mut outside = good.clone();
+        outside[16..20].copy_from_slice(&9999u32.to_be_bytes());
+        assert!(parse_header(&outside).is_err());
+        assert!(parse_header(&header(&[(TAG_NAME, "a")], None)).is_err());
+    }
+
+    #[test]
+    fn reads_a_real_rpmdb_sqlite() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/images/rpm/cbl-mariner-2.0-rpmdb.sqlite"
+        );
+        let (pkgs, skipped) = sqlite_packages(std::path::Path::new(path)).unwrap();
+        assert!(skipped.is_empty(), "{skipped:?}");
+        assert!(pkgs.len() > 100, "{}", pkgs.len());
+        assert!(pkgs.iter().all(|p| p.name != "gpg-pubkey"));
+        let bash = pkgs.iter().find(|p| p.name == "bash").unwrap();
+        assert!(bash.version.contains(".cm2"), "{bash:?}");
+        assert_eq!(bash.source.as_deref(), Some("bash"));
+        let bytes = std::fs::read(path).unwrap();
+        assert_eq!(
+            sqlite_packages_from_bytes(&bytes).unwrap().0.len(),
+            pkgs.len()
+        );
+        assert!(sqlite_packages_from_bytes(b"SQLite format 3\0garbage").is_err());
+    }
+}
