@@ -12,8 +12,12 @@ use crate::http::metrics::Metrics;
 use crate::http::{AppState, Routes};
 use crate::jobs::{Job, Scheduler, Supervisor};
 use crate::search::{Search, Source};
+use crate::secrets::Sealer;
 use crate::store::{Migration, Store, StoreError};
 use crate::{audit, auth, clusters, system};
+
+/// Images the native-scans job pulls per run (the rest wait for the next run).
+const NATIVE_SCANS_PER_RUN: usize = 50;
 
 /// Every schema migration, from every domain.
 pub fn migrations() -> Vec<Migration> {
@@ -37,6 +41,7 @@ pub fn routes(config: &Config) -> Routes {
     crate::compliance::m9sweeper_routes(&mut r);
     crate::compliance::pages(&mut r);
     crate::admission::routes(&mut r);
+    crate::registries::routes(&mut r);
     audit::routes(&mut r);
     r
 }
@@ -49,8 +54,9 @@ pub fn search_sources() -> Vec<Source> {
 }
 
 /// The scheduled jobs.
-pub fn jobs(config: &Config) -> Vec<Job> {
+pub fn jobs(config: &Config, sealer: Arc<Sealer>) -> Vec<Job> {
     let days = config.retention.audit_log_days;
+    let vulndb = config.data_dir.join("vulndb.redb");
     vec![
         Job {
             name: "exceptions",
@@ -74,6 +80,14 @@ pub fn jobs(config: &Config) -> Vec<Job> {
                 let n = crate::compliance::service::queue_due_rescans(store)
                     .map_err(|e| e.to_string())?;
                 Ok(format!("{n} images queued for a rescan"))
+            }),
+        },
+        Job {
+            name: "native-scans",
+            description: "Pulls and scans queued images with the native scanner",
+            schedule: config.jobs.native_scans.clone(),
+            run: Arc::new(move |store: &Store| {
+                crate::compliance::rescan::run(store, &sealer, &vulndb, NATIVE_SCANS_PER_RUN)
             }),
         },
         Job {
@@ -111,12 +125,17 @@ impl Appliance {
             store.clone(),
             search_sources(),
         )?;
-        let scheduler =
-            Scheduler::new(store.clone(), jobs(&config), config.retention.job_runs_kept)?;
+        let sealer = Arc::new(Sealer::open(&config.data_dir)?);
+        let scheduler = Scheduler::new(
+            store.clone(),
+            jobs(&config, sealer.clone()),
+            config.retention.job_runs_kept,
+        )?;
         let routes = routes(&config);
         let mut domains = crate::http::DomainData::default();
         auth::domain_data(&config, &mut domains);
         clusters::domain_data(&mut domains);
+        domains.insert_shared(sealer);
         let metrics = Arc::new(Metrics::new());
         domains.insert(crate::admission::Admission::new(store.clone(), &metrics));
         let state = AppState {

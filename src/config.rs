@@ -151,6 +151,8 @@ pub struct JobsConfig {
     pub exceptions: String,
     /// Queues images whose policy rescan period has passed.
     pub rescans: String,
+    /// Pulls and scans queued images with the native scanner.
+    pub native_scans: String,
 }
 
 /// How long records are kept.
@@ -215,6 +217,7 @@ impl Default for JobsConfig {
             retention: "0 17 3 * * *".into(),
             exceptions: "0 5 0 * * *".into(),
             rescans: "0 30 * * * *".into(),
+            native_scans: "0 */10 * * * *".into(),
         }
     }
 }
@@ -347,6 +350,7 @@ impl Config {
             ("jobs.retention", &self.jobs.retention),
             ("jobs.exceptions", &self.jobs.exceptions),
             ("jobs.rescans", &self.jobs.rescans),
+            ("jobs.native_scans", &self.jobs.native_scans),
         ] {
             if let Err(e) = expr.parse::<cron::Schedule>() {
                 p.push(format!("{key}: '{expr}' is not a cron expression: {e}"));

@@ -70,7 +70,7 @@ pub fn run(cli: &Cli, cmd: &DbCommand) -> anyhow::Result<i32> {
                     path.display()
                 );
             }
-            let vdb = VulnDb::open(&path)?;
+            let vdb = VulnDb::open_read_only(&path)?;
             println!("{}: {} advisories", path.display(), vdb.len()?);
             for s in vdb.sources()? {
                 let age = chrono::Utc::now() - s.imported_at;

@@ -262,7 +262,7 @@ pub fn run(cli: &Cli, a: &ScanArgs) -> anyhow::Result<i32> {
             db_path.display()
         );
     }
-    let db = VulnDb::open(&db_path)?;
+    let db = VulnDb::open_read_only(&db_path)?;
     let progress = Progress(!a.quiet && std::io::stderr().is_terminal());
     let scanned = scan_target(a, &db, &progress);
     progress.done();

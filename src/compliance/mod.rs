@@ -6,6 +6,7 @@ mod m9s;
 pub mod model;
 mod pages;
 pub mod pattern;
+pub mod rescan;
 mod routes;
 pub mod search;
 pub mod service;

@@ -63,6 +63,11 @@ impl DomainData {
             .insert(std::any::TypeId::of::<T>(), Arc::new(value));
     }
 
+    /// Stores a value already shared elsewhere.
+    pub fn insert_shared<T: Send + Sync + 'static>(&mut self, value: Arc<T>) {
+        self.items.insert(std::any::TypeId::of::<T>(), value);
+    }
+
     /// The value of type `T`, if one was stored.
     pub fn get<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
         self.items

@@ -343,7 +343,13 @@ impl Store {
     /// file in single-writer mode). Writes fail with [`StoreError::ReadOnly`]; no migration runs,
     /// so a file at an older schema is refused.
     pub fn open_read_only(data_dir: &Path, migrations: &[Migration]) -> Result<Store, StoreError> {
-        let path = data_dir.join(DB_FILE);
+        Self::open_file_read_only(&data_dir.join(DB_FILE), migrations)
+    }
+
+    /// Like [`Store::open_read_only`] for a database file anywhere (a standalone vulnerability
+    /// database that several scans read at once).
+    pub fn open_file_read_only(path: &Path, migrations: &[Migration]) -> Result<Store, StoreError> {
+        let path = path.to_path_buf();
         if !path.is_file() {
             return Err(StoreError::Foreign {
                 path,

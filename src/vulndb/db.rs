@@ -114,6 +114,14 @@ impl VulnDb {
         })
     }
 
+    /// Opens an existing database for lookups only. Any number of scans may do so at once, and
+    /// beside an import that is writing it.
+    pub fn open_read_only(path: &Path) -> Result<VulnDb, StoreError> {
+        Ok(VulnDb {
+            store: Store::open_file_read_only(path, &[])?,
+        })
+    }
+
     /// Number of advisories.
     pub fn len(&self) -> Result<u64, StoreError> {
         self.store.read(|r| r.len(&ADVISORIES))

@@ -588,8 +588,8 @@ async fn jobs_metrics_health_and_pages() {
         .iter()
         .map(|j| j["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["exceptions", "rescans", "retention"]);
-    let job = &v["items"][2];
+    assert_eq!(names, ["exceptions", "rescans", "native-scans", "retention"]);
+    let job = &v["items"][3];
     assert!(job["next_run"].is_string());
     assert!(job["last_run"].is_null());
     let (s, run, _) = call(
@@ -607,7 +607,7 @@ async fn jobs_metrics_health_and_pages() {
         TestRequest::get().uri("/api/v1/jobs").cookie(cookie(&root)),
     )
     .await;
-    assert_eq!(v["items"][2]["last_run"]["message"], run["message"]);
+    assert_eq!(v["items"][3]["last_run"]["message"], run["message"]);
     let (s, v, _) = call(
         &app,
         TestRequest::post()

@@ -9,6 +9,7 @@ mod browser;
 mod compliance;
 mod lifecycle;
 mod migration;
+mod native_scans;
 mod notify;
 mod registry;
 mod scan_cli;
