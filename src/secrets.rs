@@ -129,6 +129,73 @@ impl Sealer {
     }
 }
 
+/// Where a backup at `backup` keeps the appliance key: `FILE.secret.key`.
+pub fn key_beside(backup: &Path) -> PathBuf {
+    let mut name = backup.as_os_str().to_owned();
+    name.push(".secret.key");
+    PathBuf::from(name)
+}
+
+/// Copies the data dir's key next to a backup (0600); `None` when there is no key yet.
+pub fn backup_key(data_dir: &Path, backup: &Path) -> Result<Option<PathBuf>, SecretError> {
+    let src = data_dir.join(KEY_FILE);
+    let key = match std::fs::read(&src) {
+        Ok(k) => k,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(SecretError::Io { path: src, source }),
+    };
+    let dest = key_beside(backup);
+    write_private(&dest, &key)?;
+    Ok(Some(dest))
+}
+
+/// Installs the key saved beside `backup` into the data dir, keeping a different existing key
+/// as `secret.key.pre-restore-<time>`; `None` when the backup has no key beside it.
+pub fn restore_key(backup: &Path, data_dir: &Path) -> Result<Option<PathBuf>, SecretError> {
+    let src = key_beside(backup);
+    let key = match std::fs::read(&src) {
+        Ok(k) => k,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(SecretError::Io { path: src, source }),
+    };
+    if key.len() != 32 {
+        return Err(SecretError::BadKey(src));
+    }
+    let dest = data_dir.join(KEY_FILE);
+    if let Ok(existing) = std::fs::read(&dest) {
+        if existing == key {
+            return Ok(Some(dest));
+        }
+        let kept = data_dir.join(format!(
+            "{KEY_FILE}.pre-restore-{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S")
+        ));
+        std::fs::rename(&dest, &kept).map_err(|source| SecretError::Io {
+            path: dest.clone(),
+            source,
+        })?;
+    }
+    write_private(&dest, &key)?;
+    Ok(Some(dest))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SecretError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| SecretError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +231,37 @@ mod tests {
         for junk in ["", "v1:", "v1:!!!", "v2:AAAA", "plain"] {
             assert!(s.open_sealed("registry:1", junk).is_err(), "{junk}");
         }
+        // Backup and restore carry the key beside the database copy.
+        let backup = dir.path().join("b.redb");
+        let saved = backup_key(dir.path(), &backup).unwrap().unwrap();
+        assert_eq!(saved, dir.path().join("b.redb.secret.key"));
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::write(elsewhere.path().join(KEY_FILE), [1u8; 32]).unwrap();
+        restore_key(&backup, elsewhere.path()).unwrap().unwrap();
+        let restored = Sealer::open(elsewhere.path()).unwrap();
+        assert_eq!(
+            restored
+                .open_sealed("registry:1", &s.seal("registry:1", "x").unwrap())
+                .unwrap(),
+            "x"
+        );
+        assert_eq!(
+            std::fs::read_dir(elsewhere.path())
+                .unwrap()
+                .filter(|e| e
+                    .as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("secret.key.pre-restore-"))
+                .count(),
+            1,
+            "the replaced key is kept"
+        );
+        assert_eq!(
+            restore_key(&dir.path().join("none.redb"), elsewhere.path()).unwrap(),
+            None
+        );
         std::fs::write(dir.path().join(KEY_FILE), b"short").unwrap();
         assert!(matches!(
             Sealer::open(dir.path()),

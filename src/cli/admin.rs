@@ -220,6 +220,13 @@ pub fn backup(cli: &Cli, file: &Path) -> anyhow::Result<i32> {
         r.entries,
         r.schema_version
     );
+    // Stored secrets open only with the appliance key, which lives outside the database.
+    if let Some(key) = crate::secrets::backup_key(&cfg.data_dir, file)? {
+        println!(
+            "wrote the appliance key to {} (needed to restore stored credentials; keep it as safe as the backup)",
+            key.display()
+        );
+    }
     Ok(0)
 }
 
@@ -230,6 +237,9 @@ pub fn restore(cli: &Cli, file: &Path) -> anyhow::Result<i32> {
     let index = crate::search::Search::dir(&cfg.data_dir);
     if index.exists() {
         std::fs::remove_dir_all(&index)?;
+    }
+    if let Some(key) = crate::secrets::restore_key(file, &cfg.data_dir)? {
+        println!("restored the appliance key into {}", key.display());
     }
     println!(
         "restored {} ({} tables, {} entries, schema {}); the previous database is kept beside it; the search index is rebuilt on next start",

@@ -588,7 +588,10 @@ async fn jobs_metrics_health_and_pages() {
         .iter()
         .map(|j| j["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["exceptions", "rescans", "native-scans", "retention"]);
+    assert_eq!(
+        names,
+        ["exceptions", "rescans", "native-scans", "retention"]
+    );
     let job = &v["items"][3];
     assert!(job["next_run"].is_string());
     assert!(job["last_run"].is_null());

@@ -276,6 +276,18 @@ async fn admin_commands_backup_and_restore() {
     ]);
     assert!(o2.status.success(), "{}", text(&o2));
     assert!(text(&o2).contains("entries"));
+    // The appliance key (it seals stored credentials) is saved beside the backup, owner-only.
+    let key = dir.path().join("b.redb.secret.key");
+    assert!(text(&o2).contains("appliance key"), "{}", text(&o2));
+    assert_eq!(
+        std::fs::read(&key).unwrap(),
+        std::fs::read(std::path::Path::new(d).join("secret.key")).unwrap()
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     // Restore refuses while running.
     let o = bulwark(&[
         "--data-dir",
