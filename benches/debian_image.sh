@@ -34,6 +34,9 @@ if [ ! -f "$layout/index.json" ]; then
   log "building the two-layer OCI layout"
   rm -rf "$layout" "$cache/l1" "$cache/l2"
   mkdir -p "$cache/l1" "$cache/l2"
+  # As Debian's official image: no downloaded .debs or package lists.
+  rm -f "$cache/rootfs"/var/cache/apt/archives/*.deb "$cache/rootfs"/var/cache/apt/*.bin
+  rm -rf "$cache/rootfs"/var/lib/apt/lists/*
   (cd "$cache/rootfs" && tar --exclude=./usr --exclude=./proc --exclude=./sys --exclude=./dev -cf - . ) | tar -C "$cache/l1" -xf -
   mkdir -p "$cache/l2/usr" && cp -a "$cache/rootfs/usr/." "$cache/l2/usr/"
   umoci init --layout "$layout" >/dev/null
@@ -81,9 +84,11 @@ fi
 
 timed() { # label command... → "label: CPU s (user+sys), wall s, peak RSS MiB"
   local label=$1; shift
-  local out
-  out=$( { /usr/bin/time -f '%U %S %e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1)
-  read -r u s e m <<<"$out"
+  local tfile
+  tfile=$(mktemp)
+  /usr/bin/time -o "$tfile" -f '%U %S %e %M' "$@" >/dev/null 2>/dev/null || { echo "$label: failed"; return; }
+  read -r u s e m <"$tfile"
+  rm -f "$tfile"
   printf '%-34s CPU %6.2f s   wall %6.2f s   peak RSS %6.1f MiB\n' "$label" "$(echo "$u + $s" | bc)" "$e" "$(echo "$m / 1024" | bc -l)"
 }
 
@@ -104,8 +109,11 @@ for round in 1 2 3; do
   timed "bulwark scan (catalog + match)" "$bin" scan --quiet --db "$db" --format json "oci:$layout:12"
   trivy=${BULWARK_TEST_TRIVY:-$(command -v trivy || true)}
   if [ -n "$trivy" ]; then
-    timed "trivy 0.76 (catalog only)" "$trivy" image --input "$layout" --format cyclonedx --cache-dir "$cache/trivy-cache" \
+    # A fresh cache each round: Trivy caches analysed layers, and this measures a cold scan.
+    tcache=$(mktemp -d)
+    timed "trivy 0.76 (catalog only)" "$trivy" image --input "$layout" --format cyclonedx --cache-dir "$tcache" \
       --skip-db-update --offline-scan --disable-telemetry --skip-version-check --quiet
+    rm -rf "$tcache"
   fi
 done
 findings=$("$bin" scan --quiet --db "$db" --format json "oci:$layout:12" | python3 -c "import json,sys; print(sum(len(r.get('Vulnerabilities') or []) for r in json.load(sys.stdin)['Results']))")
