@@ -162,7 +162,19 @@ fn scan_target(a: &ScanArgs, db: &VulnDb, progress: &Progress) -> anyhow::Result
         .enable_all()
         .build()?;
     progress.say(&format!("pulling {reference}"));
-    let flat = rt.block_on(registry::pull(&image, &access, &limits))?;
+    let mut last = std::time::Instant::now();
+    let flat = rt.block_on(registry::pull_with_progress(
+        &image,
+        &access,
+        &limits,
+        &mut |p| {
+            // Redraw at most ten times a second, and at the end of each layer.
+            if p.done == p.size || last.elapsed() >= std::time::Duration::from_millis(100) {
+                last = std::time::Instant::now();
+                progress.say(&p.bar());
+            }
+        },
+    ))?;
     progress.say("matching packages");
     Ok(scan_layers(&flat, reference, db)?)
 }

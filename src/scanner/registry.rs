@@ -324,6 +324,7 @@ impl Session {
         digest: &str,
         file: &mut std::fs::File,
         cap: u64,
+        on_bytes: &mut dyn FnMut(u64),
     ) -> Result<(), ScanError> {
         let hex = super::archive::digest_hex(digest)?.to_string();
         let mut res = self.get(&format!("blobs/{digest}"), None).await?;
@@ -346,6 +347,7 @@ impl Session {
             }
             hash.update(&chunk);
             file.write_all(&chunk).map_err(|e| bad(e.to_string()))?;
+            on_bytes(total);
         }
         if hex::encode(hash.finalize()) != hex {
             return Err(bad(format!("blob {digest} does not match its digest")));
@@ -354,11 +356,52 @@ impl Session {
     }
 }
 
+/// Where a pull is, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PullProgress {
+    /// The layer being fetched (0-based) and how many there are.
+    pub layer: usize,
+    pub layers: usize,
+    /// Bytes of this layer fetched, and its size as the manifest states it.
+    pub done: u64,
+    pub size: u64,
+}
+
+impl PullProgress {
+    /// `layer 2/5 [########............]  12.3/51.0 MiB`.
+    pub fn bar(&self) -> String {
+        const WIDTH: u64 = 20;
+        let filled = (self.done.min(self.size) * WIDTH)
+            .checked_div(self.size)
+            .unwrap_or(0);
+        let mib = |b: u64| b as f64 / 1_048_576.0;
+        format!(
+            "layer {}/{} [{}{}] {:6.1}/{:.1} MiB",
+            self.layer + 1,
+            self.layers,
+            "#".repeat(filled as usize),
+            ".".repeat((WIDTH - filled) as usize),
+            mib(self.done),
+            mib(self.size)
+        )
+    }
+}
+
 /// Pulls `image` and flattens its layers.
 pub async fn pull(
     image: &ImageRef,
     access: &Access,
     limits: &Limits,
+) -> Result<Flattened, ScanError> {
+    pull_with_progress(image, access, limits, &mut |_| {}).await
+}
+
+/// [`pull`], reporting progress as layers arrive.
+pub async fn pull_with_progress(
+    image: &ImageRef,
+    access: &Access,
+    limits: &Limits,
+    progress: &mut dyn FnMut(PullProgress),
 ) -> Result<Flattened, ScanError> {
     let client = Client::builder()
         .danger_accept_invalid_certs(access.insecure_tls)
@@ -405,16 +448,19 @@ pub async fn pull(
         manifest = s.manifest(&chosen).await?.0;
     }
     check_media_types(&manifest)?;
-    let layers: Vec<String> = manifest
+    let layers: Vec<(String, u64)> = manifest
         .get("layers")
         .and_then(Value::as_array)
         .ok_or_else(|| bad("the manifest lists no layers"))?
         .iter()
         .map(|l| {
-            l.get("digest")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
+            (
+                l.get("digest")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                l.get("size").and_then(Value::as_u64).unwrap_or(0),
+            )
         })
         .collect();
     let repo_digest = format!("{}/{}@{top_digest}", image.registry, image.repository);
@@ -430,9 +476,25 @@ pub async fn pull(
         rand::random::<u64>()
     ));
     let result = async {
-        for digest in &layers {
+        let count = layers.len();
+        for (layer, (digest, size)) in layers.iter().enumerate() {
             let mut f = std::fs::File::create(&tmp).map_err(|e| bad(e.to_string()))?;
-            s.blob(digest, &mut f, limits.max_bytes).await?;
+            let size = *size;
+            progress(PullProgress {
+                layer,
+                layers: count,
+                done: 0,
+                size,
+            });
+            s.blob(digest, &mut f, limits.max_bytes, &mut |done| {
+                progress(PullProgress {
+                    layer,
+                    layers: count,
+                    done,
+                    size,
+                })
+            })
+            .await?;
             let f = std::fs::File::open(&tmp).map_err(|e| bad(e.to_string()))?;
             image
                 .apply(std::io::BufReader::new(f), limits)
@@ -494,6 +556,24 @@ fn check_media_types(manifest: &Value) -> Result<(), ScanError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_bars() {
+        let p = PullProgress {
+            layer: 1,
+            layers: 5,
+            done: 5 * 1_048_576,
+            size: 10 * 1_048_576,
+        };
+        assert_eq!(p.bar(), "layer 2/5 [##########..........]    5.0/10.0 MiB");
+        let unknown_size = PullProgress { size: 0, ..p };
+        assert!(unknown_size.bar().contains("[....................]"));
+        let over = PullProgress {
+            done: 99 * 1_048_576,
+            ..p
+        };
+        assert!(over.bar().contains("[####################]"));
+    }
 
     #[test]
     fn platforms_and_media_types() {

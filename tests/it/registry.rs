@@ -287,3 +287,47 @@ fn scan_picks_the_platform_and_reads_zstd_layers() {
     .unwrap();
     assert!(report.to_string().contains("CVE-2018-20187"));
 }
+
+/// On a terminal (a pty from `script`), pulls draw progress bars on stderr and the table colors
+/// severities; piped, neither appears.
+#[test]
+fn progress_and_colors_only_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_guard, registry) = start_registry_with(&dir.path().join("reg"), "");
+    let db = dir.path().join("vulndb.redb");
+    import(&db);
+    let (layout, _, _) = build_oci_layout(dir.path());
+    sh(&format!(
+        "skopeo copy --dest-tls-verify=false oci:{}:v1 docker://{registry}/team/botan:v1",
+        layout.display()
+    ));
+    let cmd = format!(
+        "{} scan --db {} --insecure-registry {registry}/team/botan:v1",
+        env!("CARGO_BIN_EXE_bulwark"),
+        db.display()
+    );
+    let tty = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env_remove("BULWARK_CONFIG")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{out}");
+    assert!(
+        out.contains("layer 1/2 [") && out.contains("layer 2/2 ["),
+        "{out}"
+    );
+    assert!(
+        out.contains("\u{1b}[2m") || out.contains("\u{1b}[31m"),
+        "colored: {out}"
+    );
+    let piped = Command::new("sh")
+        .args(["-c", &cmd])
+        .env_remove("BULWARK_CONFIG")
+        .output()
+        .unwrap();
+    assert!(piped.status.success());
+    let all = [piped.stdout, piped.stderr].concat();
+    assert!(!all.contains(&0x1b), "{}", String::from_utf8_lossy(&all));
+    assert!(String::from_utf8_lossy(&all).contains("CVE-2018-20187"));
+}
