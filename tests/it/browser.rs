@@ -169,6 +169,23 @@ impl Driver {
         }
     }
 
+    /// Loads `url` until its page contains `needle` (a write just acknowledged can reach a page
+    /// a moment later through the caches it invalidates); panics with the page after 15 s.
+    async fn wait_page(&self, url: &str, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            self.goto(url).await;
+            let src = self.source().await;
+            if src.contains(needle) {
+                return src;
+            }
+            if Instant::now() > deadline {
+                panic!("{url} never showed '{needle}'; page:\n{src}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     async fn source(&self) -> String {
         self.cmd(reqwest::Method::GET, "/source", None)
             .await
@@ -287,9 +304,11 @@ async fn sign_in_create_a_cluster_and_see_it_listed() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
-    d.goto(&format!("{}/images?compliance=non-compliant", server.base))
-        .await;
-    assert!(d.source().await.contains("registry.local/team/api"));
+    d.wait_page(
+        &format!("{}/images?compliance=non-compliant", server.base),
+        "registry.local/team/api",
+    )
+    .await;
     d.click("#images tbody a").await;
     d.wait_url("the image page", |u| u.contains("/images/"))
         .await;
