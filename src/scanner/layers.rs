@@ -92,6 +92,7 @@ pub fn wanted(path: &str) -> bool {
         "etc/os-release" | "usr/lib/os-release" | "var/lib/dpkg/status" | "lib/apk/db/installed"
     ) || path.starts_with("var/lib/dpkg/status.d/")
         || super::catalog::rpm::SQLITE_PATHS.contains(&path)
+        || super::catalog::rpm::BDB_PATHS.contains(&path)
         || super::catalog::lang::classify(path).is_some()
 }
 

@@ -848,9 +848,9 @@ fn scan_matches_rpm_packages() {
         root.join("usr/lib/sysimage/rpm/rpmdb.sqlite"),
     )
     .unwrap();
-    // An old Berkeley DB beside it is named as unread.
+    // An NDB database beside it (SLES) is named as unread.
     std::fs::create_dir_all(root.join("var/lib/rpm")).unwrap();
-    std::fs::write(root.join("var/lib/rpm/Packages"), [0u8; 4096]).unwrap();
+    std::fs::write(root.join("var/lib/rpm/Packages.db"), [0u8; 4096]).unwrap();
     let osv = |id: &str, pkg: &str, fixed: &str| {
         serde_json::json!({"id": id, "modified": "2024-01-01T00:00:00Z", "aliases": [format!("CVE-{id}")],
             "database_specific": {"severity": "HIGH"},
@@ -893,8 +893,5 @@ fn scan_matches_rpm_packages() {
         ),
         vec!["CVE-2099-0001 | openssl | 1.1.1k-7.cm2 | 1:3.0.7-1.el9 | HIGH"]
     );
-    assert!(
-        stderr.contains("var/lib/rpm/Packages: Berkeley DB"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("var/lib/rpm/Packages.db: NDB"), "{stderr}");
 }

@@ -287,6 +287,38 @@ fn rpm_packages_match_trivy() {
     );
 }
 
+/// A Berkeley DB rpm database (CentOS 7 era; from go-rpmdb's test data, one package).
+#[test]
+fn rpm_berkeley_db_matches_trivy() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::create_dir_all(root.join("var/lib/rpm")).unwrap();
+    std::fs::write(
+        root.join("etc/os-release"),
+        "NAME=\"CentOS Linux\"\nID=\"centos\"\nVERSION_ID=\"7\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("etc/centos-release"),
+        "CentOS Linux release 7.9.2009 (Core)\n",
+    )
+    .unwrap();
+    std::fs::copy(
+        format!("{FIXTURES}/images/rpm/libuuid-bdb-Packages"),
+        root.join("var/lib/rpm/Packages"),
+    )
+    .unwrap();
+    let layout = umoci_layout(dir.path(), &[&root]);
+    let db = dir.path().join("vulndb.redb");
+    import_fixtures(&db, &["alpine-secdb-v3.10-community.json"]);
+    let target = format!("oci:{}:t", layout.display());
+    let ours = our_packages(&db, &target);
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert_same(&ours, &trivy_packages(dir.path(), &layout));
+    assert_same_purls(dir.path(), &db, &target, &layout);
+}
+
 /// Language packages: lock files of every kind the scanner reads, an installed Python
 /// distribution, Node.js modules, this project's own Cargo.lock (400+ crates) and a real Go
 /// binary (the Trivy executable itself: its build information names ~380 modules).
