@@ -3,11 +3,14 @@
 
 use std::sync::Arc;
 
-use actix_web::http::Method;
+use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
 
-use super::{NewRegistry, RegistryPatch};
-use crate::http::{client_ip, ApiError, AppState, Auth, Perm, Routes};
+use super::{NewRegistry, RegistryError, RegistryPatch, RegistryView};
+use crate::http::layout::{redirect_with_flash, render, render_status, Layout};
+use crate::http::{client_ip, ApiError, AppState, Auth, Perm, Principal, Routes};
 use crate::secrets::Sealer;
 
 /// Registers the registry routes.
@@ -26,6 +29,10 @@ pub fn routes(r: &mut Routes) {
         Perm::Write,
         api_delete,
     );
+    r.page("/registries", Perm::Read, list_page);
+    r.form("/registries", Perm::Write, create_form);
+    r.form("/registries/{id}/delete", Perm::Write, delete_form);
+    r.nav(15, "Registries", "/registries", Perm::Read);
 }
 
 fn sealer(state: &AppState) -> Result<Arc<Sealer>, ApiError> {
@@ -86,4 +93,119 @@ async fn api_delete(
         .run(move |s| super::delete(s, &actor, &ip, id).map_err(ApiError::from))
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+// ---- pages ----
+
+#[derive(Template)]
+#[template(path = "registries/list.html")]
+struct ListPage {
+    layout: Layout,
+    registries: Vec<RegistryView>,
+    can_write: bool,
+    error: String,
+    host: String,
+    description: String,
+    username: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ListQuery {
+    flash: Option<String>,
+}
+
+async fn page(
+    state: &web::Data<AppState>,
+    p: &Principal,
+    flash: Option<&str>,
+) -> Result<ListPage, ApiError> {
+    let registries = state
+        .store
+        .run(|s| super::list(s).map_err(ApiError::internal))
+        .await?;
+    Ok(ListPage {
+        layout: Layout::new(state, p, "Registries", "/registries").with_flash(flash),
+        registries,
+        can_write: p.can(Perm::Write),
+        error: String::new(),
+        host: String::new(),
+        description: String::new(),
+        username: String::new(),
+    })
+}
+
+async fn list_page(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    render(&page(&state, &p, q.flash.as_deref()).await?)
+}
+
+#[derive(Deserialize)]
+struct RegistryForm {
+    host: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    insecure_registry: Option<String>,
+    #[serde(default)]
+    insecure_tls: Option<String>,
+}
+
+async fn create_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    form: web::Form<RegistryForm>,
+) -> Result<HttpResponse, ApiError> {
+    let f = form.into_inner();
+    let (sealer, actor, ip) = (sealer(&state)?, p.actor(), client_ip(&req));
+    let new = NewRegistry {
+        host: f.host.clone(),
+        description: f.description.clone(),
+        username: Some(f.username.clone()),
+        password: Some(f.password),
+        insecure_registry: f.insecure_registry.is_some(),
+        insecure_tls: f.insecure_tls.is_some(),
+    };
+    let res = state
+        .store
+        .run(move |s| Ok::<_, ApiError>(super::create(s, &sealer, &actor, &ip, new)))
+        .await?;
+    match res {
+        Ok(r) => Ok(redirect_with_flash(
+            "/registries",
+            &format!("Added registry {}", r.host),
+        )),
+        Err(e @ (RegistryError::Invalid(_) | RegistryError::Duplicate(_))) => {
+            // The password is never echoed back into the page.
+            let mut pg = page(&state, &p, None).await?;
+            pg.error = e.to_string();
+            pg.host = f.host;
+            pg.description = f.description;
+            pg.username = f.username;
+            render_status(&pg, StatusCode::BAD_REQUEST)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn delete_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let (actor, ip, id) = (p.actor(), client_ip(&req), id.into_inner());
+    state
+        .store
+        .run(move |s| super::delete(s, &actor, &ip, id).map_err(ApiError::from))
+        .await?;
+    Ok(redirect_with_flash("/registries", "Registry removed"))
 }

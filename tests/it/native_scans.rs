@@ -179,3 +179,63 @@ async fn queued_images_are_pulled_with_sealed_credentials_and_scanned() {
     );
     assert!(!server.log_text().contains("Pull-s3cret-9"));
 }
+
+/// The Registries page: readers see hosts and whether a password is set, writers add and remove
+/// through forms; the password never comes back into a page, even after a rejected form.
+#[actix_web::test]
+async fn registries_page_never_shows_secrets() {
+    use actix_web::test::{self, TestRequest};
+    use bulwark::http::Role;
+
+    let t = crate::support::InProcess::new();
+    t.user("admin@example.com", Role::Admin);
+    t.user("viewer@example.com", Role::ReadOnly);
+    let (admin, csrf) = t.session("admin@example.com");
+    let (viewer, _) = t.session("viewer@example.com");
+    let app = t.service().await;
+    let cookie = |v: &str| actix_web::cookie::Cookie::new("bulwark_session", v.to_string());
+    let get = |token: &str| TestRequest::get().uri("/registries").cookie(cookie(token));
+    let post = |path: &str, body: String| {
+        TestRequest::post()
+            .uri(path)
+            .cookie(cookie(&admin))
+            .insert_header(("content-type", "application/x-www-form-urlencoded"))
+            .set_payload(body)
+    };
+    let res = test::call_service(
+        &app,
+        post("/registries", format!("csrf={csrf}&host=registry.local%3A5000&username=ci&password=Page-s3cret&insecure_registry=1")).to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    // A duplicate is refused with the form refilled, but not with the password.
+    let res = test::call_service(
+        &app,
+        post(
+            "/registries",
+            format!("csrf={csrf}&host=registry.local%3A5000&username=ci&password=Other-s3cret"),
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), 400);
+    let body = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
+    assert!(body.contains("already configured") && !body.contains("Other-s3cret"));
+    let res = test::call_service(&app, get(&viewer).to_request()).await;
+    assert_eq!(res.status(), 200);
+    let body = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
+    assert!(body.contains("registry.local:5000") && body.contains("plain HTTP"));
+    assert!(!body.contains("Page-s3cret") && !body.contains("v1:"));
+    assert!(!body.contains("registry-form"), "readers get no form");
+    let res = test::call_service(&app, get(&admin).to_request()).await;
+    let body = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
+    assert!(body.contains("registry-form") && !body.contains("Page-s3cret"));
+    let id = bulwark::registries::list(t.store()).unwrap()[0].id;
+    let res = test::call_service(
+        &app,
+        post(&format!("/registries/{id}/delete"), format!("csrf={csrf}")).to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    assert!(bulwark::registries::list(t.store()).unwrap().is_empty());
+}
