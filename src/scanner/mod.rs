@@ -138,41 +138,16 @@ pub fn scan_fs(fs: &dyn ImageFs, artifact: &str, db: &VulnDb) -> Result<Report, 
                 .map(|s| format!("lib/apk/db/installed:{}: {}", s.line, s.reason)),
         );
     }
-    // One rpm database per image: the SQLite one when present (a converted image can keep its
-    // old Berkeley DB file beside it), else the Berkeley DB one.
-    let mut rpm_read = false;
-    for path in catalog::rpm::SQLITE_PATHS {
-        let Some(bytes) = fs.read(path) else {
-            continue;
-        };
-        rpm_read = true;
-        match catalog::rpm::sqlite_packages_from_bytes(&bytes) {
-            Ok((p, s)) => {
-                packages.extend(p);
-                skipped.extend(
-                    s.into_iter()
-                        .map(|s| format!("{path}: package {}: {}", s.line, s.reason)),
-                );
-            }
-            Err(e) => skipped.push(format!("{path}: {e}")),
+    match catalog::rpm::read_database(&|p| fs.read(p)) {
+        Some((path, Ok((p, s)))) => {
+            packages.extend(p);
+            skipped.extend(
+                s.into_iter()
+                    .map(|s| format!("{path}: package {}: {}", s.line, s.reason)),
+            );
         }
-        break;
-    }
-    for path in catalog::rpm::BDB_PATHS.iter().filter(|_| !rpm_read) {
-        let Some(bytes) = fs.read(path) else {
-            continue;
-        };
-        match catalog::rpm::bdb_packages(&bytes) {
-            Ok((p, s)) => {
-                packages.extend(p);
-                skipped.extend(
-                    s.into_iter()
-                        .map(|s| format!("{path}: package {}: {}", s.line, s.reason)),
-                );
-            }
-            Err(e) => skipped.push(format!("{path}: {e}")),
-        }
-        break;
+        Some((path, Err(e))) => skipped.push(format!("{path}: {e}")),
+        None => {}
     }
     for path in catalog::rpm::UNREAD_PATHS {
         if fs.exists(path) {

@@ -160,9 +160,8 @@ impl Header {
     }
 }
 
-/// Every package in an `rpmdb.sqlite` file (GPG public keys, which rpm files as packages named
-/// `gpg-pubkey`, left out). The file is opened read-only and immutable: nothing is written next
-/// to it, not even a journal.
+/// Every package in an `rpmdb.sqlite` file. The file is opened read-only and immutable: nothing
+/// is written next to it, not even a journal.
 pub fn sqlite_packages(path: &std::path::Path) -> Result<(Vec<Package>, Vec<Skipped>), String> {
     use rusqlite::{Connection, OpenFlags};
     let uri = format!(
@@ -186,21 +185,61 @@ pub fn sqlite_packages(path: &std::path::Path) -> Result<(Vec<Package>, Vec<Skip
     let rows = stmt
         .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
         .map_err(|e| format!("rpm database: {e}"))?;
-    let mut packages = Vec::new();
-    let mut skipped = Vec::new();
+    let mut out = Collected::default();
     for row in rows {
         let (hnum, blob) = row.map_err(|e| format!("rpm database: {e}"))?;
-        match parse_header(&blob) {
+        out.add(hnum.max(0) as usize, &blob);
+    }
+    Ok((out.packages, out.skipped))
+}
+
+/// Packages and skipped records as a database is read.
+#[derive(Default)]
+struct Collected {
+    packages: Vec<Package>,
+    skipped: Vec<Skipped>,
+}
+
+impl Collected {
+    /// Adds the package in header `blob` (record `key`); GPG public keys, which rpm files as
+    /// packages named `gpg-pubkey`, are left out.
+    fn add(&mut self, key: usize, blob: &[u8]) {
+        match parse_header(blob) {
             Ok(h) if h.name == "gpg-pubkey" => {}
-            Ok(h) => packages.push(h.into_package()),
-            Err(reason) => skipped.push(Skipped {
-                line: hnum.max(0) as usize,
-                reason,
-            }),
+            Ok(h) => self.packages.push(h.into_package()),
+            Err(reason) => self.skip(key, reason),
         }
     }
-    Ok((packages, skipped))
+
+    fn skip(&mut self, key: usize, reason: impl Into<String>) {
+        self.skipped.push(Skipped {
+            line: key,
+            reason: reason.into(),
+        });
+    }
 }
+
+/// The image's rpm database: the SQLite one when present (a converted image can keep its old
+/// Berkeley DB file beside it), else the Berkeley DB one. `read` reads a file of the image;
+/// the answer names the file read, or is `None` when there is none.
+pub fn read_database(
+    read: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> Option<(&'static str, PackagesOrError)> {
+    for path in SQLITE_PATHS {
+        if let Some(bytes) = read(path) {
+            return Some((path, sqlite_packages_from_bytes(&bytes)));
+        }
+    }
+    for path in BDB_PATHS {
+        if let Some(bytes) = read(path) {
+            return Some((path, bdb_packages(&bytes)));
+        }
+    }
+    None
+}
+
+/// What reading one rpm database gives.
+pub type PackagesOrError = Result<(Vec<Package>, Vec<Skipped>), String>;
 
 /// Every package in a Berkeley DB `Packages` file (held in memory).
 pub fn bdb_packages(db: &[u8]) -> Result<(Vec<Package>, Vec<Skipped>), String> {
@@ -250,8 +289,7 @@ pub fn bdb_packages(db: &[u8]) -> Result<(Vec<Package>, Vec<Skipped>), String> {
     let pages = db.len() / page_size;
     let last = (u32_at(db, 32).unwrap_or(0) as usize).min(pages.saturating_sub(1));
     let page = |n: usize| db.get(n * page_size..(n + 1) * page_size);
-    let mut packages = Vec::new();
-    let mut skipped = Vec::new();
+    let mut out = Collected::default();
     for n in 1..=last {
         let Some(p) = page(n) else { break };
         if !matches!(p[25], P_HASH | P_HASH_UNSORTED) {
@@ -288,10 +326,7 @@ pub fn bdb_packages(db: &[u8]) -> Result<(Vec<Package>, Vec<Skipped>), String> {
                     };
                     let total = total as usize;
                     if total > MAX_HEADER {
-                        skipped.push(Skipped {
-                            line: key_num,
-                            reason: "an rpm header larger than 64 MiB".into(),
-                        });
+                        out.skip(key_num, "an rpm header larger than 64 MiB");
                         continue;
                     }
                     let mut blob = Vec::with_capacity(total);
@@ -308,10 +343,7 @@ pub fn bdb_packages(db: &[u8]) -> Result<(Vec<Package>, Vec<Skipped>), String> {
                         hops += 1;
                     }
                     if blob.len() < total {
-                        skipped.push(Skipped {
-                            line: key_num,
-                            reason: "an rpm header whose overflow pages are cut short".into(),
-                        });
+                        out.skip(key_num, "an rpm header whose overflow pages are cut short");
                         continue;
                     }
                     blob.truncate(total);
@@ -319,17 +351,10 @@ pub fn bdb_packages(db: &[u8]) -> Result<(Vec<Package>, Vec<Skipped>), String> {
                 }
                 _ => continue,
             };
-            match parse_header(&blob) {
-                Ok(h) if h.name == "gpg-pubkey" => {}
-                Ok(h) => packages.push(h.into_package()),
-                Err(reason) => skipped.push(Skipped {
-                    line: key_num,
-                    reason,
-                }),
-            }
+            out.add(key_num, &blob);
         }
     }
-    Ok((packages, skipped))
+    Ok((out.packages, out.skipped))
 }
 
 /// Like [`sqlite_packages`] for a database held in memory (read out of an image layer): it goes
