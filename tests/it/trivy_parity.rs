@@ -248,75 +248,52 @@ fn alpine_packages_match_trivy() {
     );
 }
 
-/// CBL-Mariner 2.0's SQLite rpm database (from go-rpmdb's test data): 129 packages, and
-/// Trivy's package URLs.
-#[test]
-fn rpm_packages_match_trivy() {
+/// An rpm-based root: os-release, the distribution's release file (Trivy's OS detection reads
+/// it), and an rpm database fixture at `db_path`; scanned by both tools as a umoci layout.
+/// Returns our package count after checking packages and purls against Trivy's.
+fn rpm_parity(os_release: &str, release: (&str, &str), fixture: &str, db_path: &str) -> usize {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
+    let dest = root.join(db_path);
     std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::create_dir_all(root.join("var/lib/rpm")).unwrap();
-    std::fs::write(
-        root.join("etc/os-release"),
-        "NAME=\"Common Base Linux Mariner\"\nID=mariner\nVERSION_ID=\"2.0\"\nPRETTY_NAME=\"CBL-Mariner/Linux\"\n",
-    )
-    .unwrap();
-    std::fs::write(
-        root.join("etc/mariner-release"),
-        "CBL-Mariner 2.0.20220226\n",
-    )
-    .unwrap();
-    std::fs::copy(
-        format!("{FIXTURES}/images/rpm/cbl-mariner-2.0-rpmdb.sqlite"),
-        root.join("var/lib/rpm/rpmdb.sqlite"),
-    )
-    .unwrap();
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    std::fs::write(root.join("etc/os-release"), os_release).unwrap();
+    std::fs::write(root.join("etc").join(release.0), release.1).unwrap();
+    std::fs::copy(format!("{FIXTURES}/images/rpm/{fixture}"), &dest).unwrap();
     let layout = umoci_layout(dir.path(), &[&root]);
     let db = dir.path().join("vulndb.redb");
     import_fixtures(&db, &["alpine-secdb-v3.10-community.json"]);
     let target = format!("oci:{}:t", layout.display());
     let ours = our_packages(&db, &target);
-    let theirs = trivy_packages(dir.path(), &layout);
-    assert_eq!(ours.len(), 129);
-    assert_same(&ours, &theirs);
+    assert_same(&ours, &trivy_packages(dir.path(), &layout));
     assert_same_purls(dir.path(), &db, &target, &layout);
     // The unpacked root reads the same database in place.
-    assert_eq!(
-        our_packages(&db, &format!("dir:{}", root.display())).len(),
-        129
+    assert_eq!(our_packages(&db, &format!("dir:{}", root.display())), ours);
+    ours.len()
+}
+
+/// CBL-Mariner 2.0's SQLite rpm database (from go-rpmdb's test data): 129 packages.
+#[test]
+fn rpm_packages_match_trivy() {
+    let n = rpm_parity(
+        "NAME=\"Common Base Linux Mariner\"\nID=mariner\nVERSION_ID=\"2.0\"\nPRETTY_NAME=\"CBL-Mariner/Linux\"\n",
+        ("mariner-release", "CBL-Mariner 2.0.20220226\n"),
+        "cbl-mariner-2.0-rpmdb.sqlite",
+        "var/lib/rpm/rpmdb.sqlite",
     );
+    assert_eq!(n, 129);
 }
 
 /// A Berkeley DB rpm database (CentOS 7 era; from go-rpmdb's test data, one package).
 #[test]
 fn rpm_berkeley_db_matches_trivy() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::create_dir_all(root.join("var/lib/rpm")).unwrap();
-    std::fs::write(
-        root.join("etc/os-release"),
+    let n = rpm_parity(
         "NAME=\"CentOS Linux\"\nID=\"centos\"\nVERSION_ID=\"7\"\n",
-    )
-    .unwrap();
-    std::fs::write(
-        root.join("etc/centos-release"),
-        "CentOS Linux release 7.9.2009 (Core)\n",
-    )
-    .unwrap();
-    std::fs::copy(
-        format!("{FIXTURES}/images/rpm/libuuid-bdb-Packages"),
-        root.join("var/lib/rpm/Packages"),
-    )
-    .unwrap();
-    let layout = umoci_layout(dir.path(), &[&root]);
-    let db = dir.path().join("vulndb.redb");
-    import_fixtures(&db, &["alpine-secdb-v3.10-community.json"]);
-    let target = format!("oci:{}:t", layout.display());
-    let ours = our_packages(&db, &target);
-    assert_eq!(ours.len(), 1, "{ours:?}");
-    assert_same(&ours, &trivy_packages(dir.path(), &layout));
-    assert_same_purls(dir.path(), &db, &target, &layout);
+        ("centos-release", "CentOS Linux release 7.9.2009 (Core)\n"),
+        "libuuid-bdb-Packages",
+        "var/lib/rpm/Packages",
+    );
+    assert_eq!(n, 1);
 }
 
 /// Language packages: lock files of every kind the scanner reads, an installed Python
