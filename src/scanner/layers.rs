@@ -313,6 +313,11 @@ impl Flattened {
         self.files.get(&self.resolve(rel)?).cloned()
     }
 
+    /// Whether a file is kept at `rel` (following symlinks), without copying it.
+    pub fn contains(&self, rel: &str) -> bool {
+        self.resolve(rel).is_some_and(|p| self.files.contains_key(&p))
+    }
+
     /// Every kept file `pred` accepts (language metadata lives anywhere in an image).
     pub fn find(&self, pred: &dyn Fn(&str) -> bool) -> Vec<String> {
         self.files.keys().filter(|k| pred(k)).cloned().collect()

@@ -75,7 +75,7 @@ impl ImageFs for layers::Flattened {
         layers::Flattened::read(self, rel)
     }
     fn exists(&self, rel: &str) -> bool {
-        layers::Flattened::read(self, rel).is_some()
+        layers::Flattened::contains(self, rel)
     }
     fn list(&self, rel: &str) -> Vec<String> {
         layers::Flattened::list(self, rel)
