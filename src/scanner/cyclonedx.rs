@@ -36,7 +36,12 @@ pub fn os_purl(family: &str, os_version: &str, name: &str, version: &str, arch: 
     if !arch.is_empty() {
         q.push(format!("arch={}", purl_escape(arch)));
     }
-    q.push(format!("distro={family}-{}", purl_escape(os_version)));
+    // Trivy writes Alpine's distro qualifier as the bare version (`distro=3.19.1`).
+    if kind == "apk" {
+        q.push(format!("distro={}", purl_escape(os_version)));
+    } else {
+        q.push(format!("distro={family}-{}", purl_escape(os_version)));
+    }
     if let Some(e) = epoch.filter(|e| *e != "0") {
         q.push(format!("epoch={e}"));
     }
@@ -233,7 +238,7 @@ mod tests {
         );
         assert_eq!(
             os_purl("alpine", "3.19.1", "musl", "1.2.4-r2", "x86_64"),
-            "pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64&distro=alpine-3.19.1"
+            "pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64&distro=3.19.1"
         );
         assert_eq!(
             lang_purl(Source::NpmLock, "@babel/core", "7.22.5"),

@@ -315,7 +315,8 @@ impl Flattened {
 
     /// Whether a file is kept at `rel` (following symlinks), without copying it.
     pub fn contains(&self, rel: &str) -> bool {
-        self.resolve(rel).is_some_and(|p| self.files.contains_key(&p))
+        self.resolve(rel)
+            .is_some_and(|p| self.files.contains_key(&p))
     }
 
     /// Every kept file `pred` accepts (language metadata lives anywhere in an image).

@@ -134,6 +134,17 @@ impl Report {
                 .map(String::from)
                 .unwrap_or_else(|| path.to_string())
         };
+        // Package URLs as Trivy writes them (`PkgIdentifier.PURL`), so tools can key on them.
+        let os_purl = |name_pkg: &str, version: &str, arch: &str| {
+            super::cyclonedx::os_purl(&family, &name, name_pkg, version, arch)
+        };
+        let arch_of = |name: &str, version: &str| {
+            self.packages
+                .iter()
+                .find(|p| p.name == name && p.version == version)
+                .map(|p| p.arch.clone())
+                .unwrap_or_default()
+        };
         let vulns_of = |group: Option<(Source, &str)>| -> Vec<Value> {
             self.vulns
                 .iter()
@@ -153,6 +164,10 @@ impl Report {
                     if let Some(p) = &v.path {
                         j["PkgPath"] = json!(p);
                     }
+                    j["PkgIdentifier"] = json!({"PURL": match v.source {
+                        Some(s) => super::cyclonedx::lang_purl(s, &v.package, &v.installed),
+                        None => os_purl(&v.package, &v.installed, &arch_of(&v.package, &v.installed)),
+                    }});
                     j
                 })
                 .collect()
@@ -169,7 +184,7 @@ impl Report {
                 self.packages
                     .iter()
                     .map(|p| {
-                        json!({"Name": p.name, "Version": p.version, "Arch": p.arch, "SrcName": p.source.clone().unwrap_or_else(|| p.name.clone()), "Licenses": p.licenses})
+                        json!({"Name": p.name, "Identifier": {"PURL": os_purl(&p.name, &p.version, &p.arch)}, "Version": p.version, "Arch": p.arch, "SrcName": p.source.clone().unwrap_or_else(|| p.name.clone()), "Licenses": p.licenses})
                     })
                     .collect(),
             );
@@ -193,7 +208,7 @@ impl Report {
             if list_all_packages {
                 r["Packages"] = pkgs
                     .iter()
-                    .map(|p| json!({"Name": p.name, "Version": p.version, "FilePath": p.path}))
+                    .map(|p| json!({"Name": p.name, "Identifier": {"PURL": super::cyclonedx::lang_purl(p.source, &p.name, &p.version)}, "Version": p.version, "FilePath": p.path}))
                     .collect();
             }
             results.push(r);

@@ -206,7 +206,7 @@ fn sarif_and_cyclonedx_reports() {
             .to_string()
     };
     let log4j = purl_ref("pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1");
-    purl_ref("pkg:apk/alpine/botan@2.8.0-r0?arch=x86_64&distro=alpine-3.10.9");
+    purl_ref("pkg:apk/alpine/botan@2.8.0-r0?arch=x86_64&distro=3.10.9");
     purl_ref("pkg:pypi/gradio@4.36.1");
     assert!(components
         .iter()

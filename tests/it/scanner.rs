@@ -111,6 +111,15 @@ fn scan_dir_reports_fixable_vulns_as_trivy_json() {
         .map(|p| p["Name"].as_str().unwrap())
         .collect();
     assert_eq!(pkgs, vec!["botan", "cfengine"]);
+    // Package URLs as Trivy writes them, on findings and packages.
+    assert_eq!(
+        result["Vulnerabilities"][0]["PkgIdentifier"]["PURL"],
+        "pkg:apk/alpine/botan@2.8.0-r0?arch=x86_64&distro=3.10.9"
+    );
+    assert_eq!(
+        result["Packages"][1]["Identifier"]["PURL"],
+        "pkg:apk/alpine/cfengine@3.12.2-r0?arch=x86_64&distro=3.10.9"
+    );
 
     // The table format names the same finding, and --exit-code turns findings into a failure.
     let o = bulwark(&[
