@@ -363,6 +363,20 @@ fn scan_docker_archive_applies_layers_in_order() {
     ));
     let ids = scan_ids(&db, &format!("docker-archive:{}", archive.display())).unwrap();
     assert_eq!(ids, vec!["CVE-2018-20187"]);
+    // `docker save` names the config `<sha256 hex>.json`: that is the image id.
+    let hex = "ab".repeat(32);
+    std::fs::write(
+        out.join("manifest.json"),
+        format!(r#"[{{"Config":"{hex}.json","Layers":["aaa.tar","bbb.tar.gz"]}}]"#),
+    )
+    .unwrap();
+    sh(&format!(
+        "tar -C {} -cf {} .",
+        out.display(),
+        archive.display()
+    ));
+    let (report, _) = try_scan(&db, &[], &format!("docker-archive:{}", archive.display())).unwrap();
+    assert_eq!(report["Metadata"]["ImageID"], format!("sha256:{hex}"));
 
     // Only the lower layer: the two advisories fixed after 2.6.0-r0 (in 2.9.0-r0 and 2.7.0-r0);
     // CVE-2018-9860 was fixed in 2.6.0-r0 itself.
