@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clusters;
 pub mod compliance;
 pub mod config;
+pub mod detect;
 pub mod http;
 pub mod images;
 pub mod jobs;

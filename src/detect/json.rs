@@ -1,0 +1,349 @@
+//! A JSON walker that hands every scalar to the detector with its key path, without building a
+//! document tree: strings are borrowed unless they hold escapes, numbers are scanned as text.
+//! Depth is capped, so hostile nesting cannot exhaust the stack (there is no recursion anyway).
+
+/// One element of a path: an object key or an array index.
+#[derive(Debug, Clone)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// Renders a path as `$.a.b[2]`.
+pub fn render(path: &[Seg]) -> String {
+    let mut out = String::from("$");
+    for s in path {
+        match s {
+            Seg::Key(k)
+                if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !k.is_empty() =>
+            {
+                out.push('.');
+                out.push_str(k);
+            }
+            Seg::Key(k) => {
+                out.push_str("[\"");
+                out.push_str(&k.replace('\\', "\\\\").replace('"', "\\\""));
+                out.push_str("\"]");
+            }
+            Seg::Index(i) => {
+                out.push('[');
+                out.push_str(&i.to_string());
+                out.push(']');
+            }
+        }
+    }
+    out
+}
+
+/// Why a document is not JSON.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NotJson(pub usize);
+
+/// What [`walk`] calls for each scalar: its path, its value and its offset.
+pub type Visitor<'a> = dyn FnMut(&[Seg], &[u8], usize) + 'a;
+
+/// Most nesting followed.
+pub const MAX_DEPTH: usize = 256;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// A key (or `}` while the object is empty).
+    Key,
+    Colon,
+    Value,
+    /// `,` or the closing bracket.
+    Next,
+}
+
+enum Frame {
+    Object {
+        key: Option<String>,
+        want: Want,
+        empty: bool,
+    },
+    Array {
+        index: usize,
+        want: Want,
+    },
+}
+
+/// Calls `visit(path, value, offset)` for every string and number in `doc`, where `value` is
+/// the unescaped string (or the number's text) and `offset` its position in `doc`.
+pub fn walk(doc: &[u8], visit: &mut Visitor<'_>) -> Result<(), NotJson> {
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut path: Vec<Seg> = Vec::new();
+    let mut i = skip_ws(doc, 0);
+    let mut seen_root = false;
+    while i < doc.len() {
+        let c = doc[i];
+        let in_key = matches!(
+            stack.last(),
+            Some(Frame::Object {
+                want: Want::Key,
+                ..
+            })
+        );
+        // Everything but structure characters and keys is a value: it must be wanted here.
+        let is_value = matches!(c, b'{' | b'[' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n')
+            || (c == b'"' && !in_key);
+        if is_value {
+            let wanted = match stack.last() {
+                None => !seen_root,
+                Some(Frame::Object { want, .. }) | Some(Frame::Array { want, .. }) => {
+                    *want == Want::Value
+                }
+            };
+            if !wanted {
+                return Err(NotJson(i));
+            }
+        }
+        match c {
+            b'{' | b'[' => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(NotJson(i));
+                }
+                enter_value(&stack, &mut path);
+                stack.push(if c == b'{' {
+                    Frame::Object {
+                        key: None,
+                        want: Want::Key,
+                        empty: true,
+                    }
+                } else {
+                    Frame::Array {
+                        index: 0,
+                        want: Want::Value,
+                    }
+                });
+                seen_root = true;
+                i += 1;
+            }
+            b'}' | b']' => {
+                let ok = match stack.last() {
+                    Some(Frame::Object { want, empty, .. }) if c == b'}' => {
+                        *want == Want::Next || (*want == Want::Key && *empty)
+                    }
+                    Some(Frame::Array { want, index }) if c == b']' => {
+                        *want == Want::Next || (*want == Want::Value && *index == 0)
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    return Err(NotJson(i));
+                }
+                stack.pop();
+                leave_value(&mut stack, &mut path);
+                i += 1;
+            }
+            b',' => {
+                match stack.last_mut() {
+                    Some(Frame::Object { key, want, .. }) if *want == Want::Next => {
+                        *key = None;
+                        *want = Want::Key;
+                    }
+                    Some(Frame::Array { index, want }) if *want == Want::Next => {
+                        *index += 1;
+                        *want = Want::Value;
+                    }
+                    _ => return Err(NotJson(i)),
+                }
+                i += 1;
+            }
+            b':' => {
+                match stack.last_mut() {
+                    Some(Frame::Object { want, .. }) if *want == Want::Colon => *want = Want::Value,
+                    _ => return Err(NotJson(i)),
+                }
+                i += 1;
+            }
+            b'"' if in_key => {
+                let (value, end) = string(doc, i)?;
+                if let Some(Frame::Object { key, want, empty }) = stack.last_mut() {
+                    *key = Some(String::from_utf8_lossy(&value).into_owned());
+                    *want = Want::Colon;
+                    *empty = false;
+                }
+                i = end;
+            }
+            b'"' => {
+                let (value, end) = string(doc, i)?;
+                enter_value(&stack, &mut path);
+                visit(&path, &value, i + 1);
+                leave_value(&mut stack, &mut path);
+                seen_root = true;
+                i = end;
+            }
+            b'-' | b'0'..=b'9' => {
+                let end = number_end(doc, i);
+                enter_value(&stack, &mut path);
+                visit(&path, &doc[i..end], i);
+                leave_value(&mut stack, &mut path);
+                seen_root = true;
+                i = end;
+            }
+            b't' | b'f' | b'n' => {
+                let word: &[u8] = match c {
+                    b't' => b"true",
+                    b'f' => b"false",
+                    _ => b"null",
+                };
+                if !doc[i..].starts_with(word) {
+                    return Err(NotJson(i));
+                }
+                enter_value(&stack, &mut path);
+                leave_value(&mut stack, &mut path);
+                seen_root = true;
+                i += word.len();
+            }
+            _ => return Err(NotJson(i)),
+        }
+        i = skip_ws(doc, i);
+    }
+    if !stack.is_empty() || !seen_root {
+        return Err(NotJson(doc.len()));
+    }
+    Ok(())
+}
+
+/// Pushes the segment of the value about to be visited (a key or an index).
+fn enter_value(stack: &[Frame], path: &mut Vec<Seg>) {
+    match stack.last() {
+        Some(Frame::Object { key: Some(k), .. }) => path.push(Seg::Key(k.clone())),
+        Some(Frame::Array { index, .. }) => path.push(Seg::Index(*index)),
+        _ => {}
+    }
+}
+
+/// Pops that segment and marks the container as waiting for `,` or its end.
+fn leave_value(stack: &mut [Frame], path: &mut Vec<Seg>) {
+    match stack.last_mut() {
+        Some(Frame::Object { want, .. }) | Some(Frame::Array { want, .. }) => {
+            *want = Want::Next;
+            path.pop();
+        }
+        None => {}
+    }
+}
+
+fn skip_ws(doc: &[u8], mut i: usize) -> usize {
+    while i < doc.len() && matches!(doc[i], b' ' | b'\n' | b'\r' | b'\t') {
+        i += 1;
+    }
+    i
+}
+
+fn number_end(doc: &[u8], mut i: usize) -> usize {
+    while i < doc.len() && matches!(doc[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+        i += 1;
+    }
+    i
+}
+
+/// The string starting at `doc[at] == '"'`, unescaped, and the index after its closing quote.
+fn string(doc: &[u8], at: usize) -> Result<(std::borrow::Cow<'_, [u8]>, usize), NotJson> {
+    let body = at + 1;
+    let Some(rel) = memchr::memchr2(b'"', b'\\', &doc[body..]) else {
+        return Err(NotJson(at));
+    };
+    if doc[body + rel] == b'"' {
+        return Ok((
+            std::borrow::Cow::Borrowed(&doc[body..body + rel]),
+            body + rel + 1,
+        ));
+    }
+    // Escapes: decode.
+    let mut out = doc[body..body + rel].to_vec();
+    let mut i = body + rel;
+    while i < doc.len() {
+        match doc[i] {
+            b'"' => return Ok((std::borrow::Cow::Owned(out), i + 1)),
+            b'\\' => {
+                let e = *doc.get(i + 1).ok_or(NotJson(i))?;
+                i += 2;
+                match e {
+                    b'"' => out.push(b'"'),
+                    b'\\' => out.push(b'\\'),
+                    b'/' => out.push(b'/'),
+                    b'b' => out.push(8),
+                    b'f' => out.push(12),
+                    b'n' => out.push(b'\n'),
+                    b'r' => out.push(b'\r'),
+                    b't' => out.push(b'\t'),
+                    b'u' => {
+                        let hex = doc.get(i..i + 4).ok_or(NotJson(i))?;
+                        let cp = std::str::from_utf8(hex)
+                            .ok()
+                            .and_then(|h| u32::from_str_radix(h, 16).ok())
+                            .ok_or(NotJson(i))?;
+                        i += 4;
+                        let ch = char::from_u32(cp).unwrap_or('\u{fffd}');
+                        let mut buf = [0u8; 4];
+                        out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                    }
+                    _ => return Err(NotJson(i)),
+                }
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    Err(NotJson(at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(doc: &str) -> Result<Vec<(String, String)>, NotJson> {
+        let mut out = vec![];
+        walk(doc.as_bytes(), &mut |p, v, _| {
+            out.push((render(p), String::from_utf8_lossy(v).into_owned()))
+        })?;
+        Ok(out)
+    }
+
+    #[test]
+    fn paths_for_every_scalar() {
+        let got = all(r#"{"user":{"email":"a@b.io","cards":[{"pan":"4111"},{"pan":4242}]},"odd key":"x\"y\u0041","ok":true}"#)
+            .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                ("$.user.email".to_string(), "a@b.io".to_string()),
+                ("$.user.cards[0].pan".into(), "4111".into()),
+                ("$.user.cards[1].pan".into(), "4242".into()),
+                ("$[\"odd key\"]".into(), "x\"yA".into()),
+            ]
+        );
+        assert_eq!(all(r#"["a",["b"]]"#).unwrap().len(), 2);
+        assert_eq!(
+            all(r#""top""#).unwrap(),
+            vec![("$".to_string(), "top".to_string())]
+        );
+    }
+
+    #[test]
+    fn malformed_and_hostile_documents_are_errors() {
+        for bad in [
+            "",
+            "{",
+            "{\"a\"}",
+            "{\"a\":1,}x",
+            "[1,2",
+            "}",
+            "{\"a\":\"unterminated",
+            "nul",
+            "{\"a\":\"\\u12\"}",
+            "{\"a\":1} {",
+            "\u{1}",
+        ] {
+            assert!(all(bad).is_err(), "{bad:?}");
+        }
+        let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+        assert!(all(&deep).is_err(), "depth is capped");
+        let ok_deep = "[".repeat(200) + "\"x\"" + &"]".repeat(200);
+        assert_eq!(all(&ok_deep).unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,575 @@
+//! The sensitive-data detection engine that data in motion (the sensor) and data at rest (the
+//! crawler) share. Every detection is a candidate found in one pass (`scan`), a validator
+//! (`validators`: Luhn, mod 97, ABA, SSN rules, Verhoeff, …) and context: the names around a
+//! value (`keys`: JSON key paths, form fields, headers, column names) open the gates of types
+//! that have no checksum. Placeholders and published test values are suppressed. Evidence is
+//! only ever kept masked (letters → `*`, digits → `1`).
+//!
+//! Inputs: JSON (with key paths; `json`), form bodies, CSV and free text (`key: value` pairs
+//! give names there). Custom types from the configuration add regexes on values and/or names.
+
+pub mod json;
+pub mod keys;
+pub mod scan;
+pub mod validators;
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use keys::Gate;
+use scan::Hit;
+
+/// How sensitive a type is (Soveren's model: Low, Medium, High).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Sensitivity {
+    Low,
+    Medium,
+    High,
+}
+
+/// The built-in data types (ids as in DETECTION.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Pan,
+    /// A card number networks publish for testing: reported separately, never as `pci.pan`.
+    TestPan,
+    Cvv,
+    Expiry,
+    Iban,
+    Aba,
+    BankAccount,
+    Ssn,
+    Nhs,
+    CaSin,
+    Aadhaar,
+    Passport,
+    DriverLicense,
+    PrivateKey,
+    Jwt,
+    HttpBasic,
+    AwsAccessKeyId,
+    AwsSecret,
+    GcpApiKey,
+    VcsToken,
+    ConnectionUri,
+    Password,
+    PasswordHash,
+    GenericSecret,
+    Email,
+    Phone,
+    Person,
+    Dob,
+    IpAddress,
+    Npi,
+    Dea,
+}
+
+impl Kind {
+    /// The type id (`pci.pan`, `sec.jwt`, …).
+    pub fn id(self) -> &'static str {
+        match self {
+            Kind::Pan => "pci.pan",
+            Kind::TestPan => "pci.pan_test",
+            Kind::Cvv => "pci.cvv",
+            Kind::Expiry => "pci.expiry",
+            Kind::Iban => "fin.iban",
+            Kind::Aba => "fin.aba",
+            Kind::BankAccount => "fin.bank_acct",
+            Kind::Ssn => "id.us_ssn",
+            Kind::Nhs => "id.uk_nhs",
+            Kind::CaSin => "id.ca_sin",
+            Kind::Aadhaar => "id.in_aadhaar",
+            Kind::Passport => "id.passport",
+            Kind::DriverLicense => "id.driver_license",
+            Kind::PrivateKey => "sec.private_key",
+            Kind::Jwt => "sec.jwt",
+            Kind::HttpBasic => "sec.http_basic",
+            Kind::AwsAccessKeyId => "sec.aws_akid",
+            Kind::AwsSecret => "sec.aws_secret",
+            Kind::GcpApiKey => "sec.gcp",
+            Kind::VcsToken => "sec.vcs_saas",
+            Kind::ConnectionUri => "sec.conn_uri",
+            Kind::Password => "sec.password",
+            Kind::PasswordHash => "sec.pw_hash",
+            Kind::GenericSecret => "sec.generic_secret",
+            Kind::Email => "pii.email",
+            Kind::Phone => "pii.phone",
+            Kind::Person => "pii.person",
+            Kind::Dob => "pii.dob",
+            Kind::IpAddress => "pii.ip_public",
+            Kind::Npi => "phi.us_npi",
+            Kind::Dea => "phi.dea",
+        }
+    }
+
+    /// Its sensitivity on its own.
+    pub fn sensitivity(self) -> Sensitivity {
+        use Sensitivity::*;
+        match self {
+            Kind::TestPan | Kind::Dob | Kind::IpAddress => Low,
+            Kind::PasswordHash | Kind::GenericSecret | Kind::Email | Kind::Phone | Kind::Person => {
+                Medium
+            }
+            _ => High,
+        }
+    }
+}
+
+/// Letters become `*`, digits `1`; everything else stays, so the shape survives and the value
+/// does not.
+pub fn mask(value: &[u8]) -> String {
+    String::from_utf8_lossy(value)
+        .chars()
+        .take(128)
+        .map(|c| {
+            if c.is_alphabetic() {
+                '*'
+            } else if c.is_numeric() {
+                '1'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// One detection. Only the masked value is ever kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The type id.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub sensitivity: Sensitivity,
+    pub masked: String,
+    /// Where in a JSON document (`$.customer.card`) or which field / column / header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Byte offset in the input.
+    pub offset: usize,
+}
+
+/// A type defined in the configuration: a regex on the value, on the name, or both.
+#[derive(Debug, Clone)]
+pub struct CustomType {
+    pub id: String,
+    pub sensitivity: Sensitivity,
+    pub value: Option<regex::bytes::Regex>,
+    pub key: Option<regex::Regex>,
+}
+
+/// The detector: built-in types plus custom ones.
+#[derive(Debug, Clone, Default)]
+pub struct Engine {
+    custom: Vec<CustomType>,
+}
+
+/// Generic leaf names that take their meaning from the parent (`{"ssn": {"value": …}}`).
+const GENERIC_LEAVES: &[&str] = &["value", "number", "no", "num", "id", "code", "text", "data"];
+
+impl Engine {
+    /// The built-in types and `custom`.
+    pub fn new(custom: Vec<CustomType>) -> Engine {
+        Engine { custom }
+    }
+
+    /// Findings in a JSON document, with key paths; a document that is not JSON is scanned as
+    /// text.
+    pub fn scan_json(&self, doc: &[u8]) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let mut gate_cache: HashMap<String, Vec<Gate>> = HashMap::new();
+        let mut hits = Vec::new();
+        let walked = json::walk(doc, &mut |path, value, offset| {
+            let leaf = path.iter().rev().find_map(|s| match s {
+                json::Seg::Key(k) => Some(k.as_str()),
+                json::Seg::Index(_) => None,
+            });
+            let mut gates = leaf
+                .map(|k| cached_gates(&mut gate_cache, k))
+                .unwrap_or_default();
+            if gates.is_empty()
+                && leaf.is_some_and(|k| GENERIC_LEAVES.contains(&keys::normalize(k).as_str()))
+            {
+                let parent = path
+                    .iter()
+                    .rev()
+                    .filter_map(|s| match s {
+                        json::Seg::Key(k) => Some(k.as_str()),
+                        json::Seg::Index(_) => None,
+                    })
+                    .nth(1);
+                if let Some(p) = parent {
+                    gates = cached_gates(&mut gate_cache, p);
+                }
+            }
+            hits.clear();
+            self.value_hits(leaf, value, &gates, &mut hits);
+            for h in &hits {
+                out.push(Finding {
+                    kind: h.0.clone(),
+                    sensitivity: h.1,
+                    masked: mask(&value[h.2..h.3]),
+                    path: Some(json::render(path)),
+                    offset: offset + h.2,
+                });
+            }
+        });
+        match walked {
+            Ok(()) => out,
+            Err(_) => self.scan_text(doc),
+        }
+    }
+
+    /// Findings in free text: strong types anywhere, key-gated ones after `name: value` or
+    /// `name=value`.
+    pub fn scan_text(&self, text: &[u8]) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let mut hits = Vec::new();
+        scan::strong(text, &mut hits);
+        for h in &hits {
+            out.push(finding(h.kind, text, h.start, h.end, None, 0));
+        }
+        for c in &self.custom {
+            if let (Some(re), None) = (&c.value, &c.key) {
+                for m in re.find_iter(text) {
+                    out.push(Finding {
+                        kind: c.id.clone(),
+                        sensitivity: c.sensitivity,
+                        masked: mask(m.as_bytes()),
+                        path: None,
+                        offset: m.start(),
+                    });
+                }
+            }
+        }
+        // name: value pairs (headers, logs, YAML, query strings).
+        for caps in kv_regex().captures_iter(text) {
+            let (Some(k), Some(v)) = (caps.get(1), caps.get(2)) else {
+                continue;
+            };
+            let name = String::from_utf8_lossy(k.as_bytes());
+            let gates = keys::gates(&keys::normalize(&name));
+            let mut local = Vec::new();
+            scan::gated(v.as_bytes(), &gates, &mut local);
+            for h in local {
+                out.push(finding(
+                    h.kind,
+                    v.as_bytes(),
+                    h.start,
+                    h.end,
+                    Some(name.to_string()),
+                    v.start(),
+                ));
+            }
+            self.custom_named(&name, v.as_bytes(), v.start(), &mut out);
+        }
+        dedup(&mut out);
+        out
+    }
+
+    /// Findings in an `application/x-www-form-urlencoded` body; paths are the field names.
+    pub fn scan_form(&self, body: &[u8]) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let mut offset = 0;
+        for pair in body.split(|b| *b == b'&') {
+            let (k, v) = match pair.iter().position(|b| *b == b'=') {
+                Some(p) => (&pair[..p], &pair[p + 1..]),
+                None => (&pair[..0], pair),
+            };
+            let key = url_decode(k);
+            let value = url_decode(v);
+            let name = String::from_utf8_lossy(&key).into_owned();
+            out.extend(self.scan_field(&name, &value, offset + k.len() + 1));
+            offset += pair.len() + 1;
+        }
+        out
+    }
+
+    /// Findings in one named value (a form field, a header, a CSV cell under its column).
+    pub fn scan_field(&self, name: &str, value: &[u8], offset: usize) -> Vec<Finding> {
+        let gates = keys::gates(&keys::normalize(name));
+        let mut hits = Vec::new();
+        self.value_hits(Some(name), value, &gates, &mut hits);
+        hits.into_iter()
+            .map(|(kind, sensitivity, s, e)| Finding {
+                kind,
+                sensitivity,
+                masked: mask(&value[s..e]),
+                path: Some(name.to_string()),
+                offset: offset + s,
+            })
+            .collect()
+    }
+
+    /// Type, sensitivity and span of everything in one value.
+    fn value_hits(
+        &self,
+        name: Option<&str>,
+        value: &[u8],
+        gates: &[Gate],
+        out: &mut Vec<(String, Sensitivity, usize, usize)>,
+    ) {
+        let mut hits: Vec<Hit> = Vec::new();
+        scan::strong(value, &mut hits);
+        // A value a strong type already explains is not also a gated one (a card number under
+        // `accountNumber` is a card number).
+        if hits.is_empty() && !gates.is_empty() {
+            scan::gated(value, gates, &mut hits);
+        }
+        for h in hits {
+            out.push((
+                h.kind.id().to_string(),
+                h.kind.sensitivity(),
+                h.start,
+                h.end,
+            ));
+        }
+        for c in &self.custom {
+            let key_ok = match (&c.key, name) {
+                (Some(re), Some(n)) => re.is_match(n),
+                (Some(_), None) => false,
+                (None, _) => true,
+            };
+            if !key_ok {
+                continue;
+            }
+            match &c.value {
+                Some(re) => {
+                    for m in re.find_iter(value) {
+                        out.push((c.id.clone(), c.sensitivity, m.start(), m.end()));
+                    }
+                }
+                None if !value.is_empty() => {
+                    out.push((c.id.clone(), c.sensitivity, 0, value.len()))
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn custom_named(&self, name: &str, value: &[u8], offset: usize, out: &mut Vec<Finding>) {
+        for c in self.custom.iter().filter(|c| c.key.is_some()) {
+            let mut hits = Vec::new();
+            let only = Engine::new(vec![c.clone()]);
+            only.value_hits(Some(name), value, &[], &mut hits);
+            for (kind, sensitivity, s, e) in hits.into_iter().filter(|h| h.0 == c.id) {
+                out.push(Finding {
+                    kind,
+                    sensitivity,
+                    masked: mask(&value[s..e]),
+                    path: Some(name.to_string()),
+                    offset: offset + s,
+                });
+            }
+        }
+    }
+}
+
+fn cached_gates(cache: &mut HashMap<String, Vec<Gate>>, key: &str) -> Vec<Gate> {
+    if let Some(g) = cache.get(key) {
+        return g.clone();
+    }
+    let g = keys::gates(&keys::normalize(key));
+    if cache.len() < 4096 {
+        cache.insert(key.to_string(), g.clone());
+    }
+    g
+}
+
+fn finding(
+    kind: Kind,
+    s: &[u8],
+    start: usize,
+    end: usize,
+    path: Option<String>,
+    base: usize,
+) -> Finding {
+    Finding {
+        kind: kind.id().to_string(),
+        sensitivity: kind.sensitivity(),
+        masked: mask(&s[start..end]),
+        path,
+        offset: base + start,
+    }
+}
+
+/// One finding per (type, offset).
+fn dedup(out: &mut Vec<Finding>) {
+    out.sort_by(|a, b| a.offset.cmp(&b.offset).then(a.kind.cmp(&b.kind)));
+    out.dedup_by(|a, b| a.offset == b.offset && a.kind == b.kind);
+}
+
+fn kv_regex() -> &'static regex::bytes::Regex {
+    static RE: std::sync::OnceLock<regex::bytes::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        regex::bytes::Regex::new(
+            r#"(?i)([a-z][a-z0-9_.-]{0,40})["']?[ \t]*[:=][ \t]*["']?([^\s"',;&<>]{1,256})"#,
+        )
+        .expect("static regex")
+    })
+}
+
+fn url_decode(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < s.len() => {
+                match std::str::from_utf8(&s[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// What a set of findings in one object (a document, a request) amounts to: the highest
+/// sensitivity after combination rules, and the rules that fired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Assessment {
+    pub sensitivity: Option<Sensitivity>,
+    pub combinations: Vec<&'static str>,
+}
+
+/// Combination escalation (Soveren-like): card data stored with its CVV or expiry, a live
+/// cloud credential pair, a person with contact or identity data.
+pub fn assess(findings: &[Finding]) -> Assessment {
+    let has = |id: &str| findings.iter().any(|f| f.kind == id);
+    let mut combinations = Vec::new();
+    if has("pci.pan") && (has("pci.cvv") || has("pci.expiry")) {
+        combinations.push("pci.card_with_security_data");
+    }
+    if has("sec.aws_akid") && has("sec.aws_secret") {
+        combinations.push("sec.live_credential_pair");
+    }
+    let person = has("pii.person");
+    let contact = has("pii.email") || has("pii.phone");
+    if person && (has("pii.dob") || has("id.us_ssn") || has("id.passport")) {
+        combinations.push("pii.identity_profile");
+    } else if person && contact {
+        combinations.push("pii.contact_profile");
+    }
+    let mut sensitivity = findings.iter().map(|f| f.sensitivity).max();
+    if !combinations.is_empty() {
+        sensitivity = Some(Sensitivity::High);
+    }
+    Assessment {
+        sensitivity,
+        combinations,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn types(f: &[Finding]) -> Vec<(&str, Option<&str>)> {
+        f.iter()
+            .map(|f| (f.kind.as_str(), f.path.as_deref()))
+            .collect()
+    }
+
+    #[test]
+    fn json_with_paths_and_gates() {
+        let e = Engine::default();
+        let doc = br#"{"customer":{"name":"Ada Lovelace","firstName":"Ada","email":"ada@analytical.engineering","ssn":"536904399"},
+            "card":{"number":"4539578763621486","cvv":"123","exp":"12/27"},
+            "note":"call +1 415 555 0100","password":"${SECRET}","token":"ab"}"#;
+        let f = e.scan_json(doc);
+        assert_eq!(
+            types(&f),
+            vec![
+                ("pii.person", Some("$.customer.firstName")),
+                ("pii.email", Some("$.customer.email")),
+                ("id.us_ssn", Some("$.customer.ssn")),
+                ("pci.pan", Some("$.card.number")),
+                ("pci.cvv", Some("$.card.cvv")),
+                ("pci.expiry", Some("$.card.exp")),
+            ]
+        );
+        assert_eq!(f[3].masked, "1111111111111111");
+        assert_eq!(f[0].masked, "***");
+        // The offset points at the value in the document.
+        assert_eq!(&doc[f[3].offset..f[3].offset + 16], b"4539578763621486");
+        let a = assess(&f);
+        assert_eq!(a.sensitivity, Some(Sensitivity::High));
+        assert!(a.combinations.contains(&"pci.card_with_security_data"));
+    }
+
+    #[test]
+    fn text_forms_and_custom_types() {
+        let e = Engine::new(vec![CustomType {
+            id: "acme.employee_id".into(),
+            sensitivity: Sensitivity::Medium,
+            value: Some(regex::bytes::Regex::new(r"\bEMP-\d{6}\b").unwrap()),
+            key: None,
+        }]);
+        let f = e.scan_text(b"user=jo password=Tr0ub4dor&3 ssn: 536-90-4399 id EMP-123456\nAuthorization: Basic dXNlcjpwYXNzd29yZA==");
+        let ids: Vec<&str> = f.iter().map(|f| f.kind.as_str()).collect();
+        assert!(ids.contains(&"sec.password"), "{ids:?}");
+        assert!(ids.contains(&"id.us_ssn"));
+        assert!(ids.contains(&"acme.employee_id"));
+        assert!(ids.contains(&"sec.http_basic"));
+        assert_eq!(
+            ids.iter().filter(|i| **i == "id.us_ssn").count(),
+            1,
+            "deduplicated"
+        );
+        let f = e.scan_form(b"email=ada%40analytical.engineering&cvv=123&comment=hello+world");
+        assert_eq!(
+            types(&f),
+            vec![("pii.email", Some("email")), ("pci.cvv", Some("cvv"))]
+        );
+        // Key-only custom type.
+        let e = Engine::new(vec![CustomType {
+            id: "acme.loyalty".into(),
+            sensitivity: Sensitivity::Low,
+            value: None,
+            key: Some(regex::Regex::new("(?i)loyalty").unwrap()),
+        }]);
+        let f = e.scan_json(br#"{"loyaltyNumber":"X99","other":"X99"}"#);
+        assert_eq!(types(&f), vec![("acme.loyalty", Some("$.loyaltyNumber"))]);
+    }
+
+    #[test]
+    fn masking_keeps_shape_only() {
+        assert_eq!(mask(b"Ab-12 @x.io"), "**-11 @*.**");
+        assert_eq!(mask("Zoë 7".as_bytes()), "*** 1");
+    }
+
+    #[test]
+    fn hostile_input_never_panics() {
+        let e = Engine::default();
+        for input in [
+            &b""[..],
+            b"\xff\xfe\x00",
+            b"{\"a\":\"\xff\xfe\"}",
+            b"%%%&&&===",
+            b"@@@@",
+            b"eyJ.eyJ.",
+            b"-----BEGIN ",
+            b"://@:",
+            b"GB",
+            b"4",
+        ] {
+            let _ = e.scan_json(input);
+            let _ = e.scan_text(input);
+            let _ = e.scan_form(input);
+        }
+        let deep = "[".repeat(10_000);
+        let _ = e.scan_json(deep.as_bytes());
+        let big_digits = "9".repeat(100_000);
+        let _ = e.scan_text(big_digits.as_bytes());
+    }
+}

@@ -1,0 +1,759 @@
+//! Candidate finding in one pass, then validation. Two families:
+//! - strong types, found anywhere because a checksum or a rigid structure makes them
+//!   unambiguous (cards, IBANs, delimited SSNs, emails, JWTs, cloud keys, private keys,
+//!   credentials in URIs, SaaS tokens): anchors are found with one Aho-Corasick automaton, digit
+//!   runs with a byte loop, and only then are candidates parsed and validated;
+//! - key-gated types, checked on a whole value only when its name opened their gate.
+
+use std::sync::OnceLock;
+
+use aho_corasick::AhoCorasick;
+use base64::Engine as _;
+
+use super::keys::Gate;
+use super::validators as v;
+use super::Kind;
+
+/// A candidate that passed validation: its type and byte span in the scanned slice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    pub kind: Kind,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Literal anchors of the strong, non-numeric types.
+const ANCHORS: &[&str] = &[
+    "@",
+    "eyJ",
+    "AKIA",
+    "ASIA",
+    "ABIA",
+    "ACCA",
+    "AIza",
+    "-----BEGIN ",
+    "PuTTY-User-Key-File-",
+    "://",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "xoxa-",
+    "xoxb-",
+    "xoxp-",
+    "xoxr-",
+    "xoxs-",
+    "sk_live_",
+    "rk_live_",
+    "sk-ant-",
+    "Basic ",
+];
+
+fn anchors() -> &'static AhoCorasick {
+    static AC: OnceLock<AhoCorasick> = OnceLock::new();
+    AC.get_or_init(|| AhoCorasick::new(ANCHORS).expect("static anchor set"))
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// The end of a run of bytes accepted by `ok`, from `start`, at most `max` long.
+fn run(s: &[u8], start: usize, max: usize, ok: impl Fn(u8) -> bool) -> usize {
+    let mut i = start;
+    while i < s.len() && i - start < max && ok(s[i]) {
+        i += 1;
+    }
+    i
+}
+
+/// Strong types anywhere in `s`.
+pub fn strong(s: &[u8], out: &mut Vec<Hit>) {
+    digit_runs(s, out);
+    for m in anchors().find_overlapping_iter(s) {
+        let (a, b) = (m.start(), m.end());
+        match ANCHORS[m.pattern().as_usize()] {
+            "@" => email(s, a, out),
+            "eyJ" => jwt(s, a, out),
+            "AKIA" | "ASIA" | "ABIA" | "ACCA" => aws_akid(s, a, out),
+            "AIza" => fixed_token(s, a, b, 35, Kind::GcpApiKey, out),
+            "-----BEGIN " | "PuTTY-User-Key-File-" => private_key(s, a, out),
+            "://" => conn_uri(s, a, out),
+            "ghp_" | "gho_" | "ghu_" | "ghs_" | "ghr_" => {
+                fixed_token(s, a, b, 36, Kind::VcsToken, out)
+            }
+            "github_pat_" => fixed_token(s, a, b, 82, Kind::VcsToken, out),
+            "glpat-" => fixed_token(s, a, b, 20, Kind::VcsToken, out),
+            "xoxa-" | "xoxb-" | "xoxp-" | "xoxr-" | "xoxs-" => {
+                min_token(s, a, b, 10, Kind::VcsToken, out)
+            }
+            "sk_live_" | "rk_live_" => min_token(s, a, b, 24, Kind::VcsToken, out),
+            "sk-ant-" => min_token(s, a, b, 32, Kind::VcsToken, out),
+            "Basic " => http_basic(s, a, b, out),
+            _ => {}
+        }
+    }
+    // A hit inside a longer one is part of it (the user@host of a connection URI is not an
+    // email address).
+    if out.len() > 1 {
+        let spans: Vec<(usize, usize)> = out.iter().map(|h| (h.start, h.end)).collect();
+        out.retain(|h| {
+            !spans
+                .iter()
+                .any(|&(s, e)| s <= h.start && h.end <= e && (e - s) > (h.end - h.start))
+        });
+    }
+}
+
+/// Numbers: runs of digits with single space or dash separators, checked as cards, SSNs and,
+/// when two capital letters lead them, IBANs.
+fn digit_runs(s: &[u8], out: &mut Vec<Hit>) {
+    let mut i = 0;
+    while i < s.len() {
+        if !s[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut digits: Vec<u8> = Vec::with_capacity(20);
+        let mut groups: Vec<usize> = vec![0];
+        let mut seps: Vec<u8> = Vec::new();
+        let mut j = i;
+        while j < s.len() {
+            let c = s[j];
+            if c.is_ascii_digit() {
+                digits.push(c);
+                *groups.last_mut().unwrap_or(&mut 0) += 1;
+                j += 1;
+            } else if (c == b' ' || c == b'-')
+                && j + 1 < s.len()
+                && s[j + 1].is_ascii_digit()
+                && digits.len() < 24
+            {
+                seps.push(c);
+                groups.push(0);
+                j += 1;
+            } else {
+                break;
+            }
+            if digits.len() > 24 {
+                break;
+            }
+        }
+        let end = j;
+        i = end.max(start + 1);
+        // IBAN: two capital letters right before the run's first two digits.
+        if start >= 2
+            && s[start - 2].is_ascii_uppercase()
+            && s[start - 1].is_ascii_uppercase()
+            && iban_at(s, start - 2, out)
+        {
+            continue;
+        }
+        // Word boundaries: a number glued to letters is an identifier, not a number.
+        let glued = (start > 0 && is_word(s[start - 1])) || (end < s.len() && is_word(s[end]));
+        if glued || digits.len() < 9 {
+            continue;
+        }
+        let same_seps = seps.windows(2).all(|w| w[0] == w[1]);
+        if (13..=19).contains(&digits.len()) && same_seps && v::pan(&digits) {
+            let kind = if v::test_pan(&digits) {
+                Kind::TestPan
+            } else {
+                Kind::Pan
+            };
+            out.push(Hit { kind, start, end });
+        } else if digits.len() == 9 && groups == [3, 2, 4] && same_seps && v::ssn(&digits) {
+            out.push(Hit {
+                kind: Kind::Ssn,
+                start,
+                end,
+            });
+        }
+    }
+}
+
+/// An IBAN starting at `at` (spaces every four characters allowed).
+fn iban_at(s: &[u8], at: usize, out: &mut Vec<Hit>) -> bool {
+    if at > 0 && is_word(s[at - 1]) {
+        return false;
+    }
+    let mut compact = Vec::with_capacity(34);
+    let mut i = at;
+    let mut ends = Vec::new();
+    while i < s.len() && compact.len() < 34 {
+        let c = s[i];
+        if c.is_ascii_uppercase() || c.is_ascii_digit() {
+            compact.push(c);
+            i += 1;
+            ends.push((compact.len(), i));
+        } else if c == b' ' && i + 1 < s.len() && s[i + 1].is_ascii_alphanumeric() {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    // The longest prefix that validates, ending at a word boundary.
+    for (n, end) in ends.iter().rev() {
+        if *n < 15 {
+            break;
+        }
+        if (*end >= s.len() || !is_word(s[*end])) && v::iban(&compact[..*n]) {
+            out.push(Hit {
+                kind: Kind::Iban,
+                start: at,
+                end: *end,
+            });
+            return true;
+        }
+    }
+    false
+}
+
+fn email(s: &[u8], at: usize, out: &mut Vec<Hit>) {
+    let local_ok = |b: u8| b.is_ascii_alphanumeric() || b"._%+-".contains(&b);
+    let mut start = at;
+    while start > 0 && at - start < 64 && local_ok(s[start - 1]) {
+        start -= 1;
+    }
+    if start == at || s[start] == b'.' || s[at - 1] == b'.' {
+        return;
+    }
+    let dom_ok = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
+    let mut end = run(s, at + 1, 253, dom_ok);
+    while end > at + 1 && (s[end - 1] == b'.' || s[end - 1] == b'-') {
+        end -= 1;
+    }
+    let domain = &s[at + 1..end];
+    let labels: Vec<&[u8]> = domain.split(|b| *b == b'.').collect();
+    if labels.len() < 2 || labels.iter().any(|l| l.is_empty() || l.len() > 63) {
+        return;
+    }
+    let tld = labels[labels.len() - 1];
+    if !(2..=24).contains(&tld.len()) || !tld.iter().all(u8::is_ascii_alphabetic) {
+        return;
+    }
+    let lower_tld = tld.to_ascii_lowercase();
+    // File names such as `icon@2x.png` are not addresses.
+    if matches!(
+        &lower_tld[..],
+        b"png" | b"jpg" | b"jpeg" | b"gif" | b"svg" | b"webp" | b"js" | b"css" | b"map"
+    ) {
+        return;
+    }
+    let lower: Vec<u8> = domain.to_ascii_lowercase();
+    let local: Vec<u8> = s[start..at].to_ascii_lowercase();
+    let reserved = lower.ends_with(b"example.com")
+        || lower.ends_with(b"example.org")
+        || lower.ends_with(b"example.net")
+        || matches!(
+            &lower_tld[..],
+            b"test" | b"invalid" | b"example" | b"localhost" | b"local"
+        )
+        || local.starts_with(b"noreply")
+        || local.starts_with(b"no-reply");
+    if !reserved {
+        out.push(Hit {
+            kind: Kind::Email,
+            start,
+            end,
+        });
+    }
+}
+
+fn b64url(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+fn jwt(s: &[u8], at: usize, out: &mut Vec<Hit>) {
+    if at > 0 && b64url(s[at - 1]) {
+        return;
+    }
+    let h_end = run(s, at, 4096, b64url);
+    if h_end - at < 8 || h_end >= s.len() || s[h_end] != b'.' {
+        return;
+    }
+    let p_end = run(s, h_end + 1, 65536, b64url);
+    if p_end - h_end < 8
+        || p_end >= s.len()
+        || s[p_end] != b'.'
+        || &s[h_end + 1..h_end + 4] != b"eyJ"
+    {
+        return;
+    }
+    let sig_end = run(s, p_end + 1, 4096, b64url);
+    let unsigned = sig_end == p_end + 1;
+    // The header must decode to JSON naming an algorithm.
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&s[at..h_end]);
+    let ok = header
+        .ok()
+        .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
+        .and_then(|h| {
+            h.get("alg")
+                .and_then(|a| a.as_str())
+                .map(|a| a == "none" || !unsigned)
+        })
+        .unwrap_or(false);
+    if ok {
+        out.push(Hit {
+            kind: Kind::Jwt,
+            start: at,
+            end: sig_end,
+        });
+    }
+}
+
+fn aws_akid(s: &[u8], at: usize, out: &mut Vec<Hit>) {
+    if at > 0 && s[at - 1].is_ascii_alphanumeric() {
+        return;
+    }
+    let end = run(s, at + 4, 16, |b| {
+        b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)
+    });
+    if end - at != 20 || (end < s.len() && s[end].is_ascii_alphanumeric()) {
+        return;
+    }
+    if s[at..end].ends_with(b"EXAMPLE") {
+        return;
+    }
+    out.push(Hit {
+        kind: Kind::AwsAccessKeyId,
+        start: at,
+        end,
+    });
+}
+
+/// A token of exactly `len` characters after its prefix.
+fn fixed_token(s: &[u8], at: usize, body: usize, len: usize, kind: Kind, out: &mut Vec<Hit>) {
+    if at > 0 && is_word(s[at - 1]) {
+        return;
+    }
+    let end = run(s, body, len + 1, |b| is_word(b) || b == b'-');
+    if end - body == len && v::entropy(&s[body..end]) > 3.0 && !v::placeholder(&s[body..end]) {
+        out.push(Hit {
+            kind,
+            start: at,
+            end,
+        });
+    }
+}
+
+/// A token of at least `min` characters after its prefix.
+fn min_token(s: &[u8], at: usize, body: usize, min: usize, kind: Kind, out: &mut Vec<Hit>) {
+    if at > 0 && is_word(s[at - 1]) {
+        return;
+    }
+    let end = run(s, body, 256, |b| is_word(b) || b == b'-');
+    if end - body >= min && v::entropy(&s[body..end]) > 3.0 && !v::placeholder(&s[body..end]) {
+        out.push(Hit {
+            kind,
+            start: at,
+            end,
+        });
+    }
+}
+
+fn private_key(s: &[u8], at: usize, out: &mut Vec<Hit>) {
+    let line_end = run(s, at, 100, |b| b != b'\n' && b != b'\r' && b != b'\\');
+    let line = &s[at..line_end];
+    let putty = line.starts_with(b"PuTTY-User-Key-File-");
+    let pem = line.ends_with(b"PRIVATE KEY-----") || line.ends_with(b"PRIVATE KEY BLOCK-----");
+    if !(putty || pem) {
+        return;
+    }
+    // A PEM key needs its body: base64 after the header line.
+    if pem {
+        let body = &s[line_end..s.len().min(line_end + 200)];
+        let b64 = body
+            .iter()
+            .filter(|b| b.is_ascii_alphanumeric() || **b == b'+' || **b == b'/')
+            .count();
+        if b64 < 40 {
+            return;
+        }
+    }
+    out.push(Hit {
+        kind: Kind::PrivateKey,
+        start: at,
+        end: line_end,
+    });
+}
+
+fn conn_uri(s: &[u8], colon: usize, out: &mut Vec<Hit>) {
+    const SCHEMES: &[&[u8]] = &[
+        b"postgres",
+        b"postgresql",
+        b"mysql",
+        b"mongodb",
+        b"mongodb+srv",
+        b"redis",
+        b"rediss",
+        b"amqp",
+        b"amqps",
+        b"sqlserver",
+        b"mssql",
+        b"mariadb",
+    ];
+    let mut start = colon;
+    while start > 0
+        && (s[start - 1].is_ascii_alphanumeric() || s[start - 1] == b'+' || s[start - 1] == b':')
+    {
+        start -= 1;
+    }
+    let scheme = s[start..colon].to_ascii_lowercase();
+    let scheme = scheme.strip_prefix(b"jdbc:").unwrap_or(&scheme);
+    if !SCHEMES.contains(&scheme) {
+        return;
+    }
+    let auth_start = colon + 3;
+    let at = run(s, auth_start, 256, |b| {
+        b != b'@' && b != b'/' && !b.is_ascii_whitespace() && b != b'"'
+    });
+    if at >= s.len() || s[at] != b'@' {
+        return;
+    }
+    let Some(c) = s[auth_start..at].iter().position(|b| *b == b':') else {
+        return;
+    };
+    let password = &s[auth_start + c + 1..at];
+    if password.is_empty() || v::placeholder(password) {
+        return;
+    }
+    let end = run(s, at, 512, |b| {
+        !b.is_ascii_whitespace() && b != b'"' && b != b'\''
+    });
+    out.push(Hit {
+        kind: Kind::ConnectionUri,
+        start,
+        end,
+    });
+}
+
+fn http_basic(s: &[u8], at: usize, body: usize, out: &mut Vec<Hit>) {
+    // Only in an Authorization header (or a header-like line).
+    let before = &s[at.saturating_sub(20)..at].to_ascii_lowercase();
+    if !before.windows(13).any(|w| w == b"authorization") {
+        return;
+    }
+    let end = run(s, body, 1024, |b| {
+        b.is_ascii_alphanumeric() || b"+/=".contains(&b)
+    });
+    if end - body < 8 {
+        return;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(&s[body..end]);
+    if decoded.is_ok_and(|d| d.contains(&b':') && d.iter().all(|b| !b.is_ascii_control())) {
+        out.push(Hit {
+            kind: Kind::HttpBasic,
+            start: at,
+            end,
+        });
+    }
+}
+
+/// Key-gated types for a whole value whose name opened `gates`. The first gate that yields a
+/// finding wins, in the order the gates were listed (the most specific first).
+pub fn gated(value: &[u8], gates: &[Gate], out: &mut Vec<Hit>) {
+    let t = trim(value);
+    let (start, end) = (t.0, t.1);
+    let val = &value[start..end];
+    if val.is_empty() || val.len() > 4096 {
+        return;
+    }
+    let digits: Vec<u8> = val.iter().copied().filter(u8::is_ascii_digit).collect();
+    let only = |ok: &dyn Fn(u8) -> bool| val.iter().all(|b| ok(*b));
+    let numeric = only(&|b| b.is_ascii_digit() || b == b' ' || b == b'-');
+    let hit = |kind| Hit { kind, start, end };
+    for gate in gates {
+        let found = match gate {
+            Gate::Cvv => {
+                (numeric && (3..=4).contains(&val.len()) && !v::repdigit(val)).then_some(Kind::Cvv)
+            }
+            Gate::Expiry => expiry(val).then_some(Kind::Expiry),
+            Gate::AwsSecret => (val.len() == 40
+                && only(&|b| b.is_ascii_alphanumeric() || b == b'/' || b == b'+')
+                && v::entropy(val) > 4.0
+                && !v::placeholder(val))
+            .then_some(Kind::AwsSecret),
+            Gate::Password => (!v::placeholder(val) && val.len() <= 256).then(|| {
+                if hash_like(val) {
+                    Kind::PasswordHash
+                } else {
+                    Kind::Password
+                }
+            }),
+            Gate::GenericSecret => (val.len() >= 20
+                && only(&|b| b.is_ascii_alphanumeric() || b"+/_=-.".contains(&b))
+                && v::entropy(val) > 3.5
+                && !v::placeholder(val))
+            .then_some(Kind::GenericSecret),
+            Gate::Ssn => (numeric && v::ssn(&digits)).then_some(Kind::Ssn),
+            Gate::Aba => (numeric && v::aba(&digits)).then_some(Kind::Aba),
+            Gate::BankAccount => {
+                (numeric && (6..=17).contains(&digits.len()) && !v::repdigit(&digits))
+                    .then_some(Kind::BankAccount)
+            }
+            Gate::Nhs => (numeric && v::nhs(&digits)).then_some(Kind::Nhs),
+            Gate::CaSin => (numeric && v::ca_sin(&digits)).then_some(Kind::CaSin),
+            Gate::Aadhaar => (numeric && v::aadhaar(&digits)).then_some(Kind::Aadhaar),
+            Gate::Phone => phone(val, &digits).then_some(Kind::Phone),
+            Gate::Person => person(val).then_some(Kind::Person),
+            Gate::Dob => dob(val).then_some(Kind::Dob),
+            Gate::Passport => ((6..=12).contains(&val.len())
+                && only(&|b| b.is_ascii_alphanumeric())
+                && val.iter().filter(|b| b.is_ascii_digit()).count() >= 5
+                && !v::repdigit(val))
+            .then_some(Kind::Passport),
+            Gate::DriverLicense => ((5..=16).contains(&val.len())
+                && only(&|b| b.is_ascii_alphanumeric() || b == b'-')
+                && val.iter().any(u8::is_ascii_digit)
+                && !v::repdigit(val))
+            .then_some(Kind::DriverLicense),
+            Gate::Npi => (numeric && v::npi(&digits)).then_some(Kind::Npi),
+            Gate::Dea => v::dea(val).then_some(Kind::Dea),
+            Gate::Ip => public_ip(val).then_some(Kind::IpAddress),
+        };
+        if let Some(kind) = found {
+            out.push(hit(kind));
+            return;
+        }
+    }
+}
+
+fn trim(v: &[u8]) -> (usize, usize) {
+    let start = v
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    (start, end)
+}
+
+fn hash_like(v: &[u8]) -> bool {
+    v.starts_with(b"$2a$")
+        || v.starts_with(b"$2b$")
+        || v.starts_with(b"$2y$")
+        || v.starts_with(b"$argon2")
+        || v.starts_with(b"$6$")
+        || v.starts_with(b"$5$")
+        || v.starts_with(b"$1$")
+}
+
+/// `MM/YY`, `MM/YYYY`, `MM-YY`, with a plausible month.
+fn expiry(v: &[u8]) -> bool {
+    let s = std::str::from_utf8(v).unwrap_or("");
+    let Some((m, y)) = s.split_once(['/', '-']) else {
+        return false;
+    };
+    let (m, y) = (m.trim(), y.trim());
+    let month_ok = m.len() <= 2 && m.parse::<u32>().is_ok_and(|m| (1..=12).contains(&m));
+    let year_ok =
+        (y.len() == 2 || (y.len() == 4 && y.starts_with("20"))) && y.parse::<u32>().is_ok();
+    month_ok && year_ok
+}
+
+/// A phone number: 7–15 digits in the usual punctuation, optionally with `+`.
+fn phone(v: &[u8], digits: &[u8]) -> bool {
+    (7..=15).contains(&digits.len())
+        && v.iter()
+            .all(|b| b.is_ascii_digit() || b" +-().".contains(b))
+        && !v::repdigit(digits)
+}
+
+/// A person's name: one to four capitalised words of letters.
+fn person(v: &[u8]) -> bool {
+    let Ok(s) = std::str::from_utf8(v) else {
+        return false;
+    };
+    let words: Vec<&str> = s
+        .split([' ', '-', '\''])
+        .filter(|w| !w.is_empty())
+        .collect();
+    !words.is_empty()
+        && words.len() <= 4
+        && s.len() <= 80
+        && words.iter().all(|w| {
+            let mut c = w.chars();
+            c.next().is_some_and(char::is_uppercase) && c.all(char::is_alphabetic)
+        })
+        && !v::placeholder(v)
+}
+
+/// A date of birth: `YYYY-MM-DD`, `DD/MM/YYYY` or `MM/DD/YYYY`, age 0–120.
+fn dob(v: &[u8]) -> bool {
+    let s = std::str::from_utf8(v).unwrap_or("");
+    let parts: Vec<&str> = s.split(['-', '/', '.']).collect();
+    if parts.len() != 3 || !parts.iter().all(|p| p.chars().all(|c| c.is_ascii_digit())) {
+        return false;
+    }
+    let year = parts
+        .iter()
+        .find(|p| p.len() == 4)
+        .and_then(|y| y.parse::<i32>().ok());
+    let this_year = chrono::Datelike::year(&chrono::Utc::now());
+    year.is_some_and(|y| y <= this_year && this_year - y <= 120)
+}
+
+/// A public IP address (not private, loopback, link-local, CGNAT or documentation ranges).
+fn public_ip(v: &[u8]) -> bool {
+    let Ok(s) = std::str::from_utf8(v) else {
+        return false;
+    };
+    let first = s.split(',').next().unwrap_or("").trim();
+    match first.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => {
+            let o = ip.octets();
+            !(ip.is_private()
+                || ip.is_loopback()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || ip.is_multicast()
+                || (o[0] == 100 && (64..=127).contains(&o[1]))
+                || (o[0] == 192 && o[1] == 0 && o[2] == 2)
+                || (o[0] == 198 && o[1] == 51 && o[2] == 100)
+                || (o[0] == 203 && o[1] == 0 && o[2] == 113))
+        }
+        Ok(std::net::IpAddr::V6(ip)) => {
+            let seg = ip.segments();
+            !(ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_multicast()
+                || (seg[0] & 0xfe00) == 0xfc00
+                || (seg[0] & 0xffc0) == 0xfe80
+                || seg[0] == 0x2001 && seg[1] == 0x0db8)
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(s: &str) -> Vec<Kind> {
+        let mut out = vec![];
+        strong(s.as_bytes(), &mut out);
+        out.into_iter().map(|h| h.kind).collect()
+    }
+
+    #[test]
+    fn strong_types_in_free_text() {
+        assert_eq!(kinds("card 4539 5787 6362 1486 ok"), vec![Kind::Pan]);
+        assert_eq!(kinds("card 4539-5787-6362-1486"), vec![Kind::Pan]);
+        assert_eq!(kinds("4539578763621487"), vec![], "bad Luhn");
+        assert_eq!(kinds("id45395787636214860"), vec![], "glued to letters");
+        assert_eq!(kinds("4111111111111111"), vec![Kind::TestPan]);
+        assert_eq!(kinds("ssn 536-90-4399."), vec![Kind::Ssn]);
+        assert_eq!(kinds("536-90 4399"), vec![], "mixed delimiters");
+        assert_eq!(kinds("936-90-4399"), vec![], "area 9xx");
+        assert_eq!(
+            kinds("pay to GB82 WEST 1234 5698 7654 32 now"),
+            vec![Kind::Iban]
+        );
+        assert_eq!(kinds("DE89370400440532013000"), vec![Kind::Iban]);
+        assert_eq!(kinds("DE89370400440532013001"), vec![]);
+        assert_eq!(
+            kinds("write to jane.doe@acme-corp.io please"),
+            vec![Kind::Email]
+        );
+        assert_eq!(kinds("jane@example.com icon@2x.png a@b"), vec![]);
+        assert_eq!(
+            kinds("key AKIA2E0A8F3B244C9986 here"),
+            vec![],
+            "0 and 8 are not base32"
+        );
+        assert_eq!(
+            kinds("key AKIAZ7VRSQ5TLE4MCUGQ here"),
+            vec![Kind::AwsAccessKeyId]
+        );
+        assert_eq!(kinds("AKIAIOSFODNN7EXAMPLE"), vec![]);
+        assert_eq!(
+            kinds("postgres://app:Sup3r-S3cret@db.internal:5432/app"),
+            vec![Kind::ConnectionUri]
+        );
+        assert_eq!(kinds("postgres://app:${DB_PASS}@db/app"), vec![]);
+        assert_eq!(
+            kinds("https://user:pw@host/x"),
+            vec![],
+            "not a database scheme"
+        );
+        assert_eq!(
+            kinds("token ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"),
+            vec![Kind::VcsToken]
+        );
+        assert_eq!(
+            kinds("Authorization: Basic dXNlcjpwYXNzd29yZA=="),
+            vec![Kind::HttpBasic]
+        );
+        assert_eq!(
+            kinds("Basic dXNlcjpwYXNzd29yZA=="),
+            vec![],
+            "not in a header"
+        );
+    }
+
+    #[test]
+    fn jwts_and_keys() {
+        let h = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let p = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"sub":"1234567890"}"#);
+        let jwt = format!("{h}.{p}.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c");
+        assert_eq!(kinds(&format!("Bearer {jwt}")), vec![Kind::Jwt]);
+        assert_eq!(
+            kinds(&format!("{h}.{p}.")),
+            vec![],
+            "unsigned and not alg none"
+        );
+        let fake = format!("eyJub3Rqc29u.{p}.abcdefghij");
+        assert_eq!(kinds(&fake), vec![]);
+        let pem = format!(
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA{}\n-----END RSA PRIVATE KEY-----",
+            "q".repeat(60)
+        );
+        assert_eq!(kinds(&pem), vec![Kind::PrivateKey]);
+        assert_eq!(kinds("-----BEGIN PUBLIC KEY-----\nMIIB"), vec![]);
+    }
+
+    #[test]
+    fn gated_types_need_their_name() {
+        let g = |v: &str, gates: &[Gate]| {
+            let mut out = vec![];
+            gated(v.as_bytes(), gates, &mut out);
+            out.first().map(|h| h.kind)
+        };
+        assert_eq!(g("123", &[Gate::Cvv]), Some(Kind::Cvv));
+        assert_eq!(g("12/27", &[Gate::Expiry]), Some(Kind::Expiry));
+        assert_eq!(g("13/27", &[Gate::Expiry]), None);
+        assert_eq!(g("hunter2!", &[Gate::Password]), Some(Kind::Password));
+        assert_eq!(g("${PASSWORD}", &[Gate::Password]), None);
+        assert_eq!(
+            g(
+                "$2b$12$abcdefghijklmnopqrstuvABCDEFGHIJKLMNOPQRSTUVWXYZ01234",
+                &[Gate::Password]
+            ),
+            Some(Kind::PasswordHash)
+        );
+        assert_eq!(g("536904399", &[Gate::Ssn]), Some(Kind::Ssn));
+        assert_eq!(g("+44 20 7946 0958", &[Gate::Phone]), Some(Kind::Phone));
+        assert_eq!(g("Ada Lovelace", &[Gate::Person]), Some(Kind::Person));
+        assert_eq!(g("ada", &[Gate::Person]), None);
+        assert_eq!(g("1990-04-01", &[Gate::Dob]), Some(Kind::Dob));
+        assert_eq!(g("8.8.8.8", &[Gate::Ip]), Some(Kind::IpAddress));
+        assert_eq!(g("10.1.2.3", &[Gate::Ip]), None);
+        assert_eq!(
+            g(
+                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzQ9xT3uVwX",
+                &[Gate::AwsSecret]
+            ),
+            Some(Kind::AwsSecret)
+        );
+        assert_eq!(g("536904399", &[]), None);
+    }
+}

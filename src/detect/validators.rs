@@ -1,0 +1,446 @@
+//! Checksums and range rules that turn a candidate into a finding. All public algorithms; each
+//! takes the candidate's digits (or characters) without separators.
+
+/// Luhn (mod 10) over ASCII digits.
+pub fn luhn(digits: &[u8]) -> bool {
+    if digits.len() < 2 || !digits.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let mut sum = 0u32;
+    for (i, d) in digits.iter().rev().enumerate() {
+        let mut v = (d - b'0') as u32;
+        if i % 2 == 1 {
+            v *= 2;
+            if v > 9 {
+                v -= 9;
+            }
+        }
+        sum += v;
+    }
+    sum.is_multiple_of(10)
+}
+
+/// All one repeated character (`0000000000`, `1111…`).
+pub fn repdigit(s: &[u8]) -> bool {
+    s.windows(2).all(|w| w[0] == w[1])
+}
+
+/// Card numbers: 13–19 digits, Luhn, and a known issuer prefix (IIN).
+pub fn pan(digits: &[u8]) -> bool {
+    if !(13..=19).contains(&digits.len()) || repdigit(digits) || !luhn(digits) {
+        return false;
+    }
+    let p = |n: usize| -> u32 {
+        std::str::from_utf8(&digits[..n])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    };
+    let (p1, p2, p3, p4, p6) = (p(1), p(2), p(3), p(4), p(6));
+    let len = digits.len();
+    match p1 {
+        4 => matches!(len, 13 | 16 | 19),                        // Visa
+        5 => (51..=55).contains(&p2) || (50..=59).contains(&p2), // Mastercard, Maestro
+        2 => (2221..=2720).contains(&p4) && len == 16,           // Mastercard 2-series
+        3 => {
+            ((p2 == 34 || p2 == 37) && len == 15)                 // Amex
+                || ((300..=305).contains(&p3) || p2 == 36 || p2 == 38) && (14..=19).contains(&len) // Diners
+                || (3528..=3589).contains(&p4) // JCB
+        }
+        6 => {
+            p4 == 6011
+                || (644..=649).contains(&p3)
+                || p2 == 65
+                || p2 == 62
+                || (622_126..=622_925).contains(&p6)
+                || (56..=69).contains(&p2)
+        }
+        _ => false,
+    }
+}
+
+/// Card numbers published for testing by card networks and payment providers.
+pub fn test_pan(digits: &[u8]) -> bool {
+    const KNOWN: &[&str] = &[
+        "4111111111111111",
+        "4242424242424242",
+        "4012888888881881",
+        "4000056655665556",
+        "4222222222222",
+        "5555555555554444",
+        "5105105105105100",
+        "5200828282828210",
+        "2223003122003222",
+        "378282246310005",
+        "371449635398431",
+        "378734493671000",
+        "6011111111111117",
+        "6011000990139424",
+        "3530111333300000",
+        "3566002020360505",
+        "30569309025904",
+        "38520000023237",
+        "6200000000000005",
+    ];
+    KNOWN.iter().any(|k| k.as_bytes() == digits)
+}
+
+/// IBAN: a known country, its length, and ISO 7064 mod 97 = 1.
+pub fn iban(s: &[u8]) -> bool {
+    let Some(len) = iban_length(s.get(..2).unwrap_or_default()) else {
+        return false;
+    };
+    if s.len() != len
+        || !s[2..4].iter().all(u8::is_ascii_digit)
+        || !s[4..].iter().all(u8::is_ascii_alphanumeric)
+    {
+        return false;
+    }
+    // Move the first four characters to the end, letters to numbers (A=10), mod 97.
+    let mut rem: u32 = 0;
+    for &c in s[4..].iter().chain(&s[..4]) {
+        let v = match c {
+            b'0'..=b'9' => (c - b'0') as u32,
+            b'A'..=b'Z' => (c - b'A') as u32 + 10,
+            _ => return false,
+        };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
+    }
+    rem == 1
+}
+
+/// IBAN lengths by country (SWIFT's IBAN registry).
+fn iban_length(cc: &[u8]) -> Option<usize> {
+    Some(match cc {
+        b"AD" => 24,
+        b"AE" => 23,
+        b"AL" => 28,
+        b"AT" => 20,
+        b"AZ" => 28,
+        b"BA" => 20,
+        b"BE" => 16,
+        b"BG" => 22,
+        b"BH" => 22,
+        b"BR" => 29,
+        b"CH" => 21,
+        b"CR" => 22,
+        b"CY" => 28,
+        b"CZ" => 24,
+        b"DE" => 22,
+        b"DK" => 18,
+        b"DO" => 28,
+        b"EE" => 20,
+        b"EG" => 29,
+        b"ES" => 24,
+        b"FI" => 18,
+        b"FO" => 18,
+        b"FR" => 27,
+        b"GB" => 22,
+        b"GE" => 22,
+        b"GI" => 23,
+        b"GL" => 18,
+        b"GR" => 27,
+        b"GT" => 28,
+        b"HR" => 21,
+        b"HU" => 28,
+        b"IE" => 22,
+        b"IL" => 23,
+        b"IS" => 26,
+        b"IT" => 27,
+        b"JO" => 30,
+        b"KW" => 30,
+        b"KZ" => 20,
+        b"LB" => 28,
+        b"LI" => 21,
+        b"LT" => 20,
+        b"LU" => 20,
+        b"LV" => 21,
+        b"MC" => 27,
+        b"MD" => 24,
+        b"ME" => 22,
+        b"MK" => 19,
+        b"MR" => 27,
+        b"MT" => 31,
+        b"MU" => 30,
+        b"NL" => 18,
+        b"NO" => 15,
+        b"PK" => 24,
+        b"PL" => 28,
+        b"PS" => 29,
+        b"PT" => 25,
+        b"QA" => 29,
+        b"RO" => 24,
+        b"RS" => 22,
+        b"SA" => 24,
+        b"SE" => 24,
+        b"SI" => 19,
+        b"SK" => 24,
+        b"SM" => 27,
+        b"TN" => 24,
+        b"TR" => 26,
+        b"UA" => 29,
+        b"VG" => 24,
+        b"XK" => 20,
+        _ => return None,
+    })
+}
+
+/// US SSN rules: area not 000, 666 or 900–999; group not 00; serial not 0000; not a famous
+/// sample (078-05-1120, 219-09-9999, 123-45-6789) or a repdigit.
+pub fn ssn(d: &[u8]) -> bool {
+    if d.len() != 9 || !d.iter().all(u8::is_ascii_digit) || repdigit(d) {
+        return false;
+    }
+    let area = &d[..3];
+    if area == b"000" || area == b"666" || area[0] == b'9' {
+        return false;
+    }
+    if &d[3..5] == b"00" || &d[5..] == b"0000" {
+        return false;
+    }
+    !matches!(d, b"078051120" | b"219099999" | b"123456789")
+}
+
+/// ABA routing numbers: 3-7-1 weights mod 10, and a Federal Reserve prefix (00–12, 21–32,
+/// 61–72, 80).
+pub fn aba(d: &[u8]) -> bool {
+    if d.len() != 9 || !d.iter().all(u8::is_ascii_digit) || repdigit(d) {
+        return false;
+    }
+    let prefix = (d[0] - b'0') * 10 + (d[1] - b'0');
+    if !matches!(prefix, 0..=12 | 21..=32 | 61..=72 | 80) {
+        return false;
+    }
+    let w = [3u32, 7, 1];
+    let sum: u32 = d
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c - b'0') as u32 * w[i % 3])
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+/// Verhoeff check (Aadhaar).
+pub fn verhoeff(d: &[u8]) -> bool {
+    const D: [[u8; 10]; 10] = [
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+        [1, 2, 3, 4, 0, 6, 7, 8, 9, 5],
+        [2, 3, 4, 0, 1, 7, 8, 9, 5, 6],
+        [3, 4, 0, 1, 2, 8, 9, 5, 6, 7],
+        [4, 0, 1, 2, 3, 9, 5, 6, 7, 8],
+        [5, 9, 8, 7, 6, 0, 4, 3, 2, 1],
+        [6, 5, 9, 8, 7, 1, 0, 4, 3, 2],
+        [7, 6, 5, 9, 8, 2, 1, 0, 4, 3],
+        [8, 7, 6, 5, 9, 3, 2, 1, 0, 4],
+        [9, 8, 7, 6, 5, 4, 3, 2, 1, 0],
+    ];
+    const P: [[u8; 10]; 8] = [
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+        [1, 5, 7, 6, 2, 8, 3, 0, 9, 4],
+        [5, 8, 0, 3, 7, 9, 6, 1, 4, 2],
+        [8, 9, 1, 6, 0, 4, 3, 5, 2, 7],
+        [9, 4, 5, 3, 1, 2, 6, 8, 7, 0],
+        [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
+        [2, 7, 9, 3, 8, 0, 6, 4, 1, 5],
+        [7, 0, 4, 6, 9, 1, 3, 2, 5, 8],
+    ];
+    if d.is_empty() || !d.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let mut c = 0u8;
+    for (i, x) in d.iter().rev().enumerate() {
+        c = D[c as usize][P[i % 8][(x - b'0') as usize] as usize];
+    }
+    c == 0
+}
+
+/// Aadhaar: 12 digits, first 2–9, Verhoeff.
+pub fn aadhaar(d: &[u8]) -> bool {
+    d.len() == 12 && (b'2'..=b'9').contains(&d[0]) && !repdigit(d) && verhoeff(d)
+}
+
+/// NHS number: 10 digits, mod 11 check digit (a remainder giving 10 is invalid).
+pub fn nhs(d: &[u8]) -> bool {
+    if d.len() != 10 || !d.iter().all(u8::is_ascii_digit) || repdigit(d) {
+        return false;
+    }
+    let sum: u32 = d[..9]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c - b'0') as u32 * (10 - i as u32))
+        .sum();
+    let check = (11 - sum % 11) % 11;
+    check != 10 && check == (d[9] - b'0') as u32
+}
+
+/// Canadian SIN: 9 digits, Luhn, first digit not 0 or 8.
+pub fn ca_sin(d: &[u8]) -> bool {
+    d.len() == 9 && d[0] != b'0' && d[0] != b'8' && !repdigit(d) && luhn(d)
+}
+
+/// US NPI: 10 digits starting 1 or 2, Luhn over "80840" + the number.
+pub fn npi(d: &[u8]) -> bool {
+    if d.len() != 10 || !(d[0] == b'1' || d[0] == b'2') {
+        return false;
+    }
+    let mut full = b"80840".to_vec();
+    full.extend_from_slice(d);
+    luhn(&full)
+}
+
+/// DEA registration: two letters, seven digits; (d1+d3+d5) + 2(d2+d4+d6) ≡ d7 (mod 10).
+pub fn dea(s: &[u8]) -> bool {
+    if s.len() != 9 || !s[0].is_ascii_uppercase() || !(s[1].is_ascii_uppercase() || s[1] == b'9') {
+        return false;
+    }
+    let d = &s[2..];
+    if !d.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let n = |i: usize| (d[i] - b'0') as u32;
+    (n(0) + n(2) + n(4) + 2 * (n(1) + n(3) + n(5))) % 10 == n(6)
+}
+
+/// Shannon entropy in bits per character.
+pub fn entropy(s: &[u8]) -> f64 {
+    if s.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0u32; 256];
+    for b in s {
+        counts[*b as usize] += 1;
+    }
+    let n = s.len() as f64;
+    counts
+        .iter()
+        .filter(|c| **c > 0)
+        .map(|c| {
+            let p = *c as f64 / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// Values that are placeholders, not data: `${VAR}`, `{{ x }}`, `<redacted>`, `****`, `xxxx`,
+/// `null`, `changeme`, repeated characters.
+pub fn placeholder(v: &[u8]) -> bool {
+    let t = std::str::from_utf8(v).unwrap_or("").trim();
+    if t.len() < 3 {
+        return true;
+    }
+    let lower = t.to_ascii_lowercase();
+    (t.starts_with("${") && t.ends_with('}'))
+        || (t.starts_with("{{") && t.ends_with("}}"))
+        || (t.starts_with('<') && t.ends_with('>'))
+        || (t.starts_with('%') && t.ends_with('%'))
+        || repdigit(t.as_bytes())
+        || t.bytes()
+            .all(|b| matches!(b, b'*' | b'x' | b'X' | b'#' | b'.' | b'-'))
+        || matches!(
+            lower.as_str(),
+            "null"
+                | "none"
+                | "nil"
+                | "true"
+                | "false"
+                | "undefined"
+                | "changeme"
+                | "change_me"
+                | "password"
+                | "secret"
+                | "redacted"
+                | "example"
+                | "test"
+                | "dummy"
+                | "placeholder"
+                | "your_password"
+                | "yourpassword"
+                | "********"
+        )
+        || lower.contains("example")
+        || lower.contains("redacted")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn luhn_and_cards() {
+        assert!(luhn(b"79927398713"));
+        assert!(!luhn(b"79927398710"));
+        assert!(pan(b"4539578763621486"), "Visa");
+        assert!(pan(b"5425233430109903"), "Mastercard");
+        assert!(pan(b"2223000048410010"), "Mastercard 2-series");
+        assert!(pan(b"374245455400126"), "Amex");
+        assert!(!pan(b"4539578763621487"), "bad check digit");
+        assert!(!pan(b"9539578763621483"), "unknown issuer");
+        assert!(!pan(b"0000000000000000"));
+        assert!(test_pan(b"4111111111111111") && pan(b"4111111111111111"));
+    }
+
+    #[test]
+    fn iban_mod97() {
+        assert!(iban(b"GB82WEST12345698765432"));
+        assert!(iban(b"DE89370400440532013000"));
+        assert!(iban(b"NL91ABNA0417164300"));
+        assert!(!iban(b"GB82WEST12345698765433"), "check");
+        assert!(!iban(b"GB82WEST1234569876543"), "length");
+        assert!(!iban(b"QQ82WEST12345698765432"), "country");
+    }
+
+    #[test]
+    fn national_ids_and_routing() {
+        assert!(ssn(b"536904399"));
+        for bad in [
+            b"000123456",
+            b"666123456",
+            b"912345678",
+            b"536004399",
+            b"536900000",
+            b"078051120",
+            b"123456789",
+            b"111111111",
+        ] {
+            assert!(!ssn(bad), "{}", String::from_utf8_lossy(bad));
+        }
+        assert!(aba(b"011000015"), "Boston Fed");
+        assert!(aba(b"121000358"));
+        assert!(!aba(b"121000359"));
+        assert!(!aba(b"991000015"), "prefix");
+        assert!(verhoeff(b"2363"));
+        assert!(aadhaar(b"234123412346"));
+        assert!(!aadhaar(b"234123412347"));
+        assert!(nhs(b"9434765919"));
+        assert!(!nhs(b"9434765918"));
+        assert!(ca_sin(b"130692544"));
+        assert!(!ca_sin(b"130692545"));
+        assert!(!ca_sin(b"046454286"), "a first digit of 0 is not issued");
+        assert!(npi(b"1234567893"));
+        assert!(!npi(b"1234567894"));
+        assert!(dea(b"AB1234563"));
+        assert!(!dea(b"AB1234564"));
+    }
+
+    #[test]
+    fn entropy_and_placeholders() {
+        assert!(entropy(b"aaaaaaaa") < 0.1);
+        assert!(entropy(b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYzQ9xT3") > 4.0);
+        for p in [
+            "${DB_PASSWORD}",
+            "{{ .Values.pass }}",
+            "********",
+            "null",
+            "changeme",
+            "xxxx",
+            "AKIAIOSFODNN7EXAMPLE",
+        ] {
+            assert!(placeholder(p.as_bytes()), "{p}");
+        }
+        assert!(!placeholder(b"Tr0ub4dor&3"));
+    }
+}
