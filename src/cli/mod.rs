@@ -2,6 +2,7 @@
 
 mod admin;
 mod db;
+mod detect;
 mod scan;
 mod serve;
 mod webhook;
@@ -60,8 +61,11 @@ pub enum Command {
         /// A file written by `bulwark backup`.
         file: PathBuf,
     },
-    /// Scan an image offline (this build: dir:PATH root filesystems).
+    /// Scan an image offline: a registry reference, dir:, oci: or docker-archive:.
     Scan(Box<scan::ScanArgs>),
+    /// Find sensitive data (cards, IBANs, national ids, secrets, contact data) in a file or
+    /// standard input; prints masked findings as JSON.
+    Detect(detect::DetectArgs),
     /// The offline vulnerability database.
     Db {
         #[command(subcommand)]
@@ -132,6 +136,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::WebhookConfig(a) => webhook::run(&cli, a),
         Command::Db { command } => db::run(&cli, command),
         Command::Scan(a) => scan::run(&cli, a),
+        Command::Detect(a) => detect::run(a),
     }
 }
 

@@ -4,7 +4,8 @@
 //! against each type's keywords: exactly, or as a prefix or suffix for keywords of four or more
 //! letters (`billingCvv` → `cvv` does not qualify, `customerPassword` → `password` does).
 
-/// Key-gated types: found only when a name says so.
+/// Key-gated types: found only when a name says so. `KEYWORDS` lists them most specific first,
+/// and the first gate that yields a finding wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Gate {
     Cvv,
@@ -29,6 +30,15 @@ pub enum Gate {
 }
 
 const KEYWORDS: &[(Gate, &[&str])] = &[
+    (
+        Gate::AwsSecret,
+        &[
+            "awssecretaccesskey",
+            "secretaccesskey",
+            "awssecretkey",
+            "awssecret",
+        ],
+    ),
     (
         Gate::Cvv,
         &[
@@ -90,15 +100,6 @@ const KEYWORDS: &[(Gate, &[&str])] = &[
             "sessiontoken",
             "apitoken",
             "secretkey",
-        ],
-    ),
-    (
-        Gate::AwsSecret,
-        &[
-            "awssecretaccesskey",
-            "secretaccesskey",
-            "awssecretkey",
-            "awssecret",
         ],
     ),
     (
