@@ -5,7 +5,8 @@
 /// One element of a path: an object key or an array index.
 #[derive(Debug, Clone)]
 pub enum Seg {
-    Key(String),
+    /// Shared, so entering a value costs a reference count, not a copy.
+    Key(std::rc::Rc<str>),
     Index(usize),
 }
 
@@ -39,8 +40,9 @@ pub fn render(path: &[Seg]) -> String {
 #[derive(Debug, PartialEq, Eq)]
 pub struct NotJson(pub usize);
 
-/// What [`walk`] calls for each scalar: its path, its value and its offset.
-pub type Visitor<'a> = dyn FnMut(&[Seg], &[u8], usize) + 'a;
+/// What [`walk`] calls for each scalar: its path, its value (unescaped) and its span in the
+/// document (between the quotes, for strings).
+pub type Visitor<'a> = dyn FnMut(&[Seg], &[u8], std::ops::Range<usize>) + 'a;
 
 /// Most nesting followed.
 pub const MAX_DEPTH: usize = 256;
@@ -57,7 +59,7 @@ enum Want {
 
 enum Frame {
     Object {
-        key: Option<String>,
+        key: Option<std::rc::Rc<str>>,
         want: Want,
         empty: bool,
     },
@@ -67,8 +69,7 @@ enum Frame {
     },
 }
 
-/// Calls `visit(path, value, offset)` for every string and number in `doc`, where `value` is
-/// the unescaped string (or the number's text) and `offset` its position in `doc`.
+/// Calls `visit(path, value, span)` for every string and number in `doc`.
 pub fn walk(doc: &[u8], visit: &mut Visitor<'_>) -> Result<(), NotJson> {
     let mut stack: Vec<Frame> = Vec::new();
     let mut path: Vec<Seg> = Vec::new();
@@ -159,7 +160,7 @@ pub fn walk(doc: &[u8], visit: &mut Visitor<'_>) -> Result<(), NotJson> {
             b'"' if in_key => {
                 let (value, end) = string(doc, i)?;
                 if let Some(Frame::Object { key, want, empty }) = stack.last_mut() {
-                    *key = Some(String::from_utf8_lossy(&value).into_owned());
+                    *key = Some(String::from_utf8_lossy(&value).into());
                     *want = Want::Colon;
                     *empty = false;
                 }
@@ -168,7 +169,7 @@ pub fn walk(doc: &[u8], visit: &mut Visitor<'_>) -> Result<(), NotJson> {
             b'"' => {
                 let (value, end) = string(doc, i)?;
                 enter_value(&stack, &mut path);
-                visit(&path, &value, i + 1);
+                visit(&path, &value, i + 1..end - 1);
                 leave_value(&mut stack, &mut path);
                 seen_root = true;
                 i = end;
@@ -176,7 +177,7 @@ pub fn walk(doc: &[u8], visit: &mut Visitor<'_>) -> Result<(), NotJson> {
             b'-' | b'0'..=b'9' => {
                 let end = number_end(doc, i);
                 enter_value(&stack, &mut path);
-                visit(&path, &doc[i..end], i);
+                visit(&path, &doc[i..end], i..end);
                 leave_value(&mut stack, &mut path);
                 seen_root = true;
                 i = end;

@@ -8,6 +8,7 @@
 //! Inputs: JSON (with key paths; `json`), form bodies, CSV and free text (`key: value` pairs
 //! give names there). Custom types from the configuration add regexes on values and/or names.
 
+pub mod corpus;
 pub mod json;
 pub mod keys;
 pub mod scan;
@@ -176,42 +177,77 @@ impl Engine {
     /// Findings in a JSON document, with key paths; a document that is not JSON is scanned as
     /// text.
     pub fn scan_json(&self, doc: &[u8]) -> Vec<Finding> {
+        // Strong types are found in one pass over the whole document, then attributed to the
+        // value they lie in; only values without one are checked against their name's gates.
+        let mut strong = Vec::new();
+        scan::strong(doc, &mut strong);
+        strong.sort_by_key(|h| h.start);
+        let mut next = 0;
         let mut out = Vec::new();
-        let mut gate_cache: HashMap<String, Vec<Gate>> = HashMap::new();
-        let mut hits = Vec::new();
-        let walked = json::walk(doc, &mut |path, value, offset| {
-            let leaf = path.iter().rev().find_map(|s| match s {
-                json::Seg::Key(k) => Some(k.as_str()),
-                json::Seg::Index(_) => None,
-            });
-            let mut gates = leaf
-                .map(|k| cached_gates(&mut gate_cache, k))
-                .unwrap_or_default();
-            if gates.is_empty()
-                && leaf.is_some_and(|k| GENERIC_LEAVES.contains(&keys::normalize(k).as_str()))
-            {
-                let parent = path
-                    .iter()
-                    .rev()
-                    .filter_map(|s| match s {
-                        json::Seg::Key(k) => Some(k.as_str()),
-                        json::Seg::Index(_) => None,
-                    })
-                    .nth(1);
-                if let Some(p) = parent {
-                    gates = cached_gates(&mut gate_cache, p);
+        let mut names: HashMap<std::rc::Rc<str>, Name> = HashMap::new();
+        let mut gated = Vec::new();
+        let walked = json::walk(doc, &mut |path, value, span| {
+            // Hits before this value lie in keys or between values: not data.
+            while next < strong.len() && strong[next].start < span.start {
+                next += 1;
+            }
+            let mut found = false;
+            while next < strong.len() && strong[next].start < span.end {
+                let h = strong[next];
+                next += 1;
+                if h.end <= span.end {
+                    out.push(finding(
+                        h.kind,
+                        doc,
+                        h.start,
+                        h.end,
+                        Some(json::render(path)),
+                        0,
+                    ));
+                    found = true;
                 }
             }
-            hits.clear();
-            self.value_hits(leaf, value, &gates, &mut hits);
-            for h in &hits {
-                out.push(Finding {
-                    kind: h.0.clone(),
-                    sensitivity: h.1,
-                    masked: mask(&value[h.2..h.3]),
-                    path: Some(json::render(path)),
-                    offset: offset + h.2,
-                });
+            let mut keys = path.iter().rev().filter_map(|s| match s {
+                json::Seg::Key(k) => Some(k),
+                json::Seg::Index(_) => None,
+            });
+            let leaf = keys.next();
+            if !found {
+                if let Some(leaf) = leaf {
+                    let mut name = name_of(&mut names, leaf);
+                    if name.gates.is_empty() && name.generic {
+                        if let Some(parent) = keys.next() {
+                            name = name_of(&mut names, parent);
+                        }
+                    }
+                    if !name.gates.is_empty() {
+                        gated.clear();
+                        scan::gated(value, &name.gates, &mut gated);
+                        for h in &gated {
+                            // Offsets are exact unless the string held escapes.
+                            out.push(Finding {
+                                kind: h.kind.id().to_string(),
+                                sensitivity: h.kind.sensitivity(),
+                                masked: mask(&value[h.start..h.end]),
+                                path: Some(json::render(path)),
+                                offset: (span.start + h.start).min(span.end),
+                            });
+                        }
+                    }
+                }
+            }
+            if !self.custom.is_empty() {
+                let mut hits = Vec::new();
+                self.custom_hits(leaf.map(|k| &**k), value, &mut hits);
+                for (kind, sensitivity, s, e) in hits {
+                    out.push(Finding {
+                        kind,
+                        sensitivity,
+                        masked: mask(&value[s..e]),
+                        path: Some(json::render(path)),
+                        offset: (span.start + s).min(span.end),
+                    });
+                }
             }
         });
         match walked {
@@ -324,6 +360,16 @@ impl Engine {
                 h.end,
             ));
         }
+        self.custom_hits(name, value, out);
+    }
+
+    /// Custom types in one value.
+    fn custom_hits(
+        &self,
+        name: Option<&str>,
+        value: &[u8],
+        out: &mut Vec<(String, Sensitivity, usize, usize)>,
+    ) {
         for c in &self.custom {
             let key_ok = match (&c.key, name) {
                 (Some(re), Some(n)) => re.is_match(n),
@@ -365,15 +411,27 @@ impl Engine {
     }
 }
 
-fn cached_gates(cache: &mut HashMap<String, Vec<Gate>>, key: &str) -> Vec<Gate> {
-    if let Some(g) = cache.get(key) {
-        return g.clone();
+/// What a name says, computed once per distinct name in a document.
+#[derive(Clone, Default)]
+struct Name {
+    gates: std::rc::Rc<[Gate]>,
+    /// `value`, `number`, …: the parent's name decides.
+    generic: bool,
+}
+
+fn name_of(cache: &mut HashMap<std::rc::Rc<str>, Name>, key: &std::rc::Rc<str>) -> Name {
+    if let Some(n) = cache.get(key) {
+        return n.clone();
     }
-    let g = keys::gates(&keys::normalize(key));
+    let normalized = keys::normalize(key);
+    let n = Name {
+        gates: keys::gates(&normalized).into(),
+        generic: GENERIC_LEAVES.contains(&normalized.as_str()),
+    };
     if cache.len() < 4096 {
-        cache.insert(key.to_string(), g.clone());
+        cache.insert(key.clone(), n.clone());
     }
-    g
+    n
 }
 
 fn finding(

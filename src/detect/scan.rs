@@ -24,7 +24,6 @@ pub struct Hit {
 
 /// Literal anchors of the strong, non-numeric types.
 const ANCHORS: &[&str] = &[
-    "@",
     "eyJ",
     "AKIA",
     "ASIA",
@@ -73,10 +72,28 @@ fn run(s: &[u8], start: usize, max: usize, ok: impl Fn(u8) -> bool) -> usize {
 /// Strong types anywhere in `s`.
 pub fn strong(s: &[u8], out: &mut Vec<Hit>) {
     digit_runs(s, out);
-    for m in anchors().find_overlapping_iter(s) {
+    anchored(s, out);
+    // A hit inside a longer one is part of it (the user@host of a connection URI is not an
+    // email address).
+    if out.len() > 1 {
+        let spans: Vec<(usize, usize)> = out.iter().map(|h| (h.start, h.end)).collect();
+        out.retain(|h| {
+            !spans
+                .iter()
+                .any(|&(s, e)| s <= h.start && h.end <= e && (e - s) > (h.end - h.start))
+        });
+    }
+}
+
+/// The types found from a literal anchor (`@`, `eyJ`, `AKIA`, `-----BEGIN `, …).
+pub fn anchored(s: &[u8], out: &mut Vec<Hit>) {
+    // `@` alone would force the automaton to one-byte fingerprints; memchr finds it faster.
+    for at in memchr::memchr_iter(b'@', s) {
+        email(s, at, out);
+    }
+    for m in anchors().find_iter(s) {
         let (a, b) = (m.start(), m.end());
         match ANCHORS[m.pattern().as_usize()] {
-            "@" => email(s, a, out),
             "eyJ" => jwt(s, a, out),
             "AKIA" | "ASIA" | "ABIA" | "ACCA" => aws_akid(s, a, out),
             "AIza" => fixed_token(s, a, b, 35, Kind::GcpApiKey, out),
@@ -96,84 +113,121 @@ pub fn strong(s: &[u8], out: &mut Vec<Hit>) {
             _ => {}
         }
     }
-    // A hit inside a longer one is part of it (the user@host of a connection URI is not an
-    // email address).
-    if out.len() > 1 {
-        let spans: Vec<(usize, usize)> = out.iter().map(|h| (h.start, h.end)).collect();
-        out.retain(|h| {
-            !spans
-                .iter()
-                .any(|&(s, e)| s <= h.start && h.end <= e && (e - s) > (h.end - h.start))
-        });
+}
+
+/// Numbers: runs of digits with single space or dash separators, checked as cards, SSNs and
+/// IBANs. Every type here has at least nine digits in a row, so the loop looks at every ninth
+/// byte and only walks back into a run when that byte could be part of one. No allocation.
+pub fn digit_runs(s: &[u8], out: &mut Vec<Hit>) {
+    let numeric = |b: u8| b.is_ascii_digit() || b == b' ' || b == b'-';
+    let mut i = 0;
+    while i + 8 < s.len() {
+        if !numeric(s[i + 8]) {
+            i += 9;
+            continue;
+        }
+        // The stretch holding s[i + 8] starts at or after i (s[i - 1] was checked).
+        let mut k = i + 8;
+        while k > i && numeric(s[k - 1]) {
+            k -= 1;
+        }
+        // Skip separators to the first digit, then read the run.
+        while k < s.len() && !s[k].is_ascii_digit() && numeric(s[k]) {
+            k += 1;
+        }
+        if k >= s.len() || !s[k].is_ascii_digit() {
+            i = k.max(i + 1);
+            continue;
+        }
+        i = number_at(s, k, out).max(i + 1);
     }
 }
 
-/// Numbers: runs of digits with single space or dash separators, checked as cards, SSNs and,
-/// when two capital letters lead them, IBANs.
-fn digit_runs(s: &[u8], out: &mut Vec<Hit>) {
-    let mut i = 0;
-    while i < s.len() {
-        if !s[i].is_ascii_digit() {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        let mut digits: Vec<u8> = Vec::with_capacity(20);
-        let mut groups: Vec<usize> = vec![0];
-        let mut seps: Vec<u8> = Vec::new();
-        let mut j = i;
-        while j < s.len() {
-            let c = s[j];
-            if c.is_ascii_digit() {
-                digits.push(c);
-                *groups.last_mut().unwrap_or(&mut 0) += 1;
-                j += 1;
-            } else if (c == b' ' || c == b'-')
-                && j + 1 < s.len()
-                && s[j + 1].is_ascii_digit()
-                && digits.len() < 24
-            {
-                seps.push(c);
-                groups.push(0);
-                j += 1;
-            } else {
+/// Reads the run of digits starting at `start`, reports what it is, returns where it ends.
+fn number_at(s: &[u8], start: usize, out: &mut Vec<Hit>) -> usize {
+    const MAX_DIGITS: usize = 24;
+    let mut digits = [0u8; MAX_DIGITS];
+    let mut n = 0;
+    let mut groups = [0u8; 8];
+    let mut ngroups = 1;
+    let mut sep: Option<u8> = None;
+    let mut same_seps = true;
+    let mut j = start;
+    while j < s.len() {
+        let c = s[j];
+        if c.is_ascii_digit() {
+            if n == MAX_DIGITS {
+                n += 1;
                 break;
             }
-            if digits.len() > 24 {
-                break;
-            }
-        }
-        let end = j;
-        i = end.max(start + 1);
-        // IBAN: two capital letters right before the run's first two digits.
-        if start >= 2
-            && s[start - 2].is_ascii_uppercase()
-            && s[start - 1].is_ascii_uppercase()
-            && iban_at(s, start - 2, out)
-        {
-            continue;
-        }
-        // Word boundaries: a number glued to letters is an identifier, not a number.
-        let glued = (start > 0 && is_word(s[start - 1])) || (end < s.len() && is_word(s[end]));
-        if glued || digits.len() < 9 {
-            continue;
-        }
-        let same_seps = seps.windows(2).all(|w| w[0] == w[1]);
-        if (13..=19).contains(&digits.len()) && same_seps && v::pan(&digits) {
-            let kind = if v::test_pan(&digits) {
-                Kind::TestPan
-            } else {
-                Kind::Pan
-            };
-            out.push(Hit { kind, start, end });
-        } else if digits.len() == 9 && groups == [3, 2, 4] && same_seps && v::ssn(&digits) {
-            out.push(Hit {
-                kind: Kind::Ssn,
-                start,
-                end,
-            });
+            digits[n] = c;
+            n += 1;
+            groups[(ngroups - 1).min(7)] += 1;
+            j += 1;
+        } else if (c == b' ' || c == b'-') && j + 1 < s.len() && s[j + 1].is_ascii_digit() {
+            same_seps &= sep.is_none_or(|p| p == c);
+            sep = Some(c);
+            ngroups += 1;
+            j += 1;
+        } else {
+            break;
         }
     }
+    let end = j;
+    if n < 9 {
+        return end;
+    }
+    // IBAN: country letters and check digits lead the BBAN, up to 34 characters back.
+    let prev = s[..start].iter().rev().take(2).find(|b| **b != b' ');
+    if prev.is_some_and(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        && iban_before(s, start, out)
+    {
+        return end;
+    }
+    // Word boundaries: a number glued to letters is an identifier, not a number.
+    let glued = (start > 0 && is_word(s[start - 1])) || (end < s.len() && is_word(s[end]));
+    if glued || n > MAX_DIGITS {
+        return end;
+    }
+    let digits = &digits[..n];
+    if (13..=19).contains(&n) && same_seps && v::pan(digits) {
+        let kind = if v::test_pan(digits) {
+            Kind::TestPan
+        } else {
+            Kind::Pan
+        };
+        out.push(Hit { kind, start, end });
+    } else if n == 9 && ngroups == 3 && groups[..3] == [3, 2, 4] && same_seps && v::ssn(digits) {
+        out.push(Hit {
+            kind: Kind::Ssn,
+            start,
+            end,
+        });
+    }
+    end
+}
+
+/// Tries IBAN starts (two capitals and two digits at a word start) in the 34 bytes before a
+/// long digit run.
+fn iban_before(s: &[u8], run_start: usize, out: &mut Vec<Hit>) -> bool {
+    let from = run_start.saturating_sub(34);
+    for at in (from..run_start).rev() {
+        let c = |k: usize| s.get(at + k).copied().unwrap_or(0);
+        if c(0).is_ascii_uppercase()
+            && c(1).is_ascii_uppercase()
+            && c(2).is_ascii_digit()
+            && c(3).is_ascii_digit()
+            && (at == 0 || !is_word(s[at - 1]))
+            && iban_at(s, at, out)
+        {
+            return true;
+        }
+        // Stop at anything an IBAN cannot contain.
+        if !(s[at].is_ascii_uppercase() || s[at].is_ascii_digit() || s[at] == b' ') {
+            break;
+        }
+    }
+    false
 }
 
 /// An IBAN starting at `at` (spaces every four characters allowed).

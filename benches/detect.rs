@@ -1,0 +1,152 @@
+//! Detection benchmark (issue 5). Prints figures; asserts nothing.
+//!
+//!     cargo bench --bench detect          (needs `rg`: apt-get install ripgrep)
+//!
+//! Generates the labelled corpus of `bulwark::detect::corpus` (JSON bodies shaped like API
+//! traffic, with sensitive values and checksum-failing decoys), measures precision and recall,
+//! then the engine's single-core throughput over ~100 MB of bodies, beside ripgrep running the
+//! same candidate patterns (a regex alternation, no validation) over the same bytes as one
+//! NDJSON file, single-threaded.
+
+use std::io::Write;
+use std::time::Instant;
+
+use bulwark::detect::corpus::{score, Generator};
+use bulwark::detect::Engine;
+
+const TARGET_BYTES: usize = 100 * 1024 * 1024;
+
+/// The candidate patterns: what each type's candidate regex would find before validation.
+const RG_PATTERNS: &[&str] = &[
+    r"\b\d{4}[ -]?\d{4}[ -]?\d{4}[ -]?\d{1,7}\b",
+    r"\b\d{3}-\d{2}-\d{4}\b",
+    r"\b[A-Z]{2}\d{2}[A-Z0-9]{11,30}\b",
+    r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
+    r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b",
+    r"eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{8,}",
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
+    r"(?:postgres|mysql|mongodb|redis)://[^:/\s]+:[^@\s]+@",
+];
+
+fn main() {
+    let engine = Engine::default();
+    let mut g = Generator::new(2026);
+    let t = Instant::now();
+    let mut docs = Vec::new();
+    let mut total = 0;
+    while total < TARGET_BYTES {
+        let d = g.doc();
+        total += d.body.len() + 1;
+        docs.push(d);
+    }
+    println!(
+        "corpus: {} JSON bodies, {:.1} MiB (generated in {:.1} s)",
+        docs.len(),
+        total as f64 / 1048576.0,
+        t.elapsed().as_secs_f64()
+    );
+
+    let s = score(&engine, &docs[..20_000.min(docs.len())]);
+    println!(
+        "quality on 20,000 bodies: precision {:.4}, recall {:.4} ({} true, {} false positives, {} missed)",
+        s.precision(),
+        s.recall(),
+        s.true_positives,
+        s.false_positives,
+        s.false_negatives
+    );
+
+    let mut best = f64::MAX;
+    for round in 1..=3 {
+        let t = Instant::now();
+        let mut findings = 0;
+        for d in &docs {
+            findings += engine.scan_json(&d.body).len();
+        }
+        let secs = t.elapsed().as_secs_f64();
+        best = best.min(secs);
+        println!(
+            "bulwark detect, round {round}: {:.3} s = {:.0} MB/s ({findings} findings)",
+            secs,
+            total as f64 / 1e6 / secs
+        );
+    }
+    println!(
+        "bulwark detect best: {:.0} MB/s per core",
+        total as f64 / 1e6 / best
+    );
+    // Where the time goes: the JSON walk alone, and the strong-type pass alone.
+    let t = Instant::now();
+    let mut values = 0usize;
+    for d in &docs {
+        let _ = bulwark::detect::json::walk(&d.body, &mut |_, _, _| values += 1);
+    }
+    let walk = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut hits = Vec::new();
+    for d in &docs {
+        hits.clear();
+        bulwark::detect::scan::strong(&d.body, &mut hits);
+    }
+    let strong = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for d in &docs {
+        hits.clear();
+        bulwark::detect::scan::digit_runs(&d.body, &mut hits);
+    }
+    let numbers = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for d in &docs {
+        hits.clear();
+        bulwark::detect::scan::anchored(&d.body, &mut hits);
+    }
+    let anchored = t.elapsed().as_secs_f64();
+    println!(
+        "breakdown: numbers {:.0} MB/s, anchors {:.0} MB/s",
+        total as f64 / 1e6 / numbers,
+        total as f64 / 1e6 / anchored
+    );
+    println!(
+        "breakdown: JSON walk {:.0} MB/s ({values} values), strong-type pass {:.0} MB/s",
+        total as f64 / 1e6 / walk,
+        total as f64 / 1e6 / strong
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("corpus.ndjson");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&file).expect("corpus file"));
+        for d in &docs {
+            f.write_all(&d.body).expect("write");
+            f.write_all(b"\n").expect("write");
+        }
+    }
+    let mut args: Vec<String> = vec![
+        "-j1".into(),
+        "--count-matches".into(),
+        "--no-filename".into(),
+    ];
+    for p in RG_PATTERNS {
+        args.push("-e".into());
+        args.push((*p).into());
+    }
+    args.push(file.display().to_string());
+    for round in 1..=3 {
+        let t = Instant::now();
+        match std::process::Command::new("rg").args(&args).output() {
+            Ok(o) => {
+                let secs = t.elapsed().as_secs_f64();
+                println!(
+                    "rg (same candidate patterns, no validation), round {round}: {:.3} s = {:.0} MB/s ({} matches)",
+                    secs,
+                    total as f64 / 1e6 / secs,
+                    String::from_utf8_lossy(&o.stdout).trim()
+                );
+            }
+            Err(e) => {
+                println!("rg not run ({e}): apt-get install ripgrep");
+                break;
+            }
+        }
+    }
+}
