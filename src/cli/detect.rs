@@ -273,7 +273,7 @@ mod tests {
         let f = csv(&Engine::default(), data);
         let got: Vec<(&str, Option<&str>)> = f
             .iter()
-            .map(|f| (f.kind.as_str(), f.path.as_deref()))
+            .map(|f| (f.kind.as_ref(), f.path.as_deref()))
             .collect();
         assert_eq!(
             got,

@@ -140,7 +140,7 @@ pub fn mask(value: &[u8]) -> String {
 pub struct Finding {
     /// The type id.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: std::borrow::Cow<'static, str>,
     pub sensitivity: Sensitivity,
     pub masked: String,
     /// Where in a JSON document (`$.customer.card`) or which field / column / header.
@@ -184,7 +184,6 @@ impl Engine {
         strong.sort_by_key(|h| h.start);
         let mut next = 0;
         let mut out = Vec::new();
-        let mut names: HashMap<std::rc::Rc<str>, Name> = HashMap::new();
         let mut gated = Vec::new();
         let walked = json::walk(doc, &mut |path, value, span| {
             // Hits before this value lie in keys or between values: not data.
@@ -214,10 +213,10 @@ impl Engine {
             let leaf = keys.next();
             if !found {
                 if let Some(leaf) = leaf {
-                    let mut name = name_of(&mut names, leaf);
+                    let mut name = name_of(leaf);
                     if name.gates.is_empty() && name.generic {
                         if let Some(parent) = keys.next() {
-                            name = name_of(&mut names, parent);
+                            name = name_of(parent);
                         }
                     }
                     if !name.gates.is_empty() {
@@ -226,7 +225,7 @@ impl Engine {
                         for h in &gated {
                             // Offsets are exact unless the string held escapes.
                             out.push(Finding {
-                                kind: h.kind.id().to_string(),
+                                kind: h.kind.id().into(),
                                 sensitivity: h.kind.sensitivity(),
                                 masked: mask(&value[h.start..h.end]),
                                 path: Some(json::render(path)),
@@ -269,7 +268,7 @@ impl Engine {
             if let (Some(re), None) = (&c.value, &c.key) {
                 for m in re.find_iter(text) {
                     out.push(Finding {
-                        kind: c.id.clone(),
+                        kind: c.id.clone().into(),
                         sensitivity: c.sensitivity,
                         masked: mask(m.as_bytes()),
                         path: None,
@@ -343,7 +342,7 @@ impl Engine {
         name: Option<&str>,
         value: &[u8],
         gates: &[Gate],
-        out: &mut Vec<(String, Sensitivity, usize, usize)>,
+        out: &mut Vec<(std::borrow::Cow<'static, str>, Sensitivity, usize, usize)>,
     ) {
         let mut hits: Vec<Hit> = Vec::new();
         scan::strong(value, &mut hits);
@@ -353,12 +352,7 @@ impl Engine {
             scan::gated(value, gates, &mut hits);
         }
         for h in hits {
-            out.push((
-                h.kind.id().to_string(),
-                h.kind.sensitivity(),
-                h.start,
-                h.end,
-            ));
+            out.push((h.kind.id().into(), h.kind.sensitivity(), h.start, h.end));
         }
         self.custom_hits(name, value, out);
     }
@@ -368,7 +362,7 @@ impl Engine {
         &self,
         name: Option<&str>,
         value: &[u8],
-        out: &mut Vec<(String, Sensitivity, usize, usize)>,
+        out: &mut Vec<(std::borrow::Cow<'static, str>, Sensitivity, usize, usize)>,
     ) {
         for c in &self.custom {
             let key_ok = match (&c.key, name) {
@@ -382,11 +376,11 @@ impl Engine {
             match &c.value {
                 Some(re) => {
                     for m in re.find_iter(value) {
-                        out.push((c.id.clone(), c.sensitivity, m.start(), m.end()));
+                        out.push((c.id.clone().into(), c.sensitivity, m.start(), m.end()));
                     }
                 }
                 None if !value.is_empty() => {
-                    out.push((c.id.clone(), c.sensitivity, 0, value.len()))
+                    out.push((c.id.clone().into(), c.sensitivity, 0, value.len()))
                 }
                 None => {}
             }
@@ -411,7 +405,7 @@ impl Engine {
     }
 }
 
-/// What a name says, computed once per distinct name in a document.
+/// What a name says.
 #[derive(Clone, Default)]
 struct Name {
     gates: std::rc::Rc<[Gate]>,
@@ -419,19 +413,55 @@ struct Name {
     generic: bool,
 }
 
-fn name_of(cache: &mut HashMap<std::rc::Rc<str>, Name>, key: &std::rc::Rc<str>) -> Name {
-    if let Some(n) = cache.get(key) {
-        return n.clone();
+/// FNV-1a: names are short and trusted to be few, so a cheap hash beats SipHash here.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
     }
-    let normalized = keys::normalize(key);
-    let n = Name {
-        gates: keys::gates(&normalized).into(),
-        generic: GENERIC_LEAVES.contains(&normalized.as_str()),
-    };
-    if cache.len() < 4096 {
-        cache.insert(key.clone(), n.clone());
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
     }
-    n
+}
+
+type NameCache = HashMap<Box<str>, Name, std::hash::BuildHasherDefault<Fnv>>;
+
+thread_local! {
+    /// Names seen on this thread: the same few keys recur in every request of an API.
+    static NAMES: std::cell::RefCell<NameCache> = std::cell::RefCell::default();
+}
+
+/// The cap on remembered names; past it the cache starts over (hostile key floods stay bounded).
+const MAX_NAMES: usize = 16_384;
+
+fn name_of(key: &str) -> Name {
+    NAMES.with(|cache| {
+        if let Some(n) = cache.borrow().get(key) {
+            return n.clone();
+        }
+        let normalized = keys::normalize(key);
+        let n = Name {
+            gates: keys::gates(&normalized).into(),
+            generic: GENERIC_LEAVES.contains(&normalized.as_str()),
+        };
+        let mut c = cache.borrow_mut();
+        if c.len() >= MAX_NAMES {
+            c.clear();
+        }
+        c.insert(key.into(), n.clone());
+        n
+    })
 }
 
 fn finding(
@@ -443,7 +473,7 @@ fn finding(
     base: usize,
 ) -> Finding {
     Finding {
-        kind: kind.id().to_string(),
+        kind: kind.id().into(),
         sensitivity: kind.sensitivity(),
         masked: mask(&s[start..end]),
         path,
@@ -534,7 +564,7 @@ mod tests {
 
     fn types(f: &[Finding]) -> Vec<(&str, Option<&str>)> {
         f.iter()
-            .map(|f| (f.kind.as_str(), f.path.as_deref()))
+            .map(|f| (f.kind.as_ref(), f.path.as_deref()))
             .collect()
     }
 
@@ -574,7 +604,7 @@ mod tests {
             key: None,
         }]);
         let f = e.scan_text(b"user=jo password=Tr0ub4dor&3 ssn: 536-90-4399 id EMP-123456\nAuthorization: Basic dXNlcjpwYXNzd29yZA==");
-        let ids: Vec<&str> = f.iter().map(|f| f.kind.as_str()).collect();
+        let ids: Vec<&str> = f.iter().map(|f| f.kind.as_ref()).collect();
         assert!(ids.contains(&"sec.password"), "{ids:?}");
         assert!(ids.contains(&"id.us_ssn"));
         assert!(ids.contains(&"acme.employee_id"));

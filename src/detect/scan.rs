@@ -53,7 +53,14 @@ const ANCHORS: &[&str] = &[
 
 fn anchors() -> &'static AhoCorasick {
     static AC: OnceLock<AhoCorasick> = OnceLock::new();
-    AC.get_or_init(|| AhoCorasick::new(ANCHORS).expect("static anchor set"))
+    // Leftmost-first semantics let the automaton use its SIMD (Teddy) prefilter; with the
+    // standard semantics it falls back to a byte-at-a-time DFA.
+    AC.get_or_init(|| {
+        AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+            .build(ANCHORS)
+            .expect("static anchor set")
+    })
 }
 
 fn is_word(b: u8) -> bool {
@@ -122,7 +129,13 @@ pub fn digit_runs(s: &[u8], out: &mut Vec<Hit>) {
     let numeric = |b: u8| b.is_ascii_digit() || b == b' ' || b == b'-';
     let mut i = 0;
     while i + 8 < s.len() {
-        if !numeric(s[i + 8]) {
+        let p = i + 8;
+        // A run's separators sit between digits, so a space in prose does not stop the skip.
+        let could_be_in_run = s[p].is_ascii_digit()
+            || (numeric(s[p])
+                && s[p - 1].is_ascii_digit()
+                && s.get(p + 1).is_some_and(u8::is_ascii_digit));
+        if !could_be_in_run {
             i += 9;
             continue;
         }
