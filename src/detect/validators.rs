@@ -90,8 +90,10 @@ pub fn iban(s: &[u8]) -> bool {
     let Some(len) = iban_length(s.get(..2).unwrap_or_default()) else {
         return false;
     };
+    // Check digits run 02-98 (ISO 13616); 00, 01 and 99 are never issued.
     if s.len() != len
         || !s[2..4].iter().all(u8::is_ascii_digit)
+        || matches!(&s[2..4], b"00" | b"01" | b"99")
         || !s[4..].iter().all(u8::is_ascii_alphanumeric)
     {
         return false;
@@ -391,6 +393,8 @@ mod tests {
         assert!(!iban(b"GB82WEST12345698765433"), "check");
         assert!(!iban(b"GB82WEST1234569876543"), "length");
         assert!(!iban(b"QQ82WEST12345698765432"), "country");
+        // 01 is 98 modulo 97, but never issued.
+        assert!(!iban(b"GB01WEST12345698765432"));
     }
 
     #[test]

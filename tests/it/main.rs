@@ -7,6 +7,7 @@ mod api;
 mod authz;
 mod browser;
 mod compliance;
+mod detect;
 mod lifecycle;
 mod migration;
 mod native_scans;
