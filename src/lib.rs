@@ -13,6 +13,7 @@ pub mod clusters;
 pub mod compliance;
 pub mod config;
 pub mod detect;
+pub mod dim;
 pub mod http;
 pub mod images;
 pub mod jobs;

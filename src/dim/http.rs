@@ -1,0 +1,465 @@
+//! HTTP/1.1 over reassembled streams: requests from the client's bytes, responses from the
+//! server's, paired in order (keep-alive and pipelining), bodies by `Content-Length` or chunked
+//! encoding, `gzip`/`deflate` decoded. Bodies are kept up to a cap (the rest is skipped, never
+//! buffered); a stream that stops looking like HTTP is abandoned.
+
+use std::collections::VecDeque;
+use std::io::Read;
+
+/// Largest body kept for detection (more is skipped).
+pub const BODY_CAP: usize = 1024 * 1024;
+/// Largest header block accepted.
+const MAX_HEAD: usize = 64 * 1024;
+/// Headers parsed per message.
+const MAX_HEADERS: usize = 96;
+
+/// One message's parts that detection looks at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Message {
+    /// Requests: method and target; responses: empty and the status.
+    pub method: String,
+    pub target: String,
+    pub status: u16,
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Decoded body, at most [`BODY_CAP`] bytes.
+    pub body: Vec<u8>,
+    /// The body was longer than the cap (or could not be decoded whole).
+    pub truncated: bool,
+}
+
+impl Message {
+    /// A header's value (first one, case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+/// A request and its response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exchange {
+    pub request: Message,
+    pub response: Option<Message>,
+}
+
+#[derive(Debug)]
+enum BodyState {
+    None,
+    Length(usize),
+    Chunked {
+        remaining: usize,
+        trailer: bool,
+        /// The CRLF after a chunk's data is still to come.
+        crlf: bool,
+    },
+    /// A response without length: until the connection closes.
+    UntilClose,
+}
+
+/// Parses one direction.
+#[derive(Debug)]
+struct Parser {
+    request_side: bool,
+    buf: Vec<u8>,
+    current: Option<(Message, BodyState, Vec<u8>)>,
+    broken: bool,
+}
+
+impl Parser {
+    fn new(request_side: bool) -> Parser {
+        Parser {
+            request_side,
+            buf: Vec::new(),
+            current: None,
+            broken: false,
+        }
+    }
+
+    /// Feeds bytes; returns completed messages.
+    fn feed(&mut self, data: &[u8], out: &mut Vec<Message>) {
+        if self.broken {
+            return;
+        }
+        self.buf.extend_from_slice(data);
+        loop {
+            if self.current.is_none() {
+                match self.head() {
+                    Ok(Some(m)) => self.current = Some(m),
+                    Ok(None) => {
+                        if self.buf.len() > MAX_HEAD {
+                            self.broken = true;
+                            self.buf.clear();
+                        }
+                        return;
+                    }
+                    Err(()) => {
+                        self.broken = true;
+                        self.buf.clear();
+                        return;
+                    }
+                }
+            }
+            match self.body() {
+                Some(done) => out.push(done),
+                None => return,
+            }
+        }
+    }
+
+    fn head(&mut self) -> Result<Option<(Message, BodyState, Vec<u8>)>, ()> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let (consumed, mut m) = if self.request_side {
+            let mut req = httparse::Request::new(&mut headers);
+            match req.parse(&self.buf) {
+                Ok(httparse::Status::Complete(n)) => (
+                    n,
+                    Message {
+                        method: req.method.unwrap_or("").to_string(),
+                        target: req.path.unwrap_or("").to_string(),
+                        headers: req
+                            .headers
+                            .iter()
+                            .map(|h| (h.name.to_string(), h.value.to_vec()))
+                            .collect(),
+                        ..Message::default()
+                    },
+                ),
+                Ok(httparse::Status::Partial) => return Ok(None),
+                Err(_) => return Err(()),
+            }
+        } else {
+            let mut resp = httparse::Response::new(&mut headers);
+            match resp.parse(&self.buf) {
+                Ok(httparse::Status::Complete(n)) => (
+                    n,
+                    Message {
+                        status: resp.code.unwrap_or(0),
+                        headers: resp
+                            .headers
+                            .iter()
+                            .map(|h| (h.name.to_string(), h.value.to_vec()))
+                            .collect(),
+                        ..Message::default()
+                    },
+                ),
+                Ok(httparse::Status::Partial) => return Ok(None),
+                Err(_) => return Err(()),
+            }
+        };
+        self.buf.drain(..consumed);
+        let chunked = m.header("transfer-encoding").is_some_and(|v| {
+            String::from_utf8_lossy(v)
+                .to_ascii_lowercase()
+                .contains("chunked")
+        });
+        let length = m
+            .header("content-length")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        let no_body = !self.request_side && (m.status < 200 || m.status == 204 || m.status == 304);
+        let state = if no_body {
+            BodyState::None
+        } else if chunked {
+            BodyState::Chunked {
+                remaining: 0,
+                trailer: false,
+                crlf: false,
+            }
+        } else if let Some(n) = length {
+            if n == 0 {
+                BodyState::None
+            } else {
+                BodyState::Length(n)
+            }
+        } else if self.request_side {
+            BodyState::None
+        } else {
+            BodyState::UntilClose
+        };
+        m.body.clear();
+        Ok(Some((m, state, Vec::new())))
+    }
+
+    /// Advances the current body; the finished message when complete.
+    fn body(&mut self) -> Option<Message> {
+        let (m, state, raw) = self.current.as_mut()?;
+        loop {
+            match state {
+                BodyState::None => break,
+                BodyState::Length(left) => {
+                    let take = (*left).min(self.buf.len());
+                    keep(raw, &self.buf[..take], &mut m.truncated);
+                    self.buf.drain(..take);
+                    *left -= take;
+                    if *left > 0 {
+                        return None;
+                    }
+                    break;
+                }
+                BodyState::UntilClose => {
+                    keep(raw, &self.buf, &mut m.truncated);
+                    self.buf.clear();
+                    return None;
+                }
+                BodyState::Chunked {
+                    remaining,
+                    trailer,
+                    crlf,
+                } => {
+                    if *remaining > 0 {
+                        let take = (*remaining).min(self.buf.len());
+                        keep(raw, &self.buf[..take], &mut m.truncated);
+                        self.buf.drain(..take);
+                        *remaining -= take;
+                        if *remaining > 0 {
+                            return None;
+                        }
+                        *crlf = true;
+                    }
+                    if *crlf {
+                        if self.buf.len() < 2 {
+                            return None;
+                        }
+                        self.buf.drain(..2);
+                        *crlf = false;
+                        continue;
+                    }
+                    let line_end = memchr::memmem::find(&self.buf, b"\r\n")?;
+                    if *trailer {
+                        self.buf.drain(..line_end + 2);
+                        if line_end == 0 {
+                            break;
+                        }
+                        continue;
+                    }
+                    let line = String::from_utf8_lossy(&self.buf[..line_end]).into_owned();
+                    let size =
+                        usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16);
+                    self.buf.drain(..line_end + 2);
+                    match size {
+                        Ok(0) => *trailer = true,
+                        Ok(n) => *remaining = n,
+                        Err(_) => {
+                            self.broken = true;
+                            return None;
+                        }
+                    }
+                }
+            }
+        }
+        let (mut m, _, raw) = self.current.take()?;
+        finish_body(&mut m, raw);
+        Some(m)
+    }
+
+    /// The connection closed: a response read until close is complete now.
+    fn close(&mut self, out: &mut Vec<Message>) {
+        if let Some((_, BodyState::UntilClose, _)) = &self.current {
+            if let Some((mut m, _, raw)) = self.current.take() {
+                finish_body(&mut m, raw);
+                out.push(m);
+            }
+        }
+    }
+}
+
+fn keep(raw: &mut Vec<u8>, data: &[u8], truncated: &mut bool) {
+    let room = BODY_CAP.saturating_sub(raw.len());
+    if data.len() > room {
+        *truncated = true;
+    }
+    raw.extend_from_slice(&data[..data.len().min(room)]);
+}
+
+/// Decodes `Content-Encoding: gzip|deflate` (capped), else keeps the bytes.
+fn finish_body(m: &mut Message, raw: Vec<u8>) {
+    let enc = m
+        .header("content-encoding")
+        .map(|v| String::from_utf8_lossy(v).to_ascii_lowercase())
+        .unwrap_or_default();
+    let decoded = match enc.trim() {
+        "gzip" | "x-gzip" => inflate(flate2::read::GzDecoder::new(&raw[..])),
+        "deflate" => inflate(flate2::read::ZlibDecoder::new(&raw[..]))
+            .or_else(|| inflate(flate2::read::DeflateDecoder::new(&raw[..]))),
+        _ => Some(raw.clone()),
+    };
+    match decoded {
+        Some(body) => {
+            if body.len() > BODY_CAP {
+                m.truncated = true;
+            }
+            m.body = body;
+            m.body.truncate(BODY_CAP);
+        }
+        None => {
+            m.truncated = true;
+            m.body = Vec::new();
+        }
+    }
+}
+
+/// Inflates at most one byte past the cap (a bomb stops there).
+fn inflate(r: impl Read) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    match r.take(BODY_CAP as u64 + 1).read_to_end(&mut out) {
+        Ok(_) => Some(out),
+        Err(_) if !out.is_empty() => Some(out),
+        Err(_) => None,
+    }
+}
+
+/// One TCP connection's HTTP.
+#[derive(Debug)]
+pub struct Connection {
+    client: Parser,
+    server: Parser,
+    waiting: VecDeque<Message>,
+}
+
+impl Default for Connection {
+    fn default() -> Self {
+        Connection {
+            client: Parser::new(true),
+            server: Parser::new(false),
+            waiting: VecDeque::new(),
+        }
+    }
+}
+
+impl Connection {
+    /// Bytes from the client; complete requests wait for their responses.
+    pub fn from_client(&mut self, data: &[u8], done: &mut Vec<Exchange>) {
+        let mut msgs = Vec::new();
+        self.client.feed(data, &mut msgs);
+        self.waiting.extend(msgs);
+        // A runaway pipeline without responses is emitted without them.
+        while self.waiting.len() > 64 {
+            if let Some(request) = self.waiting.pop_front() {
+                done.push(Exchange {
+                    request,
+                    response: None,
+                });
+            }
+        }
+    }
+
+    /// Bytes from the server; each complete response closes the oldest request.
+    pub fn from_server(&mut self, data: &[u8], done: &mut Vec<Exchange>) {
+        let mut msgs = Vec::new();
+        self.server.feed(data, &mut msgs);
+        self.pair(msgs, done);
+    }
+
+    fn pair(&mut self, responses: Vec<Message>, done: &mut Vec<Exchange>) {
+        for r in responses {
+            // 1xx are interim: they answer nothing.
+            if (100..200).contains(&r.status) {
+                continue;
+            }
+            // A response to a request the capture missed pairs with nothing.
+            if let Some(request) = self.waiting.pop_front() {
+                done.push(Exchange {
+                    request,
+                    response: Some(r),
+                });
+            }
+        }
+    }
+
+    /// The connection ended: responses read until close complete, the rest is emitted alone.
+    pub fn close(&mut self, done: &mut Vec<Exchange>) {
+        let mut msgs = Vec::new();
+        self.server.close(&mut msgs);
+        self.pair(msgs, done);
+        done.extend(self.waiting.drain(..).map(|request| Exchange {
+            request,
+            response: None,
+        }));
+    }
+
+    /// Whether either side stopped parsing (not HTTP, or hostile).
+    pub fn broken(&self) -> bool {
+        self.client.broken || self.server.broken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_alive_pipelining_and_chunks() {
+        let mut c = Connection::default();
+        let mut done = vec![];
+        c.from_client(
+            b"POST /api/users HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{\"email\":\"x@y\"}GET /api/users/42 HTTP/1.1\r\nHost: a\r\n\r\n",
+            &mut done,
+        );
+        // Split across segments anywhere.
+        let resp = b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n4\r\n\"b\"}\r\n0\r\n\r\n";
+        for chunk in resp.chunks(7) {
+            c.from_server(chunk, &mut done);
+        }
+        assert_eq!(done.len(), 2);
+        assert_eq!(done[0].request.method, "POST");
+        assert_eq!(done[0].request.body, b"{\"email\":\"x@y\"}");
+        assert_eq!(done[0].response.as_ref().unwrap().status, 201);
+        assert_eq!(done[1].request.target, "/api/users/42");
+        assert_eq!(done[1].response.as_ref().unwrap().body, b"{\"a\":\"b\"}");
+    }
+
+    #[test]
+    fn gzip_bodies_are_decoded_and_bombs_capped() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"{\"ssn\":\"536-90-4399\"}").unwrap();
+        let body = gz.finish().unwrap();
+        let mut req = format!(
+            "POST /x HTTP/1.1\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(&body);
+        let mut c = Connection::default();
+        let mut done = vec![];
+        c.from_client(&req, &mut done);
+        c.close(&mut done);
+        assert_eq!(done[0].request.body, b"{\"ssn\":\"536-90-4399\"}");
+        // 100 MB of zeros in a small gzip: capped, marked truncated.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&vec![0u8; 100 << 20]).unwrap();
+        let bomb = gz.finish().unwrap();
+        let mut req = format!(
+            "POST /x HTTP/1.1\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+            bomb.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(&bomb);
+        let mut c = Connection::default();
+        let mut done = vec![];
+        c.from_client(&req, &mut done);
+        c.close(&mut done);
+        assert!(done[0].request.truncated);
+        assert!(done[0].request.body.len() <= BODY_CAP);
+    }
+
+    #[test]
+    fn non_http_and_hostile_streams_are_abandoned() {
+        let mut c = Connection::default();
+        let mut done = vec![];
+        c.from_client(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", &mut done);
+        assert!(c.broken());
+        let mut c = Connection::default();
+        c.from_client(&vec![b'A'; MAX_HEAD + 10], &mut done);
+        assert!(c.broken(), "an endless header");
+        let mut c = Connection::default();
+        c.from_client(
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            &mut done,
+        );
+        assert!(c.broken(), "a bad chunk size");
+        assert!(done.is_empty());
+    }
+}

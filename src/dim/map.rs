@@ -1,0 +1,147 @@
+//! The data map: findings aggregated by (source, destination, method, endpoint template,
+//! direction), with the data types seen, counts, first and last time, sensitivity and one masked
+//! sample per type. Endpoint templates collapse ids so `/users/42` and `/users/43` are one
+//! endpoint.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::Serialize;
+
+use crate::detect::{Finding, Sensitivity};
+
+/// Where data flowed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Route {
+    pub source: String,
+    pub destination: String,
+    pub method: String,
+    pub endpoint: String,
+    /// `request` or `response`.
+    pub direction: &'static str,
+}
+
+/// What flowed there.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    #[serde(flatten)]
+    pub route: Route,
+    pub host: String,
+    pub data_types: BTreeSet<String>,
+    pub counts: BTreeMap<String, u64>,
+    pub sensitivity: Sensitivity,
+    pub combinations: BTreeSet<&'static str>,
+    /// One masked example per type.
+    pub samples: BTreeMap<String, String>,
+    pub exchanges: u64,
+    pub first_seen: f64,
+    pub last_seen: f64,
+}
+
+/// The aggregate.
+#[derive(Debug, Default)]
+pub struct DataMap {
+    entries: HashMap<Route, Entry>,
+}
+
+/// Caps the map so a flood of distinct endpoints cannot grow it without end.
+pub const MAX_ROUTES: usize = 100_000;
+
+impl DataMap {
+    /// Adds one message's findings; `false` when the map is full and the route is new.
+    pub fn add(&mut self, route: Route, host: &str, findings: &[Finding], at: f64) -> bool {
+        if findings.is_empty() {
+            return true;
+        }
+        if !self.entries.contains_key(&route) && self.entries.len() >= MAX_ROUTES {
+            return false;
+        }
+        let assessment = crate::detect::assess(findings);
+        let e = self.entries.entry(route.clone()).or_insert_with(|| Entry {
+            route,
+            host: host.to_string(),
+            data_types: BTreeSet::new(),
+            counts: BTreeMap::new(),
+            sensitivity: Sensitivity::Low,
+            combinations: BTreeSet::new(),
+            samples: BTreeMap::new(),
+            exchanges: 0,
+            first_seen: at,
+            last_seen: at,
+        });
+        e.exchanges += 1;
+        e.last_seen = e.last_seen.max(at);
+        e.first_seen = e.first_seen.min(at);
+        for f in findings {
+            e.data_types.insert(f.kind.to_string());
+            *e.counts.entry(f.kind.to_string()).or_default() += 1;
+            e.samples
+                .entry(f.kind.to_string())
+                .or_insert_with(|| f.masked.clone());
+        }
+        if let Some(s) = assessment.sensitivity {
+            e.sensitivity = e.sensitivity.max(s);
+        }
+        e.combinations.extend(assessment.combinations);
+        true
+    }
+
+    /// Every entry, ordered by route.
+    pub fn entries(&self) -> Vec<&Entry> {
+        let mut v: Vec<&Entry> = self.entries.values().collect();
+        v.sort_by(|a, b| a.route.cmp(&b.route));
+        v
+    }
+}
+
+/// `/users/42/cards/4f9c…?x=1` → `/users/{id}/cards/{id}`: numbers, UUIDs, long hex and
+/// token-like segments become `{id}`; the query string is dropped.
+pub fn endpoint_template(target: &str) -> String {
+    let path = target.split(['?', '#']).next().unwrap_or("");
+    // Absolute-form targets (proxies): keep only the path.
+    let path = match path.find("://") {
+        Some(i) => path[i + 3..]
+            .find('/')
+            .map(|j| &path[i + 3 + j..])
+            .unwrap_or("/"),
+        None => path,
+    };
+    let segs: Vec<String> = path
+        .split('/')
+        .take(32)
+        .map(|s| {
+            let digits = s.bytes().filter(u8::is_ascii_digit).count();
+            let hex = !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+            let id = (!s.is_empty() && digits == s.len())
+                || (hex && s.len() >= 8 && digits > 0)
+                || (s.len() >= 20 && digits >= 2);
+            if id {
+                "{id}".to_string()
+            } else {
+                s.chars().take(64).collect()
+            }
+        })
+        .collect();
+    let t = segs.join("/");
+    if t.is_empty() {
+        "/".into()
+    } else {
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_collapse_into_templates() {
+        assert_eq!(endpoint_template("/users/42"), "/users/{id}");
+        assert_eq!(
+            endpoint_template("/orders/7f9c2ba4-e88f-11d4-a716-446655440000/items?x=1"),
+            "/orders/{id}/items"
+        );
+        assert_eq!(endpoint_template("/v1/health"), "/v1/health");
+        assert_eq!(endpoint_template("http://api.local/a/1"), "/a/{id}");
+        assert_eq!(endpoint_template(""), "/");
+    }
+}

@@ -1,0 +1,543 @@
+//! Data in motion (issue 5, in progress): captured frames → TCP segments (`packet`) →
+//! per-direction reassembly (`reassembly`) → HTTP/1.1 exchanges (`http`) → the detection engine
+//! on URLs, headers and bodies → the data map (`map`). This build reads capture files
+//! (`bulwark sensor --pcap`); live AF_PACKET capture comes next.
+//!
+//! Memory is bounded everywhere: connections (a cap, idle eviction), out-of-order bytes per
+//! direction, bodies (1 MiB), the map (routes). Under pressure data is dropped and counted.
+
+pub mod http;
+pub mod map;
+pub mod packet;
+pub mod reassembly;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+use crate::detect::{Engine, Finding};
+
+/// Connections followed at once; new ones past this are counted and ignored.
+pub const MAX_CONNECTIONS: usize = 65_536;
+/// A connection silent this long (capture time) is closed.
+pub const IDLE_SECONDS: f64 = 120.0;
+
+/// Paths of probes and health checks, not user traffic.
+const PROBE_PATHS: &[&str] = &[
+    "/healthz", "/readyz", "/livez", "/health", "/metrics", "/ping",
+];
+
+/// Why the sensor failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DimError {
+    #[error("{path}: {reason}")]
+    Capture { path: String, reason: String },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Counters, exported as metrics by the live sensor and printed by the pcap mode.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Stats {
+    pub frames: u64,
+    pub tcp_segments: u64,
+    /// Frames that are not TCP over IP, or are malformed.
+    pub skipped_frames: u64,
+    pub connections: u64,
+    pub connections_dropped: u64,
+    pub exchanges: u64,
+    pub probes_skipped: u64,
+    pub non_http_connections: u64,
+    pub gap_bytes: u64,
+    pub duplicate_segments: u64,
+    pub truncated_bodies: u64,
+    pub findings: u64,
+}
+
+struct Conn {
+    /// The side that opened the connection (sent the SYN, or sent a request first).
+    client: Option<SocketAddr>,
+    up: reassembly::Stream,
+    down: reassembly::Stream,
+    http: http::Connection,
+    last_seen: f64,
+    /// Bytes seen before the client was known (the side is decided by the first payload).
+    undecided: Vec<(SocketAddr, Vec<u8>)>,
+}
+
+/// The whole pipeline from frames to the data map.
+pub struct Pipeline {
+    engine: Engine,
+    conns: HashMap<(SocketAddr, SocketAddr), Conn>,
+    pub map: map::DataMap,
+    pub stats: Stats,
+    now: f64,
+}
+
+fn key(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
+    if a <= b {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+fn looks_like_request(data: &[u8]) -> bool {
+    const METHODS: &[&[u8]] = &[
+        b"GET ",
+        b"POST ",
+        b"PUT ",
+        b"PATCH ",
+        b"DELETE ",
+        b"HEAD ",
+        b"OPTIONS ",
+    ];
+    METHODS.iter().any(|m| data.starts_with(m))
+}
+
+impl Pipeline {
+    pub fn new(engine: Engine) -> Pipeline {
+        Pipeline {
+            engine,
+            conns: HashMap::new(),
+            map: map::DataMap::default(),
+            stats: Stats::default(),
+            now: 0.0,
+        }
+    }
+
+    /// One captured frame of link type `link` at time `ts` (seconds).
+    pub fn frame(&mut self, link: i32, ts: f64, frame: &[u8]) {
+        self.stats.frames += 1;
+        self.now = self.now.max(ts);
+        let Some(seg) = packet::parse(link, frame) else {
+            self.stats.skipped_frames += 1;
+            return;
+        };
+        self.stats.tcp_segments += 1;
+        self.segment(seg, ts);
+        if self.stats.frames.is_multiple_of(4096) {
+            self.evict_idle();
+        }
+    }
+
+    fn segment(&mut self, seg: packet::Segment, ts: f64) {
+        let k = key(seg.src, seg.dst);
+        if !self.conns.contains_key(&k) {
+            if self.conns.len() >= MAX_CONNECTIONS {
+                self.stats.connections_dropped += 1;
+                return;
+            }
+            // A bare RST or FIN for an unknown connection opens nothing.
+            if seg.payload.is_empty() && seg.flags & packet::SYN == 0 {
+                return;
+            }
+            self.stats.connections += 1;
+            self.conns.insert(
+                k,
+                Conn {
+                    client: None,
+                    up: reassembly::Stream::default(),
+                    down: reassembly::Stream::default(),
+                    http: http::Connection::default(),
+                    last_seen: ts,
+                    undecided: Vec::new(),
+                },
+            );
+        }
+        let mut done = Vec::new();
+        let close;
+        {
+            let Some(c) = self.conns.get_mut(&k) else {
+                return;
+            };
+            c.last_seen = ts;
+            let syn = seg.flags & packet::SYN != 0;
+            // SYN without ACK: the sender is the client.
+            if syn && seg.flags & 0x10 == 0 && c.client.is_none() {
+                c.client = Some(seg.src);
+            }
+            let upstream = match c.client {
+                Some(client) => seg.src == client,
+                None => true,
+            };
+            let stream = if c.client.is_none() || upstream {
+                &mut c.up
+            } else {
+                &mut c.down
+            };
+            // Before the client is known, each side gets its own stream by address order.
+            let stream = if c.client.is_none() && seg.src != k.0 {
+                &mut c.down
+            } else {
+                stream
+            };
+            let data = stream.push(seg.seq, syn, &seg.payload);
+            if seg.flags & (packet::FIN | packet::RST) != 0 {
+                stream.closed = true;
+            }
+            if !data.is_empty() {
+                if c.client.is_none() {
+                    if looks_like_request(&data) {
+                        c.client = Some(seg.src);
+                        // Bytes parked from the other side were the server's.
+                        let parked = std::mem::take(&mut c.undecided);
+                        if seg.src != k.0 {
+                            // The streams were assigned by address order; swap to client order.
+                            std::mem::swap(&mut c.up, &mut c.down);
+                        }
+                        c.http.from_client(&data, &mut done);
+                        for (_, d) in parked {
+                            c.http.from_server(&d, &mut done);
+                        }
+                    } else if c.undecided.len() < 16 {
+                        c.undecided.push((seg.src, data));
+                    }
+                } else if Some(seg.src) == c.client {
+                    c.http.from_client(&data, &mut done);
+                } else {
+                    c.http.from_server(&data, &mut done);
+                }
+            }
+            close = (c.up.closed && c.down.closed) || seg.flags & packet::RST != 0;
+        }
+        self.exchanges(k, done, ts);
+        if close {
+            self.close(k);
+        }
+    }
+
+    fn close(&mut self, k: (SocketAddr, SocketAddr)) {
+        let Some(mut c) = self.conns.remove(&k) else {
+            return;
+        };
+        let mut done = Vec::new();
+        if c.client.is_some() {
+            let up = c.up.flush();
+            let down = c.down.flush();
+            c.http.from_client(&up, &mut done);
+            c.http.from_server(&down, &mut done);
+            c.http.close(&mut done);
+        } else {
+            self.stats.non_http_connections += 1;
+        }
+        if c.http.broken() {
+            self.stats.non_http_connections += 1;
+        }
+        self.stats.gap_bytes += c.up.gap_bytes + c.down.gap_bytes;
+        self.stats.duplicate_segments += c.up.duplicates + c.down.duplicates;
+        self.record(k, c.client, done, c.last_seen);
+    }
+
+    fn exchanges(&mut self, k: (SocketAddr, SocketAddr), done: Vec<http::Exchange>, ts: f64) {
+        if done.is_empty() {
+            return;
+        }
+        let client = self.conns.get(&k).and_then(|c| c.client);
+        self.record(k, client, done, ts);
+    }
+
+    fn record(
+        &mut self,
+        k: (SocketAddr, SocketAddr),
+        client: Option<SocketAddr>,
+        done: Vec<http::Exchange>,
+        ts: f64,
+    ) {
+        let Some(client) = client else { return };
+        let server = if client == k.0 { k.1 } else { k.0 };
+        for ex in done {
+            self.stats.exchanges += 1;
+            let req = &ex.request;
+            let path = req.target.split('?').next().unwrap_or("");
+            let probe = PROBE_PATHS.contains(&path)
+                || req
+                    .header("user-agent")
+                    .is_some_and(|ua| ua.starts_with(b"kube-probe/"));
+            if probe {
+                self.stats.probes_skipped += 1;
+                continue;
+            }
+            let host = req
+                .header("host")
+                .map(|h| String::from_utf8_lossy(h).into_owned())
+                .unwrap_or_default();
+            let endpoint = map::endpoint_template(&req.target);
+            let mut findings = self.message_findings(req, true);
+            if req.truncated {
+                self.stats.truncated_bodies += 1;
+            }
+            let route = |direction| map::Route {
+                source: client.ip().to_string(),
+                destination: server.to_string(),
+                method: req.method.clone(),
+                endpoint: endpoint.clone(),
+                direction,
+            };
+            self.stats.findings += findings.len() as u64;
+            self.map.add(route("request"), &host, &findings, ts);
+            if let Some(resp) = &ex.response {
+                findings = self.message_findings(resp, false);
+                if resp.truncated {
+                    self.stats.truncated_bodies += 1;
+                }
+                self.stats.findings += findings.len() as u64;
+                self.map.add(route("response"), &host, &findings, ts);
+            }
+        }
+    }
+
+    /// Findings in a message: query parameters, headers that carry data, and the body read
+    /// by its content type.
+    fn message_findings(&self, m: &http::Message, request: bool) -> Vec<Finding> {
+        let mut out = Vec::new();
+        if request {
+            if let Some((_, query)) = m.target.split_once('?') {
+                out.extend(self.engine.scan_form(query.as_bytes()));
+            }
+        }
+        for (name, value) in &m.headers {
+            let lower = name.to_ascii_lowercase();
+            if matches!(
+                lower.as_str(),
+                "host"
+                    | "content-length"
+                    | "content-type"
+                    | "accept"
+                    | "accept-encoding"
+                    | "connection"
+                    | "user-agent"
+                    | "date"
+                    | "content-encoding"
+                    | "transfer-encoding"
+            ) {
+                continue;
+            }
+            // Authorization and cookies are expected to carry credentials to their endpoint;
+            // they are still reported, as the map shows which endpoints receive them.
+            let mut line = name.as_bytes().to_vec();
+            line.extend_from_slice(b": ");
+            line.extend_from_slice(value);
+            let mut f = self.engine.scan_text(&line);
+            f.extend(self.engine.scan_field(name, value, 0));
+            for x in &mut f {
+                x.path = Some(format!("header {name}"));
+            }
+            out.extend(f);
+        }
+        if !m.body.is_empty() {
+            let ctype = m
+                .header("content-type")
+                .map(|v| String::from_utf8_lossy(v).to_ascii_lowercase())
+                .unwrap_or_default();
+            let binary = ctype.starts_with("image/")
+                || ctype.starts_with("video/")
+                || ctype.starts_with("audio/")
+                || ctype.contains("octet-stream")
+                || ctype.contains("protobuf")
+                || ctype.contains("grpc");
+            if !binary {
+                let f = if ctype.contains("json") {
+                    self.engine.scan_json(&m.body)
+                } else if ctype.contains("x-www-form-urlencoded") {
+                    self.engine.scan_form(&m.body)
+                } else {
+                    self.engine.scan_text(&m.body)
+                };
+                out.extend(f);
+            }
+        }
+        // One finding per (type, path, offset).
+        out.sort_by(|a, b| (&a.kind, &a.path, a.offset).cmp(&(&b.kind, &b.path, b.offset)));
+        out.dedup_by(|a, b| a.kind == b.kind && a.path == b.path && a.offset == b.offset);
+        out
+    }
+
+    fn evict_idle(&mut self) {
+        let now = self.now;
+        let idle: Vec<_> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| now - c.last_seen > IDLE_SECONDS)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in idle {
+            self.close(k);
+        }
+    }
+
+    /// The capture ended: every connection is closed and flushed.
+    pub fn finish(&mut self) {
+        let all: Vec<_> = self.conns.keys().copied().collect();
+        for k in all {
+            self.close(k);
+        }
+    }
+}
+
+/// Reads a pcap or pcapng file into the pipeline.
+pub fn read_pcap(path: &std::path::Path, pipeline: &mut Pipeline) -> Result<(), DimError> {
+    use pcap_parser::pcapng::Block;
+    use pcap_parser::{PcapBlockOwned, PcapError};
+    let bad = |reason: String| DimError::Capture {
+        path: path.display().to_string(),
+        reason,
+    };
+    let file = std::fs::File::open(path)?;
+    let mut reader = pcap_parser::create_reader(1 << 20, file)
+        .map_err(|e| bad(format!("not a pcap or pcapng file ({e:?})")))?;
+    let mut legacy_link = packet::LINK_ETHERNET;
+    // pcapng: link type and timestamp unit per interface.
+    let mut interfaces: Vec<(i32, f64)> = Vec::new();
+    loop {
+        match reader.next() {
+            Ok((offset, block)) => {
+                match block {
+                    PcapBlockOwned::LegacyHeader(h) => legacy_link = h.network.0,
+                    PcapBlockOwned::Legacy(b) => {
+                        let ts = b.ts_sec as f64 + b.ts_usec as f64 / 1e6;
+                        pipeline.frame(legacy_link, ts, b.data);
+                    }
+                    PcapBlockOwned::NG(Block::SectionHeader(_)) => interfaces.clear(),
+                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                        let unit = if idb.if_tsresol & 0x80 != 0 {
+                            2f64.powi(-((idb.if_tsresol & 0x7f) as i32))
+                        } else {
+                            10f64.powi(-(idb.if_tsresol as i32))
+                        };
+                        interfaces.push((idb.linktype.0, unit));
+                    }
+                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                        let (link, unit) = interfaces
+                            .get(epb.if_id as usize)
+                            .copied()
+                            .unwrap_or((packet::LINK_ETHERNET, 1e-6));
+                        let raw = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
+                        pipeline.frame(link, raw as f64 * unit, epb.data);
+                    }
+                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
+                        let link = interfaces
+                            .first()
+                            .map(|i| i.0)
+                            .unwrap_or(packet::LINK_ETHERNET);
+                        pipeline.frame(link, pipeline.now, spb.data);
+                    }
+                    _ => {}
+                }
+                reader.consume(offset);
+            }
+            Err(PcapError::Eof) => break,
+            Err(PcapError::Incomplete(_)) => {
+                if reader.reader_exhausted() {
+                    // A capture cut mid-frame (a killed tcpdump): what was read counts.
+                    break;
+                }
+                reader
+                    .refill()
+                    .map_err(|e| bad(format!("read error ({e:?})")))?;
+            }
+            Err(e) => return Err(bad(format!("corrupt capture ({e:?})"))),
+        }
+    }
+    pipeline.finish();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::packet::testing::frame;
+    use super::*;
+
+    fn exchange(p: &mut Pipeline, client_port: u16, request: &[u8], response: &[u8]) {
+        let c = ([10, 0, 0, 1], client_port);
+        let s = ([10, 0, 0, 2], 8080);
+        p.frame(1, 1.0, &frame(c, s, 100, packet::SYN, b""));
+        p.frame(1, 1.0, &frame(s, c, 500, packet::SYN, b""));
+        // The request in two segments, delivered out of order, one retransmitted.
+        let (a, b) = request.split_at(request.len() / 2);
+        p.frame(1, 1.1, &frame(c, s, 101 + a.len() as u32, 0, b));
+        p.frame(1, 1.1, &frame(c, s, 101, 0, a));
+        p.frame(1, 1.1, &frame(c, s, 101, 0, a));
+        p.frame(1, 1.2, &frame(s, c, 501, 0, response));
+        p.frame(
+            1,
+            1.3,
+            &frame(c, s, 101 + request.len() as u32, packet::FIN, b""),
+        );
+        p.frame(
+            1,
+            1.3,
+            &frame(s, c, 501 + response.len() as u32, packet::FIN, b""),
+        );
+    }
+
+    #[test]
+    fn frames_to_the_data_map() {
+        let mut p = Pipeline::new(Engine::default());
+        let body = br#"{"email":"ada@analytical.engineering","card":{"number":"4539578763621486","cvv":"123"}}"#;
+        let req = [
+            format!("POST /api/customers/42/cards?debug=1 HTTP/1.1\r\nHost: payments\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes(),
+            body.to_vec(),
+        ]
+        .concat();
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 32\r\n\r\n{\"ssn\":\"536-90-4399\",\"ok\":true}\n";
+        exchange(&mut p, 40000, &req, resp);
+        exchange(
+            &mut p,
+            40001,
+            b"GET /healthz HTTP/1.1\r\nHost: payments\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        );
+        p.finish();
+        let entries = p.map.entries();
+        assert_eq!(entries.len(), 2, "{entries:?}");
+        let req = entries
+            .iter()
+            .find(|e| e.route.direction == "request")
+            .unwrap();
+        assert_eq!(req.route.endpoint, "/api/customers/{id}/cards");
+        assert_eq!(req.route.source, "10.0.0.1");
+        assert_eq!(req.route.destination, "10.0.0.2:8080");
+        assert_eq!(
+            req.data_types
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+            vec!["pci.cvv", "pci.pan", "pii.email"]
+        );
+        assert!(req.combinations.contains("pci.card_with_security_data"));
+        assert_eq!(req.samples["pci.pan"], "1111111111111111");
+        let resp = entries
+            .iter()
+            .find(|e| e.route.direction == "response")
+            .unwrap();
+        assert!(resp.data_types.contains("id.us_ssn"));
+        assert_eq!(p.stats.probes_skipped, 1);
+        assert!(p.stats.duplicate_segments >= 1);
+    }
+
+    #[test]
+    fn floods_and_garbage_stay_bounded() {
+        let mut p = Pipeline::new(Engine::default());
+        // SYN flood from many ports: connections are capped, never unbounded.
+        for port in 0..(MAX_CONNECTIONS as u32 + 100) {
+            let c = (
+                [10, 1, (port >> 8) as u8, port as u8],
+                (port % 60000) as u16 + 1024,
+            );
+            p.frame(1, 2.0, &frame(c, ([10, 0, 0, 2], 80), 1, packet::SYN, b""));
+        }
+        assert!(p.conns.len() <= MAX_CONNECTIONS);
+        assert!(p.stats.connections_dropped > 0);
+        // Garbage frames are counted, not parsed.
+        for junk in [&b""[..], b"\xff", &[0u8; 60], &[0x45u8; 100]] {
+            p.frame(1, 2.0, junk);
+        }
+        assert!(p.stats.skipped_frames >= 4);
+        // Idle connections are evicted by capture time.
+        p.frame(1, 2.0 + IDLE_SECONDS * 2.0, &[0u8; 10]);
+        p.evict_idle();
+        assert!(p.conns.is_empty());
+    }
+}
