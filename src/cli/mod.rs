@@ -4,6 +4,7 @@ mod admin;
 mod db;
 mod detect;
 mod scan;
+mod sensor;
 mod serve;
 mod webhook;
 
@@ -66,6 +67,9 @@ pub enum Command {
     /// Find sensitive data (cards, IBANs, national ids, secrets, contact data) in a file or
     /// standard input; prints masked findings as JSON.
     Detect(detect::DetectArgs),
+    /// Follow HTTP traffic (a capture file in this build) and report which endpoints carry
+    /// which sensitive data, as JSON lines.
+    Sensor(sensor::SensorArgs),
     /// The offline vulnerability database.
     Db {
         #[command(subcommand)]
@@ -137,6 +141,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Db { command } => db::run(&cli, command),
         Command::Scan(a) => scan::run(&cli, a),
         Command::Detect(a) => detect::run(a),
+        Command::Sensor(a) => sensor::run(a),
     }
 }
 

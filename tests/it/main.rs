@@ -15,5 +15,6 @@ mod notify;
 mod registry;
 mod scan_cli;
 mod scanner;
+mod sensor;
 mod support;
 mod trivy_parity;

