@@ -85,6 +85,33 @@ impl DataMap {
         true
     }
 
+    /// Adds another map's entries (from another capture worker).
+    pub fn merge(&mut self, other: DataMap) {
+        for (route, e) in other.entries {
+            let room = self.entries.len() < MAX_ROUTES;
+            match self.entries.get_mut(&route) {
+                Some(mine) => {
+                    mine.exchanges += e.exchanges;
+                    mine.first_seen = mine.first_seen.min(e.first_seen);
+                    mine.last_seen = mine.last_seen.max(e.last_seen);
+                    mine.sensitivity = mine.sensitivity.max(e.sensitivity);
+                    mine.data_types.extend(e.data_types);
+                    mine.combinations.extend(e.combinations);
+                    for (k, v) in e.counts {
+                        *mine.counts.entry(k).or_default() += v;
+                    }
+                    for (k, v) in e.samples {
+                        mine.samples.entry(k).or_insert(v);
+                    }
+                }
+                None if room => {
+                    self.entries.insert(route, e);
+                }
+                None => {}
+            }
+        }
+    }
+
     /// Every entry, ordered by route.
     pub fn entries(&self) -> Vec<&Entry> {
         let mut v: Vec<&Entry> = self.entries.values().collect();

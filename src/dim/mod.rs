@@ -6,6 +6,7 @@
 //! Memory is bounded everywhere: connections (a cap, idle eviction), out-of-order bytes per
 //! direction, bodies (1 MiB), the map (routes). Under pressure data is dropped and counted.
 
+pub mod capture;
 pub mod http;
 pub mod map;
 pub mod packet;
@@ -53,6 +54,24 @@ pub struct Stats {
     pub duplicate_segments: u64,
     pub truncated_bodies: u64,
     pub findings: u64,
+}
+
+impl Stats {
+    /// Adds another worker's counters.
+    pub fn add(&mut self, o: &Stats) {
+        self.frames += o.frames;
+        self.tcp_segments += o.tcp_segments;
+        self.skipped_frames += o.skipped_frames;
+        self.connections += o.connections;
+        self.connections_dropped += o.connections_dropped;
+        self.exchanges += o.exchanges;
+        self.probes_skipped += o.probes_skipped;
+        self.non_http_connections += o.non_http_connections;
+        self.gap_bytes += o.gap_bytes;
+        self.duplicate_segments += o.duplicate_segments;
+        self.truncated_bodies += o.truncated_bodies;
+        self.findings += o.findings;
+    }
 }
 
 struct Conn {
