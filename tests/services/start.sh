@@ -141,7 +141,7 @@ for s in "${SERVICES[@]}"; do
     smtp) start_smtp ;;
     registry) start_registry ;;
     trivy) start_trivy ;;
-    traffic) apt_install tcpdump; log "tcpdump $(tcpdump --version 2>&1 | head -1)" ;;
+    traffic) apt_install tcpdump iproute2; log "tcpdump $(tcpdump --version 2>&1 | head -1)" ;;
     *) die "unknown service '$s'" ;;
   esac
 done
