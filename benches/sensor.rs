@@ -57,7 +57,7 @@ fn main() {
     let mut g = Generator::new(7);
     let (mut bytes, mut frames, mut exchanges) = (0usize, 0usize, 0usize);
     let mut t = 0u32;
-    let mut write = |out: &mut std::io::BufWriter<std::fs::File>, f: &[u8], t: u32| {
+    let write = |out: &mut std::io::BufWriter<std::fs::File>, f: &[u8], t: u32| {
         out.write_all(&t.to_le_bytes()).expect("w");
         out.write_all(&0u32.to_le_bytes()).expect("w");
         out.write_all(&(f.len() as u32).to_le_bytes()).expect("w");
