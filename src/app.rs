@@ -42,6 +42,7 @@ pub fn routes(config: &Config) -> Routes {
     crate::compliance::pages(&mut r);
     crate::admission::routes(&mut r);
     crate::registries::routes(&mut r);
+    crate::datamap::routes(&mut r);
     audit::routes(&mut r);
     r
 }

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clusters;
 pub mod compliance;
 pub mod config;
+pub mod datamap;
 pub mod detect;
 pub mod dim;
 pub mod http;

@@ -22,7 +22,9 @@ use keys::Gate;
 use scan::Hit;
 
 /// How sensitive a type is (Soveren's model: Low, Medium, High).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 pub enum Sensitivity {
     Low,
     Medium,

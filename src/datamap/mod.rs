@@ -1,0 +1,363 @@
+//! The data map in the appliance: what sensitive data flows between which workloads, from
+//! sensor events (`POST /api/v1/sensor/events`). Flows are kept per (source, destination,
+//! method, endpoint, direction) with their data types, counts, first and last seen, sensitivity
+//! and one masked sample per type. A data type an endpoint never carried before raises an event.
+//!
+//! Samples are masked again on arrival: whatever a sensor sends, nothing raw is stored.
+
+mod routes;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use routes::routes;
+
+use crate::detect::{mask, Sensitivity};
+use crate::http::ApiError;
+use crate::store::{Store, StoreError, Table};
+
+/// One event as `bulwark sensor` writes it (a data-map entry).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SensorEvent {
+    pub source: String,
+    pub destination: String,
+    pub method: String,
+    pub endpoint: String,
+    pub direction: String,
+    #[serde(default)]
+    pub host: String,
+    pub data_types: BTreeSet<String>,
+    #[serde(default)]
+    pub counts: BTreeMap<String, u64>,
+    pub sensitivity: Sensitivity,
+    #[serde(default)]
+    pub combinations: BTreeSet<String>,
+    #[serde(default)]
+    pub samples: BTreeMap<String, String>,
+    #[serde(default)]
+    pub exchanges: u64,
+    #[serde(default)]
+    pub first_seen: f64,
+    #[serde(default)]
+    pub last_seen: f64,
+}
+
+/// A stored flow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Flow {
+    pub key: String,
+    pub source: String,
+    pub destination: String,
+    pub method: String,
+    pub endpoint: String,
+    pub direction: String,
+    pub host: String,
+    pub data_types: BTreeSet<String>,
+    pub counts: BTreeMap<String, u64>,
+    pub sensitivity: Sensitivity,
+    pub combinations: BTreeSet<String>,
+    pub samples: BTreeMap<String, String>,
+    pub exchanges: u64,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    /// Who reported it (the API key's owner and key name).
+    pub sensors: BTreeSet<String>,
+}
+
+/// A data type seen on a flow for the first time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewTypeEvent {
+    pub id: u64,
+    pub at: DateTime<Utc>,
+    pub flow: String,
+    pub source: String,
+    pub destination: String,
+    pub endpoint: String,
+    pub direction: String,
+    pub data_types: Vec<String>,
+    pub sensitivity: Sensitivity,
+}
+
+const FLOWS: Table<String, Flow> = Table::new("datamap_flows");
+const EVENTS: Table<u64, NewTypeEvent> = Table::new("datamap_events");
+
+/// Errors of the data map.
+#[derive(Debug, thiserror::Error)]
+pub enum DataMapError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<DataMapError> for ApiError {
+    fn from(e: DataMapError) -> Self {
+        match e {
+            DataMapError::Invalid(m) => ApiError::bad_request(m),
+            DataMapError::Store(s) => ApiError::internal(s),
+        }
+    }
+}
+
+/// What an ingest did.
+#[derive(Debug, Default, Serialize)]
+pub struct Ingested {
+    pub events: usize,
+    pub flows_created: usize,
+    pub flows_updated: usize,
+    pub new_type_events: usize,
+}
+
+fn text(field: &str, v: &str, max: usize) -> Result<String, DataMapError> {
+    if v.len() > max || v.chars().any(char::is_control) {
+        return Err(DataMapError::Invalid(format!(
+            "{field}: at most {max} bytes, no control characters"
+        )));
+    }
+    Ok(v.to_string())
+}
+
+fn time(secs: f64) -> DateTime<Utc> {
+    if !secs.is_finite() || secs <= 0.0 {
+        return Utc::now();
+    }
+    Utc.timestamp_opt(secs as i64, ((secs.fract()) * 1e9) as u32)
+        .single()
+        .unwrap_or_else(Utc::now)
+}
+
+/// Validates and normalises one event into a flow (not yet merged).
+fn flow_of(e: &SensorEvent, sensor: &str) -> Result<Flow, DataMapError> {
+    let direction = match e.direction.as_str() {
+        "request" | "response" => e.direction.clone(),
+        other => {
+            return Err(DataMapError::Invalid(format!(
+                "direction '{}' is neither request nor response",
+                other.chars().take(20).collect::<String>()
+            )))
+        }
+    };
+    if e.data_types.len() > 64 || e.samples.len() > 64 || e.counts.len() > 64 {
+        return Err(DataMapError::Invalid(
+            "at most 64 data types per event".into(),
+        ));
+    }
+    let source = text("source", &e.source, 256)?;
+    let destination = text("destination", &e.destination, 256)?;
+    let method = text("method", &e.method, 16)?;
+    let endpoint = text("endpoint", &e.endpoint, 1024)?;
+    let host = text("host", &e.host, 256)?;
+    for t in &e.data_types {
+        text("data type", t, 64)?;
+    }
+    let key = format!("{source}|{destination}|{method}|{endpoint}|{direction}");
+    Ok(Flow {
+        key,
+        source,
+        destination,
+        method,
+        endpoint,
+        direction,
+        host,
+        data_types: e.data_types.clone(),
+        counts: e.counts.clone(),
+        sensitivity: e.sensitivity,
+        combinations: e.combinations.iter().take(16).cloned().collect(),
+        // Masked again: a sensor that sent raw values still stores none.
+        samples: e
+            .samples
+            .iter()
+            .map(|(k, v)| (k.clone(), mask(v.as_bytes())))
+            .collect(),
+        exchanges: e.exchanges,
+        first_seen: time(e.first_seen),
+        last_seen: time(e.last_seen),
+        sensors: [sensor.to_string()].into(),
+    })
+}
+
+/// Merges sensor events into the stored map, in one transaction.
+pub fn ingest(
+    store: &Store,
+    sensor: &str,
+    events: &[SensorEvent],
+) -> Result<Ingested, DataMapError> {
+    if events.len() > 100_000 {
+        return Err(DataMapError::Invalid(
+            "at most 100,000 events per request".into(),
+        ));
+    }
+    let flows: Vec<Flow> = events
+        .iter()
+        .map(|e| flow_of(e, sensor))
+        .collect::<Result<_, _>>()?;
+    let mut out = Ingested {
+        events: events.len(),
+        ..Ingested::default()
+    };
+    store.write(|w| {
+        for new in flows {
+            let existing = w.get(&FLOWS, &new.key)?;
+            let (merged, added) = match existing {
+                None => {
+                    out.flows_created += 1;
+                    let added: Vec<String> = new.data_types.iter().cloned().collect();
+                    (new, added)
+                }
+                Some(mut f) => {
+                    out.flows_updated += 1;
+                    let added: Vec<String> =
+                        new.data_types.difference(&f.data_types).cloned().collect();
+                    f.data_types.extend(new.data_types);
+                    for (k, v) in new.counts {
+                        *f.counts.entry(k).or_default() += v;
+                    }
+                    for (k, v) in new.samples {
+                        f.samples.entry(k).or_insert(v);
+                    }
+                    f.combinations.extend(new.combinations);
+                    f.sensitivity = f.sensitivity.max(new.sensitivity);
+                    f.exchanges += new.exchanges;
+                    f.first_seen = f.first_seen.min(new.first_seen);
+                    f.last_seen = f.last_seen.max(new.last_seen);
+                    f.sensors.extend(new.sensors);
+                    if f.sensors.len() > 64 {
+                        let keep: BTreeSet<String> = f.sensors.iter().take(64).cloned().collect();
+                        f.sensors = keep;
+                    }
+                    (f, added)
+                }
+            };
+            if !added.is_empty() {
+                let id = w.next_id("datamap_events")?;
+                w.put(
+                    &EVENTS,
+                    &id,
+                    &NewTypeEvent {
+                        id,
+                        at: Utc::now(),
+                        flow: merged.key.clone(),
+                        source: merged.source.clone(),
+                        destination: merged.destination.clone(),
+                        endpoint: merged.endpoint.clone(),
+                        direction: merged.direction.clone(),
+                        data_types: added,
+                        sensitivity: merged.sensitivity,
+                    },
+                )?;
+                out.new_type_events += 1;
+            }
+            w.put(&FLOWS, &merged.key, &merged)?;
+        }
+        Ok::<_, DataMapError>(())
+    })?;
+    Ok(out)
+}
+
+/// Every flow, most sensitive first, then by source and destination.
+pub fn list(store: &Store) -> Result<Vec<Flow>, StoreError> {
+    let mut v: Vec<Flow> = store
+        .read(|r| r.all(&FLOWS))?
+        .into_iter()
+        .map(|(_, f)| f)
+        .collect();
+    v.sort_by(|a, b| {
+        b.sensitivity
+            .cmp(&a.sensitivity)
+            .then(a.source.cmp(&b.source))
+            .then(a.destination.cmp(&b.destination))
+            .then(a.endpoint.cmp(&b.endpoint))
+    });
+    Ok(v)
+}
+
+/// The newest `limit` new-type events.
+pub fn events(store: &Store, limit: usize) -> Result<Vec<NewTypeEvent>, StoreError> {
+    let mut v: Vec<NewTypeEvent> = store
+        .read(|r| r.all(&EVENTS))?
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
+    v.sort_by(|a, b| b.id.cmp(&a.id));
+    v.truncate(limit);
+    Ok(v)
+}
+
+/// Reads a body of events: a JSON array, or JSON lines as `bulwark sensor` writes them.
+pub fn parse_events(body: &[u8]) -> Result<Vec<SensorEvent>, DataMapError> {
+    let trimmed = body.trim_ascii();
+    if trimmed.starts_with(b"[") {
+        return serde_json::from_slice(trimmed)
+            .map_err(|e| DataMapError::Invalid(format!("not a JSON array of events: {e}")));
+    }
+    trimmed
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.trim_ascii().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_slice(l)
+                .map_err(|e| DataMapError::Invalid(format!("line {}: not an event: {e}", i + 1)))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(types: &[&str], sample: &str) -> SensorEvent {
+        serde_json::from_value(serde_json::json!({
+            "source": "10.0.0.1", "destination": "10.0.0.2:8080", "method": "POST",
+            "endpoint": "/api/customers/{id}", "direction": "request", "host": "payments",
+            "data_types": types, "counts": {types[0]: 2}, "sensitivity": "High",
+            "samples": {types[0]: sample}, "exchanges": 2, "first_seen": 1.7e9, "last_seen": 1.7e9 + 5.0
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn flows_merge_and_new_types_raise_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &[]).unwrap();
+        let r = ingest(&store, "node-1", &[event(&["pci.pan"], "1111111111111111")]).unwrap();
+        assert_eq!((r.flows_created, r.new_type_events), (1, 1));
+        // The same again: no new type.
+        let r = ingest(&store, "node-2", &[event(&["pci.pan"], "1111")]).unwrap();
+        assert_eq!((r.flows_updated, r.new_type_events), (1, 0));
+        // A new type on the same flow.
+        let r = ingest(&store, "node-1", &[event(&["pii.email"], "***@***.**")]).unwrap();
+        assert_eq!(r.new_type_events, 1);
+        let flows = list(&store).unwrap();
+        assert_eq!(flows.len(), 1);
+        let f = &flows[0];
+        assert_eq!(f.exchanges, 6);
+        assert_eq!(f.counts["pci.pan"], 4);
+        assert_eq!(f.sensors.len(), 2);
+        assert_eq!(
+            f.samples["pci.pan"], "1111111111111111",
+            "the first sample stays"
+        );
+        let ev = events(&store, 10).unwrap();
+        assert_eq!(ev[0].data_types, vec!["pii.email".to_string()]);
+    }
+
+    #[test]
+    fn raw_samples_are_masked_and_bad_events_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &[]).unwrap();
+        ingest(&store, "s", &[event(&["pci.pan"], "4539578763621486")]).unwrap();
+        let f = &list(&store).unwrap()[0];
+        assert_eq!(f.samples["pci.pan"], "1111111111111111");
+        let mut bad = event(&["pci.pan"], "x");
+        bad.direction = "sideways".into();
+        assert!(ingest(&store, "s", &[bad]).is_err());
+        let mut bad = event(&["pci.pan"], "x");
+        bad.endpoint = "x".repeat(5000);
+        assert!(ingest(&store, "s", &[bad]).is_err());
+        assert!(parse_events(b"{not json").is_err());
+        assert!(parse_events(b"[{\"source\":1}]").is_err());
+        assert_eq!(parse_events(b"").unwrap().len(), 0);
+    }
+}
