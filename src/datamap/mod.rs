@@ -280,7 +280,7 @@ pub fn events(store: &Store, limit: usize) -> Result<Vec<NewTypeEvent>, StoreErr
         .into_iter()
         .map(|(_, e)| e)
         .collect();
-    v.sort_by(|a, b| b.id.cmp(&a.id));
+    v.sort_by_key(|e| std::cmp::Reverse(e.id));
     v.truncate(limit);
     Ok(v)
 }
