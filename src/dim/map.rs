@@ -38,7 +38,7 @@ pub struct Entry {
 }
 
 /// The aggregate.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct DataMap {
     entries: HashMap<Route, Entry>,
 }
@@ -110,6 +110,11 @@ impl DataMap {
                 None => {}
             }
         }
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     /// Every entry, ordered by route.

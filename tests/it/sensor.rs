@@ -193,6 +193,73 @@ async fn sensor_reads_real_captured_traffic() {
     .unwrap();
     assert!(stats["exchanges"].as_u64().unwrap() >= 5, "{stats}");
 
+    // The same capture shipped to a running appliance with a sensor-scoped key: the data map
+    // shows the flows, the page draws them, and each new type raised an event.
+    let data = dir.path().join("data");
+    let server = crate::support::Server::start(&data).await;
+    let admin = server.admin_client().await;
+    let key: Value = admin
+        .post(format!("{}/api/v1/api-keys", server.base))
+        .json(&serde_json::json!({"name": "node-1", "scopes": ["sensor"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(["sensor", "--pcap"])
+        .arg(&pcap)
+        .args(["--server", &server.base, "--server-ca"])
+        .arg(data.join("tls/cert.pem"))
+        .env("BULWARK_SENSOR_TOKEN", key["key"].as_str().unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let flows: Value = admin
+        .get(format!("{}/api/v1/datamap?type=pci.pan", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = flows["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{flows}");
+    assert_eq!(items[0]["endpoint"], "/api/customers/{id}");
+    assert_eq!(items[0]["samples"]["pci.pan"], "1111111111111111");
+    assert!(items[0]["sensors"][0].as_str().unwrap().contains("key"));
+    let events: Value = admin
+        .get(format!("{}/api/v1/datamap/events", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(events["items"].as_array().unwrap().len() >= 4, "{events}");
+    let page = admin
+        .get(format!("{}/datamap", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<svg id=\"datamap-graph\"") && page.contains("pci.pan"));
+    assert!(!page.contains("4539578763621486"));
+    // A key without the sensor scope is refused.
+    let o = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(["sensor", "--pcap"])
+        .arg(&pcap)
+        .args(["--server", &server.base, "--server-ca"])
+        .arg(data.join("tls/cert.pem"))
+        .env("BULWARK_SENSOR_TOKEN", "bwk_wrong")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("refused the events (401"));
+
     // A file that is not a capture is a clear error.
     let junk = dir.path().join("junk.pcap");
     std::fs::write(&junk, b"not a capture at all").unwrap();
