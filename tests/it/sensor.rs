@@ -363,6 +363,19 @@ async fn live_capture_on_a_veth_matches_the_pcap() {
             .unwrap(),
     );
     let dir = tempfile::tempdir().unwrap();
+    // The appliance the live sensor ships to, every second.
+    let data = dir.path().join("data");
+    let appliance = crate::support::Server::start(&data).await;
+    let admin = appliance.admin_client().await;
+    let key: Value = admin
+        .post(format!("{}/api/v1/api-keys", appliance.base))
+        .json(&serde_json::json!({"name": "node-live", "scopes": ["sensor"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let live_out = dir.path().join("live.jsonl");
     let mut sensor = Command::new(env!("CARGO_BIN_EXE_bulwark"))
         .args([
@@ -374,6 +387,15 @@ async fn live_capture_on_a_veth_matches_the_pcap() {
             "--output",
         ])
         .arg(&live_out)
+        .args([
+            "--server",
+            &appliance.base,
+            "--ship-every",
+            "1",
+            "--server-ca",
+        ])
+        .arg(data.join("tls/cert.pem"))
+        .env("BULWARK_SENSOR_TOKEN", key["key"].as_str().unwrap())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -409,6 +431,10 @@ async fn live_capture_on_a_veth_matches_the_pcap() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for id in 0..20 {
+        if id == 10 {
+            // Let one periodic shipment happen in the middle.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
         client
             .post(format!("{base}/api/customers/{id}"))
             .json(&serde_json::json!({"email": "ada@analytical.engineering", "card": {"number": "4539578763621486", "cvv": "123"}}))
@@ -459,6 +485,16 @@ async fn live_capture_on_a_veth_matches_the_pcap() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(summary(&live), summary(&read_events(&pcap_out)));
+    // Shipped in parts, counted once: the appliance has all 20 exchanges.
+    let flows: Value = admin
+        .get(format!("{}/api/v1/datamap?type=pci.cvv", appliance.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(flows["items"][0]["exchanges"], 20, "{flows}");
     let text = std::fs::read_to_string(&live_out).unwrap();
     assert!(!text.contains("4539578763621486") && !text.contains("Tr0ub4dor"));
 }
