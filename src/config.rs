@@ -20,6 +20,8 @@ const NON_KEY_ENV: &[&str] = &[
     "BULWARK_SERVER",
     "BULWARK_TEST_ARTIFACTS",
     "BULWARK_LOG",
+    "BULWARK_SENSOR_TOKEN",
+    "BULWARK_REGISTRY_PASSWORD",
 ];
 
 /// The whole configuration of the appliance.
@@ -44,6 +46,90 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// Outgoing email (notifications to admins).
     pub smtp: SmtpConfig,
+    /// Sensitive-data detection.
+    pub detect: DetectConfig,
+}
+
+/// Sensitive-data detection settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectConfig {
+    /// Types of your own, beside the built-in ones (`[[detect.custom]]` tables).
+    pub custom: Vec<CustomTypeConfig>,
+}
+
+/// A custom data type: a regex on the value, on the field name, or both.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CustomTypeConfig {
+    /// The type id reported, e.g. `acme.employee_id`.
+    pub id: String,
+    /// `Low`, `Medium` or `High`.
+    pub sensitivity: String,
+    /// Regex a value must match (empty: any value under a matching name).
+    pub value: String,
+    /// Regex the field, key, header or column name must match (empty: any name).
+    pub key: String,
+}
+
+impl DetectConfig {
+    /// The engine with these custom types, or what is wrong with them.
+    pub fn engine(&self) -> Result<crate::detect::Engine, Vec<String>> {
+        use crate::detect::{CustomType, Sensitivity};
+        let mut problems = Vec::new();
+        let mut types = Vec::new();
+        for (i, c) in self.custom.iter().enumerate() {
+            let at = format!("detect.custom[{i}]");
+            let id_ok = !c.id.is_empty()
+                && c.id.len() <= 64
+                && c.id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+            if !id_ok {
+                problems.push(format!(
+                    "{at}.id: '{}' must be 1-64 lowercase letters, digits, '.', '_' or '-'",
+                    c.id
+                ));
+            }
+            let sensitivity = match c.sensitivity.to_ascii_lowercase().as_str() {
+                "low" => Sensitivity::Low,
+                "medium" | "" => Sensitivity::Medium,
+                "high" => Sensitivity::High,
+                other => {
+                    problems.push(format!(
+                        "{at}.sensitivity: '{other}' is not Low, Medium or High"
+                    ));
+                    Sensitivity::Medium
+                }
+            };
+            let value = (!c.value.is_empty())
+                .then(|| regex::bytes::Regex::new(&c.value))
+                .transpose()
+                .map_err(|e| problems.push(format!("{at}.value: {e}")))
+                .ok()
+                .flatten();
+            let key = (!c.key.is_empty())
+                .then(|| regex::Regex::new(&c.key))
+                .transpose()
+                .map_err(|e| problems.push(format!("{at}.key: {e}")))
+                .ok()
+                .flatten();
+            if c.value.is_empty() && c.key.is_empty() {
+                problems.push(format!("{at}: give a value regex, a key regex, or both"));
+            }
+            types.push(CustomType {
+                id: c.id.clone(),
+                sensitivity,
+                value,
+                key,
+            });
+        }
+        if problems.is_empty() {
+            Ok(crate::detect::Engine::new(types))
+        } else {
+            Err(problems)
+        }
+    }
 }
 
 /// Outgoing email. An empty host disables sending; mail then waits in the outbox.
@@ -177,6 +263,7 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             retention: RetentionConfig::default(),
             smtp: SmtpConfig::default(),
+            detect: DetectConfig::default(),
         }
     }
 }
@@ -302,6 +389,9 @@ impl Config {
     /// Checks the values that parse but make no sense. Returns one sentence per problem.
     pub fn validate(&self) -> Vec<String> {
         let mut p = Vec::new();
+        if let Err(problems) = self.detect.engine() {
+            p.extend(problems);
+        }
         if self.listen.parse::<SocketAddr>().is_err() {
             p.push(format!(
                 "listen: '{}' is not an address such as 127.0.0.1:8443",
@@ -399,6 +489,8 @@ fn collect_keys(t: &toml::Table, prefix: &str, out: &mut Vec<String>) {
         };
         match v {
             toml::Value::Table(inner) => collect_keys(inner, &path, out),
+            // Lists of tables (`[[detect.custom]]`) are set in the file only.
+            toml::Value::Array(_) => {}
             _ => out.push(path),
         }
     }

@@ -57,9 +57,9 @@ struct Printed<'a> {
 }
 
 /// Runs the detector; exit code 0 (findings are output, not failures).
-pub fn run(a: &DetectArgs) -> anyhow::Result<i32> {
+pub fn run(cli: &super::Cli, a: &DetectArgs) -> anyhow::Result<i32> {
     let (data, name) = read_input(a.file.as_ref())?;
-    let engine = Engine::default();
+    let engine = engine(cli)?;
     let findings = detect(&engine, &data, a.input, &name);
     let lines = line_starts(&data);
     let printed: Vec<Printed> = findings
@@ -97,6 +97,15 @@ pub fn run(a: &DetectArgs) -> anyhow::Result<i32> {
         }
     );
     Ok(0)
+}
+
+/// The engine with the configuration's custom types (`[[detect.custom]]`).
+pub(super) fn engine(cli: &super::Cli) -> anyhow::Result<Engine> {
+    let config = cli.load_config(None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    config
+        .detect
+        .engine()
+        .map_err(|p| anyhow::anyhow!("{}", p.join("; ")))
 }
 
 fn read_input(file: Option<&PathBuf>) -> anyhow::Result<(Vec<u8>, String)> {

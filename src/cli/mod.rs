@@ -140,8 +140,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::WebhookConfig(a) => webhook::run(&cli, a),
         Command::Db { command } => db::run(&cli, command),
         Command::Scan(a) => scan::run(&cli, a),
-        Command::Detect(a) => detect::run(a),
-        Command::Sensor(a) => sensor::run(a),
+        Command::Detect(a) => detect::run(&cli, a),
+        Command::Sensor(a) => sensor::run(&cli, a),
     }
 }
 

@@ -105,11 +105,12 @@ impl Shipper {
 }
 
 /// Runs the sensor.
-pub fn run(a: &SensorArgs) -> anyhow::Result<i32> {
+pub fn run(cli: &super::Cli, a: &SensorArgs) -> anyhow::Result<i32> {
+    let engine = super::detect::engine(cli)?;
     let shipper = Shipper::new(a)?;
     let (map, stats) = match (&a.pcap, a.interface.is_empty()) {
         (Some(pcap), true) => {
-            let mut pipeline = Pipeline::new(Engine::default());
+            let mut pipeline = Pipeline::new(engine.clone());
             read_pcap(pcap, &mut pipeline)?;
             let stats = serde_json::to_value(&pipeline.stats)?;
             if let Some(s) = &shipper {
@@ -117,7 +118,7 @@ pub fn run(a: &SensorArgs) -> anyhow::Result<i32> {
             }
             (pipeline.map, stats)
         }
-        (None, false) => live(a, shipper.as_ref())?,
+        (None, false) => live(a, shipper.as_ref(), &engine)?,
         (Some(_), false) => anyhow::bail!("give --pcap or --interface, not both"),
         (None, true) => anyhow::bail!("give --interface IF... (live) or --pcap FILE"),
     };
@@ -142,6 +143,7 @@ pub fn run(a: &SensorArgs) -> anyhow::Result<i32> {
 fn live(
     a: &SensorArgs,
     shipper: Option<&Shipper>,
+    engine: &Engine,
 ) -> anyhow::Result<(crate::dim::map::DataMap, serde_json::Value)> {
     use crate::dim::capture::{expand_interfaces, Ring};
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -194,8 +196,9 @@ fn live(
         .map(|mut ring| {
             let stop = stop.clone();
             let tx = tx.clone();
+            let engine = engine.clone();
             std::thread::spawn(move || {
-                let mut pipeline = Pipeline::new(Engine::default());
+                let mut pipeline = Pipeline::new(engine);
                 let mut last = std::time::Instant::now();
                 while !stop.load(Ordering::SeqCst) {
                     if let Err(e) = ring.poll(100, &mut |ts, frame| {

@@ -125,3 +125,63 @@ fn text_ndjson_csv_and_form_inputs() {
     let (f, _) = detect(&["--input", "json"], b"\xff\xfe{{{[[[");
     assert!(f.is_empty());
 }
+
+/// Custom types from the configuration file, and a clear error for a bad one.
+#[test]
+fn custom_types_come_from_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bulwark.toml");
+    std::fs::write(
+        &cfg,
+        "[[detect.custom]]\nid = \"acme.employee_id\"\nsensitivity = \"High\"\nvalue = '\\bEMP-\\d{6}\\b'\n\n[[detect.custom]]\nid = \"acme.loyalty\"\nkey = \"(?i)loyalty\"\n",
+    )
+    .unwrap();
+    let run = |cfg: &std::path::Path, input: &[u8]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+            .arg("--config")
+            .arg(cfg)
+            .args(["detect", "--input", "json"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let o = run(
+        &cfg,
+        br#"{"note":"badge EMP-123456 issued","loyaltyNumber":"X99","other":"X99"}"#,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let found: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let types: Vec<(&str, &str)> = found
+        .iter()
+        .map(|f| (f["type"].as_str().unwrap(), f["path"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        types,
+        vec![
+            ("acme.employee_id", "$.note"),
+            ("acme.loyalty", "$.loyaltyNumber")
+        ]
+    );
+    assert_eq!(found[0]["sensitivity"], "High");
+    assert_eq!(found[0]["masked"], "***-111111");
+    std::fs::write(
+        &cfg,
+        "[[detect.custom]]\nid = \"Bad Id\"\nvalue = '(unclosed'\n",
+    )
+    .unwrap();
+    let o = run(&cfg, b"{}");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("detect.custom[0].id") && err.contains("detect.custom[0].value"),
+        "{err}"
+    );
+}
