@@ -138,135 +138,78 @@ pub fn run(cli: &super::Cli, a: &SensorArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Live capture until SIGINT/SIGTERM: one thread per (interface, worker), each with its own
-/// ring and pipeline; their maps are merged at the end.
+/// Live capture until SIGINT/SIGTERM, shipping batches on schedule when a server is given.
 fn live(
     a: &SensorArgs,
     shipper: Option<&Shipper>,
     engine: &Engine,
-) -> anyhow::Result<(crate::dim::map::DataMap, serde_json::Value)> {
-    use crate::dim::capture::{expand_interfaces, Ring};
+) -> anyhow::Result<(DataMap, serde_json::Value)> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    let interfaces = expand_interfaces(&a.interface);
-    if interfaces.is_empty() {
-        anyhow::bail!("no interface matches {}", a.interface.join(", "));
-    }
-    let workers = a.workers.clamp(1, 64);
-    let mut rings = Vec::new();
-    for (i, name) in interfaces.iter().enumerate() {
-        // One fanout group per interface; the id only has to be unique on this host.
-        let group = ((std::process::id() as u16).wrapping_mul(31)).wrapping_add(i as u16);
-        for _ in 0..workers {
-            let fanout = (workers > 1).then_some(group);
-            rings.push(
-                Ring::open(name, fanout).map_err(|e| anyhow::anyhow!("capture on {name}: {e}"))?,
-            );
-        }
-    }
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
-                .build();
-            if let Ok(rt) = rt {
+                .build()
+            {
                 rt.block_on(async {
-                    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                    let mut term =
+                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                            .ok();
+                    let sigterm = async {
+                        match term.as_mut() {
+                            Some(t) => {
+                                t.recv().await;
+                            }
+                            None => std::future::pending::<()>().await,
+                        }
+                    };
                     tokio::select! {
                         _ = tokio::signal::ctrl_c() => {}
-                        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+                        _ = sigterm => {}
                     }
                 });
             }
             stop.store(true, Ordering::SeqCst);
         });
     }
-    eprintln!(
-        "capturing on {} ({} worker{} each)",
-        interfaces.join(", "),
-        workers,
-        if workers == 1 { "" } else { "s" }
-    );
     let every = std::time::Duration::from_secs(a.ship_every.max(1));
-    let (tx, rx) = std::sync::mpsc::channel::<DataMap>();
-    let handles: Vec<_> = rings
-        .into_iter()
-        .map(|mut ring| {
-            let stop = stop.clone();
-            let tx = tx.clone();
-            let engine = engine.clone();
-            std::thread::spawn(move || {
-                let mut pipeline = Pipeline::new(engine);
-                let mut last = std::time::Instant::now();
-                while !stop.load(Ordering::SeqCst) {
-                    if let Err(e) = ring.poll(100, &mut |ts, frame| {
-                        pipeline.frame(crate::dim::packet::LINK_ETHERNET, ts, frame)
-                    }) {
-                        eprintln!("capture on {}: {e}", ring.interface);
-                        break;
-                    }
-                    // Hand over what was seen so far; the main thread ships it.
-                    if last.elapsed() >= every {
-                        last = std::time::Instant::now();
-                        let _ = tx.send(std::mem::take(&mut pipeline.map));
-                    }
-                }
-                // What arrived before the stop is still in the ring: take it.
-                let _ = ring.poll(0, &mut |ts, frame| {
-                    pipeline.frame(crate::dim::packet::LINK_ETHERNET, ts, frame)
-                });
-                pipeline.finish();
-                (pipeline, ring.stats())
-            })
-        })
-        .collect();
-    drop(tx);
-    let mut map = crate::dim::map::DataMap::default();
+    let mut total = DataMap::default();
     let mut unsent = DataMap::default();
-    // Ship on schedule while the workers capture; a failed shipment is retried next time.
     let mut last_ship = std::time::Instant::now();
-    while !stop.load(Ordering::SeqCst) || handles.iter().any(|h| !h.is_finished()) {
-        match rx.recv_timeout(std::time::Duration::from_millis(200)) {
-            Ok(m) => {
-                map.merge(m.clone());
-                unsent.merge(m);
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-        }
-        if let Some(s) = shipper {
-            if last_ship.elapsed() >= every && !unsent.is_empty() {
-                last_ship = std::time::Instant::now();
-                match s.ship(&unsent) {
-                    Ok(()) => unsent = DataMap::default(),
-                    Err(e) => eprintln!("{e}; will retry"),
+    let totals = crate::dim::live::capture(
+        &a.interface,
+        a.workers,
+        engine,
+        every,
+        stop,
+        &mut |names| {
+            eprintln!(
+                "capturing on {} ({} worker{} each)",
+                names.join(", "),
+                a.workers.max(1),
+                if a.workers > 1 { "s" } else { "" }
+            )
+        },
+        &mut |m| {
+            total.merge(m.clone());
+            unsent.merge(m);
+            if let Some(s) = shipper {
+                if last_ship.elapsed() >= every {
+                    last_ship = std::time::Instant::now();
+                    match s.ship(&unsent) {
+                        Ok(()) => unsent = DataMap::default(),
+                        Err(e) => eprintln!("{e}; will retry"),
+                    }
                 }
             }
-        }
-    }
-    while let Ok(m) = rx.try_recv() {
-        map.merge(m.clone());
-        unsent.merge(m);
-    }
-    let mut totals = crate::dim::Stats::default();
-    let (mut packets, mut drops) = (0, 0);
-    for h in handles {
-        let (p, r) = h
-            .join()
-            .map_err(|_| anyhow::anyhow!("a capture worker panicked"))?;
-        totals.add(&p.stats);
-        packets += r.packets;
-        drops += r.drops;
-        unsent.merge(p.map.clone());
-        map.merge(p.map);
-    }
+        },
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
     if let Some(s) = shipper {
         s.ship(&unsent)?;
     }
-    let mut stats = serde_json::to_value(&totals)?;
-    stats["kernel_packets"] = packets.into();
-    stats["kernel_drops"] = drops.into();
-    Ok((map, stats))
+    Ok((total, serde_json::to_value(&totals)?))
 }

@@ -8,6 +8,7 @@
 
 pub mod capture;
 pub mod http;
+pub mod live;
 pub mod map;
 pub mod packet;
 pub mod reassembly;

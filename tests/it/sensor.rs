@@ -472,7 +472,7 @@ async fn live_capture_on_a_veth_matches_the_pcap() {
         .iter()
         .find(|e| e["endpoint"] == "/api/customers/{id}" && e["direction"] == "request")
         .unwrap_or_else(|| panic!("{live:?}"));
-    assert_eq!(customers["exchanges"], 20);
+    assert_eq!(customers["exchanges"], 20, "{live:?} {stats}");
     assert_eq!(customers["source"], ns.host_ip.as_str());
 
     let pcap_out = dir.path().join("pcap.jsonl");
