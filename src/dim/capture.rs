@@ -118,14 +118,10 @@ impl Ring {
                 format!("no interface named '{interface}'"),
             ));
         }
+        // Protocol 0: the socket receives nothing until `bind` names the interface and the
+        // protocol. Opened with ETH_P_ALL it would take packets from every interface in between.
         // SAFETY: plain socket creation.
-        let fd = check(unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW,
-                (ETH_P_ALL).to_be() as libc::c_int,
-            )
-        })?;
+        let fd = check(unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) })?;
         let ring = (|| -> io::Result<Ring> {
             let filter: Vec<libc::sock_filter> = TCP_FILTER
                 .iter()

@@ -62,7 +62,17 @@ async fn sensor_reads_real_captured_traffic() {
     let mut dump = Command::new("tcpdump")
         // `any` (Linux cooked v2 framing): a port filter on `lo` itself captures nothing in
         // some sandboxes, and this exercises SLL2 parsing too.
-        .args(["-i", "any", "--immediate-mode", "-U", "-s", "0", "-w"])
+        .args([
+            "-i",
+            "any",
+            "--immediate-mode",
+            "-B",
+            "16384",
+            "-U",
+            "-s",
+            "0",
+            "-w",
+        ])
         .arg(&pcap)
         .arg(format!("tcp port {port}"))
         .stderr(Stdio::piped())
@@ -484,7 +494,7 @@ async fn live_capture_on_a_veth_matches_the_pcap() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(summary(&live), summary(&read_events(&pcap_out)));
+    assert_eq!(summary(&live), summary(&read_events(&pcap_out)), "{live:?}");
     // Shipped in parts, counted once: the appliance has all 20 exchanges.
     let flows: Value = admin
         .get(format!("{}/api/v1/datamap?type=pci.cvv", appliance.base))
