@@ -109,6 +109,57 @@ pub fn jobs(config: &Config, sealer: Arc<Sealer>) -> Vec<Job> {
     ]
 }
 
+/// Runs the embedded sensor (`[sensor] interfaces`) until shutdown, merging what it sees into
+/// the data map every `store_every_seconds`.
+fn start_sensor(st: &web::Data<AppState>) {
+    let (store, config) = (st.store.clone(), st.config.clone());
+    st.supervisor.spawn("sensor", move |stop| async move {
+        let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watcher = {
+            let flag = flag.clone();
+            tokio::spawn(async move {
+                stop.cancelled().await;
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            })
+        };
+        let result = tokio::task::spawn_blocking(move || {
+            let engine = config.detect.engine().map_err(|p| p.join("; "))?;
+            let interfaces: Vec<String> = config
+                .sensor
+                .interfaces
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+            crate::dim::live::capture(
+                &interfaces,
+                config.sensor.workers as usize,
+                &engine,
+                Duration::from_secs(config.sensor.store_every_seconds.max(1)),
+                flag,
+                &mut |names| tracing::info!(interfaces = %names.join(","), "embedded sensor capturing"),
+                &mut |batch| {
+                    // The same path as a remote sensor's events.
+                    let events: Vec<crate::datamap::SensorEvent> = batch
+                        .entries()
+                        .into_iter()
+                        .filter_map(|e| serde_json::to_value(e).ok())
+                        .filter_map(|v| serde_json::from_value(v).ok())
+                        .collect();
+                    if let Err(e) = crate::datamap::ingest(&store, "embedded sensor", &events) {
+                        tracing::warn!(error = %e, "embedded sensor: storing events failed");
+                    }
+                },
+            )
+            .map(|_| ())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        watcher.abort();
+        result
+    });
+}
+
 /// An opened appliance: state and routes, not yet listening.
 pub struct Appliance {
     /// Shared state of every handler.
@@ -173,6 +224,9 @@ impl Appliance {
                 }
             }
         });
+        if !st.config.sensor.interfaces.trim().is_empty() {
+            start_sensor(st);
+        }
         if st.search.needs_rebuild() {
             let search = st.search.clone();
             st.supervisor

@@ -48,6 +48,30 @@ pub struct Config {
     pub smtp: SmtpConfig,
     /// Sensitive-data detection.
     pub detect: DetectConfig,
+    /// The sensor embedded in `serve`.
+    pub sensor: SensorConfig,
+}
+
+/// The data-in-motion sensor `serve` can run itself (on a node, or on a host that sees traffic).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SensorConfig {
+    /// Interfaces to capture on, comma-separated (`eth0`, `veth*`, `all-veths`); empty = off.
+    pub interfaces: String,
+    /// Capture workers per interface.
+    pub workers: u64,
+    /// Seconds between merges of what was seen into the data map.
+    pub store_every_seconds: u64,
+}
+
+impl Default for SensorConfig {
+    fn default() -> Self {
+        SensorConfig {
+            interfaces: String::new(),
+            workers: 1,
+            store_every_seconds: 30,
+        }
+    }
 }
 
 /// Sensitive-data detection settings.
@@ -264,6 +288,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             smtp: SmtpConfig::default(),
             detect: DetectConfig::default(),
+            sensor: SensorConfig::default(),
         }
     }
 }
@@ -391,6 +416,12 @@ impl Config {
         let mut p = Vec::new();
         if let Err(problems) = self.detect.engine() {
             p.extend(problems);
+        }
+        if !(1..=64).contains(&self.sensor.workers) {
+            p.push("sensor.workers: 1 to 64".into());
+        }
+        if self.sensor.store_every_seconds == 0 {
+            p.push("sensor.store_every_seconds: at least 1".into());
         }
         if self.listen.parse::<SocketAddr>().is_err() {
             p.push(format!(

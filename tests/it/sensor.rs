@@ -292,7 +292,10 @@ struct Netns {
 
 impl Netns {
     fn new() -> Netns {
-        let id = std::process::id() % 10_000;
+        // Unique per test in this process, and per process.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let id = (std::process::id() % 1000) * 10 + n % 10;
         let name = format!("bw{id}");
         let host_if = format!("bw{id}a");
         let peer = format!("bw{id}b");
@@ -507,4 +510,79 @@ async fn live_capture_on_a_veth_matches_the_pcap() {
     assert_eq!(flows["items"][0]["exchanges"], 20, "{flows}");
     let text = std::fs::read_to_string(&live_out).unwrap();
     assert!(!text.contains("4539578763621486") && !text.contains("Tr0ub4dor"));
+}
+
+/// `serve` with `[sensor] interfaces` captures by itself and fills its own data map.
+#[actix_web::test]
+async fn the_appliance_runs_an_embedded_sensor() {
+    use crate::support::{Server, ADMIN_EMAIL, ADMIN_PASSWORD};
+    let ns = Netns::new();
+    let _server = Kill(
+        Command::new("ip")
+            .args(["netns", "exec", &ns.name, "python3", "-c"])
+            .arg(SERVER.replace("\"127.0.0.1\"", &format!("\"{}\"", ns.server_ip)))
+            .arg("8080")
+            .spawn()
+            .unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let appliance = Server::start_with(
+        &dir.path().join("data"),
+        &[
+            ("BULWARK_ADMIN_EMAIL", ADMIN_EMAIL),
+            ("BULWARK_ADMIN_PASSWORD", ADMIN_PASSWORD),
+            ("BULWARK_SENSOR_INTERFACES", &ns.host_if),
+            ("BULWARK_SENSOR_STORE_EVERY_SECONDS", "1"),
+        ],
+    )
+    .await;
+    let admin = appliance.admin_client().await;
+    // The sensor starts with the appliance; give it a moment to open its ring.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !appliance.log_text().contains("embedded sensor capturing") {
+        assert!(Instant::now() < deadline, "{}", appliance.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let base = format!("http://{}:8080", ns.server_ip);
+    let client = reqwest::Client::new();
+    while client.get(format!("{base}/ready")).send().await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the server in the namespace did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for id in 0..3 {
+        client
+            .post(format!("{base}/api/customers/{id}"))
+            .json(&serde_json::json!({"email": "ada@analytical.engineering"}))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let flows: Value = admin
+            .get(format!("{}/api/v1/datamap", appliance.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let found = flows["items"].as_array().unwrap().iter().any(|f| {
+            f["endpoint"] == "/api/customers/{id}"
+                && f["direction"] == "response"
+                && f["data_types"][0] == "id.us_ssn"
+                && f["sensors"][0] == "embedded sensor"
+        });
+        if found {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no flow stored: {flows}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
