@@ -5,6 +5,7 @@ mod db;
 mod detect;
 mod scan;
 mod sensor;
+mod sensor_manifest;
 mod serve;
 mod webhook;
 
@@ -70,6 +71,9 @@ pub enum Command {
     /// Follow HTTP traffic (a capture file in this build) and report which endpoints carry
     /// which sensitive data, as JSON lines.
     Sensor(sensor::SensorArgs),
+    /// Print the Kubernetes DaemonSet (and ServiceAccount, optional NetworkPolicy) that runs
+    /// the sensor on every node.
+    SensorManifest(sensor_manifest::ManifestArgs),
     /// The offline vulnerability database.
     Db {
         #[command(subcommand)]
@@ -142,6 +146,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Scan(a) => scan::run(&cli, a),
         Command::Detect(a) => detect::run(&cli, a),
         Command::Sensor(a) => sensor::run(&cli, a),
+        Command::SensorManifest(a) => sensor_manifest::run(a),
     }
 }
 

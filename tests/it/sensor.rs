@@ -586,3 +586,100 @@ async fn the_appliance_runs_an_embedded_sensor() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+/// `bulwark sensor-manifest` prints YAML `kubectl apply` takes: a DaemonSet with the security
+/// choices asked for, a ServiceAccount, and a NetworkPolicy when asked.
+#[test]
+fn the_daemonset_manifest_carries_the_security_choices() {
+    let manifest = |args: &[&str]| -> Vec<serde_yaml::Value> {
+        let o = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+            .args([
+                "sensor-manifest",
+                "--server",
+                "https://bulwark.internal:8443",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let text = String::from_utf8(o.stdout).unwrap();
+        serde_yaml::Deserializer::from_str(&text)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect()
+    };
+    let find = |docs: &[serde_yaml::Value], kind: &str| {
+        docs.iter()
+            .find(|d| d["kind"].as_str() == Some(kind))
+            .cloned()
+    };
+    // Defaults: capabilities only, host network with its DNS policy, read-only root.
+    let docs = manifest(&[]);
+    let ds = find(&docs, "DaemonSet").unwrap();
+    assert!(find(&docs, "ServiceAccount").is_some());
+    assert!(find(&docs, "NetworkPolicy").is_none());
+    let pod = &ds["spec"]["template"]["spec"];
+    assert_eq!(pod["hostNetwork"].as_bool(), Some(true));
+    assert_eq!(pod["dnsPolicy"].as_str(), Some("ClusterFirstWithHostNet"));
+    assert_eq!(pod["hostPID"].as_bool(), Some(false));
+    let c = &pod["containers"][0];
+    let sc = &c["securityContext"];
+    assert_eq!(sc["privileged"].as_bool(), Some(false));
+    assert_eq!(sc["readOnlyRootFilesystem"].as_bool(), Some(true));
+    let caps: Vec<&str> = sc["capabilities"]["add"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(caps, vec!["NET_RAW", "NET_ADMIN", "BPF", "IPC_LOCK"]);
+    assert_eq!(sc["capabilities"]["drop"][0].as_str(), Some("ALL"));
+    let args: Vec<&str> = c["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(&args[..3], &["sensor", "--interface", "all-veths"]);
+    assert!(args.contains(&"https://bulwark.internal:8443"));
+    assert_eq!(
+        c["env"][0]["valueFrom"]["secretKeyRef"]["name"].as_str(),
+        Some("bulwark-sensor-token")
+    );
+    // Privileged, PID namespace, a proxy and the NetworkPolicy.
+    let docs = manifest(&[
+        "--security",
+        "privileged",
+        "--host-pid",
+        "--read-only-root",
+        "false",
+        "--https-proxy",
+        "http://proxy:3128",
+        "--no-proxy",
+        "10.0.0.0/8",
+        "--network-policy",
+    ]);
+    let ds = find(&docs, "DaemonSet").unwrap();
+    let pod = &ds["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    assert_eq!(c["securityContext"]["privileged"].as_bool(), Some(true));
+    assert_eq!(
+        c["securityContext"]["readOnlyRootFilesystem"].as_bool(),
+        Some(false)
+    );
+    assert_eq!(pod["hostPID"].as_bool(), Some(true));
+    let env = serde_yaml::to_string(&c["env"]).unwrap();
+    assert!(
+        env.contains("HTTPS_PROXY")
+            && env.contains("http://proxy:3128")
+            && env.contains("NO_PROXY")
+    );
+    let np = find(&docs, "NetworkPolicy").unwrap();
+    assert_eq!(
+        np["spec"]["egress"][0]["ports"][0]["port"].as_u64(),
+        Some(8443)
+    );
+    // Without host networking the pod uses the cluster's DNS policy.
+    let docs = manifest(&["--host-network", "false"]);
+    let pod = find(&docs, "DaemonSet").unwrap()["spec"]["template"]["spec"].clone();
+    assert_eq!(pod["dnsPolicy"].as_str(), Some("ClusterFirst"));
+}
