@@ -51,6 +51,7 @@ pub fn routes(config: &Config) -> Routes {
 pub fn search_sources() -> Vec<Source> {
     let mut s = vec![clusters::search_source()];
     s.extend(crate::compliance::search::sources());
+    s.push(crate::datamap::search_source());
     s
 }
 
@@ -113,6 +114,10 @@ pub fn jobs(config: &Config, sealer: Arc<Sealer>) -> Vec<Job> {
 /// the data map every `store_every_seconds`.
 fn start_sensor(st: &web::Data<AppState>) {
     let (store, config) = (st.store.clone(), st.config.clone());
+    let (search, metrics) = (
+        st.search.clone(),
+        st.domains.get::<crate::datamap::DataMapMetrics>(),
+    );
     st.supervisor.spawn("sensor", move |stop| async move {
         let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let watcher = {
@@ -146,8 +151,14 @@ fn start_sensor(st: &web::Data<AppState>) {
                         .filter_map(|e| serde_json::to_value(e).ok())
                         .filter_map(|v| serde_json::from_value(v).ok())
                         .collect();
-                    if let Err(e) = crate::datamap::ingest(&store, "embedded sensor", &events) {
-                        tracing::warn!(error = %e, "embedded sensor: storing events failed");
+                    match crate::datamap::ingest(&store, "embedded sensor", &events) {
+                        Ok(r) => {
+                            crate::datamap::reindex(&search, &r.touched);
+                            if let Some(m) = &metrics {
+                                m.record(&events, &r);
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "embedded sensor: storing events failed"),
                     }
                 },
             )
@@ -190,6 +201,7 @@ impl Appliance {
         domains.insert_shared(sealer);
         let metrics = Arc::new(Metrics::new());
         domains.insert(crate::admission::Admission::new(store.clone(), &metrics));
+        domains.insert(crate::datamap::DataMapMetrics::new(&metrics));
         let state = AppState {
             domains,
             auth: auth::StoreAuthenticator::shared(store.clone()),

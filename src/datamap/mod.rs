@@ -108,6 +108,101 @@ pub struct Ingested {
     pub flows_created: usize,
     pub flows_updated: usize,
     pub new_type_events: usize,
+    /// The flows as stored now (for the search index).
+    #[serde(skip)]
+    pub touched: Vec<Flow>,
+}
+
+/// Counters of sensor data, on `/metrics`.
+pub struct DataMapMetrics {
+    findings: prometheus_client::metrics::family::Family<
+        TypeLabels,
+        prometheus_client::metrics::counter::Counter,
+    >,
+    new_types: prometheus_client::metrics::counter::Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct TypeLabels {
+    data_type: String,
+}
+
+impl DataMapMetrics {
+    /// Registers the counters.
+    pub fn new(metrics: &crate::http::metrics::Metrics) -> DataMapMetrics {
+        let findings = prometheus_client::metrics::family::Family::default();
+        metrics.register(
+            "sensor_findings",
+            "Sensitive values seen in traffic, by data type",
+            findings.clone(),
+        );
+        let new_types = prometheus_client::metrics::counter::Counter::default();
+        metrics.register(
+            "datamap_new_types",
+            "Data types an endpoint carried for the first time",
+            new_types.clone(),
+        );
+        DataMapMetrics {
+            findings,
+            new_types,
+        }
+    }
+
+    /// Counts what one ingest brought.
+    pub fn record(&self, events: &[SensorEvent], done: &Ingested) {
+        for e in events {
+            for (t, n) in &e.counts {
+                self.findings
+                    .get_or_create(&TypeLabels {
+                        data_type: t.chars().take(64).collect(),
+                    })
+                    .inc_by(*n);
+            }
+        }
+        self.new_types.inc_by(done.new_type_events as u64);
+    }
+}
+
+/// The search document of a flow: found by source, destination, endpoint, host and data type.
+pub fn flow_doc(f: &Flow) -> crate::search::Doc {
+    crate::search::Doc {
+        kind: "flow",
+        id: f.key.clone(),
+        title: format!(
+            "{} → {} {} {} ({})",
+            f.source, f.destination, f.method, f.endpoint, f.direction
+        ),
+        body: format!(
+            "{} {}",
+            f.host,
+            f.data_types.iter().cloned().collect::<Vec<_>>().join(" ")
+        ),
+        url: "/datamap".into(),
+        group: format!("flow:{}", f.key),
+    }
+}
+
+/// The data map's contribution to the search index.
+pub fn search_source() -> crate::search::Source {
+    crate::search::Source {
+        kind: "flow",
+        documents: |store, put| {
+            for f in list(store)? {
+                put(flow_doc(&f));
+            }
+            Ok(())
+        },
+    }
+}
+
+/// Puts `flows` into the index (a failure heals at the next rebuild).
+pub fn reindex(search: &crate::search::Search, flows: &[Flow]) {
+    for f in flows {
+        if let Err(e) = search.upsert(&flow_doc(f)) {
+            tracing::warn!(error = %e, "search index not updated; it is rebuilt on next start");
+            return;
+        }
+    }
 }
 
 fn text(field: &str, v: &str, max: usize) -> Result<String, DataMapError> {
@@ -250,6 +345,7 @@ pub fn ingest(
                 out.new_type_events += 1;
             }
             w.put(&FLOWS, &merged.key, &merged)?;
+            out.touched.push(merged);
         }
         Ok::<_, DataMapError>(())
     })?;

@@ -38,9 +38,20 @@ async fn api_events_in(
     let body = read_body(payload, state.config.http.max_scan_bytes).await?;
     let events = super::parse_events(&body)?;
     let sensor = p.actor();
+    let (search, metrics) = (
+        state.search.clone(),
+        state.domains.get::<super::DataMapMetrics>(),
+    );
     let r = state
         .store
-        .run(move |s| super::ingest(s, &sensor, &events).map_err(ApiError::from))
+        .run(move |s| {
+            let r = super::ingest(s, &sensor, &events).map_err(ApiError::from)?;
+            super::reindex(&search, &r.touched);
+            if let Some(m) = metrics {
+                m.record(&events, &r);
+            }
+            Ok::<_, ApiError>(r)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(r))
 }

@@ -258,6 +258,32 @@ async fn sensor_reads_real_captured_traffic() {
         .unwrap();
     assert!(page.contains("<svg id=\"datamap-graph\"") && page.contains("pci.pan"));
     assert!(!page.contains("4539578763621486"));
+    // Flows are searchable, and counted in the metrics.
+    let hits: Value = admin
+        .get(format!(
+            "{}/api/v1/search?q=customers&kind=flow",
+            server.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(hits.to_string().contains("/api/customers/{id}"), "{hits}");
+    let metrics = admin
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("bulwark_sensor_findings_total{data_type=\"pci.pan\"} 2"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("bulwark_datamap_new_types_total"));
     // A key without the sensor scope is refused.
     let o = Command::new(env!("CARGO_BIN_EXE_bulwark"))
         .args(["sensor", "--pcap"])
