@@ -3,25 +3,25 @@
 //! Depth is capped, so hostile nesting cannot exhaust the stack (there is no recursion anyway).
 
 /// One element of a path: an object key or an array index.
+/// `K` is whatever the caller turns a key into ([`walk`]: a shared string); it is cloned each
+/// time a value under the key is entered, so it should be a reference count, not a copy.
 #[derive(Debug, Clone)]
-pub enum Seg {
-    /// Shared, so entering a value costs a reference count, not a copy.
-    Key(std::rc::Rc<str>),
+pub enum Seg<K = std::rc::Rc<str>> {
+    Key(K),
     Index(usize),
 }
 
 /// Renders a path as `$.a.b[2]`.
-pub fn render(path: &[Seg]) -> String {
+pub fn render<K: AsRef<str>>(path: &[Seg<K>]) -> String {
     let mut out = String::from("$");
     for s in path {
         match s {
-            Seg::Key(k)
-                if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !k.is_empty() =>
-            {
+            Seg::Key(k) if is_plain(k.as_ref()) => {
                 out.push('.');
-                out.push_str(k);
+                out.push_str(k.as_ref());
             }
             Seg::Key(k) => {
+                let k = k.as_ref();
                 out.push_str("[\"");
                 out.push_str(&k.replace('\\', "\\\\").replace('"', "\\\""));
                 out.push_str("\"]");
@@ -36,13 +36,19 @@ pub fn render(path: &[Seg]) -> String {
     out
 }
 
+/// A key that needs no quoting in a path.
+fn is_plain(k: &str) -> bool {
+    !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// Why a document is not JSON.
 #[derive(Debug, PartialEq, Eq)]
 pub struct NotJson(pub usize);
 
 /// What [`walk`] calls for each scalar: its path, its value (unescaped) and its span in the
 /// document (between the quotes, for strings).
-pub type Visitor<'a> = dyn FnMut(&[Seg], &[u8], std::ops::Range<usize>) + 'a;
+pub type Visitor<'a, K = std::rc::Rc<str>> =
+    dyn FnMut(&[Seg<K>], &[u8], std::ops::Range<usize>) + 'a;
 
 /// Most nesting followed.
 pub const MAX_DEPTH: usize = 256;
@@ -57,9 +63,9 @@ enum Want {
     Next,
 }
 
-enum Frame {
+enum Frame<K> {
     Object {
-        key: Option<std::rc::Rc<str>>,
+        key: Option<K>,
         want: Want,
         empty: bool,
     },
@@ -71,8 +77,17 @@ enum Frame {
 
 /// Calls `visit(path, value, span)` for every string and number in `doc`.
 pub fn walk(doc: &[u8], visit: &mut Visitor<'_>) -> Result<(), NotJson> {
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut path: Vec<Seg> = Vec::new();
+    walk_with(doc, &mut |k| String::from_utf8_lossy(k).into(), visit)
+}
+
+/// [`walk`], with each key (unescaped) turned into a `K` by `key` once per occurrence.
+pub fn walk_with<K: Clone>(
+    doc: &[u8],
+    key: &mut dyn FnMut(&[u8]) -> K,
+    visit: &mut Visitor<'_, K>,
+) -> Result<(), NotJson> {
+    let mut stack: Vec<Frame<K>> = Vec::new();
+    let mut path: Vec<Seg<K>> = Vec::new();
     let mut i = skip_ws(doc, 0);
     let mut seen_root = false;
     while i < doc.len() {
@@ -159,8 +174,14 @@ pub fn walk(doc: &[u8], visit: &mut Visitor<'_>) -> Result<(), NotJson> {
             }
             b'"' if in_key => {
                 let (value, end) = string(doc, i)?;
-                if let Some(Frame::Object { key, want, empty }) = stack.last_mut() {
-                    *key = Some(String::from_utf8_lossy(&value).into());
+                let k = key(&value);
+                if let Some(Frame::Object {
+                    key: slot,
+                    want,
+                    empty,
+                }) = stack.last_mut()
+                {
+                    *slot = Some(k);
                     *want = Want::Colon;
                     *empty = false;
                 }
@@ -207,7 +228,7 @@ pub fn walk(doc: &[u8], visit: &mut Visitor<'_>) -> Result<(), NotJson> {
 }
 
 /// Pushes the segment of the value about to be visited (a key or an index).
-fn enter_value(stack: &[Frame], path: &mut Vec<Seg>) {
+fn enter_value<K: Clone>(stack: &[Frame<K>], path: &mut Vec<Seg<K>>) {
     match stack.last() {
         Some(Frame::Object { key: Some(k), .. }) => path.push(Seg::Key(k.clone())),
         Some(Frame::Array { index, .. }) => path.push(Seg::Index(*index)),
@@ -216,7 +237,7 @@ fn enter_value(stack: &[Frame], path: &mut Vec<Seg>) {
 }
 
 /// Pops that segment and marks the container as waiting for `,` or its end.
-fn leave_value(stack: &mut [Frame], path: &mut Vec<Seg>) {
+fn leave_value<K>(stack: &mut [Frame<K>], path: &mut Vec<Seg<K>>) {
     match stack.last_mut() {
         Some(Frame::Object { want, .. }) | Some(Frame::Array { want, .. }) => {
             *want = Want::Next;

@@ -14,7 +14,6 @@ pub mod keys;
 pub mod scan;
 pub mod validators;
 
-use std::collections::HashMap;
 
 use serde::Serialize;
 
@@ -122,6 +121,18 @@ impl Kind {
 /// Letters become `*`, digits `1`; everything else stays, so the shape survives and the value
 /// does not.
 pub fn mask(value: &[u8]) -> String {
+    if value.is_ascii() {
+        let masked: Vec<u8> = value[..value.len().min(128)]
+            .iter()
+            .map(|&b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' => b'*',
+                b'0'..=b'9' => b'1',
+                _ => b,
+            })
+            .collect();
+        // ASCII in, ASCII out.
+        return String::from_utf8(masked).unwrap_or_default();
+    }
     String::from_utf8_lossy(value)
         .chars()
         .take(128)
@@ -187,7 +198,7 @@ impl Engine {
         let mut next = 0;
         let mut out = Vec::new();
         let mut gated = Vec::new();
-        let walked = json::walk(doc, &mut |path, value, span| {
+        let walked = json::walk_with(doc, &mut key_of, &mut |path, value, span| {
             // Hits before this value lie in keys or between values: not data.
             while next < strong.len() && strong[next].start < span.start {
                 next += 1;
@@ -215,10 +226,10 @@ impl Engine {
             let leaf = keys.next();
             if !found {
                 if let Some(leaf) = leaf {
-                    let mut name = name_of(leaf);
+                    let mut name = &leaf.0.name;
                     if name.gates.is_empty() && name.generic {
                         if let Some(parent) = keys.next() {
-                            name = name_of(parent);
+                            name = &parent.0.name;
                         }
                     }
                     if !name.gates.is_empty() {
@@ -239,7 +250,7 @@ impl Engine {
             }
             if !self.custom.is_empty() {
                 let mut hits = Vec::new();
-                self.custom_hits(leaf.map(|k| &**k), value, &mut hits);
+                self.custom_hits(leaf.map(|k| k.as_ref()), value, &mut hits);
                 for (kind, sensitivity, s, e) in hits {
                     out.push(Finding {
                         kind,
@@ -415,54 +426,77 @@ struct Name {
     generic: bool,
 }
 
-/// FNV-1a: names are short and trusted to be few, so a cheap hash beats SipHash here.
-#[derive(Default)]
-struct Fnv(u64);
+/// A JSON key as the walker carries it: its text and what its name says, shared by every value
+/// under it and by every document that uses the same key.
+#[derive(Clone)]
+struct Key(std::rc::Rc<KeyInfo>);
 
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h ^= *b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
+struct KeyInfo {
+    text: Box<str>,
+    name: Name,
+}
+
+impl AsRef<str> for Key {
+    fn as_ref(&self) -> &str {
+        &self.0.text
     }
 }
 
-type NameCache = HashMap<Box<str>, Name, std::hash::BuildHasherDefault<Fnv>>;
+/// Keys seen on one thread, in a two-way set-associative table: the same few keys recur in
+/// every request of an API, so each is normalised and looked up in the gate table once, not once
+/// per value. A fixed table also bounds what a flood of distinct keys can cost.
+struct KeyCache {
+    slots: Vec<Option<(Box<[u8]>, Key)>>,
+}
+
+/// Slots in a thread's key table (pairs of two).
+const KEY_SLOTS: usize = 8192;
 
 thread_local! {
-    /// Names seen on this thread: the same few keys recur in every request of an API.
-    static NAMES: std::cell::RefCell<NameCache> = std::cell::RefCell::default();
+    static KEYS: std::cell::RefCell<KeyCache> = std::cell::RefCell::new(KeyCache {
+        slots: vec![None; KEY_SLOTS],
+    });
 }
 
-/// The cap on remembered names; past it the cache starts over (hostile key floods stay bounded).
-const MAX_NAMES: usize = 16_384;
+/// A multiplicative hash over eight bytes at a time: keys are short, and SipHash would cost
+/// more than the whole lookup.
+fn key_hash(raw: &[u8]) -> u64 {
+    let mut h = raw.len() as u64;
+    for chunk in raw.chunks(8) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        h = (h ^ u64::from_le_bytes(word))
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(26);
+    }
+    h.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
 
-fn name_of(key: &str) -> Name {
-    NAMES.with(|cache| {
-        if let Some(n) = cache.borrow().get(key) {
-            return n.clone();
+/// The shared [`Key`] for a key's unescaped bytes.
+fn key_of(raw: &[u8]) -> Key {
+    KEYS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let set = (key_hash(raw) >> 40) as usize % (KEY_SLOTS / 2) * 2;
+        for slot in set..set + 2 {
+            if let Some((k, key)) = &cache.slots[slot] {
+                if **k == *raw {
+                    return key.clone();
+                }
+            }
         }
-        let normalized = keys::normalize(key);
-        let n = Name {
-            gates: keys::gates(&normalized).into(),
-            generic: GENERIC_LEAVES.contains(&normalized.as_str()),
-        };
-        let mut c = cache.borrow_mut();
-        if c.len() >= MAX_NAMES {
-            c.clear();
-        }
-        c.insert(key.into(), n.clone());
-        n
+        let text: Box<str> = String::from_utf8_lossy(raw).into();
+        let normalized = keys::normalize(&text);
+        let key = Key(std::rc::Rc::new(KeyInfo {
+            name: Name {
+                gates: keys::gates(&normalized).into(),
+                generic: GENERIC_LEAVES.contains(&normalized.as_str()),
+            },
+            text,
+        }));
+        // The newest key takes the first slot; the one it displaces moves to the second.
+        cache.slots[set + 1] = cache.slots[set].take();
+        cache.slots[set] = Some((raw.into(), key.clone()));
+        key
     })
 }
 
