@@ -14,7 +14,6 @@ pub mod keys;
 pub mod scan;
 pub mod validators;
 
-
 use serde::Serialize;
 
 use keys::Gate;
@@ -178,6 +177,18 @@ pub struct Engine {
     custom: Vec<CustomType>,
 }
 
+/// Working memory reused from one document to the next on a thread.
+#[derive(Default)]
+struct Scratch {
+    strong: Vec<scan::Hit>,
+    gated: Vec<scan::Hit>,
+    walker: json::Scratch<Key>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
 /// Generic leaf names that take their meaning from the parent (`{"ssn": {"value": …}}`).
 const GENERIC_LEAVES: &[&str] = &["value", "number", "no", "num", "id", "code", "text", "data"];
 
@@ -192,13 +203,23 @@ impl Engine {
     pub fn scan_json(&self, doc: &[u8]) -> Vec<Finding> {
         // Strong types are found in one pass over the whole document, then attributed to the
         // value they lie in; only values without one are checked against their name's gates.
-        let mut strong = Vec::new();
-        scan::strong(doc, &mut strong);
-        strong.sort_by_key(|h| h.start);
+        SCRATCH.with(|scratch| {
+            let scratch = &mut *scratch.borrow_mut();
+            self.scan_json_with(doc, scratch)
+        })
+    }
+
+    fn scan_json_with(&self, doc: &[u8], scratch: &mut Scratch) -> Vec<Finding> {
+        let Scratch {
+            strong,
+            gated,
+            walker,
+        } = scratch;
+        strong.clear();
+        scan::strong(doc, strong);
         let mut next = 0;
-        let mut out = Vec::new();
-        let mut gated = Vec::new();
-        let walked = json::walk_with(doc, &mut key_of, &mut |path, value, span| {
+        let mut out = Vec::with_capacity(strong.len() + 2);
+        let walked = json::walk_with(doc, walker, &mut key_of, &mut |path, value, span| {
             // Hits before this value lie in keys or between values: not data.
             while next < strong.len() && strong[next].start < span.start {
                 next += 1;
@@ -234,8 +255,8 @@ impl Engine {
                     }
                     if !name.gates.is_empty() {
                         gated.clear();
-                        scan::gated(value, &name.gates, &mut gated);
-                        for h in &gated {
+                        scan::gated(value, &name.gates, gated);
+                        for h in gated.iter() {
                             // Offsets are exact unless the string held escapes.
                             out.push(Finding {
                                 kind: h.kind.id().into(),
@@ -446,10 +467,20 @@ impl AsRef<str> for Key {
 /// every request of an API, so each is normalised and looked up in the gate table once, not once
 /// per value. A fixed table also bounds what a flood of distinct keys can cost.
 struct KeyCache {
-    slots: Vec<Option<(Box<[u8]>, Key)>>,
+    slots: Vec<Option<KeySlot>>,
 }
 
-/// Slots in a thread's key table (pairs of two).
+/// A remembered key: its first 16 bytes as two words (most keys are that short, so most
+/// comparisons are two integer compares), the rest, and the shared [`Key`].
+#[derive(Clone)]
+struct KeySlot {
+    len: usize,
+    head: [u64; 2],
+    rest: Box<[u8]>,
+    key: Key,
+}
+
+/// Slots in a thread's key table (sets of two).
 const KEY_SLOTS: usize = 8192;
 
 thread_local! {
@@ -458,30 +489,35 @@ thread_local! {
     });
 }
 
-/// A multiplicative hash over eight bytes at a time: keys are short, and SipHash would cost
-/// more than the whole lookup.
-fn key_hash(raw: &[u8]) -> u64 {
-    let mut h = raw.len() as u64;
-    for chunk in raw.chunks(8) {
-        let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        h = (h ^ u64::from_le_bytes(word))
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .rotate_left(26);
+/// The first 16 bytes of a key, zero-padded, as two little-endian words.
+fn key_head(raw: &[u8]) -> [u64; 2] {
+    let mut head = [0u64; 2];
+    for (i, b) in raw.iter().take(16).enumerate() {
+        head[i / 8] |= (*b as u64) << (8 * (i % 8));
     }
-    h.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    head
 }
 
 /// The shared [`Key`] for a key's unescaped bytes.
 fn key_of(raw: &[u8]) -> Key {
+    let head = key_head(raw);
+    let rest = raw.get(16..).unwrap_or_default();
+    // A multiplicative hash of the length, the head and (for long keys) the last eight bytes.
+    let mut h = (raw.len() as u64 ^ head[0]).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    h = (h.rotate_left(29) ^ head[1]).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    if raw.len() > 16 {
+        h = (h.rotate_left(29) ^ key_head(&raw[raw.len() - 8..])[0])
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    let set = (h >> 40) as usize % (KEY_SLOTS / 2) * 2;
     KEYS.with(|cache| {
         let mut cache = cache.borrow_mut();
-        let set = (key_hash(raw) >> 40) as usize % (KEY_SLOTS / 2) * 2;
-        for slot in set..set + 2 {
-            if let Some((k, key)) = &cache.slots[slot] {
-                if **k == *raw {
-                    return key.clone();
-                }
+        for slot in cache.slots[set..set + 2].iter().flatten() {
+            if slot.len == raw.len()
+                && slot.head == head
+                && (rest.is_empty() || *slot.rest == *rest)
+            {
+                return slot.key.clone();
             }
         }
         let text: Box<str> = String::from_utf8_lossy(raw).into();
@@ -495,7 +531,12 @@ fn key_of(raw: &[u8]) -> Key {
         }));
         // The newest key takes the first slot; the one it displaces moves to the second.
         cache.slots[set + 1] = cache.slots[set].take();
-        cache.slots[set] = Some((raw.into(), key.clone()));
+        cache.slots[set] = Some(KeySlot {
+            len: raw.len(),
+            head,
+            rest: rest.into(),
+            key: key.clone(),
+        });
         key
     })
 }
@@ -670,6 +711,38 @@ mod tests {
     fn masking_keeps_shape_only() {
         assert_eq!(mask(b"Ab-12 @x.io"), "**-11 @*.**");
         assert_eq!(mask("Zoë 7".as_bytes()), "*** 1");
+    }
+
+    /// Keys that share their first 16 bytes, or their length and both ends, are still told
+    /// apart by the key table, and a flood of distinct keys neither grows it nor confuses it.
+    #[test]
+    fn key_table_tells_similar_keys_apart() {
+        let pairs: &[(&str, &str)] = &[
+            // Same first 16 bytes.
+            ("customer_billing_password", "customer_billing_passwordx"),
+            // Same length, first 16 and last 8 bytes.
+            ("customer_billing_a_password", "customer_billing_b_password"),
+            ("a", "b"),
+        ];
+        for (one, two) in pairs {
+            for _ in 0..3 {
+                let (a, b) = (key_of(one.as_bytes()), key_of(two.as_bytes()));
+                assert_eq!(a.as_ref(), *one);
+                assert_eq!(b.as_ref(), *two);
+            }
+        }
+        assert!(!key_of(b"customer_billing_password").0.name.gates.is_empty());
+        assert!(key_of(b"customer_billing_passwordx")
+            .0
+            .name
+            .gates
+            .is_empty());
+        for i in 0..50_000 {
+            let k = format!("field_{i}");
+            assert_eq!(key_of(k.as_bytes()).as_ref(), k);
+        }
+        KEYS.with(|c| assert_eq!(c.borrow().slots.len(), KEY_SLOTS));
+        assert!(!key_of(b"cvv").0.name.gates.is_empty());
     }
 
     #[test]

@@ -76,7 +76,7 @@ fn run(s: &[u8], start: usize, max: usize, ok: impl Fn(u8) -> bool) -> usize {
     i
 }
 
-/// Strong types anywhere in `s`.
+/// Strong types anywhere in `s`, in start order.
 pub fn strong(s: &[u8], out: &mut Vec<Hit>) {
     digit_runs(s, out);
     anchored(s, out);
@@ -174,10 +174,17 @@ pub fn digit_runs(s: &[u8], out: &mut Vec<Hit>) {
             ends &= below_cleared(done - pos);
         }
         while ends != 0 {
-            let at = pos + ends.trailing_zeros() as usize;
-            let mut start = at;
-            while start > 0 && numeric_at(s, start - 1) {
-                start -= 1;
+            let bit = ends.trailing_zeros();
+            let at = pos + bit as usize;
+            // The run starts after the last non-numeric byte below it in this block, or, when
+            // there is none, somewhere in the blocks before.
+            let below = !numeric & ((1u64 << bit) - 1);
+            let mut start = pos + 64 - below.leading_zeros() as usize;
+            if below == 0 {
+                start = pos;
+                while start > 0 && numeric_at(s, start - 1) {
+                    start -= 1;
+                }
             }
             let mut end = number_at(s, start, out);
             // A run longer than any number (the parser stops at 25 digits) is skipped whole.
@@ -214,6 +221,7 @@ fn numeric_at(s: &[u8], i: usize) -> bool {
 
 /// Bit masks of a 64-byte block: ASCII digits, and spaces or dashes.
 #[cfg(target_arch = "x86_64")]
+#[inline(always)]
 fn classify(block: &[u8]) -> (u64, u64) {
     use std::arch::x86_64::*;
     assert!(block.len() >= 64);

@@ -30,11 +30,11 @@ pub fn pan(digits: &[u8]) -> bool {
     if !(13..=19).contains(&digits.len()) || repdigit(digits) || !luhn(digits) {
         return false;
     }
+    // The number formed by the first n digits (the caller passes ASCII digits only).
     let p = |n: usize| -> u32 {
-        std::str::from_utf8(&digits[..n])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
+        digits[..n]
+            .iter()
+            .fold(0, |acc, d| acc * 10 + d.wrapping_sub(b'0') as u32 % 10)
     };
     let (p1, p2, p3, p4, p6) = (p(1), p(2), p(3), p(4), p(6));
     let len = digits.len();
