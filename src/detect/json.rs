@@ -13,7 +13,15 @@ pub enum Seg<K = std::rc::Rc<str>> {
 
 /// Renders a path as `$.a.b[2]`.
 pub fn render<K: AsRef<str>>(path: &[Seg<K>]) -> String {
-    let mut out = String::from("$");
+    let len: usize = path
+        .iter()
+        .map(|s| match s {
+            Seg::Key(k) => k.as_ref().len() + 4,
+            Seg::Index(_) => 6,
+        })
+        .sum();
+    let mut out = String::with_capacity(len + 1);
+    out.push('$');
     for s in path {
         match s {
             Seg::Key(k) if is_plain(k.as_ref()) => {
