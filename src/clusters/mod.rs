@@ -1,6 +1,7 @@
 //! Clusters: the Kubernetes clusters Bulwark guards, with their admission settings. Names are
 //! unique (case-insensitively) because m9sweeper-compatible endpoints address clusters by name.
 
+pub mod inventory;
 mod routes;
 
 use chrono::{DateTime, Utc};
@@ -346,6 +347,7 @@ pub fn delete(store: &Store, actor: &str, ip: &str, id: u64) -> Result<Cluster, 
             .ok_or_else(|| ClusterError::NotFound(id.to_string()))?;
         w.delete(&CLUSTERS, &id)?;
         w.delete(&BY_NAME, &name_key(&c.name))?;
+        inventory::forget(w, id)?;
         audit::record(
             w,
             Event::new(actor, "cluster.delete", format!("cluster:{id}"))

@@ -28,6 +28,18 @@ pub fn routes(r: &mut Routes) {
         Perm::Write,
         api_delete,
     );
+    r.api(
+        Method::PUT,
+        "/api/v1/clusters/{id}/pods",
+        Perm::Write,
+        api_put_pods,
+    );
+    r.api(
+        Method::GET,
+        "/api/v1/clusters/{id}/pods",
+        Perm::Read,
+        api_get_pods,
+    );
     r.page("/clusters", Perm::Read, list_page);
     r.page("/clusters/new", Perm::Write, new_page);
     r.form("/clusters", Perm::Write, create_form);
@@ -118,6 +130,39 @@ async fn api_get(state: web::Data<AppState>, id: web::Path<u64>) -> Result<HttpR
         .run(move |s| super::get(s, id).map_err(ApiError::from))
         .await?;
     Ok(HttpResponse::Ok().json(c))
+}
+
+/// Replaces the cluster's pod inventory with a Kubernetes pod list
+/// (`kubectl get pods -A -o json`), up to `http.max_scan_bytes`.
+async fn api_put_pods(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = crate::compliance::read_body(payload, state.config.http.max_scan_bytes).await?;
+    let (id, actor, ip) = (id.into_inner(), p.actor(), client_ip(&req));
+    let r = state
+        .store
+        .run(move |s| {
+            super::inventory::replace_pods(s, &actor, &ip, id, &body).map_err(ApiError::from)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(r))
+}
+
+/// The cluster's recorded pods and their workloads.
+async fn api_get_pods(
+    state: web::Data<AppState>,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let pods = state
+        .store
+        .run(move |s| super::inventory::pods(s, id).map_err(ApiError::from))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": pods })))
 }
 
 async fn api_update(

@@ -247,9 +247,8 @@ fn flow_of(e: &SensorEvent, sensor: &str) -> Result<Flow, DataMapError> {
     for t in &e.data_types {
         text("data type", t, 64)?;
     }
-    let key = format!("{source}|{destination}|{method}|{endpoint}|{direction}");
-    Ok(Flow {
-        key,
+    let mut flow = Flow {
+        key: String::new(),
         source,
         destination,
         method,
@@ -270,7 +269,17 @@ fn flow_of(e: &SensorEvent, sensor: &str) -> Result<Flow, DataMapError> {
         first_seen: time(e.first_seen),
         last_seen: time(e.last_seen),
         sensors: [sensor.to_string()].into(),
-    })
+    };
+    flow.key = flow_key(&flow);
+    Ok(flow)
+}
+
+/// What makes a flow: who, to whom, which endpoint, which way.
+fn flow_key(f: &Flow) -> String {
+    format!(
+        "{}|{}|{}|{}|{}",
+        f.source, f.destination, f.method, f.endpoint, f.direction
+    )
 }
 
 /// Merges sensor events into the stored map, in one transaction.
@@ -293,7 +302,8 @@ pub fn ingest(
         ..Ingested::default()
     };
     store.write(|w| {
-        for new in flows {
+        for mut new in flows {
+            attribute(w, &mut new);
             let existing = w.get(&FLOWS, &new.key)?;
             let (merged, added) = match existing {
                 None => {
@@ -350,6 +360,25 @@ pub fn ingest(
         Ok::<_, DataMapError>(())
     })?;
     Ok(out)
+}
+
+/// Names the source and destination by workload (`namespace/Kind/name`) when the cluster
+/// inventory knows their addresses, so the pods of one workload make one flow; addresses it does
+/// not know (external hosts, clusters without an inventory) stay as they are.
+fn attribute(w: &crate::store::WriteTx, f: &mut Flow) {
+    use crate::clusters::inventory::lookup;
+    let mut changed = false;
+    if let Some(p) = lookup(w, &f.source) {
+        f.source = p.label();
+        changed = true;
+    }
+    if let Some(p) = lookup(w, &f.destination) {
+        f.destination = p.label();
+        changed = true;
+    }
+    if changed {
+        f.key = flow_key(f);
+    }
 }
 
 /// Every flow, most sensitive first, then by source and destination.

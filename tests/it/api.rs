@@ -1,28 +1,11 @@
 //! The JSON API and pages in process: authentication, keys, clusters, users, audit log, jobs,
 //! metrics, search, and the bad input each must survive.
 
-use actix_web::dev::{Service, ServiceResponse};
 use actix_web::test::{self, TestRequest};
 use bulwark::http::{Role, Scope};
 use serde_json::{json, Value};
 
-use crate::support::InProcess;
-
-const IP: &str = "10.1.2.3:40000";
-
-async fn call<S, B>(app: &S, req: TestRequest) -> (u16, Value, actix_web::http::header::HeaderMap)
-where
-    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: actix_web::body::MessageBody,
-{
-    let res = test::call_service(app, req.peer_addr(IP.parse().unwrap()).to_request()).await;
-    let status = res.status().as_u16();
-    let headers = res.headers().clone();
-    let body = test::read_body(res).await;
-    let v = serde_json::from_slice(&body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
-    (status, v, headers)
-}
+use crate::support::{call, InProcess, IP};
 
 fn cookie(token: &str) -> actix_web::cookie::Cookie<'static> {
     actix_web::cookie::Cookie::new("bulwark_session", token.to_string())

@@ -8,6 +8,7 @@ mod authz;
 mod browser;
 mod compliance;
 mod detect;
+mod inventory;
 mod lifecycle;
 mod migration;
 mod native_scans;

@@ -6,11 +6,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use actix_web::dev::{Service, ServiceResponse};
-use actix_web::test;
+use actix_web::test::{self, TestRequest};
 use bulwark::app::Appliance;
 use bulwark::auth::{self, Actor};
 use bulwark::config::Config;
 use bulwark::http::{Role, Scope};
+use serde_json::Value;
 
 /// Installs the rustls provider the binary installs in `main`.
 pub fn init() {
@@ -243,4 +244,25 @@ pub fn artifacts_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test-artifacts"));
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// The peer address in-process requests come from.
+pub const IP: &str = "10.1.2.3:40000";
+
+/// Calls the in-process app: status, JSON body (or the text as a JSON string) and headers.
+pub async fn call<S, B>(
+    app: &S,
+    req: TestRequest,
+) -> (u16, Value, actix_web::http::header::HeaderMap)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: actix_web::body::MessageBody,
+{
+    let res = test::call_service(app, req.peer_addr(IP.parse().unwrap()).to_request()).await;
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let body = test::read_body(res).await;
+    let v = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    (status, v, headers)
 }

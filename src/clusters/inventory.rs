@@ -1,0 +1,366 @@
+//! A cluster's pod inventory: which workload owns which pod IP, so the data map can name
+//! workloads instead of addresses.
+//!
+//! The inventory arrives as Kubernetes JSON (`kubectl get pods -A -o json`, a `List` or
+//! `PodList`), uploaded with `PUT /api/v1/clusters/{id}/pods`; each upload replaces what the
+//! cluster had. A pod's workload is its controller: a ReplicaSet carrying the pod's
+//! `pod-template-hash` is its Deployment, a Job named `<cronjob>-<digits>` stays a Job (the
+//! CronJob is not knowable from the pod alone), anything else is named as its owner says, and a
+//! pod without one is its own workload. Pods on the host network share the node's address and
+//! finished pods no longer hold theirs, so neither is recorded.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ClusterError, CLUSTERS};
+use crate::audit::{self, Event};
+use crate::store::{ReadTx, Store, Table, WriteTx};
+
+/// The workload behind one pod IP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodRecord {
+    pub ip: String,
+    pub cluster: u64,
+    pub namespace: String,
+    pub pod: String,
+    /// `Deployment`, `StatefulSet`, `DaemonSet`, `Job`, `ReplicaSet`, …, or `Pod`.
+    pub kind: String,
+    pub workload: String,
+}
+
+impl PodRecord {
+    /// How the data map names it: `namespace/Kind/name`.
+    pub fn label(&self) -> String {
+        format!("{}/{}/{}", self.namespace, self.kind, self.workload)
+    }
+}
+
+/// What an upload did.
+#[derive(Debug, Default, Serialize)]
+pub struct PodsReplaced {
+    pub cluster: u64,
+    /// Pod IPs now attributed.
+    pub recorded: usize,
+    /// Pods left out: host network, finished, no IP yet, or not a pod.
+    pub skipped: usize,
+    /// Distinct workloads.
+    pub workloads: usize,
+}
+
+/// Pod IP → workload, across clusters (pod networks of different clusters should not overlap;
+/// when they do, the newest upload wins the address).
+const POD_IPS: Table<String, PodRecord> = Table::new("inventory_pod_ips");
+/// Cluster → the IPs its last upload recorded, so the next upload can replace them.
+const CLUSTER_IPS: Table<u64, Vec<String>> = Table::new("inventory_cluster_ips");
+
+/// Most pods one upload may carry.
+const MAX_PODS: usize = 200_000;
+
+// Only the fields the inventory needs; serde skips the rest of each (large) pod object.
+#[derive(Deserialize)]
+struct List {
+    #[serde(default)]
+    kind: String,
+    items: Vec<Pod>,
+}
+
+#[derive(Deserialize)]
+struct Pod {
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    metadata: Meta,
+    #[serde(default)]
+    spec: Spec,
+    #[serde(default)]
+    status: Status,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Meta {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    owner_references: Vec<Owner>,
+}
+
+#[derive(Deserialize)]
+struct Owner {
+    kind: String,
+    name: String,
+    #[serde(default)]
+    controller: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Spec {
+    #[serde(default)]
+    host_network: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Status {
+    #[serde(default)]
+    phase: String,
+    #[serde(default, rename = "podIP")]
+    pod_ip: String,
+    #[serde(default, rename = "podIPs")]
+    pod_ips: Vec<PodIp>,
+}
+
+#[derive(Deserialize)]
+struct PodIp {
+    ip: String,
+}
+
+/// The workload (kind, name) that owns a pod.
+fn workload_of(meta: &Meta) -> (String, String) {
+    let owner = meta
+        .owner_references
+        .iter()
+        .find(|o| o.controller)
+        .or(meta.owner_references.first());
+    match owner {
+        None => ("Pod".into(), meta.name.clone()),
+        Some(o) if o.kind == "ReplicaSet" => {
+            // A Deployment names its ReplicaSets `<deployment>-<pod-template-hash>`.
+            match meta.labels.get("pod-template-hash") {
+                Some(hash) if o.name.ends_with(&format!("-{hash}")) => (
+                    "Deployment".into(),
+                    o.name[..o.name.len() - hash.len() - 1].to_string(),
+                ),
+                _ => ("ReplicaSet".into(), o.name.clone()),
+            }
+        }
+        Some(o) => (o.kind.clone(), o.name.clone()),
+    }
+}
+
+fn bounded(what: &str, v: &str, max: usize) -> Result<(), String> {
+    if v.len() > max || v.chars().any(char::is_control) {
+        return Err(format!(
+            "{what} '{}' is not valid",
+            v.chars().take(40).collect::<String>()
+        ));
+    }
+    Ok(())
+}
+
+/// The records an upload yields, and how many pods it left out.
+fn records(cluster: u64, body: &[u8]) -> Result<(Vec<PodRecord>, usize), ClusterError> {
+    let list: List = serde_json::from_slice(body).map_err(|e| {
+        ClusterError::Invalid(format!(
+            "expected Kubernetes JSON with items (kubectl get pods -A -o json): {e}"
+        ))
+    })?;
+    if !matches!(list.kind.as_str(), "" | "List" | "PodList") {
+        return Err(ClusterError::Invalid(format!(
+            "expected a List or PodList, got '{}'",
+            list.kind.chars().take(40).collect::<String>()
+        )));
+    }
+    if list.items.len() > MAX_PODS {
+        return Err(ClusterError::Invalid(format!(
+            "at most {MAX_PODS} pods per upload"
+        )));
+    }
+    let mut out = Vec::new();
+    let mut skipped = 0;
+    for pod in list.items {
+        let finished = matches!(pod.status.phase.as_str(), "Succeeded" | "Failed");
+        let not_pod = pod.kind.as_deref().is_some_and(|k| k != "Pod");
+        if pod.spec.host_network || finished || not_pod {
+            skipped += 1;
+            continue;
+        }
+        let meta = &pod.metadata;
+        for (what, v) in [("name", &meta.name), ("namespace", &meta.namespace)] {
+            bounded(what, v, 253).map_err(ClusterError::Invalid)?;
+        }
+        let (kind, workload) = workload_of(meta);
+        bounded("owner kind", &kind, 63).map_err(ClusterError::Invalid)?;
+        bounded("owner name", &workload, 253).map_err(ClusterError::Invalid)?;
+        let mut ips: Vec<String> = pod.status.pod_ips.iter().map(|p| p.ip.clone()).collect();
+        if ips.is_empty() && !pod.status.pod_ip.is_empty() {
+            ips.push(pod.status.pod_ip.clone());
+        }
+        // Addresses are normalised (`fd00::0001` and `fd00::1` are one pod).
+        let ips: Vec<IpAddr> = ips.iter().filter_map(|ip| ip.parse().ok()).collect();
+        if ips.is_empty() {
+            skipped += 1;
+            continue;
+        }
+        for ip in ips {
+            out.push(PodRecord {
+                ip: ip.to_string(),
+                cluster,
+                namespace: meta.namespace.clone(),
+                pod: meta.name.clone(),
+                kind: kind.clone(),
+                workload: workload.clone(),
+            });
+        }
+    }
+    Ok((out, skipped))
+}
+
+/// Replaces cluster `cluster`'s pods with those in `body` (Kubernetes JSON), in one transaction.
+pub fn replace_pods(
+    store: &Store,
+    actor: &str,
+    ip: &str,
+    cluster: u64,
+    body: &[u8],
+) -> Result<PodsReplaced, ClusterError> {
+    let (recs, skipped) = records(cluster, body)?;
+    store.write(|w| {
+        if w.get(&CLUSTERS, &cluster)?.is_none() {
+            return Err(ClusterError::NotFound(cluster.to_string()));
+        }
+        forget(w, cluster)?;
+        let mut ips = Vec::with_capacity(recs.len());
+        let mut workloads = std::collections::BTreeSet::new();
+        for r in &recs {
+            w.put(&POD_IPS, &r.ip, r)?;
+            ips.push(r.ip.clone());
+            workloads.insert(r.label());
+        }
+        w.put(&CLUSTER_IPS, &cluster, &ips)?;
+        audit::record(
+            w,
+            Event::new(actor, "cluster.pods", format!("cluster:{cluster}"))
+                .from_ip(ip)
+                .detail(format!("pods={} skipped={skipped}", recs.len())),
+        )?;
+        Ok(PodsReplaced {
+            cluster,
+            recorded: recs.len(),
+            skipped,
+            workloads: workloads.len(),
+        })
+    })
+}
+
+/// Drops everything cluster `cluster` recorded (its IPs that another cluster has since claimed
+/// stay with that cluster).
+pub(super) fn forget(w: &WriteTx, cluster: u64) -> Result<(), ClusterError> {
+    for ip in w.get(&CLUSTER_IPS, &cluster)?.unwrap_or_default() {
+        if w.get(&POD_IPS, &ip)?.is_some_and(|r| r.cluster == cluster) {
+            w.delete(&POD_IPS, &ip)?;
+        }
+    }
+    w.delete(&CLUSTER_IPS, &cluster)?;
+    Ok(())
+}
+
+/// Cluster `cluster`'s recorded pods, by namespace, workload and pod.
+pub fn pods(store: &Store, cluster: u64) -> Result<Vec<PodRecord>, ClusterError> {
+    let mut v = store
+        .read(|r| {
+            if r.get(&CLUSTERS, &cluster)?.is_none() {
+                return Ok(None);
+            }
+            let mut v = Vec::new();
+            for ip in r.get(&CLUSTER_IPS, &cluster)?.unwrap_or_default() {
+                if let Some(rec) = r.get(&POD_IPS, &ip)?.filter(|p| p.cluster == cluster) {
+                    v.push(rec);
+                }
+            }
+            Ok(Some(v))
+        })?
+        .ok_or_else(|| ClusterError::NotFound(cluster.to_string()))?;
+    v.sort_by(|a, b| (&a.namespace, &a.workload, &a.pod).cmp(&(&b.namespace, &b.workload, &b.pod)));
+    Ok(v)
+}
+
+/// The workload at `addr` (an IP, or `ip:port` / `[v6]:port`), if the inventory knows it.
+pub fn lookup(r: &impl PodLookup, addr: &str) -> Option<PodRecord> {
+    let ip = parse_addr(addr)?;
+    r.pod_at(&ip.to_string())
+}
+
+/// Reads an IP out of `addr`: a bare address, `ip:port` or `[v6]:port`.
+fn parse_addr(addr: &str) -> Option<IpAddr> {
+    if let Ok(ip) = addr.parse() {
+        return Some(ip);
+    }
+    if let Ok(sa) = addr.parse::<std::net::SocketAddr>() {
+        return Some(sa.ip());
+    }
+    None
+}
+
+/// Something the inventory can be read through: a read or a write transaction.
+pub trait PodLookup {
+    fn pod_at(&self, ip: &str) -> Option<PodRecord>;
+}
+
+impl PodLookup for ReadTx {
+    fn pod_at(&self, ip: &str) -> Option<PodRecord> {
+        self.get(&POD_IPS, &ip.to_string()).ok().flatten()
+    }
+}
+
+impl PodLookup for WriteTx {
+    fn pod_at(&self, ip: &str) -> Option<PodRecord> {
+        self.get(&POD_IPS, &ip.to_string()).ok().flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_name_the_workload() {
+        let body = br#"{"apiVersion":"v1","kind":"List","items":[
+          {"kind":"Pod","metadata":{"name":"api-7d9f8c6b5-x2x9q","namespace":"shop",
+            "labels":{"app":"api","pod-template-hash":"7d9f8c6b5"},
+            "ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"api-7d9f8c6b5","uid":"u1","controller":true,"blockOwnerDeletion":true}]},
+            "spec":{"containers":[{"name":"api","image":"shop/api:1"}]},
+            "status":{"phase":"Running","podIP":"10.244.1.5","podIPs":[{"ip":"10.244.1.5"},{"ip":"fd00::0005"}]}},
+          {"metadata":{"name":"db-0","namespace":"shop","ownerReferences":[{"kind":"StatefulSet","name":"db","controller":true}]},
+            "status":{"phase":"Running","podIP":"10.244.2.7"}},
+          {"metadata":{"name":"debug","namespace":"default"},"status":{"phase":"Running","podIP":"10.244.2.9"}},
+          {"metadata":{"name":"node-exporter-abcde","namespace":"mon","ownerReferences":[{"kind":"DaemonSet","name":"node-exporter","controller":true}]},
+            "spec":{"hostNetwork":true},"status":{"phase":"Running","podIP":"192.168.1.10"}},
+          {"metadata":{"name":"report-28312-abc","namespace":"jobs","ownerReferences":[{"kind":"Job","name":"report-28312","controller":true}]},
+            "status":{"phase":"Succeeded","podIP":"10.244.3.3"}},
+          {"metadata":{"name":"pending","namespace":"jobs"},"status":{"phase":"Pending"}},
+          {"metadata":{"name":"rs-only","namespace":"x","ownerReferences":[{"kind":"ReplicaSet","name":"legacy","controller":true}]},
+            "status":{"podIP":"not-an-ip"}}
+        ]}"#;
+        let (recs, skipped) = records(7, body).unwrap();
+        let got: Vec<(String, String)> = recs.iter().map(|r| (r.ip.clone(), r.label())).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("10.244.1.5".to_string(), "shop/Deployment/api".to_string()),
+                ("fd00::5".into(), "shop/Deployment/api".into()),
+                ("10.244.2.7".into(), "shop/StatefulSet/db".into()),
+                ("10.244.2.9".into(), "default/Pod/debug".into()),
+            ]
+        );
+        assert_eq!(skipped, 4, "host network, finished, pending, bad IP");
+        for bad in [
+            &b"{"[..],
+            b"[]",
+            br#"{"kind":"Deployment","items":[]}"#,
+            br#"{"items":[{"metadata":{"name":"a\u0000b"},"status":{"podIP":"10.0.0.1"}}]}"#,
+        ] {
+            assert!(records(1, bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(parse_addr("[fd00::5]:8080"), "fd00::5".parse().ok());
+        assert_eq!(parse_addr("10.0.0.1:80"), "10.0.0.1".parse().ok());
+        assert_eq!(parse_addr("api.shop"), None);
+    }
+}
