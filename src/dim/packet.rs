@@ -108,19 +108,19 @@ pub fn parse(link: i32, frame: &[u8]) -> Option<Segment> {
         )
     } else if ethertype == EtherTypes::Ipv6.0 {
         let ip = Ipv6Packet::new(l3)?;
-        if ip.get_next_header() != IpNextHeaderProtocols::Tcp {
-            return None;
-        }
         let len = ip.get_payload_length() as usize;
+        // Jumbograms and GRO frames can carry payload length 0: take what is there.
         let end = if len == 0 {
             l3.len()
         } else {
             (40 + len).min(l3.len())
         };
+        let payload = l3.get(40..end)?;
+        let tcp_at = ipv6_tcp_offset(ip.get_next_header().0, payload)?;
         (
             IpAddr::V6(ip.get_source()),
             IpAddr::V6(ip.get_destination()),
-            l3.get(40..end)?,
+            payload.get(tcp_at..)?,
         )
     } else {
         return None;
@@ -137,6 +137,44 @@ pub fn parse(link: i32, frame: &[u8]) -> Option<Segment> {
         flags: tcp.get_flags(),
         payload: tcp_bytes[offset..].to_vec(),
     })
+}
+
+/// Follows IPv6 extension headers from `next` over `payload` to TCP and returns where the TCP
+/// header starts; `None` for another protocol, encrypted payloads (ESP), a fragment that is not
+/// the whole packet, or a truncated or over-long chain.
+fn ipv6_tcp_offset(mut next: u8, payload: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    // Real chains are short; a bound stops a crafted packet from making this loop long.
+    for _ in 0..8 {
+        match next {
+            6 => return Some(at),
+            // Hop-by-hop, routing, destination options: length in 8-byte units, not counting
+            // the first eight.
+            0 | 43 | 60 => {
+                let h = payload.get(at..at + 2)?;
+                next = h[0];
+                at += (h[1] as usize + 1) * 8;
+            }
+            // Fragment: only an atomic fragment (offset 0, no more fragments) is a whole segment.
+            44 => {
+                let h = payload.get(at..at + 8)?;
+                let offset_flags = u16::from_be_bytes([h[2], h[3]]);
+                if offset_flags >> 3 != 0 || offset_flags & 1 != 0 {
+                    return None;
+                }
+                next = h[0];
+                at += 8;
+            }
+            // Authentication header: length in 4-byte units, not counting the first two.
+            51 => {
+                let h = payload.get(at..at + 2)?;
+                next = h[0];
+                at += (h[1] as usize + 2) * 4;
+            }
+            _ => return None,
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -212,6 +250,67 @@ mod tests {
         assert_eq!(parse(LINK_ETHERNET, &tagged).unwrap().dst.port(), 80);
         // Raw IP.
         assert_eq!(parse(LINK_RAW, &f[14..]).unwrap().seq, 7);
+    }
+
+    /// Ethernet + IPv6 with the given extension headers (each: its protocol number and bytes,
+    /// whose first byte the builder fills with the next header) + TCP.
+    fn frame6(ext: &[(u8, Vec<u8>)], payload: &[u8]) -> Vec<u8> {
+        let v4 = frame(([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 80), 9, 0, payload);
+        let tcp = &v4[14 + 20..];
+        let mut chain = Vec::new();
+        for (i, (_, bytes)) in ext.iter().enumerate() {
+            let mut b = bytes.clone();
+            b[0] = ext.get(i + 1).map_or(6, |e| e.0);
+            chain.extend(b);
+        }
+        let len = chain.len() + tcp.len();
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, (len >> 8) as u8, len as u8]);
+        f.push(ext.first().map_or(6, |e| e.0));
+        f.push(64);
+        f.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        f.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        f.extend(chain);
+        f.extend_from_slice(tcp);
+        f
+    }
+
+    #[test]
+    fn ipv6_extension_headers_are_followed() {
+        let hop = (0u8, vec![0u8; 8]);
+        let dest = (60u8, {
+            let mut v = vec![0u8; 16];
+            v[1] = 1; // 16 bytes
+            v
+        });
+        let atomic_fragment = (44u8, vec![0u8; 8]);
+        let auth = (51u8, {
+            let mut v = vec![0u8; 12];
+            v[1] = 1; // (1 + 2) * 4 = 12 bytes
+            v
+        });
+        for chain in [
+            vec![],
+            vec![hop.clone()],
+            vec![hop.clone(), dest.clone(), auth.clone()],
+            vec![atomic_fragment.clone()],
+        ] {
+            let f = frame6(&chain, b"GET /x HTTP/1.1\r\n");
+            let s = parse(LINK_ETHERNET, &f).unwrap_or_else(|| panic!("{chain:?}"));
+            assert_eq!(s.dst, "[fd00::2]:80".parse().unwrap());
+            assert_eq!(s.payload, b"GET /x HTTP/1.1\r\n");
+        }
+        // A fragment with more to come, ESP, a chain cut short, a chain too long: nothing.
+        let mut more = atomic_fragment.clone();
+        more.1[3] = 1;
+        let esp = (50u8, vec![0u8; 8]);
+        for chain in [vec![more], vec![esp], vec![hop.clone(); 9]] {
+            assert!(parse(LINK_ETHERNET, &frame6(&chain, b"x")).is_none());
+        }
+        let f = frame6(&[dest], b"x");
+        for cut in 54..f.len() - 20 {
+            assert!(parse(LINK_ETHERNET, &f[..cut]).is_none(), "{cut}");
+        }
     }
 
     #[test]
