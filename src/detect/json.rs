@@ -71,16 +71,15 @@ enum Want {
     Next,
 }
 
-enum Frame<K> {
-    Object {
-        key: Option<K>,
-        want: Want,
-        empty: bool,
-    },
-    Array {
-        index: usize,
-        want: Want,
-    },
+/// The state of one open container. The innermost one lives in local variables of the walk
+/// (registers, not memory: every value reads and writes it); the ones around it are saved here.
+struct Frame<K> {
+    object: bool,
+    want: Want,
+    /// No member yet (an object may still close with `}`, an array with `]`).
+    empty: bool,
+    index: usize,
+    key: Option<K>,
 }
 
 /// Calls `visit(path, value, span)` for every string and number in `doc`.
@@ -114,32 +113,51 @@ impl<K> Default for Scratch<K> {
 pub fn walk_with<K: Clone>(
     doc: &[u8],
     scratch: &mut Scratch<K>,
-    key: &mut dyn FnMut(&[u8]) -> K,
+    make_key: &mut dyn FnMut(&[u8]) -> K,
     visit: &mut Visitor<'_, K>,
 ) -> Result<(), NotJson> {
     scratch.stack.clear();
     scratch.path.clear();
     let Scratch { stack, path } = scratch;
+    // The innermost container (meaningless while `depth` is 0).
+    let mut depth = 0usize;
+    let (mut object, mut want, mut empty, mut index) = (false, Want::Value, true, 0usize);
+    let mut key: Option<K> = None;
     let mut i = skip_ws(doc, 0);
     let mut seen_root = false;
+    // The path segment of a value about to be visited, and the state after it.
+    macro_rules! enter {
+        () => {
+            if depth > 0 {
+                if object {
+                    if let Some(k) = &key {
+                        path.push(Seg::Key(k.clone()));
+                    }
+                } else {
+                    path.push(Seg::Index(index));
+                }
+            }
+        };
+    }
+    macro_rules! leave {
+        () => {
+            if depth > 0 {
+                want = Want::Next;
+                path.pop();
+            }
+        };
+    }
     while i < doc.len() {
         let c = doc[i];
-        let in_key = matches!(
-            stack.last(),
-            Some(Frame::Object {
-                want: Want::Key,
-                ..
-            })
-        );
+        let in_key = depth > 0 && object && want == Want::Key;
         // Everything but structure characters and keys is a value: it must be wanted here.
         let is_value = matches!(c, b'{' | b'[' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n')
             || (c == b'"' && !in_key);
         if is_value {
-            let wanted = match stack.last() {
-                None => !seen_root,
-                Some(Frame::Object { want, .. }) | Some(Frame::Array { want, .. }) => {
-                    *want == Want::Value
-                }
+            let wanted = if depth == 0 {
+                !seen_root
+            } else {
+                want == Want::Value
             };
             if !wanted {
                 return Err(NotJson(i));
@@ -147,91 +165,83 @@ pub fn walk_with<K: Clone>(
         }
         match c {
             b'{' | b'[' => {
-                if stack.len() >= MAX_DEPTH {
+                if depth >= MAX_DEPTH {
                     return Err(NotJson(i));
                 }
-                enter_value(stack, path);
-                stack.push(if c == b'{' {
-                    Frame::Object {
-                        key: None,
-                        want: Want::Key,
-                        empty: true,
-                    }
-                } else {
-                    Frame::Array {
-                        index: 0,
-                        want: Want::Value,
-                    }
-                });
+                enter!();
+                if depth > 0 {
+                    stack.push(Frame {
+                        object,
+                        want,
+                        empty,
+                        index,
+                        key: key.take(),
+                    });
+                }
+                depth += 1;
+                object = c == b'{';
+                want = if object { Want::Key } else { Want::Value };
+                (empty, index, key) = (true, 0, None);
                 seen_root = true;
                 i += 1;
             }
             b'}' | b']' => {
-                let ok = match stack.last() {
-                    Some(Frame::Object { want, empty, .. }) if c == b'}' => {
-                        *want == Want::Next || (*want == Want::Key && *empty)
-                    }
-                    Some(Frame::Array { want, index }) if c == b']' => {
-                        *want == Want::Next || (*want == Want::Value && *index == 0)
-                    }
-                    _ => false,
-                };
+                let ok = depth > 0
+                    && if c == b'}' {
+                        object && (want == Want::Next || (want == Want::Key && empty))
+                    } else {
+                        !object && (want == Want::Next || (want == Want::Value && index == 0))
+                    };
                 if !ok {
                     return Err(NotJson(i));
                 }
-                stack.pop();
-                leave_value(stack, path);
+                depth -= 1;
+                if let Some(f) = stack.pop() {
+                    (object, want, empty, index, key) = (f.object, f.want, f.empty, f.index, f.key);
+                }
+                leave!();
                 i += 1;
             }
             b',' => {
-                match stack.last_mut() {
-                    Some(Frame::Object { key, want, .. }) if *want == Want::Next => {
-                        *key = None;
-                        *want = Want::Key;
-                    }
-                    Some(Frame::Array { index, want }) if *want == Want::Next => {
-                        *index += 1;
-                        *want = Want::Value;
-                    }
-                    _ => return Err(NotJson(i)),
+                if depth == 0 || want != Want::Next {
+                    return Err(NotJson(i));
+                }
+                if object {
+                    key = None;
+                    want = Want::Key;
+                } else {
+                    index += 1;
+                    want = Want::Value;
                 }
                 i += 1;
             }
             b':' => {
-                match stack.last_mut() {
-                    Some(Frame::Object { want, .. }) if *want == Want::Colon => *want = Want::Value,
-                    _ => return Err(NotJson(i)),
+                if depth == 0 || !object || want != Want::Colon {
+                    return Err(NotJson(i));
                 }
+                want = Want::Value;
                 i += 1;
             }
             b'"' if in_key => {
                 let (value, end) = string(doc, i)?;
-                let k = key(&value);
-                if let Some(Frame::Object {
-                    key: slot,
-                    want,
-                    empty,
-                }) = stack.last_mut()
-                {
-                    *slot = Some(k);
-                    *want = Want::Colon;
-                    *empty = false;
-                }
+                key = Some(make_key(&value));
+                want = Want::Colon;
+                empty = false;
                 i = end;
             }
             b'"' => {
                 let (value, end) = string(doc, i)?;
-                enter_value(stack, path);
+                enter!();
                 visit(path, &value, i + 1..end - 1);
-                leave_value(stack, path);
+                leave!();
                 seen_root = true;
                 i = end;
             }
             b'-' | b'0'..=b'9' => {
                 let end = number_end(doc, i);
-                enter_value(stack, path);
+                enter!();
                 visit(path, &doc[i..end], i..end);
-                leave_value(stack, path);
+                leave!();
                 seen_root = true;
                 i = end;
             }
@@ -244,8 +254,8 @@ pub fn walk_with<K: Clone>(
                 if !doc[i..].starts_with(word) {
                     return Err(NotJson(i));
                 }
-                enter_value(stack, path);
-                leave_value(stack, path);
+                enter!();
+                leave!();
                 seen_root = true;
                 i += word.len();
             }
@@ -253,30 +263,10 @@ pub fn walk_with<K: Clone>(
         }
         i = skip_ws(doc, i);
     }
-    if !stack.is_empty() || !seen_root {
+    if depth != 0 || !seen_root {
         return Err(NotJson(doc.len()));
     }
     Ok(())
-}
-
-/// Pushes the segment of the value about to be visited (a key or an index).
-fn enter_value<K: Clone>(stack: &[Frame<K>], path: &mut Vec<Seg<K>>) {
-    match stack.last() {
-        Some(Frame::Object { key: Some(k), .. }) => path.push(Seg::Key(k.clone())),
-        Some(Frame::Array { index, .. }) => path.push(Seg::Index(*index)),
-        _ => {}
-    }
-}
-
-/// Pops that segment and marks the container as waiting for `,` or its end.
-fn leave_value<K>(stack: &mut [Frame<K>], path: &mut Vec<Seg<K>>) {
-    match stack.last_mut() {
-        Some(Frame::Object { want, .. }) | Some(Frame::Array { want, .. }) => {
-            *want = Want::Next;
-            path.pop();
-        }
-        None => {}
-    }
 }
 
 fn skip_ws(doc: &[u8], mut i: usize) -> usize {
@@ -400,6 +390,13 @@ mod tests {
         );
         assert_eq!(all(r#"["a",["b"]]"#).unwrap().len(), 2);
         assert_eq!(
+            all(r#"{"e":{},"f":[],"g":[[],{}],"h":[{"i":[0,{"j":"k"}]}]}"#).unwrap(),
+            vec![
+                ("$.h[0].i[0]".to_string(), "0".to_string()),
+                ("$.h[0].i[1].j".into(), "k".into()),
+            ]
+        );
+        assert_eq!(
             all(r#""top""#).unwrap(),
             vec![("$".to_string(), "top".to_string())]
         );
@@ -419,6 +416,16 @@ mod tests {
             "{\"a\":\"\\u12\"}",
             "{\"a\":1} {",
             "\u{1}",
+            "[1,]",
+            "{,}",
+            "{\"a\":1,}",
+            "{\"a\" 1}",
+            "[1 2]",
+            "[}",
+            "{]",
+            "{\"a\":{\"b\":1}]",
+            ":",
+            ",",
         ] {
             assert!(all(bad).is_err(), "{bad:?}");
         }
