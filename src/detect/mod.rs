@@ -489,13 +489,19 @@ thread_local! {
     });
 }
 
-/// The first 16 bytes of a key, zero-padded, as two little-endian words.
+/// The first 16 bytes of a key as two words, read with (possibly overlapping) unaligned loads.
+/// Not a zero-padded copy, but for keys of one length it determines those bytes exactly, which
+/// is all the table needs (it compares lengths too).
+#[inline]
 fn key_head(raw: &[u8]) -> [u64; 2] {
-    let mut head = [0u64; 2];
-    for (i, b) in raw.iter().take(16).enumerate() {
-        head[i / 8] |= (*b as u64) << (8 * (i % 8));
+    let word = |b: &[u8]| u64::from_le_bytes(b[..8].try_into().unwrap_or_default());
+    let half = |b: &[u8]| u32::from_le_bytes(b[..4].try_into().unwrap_or_default()) as u64;
+    match raw.len() {
+        16.. => [word(raw), word(&raw[8..])],
+        8.. => [word(raw), word(&raw[raw.len() - 8..])],
+        4.. => [half(raw) | half(&raw[raw.len() - 4..]) << 32, 0],
+        _ => [raw.iter().fold(0, |h, b| h << 8 | *b as u64), 0],
     }
-    head
 }
 
 /// The shared [`Key`] for a key's unescaped bytes.
