@@ -108,8 +108,8 @@ fn main() {
         let _ = bulwark::detect::json::walk_with(
             &d.body,
             &mut scratch,
-            &mut |k| k.len(),
-            &mut |_, _, _| values += 1,
+            |k: &[u8]| k.len(),
+            |_: &[bulwark::detect::json::Seg<usize>], _: &[u8], _| values += 1,
         );
     }
     let walk = t.elapsed().as_secs_f64();

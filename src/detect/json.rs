@@ -87,7 +87,7 @@ pub fn walk(doc: &[u8], visit: &mut Visitor<'_>) -> Result<(), NotJson> {
     walk_with(
         doc,
         &mut Scratch::default(),
-        &mut |k| String::from_utf8_lossy(k).into(),
+        |k: &[u8]| -> std::rc::Rc<str> { String::from_utf8_lossy(k).into() },
         visit,
     )
 }
@@ -113,8 +113,8 @@ impl<K> Default for Scratch<K> {
 pub fn walk_with<K: Clone>(
     doc: &[u8],
     scratch: &mut Scratch<K>,
-    make_key: &mut dyn FnMut(&[u8]) -> K,
-    visit: &mut Visitor<'_, K>,
+    mut make_key: impl FnMut(&[u8]) -> K,
+    mut visit: impl FnMut(&[Seg<K>], &[u8], std::ops::Range<usize>),
 ) -> Result<(), NotJson> {
     scratch.stack.clear();
     scratch.path.clear();

@@ -219,70 +219,75 @@ impl Engine {
         scan::strong(doc, strong);
         let mut next = 0;
         let mut out = Vec::with_capacity(strong.len() + 2);
-        let walked = json::walk_with(doc, walker, &mut key_of, &mut |path, value, span| {
-            // Hits before this value lie in keys or between values: not data.
-            while next < strong.len() && strong[next].start < span.start {
-                next += 1;
-            }
-            let mut found = false;
-            while next < strong.len() && strong[next].start < span.end {
-                let h = strong[next];
-                next += 1;
-                if h.end <= span.end {
-                    out.push(finding(
-                        h.kind,
-                        doc,
-                        h.start,
-                        h.end,
-                        Some(json::render(path)),
-                        0,
-                    ));
-                    found = true;
+        let walked = json::walk_with(
+            doc,
+            walker,
+            key_of,
+            |path: &[json::Seg<Key>], value: &[u8], span: std::ops::Range<usize>| {
+                // Hits before this value lie in keys or between values: not data.
+                while next < strong.len() && strong[next].start < span.start {
+                    next += 1;
                 }
-            }
-            let mut keys = path.iter().rev().filter_map(|s| match s {
-                json::Seg::Key(k) => Some(k),
-                json::Seg::Index(_) => None,
-            });
-            let leaf = keys.next();
-            if !found {
-                if let Some(leaf) = leaf {
-                    let mut name = &leaf.0.name;
-                    if name.gates.is_empty() && name.generic {
-                        if let Some(parent) = keys.next() {
-                            name = &parent.0.name;
-                        }
-                    }
-                    if !name.gates.is_empty() {
-                        gated.clear();
-                        scan::gated(value, &name.gates, gated);
-                        for h in gated.iter() {
-                            // Offsets are exact unless the string held escapes.
-                            out.push(Finding {
-                                kind: h.kind.id().into(),
-                                sensitivity: h.kind.sensitivity(),
-                                masked: mask(&value[h.start..h.end]),
-                                path: Some(json::render(path)),
-                                offset: (span.start + h.start).min(span.end),
-                            });
-                        }
+                let mut found = false;
+                while next < strong.len() && strong[next].start < span.end {
+                    let h = strong[next];
+                    next += 1;
+                    if h.end <= span.end {
+                        out.push(finding(
+                            h.kind,
+                            doc,
+                            h.start,
+                            h.end,
+                            Some(json::render(path)),
+                            0,
+                        ));
+                        found = true;
                     }
                 }
-            }
-            if !self.custom.is_empty() {
-                let mut hits = Vec::new();
-                self.custom_hits(leaf.map(|k| k.as_ref()), value, &mut hits);
-                for (kind, sensitivity, s, e) in hits {
-                    out.push(Finding {
-                        kind,
-                        sensitivity,
-                        masked: mask(&value[s..e]),
-                        path: Some(json::render(path)),
-                        offset: (span.start + s).min(span.end),
-                    });
+                let mut keys = path.iter().rev().filter_map(|s| match s {
+                    json::Seg::Key(k) => Some(k),
+                    json::Seg::Index(_) => None,
+                });
+                let leaf = keys.next();
+                if !found {
+                    if let Some(leaf) = leaf {
+                        let mut name = &leaf.0.name;
+                        if name.gates.is_empty() && name.generic {
+                            if let Some(parent) = keys.next() {
+                                name = &parent.0.name;
+                            }
+                        }
+                        if !name.gates.is_empty() {
+                            gated.clear();
+                            scan::gated(value, &name.gates, gated);
+                            for h in gated.iter() {
+                                // Offsets are exact unless the string held escapes.
+                                out.push(Finding {
+                                    kind: h.kind.id().into(),
+                                    sensitivity: h.kind.sensitivity(),
+                                    masked: mask(&value[h.start..h.end]),
+                                    path: Some(json::render(path)),
+                                    offset: (span.start + h.start).min(span.end),
+                                });
+                            }
+                        }
+                    }
                 }
-            }
-        });
+                if !self.custom.is_empty() {
+                    let mut hits = Vec::new();
+                    self.custom_hits(leaf.map(|k| k.as_ref()), value, &mut hits);
+                    for (kind, sensitivity, s, e) in hits {
+                        out.push(Finding {
+                            kind,
+                            sensitivity,
+                            masked: mask(&value[s..e]),
+                            path: Some(json::render(path)),
+                            offset: (span.start + s).min(span.end),
+                        });
+                    }
+                }
+            },
+        );
         match walked {
             Ok(()) => out,
             Err(_) => self.scan_text(doc),
