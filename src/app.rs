@@ -118,6 +118,11 @@ fn start_sensor(st: &web::Data<AppState>) {
         st.search.clone(),
         st.domains.get::<crate::datamap::DataMapMetrics>(),
     );
+    let counters = st
+        .domains
+        .get::<crate::dim::live::LiveCounters>()
+        .map(|c| (*c).clone())
+        .unwrap_or_default();
     st.supervisor.spawn("sensor", move |stop| async move {
         let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let watcher = {
@@ -136,12 +141,16 @@ fn start_sensor(st: &web::Data<AppState>) {
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .collect();
+            let opts = crate::dim::live::Capture {
+                interfaces,
+                workers: config.sensor.workers as usize,
+                every: Duration::from_secs(config.sensor.store_every_seconds.max(1)),
+                stop: flag,
+                counters,
+            };
             crate::dim::live::capture(
-                &interfaces,
-                config.sensor.workers as usize,
+                &opts,
                 &engine,
-                Duration::from_secs(config.sensor.store_every_seconds.max(1)),
-                flag,
                 &mut |names| tracing::info!(interfaces = %names.join(","), "embedded sensor capturing"),
                 &mut |batch| {
                     // The same path as a remote sensor's events.
@@ -202,6 +211,9 @@ impl Appliance {
         let metrics = Arc::new(Metrics::new());
         domains.insert(crate::admission::Admission::new(store.clone(), &metrics));
         domains.insert(crate::datamap::DataMapMetrics::new(&metrics));
+        let sensor_counters = crate::dim::live::LiveCounters::default();
+        sensor_counters.register(&metrics);
+        domains.insert(sensor_counters);
         let state = AppState {
             domains,
             auth: auth::StoreAuthenticator::shared(store.clone()),

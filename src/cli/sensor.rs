@@ -40,6 +40,10 @@ pub struct SensorArgs {
     /// Seconds between shipments of what was seen (live capture).
     #[arg(long, default_value_t = 30)]
     pub ship_every: u64,
+    /// Serve Prometheus metrics (kernel packets and drops, pipeline counters) on
+    /// `http://ADDR/metrics` during live capture, e.g. `0.0.0.0:9847`.
+    #[arg(long)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Sends data-map entries to the appliance.
@@ -138,6 +142,46 @@ pub fn run(cli: &super::Cli, a: &SensorArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// Serves the capture counters as Prometheus text on `addr` from a background thread: a plain
+/// HTTP/1.1 listener is enough for a scraper, and keeps a web framework out of the sensor.
+fn serve_metrics(
+    addr: std::net::SocketAddr,
+    counters: &crate::dim::live::LiveCounters,
+) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| anyhow::anyhow!("metrics listener on {addr}: {e}"))?;
+    let metrics = crate::http::metrics::Metrics::new();
+    counters.register(&metrics);
+    eprintln!("metrics on http://{addr}/metrics");
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+            // The request line is all that matters; read until the headers end (bounded).
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while req.len() < 8192 && !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let (status, body) = if req.starts_with(b"GET /metrics ") {
+                ("200 OK", metrics.render())
+            } else {
+                ("404 Not Found", "not found: GET /metrics\n".to_string())
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    Ok(())
+}
+
 /// Live capture until SIGINT/SIGTERM, shipping batches on schedule when a server is given.
 fn live(
     a: &SensorArgs,
@@ -176,16 +220,24 @@ fn live(
         });
     }
     let every = std::time::Duration::from_secs(a.ship_every.max(1));
+    let counters = crate::dim::live::LiveCounters::default();
+    if let Some(addr) = a.metrics_listen {
+        serve_metrics(addr, &counters)?;
+    }
     let mut total = DataMap::default();
     let mut unsent = DataMap::default();
     let mut last_ship = std::time::Instant::now();
-    let totals = crate::dim::live::capture(
-        &a.interface,
-        a.workers,
-        engine,
+    let opts = crate::dim::live::Capture {
+        interfaces: a.interface.clone(),
+        workers: a.workers,
         every,
         stop,
-        &mut |names| {
+        counters,
+    };
+    let totals = crate::dim::live::capture(
+        &opts,
+        engine,
+        &mut |names: &[String]| {
             eprintln!(
                 "capturing on {} ({} worker{} each)",
                 names.join(", "),

@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
 use super::capture::{expand_interfaces, Ring};
 use super::map::DataMap;
 use super::{packet, Pipeline, Stats};
@@ -21,18 +24,104 @@ pub struct Totals {
     pub kernel_drops: u64,
 }
 
-/// Captures on `interfaces` until `stop`, calling `on_ready` with the interfaces once every
+/// What to capture and how.
+pub struct Capture {
+    /// Interface names or patterns (`veth*`, `all-veths`).
+    pub interfaces: Vec<String>,
+    /// Fanout workers per interface.
+    pub workers: usize,
+    /// How often each worker hands over its map.
+    pub every: Duration,
+    /// Set to stop: workers drain their rings and hand over the rest.
+    pub stop: Arc<AtomicBool>,
+    /// Where the running counts go (exported as metrics by whoever registered them).
+    pub counters: LiveCounters,
+}
+
+/// Counts of a running capture, shared by the workers (which add to them about once a second)
+/// and the metrics registry that exports them: kernel packets and drops per the ring, and the
+/// pipeline's counters (`bulwark_sensor_capture_total{counter="exchanges"}`, …).
+#[derive(Clone, Default)]
+pub struct LiveCounters {
+    kernel_packets: Counter,
+    kernel_drops: Counter,
+    pipeline: Family<CounterLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct CounterLabel {
+    counter: String,
+}
+
+impl LiveCounters {
+    /// Registers the counters in `metrics`.
+    pub fn register(&self, metrics: &crate::http::metrics::Metrics) {
+        metrics.register(
+            "sensor_kernel_packets",
+            "Packets the kernel delivered to the capture rings",
+            self.kernel_packets.clone(),
+        );
+        metrics.register(
+            "sensor_kernel_drops",
+            "Packets the kernel dropped because a capture ring was full",
+            self.kernel_drops.clone(),
+        );
+        metrics.register(
+            "sensor_capture",
+            "Capture pipeline counters (frames, connections, exchanges, findings, gaps, ...)",
+            self.pipeline.clone(),
+        );
+    }
+
+    /// Adds what a worker counted since its last call (`seen` remembers what it had added).
+    fn publish(&self, stats: &Stats, ring: super::capture::RingStats, seen: &mut Published) {
+        self.kernel_packets
+            .inc_by(ring.packets.saturating_sub(seen.ring.packets));
+        self.kernel_drops
+            .inc_by(ring.drops.saturating_sub(seen.ring.drops));
+        seen.ring = ring;
+        // Every field of `Stats`, by name, without listing them twice.
+        if let Ok(serde_json::Value::Object(now)) = serde_json::to_value(stats) {
+            for (name, v) in now {
+                let v = v.as_u64().unwrap_or(0);
+                let before = seen.stats.insert(name.clone(), v).unwrap_or(0);
+                self.pipeline
+                    .get_or_create(&CounterLabel { counter: name })
+                    .inc_by(v.saturating_sub(before));
+            }
+        }
+    }
+
+    /// Kernel packets so far (all workers).
+    pub fn kernel_packets(&self) -> u64 {
+        self.kernel_packets.get()
+    }
+}
+
+/// What one worker has published so far.
+#[derive(Default)]
+struct Published {
+    ring: super::capture::RingStats,
+    stats: std::collections::BTreeMap<String, u64>,
+}
+
+/// Captures as `opts` says until its `stop`, calling `on_ready` with the interfaces once every
 /// ring is open (capture has begun), and `on_batch` with each handed-over map (both on the
 /// calling thread). Returns the totals.
 pub fn capture(
-    interfaces: &[String],
-    workers: usize,
+    opts: &Capture,
     engine: &Engine,
-    every: Duration,
-    stop: Arc<AtomicBool>,
     on_ready: &mut dyn FnMut(&[String]),
     on_batch: &mut dyn FnMut(DataMap),
 ) -> Result<Totals, String> {
+    let Capture {
+        interfaces,
+        workers,
+        every,
+        stop,
+        counters,
+    } = opts;
+    let (workers, every) = (*workers, *every);
     let names = expand_interfaces(interfaces);
     if names.is_empty() {
         return Err(format!("no interface matches {}", interfaces.join(", ")));
@@ -57,9 +146,12 @@ pub fn capture(
             let stop = stop.clone();
             let tx = tx.clone();
             let engine = engine.clone();
+            let counters = counters.clone();
             std::thread::spawn(move || {
                 let mut pipeline = Pipeline::new(engine);
                 let mut last = std::time::Instant::now();
+                let (mut published, mut last_published) =
+                    (Published::default(), std::time::Instant::now());
                 let frame =
                     |p: &mut Pipeline, ts: f64, f: &[u8]| p.frame(packet::LINK_ETHERNET, ts, f);
                 while !stop.load(Ordering::SeqCst) {
@@ -71,6 +163,10 @@ pub fn capture(
                         last = std::time::Instant::now();
                         let _ = tx.send(std::mem::take(&mut pipeline.map));
                     }
+                    if last_published.elapsed() >= Duration::from_secs(1) {
+                        last_published = std::time::Instant::now();
+                        counters.publish(&pipeline.stats, ring.stats(), &mut published);
+                    }
                 }
                 // What arrived before the stop may sit in a block the kernel has not handed over
                 // yet; it does so within its retire timeout, so wait a little for it.
@@ -79,7 +175,9 @@ pub fn capture(
                 }
                 pipeline.finish();
                 let _ = tx.send(std::mem::take(&mut pipeline.map));
-                (pipeline.stats, ring.stats())
+                let ring_stats = ring.stats();
+                counters.publish(&pipeline.stats, ring_stats, &mut published);
+                (pipeline.stats, ring_stats)
             })
         })
         .collect();

@@ -416,6 +416,7 @@ async fn live_capture_on_a_veth_matches_the_pcap() {
         .await
         .unwrap();
     let live_out = dir.path().join("live.jsonl");
+    let metrics_addr = format!("127.0.0.1:{}", crate::support::free_port());
     let mut sensor = Command::new(env!("CARGO_BIN_EXE_bulwark"))
         .args([
             "sensor",
@@ -423,6 +424,8 @@ async fn live_capture_on_a_veth_matches_the_pcap() {
             "2",
             "--interface",
             &ns.host_if,
+            "--metrics-listen",
+            &metrics_addr,
             "--output",
         ])
         .arg(&live_out)
@@ -439,9 +442,18 @@ async fn live_capture_on_a_veth_matches_the_pcap() {
         .spawn()
         .unwrap();
     let mut sensor_err = BufReader::new(sensor.stderr.take().unwrap());
-    let mut line = String::new();
-    sensor_err.read_line(&mut line).unwrap();
-    assert!(line.contains("capturing on"), "{line}");
+    let mut said = String::new();
+    while !said.contains("capturing on") {
+        let mut line = String::new();
+        if sensor_err.read_line(&mut line).unwrap() == 0 {
+            panic!("the sensor ended: {said}");
+        }
+        said.push_str(&line);
+    }
+    assert!(
+        said.contains(&format!("metrics on http://{metrics_addr}/metrics")),
+        "{said}"
+    );
     let pcap = dir.path().join("veth.pcap");
     let mut dump = Command::new("tcpdump")
         .args(["-i", &ns.host_if, "--immediate-mode", "-U", "-s", "0", "-w"])
@@ -493,7 +505,52 @@ async fn live_capture_on_a_veth_matches_the_pcap() {
             .await
             .unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The counters reach the metrics listener within a second or so.
+    let counter = |text: &str, name: &str| -> Option<u64> {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let text = client
+            .get(format!("http://{metrics_addr}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let exchanges = counter(&text, "bulwark_sensor_capture_total{counter=\"exchanges\"}");
+        if exchanges.is_some_and(|n| n >= 40) || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        counter(
+            &metrics,
+            "bulwark_sensor_capture_total{counter=\"exchanges\"}"
+        )
+        .unwrap()
+            >= 40,
+        "{metrics}"
+    );
+    assert!(
+        counter(&metrics, "bulwark_sensor_kernel_packets_total").unwrap() > 0,
+        "{metrics}"
+    );
+    assert_eq!(
+        counter(&metrics, "bulwark_sensor_kernel_drops_total"),
+        Some(0),
+        "{metrics}"
+    );
+    let other = client
+        .get(format!("http://{metrics_addr}/other"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
     unsafe {
         libc::kill(dump.id() as i32, libc::SIGINT);
         libc::kill(sensor.id() as i32, libc::SIGTERM);
@@ -610,6 +667,38 @@ async fn the_appliance_runs_an_embedded_sensor() {
         }
         assert!(Instant::now() < deadline, "no flow stored: {flows}");
         tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // The capture counters reach the appliance's metrics (workers publish about once a second).
+    let value = |metrics: &str, name: &str| -> Option<u64> {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = admin
+            .get(format!("{}/metrics", appliance.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let exchanges = value(
+            &metrics,
+            "bulwark_sensor_capture_total{counter=\"exchanges\"}",
+        );
+        if exchanges.is_some_and(|n| n >= 3) {
+            assert!(value(&metrics, "bulwark_sensor_kernel_packets_total").unwrap() > 0);
+            assert_eq!(
+                value(&metrics, "bulwark_sensor_kernel_drops_total"),
+                Some(0)
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
