@@ -57,9 +57,14 @@ pub struct ManifestArgs {
     /// Hosts reached without the proxy.
     #[arg(long)]
     pub no_proxy: Option<String>,
-    /// Also a NetworkPolicy: the sensors may only reach the appliance's port and DNS.
+    /// Also a NetworkPolicy: the sensors may only reach the appliance's port and DNS (and be
+    /// scraped on the metrics port, when there is one).
     #[arg(long)]
     pub network_policy: bool,
+    /// Serve Prometheus metrics (kernel drops, pipeline counters) on this port, with the
+    /// `prometheus.io/*` annotations scrapers look for.
+    #[arg(long)]
+    pub metrics_port: Option<u16>,
 }
 
 /// The objects, as one multi-document YAML stream.
@@ -92,6 +97,10 @@ pub fn manifest(a: &ManifestArgs) -> anyhow::Result<String> {
         "--server".into(),
         a.server.clone(),
     ];
+    if let Some(p) = a.metrics_port {
+        args.push("--metrics-listen".into());
+        args.push(format!("0.0.0.0:{p}"));
+    }
     let mut env = vec![
         json!({"name": "BULWARK_SENSOR_TOKEN", "valueFrom": {"secretKeyRef": {"name": a.token_secret, "key": "token"}}}),
     ];
@@ -132,6 +141,16 @@ pub fn manifest(a: &ManifestArgs) -> anyhow::Result<String> {
         }],
         "volumes": volumes,
     });
+    let mut template_meta = json!({"labels": labels});
+    if let Some(p) = a.metrics_port {
+        pod_spec["containers"][0]["ports"] =
+            json!([{"name": "metrics", "containerPort": p, "protocol": "TCP"}]);
+        template_meta["annotations"] = json!({
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": p.to_string(),
+            "prometheus.io/path": "/metrics",
+        });
+    }
     if a.security == Security::Capabilities {
         // Capabilities apply to root in the container; everything else is dropped above.
         pod_spec["securityContext"] = json!({"runAsUser": 0, "runAsNonRoot": false});
@@ -147,7 +166,7 @@ pub fn manifest(a: &ManifestArgs) -> anyhow::Result<String> {
             "spec": {
                 "selector": {"matchLabels": {"app.kubernetes.io/name": "bulwark-sensor"}},
                 "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "10%"}},
-                "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+                "template": {"metadata": template_meta, "spec": pod_spec},
             },
         }),
     ];
@@ -158,7 +177,10 @@ pub fn manifest(a: &ManifestArgs) -> anyhow::Result<String> {
             "spec": {
                 "podSelector": {"matchLabels": {"app.kubernetes.io/name": "bulwark-sensor"}},
                 "policyTypes": ["Ingress", "Egress"],
-                "ingress": [],
+                "ingress": match a.metrics_port {
+                    Some(p) => json!([{"ports": [{"protocol": "TCP", "port": p}]}]),
+                    None => json!([]),
+                },
                 "egress": [
                     {"ports": [{"protocol": "TCP", "port": port}]},
                     {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},

@@ -797,4 +797,29 @@ fn the_daemonset_manifest_carries_the_security_choices() {
     let docs = manifest(&["--host-network", "false"]);
     let pod = find(&docs, "DaemonSet").unwrap()["spec"]["template"]["spec"].clone();
     assert_eq!(pod["dnsPolicy"].as_str(), Some("ClusterFirst"));
+    assert!(
+        pod["containers"][0]["ports"].is_null(),
+        "no metrics port unless asked"
+    );
+    // A metrics port: the flag, the container port, the scrape annotations, and the policy
+    // lets scrapers in on that port only.
+    let docs = manifest(&["--metrics-port", "9847", "--network-policy"]);
+    let ds = find(&docs, "DaemonSet").unwrap();
+    let template = &ds["spec"]["template"];
+    let c = &template["spec"]["containers"][0];
+    let args = serde_yaml::to_string(&c["args"]).unwrap();
+    assert!(
+        args.contains("--metrics-listen") && args.contains("0.0.0.0:9847"),
+        "{args}"
+    );
+    assert_eq!(c["ports"][0]["containerPort"].as_u64(), Some(9847));
+    assert_eq!(
+        template["metadata"]["annotations"]["prometheus.io/port"].as_str(),
+        Some("9847")
+    );
+    let np = find(&docs, "NetworkPolicy").unwrap();
+    assert_eq!(
+        np["spec"]["ingress"][0]["ports"][0]["port"].as_u64(),
+        Some(9847)
+    );
 }
