@@ -72,11 +72,19 @@ impl DataMap {
         e.last_seen = e.last_seen.max(at);
         e.first_seen = e.first_seen.min(at);
         for f in findings {
-            e.data_types.insert(f.kind.to_string());
-            *e.counts.entry(f.kind.to_string()).or_default() += 1;
-            e.samples
-                .entry(f.kind.to_string())
-                .or_insert_with(|| f.masked.clone());
+            // Types repeat on every exchange of a route: look them up by `&str` and allocate
+            // only the first time.
+            let kind: &str = &f.kind;
+            match e.counts.get_mut(kind) {
+                Some(n) => *n += 1,
+                None => {
+                    e.counts.insert(kind.to_string(), 1);
+                    e.data_types.insert(kind.to_string());
+                }
+            }
+            if !e.samples.contains_key(kind) {
+                e.samples.insert(kind.to_string(), f.masked.clone());
+            }
         }
         if let Some(s) = assessment.sensitivity {
             e.sensitivity = e.sensitivity.max(s);
