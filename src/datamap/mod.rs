@@ -301,7 +301,9 @@ pub fn ingest(
         events: events.len(),
         ..Ingested::default()
     };
+    let admins = crate::auth::admin_emails(store)?;
     store.write(|w| {
+        let mut alerts: Vec<NewTypeEvent> = Vec::new();
         for mut new in flows {
             attribute(w, &mut new);
             let existing = w.get(&FLOWS, &new.key)?;
@@ -337,29 +339,68 @@ pub fn ingest(
             };
             if !added.is_empty() {
                 let id = w.next_id("datamap_events")?;
-                w.put(
-                    &EVENTS,
-                    &id,
-                    &NewTypeEvent {
-                        id,
-                        at: Utc::now(),
-                        flow: merged.key.clone(),
-                        source: merged.source.clone(),
-                        destination: merged.destination.clone(),
-                        endpoint: merged.endpoint.clone(),
-                        direction: merged.direction.clone(),
-                        data_types: added,
-                        sensitivity: merged.sensitivity,
-                    },
-                )?;
+                let event = NewTypeEvent {
+                    id,
+                    at: Utc::now(),
+                    flow: merged.key.clone(),
+                    source: merged.source.clone(),
+                    destination: merged.destination.clone(),
+                    endpoint: merged.endpoint.clone(),
+                    direction: merged.direction.clone(),
+                    data_types: added,
+                    sensitivity: merged.sensitivity,
+                };
+                w.put(&EVENTS, &id, &event)?;
+                if event.sensitivity == Sensitivity::High {
+                    alerts.push(event);
+                }
                 out.new_type_events += 1;
             }
             w.put(&FLOWS, &merged.key, &merged)?;
             out.touched.push(merged);
         }
+        if !alerts.is_empty() {
+            let (subject, body) = alert_mail(&alerts);
+            crate::notify::enqueue(w, admins, &subject, &body)?;
+        }
         Ok::<_, DataMapError>(())
     })?;
     Ok(out)
+}
+
+/// Most flows one alert mail lists (the rest are counted).
+const ALERT_LIST: usize = 50;
+
+/// One mail for the highly sensitive data types a batch of events showed for the first time on
+/// their endpoints. Types and masked shapes only: no value, raw or masked, goes into mail.
+fn alert_mail(alerts: &[NewTypeEvent]) -> (String, String) {
+    let subject = match alerts {
+        [one] => format!(
+            "New sensitive data: {} on {} {}",
+            one.data_types.join(", "),
+            one.destination,
+            one.endpoint
+        ),
+        many => format!("New sensitive data on {} endpoints", many.len()),
+    };
+    let mut body = String::from(
+        "The data map saw highly sensitive data types on these endpoints for the first time:\n\n",
+    );
+    for a in alerts.iter().take(ALERT_LIST) {
+        body.push_str(&format!(
+            "- {} -> {} {} ({}): {}\n",
+            a.source,
+            a.destination,
+            a.endpoint,
+            a.direction,
+            a.data_types.join(", ")
+        ));
+    }
+    if alerts.len() > ALERT_LIST {
+        body.push_str(&format!("… and {} more\n", alerts.len() - ALERT_LIST));
+    }
+    body.push_str("\nThe Data map page and GET /api/v1/datamap/events list them all.\n");
+    (subject, body)
 }
 
 /// Names the source and destination by workload (`namespace/Kind/name`) when the cluster
@@ -466,6 +507,53 @@ mod tests {
         );
         let ev = events(&store, 10).unwrap();
         assert_eq!(ev[0].data_types, vec!["pii.email".to_string()]);
+    }
+
+    #[test]
+    fn new_highly_sensitive_types_mail_the_admins_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &crate::app::migrations()).unwrap();
+        crate::auth::create_user(
+            &store,
+            &crate::auth::Actor::cli(),
+            "sec@example.org",
+            "password-1234",
+            crate::http::Role::Admin,
+        )
+        .unwrap();
+        ingest(&store, "s", &[event(&["pci.pan"], "4539578763621486")]).unwrap();
+        // Seen before: no second mail.
+        ingest(&store, "s", &[event(&["pci.pan"], "4539578763621486")]).unwrap();
+        let mut low = event(&["pii.ip_public"], "11.11.11.11");
+        low.sensitivity = Sensitivity::Low;
+        low.endpoint = "/health/{id}".into();
+        ingest(&store, "s", &[low]).unwrap();
+        let mail = crate::notify::outbox(&store, 10).unwrap();
+        assert_eq!(mail.len(), 1, "{mail:?}");
+        assert_eq!(mail[0].to, vec!["sec@example.org".to_string()]);
+        assert!(
+            mail[0].subject.contains("pci.pan") && mail[0].subject.contains("/api/customers/{id}")
+        );
+        assert!(
+            mail[0].body.contains("10.0.0.1 -> 10.0.0.2:8080"),
+            "{}",
+            mail[0].body
+        );
+        assert!(!mail[0].body.contains("4539") && !mail[0].body.contains("1111"));
+        // Many at once: one mail, a bounded list.
+        let many: Vec<SensorEvent> = (0..60)
+            .map(|i| {
+                let mut e = event(&["sec.jwt"], "x");
+                e.endpoint = format!("/v{i}/token");
+                e
+            })
+            .collect();
+        ingest(&store, "s", &many).unwrap();
+        let mail = crate::notify::outbox(&store, 10).unwrap();
+        assert_eq!(mail.len(), 2);
+        let newest = mail.iter().max_by_key(|m| m.id).unwrap();
+        assert_eq!(newest.subject, "New sensitive data on 60 endpoints");
+        assert!(newest.body.contains("and 10 more"));
     }
 
     #[test]
