@@ -238,7 +238,7 @@ impl Engine {
                             doc,
                             h.start,
                             h.end,
-                            Some(json::render(path)),
+                            Some(render_path(path)),
                             0,
                         ));
                         found = true;
@@ -266,7 +266,7 @@ impl Engine {
                                     kind: h.kind.id().into(),
                                     sensitivity: h.kind.sensitivity(),
                                     masked: mask(&value[h.start..h.end]),
-                                    path: Some(json::render(path)),
+                                    path: Some(render_path(path)),
                                     offset: (span.start + h.start).min(span.end),
                                 });
                             }
@@ -281,7 +281,7 @@ impl Engine {
                             kind,
                             sensitivity,
                             masked: mask(&value[s..e]),
-                            path: Some(json::render(path)),
+                            path: Some(render_path(path)),
                             offset: (span.start + s).min(span.end),
                         });
                     }
@@ -459,6 +459,9 @@ struct Key(std::rc::Rc<KeyInfo>);
 
 struct KeyInfo {
     text: Box<str>,
+    /// The key as a path segment: `.email`, or `["odd key"]` when it needs quoting. Rendered
+    /// once here because every finding renders its path.
+    segment: Box<str>,
     name: Name,
 }
 
@@ -509,6 +512,30 @@ fn key_head(raw: &[u8]) -> [u64; 2] {
     }
 }
 
+/// A JSON path as findings carry it (`$.payment.card.number`, `$.items[2].iban`), from the
+/// keys' rendered segments: what [`json::render`] writes, without re-checking each key.
+fn render_path(path: &[json::Seg<Key>]) -> String {
+    let len: usize = path
+        .iter()
+        .map(|s| match s {
+            json::Seg::Key(k) => k.0.segment.len(),
+            json::Seg::Index(_) => 8,
+        })
+        .sum();
+    let mut out = String::with_capacity(len + 1);
+    out.push('$');
+    for seg in path {
+        match seg {
+            json::Seg::Key(k) => out.push_str(&k.0.segment),
+            json::Seg::Index(i) => {
+                use std::fmt::Write;
+                let _ = write!(out, "[{i}]");
+            }
+        }
+    }
+    out
+}
+
 /// The shared [`Key`] for a key's unescaped bytes.
 fn key_of(raw: &[u8]) -> Key {
     let head = key_head(raw);
@@ -533,7 +560,9 @@ fn key_of(raw: &[u8]) -> Key {
         }
         let text: Box<str> = String::from_utf8_lossy(raw).into();
         let normalized = keys::normalize(&text);
+        let segment = json::render(&[json::Seg::Key(&*text)]);
         let key = Key(std::rc::Rc::new(KeyInfo {
+            segment: segment.strip_prefix('$').unwrap_or_default().into(),
             name: Name {
                 gates: keys::gates(&normalized).into(),
                 generic: GENERIC_LEAVES.contains(&normalized.as_str()),
@@ -753,6 +782,22 @@ mod tests {
             assert_eq!(key_of(k.as_bytes()).as_ref(), k);
         }
         KEYS.with(|c| assert_eq!(c.borrow().slots.len(), KEY_SLOTS));
+        // Paths from the keys' rendered segments read as the generic renderer writes them.
+        for keys in [
+            &["payment", "card", "number"][..],
+            &["odd key", "quo\"te", "back\\slash"],
+            &["", "ünï", "a.b"],
+        ] {
+            let mut fast = Vec::new();
+            let mut plain = Vec::new();
+            for (i, k) in keys.iter().enumerate() {
+                fast.push(json::Seg::Key(key_of(k.as_bytes())));
+                plain.push(json::Seg::Key(std::rc::Rc::<str>::from(*k)));
+                fast.push(json::Seg::Index(i * 1009));
+                plain.push(json::Seg::Index(i * 1009));
+            }
+            assert_eq!(render_path(&fast), json::render(&plain));
+        }
         assert!(!key_of(b"cvv").0.name.gates.is_empty());
     }
 
