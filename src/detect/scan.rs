@@ -124,17 +124,14 @@ pub fn anchored(s: &[u8], out: &mut Vec<Hit>) {
             }
             "github_pat_" => fixed_token(s, a, b, 82, Kind::VcsToken, out),
             "glpat-" => fixed_token(s, a, b, 20, Kind::VcsToken, out),
-            "xox" => {
+            "xox"
                 if matches!(s.get(b), Some(b'a' | b'b' | b'p' | b'r' | b's'))
-                    && s.get(b + 1) == Some(&b'-')
-                {
-                    min_token(s, a, b + 2, 10, Kind::VcsToken, out)
-                }
+                    && s.get(b + 1) == Some(&b'-') =>
+            {
+                min_token(s, a, b + 2, 10, Kind::VcsToken, out)
             }
-            "k_live_" => {
-                if a > 0 && matches!(s[a - 1], b's' | b'r') {
-                    min_token(s, a - 1, b, 24, Kind::VcsToken, out)
-                }
+            "k_live_" if a > 0 && matches!(s[a - 1], b's' | b'r') => {
+                min_token(s, a - 1, b, 24, Kind::VcsToken, out)
             }
             "sk-ant-" => min_token(s, a, b, 32, Kind::VcsToken, out),
             "Basic " => http_basic(s, a, b, out),
