@@ -183,6 +183,8 @@ struct Scratch {
     strong: Vec<scan::Hit>,
     gated: Vec<scan::Hit>,
     walker: json::Scratch<Key>,
+    /// Borrowed once per document, not once per key.
+    keys: KeyCache,
 }
 
 thread_local! {
@@ -214,6 +216,7 @@ impl Engine {
             strong,
             gated,
             walker,
+            keys,
         } = scratch;
         strong.clear();
         scan::strong(doc, strong);
@@ -222,7 +225,7 @@ impl Engine {
         let walked = json::walk_with(
             doc,
             walker,
-            key_of,
+            |raw: &[u8]| keys.key_of(raw),
             |path: &[json::Seg<Key>], value: &[u8], span: std::ops::Range<usize>| {
                 // Hits before this value lie in keys or between values: not data.
                 while next < strong.len() && strong[next].start < span.start {
@@ -491,10 +494,12 @@ struct KeySlot {
 /// Slots in a thread's key table (sets of two).
 const KEY_SLOTS: usize = 8192;
 
-thread_local! {
-    static KEYS: std::cell::RefCell<KeyCache> = std::cell::RefCell::new(KeyCache {
-        slots: vec![None; KEY_SLOTS],
-    });
+impl Default for KeyCache {
+    fn default() -> Self {
+        KeyCache {
+            slots: vec![None; KEY_SLOTS],
+        }
+    }
 }
 
 /// The first 16 bytes of a key as two words, read with (possibly overlapping) unaligned loads.
@@ -536,49 +541,51 @@ fn render_path(path: &[json::Seg<Key>]) -> String {
     out
 }
 
-/// The shared [`Key`] for a key's unescaped bytes.
-fn key_of(raw: &[u8]) -> Key {
-    let head = key_head(raw);
-    let rest = raw.get(16..).unwrap_or_default();
-    // A multiplicative hash of the length, the head and (for long keys) the last eight bytes.
-    let mut h = (raw.len() as u64 ^ head[0]).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    h = (h.rotate_left(29) ^ head[1]).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    if raw.len() > 16 {
-        h = (h.rotate_left(29) ^ key_head(&raw[raw.len() - 8..])[0])
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-    let set = (h >> 40) as usize % (KEY_SLOTS / 2) * 2;
-    KEYS.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        for slot in cache.slots[set..set + 2].iter().flatten() {
-            if slot.len == raw.len()
-                && slot.head == head
-                && (rest.is_empty() || *slot.rest == *rest)
-            {
-                return slot.key.clone();
-            }
+impl KeyCache {
+    /// The shared [`Key`] for a key's unescaped bytes.
+    fn key_of(&mut self, raw: &[u8]) -> Key {
+        let head = key_head(raw);
+        let rest = raw.get(16..).unwrap_or_default();
+        // A multiplicative hash of the length, the head and (for long keys) the last eight bytes.
+        let mut h = (raw.len() as u64 ^ head[0]).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h = (h.rotate_left(29) ^ head[1]).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        if raw.len() > 16 {
+            h = (h.rotate_left(29) ^ key_head(&raw[raw.len() - 8..])[0])
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15);
         }
-        let text: Box<str> = String::from_utf8_lossy(raw).into();
-        let normalized = keys::normalize(&text);
-        let segment = json::render(&[json::Seg::Key(&*text)]);
-        let key = Key(std::rc::Rc::new(KeyInfo {
-            segment: segment.strip_prefix('$').unwrap_or_default().into(),
-            name: Name {
-                gates: keys::gates(&normalized).into(),
-                generic: GENERIC_LEAVES.contains(&normalized.as_str()),
-            },
-            text,
-        }));
-        // The newest key takes the first slot; the one it displaces moves to the second.
-        cache.slots[set + 1] = cache.slots[set].take();
-        cache.slots[set] = Some(KeySlot {
-            len: raw.len(),
-            head,
-            rest: rest.into(),
-            key: key.clone(),
-        });
-        key
-    })
+        let set = (h >> 40) as usize % (KEY_SLOTS / 2) * 2;
+        {
+            let cache = self;
+            for slot in cache.slots[set..set + 2].iter().flatten() {
+                if slot.len == raw.len()
+                    && slot.head == head
+                    && (rest.is_empty() || *slot.rest == *rest)
+                {
+                    return slot.key.clone();
+                }
+            }
+            let text: Box<str> = String::from_utf8_lossy(raw).into();
+            let normalized = keys::normalize(&text);
+            let segment = json::render(&[json::Seg::Key(&*text)]);
+            let key = Key(std::rc::Rc::new(KeyInfo {
+                segment: segment.strip_prefix('$').unwrap_or_default().into(),
+                name: Name {
+                    gates: keys::gates(&normalized).into(),
+                    generic: GENERIC_LEAVES.contains(&normalized.as_str()),
+                },
+                text,
+            }));
+            // The newest key takes the first slot; the one it displaces moves to the second.
+            cache.slots[set + 1] = cache.slots[set].take();
+            cache.slots[set] = Some(KeySlot {
+                len: raw.len(),
+                head,
+                rest: rest.into(),
+                key: key.clone(),
+            });
+            key
+        }
+    }
 }
 
 fn finding(
@@ -757,6 +764,8 @@ mod tests {
     /// apart by the key table, and a flood of distinct keys neither grows it nor confuses it.
     #[test]
     fn key_table_tells_similar_keys_apart() {
+        let mut table = KeyCache::default();
+        let mut key_of = |raw: &[u8]| table.key_of(raw);
         let pairs: &[(&str, &str)] = &[
             // Same first 16 bytes.
             ("customer_billing_password", "customer_billing_passwordx"),
@@ -781,7 +790,6 @@ mod tests {
             let k = format!("field_{i}");
             assert_eq!(key_of(k.as_bytes()).as_ref(), k);
         }
-        KEYS.with(|c| assert_eq!(c.borrow().slots.len(), KEY_SLOTS));
         // Paths from the keys' rendered segments read as the generic renderer writes them.
         for keys in [
             &["payment", "card", "number"][..],
@@ -799,6 +807,7 @@ mod tests {
             assert_eq!(render_path(&fast), json::render(&plain));
         }
         assert!(!key_of(b"cvv").0.name.gates.is_empty());
+        assert_eq!(table.slots.len(), KEY_SLOTS, "the flood did not grow the table");
     }
 
     #[test]
