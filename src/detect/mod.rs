@@ -554,37 +554,34 @@ impl KeyCache {
                 .wrapping_mul(0x9e37_79b9_7f4a_7c15);
         }
         let set = (h >> 40) as usize % (KEY_SLOTS / 2) * 2;
-        {
-            let cache = self;
-            for slot in cache.slots[set..set + 2].iter().flatten() {
-                if slot.len == raw.len()
-                    && slot.head == head
-                    && (rest.is_empty() || *slot.rest == *rest)
-                {
-                    return slot.key.clone();
-                }
+        for slot in self.slots[set..set + 2].iter().flatten() {
+            if slot.len == raw.len()
+                && slot.head == head
+                && (rest.is_empty() || *slot.rest == *rest)
+            {
+                return slot.key.clone();
             }
-            let text: Box<str> = String::from_utf8_lossy(raw).into();
-            let normalized = keys::normalize(&text);
-            let segment = json::render(&[json::Seg::Key(&*text)]);
-            let key = Key(std::rc::Rc::new(KeyInfo {
-                segment: segment.strip_prefix('$').unwrap_or_default().into(),
-                name: Name {
-                    gates: keys::gates(&normalized).into(),
-                    generic: GENERIC_LEAVES.contains(&normalized.as_str()),
-                },
-                text,
-            }));
-            // The newest key takes the first slot; the one it displaces moves to the second.
-            cache.slots[set + 1] = cache.slots[set].take();
-            cache.slots[set] = Some(KeySlot {
-                len: raw.len(),
-                head,
-                rest: rest.into(),
-                key: key.clone(),
-            });
-            key
         }
+        let text: Box<str> = String::from_utf8_lossy(raw).into();
+        let normalized = keys::normalize(&text);
+        let segment = json::render(&[json::Seg::Key(&*text)]);
+        let key = Key(std::rc::Rc::new(KeyInfo {
+            segment: segment.strip_prefix('$').unwrap_or_default().into(),
+            name: Name {
+                gates: keys::gates(&normalized).into(),
+                generic: GENERIC_LEAVES.contains(&normalized.as_str()),
+            },
+            text,
+        }));
+        // The newest key takes the first slot; the one it displaces moves to the second.
+        self.slots[set + 1] = self.slots[set].take();
+        self.slots[set] = Some(KeySlot {
+            len: raw.len(),
+            head,
+            rest: rest.into(),
+            key: key.clone(),
+        });
+        key
     }
 }
 
@@ -807,7 +804,11 @@ mod tests {
             assert_eq!(render_path(&fast), json::render(&plain));
         }
         assert!(!key_of(b"cvv").0.name.gates.is_empty());
-        assert_eq!(table.slots.len(), KEY_SLOTS, "the flood did not grow the table");
+        assert_eq!(
+            table.slots.len(),
+            KEY_SLOTS,
+            "the flood did not grow the table"
+        );
     }
 
     #[test]
