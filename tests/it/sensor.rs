@@ -363,6 +363,13 @@ impl Drop for Netns {
     }
 }
 
+/// The value of the first sample of `name` (with its labels) in Prometheus text.
+fn metric(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
 fn read_events(path: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap()
@@ -506,11 +513,6 @@ async fn live_capture_on_a_veth_matches_the_pcap() {
             .unwrap();
     }
     // The counters reach the metrics listener within a second or so.
-    let counter = |text: &str, name: &str| -> Option<u64> {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-    };
     let deadline = Instant::now() + Duration::from_secs(10);
     let metrics = loop {
         let text = client
@@ -521,14 +523,14 @@ async fn live_capture_on_a_veth_matches_the_pcap() {
             .text()
             .await
             .unwrap();
-        let exchanges = counter(&text, "bulwark_sensor_capture_total{counter=\"exchanges\"}");
+        let exchanges = metric(&text, "bulwark_sensor_capture_total{counter=\"exchanges\"}");
         if exchanges.is_some_and(|n| n >= 40) || Instant::now() > deadline {
             break text;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(
-        counter(
+        metric(
             &metrics,
             "bulwark_sensor_capture_total{counter=\"exchanges\"}"
         )
@@ -537,11 +539,11 @@ async fn live_capture_on_a_veth_matches_the_pcap() {
         "{metrics}"
     );
     assert!(
-        counter(&metrics, "bulwark_sensor_kernel_packets_total").unwrap() > 0,
+        metric(&metrics, "bulwark_sensor_kernel_packets_total").unwrap() > 0,
         "{metrics}"
     );
     assert_eq!(
-        counter(&metrics, "bulwark_sensor_kernel_drops_total"),
+        metric(&metrics, "bulwark_sensor_kernel_drops_total"),
         Some(0),
         "{metrics}"
     );
@@ -669,12 +671,6 @@ async fn the_appliance_runs_an_embedded_sensor() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     // The capture counters reach the appliance's metrics (workers publish about once a second).
-    let value = |metrics: &str, name: &str| -> Option<u64> {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-    };
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let metrics = admin
@@ -685,14 +681,14 @@ async fn the_appliance_runs_an_embedded_sensor() {
             .text()
             .await
             .unwrap();
-        let exchanges = value(
+        let exchanges = metric(
             &metrics,
             "bulwark_sensor_capture_total{counter=\"exchanges\"}",
         );
         if exchanges.is_some_and(|n| n >= 3) {
-            assert!(value(&metrics, "bulwark_sensor_kernel_packets_total").unwrap() > 0);
+            assert!(metric(&metrics, "bulwark_sensor_kernel_packets_total").unwrap() > 0);
             assert_eq!(
-                value(&metrics, "bulwark_sensor_kernel_drops_total"),
+                metric(&metrics, "bulwark_sensor_kernel_drops_total"),
                 Some(0)
             );
             break;
