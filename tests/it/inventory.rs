@@ -34,6 +34,14 @@ fn pod(ns: &str, name: &str, owner: Option<(&str, &str)>, hash: Option<&str>, ip
     })
 }
 
+/// `PUT` of a pod list with a key.
+fn put_pods(uri: &str, key: &str, list: &Value) -> TestRequest {
+    TestRequest::put()
+        .uri(uri)
+        .insert_header(("authorization", format!("Bearer {key}")))
+        .set_json(list)
+}
+
 fn event(source: &str, destination: &str, exchanges: u64) -> Value {
     json!({"source": source, "destination": destination, "method": "POST",
            "endpoint": "/v1/charges", "direction": "request", "host": "payments",
@@ -90,33 +98,12 @@ async fn pod_inventory_names_workloads_in_the_data_map() {
             "{v}"
         );
     }
-    let (s, _, _) = call(
-        &app,
-        TestRequest::put()
-            .uri("/api/v1/clusters/999/pods")
-            .insert_header(auth(&writer))
-            .set_json(&list),
-    )
-    .await;
+    let (s, _, _) = call(&app, put_pods("/api/v1/clusters/999/pods", &writer, &list)).await;
     assert_eq!(s, 404);
-    let (s, _, _) = call(
-        &app,
-        TestRequest::put()
-            .uri(&pods_uri)
-            .insert_header(auth(&reader))
-            .set_json(&list),
-    )
-    .await;
+    let (s, _, _) = call(&app, put_pods(&pods_uri, &reader, &list)).await;
     assert_eq!(s, 403, "a read key cannot replace the inventory");
 
-    let (s, r, _) = call(
-        &app,
-        TestRequest::put()
-            .uri(&pods_uri)
-            .insert_header(auth(&writer))
-            .set_json(&list),
-    )
-    .await;
+    let (s, r, _) = call(&app, put_pods(&pods_uri, &writer, &list)).await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(
         (r["recorded"].as_u64(), r["workloads"].as_u64()),
@@ -209,14 +196,7 @@ async fn pod_inventory_names_workloads_in_the_data_map() {
     let list = json!({"kind": "PodList", "items": [
         pod("shop", "checkout-6f7d8b9c4-abcde", Some(("ReplicaSet", "checkout-6f7d8b9c4")), Some("6f7d8b9c4"), "10.244.1.5"),
     ]});
-    let (s, _, _) = call(
-        &app,
-        TestRequest::put()
-            .uri(&pods_uri)
-            .insert_header(auth(&writer))
-            .set_json(&list),
-    )
-    .await;
+    let (s, _, _) = call(&app, put_pods(&pods_uri, &writer, &list)).await;
     assert_eq!(s, 200);
     let (s, _, _) = call(
         &app,
