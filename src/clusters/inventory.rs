@@ -299,7 +299,8 @@ fn parse_addr(addr: &str) -> Option<IpAddr> {
     None
 }
 
-/// Something the inventory can be read through: a read or a write transaction.
+/// Something the inventory can be read through: a read or a write transaction. Attribution is
+/// best effort: a failed read leaves the address as it is rather than failing the ingest.
 pub trait PodLookup {
     fn pod_at(&self, ip: &str) -> Option<PodRecord>;
 }
