@@ -147,6 +147,7 @@ fn start_sensor(st: &web::Data<AppState>) {
                 every: Duration::from_secs(config.sensor.store_every_seconds.max(1)),
                 stop: flag,
                 counters,
+                skip: config.sensor.skip(),
             };
             crate::dim::live::capture(
                 &opts,

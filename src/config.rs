@@ -62,6 +62,25 @@ pub struct SensorConfig {
     pub workers: u64,
     /// Seconds between merges of what was seen into the data map.
     pub store_every_seconds: u64,
+    /// Request paths left out, comma-separated (probes and health checks); empty = none.
+    pub skip_paths: String,
+    /// Leave out the kubelet's probes (user agent `kube-probe/…`).
+    pub skip_kube_probes: bool,
+}
+
+impl SensorConfig {
+    /// What the embedded sensor's pipeline leaves out.
+    pub fn skip(&self) -> crate::dim::Skip {
+        crate::dim::Skip {
+            paths: self
+                .skip_paths
+                .split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect(),
+            kube_probes: self.skip_kube_probes,
+        }
+    }
 }
 
 impl Default for SensorConfig {
@@ -70,6 +89,8 @@ impl Default for SensorConfig {
             interfaces: String::new(),
             workers: 1,
             store_every_seconds: 30,
+            skip_paths: crate::dim::PROBE_PATHS.join(","),
+            skip_kube_probes: true,
         }
     }
 }
@@ -592,6 +613,23 @@ fn set(table: &mut toml::Table, path: &str, value: toml::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sensor_skips_probes_unless_told_otherwise() {
+        let mut s = SensorConfig::default();
+        assert_eq!(s.skip(), crate::dim::Skip::default());
+        s.skip_paths = " /internal/ping, ,/status ".into();
+        s.skip_kube_probes = false;
+        assert_eq!(
+            s.skip(),
+            crate::dim::Skip {
+                paths: vec!["/internal/ping".into(), "/status".into()],
+                kube_probes: false
+            }
+        );
+        s.skip_paths = String::new();
+        assert!(s.skip().paths.is_empty());
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

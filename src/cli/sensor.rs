@@ -44,6 +44,29 @@ pub struct SensorArgs {
     /// `http://ADDR/metrics` during live capture, e.g. `0.0.0.0:9847`.
     #[arg(long)]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Leave out requests to this path (repeatable; replaces the default probe paths
+    /// /healthz, /readyz, /livez, /health, /metrics, /ping).
+    #[arg(long)]
+    pub skip_path: Vec<String>,
+    /// Scan probes and health checks too (no path skipped, kubelet probes included).
+    #[arg(long, conflicts_with = "skip_path")]
+    pub keep_probes: bool,
+}
+
+impl SensorArgs {
+    /// What the pipeline leaves out, from the flags.
+    fn skip(&self) -> crate::dim::Skip {
+        if self.keep_probes {
+            crate::dim::Skip::nothing()
+        } else if self.skip_path.is_empty() {
+            crate::dim::Skip::default()
+        } else {
+            crate::dim::Skip {
+                paths: self.skip_path.clone(),
+                kube_probes: true,
+            }
+        }
+    }
 }
 
 /// Sends data-map entries to the appliance.
@@ -114,7 +137,7 @@ pub fn run(cli: &super::Cli, a: &SensorArgs) -> anyhow::Result<i32> {
     let shipper = Shipper::new(a)?;
     let (map, stats) = match (&a.pcap, a.interface.is_empty()) {
         (Some(pcap), true) => {
-            let mut pipeline = Pipeline::new(engine.clone());
+            let mut pipeline = Pipeline::skipping(engine.clone(), a.skip());
             read_pcap(pcap, &mut pipeline)?;
             let stats = serde_json::to_value(&pipeline.stats)?;
             if let Some(s) = &shipper {
@@ -233,6 +256,7 @@ fn live(
         every,
         stop,
         counters,
+        skip: a.skip(),
     };
     let totals = crate::dim::live::capture(
         &opts,

@@ -36,6 +36,8 @@ pub struct Capture {
     pub stop: Arc<AtomicBool>,
     /// Where the running counts go (exported as metrics by whoever registered them).
     pub counters: LiveCounters,
+    /// Exchanges left out (probes).
+    pub skip: super::Skip,
 }
 
 /// Counts of a running capture, shared by the workers (which add to them about once a second)
@@ -120,6 +122,7 @@ pub fn capture(
         every,
         stop,
         counters,
+        skip,
     } = opts;
     let (workers, every) = (*workers, *every);
     let names = expand_interfaces(interfaces);
@@ -147,8 +150,9 @@ pub fn capture(
             let tx = tx.clone();
             let engine = engine.clone();
             let counters = counters.clone();
+            let skip = skip.clone();
             std::thread::spawn(move || {
-                let mut pipeline = Pipeline::new(engine);
+                let mut pipeline = Pipeline::skipping(engine, skip);
                 let mut last = std::time::Instant::now();
                 let (mut published, mut last_published) =
                     (Published::default(), std::time::Instant::now());

@@ -25,10 +25,39 @@ pub const MAX_CONNECTIONS: usize = 65_536;
 /// A connection silent this long (capture time) is closed.
 pub const IDLE_SECONDS: f64 = 120.0;
 
-/// Paths of probes and health checks, not user traffic.
-const PROBE_PATHS: &[&str] = &[
+/// Paths of probes and health checks, not user traffic: skipped unless configured otherwise
+/// (`bulwark sensor --skip-path`, `[sensor] skip_paths`).
+pub const PROBE_PATHS: &[&str] = &[
     "/healthz", "/readyz", "/livez", "/health", "/metrics", "/ping",
 ];
+
+/// Which exchanges the pipeline leaves out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skip {
+    /// Request paths (without the query) skipped exactly.
+    pub paths: Vec<String>,
+    /// Requests whose user agent is `kube-probe/…` (the kubelet's probes).
+    pub kube_probes: bool,
+}
+
+impl Default for Skip {
+    fn default() -> Self {
+        Skip {
+            paths: PROBE_PATHS.iter().map(|p| p.to_string()).collect(),
+            kube_probes: true,
+        }
+    }
+}
+
+impl Skip {
+    /// Nothing skipped: every exchange is scanned.
+    pub fn nothing() -> Skip {
+        Skip {
+            paths: Vec::new(),
+            kube_probes: false,
+        }
+    }
+}
 
 /// Why the sensor failed.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +118,7 @@ struct Conn {
 /// The whole pipeline from frames to the data map.
 pub struct Pipeline {
     engine: Engine,
+    skip: Skip,
     conns: HashMap<(SocketAddr, SocketAddr), Conn>,
     pub map: map::DataMap,
     pub stats: Stats,
@@ -118,8 +148,14 @@ fn looks_like_request(data: &[u8]) -> bool {
 
 impl Pipeline {
     pub fn new(engine: Engine) -> Pipeline {
+        Pipeline::skipping(engine, Skip::default())
+    }
+
+    /// A pipeline that leaves out what `skip` names.
+    pub fn skipping(engine: Engine, skip: Skip) -> Pipeline {
         Pipeline {
             engine,
+            skip,
             conns: HashMap::new(),
             map: map::DataMap::default(),
             stats: Stats::default(),
@@ -271,10 +307,11 @@ impl Pipeline {
             self.stats.exchanges += 1;
             let req = &ex.request;
             let path = req.target.split('?').next().unwrap_or("");
-            let probe = PROBE_PATHS.contains(&path)
-                || req
-                    .header("user-agent")
-                    .is_some_and(|ua| ua.starts_with(b"kube-probe/"));
+            let probe = self.skip.paths.iter().any(|p| p == path)
+                || (self.skip.kube_probes
+                    && req
+                        .header("user-agent")
+                        .is_some_and(|ua| ua.starts_with(b"kube-probe/")));
             if probe {
                 self.stats.probes_skipped += 1;
                 continue;
@@ -535,6 +572,28 @@ mod tests {
         assert!(resp.data_types.contains("id.us_ssn"));
         assert_eq!(p.stats.probes_skipped, 1);
         assert!(p.stats.duplicate_segments >= 1);
+    }
+
+    #[test]
+    fn skipped_paths_are_configurable() {
+        let probe = b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n";
+        let internal = b"GET /internal/ping HTTP/1.1\r\nHost: a\r\n\r\n";
+        let kubelet = b"GET /live HTTP/1.1\r\nHost: a\r\nUser-Agent: kube-probe/1.30\r\n\r\n";
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        let run = |skip: Skip| {
+            let mut p = Pipeline::skipping(Engine::default(), skip);
+            exchange(&mut p, 40001, probe, ok);
+            exchange(&mut p, 40002, internal, ok);
+            exchange(&mut p, 40003, kubelet, ok);
+            (p.stats.exchanges, p.stats.probes_skipped)
+        };
+        assert_eq!(run(Skip::default()), (3, 2), "/healthz and the kubelet");
+        assert_eq!(run(Skip::nothing()), (3, 0));
+        let custom = Skip {
+            paths: vec!["/internal/ping".into()],
+            kube_probes: false,
+        };
+        assert_eq!(run(custom), (3, 1));
     }
 
     #[test]

@@ -202,6 +202,29 @@ async fn sensor_reads_real_captured_traffic() {
     )
     .unwrap();
     assert!(stats["exchanges"].as_u64().unwrap() >= 5, "{stats}");
+    assert!(stats["probes_skipped"].as_u64().unwrap() >= 1, "{stats}");
+
+    // Skipped paths are the user's choice: with --keep-probes nothing is left out, and with
+    // --skip-path only that path is.
+    let probes_skipped = |flags: &[&str]| -> u64 {
+        let o = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+            .args(["sensor", "--pcap"])
+            .arg(&pcap)
+            .args(flags)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let stats: Value = serde_json::from_slice(
+            o.stderr
+                .split(|b| *b == b'\n')
+                .rfind(|l| l.starts_with(b"{"))
+                .unwrap(),
+        )
+        .unwrap();
+        stats["probes_skipped"].as_u64().unwrap()
+    };
+    assert_eq!(probes_skipped(&["--keep-probes"]), 0);
+    assert_eq!(probes_skipped(&["--skip-path", "/login"]), 1);
 
     // The same capture shipped to a running appliance with a sensor-scoped key: the data map
     // shows the flows, the page draws them, and each new type raised an event.
