@@ -148,6 +148,7 @@ fn start_sensor(st: &web::Data<AppState>) {
                 stop: flag,
                 counters,
                 skip: config.sensor.skip(),
+                body_cap: config.sensor.max_body_bytes as usize,
             };
             crate::dim::live::capture(
                 &opts,

@@ -66,6 +66,8 @@ pub struct SensorConfig {
     pub skip_paths: String,
     /// Leave out the kubelet's probes (user agent `kube-probe/…`).
     pub skip_kube_probes: bool,
+    /// Most bytes of each decoded body scanned.
+    pub max_body_bytes: u64,
 }
 
 impl SensorConfig {
@@ -91,6 +93,7 @@ impl Default for SensorConfig {
             store_every_seconds: 30,
             skip_paths: crate::dim::PROBE_PATHS.join(","),
             skip_kube_probes: true,
+            max_body_bytes: crate::dim::http::BODY_CAP as u64,
         }
     }
 }
@@ -441,6 +444,9 @@ impl Config {
         if !(1..=64).contains(&self.sensor.workers) {
             p.push("sensor.workers: 1 to 64".into());
         }
+        if !(1024..=64 << 20).contains(&self.sensor.max_body_bytes) {
+            p.push("sensor.max_body_bytes: 1024 to 67108864".into());
+        }
         if self.sensor.store_every_seconds == 0 {
             p.push("sensor.store_every_seconds: at least 1".into());
         }
@@ -629,6 +635,12 @@ mod tests {
         );
         s.skip_paths = String::new();
         assert!(s.skip().paths.is_empty());
+        // The body cap is bounded.
+        let mut c = Config::default();
+        c.sensor.max_body_bytes = 10;
+        assert!(c.validate().iter().any(|p| p.contains("sensor.max_body_bytes")));
+        c.sensor.max_body_bytes = 4096;
+        assert!(!c.validate().iter().any(|p| p.contains("max_body_bytes")));
     }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

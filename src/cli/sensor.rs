@@ -51,6 +51,9 @@ pub struct SensorArgs {
     /// Scan probes and health checks too (no path skipped, kubelet probes included).
     #[arg(long, conflicts_with = "skip_path")]
     pub keep_probes: bool,
+    /// Most bytes of each (decoded) body scanned; the rest is skipped and counted.
+    #[arg(long, default_value_t = crate::dim::http::BODY_CAP, value_parser = clap::value_parser!(usize))]
+    pub max_body_bytes: usize,
 }
 
 impl SensorArgs {
@@ -137,7 +140,8 @@ pub fn run(cli: &super::Cli, a: &SensorArgs) -> anyhow::Result<i32> {
     let shipper = Shipper::new(a)?;
     let (map, stats) = match (&a.pcap, a.interface.is_empty()) {
         (Some(pcap), true) => {
-            let mut pipeline = Pipeline::skipping(engine.clone(), a.skip());
+            let mut pipeline =
+                Pipeline::skipping(engine.clone(), a.skip()).with_body_cap(a.max_body_bytes);
             read_pcap(pcap, &mut pipeline)?;
             let stats = serde_json::to_value(&pipeline.stats)?;
             if let Some(s) = &shipper {
@@ -257,6 +261,7 @@ fn live(
         stop,
         counters,
         skip: a.skip(),
+        body_cap: a.max_body_bytes,
     };
     let totals = crate::dim::live::capture(
         &opts,

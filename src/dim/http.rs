@@ -6,7 +6,8 @@
 use std::collections::VecDeque;
 use std::io::Read;
 
-/// Largest body kept for detection (more is skipped).
+/// Largest body kept for detection by default (more is skipped; `--max-body-bytes`,
+/// `[sensor] max_body_bytes`).
 pub const BODY_CAP: usize = 1024 * 1024;
 /// Largest header block accepted.
 const MAX_HEAD: usize = 64 * 1024;
@@ -21,7 +22,7 @@ pub struct Message {
     pub target: String,
     pub status: u16,
     pub headers: Vec<(String, Vec<u8>)>,
-    /// Decoded body, at most [`BODY_CAP`] bytes.
+    /// Decoded body, at most the connection's body cap ([`BODY_CAP`] by default).
     pub body: Vec<u8>,
     /// The body was longer than the cap (or could not be decoded whole).
     pub truncated: bool,
@@ -62,15 +63,18 @@ enum BodyState {
 #[derive(Debug)]
 struct Parser {
     request_side: bool,
+    /// Most body bytes kept (decoded).
+    cap: usize,
     buf: Vec<u8>,
     current: Option<(Message, BodyState, Vec<u8>)>,
     broken: bool,
 }
 
 impl Parser {
-    fn new(request_side: bool) -> Parser {
+    fn new(request_side: bool, cap: usize) -> Parser {
         Parser {
             request_side,
+            cap,
             buf: Vec::new(),
             current: None,
             broken: false,
@@ -184,13 +188,14 @@ impl Parser {
 
     /// Advances the current body; the finished message when complete.
     fn body(&mut self) -> Option<Message> {
+        let cap = self.cap;
         let (m, state, raw) = self.current.as_mut()?;
         loop {
             match state {
                 BodyState::None => break,
                 BodyState::Length(left) => {
                     let take = (*left).min(self.buf.len());
-                    keep(raw, &self.buf[..take], &mut m.truncated);
+                    keep(raw, &self.buf[..take], &mut m.truncated, cap);
                     self.buf.drain(..take);
                     *left -= take;
                     if *left > 0 {
@@ -199,7 +204,7 @@ impl Parser {
                     break;
                 }
                 BodyState::UntilClose => {
-                    keep(raw, &self.buf, &mut m.truncated);
+                    keep(raw, &self.buf, &mut m.truncated, cap);
                     self.buf.clear();
                     return None;
                 }
@@ -210,7 +215,7 @@ impl Parser {
                 } => {
                     if *remaining > 0 {
                         let take = (*remaining).min(self.buf.len());
-                        keep(raw, &self.buf[..take], &mut m.truncated);
+                        keep(raw, &self.buf[..take], &mut m.truncated, cap);
                         self.buf.drain(..take);
                         *remaining -= take;
                         if *remaining > 0 {
@@ -250,7 +255,7 @@ impl Parser {
             }
         }
         let (mut m, _, raw) = self.current.take()?;
-        finish_body(&mut m, raw);
+        finish_body(&mut m, raw, cap);
         Some(m)
     }
 
@@ -258,15 +263,15 @@ impl Parser {
     fn close(&mut self, out: &mut Vec<Message>) {
         if let Some((_, BodyState::UntilClose, _)) = &self.current {
             if let Some((mut m, _, raw)) = self.current.take() {
-                finish_body(&mut m, raw);
+                finish_body(&mut m, raw, self.cap);
                 out.push(m);
             }
         }
     }
 }
 
-fn keep(raw: &mut Vec<u8>, data: &[u8], truncated: &mut bool) {
-    let room = BODY_CAP.saturating_sub(raw.len());
+fn keep(raw: &mut Vec<u8>, data: &[u8], truncated: &mut bool, cap: usize) {
+    let room = cap.saturating_sub(raw.len());
     if data.len() > room {
         *truncated = true;
     }
@@ -274,24 +279,24 @@ fn keep(raw: &mut Vec<u8>, data: &[u8], truncated: &mut bool) {
 }
 
 /// Decodes `Content-Encoding: gzip|deflate` (capped), else keeps the bytes.
-fn finish_body(m: &mut Message, raw: Vec<u8>) {
+fn finish_body(m: &mut Message, raw: Vec<u8>, cap: usize) {
     let enc = m
         .header("content-encoding")
         .map(|v| String::from_utf8_lossy(v).to_ascii_lowercase())
         .unwrap_or_default();
     let decoded = match enc.trim() {
-        "gzip" | "x-gzip" => inflate(flate2::read::GzDecoder::new(&raw[..])),
-        "deflate" => inflate(flate2::read::ZlibDecoder::new(&raw[..]))
-            .or_else(|| inflate(flate2::read::DeflateDecoder::new(&raw[..]))),
+        "gzip" | "x-gzip" => inflate(flate2::read::GzDecoder::new(&raw[..]), cap),
+        "deflate" => inflate(flate2::read::ZlibDecoder::new(&raw[..]), cap)
+            .or_else(|| inflate(flate2::read::DeflateDecoder::new(&raw[..]), cap)),
         _ => Some(raw.clone()),
     };
     match decoded {
         Some(body) => {
-            if body.len() > BODY_CAP {
+            if body.len() > cap {
                 m.truncated = true;
             }
             m.body = body;
-            m.body.truncate(BODY_CAP);
+            m.body.truncate(cap);
         }
         None => {
             m.truncated = true;
@@ -301,9 +306,9 @@ fn finish_body(m: &mut Message, raw: Vec<u8>) {
 }
 
 /// Inflates at most one byte past the cap (a bomb stops there).
-fn inflate(r: impl Read) -> Option<Vec<u8>> {
+fn inflate(r: impl Read, cap: usize) -> Option<Vec<u8>> {
     let mut out = Vec::new();
-    match r.take(BODY_CAP as u64 + 1).read_to_end(&mut out) {
+    match r.take(cap as u64 + 1).read_to_end(&mut out) {
         Ok(_) => Some(out),
         Err(_) if !out.is_empty() => Some(out),
         Err(_) => None,
@@ -320,15 +325,20 @@ pub struct Connection {
 
 impl Default for Connection {
     fn default() -> Self {
-        Connection {
-            client: Parser::new(true),
-            server: Parser::new(false),
-            waiting: VecDeque::new(),
-        }
+        Connection::with_body_cap(BODY_CAP)
     }
 }
 
 impl Connection {
+    /// A connection keeping at most `cap` bytes of each (decoded) body.
+    pub fn with_body_cap(cap: usize) -> Connection {
+        Connection {
+            client: Parser::new(true, cap),
+            server: Parser::new(false, cap),
+            waiting: VecDeque::new(),
+        }
+    }
+
     /// Bytes from the client; complete requests wait for their responses.
     pub fn from_client(&mut self, data: &[u8], done: &mut Vec<Exchange>) {
         let mut msgs = Vec::new();
@@ -443,6 +453,26 @@ mod tests {
         c.close(&mut done);
         assert!(done[0].request.truncated);
         assert!(done[0].request.body.len() <= BODY_CAP);
+        // A smaller cap holds for plain, chunked and compressed bodies alike.
+        let mut c = Connection::with_body_cap(100);
+        let mut done = vec![];
+        c.from_client(&req, &mut done);
+        c.close(&mut done);
+        assert!(done[0].request.truncated && done[0].request.body.len() == 100);
+        let plain = format!(
+            "POST /y HTTP/1.1\r\nContent-Length: 150\r\n\r\n{}POST /z HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n96\r\n{}\r\n0\r\n\r\n",
+            "a".repeat(150),
+            "b".repeat(150)
+        );
+        let mut c = Connection::with_body_cap(100);
+        let mut done = vec![];
+        c.from_client(plain.as_bytes(), &mut done);
+        c.close(&mut done);
+        let bodies: Vec<(usize, bool)> = done
+            .iter()
+            .map(|e| (e.request.body.len(), e.request.truncated))
+            .collect();
+        assert_eq!(bodies, vec![(100, true), (100, true)]);
     }
 
     #[test]

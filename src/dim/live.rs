@@ -38,6 +38,8 @@ pub struct Capture {
     pub counters: LiveCounters,
     /// Exchanges left out (probes).
     pub skip: super::Skip,
+    /// Most bytes of each decoded body scanned.
+    pub body_cap: usize,
 }
 
 /// Counts of a running capture, shared by the workers (which add to them about once a second)
@@ -123,8 +125,9 @@ pub fn capture(
         stop,
         counters,
         skip,
+        body_cap,
     } = opts;
-    let (workers, every) = (*workers, *every);
+    let (workers, every, body_cap) = (*workers, *every, *body_cap);
     let names = expand_interfaces(interfaces);
     if names.is_empty() {
         return Err(format!("no interface matches {}", interfaces.join(", ")));
@@ -152,7 +155,7 @@ pub fn capture(
             let counters = counters.clone();
             let skip = skip.clone();
             std::thread::spawn(move || {
-                let mut pipeline = Pipeline::skipping(engine, skip);
+                let mut pipeline = Pipeline::skipping(engine, skip).with_body_cap(body_cap);
                 let mut last = std::time::Instant::now();
                 let (mut published, mut last_published) =
                     (Published::default(), std::time::Instant::now());

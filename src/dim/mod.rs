@@ -119,6 +119,8 @@ struct Conn {
 pub struct Pipeline {
     engine: Engine,
     skip: Skip,
+    /// Most bytes of each decoded body kept for detection.
+    body_cap: usize,
     conns: HashMap<(SocketAddr, SocketAddr), Conn>,
     pub map: map::DataMap,
     pub stats: Stats,
@@ -156,11 +158,18 @@ impl Pipeline {
         Pipeline {
             engine,
             skip,
+            body_cap: http::BODY_CAP,
             conns: HashMap::new(),
             map: map::DataMap::default(),
             stats: Stats::default(),
             now: 0.0,
         }
+    }
+
+    /// Keeps at most `cap` bytes of each decoded body (1 MiB by default).
+    pub fn with_body_cap(mut self, cap: usize) -> Pipeline {
+        self.body_cap = cap;
+        self
     }
 
     /// One captured frame of link type `link` at time `ts` (seconds).
@@ -196,7 +205,7 @@ impl Pipeline {
                     client: None,
                     up: reassembly::Stream::default(),
                     down: reassembly::Stream::default(),
-                    http: http::Connection::default(),
+                    http: http::Connection::with_body_cap(self.body_cap),
                     last_seen: ts,
                     undecided: Vec::new(),
                 },

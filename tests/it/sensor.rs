@@ -206,7 +206,7 @@ async fn sensor_reads_real_captured_traffic() {
 
     // Skipped paths are the user's choice: with --keep-probes nothing is left out, and with
     // --skip-path only that path is.
-    let probes_skipped = |flags: &[&str]| -> u64 {
+    let run_stats = |flags: &[&str]| -> Value {
         let o = Command::new(env!("CARGO_BIN_EXE_bulwark"))
             .args(["sensor", "--pcap"])
             .arg(&pcap)
@@ -214,17 +214,20 @@ async fn sensor_reads_real_captured_traffic() {
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let stats: Value = serde_json::from_slice(
+        serde_json::from_slice(
             o.stderr
                 .split(|b| *b == b'\n')
                 .rfind(|l| l.starts_with(b"{"))
                 .unwrap(),
         )
-        .unwrap();
-        stats["probes_skipped"].as_u64().unwrap()
+        .unwrap()
     };
-    assert_eq!(probes_skipped(&["--keep-probes"]), 0);
-    assert_eq!(probes_skipped(&["--skip-path", "/login"]), 1);
+    assert_eq!(run_stats(&["--keep-probes"])["probes_skipped"], 0);
+    assert_eq!(run_stats(&["--skip-path", "/login"])["probes_skipped"], 1);
+    // So is the body cap: at 1 KiB nothing here is cut, at 16 bytes the JSON bodies are.
+    assert_eq!(run_stats(&[])["truncated_bodies"], 0);
+    let cut = run_stats(&["--max-body-bytes", "16"]);
+    assert!(cut["truncated_bodies"].as_u64().unwrap() >= 2, "{cut}");
 
     // The same capture shipped to a running appliance with a sensor-scoped key: the data map
     // shows the flows, the page draws them, and each new type raised an event.
