@@ -638,7 +638,10 @@ mod tests {
         // The body cap is bounded.
         let mut c = Config::default();
         c.sensor.max_body_bytes = 10;
-        assert!(c.validate().iter().any(|p| p.contains("sensor.max_body_bytes")));
+        assert!(c
+            .validate()
+            .iter()
+            .any(|p| p.contains("sensor.max_body_bytes")));
         c.sensor.max_body_bytes = 4096;
         assert!(!c.validate().iter().any(|p| p.contains("max_body_bytes")));
     }
