@@ -420,11 +420,20 @@ mod tests {
         assert_eq!(done[1].response.as_ref().unwrap().body, b"{\"a\":\"b\"}");
     }
 
-    #[test]
-    fn gzip_bodies_are_decoded_and_bombs_capped() {
+    /// The requests of a client stream that then closes, on a connection with body cap `cap`.
+    fn client_requests(cap: usize, stream: &[u8]) -> Vec<Message> {
+        let mut c = Connection::with_body_cap(cap);
+        let mut done = vec![];
+        c.from_client(stream, &mut done);
+        c.close(&mut done);
+        done.into_iter().map(|e| e.request).collect()
+    }
+
+    /// A POST with a gzip-encoded body.
+    fn gzip_post(plain: &[u8], level: flate2::Compression) -> Vec<u8> {
         use std::io::Write;
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(b"{\"ssn\":\"536-90-4399\"}").unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), level);
+        gz.write_all(plain).unwrap();
         let body = gz.finish().unwrap();
         let mut req = format!(
             "POST /x HTTP/1.1\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
@@ -432,45 +441,32 @@ mod tests {
         )
         .into_bytes();
         req.extend_from_slice(&body);
-        let mut c = Connection::default();
-        let mut done = vec![];
-        c.from_client(&req, &mut done);
-        c.close(&mut done);
-        assert_eq!(done[0].request.body, b"{\"ssn\":\"536-90-4399\"}");
+        req
+    }
+
+    #[test]
+    fn gzip_bodies_are_decoded_and_bombs_capped() {
+        let req = gzip_post(b"{\"ssn\":\"536-90-4399\"}", flate2::Compression::fast());
+        assert_eq!(
+            client_requests(BODY_CAP, &req)[0].body,
+            b"{\"ssn\":\"536-90-4399\"}"
+        );
         // 100 MB of zeros in a small gzip: capped, marked truncated.
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        gz.write_all(&vec![0u8; 100 << 20]).unwrap();
-        let bomb = gz.finish().unwrap();
-        let mut req = format!(
-            "POST /x HTTP/1.1\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
-            bomb.len()
-        )
-        .into_bytes();
-        req.extend_from_slice(&bomb);
-        let mut c = Connection::default();
-        let mut done = vec![];
-        c.from_client(&req, &mut done);
-        c.close(&mut done);
-        assert!(done[0].request.truncated);
-        assert!(done[0].request.body.len() <= BODY_CAP);
+        let bomb = gzip_post(&vec![0u8; 100 << 20], flate2::Compression::best());
+        let r = &client_requests(BODY_CAP, &bomb)[0];
+        assert!(r.truncated);
+        assert!(r.body.len() <= BODY_CAP);
         // A smaller cap holds for plain, chunked and compressed bodies alike.
-        let mut c = Connection::with_body_cap(100);
-        let mut done = vec![];
-        c.from_client(&req, &mut done);
-        c.close(&mut done);
-        assert!(done[0].request.truncated && done[0].request.body.len() == 100);
+        let r = &client_requests(100, &bomb)[0];
+        assert!(r.truncated && r.body.len() == 100);
         let plain = format!(
             "POST /y HTTP/1.1\r\nContent-Length: 150\r\n\r\n{}POST /z HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n96\r\n{}\r\n0\r\n\r\n",
             "a".repeat(150),
             "b".repeat(150)
         );
-        let mut c = Connection::with_body_cap(100);
-        let mut done = vec![];
-        c.from_client(plain.as_bytes(), &mut done);
-        c.close(&mut done);
-        let bodies: Vec<(usize, bool)> = done
+        let bodies: Vec<(usize, bool)> = client_requests(100, plain.as_bytes())
             .iter()
-            .map(|e| (e.request.body.len(), e.request.truncated))
+            .map(|r| (r.body.len(), r.truncated))
             .collect();
         assert_eq!(bodies, vec![(100, true), (100, true)]);
     }

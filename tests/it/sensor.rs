@@ -194,13 +194,7 @@ async fn sensor_reads_real_captured_traffic() {
     ] {
         assert!(!text.contains(raw), "{raw} leaked: {text}");
     }
-    let stats: Value = serde_json::from_slice(
-        o.stderr
-            .split(|b| *b == b'\n')
-            .rfind(|l| l.starts_with(b"{"))
-            .unwrap(),
-    )
-    .unwrap();
+    let stats = stats_of(&o.stderr);
     assert!(stats["exchanges"].as_u64().unwrap() >= 5, "{stats}");
     assert!(stats["probes_skipped"].as_u64().unwrap() >= 1, "{stats}");
 
@@ -214,13 +208,7 @@ async fn sensor_reads_real_captured_traffic() {
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        serde_json::from_slice(
-            o.stderr
-                .split(|b| *b == b'\n')
-                .rfind(|l| l.starts_with(b"{"))
-                .unwrap(),
-        )
-        .unwrap()
+        stats_of(&o.stderr)
     };
     assert_eq!(run_stats(&["--keep-probes"])["probes_skipped"], 0);
     assert_eq!(run_stats(&["--skip-path", "/login"])["probes_skipped"], 1);
@@ -234,21 +222,13 @@ async fn sensor_reads_real_captured_traffic() {
     let data = dir.path().join("data");
     let server = crate::support::Server::start(&data).await;
     let admin = server.admin_client().await;
-    let key: Value = admin
-        .post(format!("{}/api/v1/api-keys", server.base))
-        .json(&serde_json::json!({"name": "node-1", "scopes": ["sensor"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let key = sensor_key(&admin, &server.base, "node-1").await;
     let o = Command::new(env!("CARGO_BIN_EXE_bulwark"))
         .args(["sensor", "--pcap"])
         .arg(&pcap)
         .args(["--server", &server.base, "--server-ca"])
         .arg(data.join("tls/cert.pem"))
-        .env("BULWARK_SENSOR_TOKEN", key["key"].as_str().unwrap())
+        .env("BULWARK_SENSOR_TOKEN", &key)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -389,6 +369,29 @@ impl Drop for Netns {
     }
 }
 
+/// The counters a sensor prints to stderr as its last JSON line.
+fn stats_of(stderr: &[u8]) -> Value {
+    let line = stderr
+        .split(|b| *b == b'\n')
+        .rfind(|l| l.starts_with(b"{"))
+        .unwrap_or_else(|| panic!("no counters: {}", String::from_utf8_lossy(stderr)));
+    serde_json::from_slice(line).unwrap()
+}
+
+/// A new API key with the `sensor` scope, made by `admin` on the appliance at `base`.
+async fn sensor_key(admin: &reqwest::Client, base: &str, name: &str) -> String {
+    let key: Value = admin
+        .post(format!("{base}/api/v1/api-keys"))
+        .json(&serde_json::json!({"name": name, "scopes": ["sensor"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    key["key"].as_str().unwrap().to_string()
+}
+
 /// The value of the first sample of `name` (with its labels) in Prometheus text.
 fn metric(text: &str, name: &str) -> Option<u64> {
     text.lines()
@@ -439,15 +442,7 @@ async fn live_capture_on_a_veth_matches_the_pcap() {
     let data = dir.path().join("data");
     let appliance = crate::support::Server::start(&data).await;
     let admin = appliance.admin_client().await;
-    let key: Value = admin
-        .post(format!("{}/api/v1/api-keys", appliance.base))
-        .json(&serde_json::json!({"name": "node-live", "scopes": ["sensor"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let key = sensor_key(&admin, &appliance.base, "node-live").await;
     let live_out = dir.path().join("live.jsonl");
     let metrics_addr = format!("127.0.0.1:{}", crate::support::free_port());
     let mut sensor = Command::new(env!("CARGO_BIN_EXE_bulwark"))
@@ -470,7 +465,7 @@ async fn live_capture_on_a_veth_matches_the_pcap() {
             "--server-ca",
         ])
         .arg(data.join("tls/cert.pem"))
-        .env("BULWARK_SENSOR_TOKEN", key["key"].as_str().unwrap())
+        .env("BULWARK_SENSOR_TOKEN", &key)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -588,8 +583,7 @@ async fn live_capture_on_a_veth_matches_the_pcap() {
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut sensor_err, &mut rest).unwrap();
     assert!(status.success(), "the sensor exits 0 on SIGTERM: {rest}");
-    let stats: Value =
-        serde_json::from_str(rest.lines().rfind(|l| l.starts_with('{')).unwrap()).unwrap();
+    let stats = stats_of(rest.as_bytes());
     assert_eq!(stats["kernel_drops"], 0, "{stats}");
     let live = read_events(&live_out);
     let customers = live
