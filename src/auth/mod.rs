@@ -304,12 +304,20 @@ pub fn list_users(store: &Store) -> Result<Vec<UserView>, StoreError> {
 
 /// Emails of every enabled admin and super-admin (recipients of notifications).
 pub fn admin_emails(store: &Store) -> Result<Vec<String>, StoreError> {
-    Ok(store
-        .read(|r| r.all(&USERS))?
+    Ok(admins_of(store.read(|r| r.all(&USERS))?))
+}
+
+/// [`admin_emails`] inside a write transaction, for writers that only sometimes notify.
+pub fn admin_emails_in(w: &crate::store::WriteTx) -> Result<Vec<String>, StoreError> {
+    Ok(admins_of(w.all(&USERS)?))
+}
+
+fn admins_of(users: Vec<(u64, User)>) -> Vec<String> {
+    users
         .into_iter()
         .filter(|(_, u)| !u.disabled && matches!(u.role, Role::Admin | Role::SuperAdmin))
         .map(|(_, u)| u.email)
-        .collect())
+        .collect()
 }
 
 /// Number of users.

@@ -301,7 +301,6 @@ pub fn ingest(
         events: events.len(),
         ..Ingested::default()
     };
-    let admins = crate::auth::admin_emails(store)?;
     store.write(|w| {
         let mut alerts: Vec<NewTypeEvent> = Vec::new();
         for mut new in flows {
@@ -361,6 +360,8 @@ pub fn ingest(
         }
         if !alerts.is_empty() {
             let (subject, body) = alert_mail(&alerts);
+            // Read only when there is something to say: most ingests raise nothing.
+            let admins = crate::auth::admin_emails_in(w)?;
             crate::notify::enqueue(w, admins, &subject, &body)?;
         }
         Ok::<_, DataMapError>(())
