@@ -8,6 +8,7 @@ mod authz;
 mod browser;
 mod compliance;
 mod detect;
+mod helm_chart;
 mod inventory;
 mod lifecycle;
 mod migration;

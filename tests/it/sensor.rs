@@ -11,7 +11,7 @@ use serde_json::Value;
 
 /// A tiny JSON API: `POST /api/customers/<id>` answers with the customer's SSN, `/healthz` is
 /// a probe, everything else echoes `{"ok": true}`.
-const SERVER: &str = r#"
+pub(crate) const SERVER: &str = r#"
 import http.server, json, sys
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -35,7 +35,7 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 "#;
 
-struct Kill(std::process::Child);
+pub(crate) struct Kill(pub(crate) std::process::Child);
 impl Drop for Kill {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -315,15 +315,15 @@ async fn sensor_reads_real_captured_traffic() {
 }
 
 /// A network namespace joined to this one by a veth pair, removed on drop.
-struct Netns {
-    name: String,
-    host_if: String,
-    host_ip: String,
-    server_ip: String,
+pub(crate) struct Netns {
+    pub(crate) name: String,
+    pub(crate) host_if: String,
+    pub(crate) host_ip: String,
+    pub(crate) server_ip: String,
 }
 
 impl Netns {
-    fn new() -> Netns {
+    pub(crate) fn new() -> Netns {
         // Unique per test in this process, and per process.
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -379,7 +379,7 @@ fn stats_of(stderr: &[u8]) -> Value {
 }
 
 /// A new API key with the `sensor` scope, made by `admin` on the appliance at `base`.
-async fn sensor_key(admin: &reqwest::Client, base: &str, name: &str) -> String {
+pub(crate) async fn sensor_key(admin: &reqwest::Client, base: &str, name: &str) -> String {
     let key: Value = admin
         .post(format!("{base}/api/v1/api-keys"))
         .json(&serde_json::json!({"name": name, "scopes": ["sensor"]}))
@@ -393,13 +393,13 @@ async fn sensor_key(admin: &reqwest::Client, base: &str, name: &str) -> String {
 }
 
 /// The value of the first sample of `name` (with its labels) in Prometheus text.
-fn metric(text: &str, name: &str) -> Option<u64> {
+pub(crate) fn metric(text: &str, name: &str) -> Option<u64> {
     text.lines()
         .find(|l| l.starts_with(name))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
-fn read_events(path: &std::path::Path) -> Vec<Value> {
+pub(crate) fn read_events(path: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap()
         .lines()

