@@ -88,9 +88,18 @@ pub fn jobs(config: &Config, sealer: Arc<Sealer>) -> Vec<Job> {
             name: "native-scans",
             description: "Pulls and scans queued images with the native scanner",
             schedule: config.jobs.native_scans.clone(),
-            run: Arc::new(move |store: &Store| {
-                crate::compliance::rescan::run(store, &sealer, &vulndb, NATIVE_SCANS_PER_RUN)
-            }),
+            run: {
+                let sealer = sealer.clone();
+                Arc::new(move |store: &Store| {
+                    crate::compliance::rescan::run(store, &sealer, &vulndb, NATIVE_SCANS_PER_RUN)
+                })
+            },
+        },
+        Job {
+            name: "kube-sync",
+            description: "Lists the pods of clusters connected to their API servers",
+            schedule: config.jobs.kube_sync.clone(),
+            run: Arc::new(move |store: &Store| clusters::sync::sync_all(store, sealer.clone())),
         },
         Job {
             name: "retention",

@@ -287,6 +287,8 @@ pub struct JobsConfig {
     pub rescans: String,
     /// Pulls and scans queued images with the native scanner.
     pub native_scans: String,
+    /// Lists the pods of clusters connected to their API servers (the live inventory).
+    pub kube_sync: String,
 }
 
 /// How long records are kept.
@@ -354,6 +356,7 @@ impl Default for JobsConfig {
             exceptions: "0 5 0 * * *".into(),
             rescans: "0 30 * * * *".into(),
             native_scans: "0 */10 * * * *".into(),
+            kube_sync: "0 */2 * * * *".into(),
         }
     }
 }
@@ -499,6 +502,7 @@ impl Config {
             ("jobs.exceptions", &self.jobs.exceptions),
             ("jobs.rescans", &self.jobs.rescans),
             ("jobs.native_scans", &self.jobs.native_scans),
+            ("jobs.kube_sync", &self.jobs.kube_sync),
         ] {
             if let Err(e) = expr.parse::<cron::Schedule>() {
                 p.push(format!("{key}: '{expr}' is not a cron expression: {e}"));

@@ -56,7 +56,7 @@ const POD_IPS: Table<String, PodRecord> = Table::new("inventory_pod_ips");
 const CLUSTER_IPS: Table<u64, Vec<String>> = Table::new("inventory_cluster_ips");
 
 /// Most pods one upload may carry.
-const MAX_PODS: usize = 200_000;
+pub(super) const MAX_PODS: usize = 200_000;
 
 // Only the fields the inventory needs; serde skips the rest of each (large) pod object.
 #[derive(Deserialize)]
@@ -155,8 +155,9 @@ fn bounded(what: &str, v: &str, max: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// The records an upload yields, and how many pods it left out.
-fn records(cluster: u64, body: &[u8]) -> Result<(Vec<PodRecord>, usize), ClusterError> {
+/// The records an upload (or one page of a list from the API server) yields, and how many
+/// pods it left out.
+pub(super) fn records(cluster: u64, body: &[u8]) -> Result<(Vec<PodRecord>, usize), ClusterError> {
     let list: List = serde_json::from_slice(body).map_err(|e| {
         ClusterError::Invalid(format!(
             "expected Kubernetes JSON with items (kubectl get pods -A -o json): {e}"
@@ -222,6 +223,23 @@ pub fn replace_pods(
     body: &[u8],
 ) -> Result<PodsReplaced, ClusterError> {
     let (recs, skipped) = records(cluster, body)?;
+    replace_records(store, actor, ip, cluster, &recs, skipped)
+}
+
+/// Replaces cluster `cluster`'s pods with `recs`, in one transaction (uploads and API syncs).
+pub(super) fn replace_records(
+    store: &Store,
+    actor: &str,
+    ip: &str,
+    cluster: u64,
+    recs: &[PodRecord],
+    skipped: usize,
+) -> Result<PodsReplaced, ClusterError> {
+    if recs.len() > MAX_PODS {
+        return Err(ClusterError::Invalid(format!(
+            "at most {MAX_PODS} pods per cluster"
+        )));
+    }
     store.write(|w| {
         if w.get(&CLUSTERS, &cluster)?.is_none() {
             return Err(ClusterError::NotFound(cluster.to_string()));
@@ -229,7 +247,7 @@ pub fn replace_pods(
         forget(w, cluster)?;
         let mut ips = Vec::with_capacity(recs.len());
         let mut workloads = std::collections::BTreeSet::new();
-        for r in &recs {
+        for r in recs {
             w.put(&POD_IPS, &r.ip, r)?;
             ips.push(r.ip.clone());
             workloads.insert(r.label());
@@ -250,7 +268,6 @@ pub fn replace_pods(
     })
 }
 
-/// Drops everything cluster `cluster` recorded (its IPs that another cluster has since claimed
 /// stay with that cluster).
 pub(super) fn forget(w: &WriteTx, cluster: u64) -> Result<(), ClusterError> {
     for ip in w.get(&CLUSTER_IPS, &cluster)?.unwrap_or_default() {

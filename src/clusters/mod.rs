@@ -2,7 +2,9 @@
 //! unique (case-insensitively) because m9sweeper-compatible endpoints address clusters by name.
 
 pub mod inventory;
+pub mod kube;
 mod routes;
+pub mod sync;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -119,6 +121,14 @@ pub enum ClusterError {
     Duplicate(String),
     #[error("cluster {0} not found")]
     NotFound(String),
+    #[error("cluster {0} has no Kubernetes connection")]
+    NotConnected(u64),
+    /// The cluster's API server could not be read.
+    #[error("{0}")]
+    Kube(String),
+    /// A sealed credential could not be sealed or opened.
+    #[error("sealed credentials: {0}")]
+    Secret(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -128,7 +138,15 @@ impl From<ClusterError> for ApiError {
         match e {
             ClusterError::Invalid(m) => ApiError::bad_request(m),
             ClusterError::Duplicate(_) => ApiError::conflict(e.to_string()),
-            ClusterError::NotFound(_) => ApiError::not_found(e.to_string()),
+            ClusterError::NotFound(_) | ClusterError::NotConnected(_) => {
+                ApiError::not_found(e.to_string())
+            }
+            ClusterError::Kube(m) => ApiError::new(
+                actix_web::http::StatusCode::BAD_GATEWAY,
+                "kube_unreachable",
+                m,
+            ),
+            ClusterError::Secret(m) => ApiError::internal(m),
             ClusterError::Store(s) => ApiError::internal(s),
         }
     }
@@ -348,6 +366,7 @@ pub fn delete(store: &Store, actor: &str, ip: &str, id: u64) -> Result<Cluster, 
         w.delete(&CLUSTERS, &id)?;
         w.delete(&BY_NAME, &name_key(&c.name))?;
         inventory::forget(w, id)?;
+        sync::forget(w, id)?;
         audit::record(
             w,
             Event::new(actor, "cluster.delete", format!("cluster:{id}"))

@@ -40,6 +40,30 @@ pub fn routes(r: &mut Routes) {
         Perm::Read,
         api_get_pods,
     );
+    r.api(
+        Method::PUT,
+        "/api/v1/clusters/{id}/kubernetes",
+        Perm::Write,
+        api_connect,
+    );
+    r.api(
+        Method::GET,
+        "/api/v1/clusters/{id}/kubernetes",
+        Perm::Read,
+        api_link,
+    );
+    r.api(
+        Method::DELETE,
+        "/api/v1/clusters/{id}/kubernetes",
+        Perm::Write,
+        api_disconnect,
+    );
+    r.api(
+        Method::POST,
+        "/api/v1/clusters/{id}/kubernetes/sync",
+        Perm::Write,
+        api_sync,
+    );
     r.page("/clusters", Perm::Read, list_page);
     r.page("/clusters/new", Perm::Write, new_page);
     r.form("/clusters", Perm::Write, create_form);
@@ -149,6 +173,70 @@ async fn api_put_pods(
             super::inventory::replace_pods(s, &actor, &ip, id, &body).map_err(ApiError::from)
         })
         .await?;
+    Ok(HttpResponse::Ok().json(r))
+}
+
+fn sealer(state: &AppState) -> Result<std::sync::Arc<crate::secrets::Sealer>, ApiError> {
+    state
+        .domains
+        .get::<crate::secrets::Sealer>()
+        .ok_or_else(|| ApiError::internal("the appliance key is not loaded"))
+}
+
+/// Connects the cluster to its API server (a kubeconfig, sealed at rest, or in-cluster).
+async fn api_connect(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+    body: web::Json<super::sync::Connect>,
+) -> Result<HttpResponse, ApiError> {
+    let (sealer, id, actor, ip) = (sealer(&state)?, id.into_inner(), p.actor(), client_ip(&req));
+    let connect = body.into_inner();
+    let view = state
+        .store
+        .run(move |s| {
+            super::sync::connect(s, &sealer, &actor, &ip, id, connect).map_err(ApiError::from)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// The cluster's connection and how its last sync went (never the kubeconfig).
+async fn api_link(
+    state: web::Data<AppState>,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let view = state
+        .store
+        .run(move |s| super::sync::link(s, id).map_err(ApiError::from))
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+async fn api_disconnect(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, actor, ip) = (id.into_inner(), p.actor(), client_ip(&req));
+    state
+        .store
+        .run(move |s| super::sync::disconnect(s, &actor, &ip, id).map_err(ApiError::from))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Lists the cluster's pods from its API server now (what the `kube-sync` job does on its
+/// schedule); 502 when the API server cannot be read, with the inventory left as it was.
+async fn api_sync(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let r = super::sync::sync(&state.store, sealer(&state)?, &p.actor(), id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(r))
 }
 

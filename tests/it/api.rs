@@ -573,9 +573,15 @@ async fn jobs_metrics_health_and_pages() {
         .collect();
     assert_eq!(
         names,
-        ["exceptions", "rescans", "native-scans", "retention"]
+        [
+            "exceptions",
+            "rescans",
+            "native-scans",
+            "kube-sync",
+            "retention"
+        ]
     );
-    let job = &v["items"][3];
+    let job = &v["items"][4];
     assert!(job["next_run"].is_string());
     assert!(job["last_run"].is_null());
     let (s, run, _) = call(
@@ -593,7 +599,7 @@ async fn jobs_metrics_health_and_pages() {
         TestRequest::get().uri("/api/v1/jobs").cookie(cookie(&root)),
     )
     .await;
-    assert_eq!(v["items"][3]["last_run"]["message"], run["message"]);
+    assert_eq!(v["items"][4]["last_run"]["message"], run["message"]);
     let (s, v, _) = call(
         &app,
         TestRequest::post()

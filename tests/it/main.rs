@@ -10,6 +10,7 @@ mod compliance;
 mod detect;
 mod helm_chart;
 mod inventory;
+mod kube_sync;
 mod lifecycle;
 mod migration;
 mod native_scans;

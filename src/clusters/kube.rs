@@ -1,0 +1,258 @@
+//! The one module that talks to a Kubernetes API server (through kube-rs). Everything else in
+//! Bulwark sees clusters through the store; this module only turns an [`Access`] into pages of
+//! the API's own JSON, so the inventory parses exactly what `kubectl get pods -o json` gives.
+//!
+//! Kept narrow on purpose: the API server cannot run on the test machine, so the tests point
+//! this module at an in-test HTTPS server speaking the same JSON and status shapes.
+
+use std::time::Duration;
+
+use futures_util::AsyncReadExt;
+use kube::api::ListParams;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+/// How to reach a cluster's API server.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// A kubeconfig (YAML), with the context to use (`None`: its current context).
+    Kubeconfig {
+        yaml: String,
+        context: Option<String>,
+    },
+    /// The service account of the pod Bulwark runs in.
+    InCluster,
+}
+
+/// Why the API server could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    /// The kubeconfig cannot be used (syntax, missing context, unsupported auth).
+    #[error("kubeconfig: {0}")]
+    Config(String),
+    /// Not running in a pod with a service account.
+    #[error("in-cluster access: {0}")]
+    InCluster(String),
+    /// The API server answered with an error status.
+    #[error("the API server answered {code} {reason}: {message}")]
+    Status {
+        code: u16,
+        reason: String,
+        message: String,
+    },
+    /// No usable answer: connection, TLS, timeout, or a body that is not a list.
+    #[error("the API server could not be read: {0}")]
+    Transport(String),
+    /// More than the caller accepts.
+    #[error("{0}")]
+    TooLarge(String),
+}
+
+impl KubeError {
+    /// Whether a new list from the start can fix it (an expired continue token).
+    fn is_expired(&self) -> bool {
+        matches!(self, KubeError::Status { code: 410, .. })
+    }
+}
+
+/// Pods asked for per page (the API server's own default chunk size for kubectl).
+const PAGE: u32 = 500;
+/// Largest page body read: 500 pods with their managed fields fit in a few MiB.
+const MAX_PAGE_BYTES: u64 = 64 << 20;
+/// A 410 (continue token expired, the list took too long) restarts the list this many times.
+const RESTARTS: usize = 2;
+
+/// The server URL a kubeconfig's chosen context points at (for display; not secret), or why
+/// the kubeconfig cannot be used.
+pub fn kubeconfig_server(yaml: &str, context: Option<&str>) -> Result<String, KubeError> {
+    let kc = Kubeconfig::from_yaml(yaml).map_err(|e| KubeError::Config(e.to_string()))?;
+    let ctx_name = context
+        .map(str::to_string)
+        .or_else(|| kc.current_context.clone())
+        .ok_or_else(|| KubeError::Config("no context given and no current-context".into()))?;
+    let ctx = kc
+        .contexts
+        .iter()
+        .find(|c| c.name == ctx_name)
+        .and_then(|c| c.context.as_ref())
+        .ok_or_else(|| KubeError::Config(format!("context '{ctx_name}' is not in it")))?;
+    let cluster = kc
+        .clusters
+        .iter()
+        .find(|c| c.name == ctx.cluster)
+        .and_then(|c| c.cluster.as_ref())
+        .ok_or_else(|| KubeError::Config(format!("cluster '{}' is not in it", ctx.cluster)))?;
+    let server = cluster
+        .server
+        .clone()
+        .ok_or_else(|| KubeError::Config(format!("cluster '{}' has no server", ctx.cluster)))?;
+    if !server.starts_with("https://") {
+        return Err(KubeError::Config(format!(
+            "server '{server}': the API server must be reached over https"
+        )));
+    }
+    Ok(server)
+}
+
+async fn client(access: &Access) -> Result<kube::Client, KubeError> {
+    let mut config = match access {
+        Access::Kubeconfig { yaml, context } => {
+            kubeconfig_server(yaml, context.as_deref())?;
+            let kc = Kubeconfig::from_yaml(yaml).map_err(|e| KubeError::Config(e.to_string()))?;
+            let options = KubeConfigOptions {
+                context: context.clone(),
+                ..Default::default()
+            };
+            kube::Config::from_custom_kubeconfig(kc, &options)
+                .await
+                .map_err(|e| KubeError::Config(e.to_string()))?
+        }
+        Access::InCluster => {
+            kube::Config::incluster().map_err(|e| KubeError::InCluster(e.to_string()))?
+        }
+    };
+    // A sync must end: an API server that stops answering fails this run, the next run retries.
+    config.connect_timeout = Some(Duration::from_secs(10));
+    config.read_timeout = Some(Duration::from_secs(60));
+    config.reset_reader_on_write = true;
+    kube::Client::try_from(config).map_err(|e| KubeError::Config(e.to_string()))
+}
+
+fn from_kube(e: kube::Error) -> KubeError {
+    match e {
+        kube::Error::Api(s) => KubeError::Status {
+            code: s.code,
+            reason: s.reason.clone(),
+            message: s.message.clone(),
+        },
+        other => KubeError::Transport(other.to_string()),
+    }
+}
+
+/// The parts of a list's metadata that paging needs.
+#[derive(serde::Deserialize)]
+struct ListHead {
+    #[serde(default)]
+    metadata: ListMeta,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct ListMeta {
+    #[serde(default, rename = "continue")]
+    next: Option<String>,
+}
+
+/// What [`list_pods`] hands its caller.
+pub enum Page<'a> {
+    /// One page of the list: the API server's `PodList` JSON.
+    Pods(&'a [u8]),
+    /// The API server expired the continue token mid-list (410): the list starts again from
+    /// the top, so drop what was gathered.
+    Restart,
+}
+
+/// Lists every pod of every namespace, a page at a time, handing each page to `on`. An error
+/// from `on` stops the list with that error.
+pub async fn list_pods<E: From<KubeError>>(
+    access: &Access,
+    mut on: impl FnMut(Page<'_>) -> Result<(), E>,
+) -> Result<usize, E> {
+    let client = client(access).await?;
+    let request = kube::core::Request::new("/api/v1/pods");
+    let mut restarts = 0;
+    'list: loop {
+        let mut params = ListParams::default().limit(PAGE);
+        let mut pages = 0;
+        loop {
+            let req = request
+                .list(&params)
+                .map_err(|e| KubeError::Transport(e.to_string()))?;
+            let body = match fetch(&client, req).await {
+                Ok(b) => b,
+                Err(e) if e.is_expired() && restarts < RESTARTS => {
+                    restarts += 1;
+                    on(Page::Restart)?;
+                    continue 'list;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let head: ListHead = serde_json::from_slice(&body)
+                .map_err(|e| KubeError::Transport(format!("the pod list is not JSON: {e}")))?;
+            on(Page::Pods(&body))?;
+            pages += 1;
+            match head.metadata.next {
+                Some(token) if !token.is_empty() => params = params.continue_token(&token),
+                _ => return Ok(pages),
+            }
+        }
+    }
+}
+
+/// One request's body, read up to [`MAX_PAGE_BYTES`].
+async fn fetch(client: &kube::Client, req: http::Request<Vec<u8>>) -> Result<Vec<u8>, KubeError> {
+    let stream = client.request_stream(req).await.map_err(from_kube)?;
+    let mut body = Vec::new();
+    let mut limited = stream.take(MAX_PAGE_BYTES + 1);
+    limited
+        .read_to_end(&mut body)
+        .await
+        .map_err(|e| KubeError::Transport(e.to_string()))?;
+    if body.len() as u64 > MAX_PAGE_BYTES {
+        return Err(KubeError::TooLarge(format!(
+            "a page of the pod list is over {} MiB",
+            MAX_PAGE_BYTES >> 20
+        )));
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KUBECONFIG: &str = r#"
+apiVersion: v1
+kind: Config
+clusters:
+- name: prod
+  cluster:
+    server: https://10.0.0.1:6443
+    certificate-authority-data: ""
+- name: plain
+  cluster:
+    server: http://10.0.0.2:8080
+contexts:
+- name: prod-reader
+  context: {cluster: prod, user: reader}
+- name: plain-reader
+  context: {cluster: plain, user: reader}
+- name: lost
+  context: {cluster: gone, user: reader}
+current-context: prod-reader
+users:
+- name: reader
+  user: {token: abc}
+"#;
+
+    #[test]
+    fn the_server_comes_from_the_chosen_context() {
+        assert_eq!(
+            kubeconfig_server(KUBECONFIG, None).unwrap(),
+            "https://10.0.0.1:6443"
+        );
+        assert_eq!(
+            kubeconfig_server(KUBECONFIG, Some("prod-reader")).unwrap(),
+            "https://10.0.0.1:6443"
+        );
+        let e = kubeconfig_server(KUBECONFIG, Some("plain-reader")).unwrap_err();
+        assert!(e.to_string().contains("over https"), "{e}");
+        let e = kubeconfig_server(KUBECONFIG, Some("nope")).unwrap_err();
+        assert!(e.to_string().contains("context 'nope'"), "{e}");
+        let e = kubeconfig_server(KUBECONFIG, Some("lost")).unwrap_err();
+        assert!(e.to_string().contains("cluster 'gone'"), "{e}");
+        assert!(kubeconfig_server("clusters: [", None).is_err());
+        assert!(kubeconfig_server("{}", None)
+            .unwrap_err()
+            .to_string()
+            .contains("no current-context"));
+    }
+}

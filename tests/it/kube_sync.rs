@@ -1,0 +1,623 @@
+//! The live inventory: a cluster connected to its API server through a kubeconfig has its pods
+//! listed (paged, with the continue token, restarting when the API server expires it) by
+//! `POST …/kubernetes/sync` and the `kube-sync` job. The API server is an in-test HTTPS server
+//! speaking the real JSON: its pods are copies of a pod captured from a minikube cluster
+//! (tests/fixtures/kube), its errors are `Status` objects with the API server's codes.
+//! Wrong credentials, garbage and an unreachable server fail the sync and lose nothing.
+
+use std::sync::{Arc, Mutex};
+
+use actix_web::test::TestRequest;
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::Engine as _;
+use bulwark::http::{Role, Scope};
+use serde_json::{json, Value};
+
+use crate::support::{call, InProcess};
+
+/// What the fake API server serves and how it misbehaves.
+#[derive(Default)]
+struct ApiState {
+    token: String,
+    pods: Vec<Value>,
+    /// The next request with a continue token gets 410 Expired.
+    expire_next_continue: bool,
+    /// Answer 200 with a body that is not JSON.
+    garbage: bool,
+    /// The query string of every pod-list request.
+    requests: Vec<String>,
+}
+
+/// A pod as the API server lists it: the fixture pod, renamed, re-addressed and re-owned.
+fn pod(ns: &str, name: &str, owner: Option<(&str, &str)>, ip: &str) -> Value {
+    let fixture: Value =
+        serde_json::from_str(include_str!("../fixtures/kube/minikube-pods.json")).expect("fixture");
+    let mut p = fixture["items"][0].clone();
+    // Items of a list from the API server carry no kind or apiVersion of their own.
+    let obj = p.as_object_mut().unwrap();
+    obj.remove("kind");
+    obj.remove("apiVersion");
+    p["metadata"]["name"] = json!(name);
+    p["metadata"]["namespace"] = json!(ns);
+    p["metadata"]["generateName"] =
+        json!(format!("{}-", name.rsplit_once('-').map_or(name, |x| x.0)));
+    match owner {
+        Some((kind, owner_name)) => {
+            p["metadata"]["ownerReferences"][0]["kind"] = json!(kind);
+            p["metadata"]["ownerReferences"][0]["name"] = json!(owner_name);
+            if kind == "ReplicaSet" {
+                let hash = owner_name.rsplit('-').next().unwrap();
+                p["metadata"]["labels"]["pod-template-hash"] = json!(hash);
+            }
+        }
+        None => {
+            p["metadata"]
+                .as_object_mut()
+                .unwrap()
+                .remove("ownerReferences");
+        }
+    }
+    p["status"]["podIP"] = json!(ip);
+    p["status"]["podIPs"] = json!([{ "ip": ip }]);
+    p
+}
+
+fn cluster_pods() -> Vec<Value> {
+    let mut host = pod(
+        "kube-system",
+        "kube-proxy-x7k2p",
+        Some(("DaemonSet", "kube-proxy")),
+        "192.168.49.2",
+    );
+    host["spec"]["hostNetwork"] = json!(true);
+    let mut done = pod(
+        "batch",
+        "report-28190-abcde",
+        Some(("Job", "report-28190")),
+        "10.244.3.40",
+    );
+    done["status"]["phase"] = json!("Succeeded");
+    vec![
+        pod(
+            "shop",
+            "checkout-7d4b9c-aaaaa",
+            Some(("ReplicaSet", "checkout-7d4b9c")),
+            "10.244.1.10",
+        ),
+        pod(
+            "shop",
+            "checkout-7d4b9c-bbbbb",
+            Some(("ReplicaSet", "checkout-7d4b9c")),
+            "10.244.1.11",
+        ),
+        host,
+        pod(
+            "shop",
+            "checkout-7d4b9c-ccccc",
+            Some(("ReplicaSet", "checkout-7d4b9c")),
+            "10.244.1.12",
+        ),
+        pod("shop", "db-0", Some(("StatefulSet", "db")), "10.244.2.20"),
+        done,
+        pod("shop", "db-1", Some(("StatefulSet", "db")), "10.244.2.21"),
+        pod("default", "debug", None, "10.244.3.30"),
+    ]
+}
+
+fn status(code: u16, reason: &str, message: &str) -> HttpResponse {
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap())
+        .content_type("application/json")
+        .json(
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                     "message": message, "reason": reason, "code": code}),
+        )
+}
+
+/// `GET /api/v1/pods` as the API server pages it: at most 3 pods a page whatever the limit,
+/// `metadata.continue` naming the next offset.
+async fn list_pods(state: web::Data<Arc<Mutex<ApiState>>>, req: HttpRequest) -> HttpResponse {
+    let mut st = state.lock().unwrap();
+    st.requests.push(req.query_string().to_string());
+    let bearer = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if bearer != format!("Bearer {}", st.token) {
+        return status(401, "Unauthorized", "Unauthorized");
+    }
+    if st.garbage {
+        return HttpResponse::Ok()
+            .content_type("application/json")
+            .body("<html>proxy error</html>");
+    }
+    let query: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .collect();
+    let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let limit: usize = get("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(usize::MAX);
+    let start: usize = match get("continue") {
+        Some(c) => {
+            if st.expire_next_continue {
+                st.expire_next_continue = false;
+                return status(410, "Expired", "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.");
+            }
+            c.strip_prefix("offset-")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        }
+        None => 0,
+    };
+    let end = (start + limit.min(3)).min(st.pods.len());
+    let mut metadata = json!({"resourceVersion": "550100"});
+    if end < st.pods.len() {
+        metadata["continue"] = json!(format!("offset-{end}"));
+        metadata["remainingItemCount"] = json!(st.pods.len() - end);
+    }
+    HttpResponse::Ok().json(json!({
+        "kind": "PodList", "apiVersion": "v1", "metadata": metadata,
+        "items": st.pods[start..end].to_vec(),
+    }))
+}
+
+/// The fake API server on its own thread: its URL, its CA (PEM) and its state.
+fn api_server() -> (
+    String,
+    String,
+    Arc<Mutex<ApiState>>,
+    actix_web::dev::ServerHandle,
+) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "minikubeCA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+    )
+    .unwrap();
+    let state = Arc::new(Mutex::new(ApiState {
+        token: "reader-token-1".into(),
+        pods: cluster_pods(),
+        ..Default::default()
+    }));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let data = state.clone();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = actix_web::HttpServer::new(move || {
+                actix_web::App::new()
+                    .app_data(web::Data::new(data.clone()))
+                    .route("/api/v1/pods", web::get().to(list_pods))
+            })
+            .workers(1)
+            .listen_rustls_0_23(listener, tls)
+            .unwrap()
+            .run();
+            tx.send(server.handle()).unwrap();
+            let _ = server.await;
+        })
+    });
+    (url, ca.pem(), state, rx.recv().unwrap())
+}
+
+fn kubeconfig(server: &str, ca_pem: &str, token: &str) -> String {
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: minikube\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\ncontexts:\n- name: bulwark-reader\n  context:\n    cluster: minikube\n    user: bulwark-reader\n    namespace: default\ncurrent-context: bulwark-reader\nusers:\n- name: bulwark-reader\n  user:\n    token: {token}\n"
+    )
+}
+
+fn with_key(req: TestRequest, key: &str) -> TestRequest {
+    req.insert_header(("authorization", format!("Bearer {key}")))
+}
+
+#[actix_web::test]
+async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
+    let t = InProcess::new();
+    let admin = t.user("admin@example.com", Role::Admin);
+    let writer = t.key(admin, &[Scope::Admin]);
+    let reader = t.key(admin, &[Scope::Read]);
+    let sensor = t.key(admin, &[Scope::Sensor]);
+    let app = t.service().await;
+    let (server, ca, api, handle) = api_server();
+
+    let (s, c, _) = call(
+        &app,
+        with_key(TestRequest::post().uri("/api/v1/clusters"), &writer)
+            .set_json(json!({"name": "minikube"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{c}");
+    let id = c["id"].as_u64().unwrap();
+    let kube_uri = format!("/api/v1/clusters/{id}/kubernetes");
+    let sync_uri = format!("{kube_uri}/sync");
+    let pods_uri = format!("/api/v1/clusters/{id}/pods");
+
+    // Not connected yet.
+    let (s, v, _) = call(&app, with_key(TestRequest::get().uri(&kube_uri), &reader)).await;
+    assert_eq!(s, 404, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no Kubernetes connection"),
+        "{v}"
+    );
+    let (s, _, _) = call(&app, with_key(TestRequest::post().uri(&sync_uri), &writer)).await;
+    assert_eq!(s, 404);
+
+    // Kubeconfigs that cannot work are refused, saying why.
+    for (body, says) in [
+        (json!({"kubeconfig": "clusters: ["}), "kubeconfig"),
+        (
+            json!({"kubeconfig": kubeconfig(&server.replace("https", "http"), &ca, "t")}),
+            "over https",
+        ),
+        (
+            json!({"kubeconfig": kubeconfig(&server, &ca, "t"), "context": "admin@prod"}),
+            "context 'admin@prod'",
+        ),
+        (
+            json!({"kubeconfig": kubeconfig(&server, &ca, "t"), "in_cluster": true}),
+            "not both",
+        ),
+        (json!({}), "kubeconfig"),
+        (
+            json!({"kubeconfig": "x".repeat(300 * 1024)}),
+            "at most 256 KiB",
+        ),
+        (json!({"kubeconfig": 7}), "invalid type"),
+        (json!({"kubeconfg": "x"}), "kubeconfg"),
+    ] {
+        let (s, v, _) = call(
+            &app,
+            with_key(TestRequest::put().uri(&kube_uri), &writer).set_json(&body),
+        )
+        .await;
+        assert_eq!(s, 400, "{body}: {v}");
+        assert!(v.to_string().contains(says), "{says}: {v}");
+    }
+    let (s, _, _) = call(
+        &app,
+        with_key(TestRequest::put().uri(&kube_uri), &reader)
+            .set_json(json!({"kubeconfig": kubeconfig(&server, &ca, "reader-token-1")})),
+    )
+    .await;
+    assert_eq!(s, 403, "readers cannot connect clusters");
+
+    // Connect: the view names the server, never the kubeconfig or its token, and the token is
+    // sealed at rest.
+    let (s, v, _) = call(
+        &app,
+        with_key(TestRequest::put().uri(&kube_uri), &writer)
+            .set_json(json!({"kubeconfig": kubeconfig(&server, &ca, "reader-token-1")})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["server"], server.as_str());
+    assert_eq!(v["source"], "kubeconfig");
+    assert!(v["last_sync"].is_null());
+    assert!(!v.to_string().contains("reader-token-1"));
+    let (_, v, _) = call(&app, with_key(TestRequest::get().uri(&kube_uri), &reader)).await;
+    assert!(!v.to_string().contains("reader-token-1") && !v.to_string().contains("certificate"));
+    let db = std::fs::read(t._dir.path().join("data/bulwark.redb")).unwrap();
+    assert!(
+        !db.windows(14).any(|w| w == b"reader-token-1"),
+        "the kubeconfig's token is sealed in the store"
+    );
+
+    // Sync: three pages (the server pages by 3), asked for 500 at a time; host-network and
+    // finished pods left out; replicas named by their Deployment.
+    let (s, r, _) = call(&app, with_key(TestRequest::post().uri(&sync_uri), &writer)).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(
+        (
+            r["recorded"].as_u64(),
+            r["skipped"].as_u64(),
+            r["workloads"].as_u64()
+        ),
+        (Some(6), Some(2), Some(3)),
+        "{r}"
+    );
+    {
+        let st = api.lock().unwrap();
+        assert_eq!(st.requests.len(), 3, "{:?}", st.requests);
+        assert!(
+            st.requests.iter().all(|q| q.contains("limit=500")),
+            "{:?}",
+            st.requests
+        );
+        assert!(
+            st.requests[1].contains("continue=offset-3")
+                && st.requests[2].contains("continue=offset-6"),
+            "{:?}",
+            st.requests
+        );
+    }
+    let (_, v, _) = call(&app, with_key(TestRequest::get().uri(&pods_uri), &reader)).await;
+    let mut labels: Vec<String> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {}/{}/{}",
+                p["ip"].as_str().unwrap(),
+                p["namespace"].as_str().unwrap(),
+                p["kind"].as_str().unwrap(),
+                p["workload"].as_str().unwrap()
+            )
+        })
+        .collect();
+    labels.sort();
+    assert_eq!(
+        labels,
+        [
+            "10.244.1.10 shop/Deployment/checkout",
+            "10.244.1.11 shop/Deployment/checkout",
+            "10.244.1.12 shop/Deployment/checkout",
+            "10.244.2.20 shop/StatefulSet/db",
+            "10.244.2.21 shop/StatefulSet/db",
+            "10.244.3.30 default/Pod/debug",
+        ]
+    );
+    let (_, v, _) = call(&app, with_key(TestRequest::get().uri(&kube_uri), &reader)).await;
+    assert_eq!(v["last_sync"]["ok"], true, "{v}");
+    assert_eq!(v["last_sync"]["pods"], 6, "{v}");
+
+    // The data map names the workload behind a synced address.
+    let event = json!({"source": "10.244.1.11", "destination": "10.244.2.20", "method": "POST",
+        "endpoint": "/v1/orders", "direction": "request", "host": "db", "data_types": ["pii.email"],
+        "counts": {"pii.email": 1}, "sensitivity": "Medium", "samples": {"pii.email": "***@*****.***"},
+        "exchanges": 1, "first_seen": 1_790_000_000.0, "last_seen": 1_790_000_000.0});
+    let (s, v, _) = call(
+        &app,
+        with_key(TestRequest::post().uri("/api/v1/sensor/events"), &sensor)
+            .insert_header(("content-type", "application/x-ndjson"))
+            .set_payload(event.to_string()),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (_, v, _) = call(
+        &app,
+        with_key(TestRequest::get().uri("/api/v1/datamap"), &reader),
+    )
+    .await;
+    assert_eq!(v["items"][0]["source"], "shop/Deployment/checkout", "{v}");
+    assert_eq!(v["items"][0]["destination"], "shop/StatefulSet/db", "{v}");
+
+    // The API server expires the continue token mid-list: the list starts again and the
+    // result is whole.
+    api.lock().unwrap().requests.clear();
+    api.lock().unwrap().expire_next_continue = true;
+    let (s, r, _) = call(&app, with_key(TestRequest::post().uri(&sync_uri), &writer)).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["recorded"], 6, "{r}");
+    assert_eq!(
+        api.lock().unwrap().requests.len(),
+        5,
+        "2 before the 410, 3 after"
+    );
+
+    // The cluster changes; the scheduled job (run now) picks it up.
+    {
+        let mut st = api.lock().unwrap();
+        st.pods.retain(|p| p["metadata"]["name"] != "debug");
+        st.pods.push(pod(
+            "shop",
+            "checkout-7d4b9c-ddddd",
+            Some(("ReplicaSet", "checkout-7d4b9c")),
+            "10.244.1.13",
+        ));
+    }
+    let (root_key, _) = (
+        t.key(
+            t.user("root@example.com", Role::SuperAdmin),
+            &[Scope::Admin],
+        ),
+        (),
+    );
+    let (s, run, _) = call(
+        &app,
+        with_key(
+            TestRequest::post().uri("/api/v1/jobs/kube-sync/run"),
+            &root_key,
+        )
+        .insert_header(("content-type", "application/json")),
+    )
+    .await;
+    assert_eq!(s, 200, "{run}");
+    assert_eq!(run["ok"], true, "{run}");
+    assert!(
+        run["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("cluster {id}: 6 pods")),
+        "{run}"
+    );
+    let (_, v, _) = call(&app, with_key(TestRequest::get().uri(&pods_uri), &reader)).await;
+    let ips: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["ip"].as_str().unwrap())
+        .collect();
+    assert!(
+        ips.contains(&"10.244.1.13") && !ips.contains(&"10.244.3.30"),
+        "{ips:?}"
+    );
+
+    // Wrong credentials, a body that is not JSON, an unreachable server: 502 saying why, the
+    // failure recorded, the inventory untouched.
+    for (says, rotated_token, garbage) in [
+        ("401 Unauthorized", "rotated", false),
+        ("not JSON", "reader-token-1", true),
+    ] {
+        {
+            let mut st = api.lock().unwrap();
+            st.token = rotated_token.into();
+            st.garbage = garbage;
+        }
+        let (s, v, _) = call(&app, with_key(TestRequest::post().uri(&sync_uri), &writer)).await;
+        assert_eq!(s, 502, "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(says),
+            "{says}: {v}"
+        );
+        let (_, link, _) = call(&app, with_key(TestRequest::get().uri(&kube_uri), &reader)).await;
+        assert_eq!(link["last_sync"]["ok"], false, "{link}");
+        assert!(
+            link["last_sync"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(says),
+            "{link}"
+        );
+        let (_, v, _) = call(&app, with_key(TestRequest::get().uri(&pods_uri), &reader)).await;
+        assert_eq!(
+            v["items"].as_array().unwrap().len(),
+            6,
+            "the inventory stays: {v}"
+        );
+    }
+    handle.stop(false).await;
+    let (s, run, _) = call(
+        &app,
+        with_key(
+            TestRequest::post().uri("/api/v1/jobs/kube-sync/run"),
+            &root_key,
+        )
+        .insert_header(("content-type", "application/json")),
+    )
+    .await;
+    assert_eq!(s, 200, "{run}");
+    assert_eq!(run["ok"], false, "{run}");
+    assert!(
+        run["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not be read"),
+        "{run}"
+    );
+    let (_, v, _) = call(&app, with_key(TestRequest::get().uri(&pods_uri), &reader)).await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 6);
+
+    // In-cluster access outside a pod: stored, and the sync says what is missing.
+    let (s, v, _) = call(
+        &app,
+        with_key(TestRequest::put().uri(&kube_uri), &writer).set_json(json!({"in_cluster": true})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["source"], "in-cluster");
+    let (s, v, _) = call(&app, with_key(TestRequest::post().uri(&sync_uri), &writer)).await;
+    assert_eq!(s, 502, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("in-cluster"),
+        "{v}"
+    );
+
+    // Disconnecting keeps the inventory; deleting the cluster forgets the connection too.
+    let (s, _, _) = call(
+        &app,
+        with_key(TestRequest::delete().uri(&kube_uri), &writer),
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (s, _, _) = call(&app, with_key(TestRequest::get().uri(&kube_uri), &reader)).await;
+    assert_eq!(s, 404);
+    let (_, v, _) = call(&app, with_key(TestRequest::get().uri(&pods_uri), &reader)).await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 6);
+    let (s, _, _) = call(
+        &app,
+        with_key(TestRequest::put().uri(&kube_uri), &writer).set_json(json!({"in_cluster": true})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _, _) = call(
+        &app,
+        with_key(
+            TestRequest::delete().uri(&format!("/api/v1/clusters/{id}")),
+            &writer,
+        ),
+    )
+    .await;
+    assert!(s == 200 || s == 204, "{s}");
+    assert!(bulwark::clusters::sync::links(t.store())
+        .unwrap()
+        .is_empty());
+}
+
+/// The RBAC the README asks operators to apply grants reading pods and nothing else, to the
+/// ServiceAccount whose token the kubeconfig carries.
+#[test]
+fn the_reader_manifest_grants_only_pod_reads() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/kube/bulwark-reader.yaml"
+    ))
+    .unwrap();
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let of = |kind: &str| {
+        let found: Vec<&serde_yaml::Value> = docs
+            .iter()
+            .filter(|d| d["kind"].as_str() == Some(kind))
+            .collect();
+        assert_eq!(found.len(), 1, "one {kind}");
+        found[0].clone()
+    };
+    let role = of("ClusterRole");
+    let rules = role["rules"].as_sequence().unwrap();
+    assert_eq!(rules.len(), 1);
+    let list = |v: &serde_yaml::Value| -> Vec<String> {
+        v.as_sequence()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(list(&rules[0]["apiGroups"]), [""]);
+    assert_eq!(list(&rules[0]["resources"]), ["pods"]);
+    assert_eq!(list(&rules[0]["verbs"]), ["get", "list", "watch"]);
+    let sa = of("ServiceAccount");
+    let binding = of("ClusterRoleBinding");
+    assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+    assert_eq!(binding["subjects"][0]["name"], sa["metadata"]["name"]);
+    assert_eq!(
+        binding["subjects"][0]["namespace"],
+        sa["metadata"]["namespace"]
+    );
+    let secret = of("Secret");
+    assert_eq!(
+        secret["type"].as_str(),
+        Some("kubernetes.io/service-account-token")
+    );
+    assert_eq!(
+        secret["metadata"]["annotations"]["kubernetes.io/service-account.name"],
+        sa["metadata"]["name"]
+    );
+}
