@@ -70,6 +70,13 @@ pub fn routes(r: &mut Routes) {
     r.page("/clusters/{id}", Perm::Read, detail_page);
     r.form("/clusters/{id}", Perm::Write, update_form);
     r.form("/clusters/{id}/delete", Perm::Write, delete_form);
+    r.form("/clusters/{id}/kubernetes", Perm::Write, connect_form);
+    r.form("/clusters/{id}/kubernetes/sync", Perm::Write, sync_form);
+    r.form(
+        "/clusters/{id}/kubernetes/delete",
+        Perm::Write,
+        disconnect_form,
+    );
     r.nav(10, "Clusters", "/clusters", Perm::Read);
 }
 
@@ -366,6 +373,12 @@ struct FormPage {
     allow_unscanned: bool,
     error: String,
     can_write: bool,
+    /// The cluster's API-server connection, if any.
+    kube: Option<super::sync::LinkView>,
+    /// Pod addresses in its inventory.
+    pods: usize,
+    /// Why the kubeconfig just posted was refused.
+    kube_error: String,
 }
 
 impl FormPage {
@@ -381,6 +394,9 @@ impl FormPage {
             allow_unscanned: false,
             error: String::new(),
             can_write: true,
+            kube: None,
+            pods: 0,
+            kube_error: String::new(),
         }
     }
     fn of(layout: Layout, c: Cluster, can_write: bool) -> FormPage {
@@ -395,6 +411,9 @@ impl FormPage {
             cluster: Some(c),
             error: String::new(),
             can_write,
+            kube: None,
+            pods: 0,
+            kube_error: String::new(),
         }
     }
 }
@@ -490,14 +509,110 @@ async fn detail_page(
     state: web::Data<AppState>,
     Auth(p): Auth,
     id: web::Path<u64>,
+    q: web::Query<crate::http::layout::FlashQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = detail(&state, &p, id.into_inner()).await?;
+    let mut page = page;
+    page.layout = page.layout.with_flash(q.flash.as_deref());
+    render(&page)
+}
+
+/// The detail page of cluster `id`: its settings, its inventory and its API connection.
+async fn detail(state: &web::Data<AppState>, p: &Principal, id: u64) -> Result<FormPage, ApiError> {
+    let (c, kube, pods) = state
+        .store
+        .run(move |s| {
+            let c = super::get(s, id)?;
+            let kube = match super::sync::link(s, id) {
+                Ok(l) => Some(l),
+                Err(ClusterError::NotConnected(_)) => None,
+                Err(e) => return Err(e),
+            };
+            let pods = super::inventory::pods(s, id)?.len();
+            Ok::<_, ClusterError>((c, kube, pods))
+        })
+        .await?;
+    let layout = Layout::new(state, p, c.name.clone(), "/clusters");
+    let mut page = FormPage::of(layout, c, p.can(Perm::Write));
+    (page.kube, page.pods) = (kube, pods);
+    Ok(page)
+}
+
+#[derive(Deserialize)]
+struct ConnectForm {
+    #[serde(default)]
+    kubeconfig: String,
+    #[serde(default)]
+    context: String,
+}
+
+/// Connects the cluster from the page; a refused kubeconfig shows the page again with why
+/// (the kubeconfig itself is never echoed back).
+async fn connect_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+    form: web::Form<ConnectForm>,
+) -> Result<HttpResponse, ApiError> {
+    let (sealer, id, actor, ip) = (sealer(&state)?, id.into_inner(), p.actor(), client_ip(&req));
+    let f = form.into_inner();
+    let connect = super::sync::Connect {
+        kubeconfig: Some(f.kubeconfig).filter(|k| !k.trim().is_empty()),
+        context: Some(f.context),
+        in_cluster: false,
+    };
+    let result = state
+        .store
+        .run(move |s| Ok::<_, ApiError>(super::sync::connect(s, &sealer, &actor, &ip, id, connect)))
+        .await?;
+    match result {
+        Ok(v) => Ok(redirect_with_flash(
+            &format!("/clusters/{id}"),
+            &format!("Connected to {}; the next sync lists its pods", v.server),
+        )),
+        Err(ClusterError::Invalid(m)) => {
+            let mut page = detail(&state, &p, id).await?;
+            page.kube_error = m;
+            render_status(&page, StatusCode::BAD_REQUEST)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Syncs now; the outcome, good or bad, is the flash (and stays on the connection).
+async fn sync_form(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let c = state
+    let message = match super::sync::sync(&state.store, sealer(&state)?, &p.actor(), id).await {
+        Ok(r) => format!(
+            "Synced: {} pod addresses of {} workloads",
+            r.recorded, r.workloads
+        ),
+        Err(ClusterError::Kube(m)) => format!("Sync failed, the inventory is unchanged: {m}"),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(redirect_with_flash(&format!("/clusters/{id}"), &message))
+}
+
+async fn disconnect_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, actor, ip) = (id.into_inner(), p.actor(), client_ip(&req));
+    state
         .store
-        .run(move |s| super::get(s, id).map_err(ApiError::from))
+        .run(move |s| super::sync::disconnect(s, &actor, &ip, id).map_err(ApiError::from))
         .await?;
-    let layout = Layout::new(&state, &p, c.name.clone(), "/clusters");
-    render(&FormPage::of(layout, c, p.can(Perm::Write)))
+    Ok(redirect_with_flash(
+        &format!("/clusters/{id}"),
+        "Disconnected from the API server; the inventory stays until the next upload",
+    ))
 }
 
 async fn update_form(

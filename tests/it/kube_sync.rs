@@ -621,3 +621,132 @@ fn the_reader_manifest_grants_only_pod_reads() {
         sa["metadata"]["name"]
     );
 }
+
+/// The cluster page connects, syncs and disconnects through forms; a refused kubeconfig shows
+/// the page again with why, and neither the page nor the error ever shows the kubeconfig.
+#[actix_web::test]
+async fn the_cluster_page_manages_the_connection() {
+    use actix_web::test;
+    let t = InProcess::new();
+    t.user("admin@example.com", Role::Admin);
+    t.user("viewer@example.com", Role::ReadOnly);
+    let (admin, csrf) = t.session("admin@example.com");
+    let (viewer, _) = t.session("viewer@example.com");
+    let app = t.service().await;
+    let (server, ca, _api, _handle) = api_server();
+    let id = bulwark::clusters::create(
+        t.store(),
+        "test",
+        "127.0.0.1",
+        bulwark::clusters::NewCluster {
+            name: "minikube".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .id;
+    let cookie = |v: &str| actix_web::cookie::Cookie::new("bulwark_session", v.to_string());
+    let post = |path: String, body: String| {
+        TestRequest::post()
+            .uri(&path)
+            .cookie(cookie(&admin))
+            .insert_header(("content-type", "application/x-www-form-urlencoded"))
+            .set_payload(body)
+    };
+    let page = |token: &str, query: &str| {
+        TestRequest::get()
+            .uri(&format!("/clusters/{id}{query}"))
+            .cookie(cookie(token))
+    };
+    let text = |b: actix_web::web::Bytes| String::from_utf8(b.to_vec()).unwrap();
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+
+    let body = text(test::call_and_read_body(&app, page(&admin, "").to_request()).await);
+    assert!(
+        body.contains("Not connected") && body.contains("kube-form"),
+        "{body}"
+    );
+
+    // A kubeconfig over plain HTTP: refused, said why, not echoed.
+    let plain = kubeconfig(&server.replace("https", "http"), &ca, "page-token-1");
+    let res = test::call_service(
+        &app,
+        post(
+            format!("/clusters/{id}/kubernetes"),
+            format!("csrf={csrf}&kubeconfig={}&context=", enc(&plain)),
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), 400);
+    let body = text(test::read_body(res).await);
+    assert!(
+        body.contains("over https") && !body.contains("page-token-1"),
+        "{body}"
+    );
+
+    // Connect, sync now, see it on the page.
+    let good = kubeconfig(&server, &ca, "reader-token-1");
+    let res = test::call_service(
+        &app,
+        post(
+            format!("/clusters/{id}/kubernetes"),
+            format!(
+                "csrf={csrf}&kubeconfig={}&context=bulwark-reader",
+                enc(&good)
+            ),
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    let res = test::call_service(
+        &app,
+        post(
+            format!("/clusters/{id}/kubernetes/sync"),
+            format!("csrf={csrf}"),
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    let to = res
+        .headers()
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(to.contains("Synced"), "{to}");
+    let body = text(test::call_and_read_body(&app, page(&viewer, "").to_request()).await);
+    assert!(
+        body.contains(&server) && body.contains("6 pod addresses"),
+        "{body}"
+    );
+    assert!(
+        body.contains("bulwark-reader") && body.contains("id=\"last-sync\""),
+        "{body}"
+    );
+    assert!(
+        !body.contains("reader-token-1") && !body.contains("kube-form"),
+        "readers get no form"
+    );
+    assert!(!body.contains("Sync now"), "readers cannot sync");
+
+    // Disconnect.
+    let res = test::call_service(
+        &app,
+        post(
+            format!("/clusters/{id}/kubernetes/delete"),
+            format!("csrf={csrf}"),
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    let body = text(test::call_and_read_body(&app, page(&admin, "").to_request()).await);
+    assert!(
+        body.contains("Not connected") && body.contains("6 pod addresses"),
+        "{body}"
+    );
+}
