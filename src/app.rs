@@ -158,6 +158,7 @@ fn start_sensor(st: &web::Data<AppState>) {
                 counters,
                 skip: config.sensor.skip(),
                 body_cap: config.sensor.max_body_bytes as usize,
+                rescan: crate::dim::live::RESCAN,
             };
             crate::dim::live::capture(
                 &opts,

@@ -54,6 +54,10 @@ pub struct SensorArgs {
     /// Most bytes of each (decoded) body scanned; the rest is skipped and counted.
     #[arg(long, default_value_t = crate::dim::http::BODY_CAP, value_parser = clap::value_parser!(usize))]
     pub max_body_bytes: usize,
+    /// Seconds between matches of interface patterns (`veth*`, `all-veths`), so the
+    /// interfaces of pods started later are captured too.
+    #[arg(long, default_value_t = 5)]
+    pub rescan_every: u64,
 }
 
 impl SensorArgs {
@@ -262,17 +266,26 @@ fn live(
         counters,
         skip: a.skip(),
         body_cap: a.max_body_bytes,
+        rescan: std::time::Duration::from_secs(a.rescan_every.max(1)),
     };
     let totals = crate::dim::live::capture(
         &opts,
         engine,
         &mut |names: &[String]| {
-            eprintln!(
-                "capturing on {} ({} worker{} each)",
-                names.join(", "),
-                a.workers.max(1),
-                if a.workers > 1 { "s" } else { "" }
-            )
+            if names.is_empty() {
+                eprintln!(
+                    "waiting for interfaces matching {} (checked every {} s)",
+                    a.interface.join(", "),
+                    a.rescan_every.max(1)
+                );
+            } else {
+                eprintln!(
+                    "capturing on {} ({} worker{} each)",
+                    names.join(", "),
+                    a.workers.max(1),
+                    if a.workers > 1 { "s" } else { "" }
+                )
+            }
         },
         &mut |m| {
             total.merge(m.clone());

@@ -78,6 +78,8 @@ pub struct Ring {
     stats: RingStats,
     /// The interface, for messages.
     pub interface: String,
+    /// Its index when the ring was bound (a deleted and recreated interface gets a new one).
+    index: u32,
 }
 
 // The mapping belongs to this ring alone; moving it to a worker thread is sound.
@@ -183,6 +185,7 @@ impl Ring {
                 block: 0,
                 stats: RingStats::default(),
                 interface: interface.to_string(),
+                index,
             })
         })();
         if ring.is_err() {
@@ -212,11 +215,53 @@ impl Ring {
                 }
                 return Err(e);
             }
+            if pfd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0
+                && !self.block_ready()
+            {
+                // The kernel reports an interface going down or away as a socket error, which
+                // stays pending (and poll keeps returning at once) until it is read.
+                let err = self.take_error();
+                if !self.interface_present() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("interface {} is gone ({err})", self.interface),
+                    ));
+                }
+                if pfd.revents & libc::POLLNVAL != 0 {
+                    return Err(io::Error::other("the capture socket is closed"));
+                }
+            }
         }
         while self.block_ready() {
             n += self.read_block(f);
         }
         Ok(n)
+    }
+
+    /// Reads (and so clears) the socket's pending error.
+    fn take_error(&self) -> io::Error {
+        let mut err: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: SO_ERROR writes one int into `err`.
+        unsafe {
+            libc::getsockopt(
+                self.fd,
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                &mut err as *mut libc::c_int as *mut libc::c_void,
+                &mut len,
+            )
+        };
+        io::Error::from_raw_os_error(err)
+    }
+
+    /// Whether the interface the ring was bound to still exists (same name, same index).
+    fn interface_present(&self) -> bool {
+        let Ok(name) = std::ffi::CString::new(self.interface.as_str()) else {
+            return false;
+        };
+        // SAFETY: a NUL-terminated name.
+        unsafe { libc::if_nametoindex(name.as_ptr()) == self.index }
     }
 
     fn block_ptr(&self) -> *mut u8 {

@@ -40,6 +40,17 @@ pub struct Capture {
     pub skip: super::Skip,
     /// Most bytes of each decoded body scanned.
     pub body_cap: usize,
+    /// How often patterns (`veth*`, `all-veths`) are matched again, so interfaces of pods
+    /// started later are captured too.
+    pub rescan: Duration,
+}
+
+/// How often interface patterns are matched again unless the caller says otherwise.
+pub const RESCAN: Duration = Duration::from_secs(5);
+
+/// Whether a name is a pattern (`all-veths`, `veth*`) rather than one interface.
+fn is_pattern(name: &str) -> bool {
+    name == "all-veths" || name.ends_with('*')
 }
 
 /// Counts of a running capture, shared by the workers (which add to them about once a second)
@@ -109,9 +120,13 @@ struct Published {
     stats: std::collections::BTreeMap<String, u64>,
 }
 
-/// Captures as `opts` says until its `stop`, calling `on_ready` with the interfaces once every
-/// ring is open (capture has begun), and `on_batch` with each handed-over map (both on the
-/// calling thread). Returns the totals.
+/// Captures as `opts` says until its `stop`, calling `on_ready` with the interfaces once their
+/// rings are open (at the start, and again with each interface a pattern matches later), and
+/// `on_batch` with each handed-over map (both on the calling thread). Returns the totals.
+///
+/// Named interfaces must exist at the start. Patterns may match nothing yet (a node without
+/// pods); they are matched again every `rescan`. A worker whose interface disappears (its pod
+/// was deleted) ends with what it saw, and the interface is captured again if it comes back.
 pub fn capture(
     opts: &Capture,
     engine: &Engine,
@@ -121,73 +136,67 @@ pub fn capture(
     let Capture {
         interfaces,
         workers,
-        every,
         stop,
-        counters,
-        skip,
-        body_cap,
+        rescan,
+        ..
     } = opts;
-    let (workers, every, body_cap) = (*workers, *every, *body_cap);
     let names = expand_interfaces(interfaces);
-    if names.is_empty() {
+    if names.is_empty() && !interfaces.iter().any(|n| is_pattern(n)) {
         return Err(format!("no interface matches {}", interfaces.join(", ")));
     }
-    let workers = workers.clamp(1, 64);
-    let mut rings = Vec::new();
-    for (i, name) in names.iter().enumerate() {
-        // One fanout group per interface; the id only has to be unique on this host.
-        let group = (std::process::id() as u16)
-            .wrapping_mul(31)
-            .wrapping_add(i as u16);
-        for _ in 0..workers {
-            let fanout = (workers > 1).then_some(group);
-            rings.push(Ring::open(name, fanout).map_err(|e| format!("capture on {name}: {e}"))?);
+    let workers = (*workers).clamp(1, 64);
+    let (tx, rx) = std::sync::mpsc::channel::<DataMap>();
+    // Every worker ever started, with its interface; finished ones are joined at the end.
+    let mut running: Vec<(String, Worker)> = Vec::new();
+    let mut groups = 0u16;
+    let mut open = |names: &[String], running: &mut Vec<(String, Worker)>| {
+        let mut opened = Vec::new();
+        for name in names {
+            if running.iter().any(|(n, w)| n == name && !w.is_finished()) {
+                continue;
+            }
+            // One fanout group per interface; the id only has to be unique on this host.
+            let group = (std::process::id() as u16)
+                .wrapping_mul(31)
+                .wrapping_add(groups);
+            groups = groups.wrapping_add(1);
+            let mut rings = Vec::new();
+            for _ in 0..workers {
+                let fanout = (workers > 1).then_some(group);
+                rings
+                    .push(Ring::open(name, fanout).map_err(|e| format!("capture on {name}: {e}"))?);
+            }
+            for ring in rings {
+                running.push((name.clone(), spawn_worker(ring, opts, engine, tx.clone())));
+            }
+            opened.push(name.clone());
+        }
+        Ok::<_, String>(opened)
+    };
+    let first = open(&names, &mut running)?;
+    on_ready(&first);
+    let mut last_scan = std::time::Instant::now();
+    let tick = (*rescan)
+        .min(Duration::from_millis(500))
+        .max(Duration::from_millis(10));
+    while !stop.load(Ordering::SeqCst) {
+        if let Ok(m) = rx.recv_timeout(tick) {
+            if !m.is_empty() {
+                on_batch(m);
+            }
+        }
+        if last_scan.elapsed() >= *rescan && !stop.load(Ordering::SeqCst) {
+            last_scan = std::time::Instant::now();
+            let now = expand_interfaces(interfaces);
+            // An interface that vanished between the listing and the open is not an error:
+            // the next scan sees it gone.
+            match open(&now, &mut running) {
+                Ok(new) if !new.is_empty() => on_ready(&new),
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "a new interface could not be opened"),
+            }
         }
     }
-    on_ready(&names);
-    let (tx, rx) = std::sync::mpsc::channel::<DataMap>();
-    let handles: Vec<_> = rings
-        .into_iter()
-        .map(|mut ring| {
-            let stop = stop.clone();
-            let tx = tx.clone();
-            let engine = engine.clone();
-            let counters = counters.clone();
-            let skip = skip.clone();
-            std::thread::spawn(move || {
-                let mut pipeline = Pipeline::skipping(engine, skip).with_body_cap(body_cap);
-                let mut last = std::time::Instant::now();
-                let (mut published, mut last_published) =
-                    (Published::default(), std::time::Instant::now());
-                let frame =
-                    |p: &mut Pipeline, ts: f64, f: &[u8]| p.frame(packet::LINK_ETHERNET, ts, f);
-                while !stop.load(Ordering::SeqCst) {
-                    if let Err(e) = ring.poll(100, &mut |ts, f| frame(&mut pipeline, ts, f)) {
-                        tracing::warn!(interface = %ring.interface, error = %e, "capture stopped");
-                        break;
-                    }
-                    if last.elapsed() >= every {
-                        last = std::time::Instant::now();
-                        let _ = tx.send(std::mem::take(&mut pipeline.map));
-                    }
-                    if last_published.elapsed() >= Duration::from_secs(1) {
-                        last_published = std::time::Instant::now();
-                        counters.publish(&pipeline.stats, ring.stats(), &mut published);
-                    }
-                }
-                // What arrived before the stop may sit in a block the kernel has not handed over
-                // yet; it does so within its retire timeout, so wait a little for it.
-                for _ in 0..3 {
-                    let _ = ring.poll(50, &mut |ts, f| frame(&mut pipeline, ts, f));
-                }
-                pipeline.finish();
-                let _ = tx.send(std::mem::take(&mut pipeline.map));
-                let ring_stats = ring.stats();
-                counters.publish(&pipeline.stats, ring_stats, &mut published);
-                (pipeline.stats, ring_stats)
-            })
-        })
-        .collect();
     drop(tx);
     // Batches arrive until every worker has finished and dropped its sender.
     while let Ok(m) = rx.recv() {
@@ -195,6 +204,7 @@ pub fn capture(
             on_batch(m);
         }
     }
+    let handles: Vec<Worker> = running.into_iter().map(|(_, w)| w).collect();
     let mut totals = Totals::default();
     for h in handles {
         let (s, r) = h
@@ -205,4 +215,57 @@ pub fn capture(
         totals.kernel_drops += r.drops;
     }
     Ok(totals)
+}
+
+type Worker = std::thread::JoinHandle<(Stats, super::capture::RingStats)>;
+
+/// One capture worker: reads `ring` into its own pipeline until the stop (or until its
+/// interface goes away), handing its map over every `opts.every` and at the end.
+fn spawn_worker(
+    mut ring: Ring,
+    opts: &Capture,
+    engine: &Engine,
+    tx: std::sync::mpsc::Sender<DataMap>,
+) -> Worker {
+    let (stop, engine, counters, skip) = (
+        opts.stop.clone(),
+        engine.clone(),
+        opts.counters.clone(),
+        opts.skip.clone(),
+    );
+    let (every, body_cap) = (opts.every, opts.body_cap);
+    std::thread::spawn(move || {
+        let mut pipeline = Pipeline::skipping(engine, skip).with_body_cap(body_cap);
+        let mut last = std::time::Instant::now();
+        let (mut published, mut last_published) = (Published::default(), std::time::Instant::now());
+        let frame = |p: &mut Pipeline, ts: f64, f: &[u8]| p.frame(packet::LINK_ETHERNET, ts, f);
+        let mut gone = false;
+        while !stop.load(Ordering::SeqCst) {
+            if let Err(e) = ring.poll(100, &mut |ts, f| frame(&mut pipeline, ts, f)) {
+                tracing::info!(interface = %ring.interface, error = %e, "capture on this interface ended");
+                gone = true;
+                break;
+            }
+            if last.elapsed() >= every {
+                last = std::time::Instant::now();
+                let _ = tx.send(std::mem::take(&mut pipeline.map));
+            }
+            if last_published.elapsed() >= Duration::from_secs(1) {
+                last_published = std::time::Instant::now();
+                counters.publish(&pipeline.stats, ring.stats(), &mut published);
+            }
+        }
+        // What arrived before the stop may sit in a block the kernel has not handed over
+        // yet; it does so within its retire timeout, so wait a little for it.
+        if !gone {
+            for _ in 0..3 {
+                let _ = ring.poll(50, &mut |ts, f| frame(&mut pipeline, ts, f));
+            }
+        }
+        pipeline.finish();
+        let _ = tx.send(std::mem::take(&mut pipeline.map));
+        let ring_stats = ring.stats();
+        counters.publish(&pipeline.stats, ring_stats, &mut published);
+        (pipeline.stats, ring_stats)
+    })
 }

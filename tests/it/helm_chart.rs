@@ -389,14 +389,16 @@ async fn the_charts_container_captures_and_ships() {
         .into_iter()
         .map(|a| a.replace(&mount, ca_dir.to_str().unwrap()))
         .collect();
-    let mut sensor = Command::new(env!("CARGO_BIN_EXE_bulwark"))
-        .args(&args)
-        .env("BULWARK_SENSOR_TOKEN", String::from_utf8(token).unwrap())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut sensor_err = BufReader::new(sensor.stderr.take().unwrap());
+    let mut sensor = Kill(
+        Command::new(env!("CARGO_BIN_EXE_bulwark"))
+            .args(&args)
+            .env("BULWARK_SENSOR_TOKEN", String::from_utf8(token).unwrap())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut sensor_err = BufReader::new(sensor.0.stderr.take().unwrap());
     let mut said = String::new();
     while !said.contains("capturing on") {
         let mut line = String::new();
@@ -453,6 +455,6 @@ async fn the_charts_container_captures_and_ships() {
         .await
         .unwrap();
     assert!(text.contains("bulwark_sensor_kernel_drops_total"), "{text}");
-    unsafe { libc::kill(sensor.id() as i32, libc::SIGTERM) };
-    assert!(sensor.wait().unwrap().success());
+    unsafe { libc::kill(sensor.0.id() as i32, libc::SIGTERM) };
+    assert!(sensor.0.wait().unwrap().success());
 }

@@ -59,32 +59,34 @@ async fn sensor_reads_real_captured_traffic() {
             .unwrap(),
     );
     let pcap = dir.path().join("traffic.pcap");
-    let mut dump = Command::new("tcpdump")
-        // `any` (Linux cooked v2 framing): a port filter on `lo` itself captures nothing in
-        // some sandboxes, and this exercises SLL2 parsing too.
-        .args([
-            "-i",
-            "any",
-            "--immediate-mode",
-            "-B",
-            "16384",
-            "-U",
-            "-s",
-            "0",
-            "-w",
-        ])
-        .arg(&pcap)
-        .arg(format!("tcp port {port}"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut dump = Kill(
+        Command::new("tcpdump")
+            // `any` (Linux cooked v2 framing): a port filter on `lo` itself captures nothing in
+            // some sandboxes, and this exercises SLL2 parsing too.
+            .args([
+                "-i",
+                "any",
+                "--immediate-mode",
+                "-B",
+                "16384",
+                "-U",
+                "-s",
+                "0",
+                "-w",
+            ])
+            .arg(&pcap)
+            .arg(format!("tcp port {port}"))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     // tcpdump says "listening on …" once it captures.
-    let mut err = BufReader::new(dump.stderr.take().unwrap());
+    let mut err = BufReader::new(dump.0.stderr.take().unwrap());
     let mut said = String::new();
     while !said.contains("listening") {
         let mut line = String::new();
         if err.read_line(&mut line).unwrap_or(0) == 0 {
-            let _ = dump.kill();
+            let _ = dump.0.kill();
             panic!("tcpdump did not start: {said}");
         }
         said.push_str(&line);
@@ -133,9 +135,9 @@ async fn sensor_reads_real_captured_traffic() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     // SIGINT makes tcpdump flush and close the file.
     unsafe {
-        libc::kill(dump.id() as i32, libc::SIGINT);
+        libc::kill(dump.0.id() as i32, libc::SIGINT);
     }
-    dump.wait().unwrap();
+    dump.0.wait().unwrap();
     drop(err);
 
     let out = dir.path().join("events.jsonl");
@@ -324,13 +326,19 @@ pub(crate) struct Netns {
 
 impl Netns {
     pub(crate) fn new() -> Netns {
+        Netns::with_prefix("bw")
+    }
+
+    /// A namespace whose interfaces are named `{prefix}{id}a` (host side) and `…b`, with
+    /// `id` starting with this process's id modulo 1000.
+    fn with_prefix(prefix: &str) -> Netns {
         // Unique per test in this process, and per process.
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let id = (std::process::id() % 1000) * 10 + n % 10;
-        let name = format!("bw{id}");
-        let host_if = format!("bw{id}a");
-        let peer = format!("bw{id}b");
+        let name = format!("{prefix}{id}");
+        let host_if = format!("{prefix}{id}a");
+        let peer = format!("{prefix}{id}b");
         let net = format!("10.{}.{}", 100 + id % 100, id % 250);
         let run = |cmd: &str| {
             let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
@@ -445,31 +453,33 @@ async fn live_capture_on_a_veth_matches_the_pcap() {
     let key = sensor_key(&admin, &appliance.base, "node-live").await;
     let live_out = dir.path().join("live.jsonl");
     let metrics_addr = format!("127.0.0.1:{}", crate::support::free_port());
-    let mut sensor = Command::new(env!("CARGO_BIN_EXE_bulwark"))
-        .args([
-            "sensor",
-            "--workers",
-            "2",
-            "--interface",
-            &ns.host_if,
-            "--metrics-listen",
-            &metrics_addr,
-            "--output",
-        ])
-        .arg(&live_out)
-        .args([
-            "--server",
-            &appliance.base,
-            "--ship-every",
-            "1",
-            "--server-ca",
-        ])
-        .arg(data.join("tls/cert.pem"))
-        .env("BULWARK_SENSOR_TOKEN", &key)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut sensor_err = BufReader::new(sensor.stderr.take().unwrap());
+    let mut sensor = Kill(
+        Command::new(env!("CARGO_BIN_EXE_bulwark"))
+            .args([
+                "sensor",
+                "--workers",
+                "2",
+                "--interface",
+                &ns.host_if,
+                "--metrics-listen",
+                &metrics_addr,
+                "--output",
+            ])
+            .arg(&live_out)
+            .args([
+                "--server",
+                &appliance.base,
+                "--ship-every",
+                "1",
+                "--server-ca",
+            ])
+            .arg(data.join("tls/cert.pem"))
+            .env("BULWARK_SENSOR_TOKEN", &key)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut sensor_err = BufReader::new(sensor.0.stderr.take().unwrap());
     let mut said = String::new();
     while !said.contains("capturing on") {
         let mut line = String::new();
@@ -483,14 +493,16 @@ async fn live_capture_on_a_veth_matches_the_pcap() {
         "{said}"
     );
     let pcap = dir.path().join("veth.pcap");
-    let mut dump = Command::new("tcpdump")
-        .args(["-i", &ns.host_if, "--immediate-mode", "-U", "-s", "0", "-w"])
-        .arg(&pcap)
-        .arg("tcp")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut dump_err = BufReader::new(dump.stderr.take().unwrap());
+    let mut dump = Kill(
+        Command::new("tcpdump")
+            .args(["-i", &ns.host_if, "--immediate-mode", "-U", "-s", "0", "-w"])
+            .arg(&pcap)
+            .arg("tcp")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut dump_err = BufReader::new(dump.0.stderr.take().unwrap());
     let mut said = String::new();
     while !said.contains("listening") {
         let mut l = String::new();
@@ -575,11 +587,11 @@ async fn live_capture_on_a_veth_matches_the_pcap() {
         .unwrap();
     assert_eq!(other.status(), 404);
     unsafe {
-        libc::kill(dump.id() as i32, libc::SIGINT);
-        libc::kill(sensor.id() as i32, libc::SIGTERM);
+        libc::kill(dump.0.id() as i32, libc::SIGINT);
+        libc::kill(sensor.0.id() as i32, libc::SIGTERM);
     }
-    dump.wait().unwrap();
-    let status = sensor.wait().unwrap();
+    dump.0.wait().unwrap();
+    let status = sensor.0.wait().unwrap();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut sensor_err, &mut rest).unwrap();
     assert!(status.success(), "the sensor exits 0 on SIGTERM: {rest}");
@@ -716,6 +728,136 @@ async fn the_appliance_runs_an_embedded_sensor() {
         assert!(Instant::now() < deadline, "{metrics}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// A node's pods come and go: a sensor started on a pattern before any interface matches
+/// waits, captures each matching veth as it appears, ends the capture of one that disappears
+/// without spinning on its dead socket, and keeps what it saw on each.
+#[actix_web::test]
+async fn the_sensor_follows_interfaces_that_come_and_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.jsonl");
+    let pattern = format!("bk{}*", std::process::id() % 1000);
+    let mut sensor = Kill(
+        Command::new(env!("CARGO_BIN_EXE_bulwark"))
+            .args([
+                "sensor",
+                "--interface",
+                &pattern,
+                "--rescan-every",
+                "1",
+                "--output",
+            ])
+            .arg(&out)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = sensor.0.id();
+    let (tx, said) = std::sync::mpsc::channel::<String>();
+    let stderr = BufReader::new(sensor.0.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let wait_for = |needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match said.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("the sensor never said {needle:?}"),
+            }
+        }
+    };
+    wait_for("waiting for interfaces matching");
+    // CPU time of the sensor (all threads), in clock ticks.
+    let cpu = || -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let fields: Vec<&str> = stat.rsplit(") ").next().unwrap().split(' ').collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    };
+    let client = reqwest::Client::new();
+    let serve = |ns: &Netns| {
+        Kill(
+            Command::new("ip")
+                .args(["netns", "exec", &ns.name, "python3", "-c"])
+                .arg(SERVER.replace("\"127.0.0.1\"", &format!("\"{}\"", ns.server_ip)))
+                .arg("8080")
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let ready = |base: String| {
+        let client = client.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while client.get(format!("{base}/ready")).send().await.is_err() {
+                assert!(Instant::now() < deadline, "the server did not start");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+
+    // A pod appears: its interface is captured within a rescan.
+    let first = Netns::with_prefix("bk");
+    let server = serve(&first);
+    wait_for(&format!("capturing on {}", first.host_if));
+    let base = format!("http://{}:8080", first.server_ip);
+    ready(base.clone()).await;
+    for id in 0..3 {
+        client
+            .post(format!("{base}/api/customers/{id}"))
+            .json(&serde_json::json!({"email": "ada@analytical.engineering"}))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+    }
+    // It goes away: the worker on it ends instead of spinning on the dead socket.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(server);
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = cpu();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let used = cpu() - before;
+    assert!(
+        used < 100,
+        "the sensor used {used} ticks in 2 s: it spins on a dead interface"
+    );
+
+    // Another pod appears: captured too.
+    let second = Netns::with_prefix("bk");
+    let _server = serve(&second);
+    wait_for(&format!("capturing on {}", second.host_if));
+    let base = format!("http://{}:8080", second.server_ip);
+    ready(base.clone()).await;
+    client
+        .post(format!("{base}/login"))
+        .form(&[("username", "ada"), ("password", "Tr0ub4dor&3")])
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    assert!(sensor.0.wait().unwrap().success());
+    let events = read_events(&out);
+    let endpoints: Vec<&str> = events
+        .iter()
+        .map(|e| e["endpoint"].as_str().unwrap())
+        .collect();
+    assert!(
+        endpoints.contains(&"/api/customers/{id}") && endpoints.contains(&"/login"),
+        "{events:?}"
+    );
 }
 
 /// `bulwark sensor-manifest` prints YAML `kubectl apply` takes: a DaemonSet with the security
