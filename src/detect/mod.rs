@@ -533,12 +533,30 @@ fn render_path(path: &[json::Seg<Key>]) -> String {
         match seg {
             json::Seg::Key(k) => out.push_str(&k.0.segment),
             json::Seg::Index(i) => {
-                use std::fmt::Write;
-                let _ = write!(out, "[{i}]");
+                out.push('[');
+                push_decimal(&mut out, *i);
+                out.push(']');
             }
         }
     }
     out
+}
+
+/// Appends `n` in decimal (paths render an index per array level; the formatting machinery
+/// costs more than the digits).
+fn push_decimal(out: &mut String, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // ASCII digits.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
 }
 
 impl KeyCache {
@@ -681,6 +699,16 @@ pub fn assess(findings: &[Finding]) -> Assessment {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn indices_render_in_decimal() {
+        for n in [0usize, 7, 10, 99, 12345, usize::MAX] {
+            let mut s = String::new();
+            push_decimal(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+    }
+
     use super::*;
 
     fn types(f: &[Finding]) -> Vec<(&str, Option<&str>)> {

@@ -511,9 +511,19 @@ fn jwt(s: &[u8], at: usize, out: &mut Vec<Hit>) {
         #[serde(borrow)]
         alg: Option<std::borrow::Cow<'a, str>>,
     }
-    let mut buf = [0u8; 3072];
+    // Real headers are a few dozen bytes: a small buffer on the stack (zeroing one sized for
+    // the longest header cost more than the decode), the heap for the rare long one.
+    let encoded = &s[at..h_end];
+    let mut small = [0u8; 256];
+    let mut large = Vec::new();
+    let buf: &mut [u8] = if encoded.len() / 4 * 3 + 3 <= small.len() {
+        &mut small
+    } else {
+        large.resize(encoded.len() / 4 * 3 + 3, 0);
+        &mut large
+    };
     let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode_slice(&s[at..h_end], &mut buf)
+        .decode_slice(encoded, buf)
         .ok();
     let ok = decoded
         .and_then(|n| serde_json::from_slice::<Header>(&buf[..n]).ok())
@@ -1010,6 +1020,13 @@ mod tests {
         );
         let fake = format!("eyJub3Rqc29u.{p}.abcdefghij");
         assert_eq!(kinds(&fake), vec![]);
+        // Headers of every length decode, the long ones (certificate chains) off the stack.
+        for kid in [0, 100, 180, 181, 182, 183, 400, 2000] {
+            let h = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(format!(r#"{{"alg":"RS256","kid":"{}"}}"#, "k".repeat(kid)));
+            let jwt = format!("{h}.{p}.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c");
+            assert_eq!(kinds(&jwt), vec![Kind::Jwt], "kid of {kid}");
+        }
         let pem = format!(
             "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA{}\n-----END RSA PRIVATE KEY-----",
             "q".repeat(60)
