@@ -47,6 +47,10 @@ pub struct PodsReplaced {
     pub skipped: usize,
     /// Distinct workloads.
     pub workloads: usize,
+    /// Distinct images the pods run (marked seen in the cluster).
+    pub images: usize,
+    /// Of those, never scanned and now waiting for the native scanner.
+    pub queued_for_scan: usize,
 }
 
 /// Pod IP → workload, across clusters (pod networks of different clusters should not overlap;
@@ -104,6 +108,31 @@ struct Owner {
 struct Spec {
     #[serde(default)]
     host_network: bool,
+    #[serde(default)]
+    containers: Vec<Container>,
+    #[serde(default)]
+    init_containers: Vec<Container>,
+    #[serde(default)]
+    ephemeral_containers: Vec<Container>,
+}
+
+#[derive(Deserialize)]
+struct Container {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    image: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ContainerStatus {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    image: String,
+    #[serde(default, rename = "imageID")]
+    image_id: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -115,6 +144,55 @@ struct Status {
     pod_ip: String,
     #[serde(default, rename = "podIPs")]
     pod_ips: Vec<PodIp>,
+    #[serde(default)]
+    container_statuses: Vec<ContainerStatus>,
+    #[serde(default)]
+    init_container_statuses: Vec<ContainerStatus>,
+    #[serde(default)]
+    ephemeral_container_statuses: Vec<ContainerStatus>,
+}
+
+/// An image a pod runs: its reference and, once the kubelet has pulled it, its digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningImage {
+    pub reference: crate::images::ImageRef,
+    pub digest: Option<String>,
+}
+
+/// Each image once, in reference order.
+fn dedup_images(images: &mut Vec<RunningImage>) {
+    images.sort_by_cached_key(|i| (i.reference.to_string(), i.digest.clone()));
+    images.dedup();
+}
+
+/// The image of one container: the status's reference and repository digest when the
+/// container has started (`imageID` is `docker-pullable://repo@sha256:…` or `repo@sha256:…`;
+/// a bare `sha256:…` is the local image id, not a digest), else the spec's reference.
+fn running_image(spec: &str, status: Option<&ContainerStatus>) -> Option<RunningImage> {
+    use crate::images::{parse_digest, ImageRef};
+    let from_status = status.filter(|s| !s.image.is_empty());
+    let reference = ImageRef::parse(from_status.map_or(spec, |s| s.image.as_str())).ok()?;
+    let Some((repo, digest)) = status.and_then(|s| s.image_id.rsplit_once('@')) else {
+        return Some(RunningImage {
+            reference,
+            digest: None,
+        });
+    };
+    let digest = parse_digest(digest);
+    let repo = repo.rsplit("://").next().unwrap_or(repo);
+    // The digest names the repository it was pulled from; when that is not the reference's
+    // (a mirror, a rewritten name), the image is that repository's, known by digest alone.
+    let reference = match ImageRef::parse(repo) {
+        Ok(r) if r.registry != reference.registry || r.repository != reference.repository => {
+            ImageRef {
+                tag: None,
+                digest: None,
+                ..r
+            }
+        }
+        _ => reference,
+    };
+    Some(RunningImage { reference, digest })
 }
 
 #[derive(Deserialize)]
@@ -155,9 +233,30 @@ fn bounded(what: &str, v: &str, max: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// What a pod list yields.
+#[derive(Default)]
+pub(super) struct Parsed {
+    /// Pod addresses and their workloads.
+    pub pods: Vec<PodRecord>,
+    /// Pods left out of the addresses: host network, finished, no address yet, not a pod.
+    pub skipped: usize,
+    /// Images of the pods that have not finished (host-network ones included), deduplicated.
+    pub images: Vec<RunningImage>,
+}
+
+impl Parsed {
+    /// Adds another page's.
+    pub fn append(&mut self, mut other: Parsed) {
+        self.pods.append(&mut other.pods);
+        self.skipped += other.skipped;
+        self.images.append(&mut other.images);
+        dedup_images(&mut self.images);
+    }
+}
+
 /// The records an upload (or one page of a list from the API server) yields, and how many
 /// pods it left out.
-pub(super) fn records(cluster: u64, body: &[u8]) -> Result<(Vec<PodRecord>, usize), ClusterError> {
+pub(super) fn records(cluster: u64, body: &[u8]) -> Result<Parsed, ClusterError> {
     let list: List = serde_json::from_slice(body).map_err(|e| {
         ClusterError::Invalid(format!(
             "expected Kubernetes JSON with items (kubectl get pods -A -o json): {e}"
@@ -176,9 +275,26 @@ pub(super) fn records(cluster: u64, body: &[u8]) -> Result<(Vec<PodRecord>, usiz
     }
     let mut out = Vec::new();
     let mut skipped = 0;
+    let mut images = Vec::new();
     for pod in list.items {
         let finished = matches!(pod.status.phase.as_str(), "Succeeded" | "Failed");
         let not_pod = pod.kind.as_deref().is_some_and(|k| k != "Pod");
+        if !finished && !not_pod {
+            let st = &pod.status;
+            for (specs, statuses) in [
+                (&pod.spec.containers, &st.container_statuses),
+                (&pod.spec.init_containers, &st.init_container_statuses),
+                (
+                    &pod.spec.ephemeral_containers,
+                    &st.ephemeral_container_statuses,
+                ),
+            ] {
+                for c in specs {
+                    let status = statuses.iter().find(|s| s.name == c.name);
+                    images.extend(running_image(&c.image, status));
+                }
+            }
+        }
         if pod.spec.host_network || finished || not_pod {
             skipped += 1;
             continue;
@@ -211,7 +327,12 @@ pub(super) fn records(cluster: u64, body: &[u8]) -> Result<(Vec<PodRecord>, usiz
             });
         }
     }
-    Ok((out, skipped))
+    dedup_images(&mut images);
+    Ok(Parsed {
+        pods: out,
+        skipped,
+        images,
+    })
 }
 
 /// Replaces cluster `cluster`'s pods with those in `body` (Kubernetes JSON), in one transaction.
@@ -222,19 +343,20 @@ pub fn replace_pods(
     cluster: u64,
     body: &[u8],
 ) -> Result<PodsReplaced, ClusterError> {
-    let (recs, skipped) = records(cluster, body)?;
-    replace_records(store, actor, ip, cluster, &recs, skipped)
+    replace_records(store, actor, ip, cluster, &records(cluster, body)?)
 }
 
-/// Replaces cluster `cluster`'s pods with `recs`, in one transaction (uploads and API syncs).
+/// Replaces cluster `cluster`'s pods with those of `parsed`, and marks its images seen in the
+/// cluster, in one transaction (uploads and API syncs). An image never scanned is queued for
+/// the native scanner: by digest when the kubelet has pulled it, else by its reference.
 pub(super) fn replace_records(
     store: &Store,
     actor: &str,
     ip: &str,
     cluster: u64,
-    recs: &[PodRecord],
-    skipped: usize,
+    parsed: &Parsed,
 ) -> Result<PodsReplaced, ClusterError> {
+    let (recs, skipped) = (&parsed.pods, parsed.skipped);
     if recs.len() > MAX_PODS {
         return Err(ClusterError::Invalid(format!(
             "at most {MAX_PODS} pods per cluster"
@@ -253,17 +375,40 @@ pub(super) fn replace_records(
             workloads.insert(r.label());
         }
         w.put(&CLUSTER_IPS, &cluster, &ips)?;
+        let mut queued = 0;
+        for i in &parsed.images {
+            const WHY: &str = "running in the cluster";
+            match &i.digest {
+                Some(d) => {
+                    let mut image = crate::images::upsert(w, &i.reference, d, Some(cluster))?;
+                    if image.scan_state == crate::images::ScanState::Unscanned {
+                        crate::images::mark_queued(w, &mut image, WHY)?;
+                        queued += 1;
+                    }
+                }
+                None => {
+                    crate::images::enqueue(w, &i.reference.to_string(), Some(cluster), WHY, 1)?;
+                    queued += 1;
+                }
+            }
+        }
         audit::record(
             w,
             Event::new(actor, "cluster.pods", format!("cluster:{cluster}"))
                 .from_ip(ip)
-                .detail(format!("pods={} skipped={skipped}", recs.len())),
+                .detail(format!(
+                    "pods={} skipped={skipped} images={}",
+                    recs.len(),
+                    parsed.images.len()
+                )),
         )?;
         Ok(PodsReplaced {
             cluster,
             recorded: recs.len(),
             skipped,
             workloads: workloads.len(),
+            images: parsed.images.len(),
+            queued_for_scan: queued,
         })
     })
 }
@@ -357,7 +502,11 @@ mod tests {
           {"metadata":{"name":"rs-only","namespace":"x","ownerReferences":[{"kind":"ReplicaSet","name":"legacy","controller":true}]},
             "status":{"podIP":"not-an-ip"}}
         ]}"#;
-        let (recs, skipped) = records(7, body).unwrap();
+        let Parsed {
+            pods: recs,
+            skipped,
+            ..
+        } = records(7, body).unwrap();
         let got: Vec<(String, String)> = recs.iter().map(|r| (r.ip.clone(), r.label())).collect();
         assert_eq!(
             got,
@@ -380,5 +529,61 @@ mod tests {
         assert_eq!(parse_addr("[fd00::5]:8080"), "fd00::5".parse().ok());
         assert_eq!(parse_addr("10.0.0.1:80"), "10.0.0.1".parse().ok());
         assert_eq!(parse_addr("api.shop"), None);
+    }
+
+    #[test]
+    fn images_come_from_statuses_with_their_digests() {
+        let d = format!("sha256:{}", "bd17".repeat(16));
+        let status = |image: &str, id: &str| ContainerStatus {
+            name: "c".into(),
+            image: image.into(),
+            image_id: id.into(),
+        };
+        let got = |spec: &str, st: Option<ContainerStatus>| {
+            running_image(spec, st.as_ref()).map(|i| (i.reference.to_string(), i.digest))
+        };
+        // Docker's `docker-pullable://` form, with the tag from the status.
+        assert_eq!(
+            got(
+                "gcr.io/kuar-demo/kuard-amd64:1",
+                Some(status(
+                    "gcr.io/kuar-demo/kuard-amd64:1",
+                    &format!("docker-pullable://gcr.io/kuar-demo/kuard-amd64@{d}")
+                ))
+            ),
+            Some(("gcr.io/kuar-demo/kuard-amd64:1".into(), Some(d.clone())))
+        );
+        // containerd's plain `repo@digest`, for a Docker Hub short name.
+        assert_eq!(
+            got(
+                "nginx:1.25",
+                Some(status(
+                    "docker.io/library/nginx:1.25",
+                    &format!("docker.io/library/nginx@{d}")
+                ))
+            ),
+            Some(("docker.io/library/nginx:1.25".into(), Some(d.clone())))
+        );
+        // Pulled through a mirror: the digest belongs to the mirror's repository.
+        assert_eq!(
+            got(
+                "nginx:1.25",
+                Some(status(
+                    "nginx:1.25",
+                    &format!("mirror.local:5000/library/nginx@{d}")
+                ))
+            ),
+            Some(("mirror.local:5000/library/nginx".into(), Some(d.clone())))
+        );
+        // A local image id is not a repository digest; not started yet: the spec's reference.
+        assert_eq!(
+            got("nginx:1.25", Some(status("nginx:1.25", &d))).and_then(|x| x.1),
+            None
+        );
+        assert_eq!(
+            got("registry.local/app:2", None),
+            Some(("registry.local/app:2".into(), None))
+        );
+        assert_eq!(got("", None), None);
     }
 }

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::inventory::{self, PodRecord, PodsReplaced};
+use super::inventory::{self, PodsReplaced};
 use super::kube::{self, Access, KubeError};
 use super::{ClusterError, CLUSTERS};
 use crate::audit::{self, Event};
@@ -266,21 +266,13 @@ pub async fn sync(
         let sealer = sealer.clone();
         store.run(move |s| access(s, &sealer, id)).await?
     };
-    let mut recs: Vec<PodRecord> = Vec::new();
-    let mut skipped = 0;
+    let mut parsed = inventory::Parsed::default();
     let listed = kube::list_pods(&access, |page| {
         match page {
-            kube::Page::Pods(body) => {
-                let (mut r, s) = inventory::records(id, body)?;
-                recs.append(&mut r);
-                skipped += s;
-            }
-            kube::Page::Restart => {
-                recs.clear();
-                skipped = 0;
-            }
+            kube::Page::Pods(body) => parsed.append(inventory::records(id, body)?),
+            kube::Page::Restart => parsed = inventory::Parsed::default(),
         }
-        if recs.len() > inventory::MAX_PODS {
+        if parsed.pods.len() > inventory::MAX_PODS {
             return Err(ClusterError::Invalid(format!(
                 "the cluster has more than {} pods",
                 inventory::MAX_PODS
@@ -293,14 +285,14 @@ pub async fn sync(
     store
         .run(move |s| {
             let result =
-                listed.and_then(|_| inventory::replace_records(s, &actor, "", id, &recs, skipped));
+                listed.and_then(|_| inventory::replace_records(s, &actor, "", id, &parsed));
             let outcome = match &result {
                 Ok(r) => SyncOutcome {
                     at: Utc::now(),
                     ok: true,
                     message: format!(
-                        "{} pod addresses of {} workloads recorded, {} pods left out",
-                        r.recorded, r.workloads, r.skipped
+                        "{} pod addresses of {} workloads recorded, {} pods left out; {} images running, {} queued for a scan",
+                        r.recorded, r.workloads, r.skipped, r.images, r.queued_for_scan
                     ),
                     pods: r.recorded,
                     workloads: r.workloads,

@@ -62,6 +62,17 @@ fn pod(ns: &str, name: &str, owner: Option<(&str, &str)>, ip: &str) -> Value {
     p
 }
 
+/// The digest the database pods run (pulled by containerd: `imageID` is `repo@digest`).
+const DB_DIGEST: &str = "sha256:5f0c1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7";
+
+fn with_image(mut p: Value) -> Value {
+    p["spec"]["containers"][0]["image"] = json!("registry.local/shop/db:15");
+    let status = &mut p["status"]["containerStatuses"][0];
+    status["image"] = json!("registry.local/shop/db:15");
+    status["imageID"] = json!(format!("registry.local/shop/db@{DB_DIGEST}"));
+    p
+}
+
 fn cluster_pods() -> Vec<Value> {
     let mut host = pod(
         "kube-system",
@@ -97,9 +108,19 @@ fn cluster_pods() -> Vec<Value> {
             Some(("ReplicaSet", "checkout-7d4b9c")),
             "10.244.1.12",
         ),
-        pod("shop", "db-0", Some(("StatefulSet", "db")), "10.244.2.20"),
+        with_image(pod(
+            "shop",
+            "db-0",
+            Some(("StatefulSet", "db")),
+            "10.244.2.20",
+        )),
         done,
-        pod("shop", "db-1", Some(("StatefulSet", "db")), "10.244.2.21"),
+        with_image(pod(
+            "shop",
+            "db-1",
+            Some(("StatefulSet", "db")),
+            "10.244.2.21",
+        )),
         pod("default", "debug", None, "10.244.3.30"),
     ]
 }
@@ -384,6 +405,53 @@ async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
     assert_eq!(v["last_sync"]["ok"], true, "{v}");
     assert_eq!(v["last_sync"]["pods"], 6, "{v}");
 
+    // The images the pods run are seen in the cluster, by the digest the kubelet pulled, and
+    // queued for the native scanner (once).
+    assert_eq!(
+        (r["images"].as_u64(), r["queued_for_scan"].as_u64()),
+        (Some(2), Some(2)),
+        "{r}"
+    );
+    let (_, v, _) = call(
+        &app,
+        with_key(
+            TestRequest::get().uri("/api/v1/images?cluster=minikube"),
+            &reader,
+        ),
+    )
+    .await;
+    let mut seen: Vec<String> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            format!(
+                "{}/{}@{}",
+                i["registry"].as_str().unwrap(),
+                i["repository"].as_str().unwrap(),
+                i["digest"].as_str().unwrap()
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "gcr.io/kuar-demo/kuard-amd64@sha256:bd17153e9a3319f401acc7a27759243f37d422c06cbbf01cb3e1f54bbbfe14f4".to_string(),
+            format!("registry.local/shop/db@{DB_DIGEST}"),
+        ]
+    );
+    assert!(
+        v.to_string().contains("running in the cluster"),
+        "queued: {v}"
+    );
+    let (_, q, _) = call(
+        &app,
+        with_key(TestRequest::get().uri("/api/v1/images/queue"), &reader),
+    )
+    .await;
+    assert_eq!(q["images"].as_array().unwrap().len(), 2, "{q}");
+
     // The data map names the workload behind a synced address.
     let event = json!({"source": "10.244.1.11", "destination": "10.244.2.20", "method": "POST",
         "endpoint": "/v1/orders", "direction": "request", "host": "db", "data_types": ["pii.email"],
@@ -412,6 +480,7 @@ async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
     let (s, r, _) = call(&app, with_key(TestRequest::post().uri(&sync_uri), &writer)).await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["recorded"], 6, "{r}");
+    assert_eq!(r["queued_for_scan"], 0, "already queued: {r}");
     assert_eq!(
         api.lock().unwrap().requests.len(),
         5,
