@@ -12,7 +12,7 @@ use base64::Engine as _;
 use serde_json::Value;
 use serde_yaml::Value as Yaml;
 
-use crate::sensor::{sensor_key, Kill, Netns, SERVER};
+use crate::sensor::{sensor_key, Kill, Netns};
 
 fn helm() -> String {
     std::env::var("BULWARK_TEST_HELM").unwrap_or_else(|_| {
@@ -319,14 +319,7 @@ fn the_chart_and_sensor_manifest_agree() {
 #[actix_web::test]
 async fn the_charts_container_captures_and_ships() {
     let ns = Netns::new();
-    let _server = Kill(
-        Command::new("ip")
-            .args(["netns", "exec", &ns.name, "python3", "-c"])
-            .arg(SERVER.replace("\"127.0.0.1\"", &format!("\"{}\"", ns.server_ip)))
-            .arg("8080")
-            .spawn()
-            .unwrap(),
-    );
+    let _server = ns.serve();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let appliance = crate::support::Server::start(&data).await;
@@ -407,13 +400,8 @@ async fn the_charts_container_captures_and_ships() {
         }
         said.push_str(&line);
     }
-    let base = format!("http://{}:8080", ns.server_ip);
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while client.get(format!("{base}/ready")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "the server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let base = ns.ready(&client).await;
     for id in 0..5 {
         client
             .post(format!("{base}/api/customers/{id}"))

@@ -366,6 +366,34 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// [`SERVER`] on port 8080 inside the namespace, killed on drop.
+    pub(crate) fn serve(&self) -> Kill {
+        Kill(
+            Command::new("ip")
+                .args(["netns", "exec", &self.name, "python3", "-c"])
+                .arg(SERVER.replace("\"127.0.0.1\"", &format!("\"{}\"", self.server_ip)))
+                .arg("8080")
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// The base URL of [`Netns::serve`]'s server, once it answers.
+    pub(crate) async fn ready(&self, client: &reqwest::Client) -> String {
+        let base = format!("http://{}:8080", self.server_ip);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while client.get(format!("{base}/ready")).send().await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the server in the namespace did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        base
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip")
@@ -437,14 +465,7 @@ fn summary(events: &[Value]) -> Vec<(String, String, String)> {
 #[actix_web::test]
 async fn live_capture_on_a_veth_matches_the_pcap() {
     let ns = Netns::new();
-    let _server = Kill(
-        Command::new("ip")
-            .args(["netns", "exec", &ns.name, "python3", "-c"])
-            .arg(SERVER.replace("\"127.0.0.1\"", &format!("\"{}\"", ns.server_ip)))
-            .arg("8080")
-            .spawn()
-            .unwrap(),
-    );
+    let _server = ns.serve();
     let dir = tempfile::tempdir().unwrap();
     // The appliance the live sensor ships to, every second.
     let data = dir.path().join("data");
@@ -511,16 +532,8 @@ async fn live_capture_on_a_veth_matches_the_pcap() {
         }
         said.push_str(&l);
     }
-    let base = format!("http://{}:8080", ns.server_ip);
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while client.get(format!("{base}/ready")).send().await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the server in the namespace did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let base = ns.ready(&client).await;
     for id in 0..20 {
         if id == 10 {
             // Let one periodic shipment happen in the middle.
@@ -634,14 +647,7 @@ async fn live_capture_on_a_veth_matches_the_pcap() {
 async fn the_appliance_runs_an_embedded_sensor() {
     use crate::support::{Server, ADMIN_EMAIL, ADMIN_PASSWORD};
     let ns = Netns::new();
-    let _server = Kill(
-        Command::new("ip")
-            .args(["netns", "exec", &ns.name, "python3", "-c"])
-            .arg(SERVER.replace("\"127.0.0.1\"", &format!("\"{}\"", ns.server_ip)))
-            .arg("8080")
-            .spawn()
-            .unwrap(),
-    );
+    let _server = ns.serve();
     let dir = tempfile::tempdir().unwrap();
     let appliance = Server::start_with(
         &dir.path().join("data"),
@@ -660,15 +666,8 @@ async fn the_appliance_runs_an_embedded_sensor() {
         assert!(Instant::now() < deadline, "{}", appliance.log_text());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let base = format!("http://{}:8080", ns.server_ip);
     let client = reqwest::Client::new();
-    while client.get(format!("{base}/ready")).send().await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the server in the namespace did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let base = ns.ready(&client).await;
     for id in 0..3 {
         client
             .post(format!("{base}/api/customers/{id}"))
@@ -780,33 +779,11 @@ async fn the_sensor_follows_interfaces_that_come_and_go() {
         fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
     };
     let client = reqwest::Client::new();
-    let serve = |ns: &Netns| {
-        Kill(
-            Command::new("ip")
-                .args(["netns", "exec", &ns.name, "python3", "-c"])
-                .arg(SERVER.replace("\"127.0.0.1\"", &format!("\"{}\"", ns.server_ip)))
-                .arg("8080")
-                .spawn()
-                .unwrap(),
-        )
-    };
-    let ready = |base: String| {
-        let client = client.clone();
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while client.get(format!("{base}/ready")).send().await.is_err() {
-                assert!(Instant::now() < deadline, "the server did not start");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
-
     // A pod appears: its interface is captured within a rescan.
     let first = Netns::with_prefix("bk");
-    let server = serve(&first);
+    let server = first.serve();
     wait_for(&format!("capturing on {}", first.host_if));
-    let base = format!("http://{}:8080", first.server_ip);
-    ready(base.clone()).await;
+    let base = first.ready(&client).await;
     for id in 0..3 {
         client
             .post(format!("{base}/api/customers/{id}"))
@@ -833,10 +810,9 @@ async fn the_sensor_follows_interfaces_that_come_and_go() {
 
     // Another pod appears: captured too.
     let second = Netns::with_prefix("bk");
-    let _server = serve(&second);
+    let _server = second.serve();
     wait_for(&format!("capturing on {}", second.host_if));
-    let base = format!("http://{}:8080", second.server_ip);
-    ready(base.clone()).await;
+    let base = second.ready(&client).await;
     client
         .post(format!("{base}/login"))
         .form(&[("username", "ada"), ("password", "Tr0ub4dor&3")])
