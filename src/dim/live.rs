@@ -149,8 +149,10 @@ pub fn capture(
     // Every worker ever started, with its interface; finished ones are joined at the end.
     let mut running: Vec<(String, Worker)> = Vec::new();
     let mut groups = 0u16;
+    // Opens rings on those of `names` not captured yet; returns the interfaces now captured
+    // and, for each that could not be opened, why (one failing interface stops no other).
     let mut open = |names: &[String], running: &mut Vec<(String, Worker)>| {
-        let mut opened = Vec::new();
+        let (mut opened, mut failed) = (Vec::new(), Vec::new());
         for name in names {
             if running.iter().any(|(n, w)| n == name && !w.is_finished()) {
                 continue;
@@ -160,21 +162,33 @@ pub fn capture(
                 .wrapping_mul(31)
                 .wrapping_add(groups);
             groups = groups.wrapping_add(1);
-            let mut rings = Vec::new();
-            for _ in 0..workers {
-                let fanout = (workers > 1).then_some(group);
-                rings
-                    .push(Ring::open(name, fanout).map_err(|e| format!("capture on {name}: {e}"))?);
+            let rings: Result<Vec<Ring>, _> = (0..workers)
+                .map(|_| Ring::open(name, (workers > 1).then_some(group)))
+                .collect();
+            match rings {
+                Ok(rings) => {
+                    for ring in rings {
+                        running.push((name.clone(), spawn_worker(ring, opts, engine, tx.clone())));
+                    }
+                    opened.push(name.clone());
+                }
+                Err(e) => failed.push(format!("capture on {name}: {e}")),
             }
-            for ring in rings {
-                running.push((name.clone(), spawn_worker(ring, opts, engine, tx.clone())));
-            }
-            opened.push(name.clone());
         }
-        Ok::<_, String>(opened)
+        (opened, failed)
     };
-    let first = open(&names, &mut running)?;
+    let (first, failed) = open(&names, &mut running);
+    if !failed.is_empty() {
+        // Named at the start, they must work: say so instead of capturing less than asked.
+        stop.store(true, Ordering::SeqCst);
+        drop(tx);
+        for (_, w) in running {
+            let _ = w.join();
+        }
+        return Err(failed.join("; "));
+    }
     on_ready(&first);
+    let mut totals = Totals::default();
     let mut last_scan = std::time::Instant::now();
     let tick = (*rescan)
         .min(Duration::from_millis(500))
@@ -187,13 +201,25 @@ pub fn capture(
         }
         if last_scan.elapsed() >= *rescan && !stop.load(Ordering::SeqCst) {
             last_scan = std::time::Instant::now();
-            let now = expand_interfaces(interfaces);
-            // An interface that vanished between the listing and the open is not an error:
-            // the next scan sees it gone.
-            match open(&now, &mut running) {
-                Ok(new) if !new.is_empty() => on_ready(&new),
-                Ok(_) => {}
-                Err(e) => tracing::debug!(error = %e, "a new interface could not be opened"),
+            // Workers of interfaces that went away: their counts join the totals now, so a
+            // node with years of pod churn does not keep a handle per pod it ever saw.
+            let mut i = 0;
+            while i < running.len() {
+                if running[i].1.is_finished() {
+                    let (_, w) = running.swap_remove(i);
+                    add(&mut totals, w)?;
+                } else {
+                    i += 1;
+                }
+            }
+            let (new, failed) = open(&expand_interfaces(interfaces), &mut running);
+            if !new.is_empty() {
+                on_ready(&new);
+            }
+            // An interface that vanished between the listing and the open is no error: the
+            // next scan sees it gone.
+            for e in failed {
+                tracing::debug!(error = %e, "an interface could not be opened");
             }
         }
     }
@@ -204,17 +230,21 @@ pub fn capture(
             on_batch(m);
         }
     }
-    let handles: Vec<Worker> = running.into_iter().map(|(_, w)| w).collect();
-    let mut totals = Totals::default();
-    for h in handles {
-        let (s, r) = h
-            .join()
-            .map_err(|_| "a capture worker panicked".to_string())?;
-        totals.stats.add(&s);
-        totals.kernel_packets += r.packets;
-        totals.kernel_drops += r.drops;
+    for (_, w) in running {
+        add(&mut totals, w)?;
     }
     Ok(totals)
+}
+
+/// Adds a finished worker's counts to `totals`.
+fn add(totals: &mut Totals, worker: Worker) -> Result<(), String> {
+    let (s, r) = worker
+        .join()
+        .map_err(|_| "a capture worker panicked".to_string())?;
+    totals.stats.add(&s);
+    totals.kernel_packets += r.packets;
+    totals.kernel_drops += r.drops;
+    Ok(())
 }
 
 type Worker = std::thread::JoinHandle<(Stats, super::capture::RingStats)>;

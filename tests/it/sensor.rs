@@ -834,6 +834,13 @@ async fn the_sensor_follows_interfaces_that_come_and_go() {
         endpoints.contains(&"/api/customers/{id}") && endpoints.contains(&"/login"),
         "{events:?}"
     );
+    // The counters at exit include those of the worker whose interface went away.
+    let last: Vec<String> = said.try_iter().collect();
+    let stats = stats_of(last.join("\n").as_bytes());
+    assert_eq!(
+        stats["exchanges"], 6,
+        "a readiness check and 3 posts before the first pod went, 1 and 1 after: {stats}"
+    );
 }
 
 /// `bulwark sensor-manifest` prints YAML `kubectl apply` takes: a DaemonSet with the security
