@@ -64,6 +64,12 @@ const RESTARTS: usize = 2;
 /// The server URL a kubeconfig's chosen context points at (for display; not secret), or why
 /// the kubeconfig cannot be used.
 pub fn kubeconfig_server(yaml: &str, context: Option<&str>) -> Result<String, KubeError> {
+    checked(yaml, context).map(|(_, server)| server)
+}
+
+/// The parsed kubeconfig and the server of its chosen context, once both are known to be
+/// usable.
+fn checked(yaml: &str, context: Option<&str>) -> Result<(Kubeconfig, String), KubeError> {
     let kc = Kubeconfig::from_yaml(yaml).map_err(|e| KubeError::Config(e.to_string()))?;
     let ctx_name = context
         .map(str::to_string)
@@ -90,14 +96,13 @@ pub fn kubeconfig_server(yaml: &str, context: Option<&str>) -> Result<String, Ku
             "server '{server}': the API server must be reached over https"
         )));
     }
-    Ok(server)
+    Ok((kc, server))
 }
 
 async fn client(access: &Access) -> Result<kube::Client, KubeError> {
     let mut config = match access {
         Access::Kubeconfig { yaml, context } => {
-            kubeconfig_server(yaml, context.as_deref())?;
-            let kc = Kubeconfig::from_yaml(yaml).map_err(|e| KubeError::Config(e.to_string()))?;
+            let (kc, _) = checked(yaml, context.as_deref())?;
             let options = KubeConfigOptions {
                 context: context.clone(),
                 ..Default::default()
