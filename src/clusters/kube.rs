@@ -96,6 +96,38 @@ fn checked(yaml: &str, context: Option<&str>) -> Result<(Kubeconfig, String), Ku
             "server '{server}': the API server must be reached over https"
         )));
     }
+    // Whoever may connect a cluster must not make the appliance run commands (exec and
+    // auth-provider plugins) or read its files (paths where the data belongs).
+    if cluster.certificate_authority.is_some() {
+        return Err(KubeError::Config(format!(
+            "cluster '{}': certificate-authority names a file on the appliance; embed it as certificate-authority-data",
+            ctx.cluster
+        )));
+    }
+    if let Some(name) = &ctx.user {
+        let user = kc
+            .auth_infos
+            .iter()
+            .find(|u| &u.name == name)
+            .and_then(|u| u.auth_info.as_ref())
+            .ok_or_else(|| KubeError::Config(format!("user '{name}' is not in it")))?;
+        if user.exec.is_some() || user.auth_provider.is_some() {
+            return Err(KubeError::Config(format!(
+                "user '{name}': credential plugins (exec, auth-provider) would run commands on the appliance; give a token or a client certificate"
+            )));
+        }
+        for (field, set) in [
+            ("tokenFile", user.token_file.is_some()),
+            ("client-certificate", user.client_certificate.is_some()),
+            ("client-key", user.client_key.is_some()),
+        ] {
+            if set {
+                return Err(KubeError::Config(format!(
+                    "user '{name}': {field} names a file on the appliance; embed the data (token, client-certificate-data, client-key-data)"
+                )));
+            }
+        }
+    }
     Ok((kc, server))
 }
 
@@ -225,6 +257,10 @@ clusters:
 - name: plain
   cluster:
     server: http://10.0.0.2:8080
+- name: ca-on-disk
+  cluster:
+    server: https://10.0.0.3:6443
+    certificate-authority: /etc/passwd
 contexts:
 - name: prod-reader
   context: {cluster: prod, user: reader}
@@ -232,10 +268,23 @@ contexts:
   context: {cluster: plain, user: reader}
 - name: lost
   context: {cluster: gone, user: reader}
+- name: by-plugin
+  context: {cluster: prod, user: plugin}
+- name: by-files
+  context: {cluster: prod, user: files}
+- name: ca-file
+  context: {cluster: ca-on-disk, user: reader}
+- name: nobody
+  context: {cluster: prod, user: ghost}
 current-context: prod-reader
 users:
 - name: reader
   user: {token: abc}
+- name: plugin
+  user:
+    exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: /bin/sh, args: [-c, "id > /tmp/owned"]}
+- name: files
+  user: {client-certificate: /etc/bulwark/tls/cert.pem, client-key: /root/.ssh/id_ed25519}
 "#;
 
     #[test]
@@ -254,6 +303,16 @@ users:
         assert!(e.to_string().contains("context 'nope'"), "{e}");
         let e = kubeconfig_server(KUBECONFIG, Some("lost")).unwrap_err();
         assert!(e.to_string().contains("cluster 'gone'"), "{e}");
+        // Nothing that would run a command or read a file on the appliance.
+        for (ctx, says) in [
+            ("by-plugin", "credential plugins"),
+            ("by-files", "client-certificate names a file"),
+            ("ca-file", "certificate-authority names a file"),
+            ("nobody", "user 'ghost' is not in it"),
+        ] {
+            let e = kubeconfig_server(KUBECONFIG, Some(ctx)).unwrap_err();
+            assert!(e.to_string().contains(says), "{ctx}: {e}");
+        }
         assert!(kubeconfig_server("clusters: [", None).is_err());
         assert!(kubeconfig_server("{}", None)
             .unwrap_err()

@@ -301,6 +301,13 @@ async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
             json!({"kubeconfig": kubeconfig(&server, &ca, "t"), "in_cluster": true}),
             "not both",
         ),
+        (
+            json!({"kubeconfig": kubeconfig(&server, &ca, "t").replace(
+                "    token: t\n",
+                "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: /bin/sh\n      args: [-c, touch /tmp/bulwark-owned]\n",
+            )}),
+            "credential plugins",
+        ),
         (json!({}), "kubeconfig"),
         (
             json!({"kubeconfig": "x".repeat(300 * 1024)}),
