@@ -158,7 +158,7 @@ fn start_sensor(st: &web::Data<AppState>) {
                 counters,
                 skip: config.sensor.skip(),
                 body_cap: config.sensor.max_body_bytes as usize,
-                rescan: crate::dim::live::RESCAN,
+                rescan: Duration::from_secs(config.sensor.rescan_seconds.max(1)),
             };
             crate::dim::live::capture(
                 &opts,

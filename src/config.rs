@@ -68,6 +68,8 @@ pub struct SensorConfig {
     pub skip_kube_probes: bool,
     /// Most bytes of each decoded body scanned.
     pub max_body_bytes: u64,
+    /// Seconds between matches of interface patterns, so pods started later are captured.
+    pub rescan_seconds: u64,
 }
 
 impl SensorConfig {
@@ -94,6 +96,7 @@ impl Default for SensorConfig {
             skip_paths: crate::dim::PROBE_PATHS.join(","),
             skip_kube_probes: true,
             max_body_bytes: crate::dim::http::BODY_CAP as u64,
+            rescan_seconds: crate::dim::live::RESCAN.as_secs(),
         }
     }
 }
@@ -453,6 +456,9 @@ impl Config {
         if self.sensor.store_every_seconds == 0 {
             p.push("sensor.store_every_seconds: at least 1".into());
         }
+        if !(1..=3600).contains(&self.sensor.rescan_seconds) {
+            p.push("sensor.rescan_seconds: 1 to 3600".into());
+        }
         if self.listen.parse::<SocketAddr>().is_err() {
             p.push(format!(
                 "listen: '{}' is not an address such as 127.0.0.1:8443",
@@ -648,6 +654,14 @@ mod tests {
             .any(|p| p.contains("sensor.max_body_bytes")));
         c.sensor.max_body_bytes = 4096;
         assert!(!c.validate().iter().any(|p| p.contains("max_body_bytes")));
+        // So is the rescan period.
+        c.sensor.rescan_seconds = 0;
+        assert!(c
+            .validate()
+            .iter()
+            .any(|p| p.contains("sensor.rescan_seconds")));
+        c.sensor.rescan_seconds = 5;
+        assert!(!c.validate().iter().any(|p| p.contains("rescan_seconds")));
     }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

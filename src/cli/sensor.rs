@@ -56,7 +56,7 @@ pub struct SensorArgs {
     pub max_body_bytes: usize,
     /// Seconds between matches of interface patterns (`veth*`, `all-veths`), so the
     /// interfaces of pods started later are captured too.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = crate::dim::live::RESCAN.as_secs())]
     pub rescan_every: u64,
 }
 

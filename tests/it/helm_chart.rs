@@ -103,6 +103,13 @@ fn the_chart_lints_and_carries_the_security_choices() {
         Some("bulwark-ca")
     );
     assert!(c["ports"].is_null(), "no metrics port unless asked");
+    let args = strings(&c["args"]);
+    let at = args.iter().position(|a| a == "--rescan-every").unwrap();
+    assert_eq!(
+        args[at + 1],
+        "5",
+        "pods started later are captured within seconds"
+    );
 
     // Privileged, the PID namespace, a writable root, a proxy, the cluster's DNS without host
     // networking, metrics, and a NetworkPolicy narrowed to the appliance's address.
@@ -210,6 +217,10 @@ fn the_chart_refuses_bad_values() {
     refused(
         &["--set", SERVER_URL, "--set", "sensor.maxBodyBytes=100"],
         "sensor.maxBodyBytes",
+    );
+    refused(
+        &["--set", SERVER_URL, "--set", "sensor.rescanEverySeconds=0"],
+        "sensor.rescanEverySeconds",
     );
     refused(
         &["--set", SERVER_URL, "--set", "sensor.interfaces={eth0;rm}"],
