@@ -12,7 +12,7 @@ use base64::Engine as _;
 use serde_json::Value;
 use serde_yaml::Value as Yaml;
 
-use crate::sensor::{sensor_key, Kill, Netns};
+use crate::sensor::{post_customers, sensor_key, Kill, Netns};
 
 fn helm() -> String {
     std::env::var("BULWARK_TEST_HELM").unwrap_or_else(|_| {
@@ -413,17 +413,7 @@ async fn the_charts_container_captures_and_ships() {
     }
     let client = reqwest::Client::new();
     let base = ns.ready(&client).await;
-    for id in 0..5 {
-        client
-            .post(format!("{base}/api/customers/{id}"))
-            .json(&serde_json::json!({"email": "ada@analytical.engineering"}))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-    }
+    post_customers(&client, &base, 5).await;
     // The flows reach the appliance, shipped with the key from the Secret.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

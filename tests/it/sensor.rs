@@ -394,6 +394,21 @@ impl Netns {
     }
 }
 
+/// Posts `n` customers (each with an email) to the server at `base`, reading each answer.
+pub(crate) async fn post_customers(client: &reqwest::Client, base: &str, n: u32) {
+    for id in 0..n {
+        client
+            .post(format!("{base}/api/customers/{id}"))
+            .json(&serde_json::json!({"email": "ada@analytical.engineering"}))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip")
@@ -668,17 +683,7 @@ async fn the_appliance_runs_an_embedded_sensor() {
     }
     let client = reqwest::Client::new();
     let base = ns.ready(&client).await;
-    for id in 0..3 {
-        client
-            .post(format!("{base}/api/customers/{id}"))
-            .json(&serde_json::json!({"email": "ada@analytical.engineering"}))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-    }
+    post_customers(&client, &base, 3).await;
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let flows: Value = admin
@@ -784,17 +789,7 @@ async fn the_sensor_follows_interfaces_that_come_and_go() {
     let server = first.serve();
     wait_for(&format!("capturing on {}", first.host_if));
     let base = first.ready(&client).await;
-    for id in 0..3 {
-        client
-            .post(format!("{base}/api/customers/{id}"))
-            .json(&serde_json::json!({"email": "ada@analytical.engineering"}))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-    }
+    post_customers(&client, &base, 3).await;
     // It goes away: the worker on it ends instead of spinning on the dead socket.
     tokio::time::sleep(Duration::from_millis(500)).await;
     drop(server);
