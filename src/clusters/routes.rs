@@ -183,13 +183,6 @@ async fn api_put_pods(
     Ok(HttpResponse::Ok().json(r))
 }
 
-fn sealer(state: &AppState) -> Result<std::sync::Arc<crate::secrets::Sealer>, ApiError> {
-    state
-        .domains
-        .get::<crate::secrets::Sealer>()
-        .ok_or_else(|| ApiError::internal("the appliance key is not loaded"))
-}
-
 /// Connects the cluster to its API server (a kubeconfig, sealed at rest, or in-cluster).
 async fn api_connect(
     state: web::Data<AppState>,
@@ -198,7 +191,7 @@ async fn api_connect(
     id: web::Path<u64>,
     body: web::Json<super::sync::Connect>,
 ) -> Result<HttpResponse, ApiError> {
-    let (sealer, id, actor, ip) = (sealer(&state)?, id.into_inner(), p.actor(), client_ip(&req));
+    let (sealer, id, actor, ip) = (state.sealer()?, id.into_inner(), p.actor(), client_ip(&req));
     let connect = body.into_inner();
     let view = state
         .store
@@ -243,7 +236,7 @@ async fn api_sync(
     Auth(p): Auth,
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
-    let r = super::sync::sync(&state.store, sealer(&state)?, &p.actor(), id.into_inner()).await?;
+    let r = super::sync::sync(&state.store, state.sealer()?, &p.actor(), id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(r))
 }
 
@@ -555,7 +548,7 @@ async fn connect_form(
     id: web::Path<u64>,
     form: web::Form<ConnectForm>,
 ) -> Result<HttpResponse, ApiError> {
-    let (sealer, id, actor, ip) = (sealer(&state)?, id.into_inner(), p.actor(), client_ip(&req));
+    let (sealer, id, actor, ip) = (state.sealer()?, id.into_inner(), p.actor(), client_ip(&req));
     let f = form.into_inner();
     let connect = super::sync::Connect {
         kubeconfig: Some(f.kubeconfig).filter(|k| !k.trim().is_empty()),
@@ -587,7 +580,7 @@ async fn sync_form(
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let message = match super::sync::sync(&state.store, sealer(&state)?, &p.actor(), id).await {
+    let message = match super::sync::sync(&state.store, state.sealer()?, &p.actor(), id).await {
         Ok(r) => format!(
             "Synced: {} pod addresses of {} workloads",
             r.recorded, r.workloads

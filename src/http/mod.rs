@@ -50,6 +50,15 @@ pub struct AppState {
     pub domains: DomainData,
 }
 
+impl AppState {
+    /// The appliance key that seals stored secrets (loaded at start; its absence is a bug).
+    pub fn sealer(&self) -> Result<Arc<crate::secrets::Sealer>, ApiError> {
+        self.domains
+            .get::<crate::secrets::Sealer>()
+            .ok_or_else(|| ApiError::internal("the appliance key is not loaded"))
+    }
+}
+
 /// A small type map for domain-owned in-memory state, so `http` needs to know none of the types.
 #[derive(Default)]
 pub struct DomainData {

@@ -1,8 +1,6 @@
 //! Registry API: list (readers see hosts and whether a password is set, never the password),
 //! add, change and remove (writers).
 
-use std::sync::Arc;
-
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
@@ -11,7 +9,6 @@ use serde::Deserialize;
 use super::{NewRegistry, RegistryError, RegistryPatch, RegistryView};
 use crate::http::layout::{redirect_with_flash, render, render_status, Layout};
 use crate::http::{client_ip, ApiError, AppState, Auth, Perm, Principal, Routes};
-use crate::secrets::Sealer;
 
 /// Registers the registry routes.
 pub fn routes(r: &mut Routes) {
@@ -35,13 +32,6 @@ pub fn routes(r: &mut Routes) {
     r.nav(15, "Registries", "/registries", Perm::Read);
 }
 
-fn sealer(state: &AppState) -> Result<Arc<Sealer>, ApiError> {
-    state
-        .domains
-        .get::<Sealer>()
-        .ok_or_else(|| ApiError::internal("the appliance key is not loaded"))
-}
-
 async fn api_list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let items = state
         .store
@@ -56,7 +46,7 @@ async fn api_create(
     Auth(p): Auth,
     body: web::Json<NewRegistry>,
 ) -> Result<HttpResponse, ApiError> {
-    let (sealer, actor, ip) = (sealer(&state)?, p.actor(), client_ip(&req));
+    let (sealer, actor, ip) = (state.sealer()?, p.actor(), client_ip(&req));
     let new = body.into_inner();
     let r = state
         .store
@@ -72,7 +62,7 @@ async fn api_update(
     id: web::Path<u64>,
     body: web::Json<RegistryPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    let (sealer, actor, ip) = (sealer(&state)?, p.actor(), client_ip(&req));
+    let (sealer, actor, ip) = (state.sealer()?, p.actor(), client_ip(&req));
     let (id, patch) = (id.into_inner(), body.into_inner());
     let r = state
         .store
@@ -165,7 +155,7 @@ async fn create_form(
     form: web::Form<RegistryForm>,
 ) -> Result<HttpResponse, ApiError> {
     let f = form.into_inner();
-    let (sealer, actor, ip) = (sealer(&state)?, p.actor(), client_ip(&req));
+    let (sealer, actor, ip) = (state.sealer()?, p.actor(), client_ip(&req));
     let new = NewRegistry {
         host: f.host.clone(),
         description: f.description.clone(),
