@@ -3,7 +3,7 @@
 //! sensor-manifest`, and the container it renders, run as a node would run it, capturing real
 //! traffic on a veth and shipping to a real appliance.
 
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use base64::Engine as _;
 use serde_json::Value;
 use serde_yaml::Value as Yaml;
 
-use crate::sensor::{post_customers, sensor_key, Kill, Netns};
+use crate::sensor::{post_customers, sensor_key, wait_said, Kill, Netns};
 
 fn helm() -> String {
     std::env::var("BULWARK_TEST_HELM").unwrap_or_else(|_| {
@@ -206,58 +206,35 @@ fn the_chart_refuses_bad_values() {
         &["--set", "server=bulwark.internal:8443"],
         "server: Does not match pattern",
     );
-    refused(
-        &["--set", SERVER_URL, "--set", "security.mode=root"],
-        "security.mode must be one of",
-    );
-    refused(
-        &["--set", SERVER_URL, "--set", "sensor.workers=0"],
-        "sensor.workers",
-    );
-    refused(
-        &["--set", SERVER_URL, "--set", "sensor.maxBodyBytes=100"],
-        "sensor.maxBodyBytes",
-    );
-    refused(
-        &["--set", SERVER_URL, "--set", "sensor.rescanEverySeconds=0"],
-        "sensor.rescanEverySeconds",
-    );
-    refused(
-        &["--set", SERVER_URL, "--set", "sensor.interfaces={eth0;rm}"],
-        "sensor.interfaces",
-    );
-    refused(
-        &["--set", SERVER_URL, "--set", "sensor.skipPaths={healthz}"],
-        "sensor.skipPaths",
-    );
-    refused(
-        &["--set", SERVER_URL, "--set", "secuirty.mode=privileged"],
-        "secuirty",
-    );
-    refused(
-        &[
-            "--set",
-            SERVER_URL,
-            "--set",
-            "sensor.keepProbes=true",
-            "--set",
-            "sensor.skipPaths={/healthz}",
-        ],
-        "exclude each other",
-    );
-    refused(
-        &["--set", SERVER_URL, "--set", "token.existingSecret="],
-        "the sensors need an API key",
-    );
-    refused(
-        &[
-            "--set",
-            SERVER_URL,
-            "--set",
-            "networkPolicy.applianceCIDR=everywhere",
-        ],
-        "networkPolicy.applianceCIDR",
-    );
+    // Each with a valid server: (the values set, what the error must name).
+    let cases: &[(&[&str], &str)] = &[
+        (&["security.mode=root"], "security.mode must be one of"),
+        (&["sensor.workers=0"], "sensor.workers"),
+        (&["sensor.maxBodyBytes=100"], "sensor.maxBodyBytes"),
+        (
+            &["sensor.rescanEverySeconds=0"],
+            "sensor.rescanEverySeconds",
+        ),
+        (&["sensor.interfaces={eth0;rm}"], "sensor.interfaces"),
+        (&["sensor.skipPaths={healthz}"], "sensor.skipPaths"),
+        (&["secuirty.mode=privileged"], "secuirty"),
+        (
+            &["sensor.keepProbes=true", "sensor.skipPaths={/healthz}"],
+            "exclude each other",
+        ),
+        (&["token.existingSecret="], "the sensors need an API key"),
+        (
+            &["networkPolicy.applianceCIDR=everywhere"],
+            "networkPolicy.applianceCIDR",
+        ),
+    ];
+    for (values, says) in cases {
+        let mut args = vec!["--set", SERVER_URL];
+        for v in *values {
+            args.extend(["--set", v]);
+        }
+        refused(&args, says);
+    }
 }
 
 /// The chart and `bulwark sensor-manifest` are two ways to the same DaemonSet: with the same
@@ -403,14 +380,8 @@ async fn the_charts_container_captures_and_ships() {
             .unwrap(),
     );
     let mut sensor_err = BufReader::new(sensor.0.stderr.take().unwrap());
-    let mut said = String::new();
-    while !said.contains("capturing on") {
-        let mut line = String::new();
-        if sensor_err.read_line(&mut line).unwrap() == 0 {
-            panic!("the sensor ended: {said} (args {args:?})");
-        }
-        said.push_str(&line);
-    }
+    wait_said(&mut sensor_err, "capturing on")
+        .unwrap_or_else(|said| panic!("the sensor ended: {said} (args {args:?})"));
     let client = reqwest::Client::new();
     let base = ns.ready(&client).await;
     post_customers(&client, &base, 5).await;

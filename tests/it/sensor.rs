@@ -43,6 +43,20 @@ impl Drop for Kill {
     }
 }
 
+/// Reads a child's output line by line until it says `needle`. `Err` carries what it said
+/// before its output ended without saying it.
+pub(crate) fn wait_said(out: &mut impl BufRead, needle: &str) -> Result<String, String> {
+    let mut said = String::new();
+    while !said.contains(needle) {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap_or(0) == 0 {
+            return Err(said);
+        }
+        said.push_str(&line);
+    }
+    Ok(said)
+}
+
 #[actix_web::test]
 async fn sensor_reads_real_captured_traffic() {
     assert!(
@@ -82,14 +96,8 @@ async fn sensor_reads_real_captured_traffic() {
     );
     // tcpdump says "listening on …" once it captures.
     let mut err = BufReader::new(dump.0.stderr.take().unwrap());
-    let mut said = String::new();
-    while !said.contains("listening") {
-        let mut line = String::new();
-        if err.read_line(&mut line).unwrap_or(0) == 0 {
-            let _ = dump.0.kill();
-            panic!("tcpdump did not start: {said}");
-        }
-        said.push_str(&line);
+    if let Err(said) = wait_said(&mut err, "listening") {
+        panic!("tcpdump did not start: {said}");
     }
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
@@ -516,14 +524,8 @@ async fn live_capture_on_a_veth_matches_the_pcap() {
             .unwrap(),
     );
     let mut sensor_err = BufReader::new(sensor.0.stderr.take().unwrap());
-    let mut said = String::new();
-    while !said.contains("capturing on") {
-        let mut line = String::new();
-        if sensor_err.read_line(&mut line).unwrap() == 0 {
-            panic!("the sensor ended: {said}");
-        }
-        said.push_str(&line);
-    }
+    let said = wait_said(&mut sensor_err, "capturing on")
+        .unwrap_or_else(|said| panic!("the sensor ended: {said}"));
     assert!(
         said.contains(&format!("metrics on http://{metrics_addr}/metrics")),
         "{said}"
@@ -539,14 +541,8 @@ async fn live_capture_on_a_veth_matches_the_pcap() {
             .unwrap(),
     );
     let mut dump_err = BufReader::new(dump.0.stderr.take().unwrap());
-    let mut said = String::new();
-    while !said.contains("listening") {
-        let mut l = String::new();
-        if dump_err.read_line(&mut l).unwrap_or(0) == 0 {
-            break;
-        }
-        said.push_str(&l);
-    }
+    // tcpdump's own checks below say what went wrong if it never started.
+    let _ = wait_said(&mut dump_err, "listening");
     let client = reqwest::Client::new();
     let base = ns.ready(&client).await;
     for id in 0..20 {
@@ -830,7 +826,9 @@ async fn the_sensor_follows_interfaces_that_come_and_go() {
         "{events:?}"
     );
     // The counters at exit include those of the worker whose interface went away.
-    let last: Vec<String> = said.try_iter().collect();
+    // Everything it said until its stderr closed (the reader thread may still be forwarding
+    // the last lines when `wait` returns).
+    let last: Vec<String> = said.iter().collect();
     let stats = stats_of(last.join("\n").as_bytes());
     assert_eq!(
         stats["exchanges"], 6,

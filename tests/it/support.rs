@@ -216,11 +216,17 @@ impl Drop for Server {
     }
 }
 
+/// How long the test clients keep an idle connection: less than the appliance's keep-alive
+/// (actix's 5 s), so a client never sends on a connection the server is closing at that moment
+/// (hyper then fails the request with `IncompleteMessage` instead of retrying it).
+const POOL_IDLE: Duration = Duration::from_secs(2);
+
 /// An HTTPS client that accepts the appliance's self-signed certificate.
 pub fn client() -> reqwest::Client {
     init();
     reqwest::Client::builder()
         .danger_accept_invalid_certs(true)
+        .pool_idle_timeout(POOL_IDLE)
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()
@@ -232,6 +238,7 @@ pub fn cookie_client() -> reqwest::Client {
     reqwest::Client::builder()
         .danger_accept_invalid_certs(true)
         .cookie_store(true)
+        .pool_idle_timeout(POOL_IDLE)
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()
