@@ -61,27 +61,6 @@ pub type Visitor<'a, K = std::rc::Rc<str>> =
 /// Most nesting followed.
 pub const MAX_DEPTH: usize = 256;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Want {
-    /// A key (or `}` while the object is empty).
-    Key,
-    Colon,
-    Value,
-    /// `,` or the closing bracket.
-    Next,
-}
-
-/// The state of one open container. The innermost one lives in local variables of the walk
-/// (registers, not memory: every value reads and writes it); the ones around it are saved here.
-struct Frame<K> {
-    object: bool,
-    want: Want,
-    /// No member yet (an object may still close with `}`, an array with `]`).
-    empty: bool,
-    index: usize,
-    key: Option<K>,
-}
-
 /// Calls `visit(path, value, span)` for every string and number in `doc`.
 pub fn walk(doc: &[u8], visit: &mut Visitor<'_>) -> Result<(), NotJson> {
     walk_with(
@@ -95,157 +74,80 @@ pub fn walk(doc: &[u8], visit: &mut Visitor<'_>) -> Result<(), NotJson> {
 /// The walker's working memory, kept between documents by callers that walk many, so a
 /// document costs no allocation for its nesting.
 pub struct Scratch<K> {
-    stack: Vec<Frame<K>>,
     path: Vec<Seg<K>>,
 }
 
 impl<K> Default for Scratch<K> {
     fn default() -> Self {
-        Scratch {
-            stack: Vec::new(),
-            path: Vec::new(),
-        }
+        Scratch { path: Vec::new() }
     }
 }
 
 /// [`walk`], with each key (unescaped) turned into a `K` by `key` once per occurrence, and the
 /// working memory of `scratch`.
-pub fn walk_with<K: Clone>(
+///
+/// The walk follows the grammar instead of dispatching on every byte: after a key only `:` may
+/// come, after a member only `,` or the closing bracket, so the one branch that depends on the
+/// data is the kind of each value. The path is the whole nesting state: each open container
+/// holds one segment, the member being read (a key for an object, an index for an array), so
+/// an empty container opens nothing and a scalar costs no push or pop.
+pub fn walk_with<K>(
     doc: &[u8],
+    scratch: &mut Scratch<K>,
+    make_key: impl FnMut(&[u8]) -> K,
+    visit: impl FnMut(&[Seg<K>], &[u8], std::ops::Range<usize>),
+) -> Result<(), NotJson> {
+    walk_indexed(doc, None, scratch, make_key, visit)
+}
+
+/// [`walk_with`], given (in `quotes`) where `doc` has a `"` or a `\\`, as
+/// [`super::scan::strong_and_quotes`] records them: the end of each string is then found there
+/// instead of by reading the string.
+pub fn walk_indexed<K>(
+    doc: &[u8],
+    quotes: Option<&[u64]>,
     scratch: &mut Scratch<K>,
     mut make_key: impl FnMut(&[u8]) -> K,
     mut visit: impl FnMut(&[Seg<K>], &[u8], std::ops::Range<usize>),
 ) -> Result<(), NotJson> {
-    scratch.stack.clear();
-    scratch.path.clear();
-    let Scratch { stack, path } = scratch;
-    // The innermost container (meaningless while `depth` is 0).
-    let mut depth = 0usize;
-    let (mut object, mut want, mut empty, mut index) = (false, Want::Value, true, 0usize);
-    let mut key: Option<K> = None;
+    // A bitmap for another document would misread this one: it must cover exactly this one.
+    let quotes = quotes.filter(|q| q.len() == doc.len().div_ceil(64));
+    let path = &mut scratch.path;
+    path.clear();
+    let byte = |i: usize| doc.get(i).copied();
     let mut i = skip_ws(doc, 0);
-    let mut seen_root = false;
-    // The path segment of a value about to be visited, and the state after it.
-    macro_rules! enter {
-        () => {
-            if depth > 0 {
-                if object {
-                    if let Some(k) = &key {
-                        path.push(Seg::Key(k.clone()));
-                    }
+    'value: loop {
+        // A value starts at `i`.
+        match byte(i) {
+            Some(open @ (b'{' | b'[')) => {
+                let first = skip_ws(doc, i + 1);
+                let object = open == b'{';
+                let close = if object { b'}' } else { b']' };
+                if byte(first) == Some(close) {
+                    // Empty: a complete value that opens nothing.
+                    i = first + 1;
+                } else if path.len() >= MAX_DEPTH {
+                    return Err(NotJson(i));
+                } else if object {
+                    i = member_key(doc, first, quotes, path, &mut make_key)?;
+                    continue 'value;
                 } else {
-                    path.push(Seg::Index(index));
+                    path.push(Seg::Index(0));
+                    i = first;
+                    continue 'value;
                 }
             }
-        };
-    }
-    macro_rules! leave {
-        () => {
-            if depth > 0 {
-                want = Want::Next;
-                path.pop();
-            }
-        };
-    }
-    while i < doc.len() {
-        let c = doc[i];
-        let in_key = depth > 0 && object && want == Want::Key;
-        // Everything but structure characters and keys is a value: it must be wanted here.
-        let is_value = matches!(c, b'{' | b'[' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n')
-            || (c == b'"' && !in_key);
-        if is_value {
-            let wanted = if depth == 0 {
-                !seen_root
-            } else {
-                want == Want::Value
-            };
-            if !wanted {
-                return Err(NotJson(i));
-            }
-        }
-        match c {
-            b'{' | b'[' => {
-                if depth >= MAX_DEPTH {
-                    return Err(NotJson(i));
-                }
-                enter!();
-                if depth > 0 {
-                    stack.push(Frame {
-                        object,
-                        want,
-                        empty,
-                        index,
-                        key: key.take(),
-                    });
-                }
-                depth += 1;
-                object = c == b'{';
-                want = if object { Want::Key } else { Want::Value };
-                (empty, index, key) = (true, 0, None);
-                seen_root = true;
-                i += 1;
-            }
-            b'}' | b']' => {
-                let ok = depth > 0
-                    && if c == b'}' {
-                        object && (want == Want::Next || (want == Want::Key && empty))
-                    } else {
-                        !object && (want == Want::Next || (want == Want::Value && index == 0))
-                    };
-                if !ok {
-                    return Err(NotJson(i));
-                }
-                depth -= 1;
-                if let Some(f) = stack.pop() {
-                    (object, want, empty, index, key) = (f.object, f.want, f.empty, f.index, f.key);
-                }
-                leave!();
-                i += 1;
-            }
-            b',' => {
-                if depth == 0 || want != Want::Next {
-                    return Err(NotJson(i));
-                }
-                if object {
-                    key = None;
-                    want = Want::Key;
-                } else {
-                    index += 1;
-                    want = Want::Value;
-                }
-                i += 1;
-            }
-            b':' => {
-                if depth == 0 || !object || want != Want::Colon {
-                    return Err(NotJson(i));
-                }
-                want = Want::Value;
-                i += 1;
-            }
-            b'"' if in_key => {
-                let (value, end) = string(doc, i)?;
-                key = Some(make_key(&value));
-                want = Want::Colon;
-                empty = false;
-                i = end;
-            }
-            b'"' => {
-                let (value, end) = string(doc, i)?;
-                enter!();
+            Some(b'"') => {
+                let (value, end) = string(doc, i, quotes)?;
                 visit(path, &value, i + 1..end - 1);
-                leave!();
-                seen_root = true;
                 i = end;
             }
-            b'-' | b'0'..=b'9' => {
+            Some(b'-' | b'0'..=b'9') => {
                 let end = number_end(doc, i);
-                enter!();
                 visit(path, &doc[i..end], i..end);
-                leave!();
-                seen_root = true;
                 i = end;
             }
-            b't' | b'f' | b'n' => {
+            Some(c @ (b't' | b'f' | b'n')) => {
                 let word: &[u8] = match c {
                     b't' => b"true",
                     b'f' => b"false",
@@ -254,19 +156,65 @@ pub fn walk_with<K: Clone>(
                 if !doc[i..].starts_with(word) {
                     return Err(NotJson(i));
                 }
-                enter!();
-                leave!();
-                seen_root = true;
                 i += word.len();
             }
             _ => return Err(NotJson(i)),
         }
-        i = skip_ws(doc, i);
+        // A value ended before `i`: the next member of its container, or the container's end
+        // (which ends a value of the container around it, and so on).
+        loop {
+            i = skip_ws(doc, i);
+            match path.last_mut() {
+                None if i == doc.len() => return Ok(()),
+                None => return Err(NotJson(i)),
+                Some(Seg::Key(_)) => match byte(i) {
+                    Some(b',') => {
+                        path.pop();
+                        i = member_key(doc, skip_ws(doc, i + 1), quotes, path, &mut make_key)?;
+                        continue 'value;
+                    }
+                    Some(b'}') => {
+                        path.pop();
+                        i += 1;
+                    }
+                    _ => return Err(NotJson(i)),
+                },
+                Some(Seg::Index(index)) => match byte(i) {
+                    Some(b',') => {
+                        *index += 1;
+                        i = skip_ws(doc, i + 1);
+                        continue 'value;
+                    }
+                    Some(b']') => {
+                        path.pop();
+                        i += 1;
+                    }
+                    _ => return Err(NotJson(i)),
+                },
+            }
+        }
     }
-    if depth != 0 || !seen_root {
-        return Err(NotJson(doc.len()));
+}
+
+/// Reads `"key" :` at `at` (a member must follow), pushes the key onto `path`, and returns
+/// where its value starts.
+fn member_key<K>(
+    doc: &[u8],
+    at: usize,
+    quotes: Option<&[u64]>,
+    path: &mut Vec<Seg<K>>,
+    make_key: &mut impl FnMut(&[u8]) -> K,
+) -> Result<usize, NotJson> {
+    if doc.get(at) != Some(&b'"') {
+        return Err(NotJson(at));
     }
-    Ok(())
+    let (key, end) = string(doc, at, quotes)?;
+    let colon = skip_ws(doc, end);
+    if doc.get(colon) != Some(&b':') {
+        return Err(NotJson(colon));
+    }
+    path.push(Seg::Key(make_key(&key)));
+    Ok(skip_ws(doc, colon + 1))
 }
 
 fn skip_ws(doc: &[u8], mut i: usize) -> usize {
@@ -284,20 +232,40 @@ fn number_end(doc: &[u8], mut i: usize) -> usize {
 }
 
 /// The string starting at `doc[at] == '"'`, unescaped, and the index after its closing quote.
-fn string(doc: &[u8], at: usize) -> Result<(std::borrow::Cow<'_, [u8]>, usize), NotJson> {
+/// Inlined into the walk: most strings hold no escape, and for them this is a search and a
+/// compare ([`unescape`] decodes the others).
+#[inline(always)]
+fn string<'d>(
+    doc: &'d [u8],
+    at: usize,
+    quotes: Option<&[u64]>,
+) -> Result<(std::borrow::Cow<'d, [u8]>, usize), NotJson> {
     let body = at + 1;
-    let Some(rel) = quote_or_backslash(&doc[body..]) else {
-        return Err(NotJson(at));
+    let special = match quotes {
+        Some(q) => next_bit(q, body),
+        None => quote_or_backslash(&doc[body..]).map(|k| body + k),
     };
-    if doc[body + rel] == b'"' {
-        return Ok((
-            std::borrow::Cow::Borrowed(&doc[body..body + rel]),
-            body + rel + 1,
-        ));
+    match special {
+        Some(k) if doc.get(k) == Some(&b'"') => {
+            Ok((std::borrow::Cow::Borrowed(&doc[body..k]), k + 1))
+        }
+        Some(k) => unescape(doc, body, k),
+        None => Err(NotJson(at)),
     }
-    // Escapes: decode.
-    let mut out = doc[body..body + rel].to_vec();
-    let mut i = body + rel;
+}
+
+/// The string whose text starts at `body` and whose first escape is at `first`, decoded, and
+/// the index after its closing quote.
+#[cold]
+#[inline(never)]
+fn unescape(
+    doc: &[u8],
+    body: usize,
+    first: usize,
+) -> Result<(std::borrow::Cow<'_, [u8]>, usize), NotJson> {
+    let at = body - 1;
+    let mut out = doc[body..first].to_vec();
+    let mut i = first;
     while i < doc.len() {
         match doc[i] {
             b'"' => return Ok((std::borrow::Cow::Owned(out), i + 1)),
@@ -334,6 +302,20 @@ fn string(doc: &[u8], at: usize) -> Result<(std::borrow::Cow<'_, [u8]>, usize), 
         }
     }
     Err(NotJson(at))
+}
+
+/// The first set bit at or after `from` in a bitmap of `"`s and `\\`s.
+#[inline]
+fn next_bit(bits: &[u64], from: usize) -> Option<usize> {
+    let mut word = from / 64;
+    let mut w = *bits.get(word)? & (!0u64 << (from % 64));
+    loop {
+        if w != 0 {
+            return Some(word * 64 + w.trailing_zeros() as usize);
+        }
+        word += 1;
+        w = *bits.get(word)?;
+    }
 }
 
 /// The first `"` or `\\` in `s`. Most JSON strings are short, so this checks 16 bytes at a time
@@ -400,6 +382,59 @@ mod tests {
             all(r#""top""#).unwrap(),
             vec![("$".to_string(), "top".to_string())]
         );
+    }
+
+    /// Every scalar with its rendered path, value and span, walked with or without a bitmap.
+    fn walked(
+        doc: &[u8],
+        quotes: Option<&[u64]>,
+    ) -> Result<Vec<(String, Vec<u8>, usize)>, NotJson> {
+        let mut out = vec![];
+        walk_indexed(
+            doc,
+            quotes,
+            &mut Scratch::default(),
+            |k: &[u8]| -> std::rc::Rc<str> { String::from_utf8_lossy(k).into() },
+            |p, v, span| out.push((render(p), v.to_vec(), span.start)),
+        )?;
+        Ok(out)
+    }
+
+    #[test]
+    fn the_quote_bitmap_finds_the_same_strings() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        // Long pieces carry strings across the 64-byte blocks of the bitmap.
+        let long = "x".repeat(70);
+        let pieces = ["a", "\\\"", "\\\\", "\\u00e9", "\\n", "é", " ", &long];
+        let mut quotes = vec![];
+        for round in 0..500 {
+            let mut text = || -> String {
+                (0..rng.gen_range(0..6))
+                    .map(|_| pieces[rng.gen_range(0..pieces.len())])
+                    .collect()
+            };
+            let doc = format!(
+                "{}{{\"{}\":[\"{}\",{{\"{}\":\"{}\"}},12,\"{}\"],\"n\":null}}",
+                " ".repeat(round % 67),
+                text(),
+                text(),
+                text(),
+                text(),
+                text()
+            );
+            let doc = doc.as_bytes();
+            crate::detect::scan::strong_and_quotes(doc, &mut vec![], Some(&mut quotes));
+            let plain = walked(doc, None).unwrap();
+            assert_eq!(walked(doc, Some(&quotes)).unwrap(), plain, "{doc:?}");
+            // A bitmap that does not fit the document is not used.
+            assert_eq!(walked(doc, Some(&quotes[1..])).unwrap(), plain);
+            // A cut document is an error either way.
+            let cut = &doc[..doc.len() - 20];
+            assert!(walked(cut, None).is_err());
+            crate::detect::scan::strong_and_quotes(cut, &mut vec![], Some(&mut quotes));
+            assert!(walked(cut, Some(&quotes)).is_err());
+        }
     }
 
     #[test]

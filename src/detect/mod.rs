@@ -183,6 +183,8 @@ struct Scratch {
     strong: Vec<scan::Hit>,
     gated: Vec<scan::Hit>,
     walker: json::Scratch<Key>,
+    /// Where the document has `"`s and `\\`s, from the strong-type pass, for the walker.
+    quotes: Vec<u64>,
     /// Borrowed once per document, not once per key.
     keys: KeyCache,
 }
@@ -216,14 +218,16 @@ impl Engine {
             strong,
             gated,
             walker,
+            quotes,
             keys,
         } = scratch;
         strong.clear();
-        scan::strong(doc, strong);
+        scan::strong_and_quotes(doc, strong, Some(quotes));
         let mut next = 0;
         let mut out = Vec::with_capacity(strong.len() + 2);
-        let walked = json::walk_with(
+        let walked = json::walk_indexed(
             doc,
+            Some(quotes),
             walker,
             |raw: &[u8]| keys.key_of(raw),
             |path: &[json::Seg<Key>], value: &[u8], span: std::ops::Range<usize>| {

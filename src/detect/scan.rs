@@ -93,9 +93,16 @@ fn run(s: &[u8], start: usize, max: usize, ok: impl Fn(u8) -> bool) -> usize {
 
 /// Strong types anywhere in `s`, in start order.
 pub fn strong(s: &[u8], out: &mut Vec<Hit>) {
+    strong_and_quotes(s, out, None)
+}
+
+/// [`strong`], also filling `quotes` (when given) with where `s` has a `"` or a `\`: bit
+/// `i % 64` of word `i / 64`. The JSON walker finds the end of each string there instead of
+/// reading the string again (see [`super::json::walk_indexed`]).
+pub fn strong_and_quotes(s: &[u8], out: &mut Vec<Hit>, quotes: Option<&mut Vec<u64>>) {
     // Numbers, `@`s, and the frequent anchors (`eyJ`, `AKIA`, …) come from one classification
     // of each 64-byte block; the automaton looks for the rare anchors only.
-    blocks::<true>(s, out);
+    blocks::<true>(s, out, quotes);
     literal_anchors(s, false, out);
     keep_outermost(out);
 }
@@ -171,7 +178,7 @@ fn literal_anchors(s: &[u8], all: bool, out: &mut Vec<Hit>) {
 /// masks (SSE2 on x86-64, which every x86-64 CPU has), so text without such runs costs a few
 /// instructions per 16 bytes. No allocation.
 pub fn digit_runs(s: &[u8], out: &mut Vec<Hit>) {
-    blocks::<false>(s, out)
+    blocks::<false>(s, out, None)
 }
 
 /// [`digit_runs`], and with `EMAILS` also every `@` checked as an email address and every
@@ -179,7 +186,13 @@ pub fn digit_runs(s: &[u8], out: &mut Vec<Hit>) {
 /// 16 bytes in a classification already made, where a separate pass would read the whole input
 /// again.
 #[inline(always)]
-fn blocks<const EMAILS: bool>(s: &[u8], out: &mut Vec<Hit>) {
+fn blocks<const EMAILS: bool>(s: &[u8], out: &mut Vec<Hit>, quotes: Option<&mut Vec<u64>>) {
+    // One word per block, written in place (cheaper than a push per block).
+    let mut quotes: Option<&mut [u64]> = quotes.map(|q| {
+        q.clear();
+        q.resize(s.len().div_ceil(64), 0);
+        &mut q[..]
+    });
     let mut pos = 0;
     // The previous block's numeric mask, and whether its last byte was a digit.
     let mut prev_numeric = 0u64;
@@ -194,6 +207,7 @@ fn blocks<const EMAILS: bool>(s: &[u8], out: &mut Vec<Hit>) {
             sep,
             mut at,
             mut token,
+            quote,
         } = match s.get(pos..pos + 64) {
             Some(block) => classify::<EMAILS>(block),
             None => {
@@ -202,6 +216,11 @@ fn blocks<const EMAILS: bool>(s: &[u8], out: &mut Vec<Hit>) {
                 classify::<EMAILS>(&block)
             }
         };
+        if let Some(q) = quotes.as_deref_mut() {
+            if let Some(word) = q.get_mut(pos / 64) {
+                *word = quote;
+            }
+        }
         while at != 0 {
             email(s, pos + at.trailing_zeros() as usize, out);
             at &= at - 1;
@@ -290,6 +309,8 @@ struct Masks {
     at: u64,
     /// `J`s and `A`s: where `eyJ` ends and `AKIA`-like prefixes start (when asked for).
     token: u64,
+    /// `"`s and `\`s (when asked for).
+    quote: u64,
 }
 
 /// The [`Masks`] of a 64-byte block; `@`, `J` and `A` only with `FULL`.
@@ -298,7 +319,7 @@ struct Masks {
 fn classify<const FULL: bool>(block: &[u8]) -> Masks {
     use std::arch::x86_64::*;
     assert!(block.len() >= 64);
-    let (mut digit, mut sep, mut at, mut token) = (0u64, 0u64, 0u64, 0u64);
+    let (mut digit, mut sep, mut at, mut token, mut quote) = (0u64, 0u64, 0u64, 0u64, 0u64);
     // SAFETY: SSE2 is part of the x86-64 baseline, and the four unaligned 16-byte loads stay
     // inside the 64 bytes asserted above.
     unsafe {
@@ -309,6 +330,8 @@ fn classify<const FULL: bool>(block: &[u8]) -> Masks {
         let at_sign = _mm_set1_epi8(b'@' as i8);
         let big_j = _mm_set1_epi8(b'J' as i8);
         let big_a = _mm_set1_epi8(b'A' as i8);
+        let double_quote = _mm_set1_epi8(b'"' as i8);
+        let backslash = _mm_set1_epi8(b'\\' as i8);
         for k in 0..4 {
             let v = _mm_loadu_si128(block.as_ptr().add(16 * k) as *const __m128i);
             // Signed compares: bytes of 0x80 and up are negative, so never digits.
@@ -321,6 +344,11 @@ fn classify<const FULL: bool>(block: &[u8]) -> Masks {
                 at |= (_mm_movemask_epi8(a) as u32 as u64) << (16 * k);
                 let t = _mm_or_si128(_mm_cmpeq_epi8(v, big_j), _mm_cmpeq_epi8(v, big_a));
                 token |= (_mm_movemask_epi8(t) as u32 as u64) << (16 * k);
+                let q = _mm_or_si128(
+                    _mm_cmpeq_epi8(v, double_quote),
+                    _mm_cmpeq_epi8(v, backslash),
+                );
+                quote |= (_mm_movemask_epi8(q) as u32 as u64) << (16 * k);
             }
         }
     }
@@ -329,30 +357,80 @@ fn classify<const FULL: bool>(block: &[u8]) -> Masks {
         sep,
         at,
         token,
+        quote,
     }
 }
 
 /// The [`Masks`] of a 64-byte block; `@`, `J` and `A` only with `FULL`.
 #[cfg(not(target_arch = "x86_64"))]
 fn classify<const FULL: bool>(block: &[u8]) -> Masks {
-    let (mut digit, mut sep, mut at, mut token) = (0u64, 0u64, 0u64, 0u64);
+    let (mut digit, mut sep, mut at, mut token, mut quote) = (0u64, 0u64, 0u64, 0u64, 0u64);
     for (i, c) in block[..64].iter().enumerate() {
         digit |= (c.is_ascii_digit() as u64) << i;
         sep |= ((*c == b' ' || *c == b'-') as u64) << i;
         at |= ((FULL && *c == b'@') as u64) << i;
         token |= ((FULL && (*c == b'J' || *c == b'A')) as u64) << i;
+        quote |= ((FULL && (*c == b'"' || *c == b'\\')) as u64) << i;
     }
     Masks {
         digit,
         sep,
         at,
         token,
+        quote,
     }
 }
 
+/// Most digits a number of any type has.
+const MAX_DIGITS: usize = 24;
+
 /// Reads the run of digits starting at `start`, reports what it is, returns where it ends.
 fn number_at(s: &[u8], start: usize, out: &mut Vec<Hit>) -> usize {
-    const MAX_DIGITS: usize = 24;
+    // Most runs are digits alone (ids, timestamps, most card numbers): their digits are the
+    // bytes themselves, so they need no copy and no group bookkeeping.
+    let end = digit_run_end(s, start);
+    let separator_follows =
+        matches!(s.get(end), Some(b' ' | b'-')) && s.get(end + 1).is_some_and(u8::is_ascii_digit);
+    if separator_follows {
+        return grouped_number_at(s, start, out);
+    }
+    let n = end - start;
+    let digits = &s[start..start + n.min(MAX_DIGITS)];
+    judge_number(s, start, end, digits, n, &[n], true, out);
+    end
+}
+
+/// The end of the run of ASCII digits from `i`, 16 bytes at a time (SSE2, as in [`classify`]).
+fn digit_run_end(s: &[u8], mut i: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        while i + 16 <= s.len() {
+            // SAFETY: SSE2 is part of the x86-64 baseline; the unaligned load reads
+            // s[i..i + 16], inside the slice by the loop condition.
+            let digits = unsafe {
+                let v = _mm_loadu_si128(s.as_ptr().add(i) as *const __m128i);
+                let d = _mm_and_si128(
+                    _mm_cmpgt_epi8(v, _mm_set1_epi8(b'0' as i8 - 1)),
+                    _mm_cmplt_epi8(v, _mm_set1_epi8(b'9' as i8 + 1)),
+                );
+                _mm_movemask_epi8(d) as u32
+            };
+            if digits != 0xffff {
+                return i + (!digits).trailing_zeros() as usize;
+            }
+            i += 16;
+        }
+    }
+    while i < s.len() && s[i].is_ascii_digit() {
+        i += 1;
+    }
+    i
+}
+
+/// [`number_at`] for a run with separators (`4539 5787 6362 1486`, `536-90-4399`): the digits
+/// are gathered and the groups measured. Reads digit-only runs the same way, only slower.
+fn grouped_number_at(s: &[u8], start: usize, out: &mut Vec<Hit>) -> usize {
     let mut digits = [0u8; MAX_DIGITS];
     let mut n = 0;
     // Lengths of the first three groups, recorded at each separator (a running count kept in
@@ -387,25 +465,51 @@ fn number_at(s: &[u8], start: usize, out: &mut Vec<Hit>) -> usize {
         }
     }
     let end = j;
-    if n < 9 {
-        return end;
-    }
     if ngroups <= 3 {
         groups[ngroups - 1] = n - group_start;
+    }
+    let digits = &digits[..n.min(MAX_DIGITS)];
+    judge_number(
+        s,
+        start,
+        end,
+        digits,
+        n,
+        &groups[..ngroups.min(3)],
+        same_seps,
+        out,
+    );
+    end
+}
+
+/// Reports what the run `s[start..end]` is: `n` digits (the first [`MAX_DIGITS`] of them in
+/// `digits`), in groups of the lengths `groups` (the first three), separated alike or not.
+#[allow(clippy::too_many_arguments)]
+fn judge_number(
+    s: &[u8],
+    start: usize,
+    end: usize,
+    digits: &[u8],
+    n: usize,
+    groups: &[usize],
+    same_seps: bool,
+    out: &mut Vec<Hit>,
+) {
+    if n < 9 {
+        return;
     }
     // IBAN: country letters and check digits lead the BBAN, up to 34 characters back.
     let prev = s[..start].iter().rev().take(2).find(|b| **b != b' ');
     if prev.is_some_and(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
         && iban_before(s, start, out)
     {
-        return end;
+        return;
     }
     // Word boundaries: a number glued to letters is an identifier, not a number.
     let glued = (start > 0 && is_word(s[start - 1])) || (end < s.len() && is_word(s[end]));
     if glued || n > MAX_DIGITS {
-        return end;
+        return;
     }
-    let digits = &digits[..n];
     if (13..=19).contains(&n) && same_seps && v::pan(digits) {
         let kind = if v::test_pan(digits) {
             Kind::TestPan
@@ -413,14 +517,13 @@ fn number_at(s: &[u8], start: usize, out: &mut Vec<Hit>) -> usize {
             Kind::Pan
         };
         out.push(Hit { kind, start, end });
-    } else if n == 9 && ngroups == 3 && groups[..3] == [3, 2, 4] && same_seps && v::ssn(digits) {
+    } else if n == 9 && groups == [3, 2, 4] && same_seps && v::ssn(digits) {
         out.push(Hit {
             kind: Kind::Ssn,
             start,
             end,
         });
     }
-    end
 }
 
 /// Tries IBAN starts (two capitals and two digits at a word start) in the 34 bytes before a
@@ -968,7 +1071,9 @@ mod tests {
                     end += 1;
                 }
                 if end - i >= 9 {
-                    number_at(s, i, &mut out);
+                    // The general reader, so the block scanner's digit-only fast path is
+                    // checked against it.
+                    grouped_number_at(s, i, &mut out);
                 }
                 i = end;
             }
@@ -980,6 +1085,10 @@ mod tests {
             b"4539578763621486",
             b"536-90-4399",
             b"DE89370400440532013000",
+            b"GB82WEST12345698765432",
+            b"378282246310005",
+            b"5425233430109903",
+            b"1700000123456",
             b"0123456789012345678901234567890123",
             b"a",
             b" ",
