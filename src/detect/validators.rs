@@ -98,21 +98,41 @@ pub fn iban(s: &[u8]) -> bool {
         return false;
     }
     // Move the first four characters to the end, letters to numbers (A=10), mod 97.
-    // The remainder is only reduced when it grows large, not at every character.
+    // The remainder is only reduced when it grows large, not at every character. Digits and
+    // letters interleave unpredictably in a BBAN, so each character's value and its scale
+    // (10 for a digit, 100 for a letter's two digits) come from a table, not a branch.
     let mut rem: u64 = 0;
-    for &c in s[4..].iter().chain(&s[..4]) {
-        let v = match c {
-            b'0'..=b'9' => (c - b'0') as u64,
-            b'A'..=b'Z' => (c - b'A') as u64 + 10,
-            _ => return false,
-        };
-        rem = if v >= 10 { rem * 100 + v } else { rem * 10 + v };
-        if rem >= 1 << 48 {
-            rem %= 97;
+    let mut invalid = 0u8;
+    for part in [&s[4..], &s[..4]] {
+        for &c in part {
+            let v = IBAN_VALUE[c as usize];
+            invalid |= v;
+            let scale = if v >= 10 { 100 } else { 10 };
+            rem = rem * scale + (v & 0x3f) as u64;
+            if rem >= 1 << 48 {
+                rem %= 97;
+            }
         }
     }
-    rem % 97 == 1
+    invalid & 0x80 == 0 && rem % 97 == 1
 }
+
+/// A character's value in the IBAN checksum (digits 0-9, capitals 10-35); 0xff for anything
+/// else.
+static IBAN_VALUE: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if b.is_ascii_digit() {
+            t[c] = b - b'0';
+        } else if b.is_ascii_uppercase() {
+            t[c] = b - b'A' + 10;
+        }
+        c += 1;
+    }
+    t
+};
 
 /// IBAN lengths by country (SWIFT's IBAN registry).
 pub fn iban_length(cc: &[u8]) -> Option<usize> {
@@ -394,6 +414,28 @@ mod tests {
         assert!(!iban(b"QQ82WEST12345698765432"), "country");
         // 01 is 98 modulo 97, but never issued.
         assert!(!iban(b"GB01WEST12345698765432"));
+        assert!(!iban(b"GB82west12345698765432"), "lowercase");
+        assert!(!iban(b"GB82WEST1234569876543/"), "punctuation");
+        // The table-driven checksum agrees with the textbook one (reduce at every character)
+        // on random BBANs of letters and digits.
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(97);
+        let alphabet = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        for _ in 0..20_000 {
+            let mut s = b"GB".to_vec();
+            // Check digits as issued: 02 to 98.
+            s.extend(format!("{:02}", rng.gen_range(2..99)).bytes());
+            s.extend((0..18).map(|_| alphabet[rng.gen_range(0..alphabet.len())]));
+            let textbook = s[4..].iter().chain(&s[..4]).fold(0u64, |rem, &c| {
+                let v = if c.is_ascii_digit() {
+                    (c - b'0') as u64
+                } else {
+                    (c - b'A') as u64 + 10
+                };
+                (rem * if v >= 10 { 100 } else { 10 } + v) % 97
+            }) == 1;
+            assert_eq!(iban(&s), textbook, "{}", String::from_utf8_lossy(&s));
+        }
     }
 
     #[test]
