@@ -197,7 +197,8 @@ pub fn walk_indexed<K>(
 }
 
 /// Reads `"key" :` at `at` (a member must follow), pushes the key onto `path`, and returns
-/// where its value starts.
+/// where its value starts. Inlined: it runs once per member.
+#[inline(always)]
 fn member_key<K>(
     doc: &[u8],
     at: usize,
