@@ -1135,9 +1135,16 @@ mod tests {
 
     /// The block scanner must parse exactly the runs a byte-by-byte reading would: every
     /// maximal run of nine or more numeric bytes, wherever it sits against the 64-byte blocks.
+    /// Appends randomly chosen `pieces` to `s` until it is at least `len` long.
+    fn append_pieces(rng: &mut impl rand::Rng, pieces: &[&[u8]], s: &mut Vec<u8>, len: usize) {
+        while s.len() < len {
+            s.extend_from_slice(pieces[rng.gen_range(0..pieces.len())]);
+        }
+    }
+
     #[test]
     fn ibans_read_in_place_match_the_gathering_reader() {
-        use rand::{Rng, SeedableRng};
+        use rand::SeedableRng;
         let mut rng = rand::rngs::StdRng::seed_from_u64(13);
         let pieces: &[&[u8]] = &[
             b"GB82WEST12345698765432",
@@ -1154,9 +1161,7 @@ mod tests {
         ];
         for _ in 0..3000 {
             let mut s = Vec::new();
-            while s.len() < 60 {
-                s.extend_from_slice(pieces[rng.gen_range(0..pieces.len())]);
-            }
+            append_pieces(&mut rng, pieces, &mut s, 60);
             for at in 0..s.len() {
                 let Some(len) = v::iban_length(&s[at..s.len().min(at + 2)]) else {
                     continue;
@@ -1211,7 +1216,7 @@ mod tests {
 
     #[test]
     fn block_digit_scanner_matches_a_byte_by_byte_reading() {
-        use rand::{Rng, SeedableRng};
+        use rand::SeedableRng;
         fn byte_by_byte(s: &[u8]) -> Vec<Hit> {
             let mut out = vec![];
             let mut i = 0;
@@ -1255,9 +1260,7 @@ mod tests {
             let mut s = Vec::new();
             // Shift the pieces against the block edges.
             s.extend(std::iter::repeat_n(b'x', round % 70));
-            while s.len() < 40 + round % 300 {
-                s.extend_from_slice(pieces[rng.gen_range(0..pieces.len())]);
-            }
+            append_pieces(&mut rng, pieces, &mut s, 40 + round % 300);
             let mut got = vec![];
             digit_runs(&s, &mut got);
             assert_eq!(got, byte_by_byte(&s), "{:?}", String::from_utf8_lossy(&s));
