@@ -3,8 +3,8 @@
 //! Depth is capped, so hostile nesting cannot exhaust the stack (there is no recursion anyway).
 
 /// One element of a path: an object key or an array index.
-/// `K` is whatever the caller turns a key into ([`walk`]: a shared string); it is cloned each
-/// time a value under the key is entered, so it should be a reference count, not a copy.
+/// `K` is whatever the caller turns a key into ([`walk`]: a shared string); the walker makes one
+/// per member and drops it when the member ends, without cloning it.
 #[derive(Debug, Clone)]
 pub enum Seg<K = std::rc::Rc<str>> {
     Key(K),
