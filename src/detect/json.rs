@@ -438,6 +438,35 @@ mod tests {
         }
     }
 
+    /// Real-shaped documents, damaged at random (bytes changed to structure characters, quotes,
+    /// backslashes or high bytes; cut short): the bitmap never changes what the walk sees or
+    /// where it fails, and nothing panics.
+    #[test]
+    fn damaged_documents_walk_the_same_with_the_bitmap() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let mut corpus = crate::detect::corpus::Generator::new(11);
+        let hostile = b"{}[]:,\"\\ \x80\xffu0";
+        let mut quotes = vec![];
+        for _ in 0..2000 {
+            let mut doc = corpus.doc().body;
+            for _ in 0..rng.gen_range(1..4) {
+                let at = rng.gen_range(0..doc.len());
+                doc[at] = hostile[rng.gen_range(0..hostile.len())];
+            }
+            if rng.gen_bool(0.2) {
+                doc.truncate(rng.gen_range(0..doc.len()));
+            }
+            crate::detect::scan::strong_and_quotes(&doc, &mut vec![], Some(&mut quotes));
+            assert_eq!(
+                walked(&doc, Some(&quotes)),
+                walked(&doc, None),
+                "{:?}",
+                String::from_utf8_lossy(&doc)
+            );
+        }
+    }
+
     #[test]
     fn malformed_and_hostile_documents_are_errors() {
         for bad in [

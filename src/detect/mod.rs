@@ -875,6 +875,25 @@ mod tests {
         }
         let deep = "[".repeat(10_000);
         let _ = e.scan_json(deep.as_bytes());
+        // Generated bodies, damaged: findings stay inside the input and stay masked.
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut corpus = corpus::Generator::new(3);
+        let hostile = b"{}[]:,\"\\@-\xff";
+        for _ in 0..1000 {
+            let mut doc = corpus.doc().body;
+            for _ in 0..rng.gen_range(1..6) {
+                let at = rng.gen_range(0..doc.len());
+                doc[at] = hostile[rng.gen_range(0..hostile.len())];
+            }
+            for f in e.scan_json(&doc) {
+                assert!(f.offset <= doc.len(), "{f:?}");
+                assert!(
+                    !f.masked.chars().any(|c| c.is_alphanumeric() && c != '1'),
+                    "{f:?}"
+                );
+            }
+        }
         let big_digits = "9".repeat(100_000);
         let _ = e.scan_text(big_digits.as_bytes());
     }
