@@ -400,29 +400,64 @@ fn number_at(s: &[u8], start: usize, out: &mut Vec<Hit>) -> usize {
     end
 }
 
-/// The end of the run of ASCII digits from `i`, 16 bytes at a time (SSE2, as in [`classify`]).
-fn digit_run_end(s: &[u8], mut i: usize) -> usize {
+/// The end of the run of ASCII digits from `i`.
+fn digit_run_end(s: &[u8], i: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::*;
-        while i + 16 <= s.len() {
-            // SAFETY: SSE2 is part of the x86-64 baseline; the unaligned load reads
-            // s[i..i + 16], inside the slice by the loop condition.
-            let digits = unsafe {
-                let v = _mm_loadu_si128(s.as_ptr().add(i) as *const __m128i);
-                let d = _mm_and_si128(
-                    _mm_cmpgt_epi8(v, _mm_set1_epi8(b'0' as i8 - 1)),
-                    _mm_cmplt_epi8(v, _mm_set1_epi8(b'9' as i8 + 1)),
-                );
-                _mm_movemask_epi8(d) as u32
-            };
-            if digits != 0xffff {
-                return i + (!digits).trailing_zeros() as usize;
-            }
-            i += 16;
+    // SAFETY (of the closure's intrinsics): SSE2 is part of the x86-64 baseline.
+    let digits = |v| unsafe { within(v, b'0', b'9') };
+    #[cfg(not(target_arch = "x86_64"))]
+    let digits = ();
+    run_end(s, i, s.len(), digits, |b| b.is_ascii_digit())
+}
+
+/// Bytes of `v` from `lo` to `hi` (ASCII), as a byte mask. Signed compares: bytes of 0x80 and up
+/// are negative, so in no range. Unsafe only as the SSE2 intrinsics are; every x86-64 CPU has
+/// SSE2.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn within(v: std::arch::x86_64::__m128i, lo: u8, hi: u8) -> std::arch::x86_64::__m128i {
+    use std::arch::x86_64::*;
+    _mm_and_si128(
+        _mm_cmpgt_epi8(v, _mm_set1_epi8(lo as i8 - 1)),
+        _mm_cmplt_epi8(v, _mm_set1_epi8(hi as i8 + 1)),
+    )
+}
+
+/// The end of the run of bytes accepted by `ok` from `i`, before `limit`: 16 bytes at a time
+/// where `vector` gives the same answer as a byte mask (SSE2), byte by byte for the tail.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn run_end(
+    s: &[u8],
+    mut i: usize,
+    limit: usize,
+    vector: impl Fn(std::arch::x86_64::__m128i) -> std::arch::x86_64::__m128i,
+    ok: impl Fn(u8) -> bool,
+) -> usize {
+    use std::arch::x86_64::*;
+    let limit = limit.min(s.len());
+    while i + 16 <= limit {
+        // SAFETY: SSE2 is part of the x86-64 baseline; the unaligned load reads s[i..i + 16],
+        // inside the slice since `limit` is at most its length.
+        let hits = unsafe {
+            _mm_movemask_epi8(vector(_mm_loadu_si128(s.as_ptr().add(i) as *const __m128i))) as u32
+        };
+        if hits != 0xffff {
+            return i + (!hits).trailing_zeros() as usize;
         }
+        i += 16;
     }
-    while i < s.len() && s[i].is_ascii_digit() {
+    while i < limit && ok(s[i]) {
+        i += 1;
+    }
+    i
+}
+
+/// [`run_end`] without vectors.
+#[cfg(not(target_arch = "x86_64"))]
+fn run_end(s: &[u8], mut i: usize, limit: usize, _: (), ok: impl Fn(u8) -> bool) -> usize {
+    let limit = limit.min(s.len());
+    while i < limit && ok(s[i]) {
         i += 1;
     }
     i
@@ -695,46 +730,26 @@ fn b64url(b: u8) -> bool {
     B64URL[b as usize]
 }
 
-/// `run(s, start, max, b64url)`, 16 bytes at a time (SSE2): a JWT is a few hundred base64url
+/// `run(s, start, max, b64url)`, 16 bytes at a time: a JWT is a few hundred base64url
 /// characters, read three runs at a time.
 fn b64url_run(s: &[u8], start: usize, max: usize) -> usize {
-    let limit = s.len().min(start.saturating_add(max));
-    let mut i = start;
     #[cfg(target_arch = "x86_64")]
-    {
+    // SAFETY (of the closure's intrinsics): SSE2 is part of the x86-64 baseline.
+    let vector = |v| unsafe {
         use std::arch::x86_64::*;
-        while i + 16 <= limit {
-            // SAFETY: SSE2 is part of the x86-64 baseline; the unaligned load reads
-            // s[i..i + 16], inside the slice since `limit` is at most its length.
-            let ok = unsafe {
-                let v = _mm_loadu_si128(s.as_ptr().add(i) as *const __m128i);
-                // Signed compares: bytes of 0x80 and up are negative, so in no range.
-                let within = |lo: u8, hi: u8| {
-                    _mm_and_si128(
-                        _mm_cmpgt_epi8(v, _mm_set1_epi8(lo as i8 - 1)),
-                        _mm_cmplt_epi8(v, _mm_set1_epi8(hi as i8 + 1)),
-                    )
-                };
-                let alnum = _mm_or_si128(
-                    _mm_or_si128(within(b'0', b'9'), within(b'A', b'Z')),
-                    within(b'a', b'z'),
-                );
-                let marks = _mm_or_si128(
-                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b'-' as i8)),
-                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b'_' as i8)),
-                );
-                _mm_movemask_epi8(_mm_or_si128(alnum, marks)) as u32
-            };
-            if ok != 0xffff {
-                return i + (!ok).trailing_zeros() as usize;
-            }
-            i += 16;
-        }
-    }
-    while i < limit && b64url(s[i]) {
-        i += 1;
-    }
-    i
+        let alnum = _mm_or_si128(
+            _mm_or_si128(within(v, b'0', b'9'), within(v, b'A', b'Z')),
+            within(v, b'a', b'z'),
+        );
+        let marks = _mm_or_si128(
+            _mm_cmpeq_epi8(v, _mm_set1_epi8(b'-' as i8)),
+            _mm_cmpeq_epi8(v, _mm_set1_epi8(b'_' as i8)),
+        );
+        _mm_or_si128(alnum, marks)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let vector = ();
+    run_end(s, start, start.saturating_add(max), vector, b64url)
 }
 
 /// [`jwt`], returning where the token found ends (0 when there is none).
@@ -1133,8 +1148,6 @@ mod tests {
         out.into_iter().map(|h| h.kind).collect()
     }
 
-    /// The block scanner must parse exactly the runs a byte-by-byte reading would: every
-    /// maximal run of nine or more numeric bytes, wherever it sits against the 64-byte blocks.
     /// Appends randomly chosen `pieces` to `s` until it is at least `len` long.
     fn append_pieces(rng: &mut impl rand::Rng, pieces: &[&[u8]], s: &mut Vec<u8>, len: usize) {
         while s.len() < len {
@@ -1214,6 +1227,8 @@ mod tests {
     const B64URL_ALPHABET: &[u8] =
         b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
+    /// The block scanner must parse exactly the runs a byte-by-byte reading would: every
+    /// maximal run of nine or more numeric bytes, wherever it sits against the 64-byte blocks.
     #[test]
     fn block_digit_scanner_matches_a_byte_by_byte_reading() {
         use rand::SeedableRng;
