@@ -1,13 +1,10 @@
 //! Candidate finding in one pass, then validation. Two families:
 //! - strong types, found anywhere because a checksum or a rigid structure makes them
 //!   unambiguous (cards, IBANs, delimited SSNs, emails, JWTs, cloud keys, private keys,
-//!   credentials in URIs, SaaS tokens): anchors are found with one Aho-Corasick automaton, digit
-//!   runs with a byte loop, and only then are candidates parsed and validated;
+//!   credentials in URIs, SaaS tokens): one classification of each 64-byte block marks digits,
+//!   `@`s and a byte of every literal anchor, and only those places are parsed and validated;
 //! - key-gated types, checked on a whole value only when its name opened their gate.
 
-use std::sync::OnceLock;
-
-use aho_corasick::AhoCorasick;
 use base64::Engine as _;
 
 use super::keys::Gate;
@@ -20,62 +17,6 @@ pub struct Hit {
     pub kind: Kind,
     pub start: usize,
     pub end: usize,
-}
-
-/// Literal anchors of the strong, non-numeric types.
-const ANCHORS: &[&str] = &[
-    "eyJ",
-    "AKIA",
-    "ASIA",
-    "ABIA",
-    "ACCA",
-    "AIza",
-    "-----BEGIN ",
-    "PuTTY-User-Key-File-",
-    "://",
-    "ghp_",
-    "gho_",
-    "ghu_",
-    "ghs_",
-    "ghr_",
-    "github_pat_",
-    "glpat-",
-    // Slack's five prefixes share `xox`, Stripe's two `k_live_`: one anchor each, the rest
-    // checked after a match (fewer patterns, fewer candidates for the automaton to verify).
-    "xox",
-    "k_live_",
-    "sk-ant-",
-    "Basic ",
-];
-
-/// Anchors that the block classifier finds instead (see [`blocks`]): they are the frequent
-/// ones, and an automaton without them runs more than twice as fast.
-const CLASSIFIED: &[&str] = &["eyJ", "AKIA", "ASIA", "ABIA", "ACCA"];
-
-/// The automaton over `ANCHORS` (`all`) or over those not in [`CLASSIFIED`], with the anchor
-/// each of its pattern ids stands for.
-fn anchors(all: bool) -> &'static (AhoCorasick, Vec<&'static str>) {
-    static ALL: OnceLock<(AhoCorasick, Vec<&'static str>)> = OnceLock::new();
-    static RARE: OnceLock<(AhoCorasick, Vec<&'static str>)> = OnceLock::new();
-    // Leftmost-first semantics let the automaton use its SIMD (Teddy) prefilter; with the
-    // standard semantics it falls back to a byte-at-a-time DFA.
-    let build = |all: bool| {
-        let names: Vec<&'static str> = ANCHORS
-            .iter()
-            .copied()
-            .filter(|a| all || !CLASSIFIED.contains(a))
-            .collect();
-        let ac = AhoCorasick::builder()
-            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
-            .build(&names)
-            .expect("static anchor set");
-        (ac, names)
-    };
-    if all {
-        ALL.get_or_init(|| build(true))
-    } else {
-        RARE.get_or_init(|| build(false))
-    }
 }
 
 fn is_word(b: u8) -> bool {
@@ -100,10 +41,11 @@ pub fn strong(s: &[u8], out: &mut Vec<Hit>) {
 /// `i % 64` of word `i / 64`. The JSON walker finds the end of each string there instead of
 /// reading the string again (see [`super::json::walk_indexed`]).
 pub fn strong_and_quotes(s: &[u8], out: &mut Vec<Hit>, quotes: Option<&mut Vec<u64>>) {
-    // Numbers, `@`s, and the frequent anchors (`eyJ`, `AKIA`, …) come from one classification
-    // of each 64-byte block; the automaton looks for the rare anchors only.
+    // Numbers, `@`s and every literal anchor come from one classification of each 64-byte
+    // block: each anchor has a byte the block's masks mark (`J` ends `eyJ`, `_` ends `ghp_`,
+    // `/` is the second byte of `://`, …), checked where it occurs. An Aho-Corasick automaton
+    // over the anchors read every byte again and cost more than the whole classification.
     blocks::<true>(s, out, quotes);
-    literal_anchors(s, false, out);
     keep_outermost(out);
 }
 
@@ -122,53 +64,6 @@ fn keep_outermost(out: &mut Vec<Hit>) {
             }
             !inside
         });
-    }
-}
-
-/// The types found from a literal anchor (`@`, `eyJ`, `AKIA`, `-----BEGIN `, …).
-pub fn anchored(s: &[u8], out: &mut Vec<Hit>) {
-    // `@` alone would force the automaton to one-byte fingerprints; memchr finds it faster.
-    for at in memchr::memchr_iter(b'@', s) {
-        email(s, at, out);
-    }
-    literal_anchors(s, true, out);
-}
-
-/// The types found from a multi-byte literal anchor (all of [`anchored`] but emails), over
-/// every anchor or (`all` false) those the block classifier does not find.
-fn literal_anchors(s: &[u8], all: bool, out: &mut Vec<Hit>) {
-    // Anchors inside a token already found (the `eyJ` of a JWT's payload) start nothing new.
-    let mut jwt_end = 0;
-    let (ac, names) = anchors(all);
-    for m in ac.find_iter(s) {
-        let (a, b) = (m.start(), m.end());
-        if a < jwt_end {
-            continue;
-        }
-        match names[m.pattern().as_usize()] {
-            "eyJ" => jwt_end = jwt_end.max(jwt_from(s, a, out)),
-            "AKIA" | "ASIA" | "ABIA" | "ACCA" => aws_akid(s, a, out),
-            "AIza" => fixed_token(s, a, b, 35, Kind::GcpApiKey, out),
-            "-----BEGIN " | "PuTTY-User-Key-File-" => private_key(s, a, out),
-            "://" => conn_uri(s, a, out),
-            "ghp_" | "gho_" | "ghu_" | "ghs_" | "ghr_" => {
-                fixed_token(s, a, b, 36, Kind::VcsToken, out)
-            }
-            "github_pat_" => fixed_token(s, a, b, 82, Kind::VcsToken, out),
-            "glpat-" => fixed_token(s, a, b, 20, Kind::VcsToken, out),
-            "xox"
-                if matches!(s.get(b), Some(b'a' | b'b' | b'p' | b'r' | b's'))
-                    && s.get(b + 1) == Some(&b'-') =>
-            {
-                min_token(s, a, b + 2, 10, Kind::VcsToken, out)
-            }
-            "k_live_" if a > 0 && matches!(s[a - 1], b's' | b'r') => {
-                min_token(s, a - 1, b, 24, Kind::VcsToken, out)
-            }
-            "sk-ant-" => min_token(s, a, b, 32, Kind::VcsToken, out),
-            "Basic " => http_basic(s, a, b, out),
-            _ => {}
-        }
     }
 }
 
@@ -207,6 +102,7 @@ fn blocks<const EMAILS: bool>(s: &[u8], out: &mut Vec<Hit>, quotes: Option<&mut 
             sep,
             mut at,
             mut token,
+            mut rare,
             quote,
         } = match s.get(pos..pos + 64) {
             Some(block) => classify::<EMAILS>(block),
@@ -225,19 +121,38 @@ fn blocks<const EMAILS: bool>(s: &[u8], out: &mut Vec<Hit>, quotes: Option<&mut 
             email(s, pos + at.trailing_zeros() as usize, out);
             at &= at - 1;
         }
-        // `J`s ending `eyJ` and `A`s starting an AWS key id prefix, checked from their byte.
+        // `J`s ending `eyJ`, `A`s starting an AWS or GCP key prefix, `B`s starting `Basic `,
+        // checked from their byte.
         while token != 0 {
             let i = pos + token.trailing_zeros() as usize;
             token &= token - 1;
-            if s[i] == b'J' {
-                if i >= 2 && &s[i - 2..i] == b"ey" && i - 2 >= jwt_end {
-                    jwt_end = jwt_end.max(jwt_from(s, i - 2, out));
+            match s[i] {
+                b'J' => {
+                    if i >= 2 && &s[i - 2..i] == b"ey" && i - 2 >= jwt_end {
+                        jwt_end = jwt_end.max(jwt_from(s, i - 2, out));
+                    }
                 }
-            } else if i >= jwt_end
-                && matches!(s.get(i..i + 4), Some(b"AKIA" | b"ASIA" | b"ABIA" | b"ACCA"))
-            {
-                aws_akid(s, i, out);
+                b'A' => {
+                    let w = word_at(s, i);
+                    if matches!(w, AKIA | ASIA | ABIA | ACCA) {
+                        if i >= jwt_end {
+                            aws_akid(s, i, out);
+                        }
+                    } else if w == word(b"AIza") {
+                        fixed_token(s, i, i + 4, 35, Kind::GcpApiKey, out);
+                    }
+                }
+                _ => {
+                    if word_at(s, i) == word(b"Basi") && s.get(i + 4..i + 6) == Some(b"c ") {
+                        http_basic(s, i, i + 6, out);
+                    }
+                }
             }
+        }
+        while rare != 0 {
+            let i = pos + rare.trailing_zeros() as usize;
+            rare &= rare - 1;
+            punctuated_anchor(s, i, out);
         }
         let next_digit = s.get(pos + 64).is_some_and(u8::is_ascii_digit) as u64;
         // A separator counts only between two digits.
@@ -280,6 +195,12 @@ fn blocks<const EMAILS: bool>(s: &[u8], out: &mut Vec<Hit>, quotes: Option<&mut 
     }
 }
 
+/// The prefixes of AWS access key ids, as [`word_at`] reads them.
+const AKIA: u32 = word(b"AKIA");
+const ASIA: u32 = word(b"ASIA");
+const ABIA: u32 = word(b"ABIA");
+const ACCA: u32 = word(b"ACCA");
+
 /// A mask with the bits below `n` cleared (all clear from 64 on).
 fn below_cleared(n: usize) -> u64 {
     if n >= 64 {
@@ -307,19 +228,22 @@ struct Masks {
     sep: u64,
     /// `@`s (when asked for).
     at: u64,
-    /// `J`s and `A`s: where `eyJ` ends and `AKIA`-like prefixes start (when asked for).
+    /// `J`s, `A`s and `B`s: where `eyJ` ends, `AKIA`-like and `AIza` prefixes and `Basic `
+    /// start (when asked for).
     token: u64,
+    /// `_`s, `-`s and `/`s: the punctuation of the other anchors (when asked for).
+    rare: u64,
     /// `"`s and `\`s (when asked for).
     quote: u64,
 }
 
-/// The [`Masks`] of a 64-byte block; `@`, `J` and `A` only with `FULL`.
+/// The [`Masks`] of a 64-byte block; `@`, tokens, punctuation and quotes only with `FULL`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn classify<const FULL: bool>(block: &[u8]) -> Masks {
     use std::arch::x86_64::*;
     assert!(block.len() >= 64);
-    let (mut digit, mut sep, mut at, mut token, mut quote) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut digit, mut sep, mut at, mut token, mut rare, mut quote) = (0u64, 0, 0, 0, 0, 0);
     // SAFETY: SSE2 is part of the x86-64 baseline, and the four unaligned 16-byte loads stay
     // inside the 64 bytes asserted above.
     unsafe {
@@ -330,20 +254,32 @@ fn classify<const FULL: bool>(block: &[u8]) -> Masks {
         let at_sign = _mm_set1_epi8(b'@' as i8);
         let big_j = _mm_set1_epi8(b'J' as i8);
         let big_a = _mm_set1_epi8(b'A' as i8);
+        let big_b = _mm_set1_epi8(b'B' as i8);
+        let underscore = _mm_set1_epi8(b'_' as i8);
+        let slash = _mm_set1_epi8(b'/' as i8);
         let double_quote = _mm_set1_epi8(b'"' as i8);
         let backslash = _mm_set1_epi8(b'\\' as i8);
         for k in 0..4 {
             let v = _mm_loadu_si128(block.as_ptr().add(16 * k) as *const __m128i);
             // Signed compares: bytes of 0x80 and up are negative, so never digits.
             let d = _mm_and_si128(_mm_cmpgt_epi8(v, below), _mm_cmplt_epi8(v, above));
-            let p = _mm_or_si128(_mm_cmpeq_epi8(v, space), _mm_cmpeq_epi8(v, dash));
+            let dashes = _mm_cmpeq_epi8(v, dash);
+            let p = _mm_or_si128(_mm_cmpeq_epi8(v, space), dashes);
             digit |= (_mm_movemask_epi8(d) as u32 as u64) << (16 * k);
             sep |= (_mm_movemask_epi8(p) as u32 as u64) << (16 * k);
             if FULL {
                 let a = _mm_cmpeq_epi8(v, at_sign);
                 at |= (_mm_movemask_epi8(a) as u32 as u64) << (16 * k);
-                let t = _mm_or_si128(_mm_cmpeq_epi8(v, big_j), _mm_cmpeq_epi8(v, big_a));
+                let t = _mm_or_si128(
+                    _mm_or_si128(_mm_cmpeq_epi8(v, big_j), _mm_cmpeq_epi8(v, big_a)),
+                    _mm_cmpeq_epi8(v, big_b),
+                );
                 token |= (_mm_movemask_epi8(t) as u32 as u64) << (16 * k);
+                let r = _mm_or_si128(
+                    _mm_or_si128(dashes, _mm_cmpeq_epi8(v, underscore)),
+                    _mm_cmpeq_epi8(v, slash),
+                );
+                rare |= (_mm_movemask_epi8(r) as u32 as u64) << (16 * k);
                 let q = _mm_or_si128(
                     _mm_cmpeq_epi8(v, double_quote),
                     _mm_cmpeq_epi8(v, backslash),
@@ -357,19 +293,21 @@ fn classify<const FULL: bool>(block: &[u8]) -> Masks {
         sep,
         at,
         token,
+        rare,
         quote,
     }
 }
 
-/// The [`Masks`] of a 64-byte block; `@`, `J` and `A` only with `FULL`.
+/// The [`Masks`] of a 64-byte block; `@`, tokens, punctuation and quotes only with `FULL`.
 #[cfg(not(target_arch = "x86_64"))]
 fn classify<const FULL: bool>(block: &[u8]) -> Masks {
-    let (mut digit, mut sep, mut at, mut token, mut quote) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut digit, mut sep, mut at, mut token, mut rare, mut quote) = (0u64, 0, 0, 0, 0, 0);
     for (i, c) in block[..64].iter().enumerate() {
         digit |= (c.is_ascii_digit() as u64) << i;
         sep |= ((*c == b' ' || *c == b'-') as u64) << i;
         at |= ((FULL && *c == b'@') as u64) << i;
-        token |= ((FULL && (*c == b'J' || *c == b'A')) as u64) << i;
+        token |= ((FULL && matches!(c, b'J' | b'A' | b'B')) as u64) << i;
+        rare |= ((FULL && matches!(c, b'_' | b'-' | b'/')) as u64) << i;
         quote |= ((FULL && (*c == b'"' || *c == b'\\')) as u64) << i;
     }
     Masks {
@@ -377,6 +315,7 @@ fn classify<const FULL: bool>(block: &[u8]) -> Masks {
         sep,
         at,
         token,
+        rare,
         quote,
     }
 }
@@ -777,15 +716,9 @@ fn jwt(s: &[u8], at: usize, out: &mut Vec<Hit>) {
     }
     let sig_end = b64url_run(s, p_end + 1, 4096);
     let unsigned = sig_end == p_end + 1;
-    // The header must decode to a JSON object naming an algorithm. Headers are short: decode
-    // into the stack and read only `alg` (other fields are skipped, not built).
-    #[derive(serde::Deserialize)]
-    struct Header<'a> {
-        #[serde(borrow)]
-        alg: Option<std::borrow::Cow<'a, str>>,
-    }
-    // Real headers are a few dozen bytes: a small buffer on the stack (zeroing one sized for
-    // the longest header cost more than the decode), the heap for the rare long one.
+    // The header must decode to a JSON object naming an algorithm. Real headers are a few
+    // dozen bytes: a small buffer on the stack (zeroing one sized for the longest header cost
+    // more than the decode), the heap for the rare long one.
     let encoded = &s[at..h_end];
     let mut small = [0u8; 256];
     let mut large = Vec::new();
@@ -795,13 +728,11 @@ fn jwt(s: &[u8], at: usize, out: &mut Vec<Hit>) {
         large.resize(encoded.len() / 4 * 3 + 3, 0);
         &mut large
     };
-    let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+    let ok = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode_slice(encoded, buf)
-        .ok();
-    let ok = decoded
-        .and_then(|n| serde_json::from_slice::<Header>(&buf[..n]).ok())
-        .and_then(|h| h.alg)
-        .is_some_and(|a| a == "none" || !unsigned);
+        .ok()
+        .and_then(|n| jwt_alg(&buf[..n]))
+        .is_some_and(|none| none || !unsigned);
     if ok {
         out.push(Hit {
             kind: Kind::Jwt,
@@ -809,6 +740,102 @@ fn jwt(s: &[u8], at: usize, out: &mut Vec<Hit>) {
             end: sig_end,
         });
     }
+}
+
+/// The anchors marked by their punctuation, checked at the `_`, `-` or `/` at `i`: `://` (at
+/// its first slash), `ghp_`-like and `github_pat_` GitHub tokens, Stripe's `sk_live_` and
+/// `rk_live_`, GitLab's `glpat-`, Slack's `xoxb-`-like, Anthropic's `sk-ant-`, PEM and PuTTY
+/// private keys. Every anchor is matched whole, so where the punctuation sits in it is only a
+/// matter of which byte to check from.
+fn punctuated_anchor(s: &[u8], i: usize, out: &mut Vec<Hit>) {
+    // Keys (`order_id`), ids and dates put these bytes everywhere: most are ruled out by one
+    // compare of the four bytes around them (a slice compare costs a call).
+    match s[i] {
+        b'/' if i > 0 && s[i - 1] == b':' && s.get(i + 1) == Some(&b'/') => {
+            conn_uri(s, i - 1, out);
+        }
+        b'_' if i >= 3 => {
+            let prev = word_at(s, i - 3);
+            if prev & 0xff00_ffff == word(b"gh\0_")
+                && matches!(s[i - 1], b'p' | b'o' | b'u' | b's' | b'r')
+            {
+                fixed_token(s, i - 3, i + 1, 36, Kind::VcsToken, out);
+            } else if prev == word(b"pat_") && s[..i].ends_with(b"github_pat") {
+                fixed_token(s, i - 10, i + 1, 82, Kind::VcsToken, out);
+            } else if prev == word(b"ive_")
+                && i >= 7
+                && matches!(&s[i - 7..i - 3], b"sk_l" | b"rk_l")
+            {
+                min_token(s, i - 7, i + 1, 24, Kind::VcsToken, out);
+            }
+        }
+        b'-' => {
+            if word_at(s, i) == word(b"----") && s[i..].starts_with(b"-----BEGIN ") {
+                private_key(s, i, out);
+            } else if i >= 4 {
+                let prev = word_at(s, i - 4);
+                if prev == word(b"uTTY") && s[i - 5..].starts_with(b"PuTTY-User-Key-File-") {
+                    private_key(s, i - 5, out);
+                } else if prev == word(b"lpat") && i >= 5 && s[i - 5] == b'g' {
+                    fixed_token(s, i - 5, i + 1, 20, Kind::VcsToken, out);
+                } else if prev & 0x00ff_ffff == word(b"xox\0")
+                    && matches!(s[i - 1], b'a' | b'b' | b'p' | b'r' | b's')
+                {
+                    min_token(s, i - 4, i + 1, 10, Kind::VcsToken, out);
+                } else if prev == word(b"-ant") && i >= 6 && &s[i - 6..i - 4] == b"sk" {
+                    min_token(s, i - 6, i + 1, 32, Kind::VcsToken, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Four bytes as a little-endian word, for comparing with [`word_at`].
+const fn word(b: &[u8; 4]) -> u32 {
+    u32::from_le_bytes(*b)
+}
+
+/// The four bytes of `s` from `i` as a word (0 past the end, which no anchor is).
+#[inline]
+fn word_at(s: &[u8], i: usize) -> u32 {
+    match s.get(i..i + 4) {
+        Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
+        _ => 0,
+    }
+}
+
+/// Whether a decoded JWT header is a JSON object whose `alg` member is a string: `None` when
+/// it is not, else whether that algorithm is `none`. Read with the detector's own walker,
+/// which builds nothing (a serde parse of each header cost a tenth of the whole scan).
+fn jwt_alg(header: &[u8]) -> Option<bool> {
+    // Text, an object, and valid JSON; `alg` a top-level string member, named once.
+    std::str::from_utf8(header).ok()?;
+    if header.trim_ascii_start().first() != Some(&b'{') {
+        return None;
+    }
+    let mut alg: Option<bool> = None;
+    let mut named = 0;
+    super::json::walk_with(
+        header,
+        &mut super::json::Scratch::default(),
+        |key: &[u8]| key == b"alg",
+        |path: &[super::json::Seg<bool>], value: &[u8], span: std::ops::Range<usize>| {
+            if let [super::json::Seg::Key(true)] = path {
+                named += 1;
+                // Strings are visited with the span between their quotes.
+                if span.start > 0 && header[span.start - 1] == b'"' {
+                    alg = Some(value == b"none");
+                }
+            }
+        },
+    )
+    .ok()?;
+    // A number or object under `alg`, or `alg` twice, is not a header.
+    if named != 1 {
+        return None;
+    }
+    alg
 }
 
 fn aws_akid(s: &[u8], at: usize, out: &mut Vec<Hit>) {
@@ -1289,6 +1316,95 @@ mod tests {
 
     /// The reference reading of [`strong`]: digit runs, a memchr pass for `@`, and the
     /// automaton over every anchor.
+    // The reference the block pass is checked against: every literal anchor found by an
+    // Aho-Corasick automaton (what the engine did before the classifier marked them all).
+    use aho_corasick::AhoCorasick;
+    use std::sync::OnceLock;
+
+    /// Literal anchors of the strong, non-numeric types.
+    const ANCHORS: &[&str] = &[
+        "eyJ",
+        "AKIA",
+        "ASIA",
+        "ABIA",
+        "ACCA",
+        "AIza",
+        "-----BEGIN ",
+        "PuTTY-User-Key-File-",
+        "://",
+        "ghp_",
+        "gho_",
+        "ghu_",
+        "ghs_",
+        "ghr_",
+        "github_pat_",
+        "glpat-",
+        // Slack's five prefixes share `xox`, Stripe's two `k_live_`: one anchor each, the rest
+        // checked after a match (fewer patterns, fewer candidates for the automaton to verify).
+        "xox",
+        "k_live_",
+        "sk-ant-",
+        "Basic ",
+    ];
+
+    /// The automaton over `ANCHORS`, with the anchor each of its pattern ids stands for.
+    fn anchors() -> &'static (AhoCorasick, Vec<&'static str>) {
+        static ALL: OnceLock<(AhoCorasick, Vec<&'static str>)> = OnceLock::new();
+        ALL.get_or_init(|| {
+            let ac = AhoCorasick::builder()
+                .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+                .build(ANCHORS)
+                .expect("static anchor set");
+            (ac, ANCHORS.to_vec())
+        })
+    }
+
+    /// The types found from a literal anchor (`@`, `eyJ`, `AKIA`, `-----BEGIN `, …).
+    fn anchored(s: &[u8], out: &mut Vec<Hit>) {
+        // `@` alone would force the automaton to one-byte fingerprints; memchr finds it faster.
+        for at in memchr::memchr_iter(b'@', s) {
+            email(s, at, out);
+        }
+        literal_anchors(s, out);
+    }
+
+    /// The types found from a multi-byte literal anchor (all of [`anchored`] but emails).
+    fn literal_anchors(s: &[u8], out: &mut Vec<Hit>) {
+        // Anchors inside a token already found (the `eyJ` of a JWT's payload) start nothing new.
+        let mut jwt_end = 0;
+        let (ac, names) = anchors();
+        for m in ac.find_iter(s) {
+            let (a, b) = (m.start(), m.end());
+            if a < jwt_end {
+                continue;
+            }
+            match names[m.pattern().as_usize()] {
+                "eyJ" => jwt_end = jwt_end.max(jwt_from(s, a, out)),
+                "AKIA" | "ASIA" | "ABIA" | "ACCA" => aws_akid(s, a, out),
+                "AIza" => fixed_token(s, a, b, 35, Kind::GcpApiKey, out),
+                "-----BEGIN " | "PuTTY-User-Key-File-" => private_key(s, a, out),
+                "://" => conn_uri(s, a, out),
+                "ghp_" | "gho_" | "ghu_" | "ghs_" | "ghr_" => {
+                    fixed_token(s, a, b, 36, Kind::VcsToken, out)
+                }
+                "github_pat_" => fixed_token(s, a, b, 82, Kind::VcsToken, out),
+                "glpat-" => fixed_token(s, a, b, 20, Kind::VcsToken, out),
+                "xox"
+                    if matches!(s.get(b), Some(b'a' | b'b' | b'p' | b'r' | b's'))
+                        && s.get(b + 1) == Some(&b'-') =>
+                {
+                    min_token(s, a, b + 2, 10, Kind::VcsToken, out)
+                }
+                "k_live_" if a > 0 && matches!(s[a - 1], b's' | b'r') => {
+                    min_token(s, a - 1, b, 24, Kind::VcsToken, out)
+                }
+                "sk-ant-" => min_token(s, a, b, 32, Kind::VcsToken, out),
+                "Basic " => http_basic(s, a, b, out),
+                _ => {}
+            }
+        }
+    }
+
     fn strong_by_separate_passes(s: &[u8]) -> Vec<Hit> {
         let mut out = Vec::new();
         digit_runs(s, &mut out);
@@ -1316,6 +1432,45 @@ mod tests {
             "eyJ eyJhbGciOi AKIA ACCA AAAA".into(),
             "4539578763621486".into(),
         ];
+        // Every anchor the classifier finds by its punctuation or its capital, built at run
+        // time (so no scanner mistakes this file for a leak), with near misses.
+        let body = "9fK2mQ7xL4vR8tW1zY6nB3cD5hJ0pS";
+        let mut values = values.to_vec();
+        for prefix in ["xoxb-", "xoxs-", "sk_live_", "rk_live_", "sk-ant-", "xoxz-"] {
+            values.push(format!("{prefix}{body}{body}"));
+        }
+        values.extend([
+            format!("ghp_{body}aZ4k9Q"),
+            format!("ghr_{body}aZ4k9Q"),
+            format!("github_pat_{body}{body}{body}aZ4k9Q1234567890ab"),
+            format!("glpat-{}", &body[..20]),
+            format!("AIza{body}aZ4k9"),
+            format!("jdbc:postgresql://svc:{body}@db.internal:5432/app"),
+            "mongodb+srv://app:hunter2@cluster0/x redis://:@h".into(),
+            "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEI".into(),
+            "------BEGIN RSA PRIVATE KEY----- PuTTY-User-Key-File-3: ssh-ed25519".into(),
+            format!("Authorization: Basic {}", "YWxhZGRpbjpvcGVuc2VzYW1l"),
+            "Authorization: Basic !! k_live_ _live_ ://  /_-".into(),
+            format!("https://u:{body}@example.org/ ghp_{body}"),
+        ]);
+        // The values the comparison runs over are found, not all missed alike.
+        let found: std::collections::BTreeSet<Kind> = values
+            .iter()
+            .flat_map(|v| {
+                let mut hits = Vec::new();
+                strong(v.as_bytes(), &mut hits);
+                hits.into_iter().map(|h| h.kind)
+            })
+            .collect();
+        for kind in [
+            Kind::VcsToken,
+            Kind::GcpApiKey,
+            Kind::ConnectionUri,
+            Kind::PrivateKey,
+            Kind::HttpBasic,
+        ] {
+            assert!(found.contains(&kind), "{kind:?} in {found:?}");
+        }
         for offset in 0..140 {
             for v in &values {
                 for tail in ["", " ", "\"} 4539578763621486"] {
@@ -1421,6 +1576,30 @@ mod tests {
         );
         assert_eq!(kinds(&pem), vec![Kind::PrivateKey]);
         assert_eq!(kinds("-----BEGIN PUBLIC KEY-----\nMIIB"), vec![]);
+    }
+
+    /// What a JWT header must be: a JSON object with one top-level string `alg`.
+    #[test]
+    fn jwt_headers_are_read_as_json() {
+        for (header, want) in [
+            (&br#"{"alg":"HS256","typ":"JWT"}"#[..], Some(false)),
+            (br#" { "typ" : "JWT", "alg" : "none" }"#, Some(true)),
+            (br#"{"alg":"\u006eone"}"#, Some(true)),
+            (br#"{"kid":{"alg":"HS256"},"alg":"RS256"}"#, Some(false)),
+            (br#"{"alg":256}"#, None),
+            (br#"{"alg":null}"#, None),
+            (br#"{"alg":["HS256"]}"#, None),
+            (br#"{"alg":"HS256","alg":"none"}"#, None),
+            (br#"{"typ":"JWT"}"#, None),
+            (br#"["alg","HS256"]"#, None),
+            (br#""alg""#, None),
+            (br#"{"alg":"HS256""#, None),
+            (br#"{"alg":"HS256"} x"#, None),
+            (b"{\"alg\":\"HS\xff\"}", None),
+            (b"", None),
+        ] {
+            assert_eq!(jwt_alg(header), want, "{}", String::from_utf8_lossy(header));
+        }
     }
 
     /// SaaS tokens by their prefixes (built at run time, so no scanner mistakes this file for
