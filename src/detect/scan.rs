@@ -100,9 +100,7 @@ fn blocks<const EMAILS: bool>(s: &[u8], out: &mut Vec<Hit>, quotes: Option<&mut 
         let Masks {
             digit,
             sep,
-            mut at,
-            mut token,
-            mut rare,
+            mut trigger,
             quote,
         } = match s.get(pos..pos + 64) {
             Some(block) => classify::<EMAILS>(block),
@@ -117,16 +115,14 @@ fn blocks<const EMAILS: bool>(s: &[u8], out: &mut Vec<Hit>, quotes: Option<&mut 
                 *word = quote;
             }
         }
-        while at != 0 {
-            email(s, pos + at.trailing_zeros() as usize, out);
-            at &= at - 1;
-        }
-        // `J`s ending `eyJ`, `A`s starting an AWS or GCP key prefix, `B`s starting `Basic `,
-        // checked from their byte.
-        while token != 0 {
-            let i = pos + token.trailing_zeros() as usize;
-            token &= token - 1;
+        // Every `@` is checked as an email address; `J`s ending `eyJ`, `A`s starting an AWS or
+        // GCP key prefix, `B`s starting `Basic ` and the punctuation of the other anchors are
+        // checked from their byte. One mask for all of them: one loop, in position order.
+        while trigger != 0 {
+            let i = pos + trigger.trailing_zeros() as usize;
+            trigger &= trigger - 1;
             match s[i] {
+                b'@' => email(s, i, out),
                 b'J' => {
                     if i >= 2 && &s[i - 2..i] == b"ey" && i - 2 >= jwt_end {
                         jwt_end = jwt_end.max(jwt_from(s, i - 2, out));
@@ -142,17 +138,13 @@ fn blocks<const EMAILS: bool>(s: &[u8], out: &mut Vec<Hit>, quotes: Option<&mut 
                         fixed_token(s, i, i + 4, 35, Kind::GcpApiKey, out);
                     }
                 }
-                _ => {
+                b'B' => {
                     if word_at(s, i) == word(b"Basi") && s.get(i + 4..i + 6) == Some(b"c ") {
                         http_basic(s, i, i + 6, out);
                     }
                 }
+                _ => punctuated_anchor(s, i, out),
             }
-        }
-        while rare != 0 {
-            let i = pos + rare.trailing_zeros() as usize;
-            rare &= rare - 1;
-            punctuated_anchor(s, i, out);
         }
         let next_digit = s.get(pos + 64).is_some_and(u8::is_ascii_digit) as u64;
         // A separator counts only between two digits.
@@ -226,24 +218,21 @@ struct Masks {
     digit: u64,
     /// Spaces and dashes.
     sep: u64,
-    /// `@`s (when asked for).
-    at: u64,
-    /// `J`s, `A`s and `B`s: where `eyJ` ends, `AKIA`-like and `AIza` prefixes and `Basic `
-    /// start (when asked for).
-    token: u64,
-    /// `_`s, `-`s and `/`s: the punctuation of the other anchors (when asked for).
-    rare: u64,
+    /// Where a check starts (when asked for): `@`s; `J`s, `A`s and `B`s (where `eyJ` ends,
+    /// `AKIA`-like and `AIza` prefixes and `Basic ` start); `_`s, `-`s and `/`s (the
+    /// punctuation of the other anchors).
+    trigger: u64,
     /// `"`s and `\`s (when asked for).
     quote: u64,
 }
 
-/// The [`Masks`] of a 64-byte block; `@`, tokens, punctuation and quotes only with `FULL`.
+/// The [`Masks`] of a 64-byte block; triggers and quotes only with `FULL`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn classify<const FULL: bool>(block: &[u8]) -> Masks {
     use std::arch::x86_64::*;
     assert!(block.len() >= 64);
-    let (mut digit, mut sep, mut at, mut token, mut rare, mut quote) = (0u64, 0, 0, 0, 0, 0);
+    let (mut digit, mut sep, mut trigger, mut quote) = (0u64, 0, 0, 0);
     // SAFETY: SSE2 is part of the x86-64 baseline, and the four unaligned 16-byte loads stay
     // inside the 64 bytes asserted above.
     unsafe {
@@ -268,18 +257,16 @@ fn classify<const FULL: bool>(block: &[u8]) -> Masks {
             digit |= (_mm_movemask_epi8(d) as u32 as u64) << (16 * k);
             sep |= (_mm_movemask_epi8(p) as u32 as u64) << (16 * k);
             if FULL {
-                let a = _mm_cmpeq_epi8(v, at_sign);
-                at |= (_mm_movemask_epi8(a) as u32 as u64) << (16 * k);
-                let t = _mm_or_si128(
+                let letters = _mm_or_si128(
                     _mm_or_si128(_mm_cmpeq_epi8(v, big_j), _mm_cmpeq_epi8(v, big_a)),
-                    _mm_cmpeq_epi8(v, big_b),
+                    _mm_or_si128(_mm_cmpeq_epi8(v, big_b), _mm_cmpeq_epi8(v, at_sign)),
                 );
-                token |= (_mm_movemask_epi8(t) as u32 as u64) << (16 * k);
-                let r = _mm_or_si128(
+                let marks = _mm_or_si128(
                     _mm_or_si128(dashes, _mm_cmpeq_epi8(v, underscore)),
                     _mm_cmpeq_epi8(v, slash),
                 );
-                rare |= (_mm_movemask_epi8(r) as u32 as u64) << (16 * k);
+                let t = _mm_or_si128(letters, marks);
+                trigger |= (_mm_movemask_epi8(t) as u32 as u64) << (16 * k);
                 let q = _mm_or_si128(
                     _mm_cmpeq_epi8(v, double_quote),
                     _mm_cmpeq_epi8(v, backslash),
@@ -291,31 +278,26 @@ fn classify<const FULL: bool>(block: &[u8]) -> Masks {
     Masks {
         digit,
         sep,
-        at,
-        token,
-        rare,
+        trigger,
         quote,
     }
 }
 
-/// The [`Masks`] of a 64-byte block; `@`, tokens, punctuation and quotes only with `FULL`.
+/// The [`Masks`] of a 64-byte block; triggers and quotes only with `FULL`.
 #[cfg(not(target_arch = "x86_64"))]
 fn classify<const FULL: bool>(block: &[u8]) -> Masks {
-    let (mut digit, mut sep, mut at, mut token, mut rare, mut quote) = (0u64, 0, 0, 0, 0, 0);
+    let (mut digit, mut sep, mut trigger, mut quote) = (0u64, 0, 0, 0);
     for (i, c) in block[..64].iter().enumerate() {
         digit |= (c.is_ascii_digit() as u64) << i;
         sep |= ((*c == b' ' || *c == b'-') as u64) << i;
-        at |= ((FULL && *c == b'@') as u64) << i;
-        token |= ((FULL && matches!(c, b'J' | b'A' | b'B')) as u64) << i;
-        rare |= ((FULL && matches!(c, b'_' | b'-' | b'/')) as u64) << i;
+        trigger |=
+            ((FULL && matches!(c, b'@' | b'J' | b'A' | b'B' | b'_' | b'-' | b'/')) as u64) << i;
         quote |= ((FULL && (*c == b'"' || *c == b'\\')) as u64) << i;
     }
     Masks {
         digit,
         sep,
-        at,
-        token,
-        rare,
+        trigger,
         quote,
     }
 }
