@@ -89,11 +89,11 @@ pub fn iban(s: &[u8]) -> bool {
     let Some(len) = iban_length(s.get(..2).unwrap_or_default()) else {
         return false;
     };
-    // Check digits run 02-98 (ISO 13616); 00, 01 and 99 are never issued.
+    // Check digits run 02-98 (ISO 13616); 00, 01 and 99 are never issued. Characters that are
+    // neither digits nor capitals are caught by the checksum's table below.
     if s.len() != len
         || !s[2..4].iter().all(u8::is_ascii_digit)
         || matches!(&s[2..4], b"00" | b"01" | b"99")
-        || !s[4..].iter().all(u8::is_ascii_alphanumeric)
     {
         return false;
     }
@@ -416,6 +416,8 @@ mod tests {
         assert!(!iban(b"GB01WEST12345698765432"));
         assert!(!iban(b"GB82west12345698765432"), "lowercase");
         assert!(!iban(b"GB82WEST1234569876543/"), "punctuation");
+        assert!(!iban(b"GB82WEST\x8034569876543"), "high byte");
+        assert!(!iban(b"GB82 WEST123456987654"), "space");
         // The table-driven checksum agrees with the textbook one (reduce at every character)
         // on random BBANs of letters and digits.
         use rand::{Rng, SeedableRng};
