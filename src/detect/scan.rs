@@ -756,7 +756,10 @@ fn punctuated_anchor(s: &[u8], i: usize, out: &mut Vec<Hit>) {
                 private_key(s, i, out);
             } else if i >= 4 {
                 let prev = word_at(s, i - 4);
-                if prev == word(b"uTTY") && s[i - 5..].starts_with(b"PuTTY-User-Key-File-") {
+                if prev == word(b"uTTY")
+                    && i >= 5
+                    && s[i - 5..].starts_with(b"PuTTY-User-Key-File-")
+                {
                     private_key(s, i - 5, out);
                 } else if prev == word(b"lpat") && i >= 5 && s[i - 5] == b'g' {
                     fixed_token(s, i - 5, i + 1, 20, Kind::VcsToken, out);
@@ -1558,6 +1561,42 @@ mod tests {
         );
         assert_eq!(kinds(&pem), vec![Kind::PrivateKey]);
         assert_eq!(kinds("-----BEGIN PUBLIC KEY-----\nMIIB"), vec![]);
+    }
+
+    /// Every anchor's checks look back from the byte that triggers them: cut anywhere, at the
+    /// very start or end of the input, an anchor reads nothing outside it.
+    #[test]
+    fn cut_anchors_at_the_edges_of_the_input() {
+        let anchors = [
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+            "AKIAIOSFODNN7QUEUEXZ",
+            "AIzaSyA1234567890abcdefghijklmnopqrs",
+            "-----BEGIN RSA PRIVATE KEY-----",
+            "PuTTY-User-Key-File-3: ssh-rsa",
+            "postgres://u:p@h/db",
+            "ghp_",
+            "github_pat_",
+            "glpat-",
+            "xoxb-",
+            "sk_live_",
+            "rk_live_",
+            "sk-ant-",
+            "Authorization: Basic dTpw",
+            "a@b.co",
+            "4539 5787 6362 1486",
+        ];
+        for a in anchors {
+            for from in 0..a.len() {
+                for to in from..=a.len() {
+                    let piece = &a.as_bytes()[from..to];
+                    let mut hits = Vec::new();
+                    strong(piece, &mut hits);
+                    assert!(hits
+                        .iter()
+                        .all(|h| h.start <= h.end && h.end <= piece.len()));
+                }
+            }
+        }
     }
 
     /// What a JWT header must be: a JSON object with one top-level string `alg`.
