@@ -1585,6 +1585,24 @@ mod tests {
             "a@b.co",
             "4539 5787 6362 1486",
         ];
+        // Soups of anchor pieces, glued or spaced, at random.
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(31);
+        for _ in 0..20_000 {
+            let mut soup = Vec::new();
+            for _ in 0..rng.gen_range(1..8) {
+                let a = anchors[rng.gen_range(0..anchors.len())].as_bytes();
+                let from = rng.gen_range(0..a.len());
+                let to = rng.gen_range(from..=a.len());
+                soup.extend_from_slice(&a[from..to]);
+                if rng.gen_bool(0.3) {
+                    soup.push(b" _-/@\"\\"[rng.gen_range(0..7)]);
+                }
+            }
+            let mut hits = Vec::new();
+            strong(&soup, &mut hits);
+            assert!(hits.iter().all(|h| h.start <= h.end && h.end <= soup.len()));
+        }
         for a in anchors {
             for from in 0..a.len() {
                 for to in from..=a.len() {
