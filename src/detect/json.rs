@@ -129,7 +129,9 @@ pub fn walk_indexed<K>(
                 } else if path.len() >= MAX_DEPTH {
                     return Err(NotJson(i));
                 } else if object {
-                    i = member_key(doc, first, quotes, path, &mut make_key)?;
+                    let (key, value) = member_key(doc, first, quotes, &mut make_key)?;
+                    path.push(Seg::Key(key));
+                    i = value;
                     continue 'value;
                 } else {
                     path.push(Seg::Index(0));
@@ -167,10 +169,13 @@ pub fn walk_indexed<K>(
             match path.last_mut() {
                 None if i == doc.len() => return Ok(()),
                 None => return Err(NotJson(i)),
-                Some(Seg::Key(_)) => match byte(i) {
+                Some(member @ Seg::Key(_)) => match byte(i) {
                     Some(b',') => {
-                        path.pop();
-                        i = member_key(doc, skip_ws(doc, i + 1), quotes, path, &mut make_key)?;
+                        // The next member's key takes the place of this one's.
+                        let (key, value) =
+                            member_key(doc, skip_ws(doc, i + 1), quotes, &mut make_key)?;
+                        *member = Seg::Key(key);
+                        i = value;
                         continue 'value;
                     }
                     Some(b'}') => {
@@ -196,16 +201,15 @@ pub fn walk_indexed<K>(
     }
 }
 
-/// Reads `"key" :` at `at` (a member must follow), pushes the key onto `path`, and returns
-/// where its value starts. Inlined: it runs once per member.
+/// Reads `"key" :` at `at` (a member must follow), and returns the key made of it and where its
+/// value starts. Inlined: it runs once per member.
 #[inline(always)]
 fn member_key<K>(
     doc: &[u8],
     at: usize,
     quotes: Option<&[u64]>,
-    path: &mut Vec<Seg<K>>,
     make_key: &mut impl FnMut(&[u8]) -> K,
-) -> Result<usize, NotJson> {
+) -> Result<(K, usize), NotJson> {
     if doc.get(at) != Some(&b'"') {
         return Err(NotJson(at));
     }
@@ -214,8 +218,7 @@ fn member_key<K>(
     if doc.get(colon) != Some(&b':') {
         return Err(NotJson(colon));
     }
-    path.push(Seg::Key(make_key(&key)));
-    Ok(skip_ws(doc, colon + 1))
+    Ok((make_key(&key), skip_ws(doc, colon + 1)))
 }
 
 fn skip_ws(doc: &[u8], mut i: usize) -> usize {
