@@ -76,12 +76,12 @@ pub fn digit_runs(s: &[u8], out: &mut Vec<Hit>) {
     blocks::<false>(s, out, None)
 }
 
-/// [`digit_runs`], and with `EMAILS` also every `@` checked as an email address and every
-/// `eyJ` and `AKIA`-like prefix as a JWT and an AWS key id: their masks cost a few compares per
-/// 16 bytes in a classification already made, where a separate pass would read the whole input
-/// again.
+/// [`digit_runs`], and with `ANCHORS` also every `@` checked as an email address and every
+/// literal anchor (`eyJ`, `AKIA`, `ghp_`, `://`, `-----BEGIN `, …) checked from the byte the
+/// trigger mask marks: a few compares per 16 bytes in a classification already made, where a
+/// separate pass would read the whole input again.
 #[inline(always)]
-fn blocks<const EMAILS: bool>(s: &[u8], out: &mut Vec<Hit>, quotes: Option<&mut Vec<u64>>) {
+fn blocks<const ANCHORS: bool>(s: &[u8], out: &mut Vec<Hit>, quotes: Option<&mut Vec<u64>>) {
     // One word per block, written in place (cheaper than a push per block).
     let mut quotes: Option<&mut [u64]> = quotes.map(|q| {
         q.clear();
@@ -103,11 +103,11 @@ fn blocks<const EMAILS: bool>(s: &[u8], out: &mut Vec<Hit>, quotes: Option<&mut 
             mut trigger,
             quote,
         } = match s.get(pos..pos + 64) {
-            Some(block) => classify::<EMAILS>(block),
+            Some(block) => classify::<ANCHORS>(block),
             None => {
                 let mut block = [0u8; 64];
                 block[..s.len() - pos].copy_from_slice(&s[pos..]);
-                classify::<EMAILS>(&block)
+                classify::<ANCHORS>(&block)
             }
         };
         if let Some(q) = quotes.as_deref_mut() {
@@ -115,40 +115,15 @@ fn blocks<const EMAILS: bool>(s: &[u8], out: &mut Vec<Hit>, quotes: Option<&mut 
                 *word = quote;
             }
         }
-        // Every `@` is checked as an email address; `J`s ending `eyJ`, `A`s starting an AWS or
-        // GCP key prefix, `B`s starting `Basic ` and the punctuation of the other anchors are
-        // checked from their byte. One mask for all of them: one loop, in position order.
-        // Dashes after a digit (dates, ids, UUIDs) start no anchor, unless another dash
+        // Each byte the trigger mask marks starts a check ([`triggered`]), in position order:
+        // one mask and one loop for emails and every anchor. Dashes after a digit (dates, ids, UUIDs) start no anchor, unless another dash
         // follows (`-----BEGIN `): they are dropped here, where it costs three operations.
         let next_sep = s.get(pos + 64).is_some_and(|b| *b == b' ' || *b == b'-') as u64;
         trigger &= !(sep & ((digit << 1) | prev_digit) & !((sep >> 1) | (next_sep << 63)));
         while trigger != 0 {
             let i = pos + trigger.trailing_zeros() as usize;
             trigger &= trigger - 1;
-            match s[i] {
-                b'@' => email(s, i, out),
-                b'J' => {
-                    if i >= 2 && &s[i - 2..i] == b"ey" && i - 2 >= jwt_end {
-                        jwt_end = jwt_end.max(jwt_from(s, i - 2, out));
-                    }
-                }
-                b'A' => {
-                    let w = word_at(s, i);
-                    if matches!(w, AKIA | ASIA | ABIA | ACCA) {
-                        if i >= jwt_end {
-                            aws_akid(s, i, out);
-                        }
-                    } else if w == word(b"AIza") {
-                        fixed_token(s, i, i + 4, 35, Kind::GcpApiKey, out);
-                    }
-                }
-                b'B' => {
-                    if word_at(s, i) == word(b"Basi") && s.get(i + 4..i + 6) == Some(b"c ") {
-                        http_basic(s, i, i + 6, out);
-                    }
-                }
-                _ => punctuated_anchor(s, i, out),
-            }
+            triggered(s, i, &mut jwt_end, out);
         }
         let next_digit = s.get(pos + 64).is_some_and(u8::is_ascii_digit) as u64;
         // A separator counts only between two digits.
@@ -724,6 +699,38 @@ fn jwt(s: &[u8], at: usize, out: &mut Vec<Hit>) {
             start: at,
             end: sig_end,
         });
+    }
+}
+
+/// The check that starts at a byte of the trigger mask: an email address at an `@`, a JWT
+/// ending `eyJ` at a `J`, an AWS or GCP key at an `A`, `Basic ` credentials at a `B`, the other
+/// anchors at their punctuation. `jwt_end` is where the last JWT found ends: the `eyJ` of its
+/// payload and key ids inside it start nothing new.
+#[inline(always)]
+fn triggered(s: &[u8], i: usize, jwt_end: &mut usize, out: &mut Vec<Hit>) {
+    match s[i] {
+        b'@' => email(s, i, out),
+        b'J' => {
+            if i >= 2 && &s[i - 2..i] == b"ey" && i - 2 >= *jwt_end {
+                *jwt_end = (*jwt_end).max(jwt_from(s, i - 2, out));
+            }
+        }
+        b'A' => {
+            let w = word_at(s, i);
+            if matches!(w, AKIA | ASIA | ABIA | ACCA) {
+                if i >= *jwt_end {
+                    aws_akid(s, i, out);
+                }
+            } else if w == word(b"AIza") {
+                fixed_token(s, i, i + 4, 35, Kind::GcpApiKey, out);
+            }
+        }
+        b'B' => {
+            if word_at(s, i) == word(b"Basi") && s.get(i + 4..i + 6) == Some(b"c ") {
+                http_basic(s, i, i + 6, out);
+            }
+        }
+        _ => punctuated_anchor(s, i, out),
     }
 }
 
@@ -1401,9 +1408,10 @@ mod tests {
         out
     }
 
-    /// Emails, JWTs and AWS key ids come from the block classification's masks: at every
-    /// offset around the 64-byte block edges, at the very end, inside one another, and over the
-    /// generated corpus, exactly what separate passes find.
+    /// Emails and every anchored type come from the block classification's trigger mask: at
+    /// every offset around the 64-byte block edges, at the very end, inside one another, and
+    /// over the generated corpus, exactly what separate passes (memchr and an automaton over
+    /// every anchor) find.
     #[test]
     fn the_fused_block_pass_matches_separate_passes() {
         let h = base64::engine::general_purpose::URL_SAFE_NO_PAD
