@@ -221,7 +221,17 @@ fn member_key<K>(
     Ok((make_key(&key), skip_ws(doc, colon + 1)))
 }
 
-fn skip_ws(doc: &[u8], mut i: usize) -> usize {
+/// Where the whitespace from `i` ends. Most JSON on the wire is compact: a byte above the
+/// space ends it at once, in one compare.
+#[inline(always)]
+fn skip_ws(doc: &[u8], i: usize) -> usize {
+    match doc.get(i) {
+        Some(&b) if b > b' ' => i,
+        _ => skip_ws_from(doc, i),
+    }
+}
+
+fn skip_ws_from(doc: &[u8], mut i: usize) -> usize {
     while i < doc.len() && matches!(doc[i], b' ' | b'\n' | b'\r' | b'\t') {
         i += 1;
     }
