@@ -1,6 +1,9 @@
 //! Sensor pipeline benchmark (issue 5). Prints figures; asserts nothing.
 //!
 //!     cargo bench --bench sensor
+//!     SENSOR_MIB=8 valgrind --tool=callgrind --toggle-collect='bulwark::dim::read_pcap' …/sensor-<hash>
+//!         (a smaller capture, one round: instruction counts, which a shared machine's noise
+//!         leaves alone)
 //!
 //! Writes a pcap of HTTP/1.1 exchanges (keep-alive connections of 50 requests, JSON bodies from
 //! the detection corpus, JSON responses), as Ethernet/IPv4/TCP frames of up to 1,448 bytes of
@@ -46,6 +49,11 @@ fn frame(src: ([u8; 4], u16), dst: ([u8; 4], u16), seq: u32, flags: u8, payload:
 }
 
 fn main() {
+    let target_bytes = std::env::var("SENSOR_MIB")
+        .ok()
+        .and_then(|m| m.parse::<usize>().ok())
+        .map_or(TARGET_BYTES, |m| m * 1024 * 1024);
+    let rounds = if target_bytes < TARGET_BYTES { 1 } else { 3 };
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("bench.pcap");
     let mut out = std::io::BufWriter::new(std::fs::File::create(&path).expect("pcap"));
@@ -65,7 +73,7 @@ fn main() {
         out.write_all(f).expect("w");
     };
     let mut conn = 0u32;
-    while bytes < TARGET_BYTES {
+    while bytes < target_bytes {
         conn += 1;
         let c = (
             [10, 1, (conn >> 8) as u8, conn as u8],
@@ -115,7 +123,7 @@ fn main() {
         "pcap: {frames} frames, {exchanges} HTTP exchanges, {:.0} MiB on the wire",
         bytes as f64 / 1048576.0
     );
-    for round in 1..=3 {
+    for round in 1..=rounds {
         let mut p = Pipeline::new(Engine::default());
         let start = Instant::now();
         read_pcap(&path, &mut p).expect("read");

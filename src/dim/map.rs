@@ -52,22 +52,28 @@ impl DataMap {
         if findings.is_empty() {
             return true;
         }
-        if !self.entries.contains_key(&route) && self.entries.len() >= MAX_ROUTES {
-            return false;
-        }
+        let full = self.entries.len() >= MAX_ROUTES;
+        // One lookup; the route is copied only into a new entry.
+        let e = match self.entries.entry(route) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(_) if full => return false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let route = v.key().clone();
+                v.insert(Entry {
+                    route,
+                    host: host.to_string(),
+                    data_types: BTreeSet::new(),
+                    counts: BTreeMap::new(),
+                    sensitivity: Sensitivity::Low,
+                    combinations: BTreeSet::new(),
+                    samples: BTreeMap::new(),
+                    exchanges: 0,
+                    first_seen: at,
+                    last_seen: at,
+                })
+            }
+        };
         let assessment = crate::detect::assess(findings);
-        let e = self.entries.entry(route.clone()).or_insert_with(|| Entry {
-            route,
-            host: host.to_string(),
-            data_types: BTreeSet::new(),
-            counts: BTreeMap::new(),
-            sensitivity: Sensitivity::Low,
-            combinations: BTreeSet::new(),
-            samples: BTreeMap::new(),
-            exchanges: 0,
-            first_seen: at,
-            last_seen: at,
-        });
         e.exchanges += 1;
         e.last_seen = e.last_seen.max(at);
         e.first_seen = e.first_seen.min(at);
@@ -145,23 +151,23 @@ pub fn endpoint_template(target: &str) -> String {
             .unwrap_or("/"),
         None => path,
     };
-    let segs: Vec<String> = path
-        .split('/')
-        .take(32)
-        .map(|s| {
-            let digits = s.bytes().filter(u8::is_ascii_digit).count();
-            let hex = !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
-            let id = (!s.is_empty() && digits == s.len())
-                || (hex && s.len() >= 8 && digits > 0)
-                || (s.len() >= 20 && digits >= 2);
-            if id {
-                "{id}".to_string()
-            } else {
-                s.chars().take(64).collect()
-            }
-        })
-        .collect();
-    let t = segs.join("/");
+    // Written into one string (this runs for every exchange).
+    let mut t = String::with_capacity(path.len().min(32 * 65));
+    for (k, s) in path.split('/').take(32).enumerate() {
+        if k > 0 {
+            t.push('/');
+        }
+        let digits = s.bytes().filter(u8::is_ascii_digit).count();
+        let hex = !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+        let id = (!s.is_empty() && digits == s.len())
+            || (hex && s.len() >= 8 && digits > 0)
+            || (s.len() >= 20 && digits >= 2);
+        if id {
+            t.push_str("{id}");
+        } else {
+            t.extend(s.chars().take(64));
+        }
+    }
     if t.is_empty() {
         "/".into()
     } else {

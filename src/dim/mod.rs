@@ -104,6 +104,61 @@ impl Stats {
     }
 }
 
+/// Headers that carry no data of the sender's: not scanned.
+const PLAIN_HEADERS: [&str; 10] = [
+    "host",
+    "content-length",
+    "content-type",
+    "accept",
+    "accept-encoding",
+    "connection",
+    "user-agent",
+    "date",
+    "content-encoding",
+    "transfer-encoding",
+];
+
+/// How a body is read, by its content type.
+#[derive(Debug, PartialEq, Eq)]
+enum BodyKind {
+    /// Images, audio, video, octet streams, protobuf and gRPC: not scanned.
+    Binary,
+    Json,
+    Form,
+    Text,
+}
+
+impl BodyKind {
+    /// The kind of a `Content-Type` value (any case; parameters allowed).
+    fn of(content_type: &[u8]) -> BodyKind {
+        // Lower-cased into the stack: a media type with its parameters is short, and this runs
+        // for every message (a heap string and substring searchers cost more than the scan of a
+        // small body). What is past 128 bytes is not looked at.
+        let mut buf = [0u8; 128];
+        let n = content_type.len().min(buf.len());
+        for (b, c) in buf.iter_mut().zip(&content_type[..n]) {
+            *b = c.to_ascii_lowercase();
+        }
+        let t = &buf[..n];
+        let has = |needle: &[u8]| t.windows(needle.len()).any(|w| w == needle);
+        if t.starts_with(b"image/")
+            || t.starts_with(b"video/")
+            || t.starts_with(b"audio/")
+            || has(b"octet-stream")
+            || has(b"protobuf")
+            || has(b"grpc")
+        {
+            BodyKind::Binary
+        } else if has(b"json") {
+            BodyKind::Json
+        } else if has(b"x-www-form-urlencoded") {
+            BodyKind::Form
+        } else {
+            BodyKind::Text
+        }
+    }
+}
+
 struct Conn {
     /// The side that opened the connection (sent the SYN, or sent a request first).
     client: Option<SocketAddr>,
@@ -312,6 +367,10 @@ impl Pipeline {
     ) {
         let Some(client) = client else { return };
         let server = if client == k.0 { k.1 } else { k.0 };
+        // Addresses are formatted once for all the exchanges and both directions: formatting
+        // cost more than detection on small bodies.
+        let source = client.ip().to_string();
+        let destination = server.to_string();
         for ex in done {
             self.stats.exchanges += 1;
             let req = &ex.request;
@@ -327,7 +386,7 @@ impl Pipeline {
             }
             let host = req
                 .header("host")
-                .map(|h| String::from_utf8_lossy(h).into_owned())
+                .map(String::from_utf8_lossy)
                 .unwrap_or_default();
             let endpoint = map::endpoint_template(&req.target);
             let mut findings = self.message_findings(req, true);
@@ -335,8 +394,8 @@ impl Pipeline {
                 self.stats.truncated_bodies += 1;
             }
             let route = |direction| map::Route {
-                source: client.ip().to_string(),
-                destination: server.to_string(),
+                source: source.clone(),
+                destination: destination.clone(),
                 method: req.method.clone(),
                 endpoint: endpoint.clone(),
                 direction,
@@ -364,20 +423,7 @@ impl Pipeline {
             }
         }
         for (name, value) in &m.headers {
-            let lower = name.to_ascii_lowercase();
-            if matches!(
-                lower.as_str(),
-                "host"
-                    | "content-length"
-                    | "content-type"
-                    | "accept"
-                    | "accept-encoding"
-                    | "connection"
-                    | "user-agent"
-                    | "date"
-                    | "content-encoding"
-                    | "transfer-encoding"
-            ) {
+            if PLAIN_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) {
                 continue;
             }
             // Authorization and cookies are expected to carry credentials to their endpoint;
@@ -393,26 +439,13 @@ impl Pipeline {
             out.extend(f);
         }
         if !m.body.is_empty() {
-            let ctype = m
-                .header("content-type")
-                .map(|v| String::from_utf8_lossy(v).to_ascii_lowercase())
-                .unwrap_or_default();
-            let binary = ctype.starts_with("image/")
-                || ctype.starts_with("video/")
-                || ctype.starts_with("audio/")
-                || ctype.contains("octet-stream")
-                || ctype.contains("protobuf")
-                || ctype.contains("grpc");
-            if !binary {
-                let f = if ctype.contains("json") {
-                    self.engine.scan_json(&m.body)
-                } else if ctype.contains("x-www-form-urlencoded") {
-                    self.engine.scan_form(&m.body)
-                } else {
-                    self.engine.scan_text(&m.body)
-                };
-                out.extend(f);
-            }
+            let f = match BodyKind::of(m.header("content-type").unwrap_or_default()) {
+                BodyKind::Binary => Vec::new(),
+                BodyKind::Json => self.engine.scan_json(&m.body),
+                BodyKind::Form => self.engine.scan_form(&m.body),
+                BodyKind::Text => self.engine.scan_text(&m.body),
+            };
+            out.extend(f);
         }
         // One finding per (type, path, offset).
         out.sort_by(|a, b| (&a.kind, &a.path, a.offset).cmp(&(&b.kind, &b.path, b.offset)));
@@ -514,6 +547,42 @@ pub fn read_pcap(path: &std::path::Path, pipeline: &mut Pipeline) -> Result<(), 
 mod tests {
     use super::packet::testing::frame;
     use super::*;
+
+    #[test]
+    fn bodies_are_read_by_their_content_type() {
+        for (ctype, kind) in [
+            (&b"application/json"[..], BodyKind::Json),
+            (b"Application/JSON; charset=utf-8", BodyKind::Json),
+            (b"application/vnd.api+json", BodyKind::Json),
+            (b"application/problem+json", BodyKind::Json),
+            (b"application/x-www-form-urlencoded", BodyKind::Form),
+            (
+                b"APPLICATION/X-WWW-FORM-URLENCODED;charset=UTF-8",
+                BodyKind::Form,
+            ),
+            (b"text/plain", BodyKind::Text),
+            (b"", BodyKind::Text),
+            (b"\xff\xfe", BodyKind::Text),
+            (b"image/png", BodyKind::Binary),
+            (b"Video/mp4", BodyKind::Binary),
+            (b"audio/ogg", BodyKind::Binary),
+            (b"application/octet-stream", BodyKind::Binary),
+            (b"application/x-protobuf", BodyKind::Binary),
+            (b"application/grpc+json", BodyKind::Binary),
+        ] {
+            assert_eq!(
+                BodyKind::of(ctype),
+                kind,
+                "{}",
+                String::from_utf8_lossy(ctype)
+            );
+        }
+        // Only the first 128 bytes are read.
+        let long = [&[b' '; 200][..], b"json"].concat();
+        assert_eq!(BodyKind::of(&long), BodyKind::Text);
+        let early = [&b"application/json;"[..], &[b' '; 200]].concat();
+        assert_eq!(BodyKind::of(&early), BodyKind::Json);
+    }
 
     fn exchange(p: &mut Pipeline, client_port: u16, request: &[u8], response: &[u8]) {
         let c = ([10, 0, 0, 1], client_port);
