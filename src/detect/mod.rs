@@ -547,9 +547,9 @@ fn render_path(path: &[json::Seg<Key>]) -> String {
     out
 }
 
-/// Appends `n` in decimal (paths render an index per array level; the formatting machinery
-/// costs more than the digits).
-fn push_decimal(out: &mut String, mut n: usize) {
+/// Appends `n` in decimal (paths render an index per array level, the sensor two addresses
+/// per exchange; the formatting machinery costs more than the digits).
+pub(crate) fn push_decimal(out: &mut String, mut n: usize) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {

@@ -104,6 +104,34 @@ impl Stats {
     }
 }
 
+/// Appends `ip` as `Display` writes it: IPv4 by hand (every exchange names two addresses), IPv6
+/// through `Display`.
+fn push_ip(out: &mut String, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (k, octet) in v4.octets().into_iter().enumerate() {
+                if k > 0 {
+                    out.push('.');
+                }
+                crate::detect::push_decimal(out, octet as usize);
+            }
+        }
+        std::net::IpAddr::V6(v6) => out.push_str(&v6.to_string()),
+    }
+}
+
+/// Appends `addr` as `Display` writes it (`10.0.0.2:8080`, `[fe80::1]:443`).
+fn push_socket_addr(out: &mut String, addr: SocketAddr) {
+    match addr {
+        SocketAddr::V4(_) => {
+            push_ip(out, addr.ip());
+            out.push(':');
+            crate::detect::push_decimal(out, addr.port() as usize);
+        }
+        SocketAddr::V6(_) => out.push_str(&addr.to_string()),
+    }
+}
+
 /// Headers that carry no data of the sender's: not scanned.
 const PLAIN_HEADERS: [&str; 10] = [
     "host",
@@ -367,10 +395,12 @@ impl Pipeline {
     ) {
         let Some(client) = client else { return };
         let server = if client == k.0 { k.1 } else { k.0 };
-        // Addresses are formatted once for all the exchanges and both directions: formatting
-        // cost more than detection on small bodies.
-        let source = client.ip().to_string();
-        let destination = server.to_string();
+        // Addresses are formatted once for all the exchanges and both directions, without the
+        // formatting machinery: it cost more than detection on small bodies.
+        let mut source = String::with_capacity(15);
+        push_ip(&mut source, client.ip());
+        let mut destination = String::with_capacity(21);
+        push_socket_addr(&mut destination, server);
         for ex in done {
             self.stats.exchanges += 1;
             let req = &ex.request;
@@ -547,6 +577,26 @@ pub fn read_pcap(path: &std::path::Path, pipeline: &mut Pipeline) -> Result<(), 
 mod tests {
     use super::packet::testing::frame;
     use super::*;
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for addr in [
+            "10.0.0.2:8080",
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "192.168.100.9:443",
+            "[fe80::1]:443",
+            "[::ffff:10.0.0.1]:80",
+        ] {
+            let addr: SocketAddr = addr.parse().expect("address");
+            let mut socket = String::new();
+            push_socket_addr(&mut socket, addr);
+            assert_eq!(socket, addr.to_string());
+            let mut ip = String::new();
+            push_ip(&mut ip, addr.ip());
+            assert_eq!(ip, addr.ip().to_string());
+        }
+    }
 
     #[test]
     fn bodies_are_read_by_their_content_type() {
