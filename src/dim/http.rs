@@ -153,11 +153,9 @@ impl Parser {
             }
         };
         self.buf.drain(..consumed);
-        let chunked = m.header("transfer-encoding").is_some_and(|v| {
-            String::from_utf8_lossy(v)
-                .to_ascii_lowercase()
-                .contains("chunked")
-        });
+        let chunked = m
+            .header("transfer-encoding")
+            .is_some_and(|v| v.windows(7).any(|w| w.eq_ignore_ascii_case(b"chunked")));
         let length = m
             .header("content-length")
             .and_then(|v| std::str::from_utf8(v).ok())
@@ -195,6 +193,11 @@ impl Parser {
                 BodyState::None => break,
                 BodyState::Length(left) => {
                     let take = (*left).min(self.buf.len());
+                    // What has arrived goes into one allocation, not one grown byte by byte
+                    // (a declared length alone reserves nothing: it is the peer's to lie about).
+                    if raw.capacity() == 0 {
+                        raw.reserve(take.min(cap));
+                    }
                     keep(raw, &self.buf[..take], &mut m.truncated, cap);
                     self.buf.drain(..take);
                     *left -= take;
@@ -282,13 +285,17 @@ fn keep(raw: &mut Vec<u8>, data: &[u8], truncated: &mut bool, cap: usize) {
 fn finish_body(m: &mut Message, raw: Vec<u8>, cap: usize) {
     let enc = m
         .header("content-encoding")
-        .map(|v| String::from_utf8_lossy(v).to_ascii_lowercase())
-        .unwrap_or_default();
-    let decoded = match enc.trim() {
-        "gzip" | "x-gzip" => inflate(flate2::read::GzDecoder::new(&raw[..]), cap),
-        "deflate" => inflate(flate2::read::ZlibDecoder::new(&raw[..]), cap)
-            .or_else(|| inflate(flate2::read::DeflateDecoder::new(&raw[..]), cap)),
-        _ => Some(raw.clone()),
+        .unwrap_or_default()
+        .trim_ascii();
+    let is = |name: &[u8]| enc.eq_ignore_ascii_case(name);
+    // An identity body is the bytes kept, moved, not copied.
+    let decoded = if is(b"gzip") || is(b"x-gzip") {
+        inflate(flate2::read::GzDecoder::new(&raw[..]), cap)
+    } else if is(b"deflate") {
+        inflate(flate2::read::ZlibDecoder::new(&raw[..]), cap)
+            .or_else(|| inflate(flate2::read::DeflateDecoder::new(&raw[..]), cap))
+    } else {
+        Some(raw)
     };
     match decoded {
         Some(body) => {
