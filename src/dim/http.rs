@@ -21,7 +21,10 @@ pub struct Message {
     pub method: String,
     pub target: String,
     pub status: u16,
-    pub headers: Vec<(String, Vec<u8>)>,
+    /// The header block as received, and where each header's name and value lie in it: one
+    /// copy per message, not two allocations per header (see [`Message::headers`]).
+    head: Vec<u8>,
+    spans: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
     /// Decoded body, at most the connection's body cap ([`BODY_CAP`] by default).
     pub body: Vec<u8>,
     /// The body was longer than the cap (or could not be decoded whole).
@@ -31,10 +34,40 @@ pub struct Message {
 impl Message {
     /// A header's value (first one, case-insensitive name).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
+        // Compared as bytes: this runs several times per message.
+        self.spans
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+            .find(|(n, _)| self.head[n.clone()].eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| &self.head[v.clone()])
+    }
+
+    /// The headers in order: names (HTTP tokens, so text) and raw values.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.spans.iter().map(|(name, value)| {
+            (
+                std::str::from_utf8(&self.head[name.clone()]).unwrap_or_default(),
+                &self.head[value.clone()],
+            )
+        })
+    }
+
+    /// Copies the headers httparse read out of `block` (the bytes it parsed).
+    fn keep_headers(&mut self, block: &[u8], parsed: &[httparse::Header<'_>]) {
+        // Names and values borrow from `block`: their offsets in it are their spans.
+        let base = block.as_ptr() as usize;
+        let span = |s: &[u8]| {
+            let at = (s.as_ptr() as usize).wrapping_sub(base);
+            if at <= block.len() && s.len() <= block.len() - at {
+                at..at + s.len()
+            } else {
+                0..0
+            }
+        };
+        self.head = block.to_vec();
+        self.spans = parsed
+            .iter()
+            .map(|h| (span(h.name.as_bytes()), span(h.value)))
+            .collect();
     }
 }
 
@@ -117,37 +150,29 @@ impl Parser {
         let (consumed, mut m) = if self.request_side {
             let mut req = httparse::Request::new(&mut headers);
             match req.parse(&self.buf) {
-                Ok(httparse::Status::Complete(n)) => (
-                    n,
-                    Message {
+                Ok(httparse::Status::Complete(n)) => {
+                    let mut m = Message {
                         method: req.method.unwrap_or("").to_string(),
                         target: req.path.unwrap_or("").to_string(),
-                        headers: req
-                            .headers
-                            .iter()
-                            .map(|h| (h.name.to_string(), h.value.to_vec()))
-                            .collect(),
                         ..Message::default()
-                    },
-                ),
+                    };
+                    m.keep_headers(&self.buf[..n], req.headers);
+                    (n, m)
+                }
                 Ok(httparse::Status::Partial) => return Ok(None),
                 Err(_) => return Err(()),
             }
         } else {
             let mut resp = httparse::Response::new(&mut headers);
             match resp.parse(&self.buf) {
-                Ok(httparse::Status::Complete(n)) => (
-                    n,
-                    Message {
+                Ok(httparse::Status::Complete(n)) => {
+                    let mut m = Message {
                         status: resp.code.unwrap_or(0),
-                        headers: resp
-                            .headers
-                            .iter()
-                            .map(|h| (h.name.to_string(), h.value.to_vec()))
-                            .collect(),
                         ..Message::default()
-                    },
-                ),
+                    };
+                    m.keep_headers(&self.buf[..n], resp.headers);
+                    (n, m)
+                }
                 Ok(httparse::Status::Partial) => return Ok(None),
                 Err(_) => return Err(()),
             }
@@ -449,6 +474,25 @@ mod tests {
         .into_bytes();
         req.extend_from_slice(&body);
         req
+    }
+
+    #[test]
+    fn headers_keep_their_order_case_and_repeats() {
+        let req = b"GET /a HTTP/1.1\r\nHost: shop\r\nX-Empty:\r\nCookie: a=1\r\ncookie: b=2\r\nX-Bin: \xff\x7e\r\n\r\n";
+        let m = &client_requests(BODY_CAP, req)[0];
+        let got: Vec<(&str, &[u8])> = m.headers().collect();
+        assert_eq!(
+            got,
+            vec![
+                ("Host", &b"shop"[..]),
+                ("X-Empty", b""),
+                ("Cookie", b"a=1"),
+                ("cookie", b"b=2"),
+                ("X-Bin", b"\xff\x7e"),
+            ]
+        );
+        assert_eq!(m.header("COOKIE"), Some(&b"a=1"[..]), "the first, any case");
+        assert_eq!(m.header("x-missing"), None);
     }
 
     #[test]
