@@ -427,9 +427,86 @@ impl Connection {
     }
 }
 
+/// How a body is read, by its content type.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum BodyKind {
+    /// Images, audio, video, octet streams, protobuf and gRPC: not scanned.
+    Binary,
+    Json,
+    Form,
+    Text,
+}
+
+impl BodyKind {
+    /// The kind of a `Content-Type` value (any case; parameters allowed).
+    pub(crate) fn of(content_type: &[u8]) -> BodyKind {
+        // Lower-cased into the stack: a media type with its parameters is short, and this runs
+        // for every message (a heap string and substring searchers cost more than the scan of a
+        // small body). What is past 128 bytes is not looked at.
+        let mut buf = [0u8; 128];
+        let n = content_type.len().min(buf.len());
+        for (b, c) in buf.iter_mut().zip(&content_type[..n]) {
+            *b = c.to_ascii_lowercase();
+        }
+        let t = &buf[..n];
+        let has = |needle: &[u8]| t.windows(needle.len()).any(|w| w == needle);
+        if t.starts_with(b"image/")
+            || t.starts_with(b"video/")
+            || t.starts_with(b"audio/")
+            || has(b"octet-stream")
+            || has(b"protobuf")
+            || has(b"grpc")
+        {
+            BodyKind::Binary
+        } else if has(b"json") {
+            BodyKind::Json
+        } else if has(b"x-www-form-urlencoded") {
+            BodyKind::Form
+        } else {
+            BodyKind::Text
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies_are_read_by_their_content_type() {
+        for (ctype, kind) in [
+            (&b"application/json"[..], BodyKind::Json),
+            (b"Application/JSON; charset=utf-8", BodyKind::Json),
+            (b"application/vnd.api+json", BodyKind::Json),
+            (b"application/problem+json", BodyKind::Json),
+            (b"application/x-www-form-urlencoded", BodyKind::Form),
+            (
+                b"APPLICATION/X-WWW-FORM-URLENCODED;charset=UTF-8",
+                BodyKind::Form,
+            ),
+            (b"text/plain", BodyKind::Text),
+            (b"", BodyKind::Text),
+            (b"\xff\xfe", BodyKind::Text),
+            (b"image/png", BodyKind::Binary),
+            (b"Video/mp4", BodyKind::Binary),
+            (b"audio/ogg", BodyKind::Binary),
+            (b"application/octet-stream", BodyKind::Binary),
+            (b"application/x-protobuf", BodyKind::Binary),
+            (b"application/grpc+json", BodyKind::Binary),
+        ] {
+            assert_eq!(
+                BodyKind::of(ctype),
+                kind,
+                "{}",
+                String::from_utf8_lossy(ctype)
+            );
+        }
+        // Only the first 128 bytes are read.
+        let long = [&[b' '; 200][..], b"json"].concat();
+        assert_eq!(BodyKind::of(&long), BodyKind::Text);
+        let early = [&b"application/json;"[..], &[b' '; 200]].concat();
+        assert_eq!(BodyKind::of(&early), BodyKind::Json);
+    }
 
     #[test]
     fn keep_alive_pipelining_and_chunks() {

@@ -175,9 +175,57 @@ pub fn endpoint_template(target: &str) -> String {
     }
 }
 
+/// Appends `ip` as `Display` writes it: IPv4 by hand (every exchange names two addresses), IPv6
+/// through `Display`.
+pub(crate) fn push_ip(out: &mut String, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (k, octet) in v4.octets().into_iter().enumerate() {
+                if k > 0 {
+                    out.push('.');
+                }
+                crate::detect::push_decimal(out, octet as usize);
+            }
+        }
+        std::net::IpAddr::V6(v6) => out.push_str(&v6.to_string()),
+    }
+}
+
+/// Appends `addr` as `Display` writes it (`10.0.0.2:8080`, `[fe80::1]:443`).
+pub(crate) fn push_socket_addr(out: &mut String, addr: std::net::SocketAddr) {
+    match addr {
+        std::net::SocketAddr::V4(_) => {
+            push_ip(out, addr.ip());
+            out.push(':');
+            crate::detect::push_decimal(out, addr.port() as usize);
+        }
+        std::net::SocketAddr::V6(_) => out.push_str(&addr.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for addr in [
+            "10.0.0.2:8080",
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "192.168.100.9:443",
+            "[fe80::1]:443",
+            "[::ffff:10.0.0.1]:80",
+        ] {
+            let addr: std::net::SocketAddr = addr.parse().expect("address");
+            let mut socket = String::new();
+            push_socket_addr(&mut socket, addr);
+            assert_eq!(socket, addr.to_string());
+            let mut ip = String::new();
+            push_ip(&mut ip, addr.ip());
+            assert_eq!(ip, addr.ip().to_string());
+        }
+    }
 
     #[test]
     fn ids_collapse_into_templates() {

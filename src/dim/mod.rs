@@ -104,34 +104,6 @@ impl Stats {
     }
 }
 
-/// Appends `ip` as `Display` writes it: IPv4 by hand (every exchange names two addresses), IPv6
-/// through `Display`.
-fn push_ip(out: &mut String, ip: std::net::IpAddr) {
-    match ip {
-        std::net::IpAddr::V4(v4) => {
-            for (k, octet) in v4.octets().into_iter().enumerate() {
-                if k > 0 {
-                    out.push('.');
-                }
-                crate::detect::push_decimal(out, octet as usize);
-            }
-        }
-        std::net::IpAddr::V6(v6) => out.push_str(&v6.to_string()),
-    }
-}
-
-/// Appends `addr` as `Display` writes it (`10.0.0.2:8080`, `[fe80::1]:443`).
-fn push_socket_addr(out: &mut String, addr: SocketAddr) {
-    match addr {
-        SocketAddr::V4(_) => {
-            push_ip(out, addr.ip());
-            out.push(':');
-            crate::detect::push_decimal(out, addr.port() as usize);
-        }
-        SocketAddr::V6(_) => out.push_str(&addr.to_string()),
-    }
-}
-
 /// Headers that carry no data of the sender's: not scanned.
 const PLAIN_HEADERS: [&str; 10] = [
     "host",
@@ -145,47 +117,6 @@ const PLAIN_HEADERS: [&str; 10] = [
     "content-encoding",
     "transfer-encoding",
 ];
-
-/// How a body is read, by its content type.
-#[derive(Debug, PartialEq, Eq)]
-enum BodyKind {
-    /// Images, audio, video, octet streams, protobuf and gRPC: not scanned.
-    Binary,
-    Json,
-    Form,
-    Text,
-}
-
-impl BodyKind {
-    /// The kind of a `Content-Type` value (any case; parameters allowed).
-    fn of(content_type: &[u8]) -> BodyKind {
-        // Lower-cased into the stack: a media type with its parameters is short, and this runs
-        // for every message (a heap string and substring searchers cost more than the scan of a
-        // small body). What is past 128 bytes is not looked at.
-        let mut buf = [0u8; 128];
-        let n = content_type.len().min(buf.len());
-        for (b, c) in buf.iter_mut().zip(&content_type[..n]) {
-            *b = c.to_ascii_lowercase();
-        }
-        let t = &buf[..n];
-        let has = |needle: &[u8]| t.windows(needle.len()).any(|w| w == needle);
-        if t.starts_with(b"image/")
-            || t.starts_with(b"video/")
-            || t.starts_with(b"audio/")
-            || has(b"octet-stream")
-            || has(b"protobuf")
-            || has(b"grpc")
-        {
-            BodyKind::Binary
-        } else if has(b"json") {
-            BodyKind::Json
-        } else if has(b"x-www-form-urlencoded") {
-            BodyKind::Form
-        } else {
-            BodyKind::Text
-        }
-    }
-}
 
 struct Conn {
     /// The side that opened the connection (sent the SYN, or sent a request first).
@@ -398,9 +329,9 @@ impl Pipeline {
         // Addresses are formatted once for all the exchanges and both directions, without the
         // formatting machinery: it cost more than detection on small bodies.
         let mut source = String::with_capacity(15);
-        push_ip(&mut source, client.ip());
+        map::push_ip(&mut source, client.ip());
         let mut destination = String::with_capacity(21);
-        push_socket_addr(&mut destination, server);
+        map::push_socket_addr(&mut destination, server);
         for ex in done {
             self.stats.exchanges += 1;
             let req = &ex.request;
@@ -469,11 +400,11 @@ impl Pipeline {
             out.extend(f);
         }
         if !m.body.is_empty() {
-            let f = match BodyKind::of(m.header("content-type").unwrap_or_default()) {
-                BodyKind::Binary => Vec::new(),
-                BodyKind::Json => self.engine.scan_json(&m.body),
-                BodyKind::Form => self.engine.scan_form(&m.body),
-                BodyKind::Text => self.engine.scan_text(&m.body),
+            let f = match http::BodyKind::of(m.header("content-type").unwrap_or_default()) {
+                http::BodyKind::Binary => Vec::new(),
+                http::BodyKind::Json => self.engine.scan_json(&m.body),
+                http::BodyKind::Form => self.engine.scan_form(&m.body),
+                http::BodyKind::Text => self.engine.scan_text(&m.body),
             };
             out.extend(f);
         }
@@ -577,62 +508,6 @@ pub fn read_pcap(path: &std::path::Path, pipeline: &mut Pipeline) -> Result<(), 
 mod tests {
     use super::packet::testing::frame;
     use super::*;
-
-    #[test]
-    fn addresses_are_written_as_display_writes_them() {
-        for addr in [
-            "10.0.0.2:8080",
-            "0.0.0.0:0",
-            "255.255.255.255:65535",
-            "192.168.100.9:443",
-            "[fe80::1]:443",
-            "[::ffff:10.0.0.1]:80",
-        ] {
-            let addr: SocketAddr = addr.parse().expect("address");
-            let mut socket = String::new();
-            push_socket_addr(&mut socket, addr);
-            assert_eq!(socket, addr.to_string());
-            let mut ip = String::new();
-            push_ip(&mut ip, addr.ip());
-            assert_eq!(ip, addr.ip().to_string());
-        }
-    }
-
-    #[test]
-    fn bodies_are_read_by_their_content_type() {
-        for (ctype, kind) in [
-            (&b"application/json"[..], BodyKind::Json),
-            (b"Application/JSON; charset=utf-8", BodyKind::Json),
-            (b"application/vnd.api+json", BodyKind::Json),
-            (b"application/problem+json", BodyKind::Json),
-            (b"application/x-www-form-urlencoded", BodyKind::Form),
-            (
-                b"APPLICATION/X-WWW-FORM-URLENCODED;charset=UTF-8",
-                BodyKind::Form,
-            ),
-            (b"text/plain", BodyKind::Text),
-            (b"", BodyKind::Text),
-            (b"\xff\xfe", BodyKind::Text),
-            (b"image/png", BodyKind::Binary),
-            (b"Video/mp4", BodyKind::Binary),
-            (b"audio/ogg", BodyKind::Binary),
-            (b"application/octet-stream", BodyKind::Binary),
-            (b"application/x-protobuf", BodyKind::Binary),
-            (b"application/grpc+json", BodyKind::Binary),
-        ] {
-            assert_eq!(
-                BodyKind::of(ctype),
-                kind,
-                "{}",
-                String::from_utf8_lossy(ctype)
-            );
-        }
-        // Only the first 128 bytes are read.
-        let long = [&[b' '; 200][..], b"json"].concat();
-        assert_eq!(BodyKind::of(&long), BodyKind::Text);
-        let early = [&b"application/json;"[..], &[b' '; 200]].concat();
-        assert_eq!(BodyKind::of(&early), BodyKind::Json);
-    }
 
     fn exchange(p: &mut Pipeline, client_port: u16, request: &[u8], response: &[u8]) {
         let c = ([10, 0, 0, 1], client_port);
