@@ -48,19 +48,19 @@ pub const MAX_ROUTES: usize = 100_000;
 
 impl DataMap {
     /// Adds one message's findings; `false` when the map is full and the route is new.
-    pub fn add(&mut self, route: Route, host: &str, findings: &[Finding], at: f64) -> bool {
+    pub fn add(&mut self, route: &Route, host: &str, findings: &[Finding], at: f64) -> bool {
         if findings.is_empty() {
             return true;
         }
-        let full = self.entries.len() >= MAX_ROUTES;
-        // One lookup; the route is copied only into a new entry.
-        let e = match self.entries.entry(route) {
-            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(_) if full => return false,
-            std::collections::hash_map::Entry::Vacant(v) => {
-                let route = v.key().clone();
-                v.insert(Entry {
-                    route,
+        // The route is copied only into a new entry; a known one is looked up by reference.
+        if !self.entries.contains_key(route) {
+            if self.entries.len() >= MAX_ROUTES {
+                return false;
+            }
+            self.entries.insert(
+                route.clone(),
+                Entry {
+                    route: route.clone(),
                     host: host.to_string(),
                     data_types: BTreeSet::new(),
                     counts: BTreeMap::new(),
@@ -70,8 +70,11 @@ impl DataMap {
                     exchanges: 0,
                     first_seen: at,
                     last_seen: at,
-                })
-            }
+                },
+            );
+        }
+        let Some(e) = self.entries.get_mut(route) else {
+            return false;
         };
         let assessment = crate::detect::assess(findings);
         e.exchanges += 1;

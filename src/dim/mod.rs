@@ -345,32 +345,39 @@ impl Pipeline {
                 self.stats.probes_skipped += 1;
                 continue;
             }
+            let request = self.message_findings(req, true);
+            if req.truncated {
+                self.stats.truncated_bodies += 1;
+            }
+            let response = match &ex.response {
+                Some(resp) => {
+                    if resp.truncated {
+                        self.stats.truncated_bodies += 1;
+                    }
+                    self.message_findings(resp, false)
+                }
+                None => Vec::new(),
+            };
+            self.stats.findings += (request.len() + response.len()) as u64;
+            if request.is_empty() && response.is_empty() {
+                // Nothing to map: no route is built (most exchanges carry nothing).
+                continue;
+            }
             let host = req
                 .header("host")
                 .map(String::from_utf8_lossy)
                 .unwrap_or_default();
-            let endpoint = map::endpoint_template(&req.target);
-            let mut findings = self.message_findings(req, true);
-            if req.truncated {
-                self.stats.truncated_bodies += 1;
-            }
-            let route = |direction| map::Route {
+            // One route for both directions of the exchange.
+            let mut route = map::Route {
                 source: source.clone(),
                 destination: destination.clone(),
                 method: req.method.clone(),
-                endpoint: endpoint.clone(),
-                direction,
+                endpoint: map::endpoint_template(&req.target),
+                direction: "request",
             };
-            self.stats.findings += findings.len() as u64;
-            self.map.add(route("request"), &host, &findings, ts);
-            if let Some(resp) = &ex.response {
-                findings = self.message_findings(resp, false);
-                if resp.truncated {
-                    self.stats.truncated_bodies += 1;
-                }
-                self.stats.findings += findings.len() as u64;
-                self.map.add(route("response"), &host, &findings, ts);
-            }
+            self.map.add(&route, &host, &request, ts);
+            route.direction = "response";
+            self.map.add(&route, &host, &response, ts);
         }
     }
 
