@@ -121,14 +121,28 @@ impl Kind {
 /// does not.
 pub fn mask(value: &[u8]) -> String {
     if value.is_ascii() {
-        let masked: Vec<u8> = value[..value.len().min(128)]
-            .iter()
-            .map(|&b| match b {
-                b'a'..=b'z' | b'A'..=b'Z' => b'*',
-                b'0'..=b'9' => b'1',
-                _ => b,
-            })
-            .collect();
+        let value = &value[..value.len().min(128)];
+        let n = value.len();
+        let mut masked: Vec<u8> = Vec::with_capacity(n);
+        if n < 16 {
+            masked.extend(value.iter().map(|&b| MASKED[b as usize]));
+        } else {
+            // 16 bytes at a time, the last 16 overlapping the chunk before when `n` is not a
+            // multiple of 16 (they mask the same): no byte loop, no padded copy.
+            let mut at = 0;
+            while at < n {
+                at = at.min(n - 16);
+                let chunk: [u8; 16] = value[at..at + 16].try_into().unwrap_or([0; 16]);
+                let out = mask16(chunk);
+                // SAFETY: `at + 16 <= n`, the capacity, and `masked` is filled in order, so
+                // every byte below `at + 16` is written before the length covers it.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(out.as_ptr(), masked.as_mut_ptr().add(at), 16);
+                    masked.set_len(at + 16);
+                }
+                at += 16;
+            }
+        }
         // SAFETY: every byte is ASCII (the input was, and the mask maps ASCII to ASCII), so
         // the bytes are UTF-8; checking them again cost more than the masking.
         return unsafe { String::from_utf8_unchecked(masked) };
@@ -146,6 +160,64 @@ pub fn mask(value: &[u8]) -> String {
             }
         })
         .collect()
+}
+
+/// What [`mask`] makes of each ASCII byte (the rest map to themselves; they never reach it).
+static MASKED: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = if c.is_ascii_alphabetic() {
+            b'*'
+        } else if c.is_ascii_digit() {
+            b'1'
+        } else {
+            c
+        };
+        b += 1;
+    }
+    t
+};
+
+/// [`mask`] of 16 ASCII bytes at once (every finding is masked, so this is on the hot path).
+#[cfg(target_arch = "x86_64")]
+fn mask16(chunk: [u8; 16]) -> [u8; 16] {
+    use std::arch::x86_64::*;
+    // SAFETY: SSE2 is part of the x86-64 baseline; the load and store are of 16-byte arrays.
+    unsafe {
+        let v = _mm_loadu_si128(chunk.as_ptr() as *const __m128i);
+        let within = |x: __m128i, lo: u8, hi: u8| {
+            _mm_and_si128(
+                _mm_cmpgt_epi8(x, _mm_set1_epi8(lo as i8 - 1)),
+                _mm_cmplt_epi8(x, _mm_set1_epi8(hi as i8 + 1)),
+            )
+        };
+        // Setting bit 5 folds capitals onto lower case; ASCII only, so no sign trouble.
+        let letter = within(_mm_or_si128(v, _mm_set1_epi8(0x20)), b'a', b'z');
+        let digit = within(v, b'0', b'9');
+        let kept = _mm_andnot_si128(_mm_or_si128(letter, digit), v);
+        let masked = _mm_or_si128(
+            kept,
+            _mm_or_si128(
+                _mm_and_si128(letter, _mm_set1_epi8(b'*' as i8)),
+                _mm_and_si128(digit, _mm_set1_epi8(b'1' as i8)),
+            ),
+        );
+        let mut out = [0u8; 16];
+        _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, masked);
+        out
+    }
+}
+
+/// [`mask`] of 16 ASCII bytes at once.
+#[cfg(not(target_arch = "x86_64"))]
+fn mask16(chunk: [u8; 16]) -> [u8; 16] {
+    chunk.map(|b| match b {
+        b'a'..=b'z' | b'A'..=b'Z' => b'*',
+        b'0'..=b'9' => b'1',
+        _ => b,
+    })
 }
 
 /// One detection. Only the masked value is ever kept.
@@ -226,79 +298,107 @@ impl Engine {
         scan::strong_and_quotes(doc, strong, Some(quotes));
         let mut next = 0;
         let mut out = Vec::with_capacity(strong.len() + 2);
+        let quiet_keys = self.custom.is_empty();
         let walked = json::walk_indexed(
             doc,
             Some(quotes),
             walker,
             |raw: &[u8]| keys.key_of(raw),
             |path: &[json::Seg<Key>], value: &[u8], span: std::ops::Range<usize>| {
-                // Hits before this value lie in keys or between values: not data.
-                while next < strong.len() && strong[next].start < span.start {
-                    next += 1;
-                }
-                let mut found = false;
-                while next < strong.len() && strong[next].start < span.end {
-                    let h = strong[next];
-                    next += 1;
-                    if h.end <= span.end {
-                        out.push(finding(
-                            h.kind,
-                            doc,
-                            h.start,
-                            h.end,
-                            Some(render_path(path)),
-                            0,
-                        ));
-                        found = true;
-                    }
-                }
-                let mut keys = path.iter().rev().filter_map(|s| match s {
-                    json::Seg::Key(k) => Some(k),
-                    json::Seg::Index(_) => None,
-                });
-                let leaf = keys.next();
-                if !found {
-                    if let Some(leaf) = leaf {
-                        let mut name = &leaf.0.name;
-                        if name.gates.is_empty() && name.generic {
-                            if let Some(parent) = keys.next() {
-                                name = &parent.0.name;
-                            }
-                        }
-                        if !name.gates.is_empty() {
-                            gated.clear();
-                            scan::gated(value, &name.gates, gated);
-                            for h in gated.iter() {
-                                // Offsets are exact unless the string held escapes.
-                                out.push(Finding {
-                                    kind: h.kind.id().into(),
-                                    sensitivity: h.kind.sensitivity(),
-                                    masked: mask(&value[h.start..h.end]),
-                                    path: Some(render_path(path)),
-                                    offset: (span.start + h.start).min(span.end),
-                                });
-                            }
-                        }
-                    }
-                }
-                if !self.custom.is_empty() {
-                    let mut hits = Vec::new();
-                    self.custom_hits(leaf.map(|k| k.as_ref()), value, &mut hits);
-                    for (kind, sensitivity, s, e) in hits {
-                        out.push(Finding {
-                            kind,
-                            sensitivity,
-                            masked: mask(&value[s..e]),
-                            path: Some(render_path(path)),
-                            offset: (span.start + s).min(span.end),
-                        });
-                    }
+                // Most values hold no strong hit and sit under a key that opens no gate: they
+                // need nothing, and this test (inlined into the walk) is all they cost.
+                let no_hit = strong.get(next).is_none_or(|h| h.start >= span.end);
+                let quiet = match path.last() {
+                    Some(json::Seg::Key(k)) => quiet_keys && k.0.name.quiet,
+                    _ => false,
+                };
+                if !(no_hit && quiet) {
+                    self.value_findings(doc, strong, &mut next, gated, path, value, span, &mut out);
                 }
             },
         );
         match walked {
             Ok(()) => out,
             Err(_) => self.scan_text(doc),
+        }
+    }
+
+    /// The findings of one JSON value: the strong hits inside it (`strong` from `next` on, in
+    /// start order), else the types its name gates; custom types either way.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn value_findings(
+        &self,
+        doc: &[u8],
+        strong: &[scan::Hit],
+        next: &mut usize,
+        gated: &mut Vec<scan::Hit>,
+        path: &[json::Seg<Key>],
+        value: &[u8],
+        span: std::ops::Range<usize>,
+        out: &mut Vec<Finding>,
+    ) {
+        // Hits before this value lie in keys or between values: not data.
+        while *next < strong.len() && strong[*next].start < span.start {
+            *next += 1;
+        }
+        let mut found = false;
+        while *next < strong.len() && strong[*next].start < span.end {
+            let h = strong[*next];
+            *next += 1;
+            if h.end <= span.end {
+                out.push(finding(
+                    h.kind,
+                    doc,
+                    h.start,
+                    h.end,
+                    Some(render_path(path)),
+                    0,
+                ));
+                found = true;
+            }
+        }
+        let mut keys = path.iter().rev().filter_map(|s| match s {
+            json::Seg::Key(k) => Some(k),
+            json::Seg::Index(_) => None,
+        });
+        let leaf = keys.next();
+        if !found {
+            if let Some(leaf) = leaf {
+                let mut name = &leaf.0.name;
+                if name.gates.is_empty() && name.generic {
+                    if let Some(parent) = keys.next() {
+                        name = &parent.0.name;
+                    }
+                }
+                if !name.gates.is_empty() {
+                    gated.clear();
+                    scan::gated(value, &name.gates, gated);
+                    for h in gated.iter() {
+                        // Offsets are exact unless the string held escapes.
+                        out.push(Finding {
+                            kind: h.kind.id().into(),
+                            sensitivity: h.kind.sensitivity(),
+                            masked: mask(&value[h.start..h.end]),
+                            path: Some(render_path(path)),
+                            offset: (span.start + h.start).min(span.end),
+                        });
+                    }
+                }
+            }
+        }
+        if !self.custom.is_empty() {
+            let mut hits = Vec::new();
+            self.custom_hits(leaf.map(|k| k.as_ref()), value, &mut hits);
+            for (kind, sensitivity, s, e) in hits {
+                out.push(Finding {
+                    kind,
+                    sensitivity,
+                    masked: mask(&value[s..e]),
+                    path: Some(render_path(path)),
+                    offset: (span.start + s).min(span.end),
+                });
+            }
         }
     }
 
@@ -458,6 +558,8 @@ struct Name {
     gates: std::rc::Rc<[Gate]>,
     /// `value`, `number`, …: the parent's name decides.
     generic: bool,
+    /// Opens no gate and is not generic: a value under it is only checked for strong hits.
+    quiet: bool,
 }
 
 /// A JSON key as the walker carries it: its text and what its name says, shared by every value
@@ -600,9 +702,14 @@ impl KeyCache {
         let segment = json::render(&[json::Seg::Key(&*text)]);
         let key = Key(std::rc::Rc::new(KeyInfo {
             segment: segment.strip_prefix('$').unwrap_or_default().into(),
-            name: Name {
-                gates: keys::gates(&normalized).into(),
-                generic: GENERIC_LEAVES.contains(&normalized.as_str()),
+            name: {
+                let gates: std::rc::Rc<[Gate]> = keys::gates(&normalized).into();
+                let generic = GENERIC_LEAVES.contains(&normalized.as_str());
+                Name {
+                    quiet: gates.is_empty() && !generic,
+                    gates,
+                    generic,
+                }
             },
             text,
         }));
@@ -798,6 +905,21 @@ mod tests {
     fn masking_keeps_shape_only() {
         assert_eq!(mask(b"Ab-12 @x.io"), "**-11 @*.**");
         assert_eq!(mask("Zoë 7".as_bytes()), "*** 1");
+        // Every ASCII byte, in the 16-byte chunks and in the tail, against the rule itself;
+        // and the cut at 128 bytes.
+        let all: Vec<u8> = (0..=127u8).chain(b"@[`{/:09AZaz".iter().copied()).collect();
+        for start in 0..all.len() {
+            let value = &all[start..];
+            let expected: String = value[..value.len().min(128)]
+                .iter()
+                .map(|&b| match b {
+                    b if b.is_ascii_alphabetic() => '*',
+                    b if b.is_ascii_digit() => '1',
+                    b => b as char,
+                })
+                .collect();
+            assert_eq!(mask(value), expected, "from byte {start}");
+        }
     }
 
     /// Keys that share their first 16 bytes, or their length and both ends, are still told
