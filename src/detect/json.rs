@@ -100,6 +100,19 @@ pub fn walk_with<K>(
     walk_indexed(doc, None, scratch, make_key, visit)
 }
 
+/// What turns a key's unescaped bytes into the walker's `K`: any `FnMut(&[u8]) -> K`, or a
+/// type of its own whose method the walk can inline (a closure called once per member is a
+/// call the optimiser would not inline).
+pub trait MakeKey<K> {
+    fn make_key(&mut self, raw: &[u8]) -> K;
+}
+
+impl<K, F: FnMut(&[u8]) -> K> MakeKey<K> for F {
+    fn make_key(&mut self, raw: &[u8]) -> K {
+        self(raw)
+    }
+}
+
 /// [`walk_with`], given (in `quotes`) where `doc` has a `"` or a `\\`, as
 /// [`super::scan::strong_and_quotes`] records them: the end of each string is then found there
 /// instead of by reading the string.
@@ -107,7 +120,7 @@ pub fn walk_indexed<K>(
     doc: &[u8],
     quotes: Option<&[u64]>,
     scratch: &mut Scratch<K>,
-    mut make_key: impl FnMut(&[u8]) -> K,
+    mut make_key: impl MakeKey<K>,
     mut visit: impl FnMut(&[Seg<K>], &[u8], std::ops::Range<usize>),
 ) -> Result<(), NotJson> {
     // A bitmap for another document would misread this one: it must cover exactly this one.
@@ -208,7 +221,7 @@ fn member_key<K>(
     doc: &[u8],
     at: usize,
     quotes: Option<&[u64]>,
-    make_key: &mut impl FnMut(&[u8]) -> K,
+    make_key: &mut impl MakeKey<K>,
 ) -> Result<(K, usize), NotJson> {
     if doc.get(at) != Some(&b'"') {
         return Err(NotJson(at));
@@ -218,7 +231,7 @@ fn member_key<K>(
     if doc.get(colon) != Some(&b':') {
         return Err(NotJson(colon));
     }
-    Ok((make_key(&key), skip_ws(doc, colon + 1)))
+    Ok((make_key.make_key(&key), skip_ws(doc, colon + 1)))
 }
 
 /// Where the whitespace from `i` ends. Most JSON on the wire is compact: a byte above the

@@ -303,7 +303,7 @@ impl Engine {
             doc,
             Some(quotes),
             walker,
-            |raw: &[u8]| keys.key_of(raw),
+            &mut *keys,
             |path: &[json::Seg<Key>], value: &[u8], span: std::ops::Range<usize>| {
                 // Most values hold no strong hit and sit under a key that opens no gate: they
                 // need nothing, and this test (inlined into the walk) is all they cost.
@@ -666,10 +666,17 @@ pub(crate) fn push_decimal(out: &mut String, mut n: usize) {
     out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
 }
 
+impl json::MakeKey<Key> for &mut KeyCache {
+    #[inline(always)]
+    fn make_key(&mut self, raw: &[u8]) -> Key {
+        self.key_of(raw)
+    }
+}
+
 impl KeyCache {
     /// The shared [`Key`] for a key's unescaped bytes. Inlined into the walk: a key is nearly
     /// always found, and finding it is a hash and two compares.
-    #[inline]
+    #[inline(always)]
     fn key_of(&mut self, raw: &[u8]) -> Key {
         let head = key_head(raw);
         let rest = raw.get(16..).unwrap_or_default();

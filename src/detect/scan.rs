@@ -914,23 +914,30 @@ fn jwt_alg(header: &[u8]) -> Option<bool> {
     if header.trim_ascii_start().first() != Some(&b'{') {
         return None;
     }
+    thread_local! {
+        // The walker's path, kept: a fresh one allocated at every header.
+        static SCRATCH: std::cell::RefCell<super::json::Scratch<bool>> = Default::default();
+    }
     let mut alg: Option<bool> = None;
     let mut named = 0;
-    super::json::walk_with(
-        header,
-        &mut super::json::Scratch::default(),
-        |key: &[u8]| key == b"alg",
-        |path: &[super::json::Seg<bool>], value: &[u8], span: std::ops::Range<usize>| {
-            if let [super::json::Seg::Key(true)] = path {
-                named += 1;
-                // Strings are visited with the span between their quotes.
-                if span.start > 0 && header[span.start - 1] == b'"' {
-                    alg = Some(value == b"none");
-                }
-            }
-        },
-    )
-    .ok()?;
+    SCRATCH
+        .with_borrow_mut(|scratch| {
+            super::json::walk_with(
+                header,
+                scratch,
+                |key: &[u8]| key == b"alg",
+                |path: &[super::json::Seg<bool>], value: &[u8], span: std::ops::Range<usize>| {
+                    if let [super::json::Seg::Key(true)] = path {
+                        named += 1;
+                        // Strings are visited with the span between their quotes.
+                        if span.start > 0 && header[span.start - 1] == b'"' {
+                            alg = Some(value == b"none");
+                        }
+                    }
+                },
+            )
+        })
+        .ok()?;
     // A number or object under `alg`, or `alg` twice, is not a header.
     if named != 1 {
         return None;

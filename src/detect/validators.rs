@@ -135,79 +135,101 @@ static IBAN_VALUE: [u8; 256] = {
 };
 
 /// IBAN lengths by country (SWIFT's IBAN registry).
+const IBAN_LENGTHS: &[([u8; 2], u8)] = &[
+    (*b"AD", 24),
+    (*b"AE", 23),
+    (*b"AL", 28),
+    (*b"AT", 20),
+    (*b"AZ", 28),
+    (*b"BA", 20),
+    (*b"BE", 16),
+    (*b"BG", 22),
+    (*b"BH", 22),
+    (*b"BR", 29),
+    (*b"CH", 21),
+    (*b"CR", 22),
+    (*b"CY", 28),
+    (*b"CZ", 24),
+    (*b"DE", 22),
+    (*b"DK", 18),
+    (*b"DO", 28),
+    (*b"EE", 20),
+    (*b"EG", 29),
+    (*b"ES", 24),
+    (*b"FI", 18),
+    (*b"FO", 18),
+    (*b"FR", 27),
+    (*b"GB", 22),
+    (*b"GE", 22),
+    (*b"GI", 23),
+    (*b"GL", 18),
+    (*b"GR", 27),
+    (*b"GT", 28),
+    (*b"HR", 21),
+    (*b"HU", 28),
+    (*b"IE", 22),
+    (*b"IL", 23),
+    (*b"IS", 26),
+    (*b"IT", 27),
+    (*b"JO", 30),
+    (*b"KW", 30),
+    (*b"KZ", 20),
+    (*b"LB", 28),
+    (*b"LI", 21),
+    (*b"LT", 20),
+    (*b"LU", 20),
+    (*b"LV", 21),
+    (*b"MC", 27),
+    (*b"MD", 24),
+    (*b"ME", 22),
+    (*b"MK", 19),
+    (*b"MR", 27),
+    (*b"MT", 31),
+    (*b"MU", 30),
+    (*b"NL", 18),
+    (*b"NO", 15),
+    (*b"PK", 24),
+    (*b"PL", 28),
+    (*b"PS", 29),
+    (*b"PT", 25),
+    (*b"QA", 29),
+    (*b"RO", 24),
+    (*b"RS", 22),
+    (*b"SA", 24),
+    (*b"SE", 24),
+    (*b"SI", 19),
+    (*b"SK", 24),
+    (*b"SM", 27),
+    (*b"TN", 24),
+    (*b"TR", 26),
+    (*b"UA", 29),
+    (*b"VG", 24),
+    (*b"XK", 20),
+];
+
+/// [`IBAN_LENGTHS`] as a table indexed by the two capitals (0: no such country): every long
+/// digit run after two capitals asks it, so a lookup, not a search.
+static IBAN_LENGTH_TABLE: [u8; 26 * 26] = {
+    let mut t = [0u8; 26 * 26];
+    let mut i = 0;
+    while i < IBAN_LENGTHS.len() {
+        let (cc, len) = IBAN_LENGTHS[i];
+        t[(cc[0] - b'A') as usize * 26 + (cc[1] - b'A') as usize] = len;
+        i += 1;
+    }
+    t
+};
+
+/// The length of an IBAN of country `cc` (its first two bytes), if there is such a country.
 pub fn iban_length(cc: &[u8]) -> Option<usize> {
-    Some(match cc {
-        b"AD" => 24,
-        b"AE" => 23,
-        b"AL" => 28,
-        b"AT" => 20,
-        b"AZ" => 28,
-        b"BA" => 20,
-        b"BE" => 16,
-        b"BG" => 22,
-        b"BH" => 22,
-        b"BR" => 29,
-        b"CH" => 21,
-        b"CR" => 22,
-        b"CY" => 28,
-        b"CZ" => 24,
-        b"DE" => 22,
-        b"DK" => 18,
-        b"DO" => 28,
-        b"EE" => 20,
-        b"EG" => 29,
-        b"ES" => 24,
-        b"FI" => 18,
-        b"FO" => 18,
-        b"FR" => 27,
-        b"GB" => 22,
-        b"GE" => 22,
-        b"GI" => 23,
-        b"GL" => 18,
-        b"GR" => 27,
-        b"GT" => 28,
-        b"HR" => 21,
-        b"HU" => 28,
-        b"IE" => 22,
-        b"IL" => 23,
-        b"IS" => 26,
-        b"IT" => 27,
-        b"JO" => 30,
-        b"KW" => 30,
-        b"KZ" => 20,
-        b"LB" => 28,
-        b"LI" => 21,
-        b"LT" => 20,
-        b"LU" => 20,
-        b"LV" => 21,
-        b"MC" => 27,
-        b"MD" => 24,
-        b"ME" => 22,
-        b"MK" => 19,
-        b"MR" => 27,
-        b"MT" => 31,
-        b"MU" => 30,
-        b"NL" => 18,
-        b"NO" => 15,
-        b"PK" => 24,
-        b"PL" => 28,
-        b"PS" => 29,
-        b"PT" => 25,
-        b"QA" => 29,
-        b"RO" => 24,
-        b"RS" => 22,
-        b"SA" => 24,
-        b"SE" => 24,
-        b"SI" => 19,
-        b"SK" => 24,
-        b"SM" => 27,
-        b"TN" => 24,
-        b"TR" => 26,
-        b"UA" => 29,
-        b"VG" => 24,
-        b"XK" => 20,
-        _ => return None,
-    })
+    let &[a, b] = cc else { return None };
+    if !a.is_ascii_uppercase() || !b.is_ascii_uppercase() {
+        return None;
+    }
+    match IBAN_LENGTH_TABLE[(a - b'A') as usize * 26 + (b - b'A') as usize] {
+        0 => None,
+        len => Some(len as usize),
+    }
 }
 
 /// US SSN rules: area not 000, 666 or 900–999; group not 00; serial not 0000; not a famous
@@ -402,6 +424,25 @@ mod tests {
         assert!(!pan(b"9539578763621483"), "unknown issuer");
         assert!(!pan(b"0000000000000000"));
         assert!(test_pan(b"4111111111111111") && pan(b"4111111111111111"));
+    }
+
+    #[test]
+    fn iban_lengths_by_country() {
+        assert_eq!(iban_length(b"GB"), Some(22));
+        assert_eq!(iban_length(b"NO"), Some(15));
+        assert_eq!(iban_length(b"MT"), Some(31));
+        // Every country listed, and nothing else of two bytes.
+        let listed: std::collections::HashMap<[u8; 2], u8> = IBAN_LENGTHS.iter().copied().collect();
+        assert_eq!(listed.len(), IBAN_LENGTHS.len(), "a country listed twice");
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                let expected = listed.get(&[a, b]).map(|n| *n as usize);
+                assert_eq!(iban_length(&[a, b]), expected, "{a} {b}");
+            }
+        }
+        for cc in [&b""[..], b"G", b"GBR", b"gb"] {
+            assert_eq!(iban_length(cc), None, "{cc:?}");
+        }
     }
 
     #[test]
