@@ -678,35 +678,45 @@ fn email(s: &[u8], at: usize, out: &mut Vec<Hit>) {
         end -= 1;
     }
     let domain = &s[at + 1..end];
-    let mut labels = 0;
-    for label in domain.split(|b| *b == b'.') {
-        if label.is_empty() || label.len() > 63 {
-            return;
+    // Labels between dots: none empty, none over 63, at least two; the last is the TLD.
+    let mut labels = 1;
+    let mut label_start = 0;
+    for (k, b) in domain.iter().enumerate() {
+        if *b == b'.' {
+            if k == label_start || k - label_start > 63 {
+                return;
+            }
+            labels += 1;
+            label_start = k + 1;
         }
-        labels += 1;
     }
-    let tld = domain.rsplit(|b| *b == b'.').next().unwrap_or_default();
+    let tld = &domain[label_start..];
     if labels < 2 || !(2..=24).contains(&tld.len()) || !tld.iter().all(u8::is_ascii_alphabetic) {
         return;
     }
-    let tld_is = |names: &[&[u8]]| names.iter().any(|n| tld.eq_ignore_ascii_case(n));
+    // The TLD in lower case as one word (TLDs this list names are at most eight letters but
+    // `localhost`): every check below is a compare, not a case-blind slice compare.
+    let name = if tld.len() <= 8 {
+        tld.iter()
+            .rev()
+            .fold(0u64, |w, b| w << 8 | (b | 0x20) as u64)
+    } else {
+        0
+    };
     // File names such as `icon@2x.png` are not addresses.
-    if tld_is(&[
-        b"png", b"jpg", b"jpeg", b"gif", b"svg", b"webp", b"js", b"css", b"map",
-    ]) {
+    if FILE_SUFFIXES.contains(&name) {
         return;
     }
-    let ends_with = |whole: &[u8], tail: &[u8]| {
-        whole.len() >= tail.len() && whole[whole.len() - tail.len()..].eq_ignore_ascii_case(tail)
-    };
+    let local = &s[start..at];
     let starts_with = |whole: &[u8], head: &[u8]| {
         whole.len() >= head.len() && whole[..head.len()].eq_ignore_ascii_case(head)
     };
-    let local = &s[start..at];
-    let reserved = ends_with(domain, b"example.com")
-        || ends_with(domain, b"example.org")
-        || ends_with(domain, b"example.net")
-        || tld_is(&[b"test", b"invalid", b"example", b"localhost", b"local"])
+    let example = matches!(name, COM | ORG | NET)
+        && domain.len() >= 11
+        && domain[domain.len() - 11..domain.len() - 3].eq_ignore_ascii_case(b"example.");
+    let reserved = example
+        || RESERVED_TLDS.contains(&name)
+        || tld.eq_ignore_ascii_case(b"localhost")
         || starts_with(local, b"noreply")
         || starts_with(local, b"no-reply");
     if !reserved {
@@ -717,6 +727,43 @@ fn email(s: &[u8], at: usize, out: &mut Vec<Hit>) {
         });
     }
 }
+
+/// Up to eight lower-case ASCII letters as one word, first letter lowest (how [`email`] packs
+/// a TLD).
+const fn tld_word(name: &[u8]) -> u64 {
+    let mut w = 0u64;
+    let mut i = name.len();
+    while i > 0 {
+        i -= 1;
+        w = w << 8 | name[i] as u64;
+    }
+    w
+}
+
+const COM: u64 = tld_word(b"com");
+const ORG: u64 = tld_word(b"org");
+const NET: u64 = tld_word(b"net");
+
+/// File extensions after an `@` (`icon@2x.png`): not an address.
+const FILE_SUFFIXES: [u64; 9] = [
+    tld_word(b"png"),
+    tld_word(b"jpg"),
+    tld_word(b"jpeg"),
+    tld_word(b"gif"),
+    tld_word(b"svg"),
+    tld_word(b"webp"),
+    tld_word(b"js"),
+    tld_word(b"css"),
+    tld_word(b"map"),
+];
+
+/// Reserved TLDs (RFC 2606 and 6761) but `localhost`, which is longer than a word.
+const RESERVED_TLDS: [u64; 4] = [
+    tld_word(b"test"),
+    tld_word(b"invalid"),
+    tld_word(b"example"),
+    tld_word(b"local"),
+];
 
 /// Base64url characters, as a table: JWTs are long, and this is the loop that reads them.
 static B64URL: [bool; 256] = {
@@ -1681,6 +1728,39 @@ mod tests {
             vec![Kind::Email]
         );
         assert_eq!(kinds("jane@example.com icon@2x.png a@b"), vec![]);
+        // Reserved names and file names, in any case; near misses are addresses.
+        for reserved in [
+            "a@Example.COM",
+            "a@mail.example.net",
+            "a@myexample.org",
+            "a@host.TEST",
+            "a@h.invalid",
+            "a@h.example",
+            "a@box.localhost",
+            "a@box.Local",
+            "NoReply@acme.io",
+            "no-reply@acme.io",
+            "logo@3x.WEBP",
+            "bundle@1.2.js",
+            "a@cdn.JPEG",
+            "a@b..io",
+            "a@.io",
+            "a@io",
+        ] {
+            assert_eq!(kinds(reserved), vec![], "{reserved}");
+        }
+        for address in [
+            "a@example.co",
+            "a@examples.com",
+            "a@acme.testing",
+            "a@acme.locals",
+            "a@acme.jsx",
+            "a@box.localhosts",
+            "reply@acme.io",
+            "A.B@ACME-CORP.IO",
+        ] {
+            assert_eq!(kinds(address), vec![Kind::Email], "{address}");
+        }
         assert_eq!(
             kinds("key AKIA2E0A8F3B244C9986 here"),
             vec![],
