@@ -40,7 +40,9 @@ pub struct Entry {
 /// The aggregate.
 #[derive(Debug, Default, Clone)]
 pub struct DataMap {
-    entries: HashMap<Route, Entry>,
+    /// Routes come from traffic (a peer chooses paths and hosts): a per-process random seed
+    /// (foldhash, much cheaper than SipHash), and at most [`MAX_ROUTES`] of them.
+    entries: HashMap<Route, Entry, foldhash::fast::RandomState>,
 }
 
 /// Caps the map so a flood of distinct endpoints cannot grow it without end.
@@ -52,14 +54,15 @@ impl DataMap {
         if findings.is_empty() {
             return true;
         }
-        // The route is copied only into a new entry; a known one is looked up by reference.
-        if !self.entries.contains_key(route) {
-            if self.entries.len() >= MAX_ROUTES {
-                return false;
-            }
-            self.entries.insert(
-                route.clone(),
-                Entry {
+        // The route is copied only into a new entry; a known one is looked up by reference,
+        // once.
+        let e = match self.entries.get_mut(route) {
+            Some(e) => e,
+            None => {
+                if self.entries.len() >= MAX_ROUTES {
+                    return false;
+                }
+                self.entries.entry(route.clone()).or_insert_with(|| Entry {
                     route: route.clone(),
                     host: host.to_string(),
                     data_types: BTreeSet::new(),
@@ -70,11 +73,8 @@ impl DataMap {
                     exchanges: 0,
                     first_seen: at,
                     last_seen: at,
-                },
-            );
-        }
-        let Some(e) = self.entries.get_mut(route) else {
-            return false;
+                })
+            }
         };
         let assessment = crate::detect::assess(findings);
         e.exchanges += 1;

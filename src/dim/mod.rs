@@ -135,7 +135,9 @@ pub struct Pipeline {
     skip: Skip,
     /// Most bytes of each decoded body kept for detection.
     body_cap: usize,
-    conns: HashMap<(SocketAddr, SocketAddr), Conn>,
+    /// Keyed by addresses a peer chooses, so hashed with a per-process random seed (foldhash:
+    /// SipHash cost a tenth of the pipeline), and capped at [`MAX_CONNECTIONS`].
+    conns: HashMap<(SocketAddr, SocketAddr), Conn, foldhash::fast::RandomState>,
     pub map: map::DataMap,
     pub stats: Stats,
     now: f64,
@@ -173,7 +175,7 @@ impl Pipeline {
             engine,
             skip,
             body_cap: http::BODY_CAP,
-            conns: HashMap::new(),
+            conns: HashMap::default(),
             map: map::DataMap::default(),
             stats: Stats::default(),
             now: 0.0,
@@ -203,33 +205,33 @@ impl Pipeline {
 
     fn segment(&mut self, seg: packet::Segment, ts: f64) {
         let k = key(seg.src, seg.dst);
-        if !self.conns.contains_key(&k) {
-            if self.conns.len() >= MAX_CONNECTIONS {
-                self.stats.connections_dropped += 1;
-                return;
-            }
-            // A bare RST or FIN for an unknown connection opens nothing.
-            if seg.payload.is_empty() && seg.flags & packet::SYN == 0 {
-                return;
-            }
-            self.stats.connections += 1;
-            self.conns.insert(
-                k,
-                Conn {
-                    client: None,
-                    up: reassembly::Stream::default(),
-                    down: reassembly::Stream::default(),
-                    http: http::Connection::with_body_cap(self.body_cap),
-                    last_seen: ts,
-                    undecided: Vec::new(),
-                },
-            );
-        }
         let mut done = Vec::new();
         let close;
+        let client;
+        let full = self.conns.len() >= MAX_CONNECTIONS;
         {
-            let Some(c) = self.conns.get_mut(&k) else {
-                return;
+            // One lookup per segment: the entry, made when the connection is new.
+            let c = match self.conns.entry(k) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    if full {
+                        self.stats.connections_dropped += 1;
+                        return;
+                    }
+                    // A bare RST or FIN for an unknown connection opens nothing.
+                    if seg.payload.is_empty() && seg.flags & packet::SYN == 0 {
+                        return;
+                    }
+                    self.stats.connections += 1;
+                    v.insert(Conn {
+                        client: None,
+                        up: reassembly::Stream::default(),
+                        down: reassembly::Stream::default(),
+                        http: http::Connection::with_body_cap(self.body_cap),
+                        last_seen: ts,
+                        undecided: Vec::new(),
+                    })
+                }
             };
             c.last_seen = ts;
             let syn = seg.flags & packet::SYN != 0;
@@ -280,8 +282,11 @@ impl Pipeline {
                 }
             }
             close = (c.up.closed && c.down.closed) || seg.flags & packet::RST != 0;
+            client = c.client;
         }
-        self.exchanges(k, done, ts);
+        if !done.is_empty() {
+            self.record(k, client, done, ts);
+        }
         if close {
             self.close(k);
         }
@@ -307,14 +312,6 @@ impl Pipeline {
         self.stats.gap_bytes += c.up.gap_bytes + c.down.gap_bytes;
         self.stats.duplicate_segments += c.up.duplicates + c.down.duplicates;
         self.record(k, c.client, done, c.last_seen);
-    }
-
-    fn exchanges(&mut self, k: (SocketAddr, SocketAddr), done: Vec<http::Exchange>, ts: f64) {
-        if done.is_empty() {
-            return;
-        }
-        let client = self.conns.get(&k).and_then(|c| c.client);
-        self.record(k, client, done, ts);
     }
 
     fn record(
