@@ -213,11 +213,7 @@ fn mask16(chunk: [u8; 16]) -> [u8; 16] {
 /// [`mask`] of 16 ASCII bytes at once.
 #[cfg(not(target_arch = "x86_64"))]
 fn mask16(chunk: [u8; 16]) -> [u8; 16] {
-    chunk.map(|b| match b {
-        b'a'..=b'z' | b'A'..=b'Z' => b'*',
-        b'0'..=b'9' => b'1',
-        _ => b,
-    })
+    chunk.map(|b| MASKED[b as usize])
 }
 
 /// One detection. Only the masked value is ever kept.
