@@ -882,7 +882,29 @@ fn triggered(s: &[u8], i: usize, jwt_end: &mut usize, out: &mut Vec<Hit>) {
                 http_basic(s, i, i + 6, out);
             }
         }
-        _ => punctuated_anchor(s, i, out),
+        _ => {
+            if punctuation_may_anchor(s, i) {
+                punctuated_anchor(s, i, out)
+            }
+        }
+    }
+}
+
+/// Whether the `_`, `-` or `/` at `i` can be part of an anchor [`punctuated_anchor`] checks:
+/// one byte next to it rules out nearly all of them (keys such as `order_id`, UUIDs, SKUs)
+/// without the call. Every anchor passes: `gh?_`, `pat_` and `ive_` have an `h`, `a` or `v`
+/// two bytes before their `_`; `-----BEGIN` a second dash; `uTTY-`, `lpat-`, `-ant-` and
+/// `xox?-` a `Y`, `t`, `a`, `b`, `p`, `r` or `s` before theirs; `://` a colon.
+#[inline(always)]
+fn punctuation_may_anchor(s: &[u8], i: usize) -> bool {
+    let at = |k: usize| s.get(k).copied().unwrap_or(0);
+    match at(i) {
+        b'_' => i >= 2 && matches!(at(i - 2), b'h' | b'a' | b'v'),
+        b'-' => {
+            at(i + 1) == b'-'
+                || (i >= 1 && matches!(at(i - 1), b'Y' | b't' | b'a' | b'b' | b'p' | b'r' | b's'))
+        }
+        _ => i >= 1 && at(i - 1) == b':',
     }
 }
 
