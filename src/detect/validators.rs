@@ -26,13 +26,13 @@ pub fn pan(digits: &[u8]) -> bool {
     if !(13..=19).contains(&digits.len()) {
         return false;
     }
-    // The number formed by the first n digits (the caller passes ASCII digits only).
-    let p = |n: usize| -> u32 {
-        digits[..n]
-            .iter()
-            .fold(0, |acc, d| acc * 10 + d.wrapping_sub(b'0') as u32 % 10)
-    };
-    let (p1, p2, p3, p4, p6) = (p(1), p(2), p(3), p(4), p(6));
+    // The numbers formed by the first 1 to 6 digits, each from the one before (the caller
+    // passes ASCII digits only; `% 10` keeps anything else from overflowing).
+    let mut prefix = [0u32; 7];
+    for k in 0..6 {
+        prefix[k + 1] = prefix[k] * 10 + digits[k].wrapping_sub(b'0') as u32 % 10;
+    }
+    let [_, p1, p2, p3, p4, _, p6] = prefix;
     let len = digits.len();
     // The issuer prefix first: it rejects most numbers (timestamps, order numbers) for less
     // than the checksum costs.
