@@ -258,38 +258,24 @@ fn number_byte(b: u8) -> bool {
 
 /// Where the number starting at `i` ends. Ids and timestamps are a dozen digits or more: the
 /// run is read 16 bytes at a time (SSE2, which every x86-64 CPU has) while it lasts.
-fn number_end(doc: &[u8], mut i: usize) -> usize {
+fn number_end(doc: &[u8], i: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
-    while i + 16 <= doc.len() {
+    // SAFETY (of the closure's intrinsics): SSE2 is part of the x86-64 baseline.
+    let vector = |v| unsafe {
         use std::arch::x86_64::*;
-        // SAFETY: SSE2 is part of the x86-64 baseline; the load reads doc[i..i + 16], inside
-        // the slice by the loop condition.
-        let ok = unsafe {
-            let v = _mm_loadu_si128(doc.as_ptr().add(i) as *const __m128i);
-            let is = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
-            // Signed compares: bytes of 0x80 and up are negative, so never digits.
-            let digits = _mm_and_si128(
-                _mm_cmpgt_epi8(v, _mm_set1_epi8(b'0' as i8 - 1)),
-                _mm_cmplt_epi8(v, _mm_set1_epi8(b'9' as i8 + 1)),
-            );
-            let signs = _mm_or_si128(is(b'-'), is(b'+'));
-            // Setting bit 5 folds `E` onto `e`.
-            let e = _mm_cmpeq_epi8(
-                _mm_or_si128(v, _mm_set1_epi8(0x20)),
-                _mm_set1_epi8(b'e' as i8),
-            );
-            let marks = _mm_or_si128(_mm_or_si128(signs, is(b'.')), e);
-            _mm_movemask_epi8(_mm_or_si128(digits, marks)) as u32
-        };
-        if ok != 0xffff {
-            return i + (!ok).trailing_zeros() as usize;
-        }
-        i += 16;
-    }
-    while i < doc.len() && number_byte(doc[i]) {
-        i += 1;
-    }
-    i
+        let is = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+        let signs = _mm_or_si128(is(b'-'), is(b'+'));
+        // Setting bit 5 folds `E` onto `e`.
+        let e = _mm_cmpeq_epi8(
+            _mm_or_si128(v, _mm_set1_epi8(0x20)),
+            _mm_set1_epi8(b'e' as i8),
+        );
+        let marks = _mm_or_si128(_mm_or_si128(signs, is(b'.')), e);
+        _mm_or_si128(super::scan::within(v, b'0', b'9'), marks)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let vector = ();
+    super::scan::run_end(doc, i, doc.len(), vector, number_byte)
 }
 
 /// The string starting at `doc[at] == '"'`, unescaped, and the index after its closing quote.
@@ -546,15 +532,7 @@ mod tests {
         let after = b",]} \"/:dDfF\x80\xff\x00";
         for _ in 0..20_000 {
             let len = rng.gen_range(0..80);
-            let doc: Vec<u8> = (0..len)
-                .map(|_| {
-                    if rng.gen_bool(0.04) {
-                        after[rng.gen_range(0..after.len())]
-                    } else {
-                        inside[rng.gen_range(0..inside.len())]
-                    }
-                })
-                .collect();
+            let doc = crate::detect::scan::tests::soup(&mut rng, len, inside, after, 0.04);
             let from = rng.gen_range(0..=len);
             let mut end = from;
             while end < doc.len() && number_byte(doc[end]) {

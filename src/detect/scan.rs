@@ -420,7 +420,11 @@ fn digit_run_end(s: &[u8], i: usize) -> usize {
 /// SSE2.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn within(v: std::arch::x86_64::__m128i, lo: u8, hi: u8) -> std::arch::x86_64::__m128i {
+pub(super) unsafe fn within(
+    v: std::arch::x86_64::__m128i,
+    lo: u8,
+    hi: u8,
+) -> std::arch::x86_64::__m128i {
     use std::arch::x86_64::*;
     _mm_and_si128(
         _mm_cmpgt_epi8(v, _mm_set1_epi8(lo as i8 - 1)),
@@ -432,7 +436,7 @@ unsafe fn within(v: std::arch::x86_64::__m128i, lo: u8, hi: u8) -> std::arch::x8
 /// where `vector` gives the same answer as a byte mask (SSE2), byte by byte for the tail.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn run_end(
+pub(super) fn run_end(
     s: &[u8],
     mut i: usize,
     limit: usize,
@@ -460,7 +464,13 @@ fn run_end(
 
 /// [`run_end`] without vectors.
 #[cfg(not(target_arch = "x86_64"))]
-fn run_end(s: &[u8], mut i: usize, limit: usize, _: (), ok: impl Fn(u8) -> bool) -> usize {
+pub(super) fn run_end(
+    s: &[u8],
+    mut i: usize,
+    limit: usize,
+    _: (),
+    ok: impl Fn(u8) -> bool,
+) -> usize {
     let limit = limit.min(s.len());
     while i < limit && ok(s[i]) {
         i += 1;
@@ -1453,7 +1463,27 @@ fn public_ip(v: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
+    /// `len` bytes drawn from `common`, each one instead drawn from `rare` with the chance
+    /// `odds`: the inputs of the tests that hold a vector reading to a byte loop.
+    pub(in crate::detect) fn soup(
+        rng: &mut impl rand::Rng,
+        len: usize,
+        common: &[u8],
+        rare: &[u8],
+        odds: f64,
+    ) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                if rng.gen_bool(odds) {
+                    rare[rng.gen_range(0..rare.len())]
+                } else {
+                    common[rng.gen_range(0..common.len())]
+                }
+            })
+            .collect()
+    }
+
     use super::*;
 
     fn kinds(s: &str) -> Vec<Kind> {
@@ -1519,15 +1549,7 @@ mod tests {
         ];
         for _ in 0..5000 {
             let len = rng.gen_range(0..100);
-            let s: Vec<u8> = (0..len)
-                .map(|_| {
-                    if rng.gen_bool(0.05) {
-                        stops[rng.gen_range(0..stops.len())]
-                    } else {
-                        B64URL_ALPHABET[rng.gen_range(0..B64URL_ALPHABET.len())]
-                    }
-                })
-                .collect();
+            let s = soup(&mut rng, len, B64URL_ALPHABET, &stops, 0.05);
             let start = rng.gen_range(0..=len);
             let max = rng.gen_range(0..120);
             assert_eq!(
@@ -1549,15 +1571,7 @@ mod tests {
         for _ in 0..20_000 {
             let len = rng.gen_range(1..160);
             let stop_odds = [0.0, 0.02, 0.2][rng.gen_range(0..3)];
-            let s: Vec<u8> = (0..len)
-                .map(|_| {
-                    if rng.gen_bool(stop_odds) {
-                        bytes[rng.gen_range(0..bytes.len())]
-                    } else {
-                        B64URL_ALPHABET[rng.gen_range(0..B64URL_ALPHABET.len())]
-                    }
-                })
-                .collect();
+            let s = soup(&mut rng, len, B64URL_ALPHABET, bytes, stop_odds);
             let at = rng.gen_range(0..len);
             let mut start = at;
             while start > 0 && at - start < 64 && EMAIL_LOCAL[s[start - 1] as usize] {
