@@ -84,16 +84,17 @@ mod wide {
         })
     }
 
-    /// The full [`Masks`] of a 64-byte block, in two 32-byte halves.
+    /// The full [`Masks`] of the 64-byte block inside a [`super::WINDOW`], in two 32-byte
+    /// halves.
     ///
     /// # Safety
-    /// The CPU must have AVX2, and `block` at least 64 bytes.
+    /// The CPU must have AVX2, and `window` at least [`super::WINDOW`] bytes.
     #[target_feature(enable = "avx2")]
     #[inline]
-    pub(super) unsafe fn classify(block: &[u8]) -> Masks {
-        debug_assert!(block.len() >= 64);
-        let lo = half(_mm256_loadu_si256(block.as_ptr() as *const __m256i));
-        let hi = half(_mm256_loadu_si256(block.as_ptr().add(32) as *const __m256i));
+    pub(super) unsafe fn classify(window: &[u8]) -> Masks {
+        assert!(window.len() >= super::WINDOW);
+        let lo = half(window.as_ptr().add(super::BEFORE));
+        let hi = half(window.as_ptr().add(super::BEFORE + 32));
         let join = |l: u32, h: u32| l as u64 | (h as u64) << 32;
         Masks {
             digit: join(lo[0], hi[0]),
@@ -122,14 +123,17 @@ mod wide {
         bits
     }
 
-    /// Digits, separators, triggers and quotes of 32 bytes, as bit masks.
+    /// Digits, separators, triggers and quotes of the 32 bytes at `p`, as bit masks.
     ///
     /// # Safety
-    /// The CPU must have AVX2.
+    /// The CPU must have AVX2, and `p - BEFORE .. p + 32 + AFTER` must be readable.
     #[target_feature(enable = "avx2")]
     #[inline]
-    unsafe fn half(v: __m256i) -> [u32; 4] {
-        let is = |c: u8| _mm256_cmpeq_epi8(v, _mm256_set1_epi8(c as i8));
+    unsafe fn half(p: *const u8) -> [u32; 4] {
+        let load = |k: isize| _mm256_loadu_si256(p.offset(k) as *const __m256i);
+        let (v, before, before2, after, after3) = (load(0), load(-1), load(-2), load(1), load(3));
+        let eq = |v: __m256i, c: u8| _mm256_cmpeq_epi8(v, _mm256_set1_epi8(c as i8));
+        let is = |c: u8| eq(v, c);
         let bits = |m: __m256i| movemask(m);
         // Signed compares: bytes of 0x80 and up are negative, so never digits.
         let digit = _mm256_and_si256(
@@ -138,11 +142,45 @@ mod wide {
         );
         let dashes = is(b'-');
         let sep = _mm256_or_si256(is(b' '), dashes);
-        let letters = _mm256_or_si256(
-            _mm256_or_si256(is(b'J'), is(b'A')),
-            _mm256_or_si256(is(b'B'), is(b'@')),
+        // The neighbours each anchor needs (see `Masks::trigger`). `a`, `v` and `h` two bytes
+        // before an `_` in one lookup: the table holds each at its low nibble, so a byte equals
+        // its entry only when it is one of them (bytes from 0x80 look up 0).
+        let avh = _mm256_setr_epi8(
+            -1, b'a' as i8, -1, -1, -1, -1, b'v' as i8, -1, b'h' as i8, -1, -1, -1, -1, -1, -1, -1,
+            -1, b'a' as i8, -1, -1, -1, -1, b'v' as i8, -1, b'h' as i8, -1, -1, -1, -1, -1, -1, -1,
         );
-        let marks = _mm256_or_si256(_mm256_or_si256(dashes, is(b'_')), is(b'/'));
+        let token = _mm256_cmpeq_epi8(_mm256_shuffle_epi8(avh, before2), before2);
+        // A `-` before another, or after a `Y`, `t`, `a`, `b`, `p`, `r` or `s`: `r` shares its
+        // low nibble with `b`, so it has a compare of its own.
+        let ytabps = _mm256_setr_epi8(
+            b'p' as i8, b'a' as i8, b'b' as i8, b's' as i8, b't' as i8, -1, -1, -1, -1, b'Y' as i8,
+            -1, -1, -1, -1, -1, -1, b'p' as i8, b'a' as i8, b'b' as i8, b's' as i8, b't' as i8, -1,
+            -1, -1, -1, b'Y' as i8, -1, -1, -1, -1, -1, -1,
+        );
+        let dash_anchor = _mm256_or_si256(
+            _mm256_or_si256(
+                _mm256_cmpeq_epi8(_mm256_shuffle_epi8(ytabps, before), before),
+                eq(before, b'r'),
+            ),
+            eq(after, b'-'),
+        );
+        let letters = _mm256_or_si256(
+            _mm256_or_si256(
+                _mm256_and_si256(is(b'J'), eq(before, b'y')),
+                _mm256_and_si256(
+                    is(b'A'),
+                    eq(_mm256_or_si256(after3, _mm256_set1_epi8(0x20)), b'a'),
+                ),
+            ),
+            _mm256_or_si256(_mm256_and_si256(is(b'B'), eq(after, b'a')), is(b'@')),
+        );
+        let marks = _mm256_or_si256(
+            _mm256_or_si256(
+                _mm256_and_si256(dashes, dash_anchor),
+                _mm256_and_si256(is(b'_'), token),
+            ),
+            _mm256_and_si256(is(b'/'), eq(before, b':')),
+        );
         let trigger = _mm256_or_si256(letters, marks);
         let quote = _mm256_or_si256(is(b'"'), is(b'\\'));
         [bits(digit), bits(sep), bits(trigger), bits(quote)]
@@ -207,12 +245,20 @@ fn blocks<const ANCHORS: bool>(
             sep,
             mut trigger,
             quote,
-        } = match s.get(pos..pos + 64) {
-            Some(block) => classify(block),
+        } = match pos
+            .checked_sub(BEFORE)
+            .and_then(|from| s.get(from..from + WINDOW))
+        {
+            Some(window) => classify(window),
             None => {
-                let mut block = [0u8; 64];
-                block[..s.len() - pos].copy_from_slice(&s[pos..]);
-                classify(&block)
+                // The first and last blocks: zeros stand in for the bytes before and after `s`,
+                // and no check accepts a zero.
+                let mut window = [0u8; WINDOW];
+                let from = pos.saturating_sub(BEFORE);
+                let to = s.len().min(pos + 64 + AFTER);
+                let at = BEFORE - (pos - from);
+                window[at..at + to - from].copy_from_slice(&s[from..to]);
+                classify(&window)
             }
         };
         if let Some(q) = quotes.as_deref_mut() {
@@ -221,10 +267,7 @@ fn blocks<const ANCHORS: bool>(
             }
         }
         // Each byte the trigger mask marks starts a check ([`triggered`]), in position order:
-        // one mask and one loop for emails and every anchor. Dashes after a digit (dates, ids, UUIDs) start no anchor, unless another dash
-        // follows (`-----BEGIN `): they are dropped here, where it costs three operations.
-        let next_sep = s.get(pos + 64).is_some_and(|b| *b == b' ' || *b == b'-') as u64;
-        trigger &= !(sep & ((digit << 1) | prev_digit) & !((sep >> 1) | (next_sep << 63)));
+        // one mask and one loop for emails and every anchor.
         while trigger != 0 {
             let i = pos + trigger.trailing_zeros() as usize;
             trigger &= trigger - 1;
@@ -296,65 +339,88 @@ fn numeric_at(s: &[u8], i: usize) -> bool {
             && s.get(i + 1).is_some_and(u8::is_ascii_digit))
 }
 
+/// Bytes the classification reads before a 64-byte block: an `_` needs the byte two before it.
+const BEFORE: usize = 2;
+/// Bytes the classification reads after a 64-byte block: an `A` needs the byte three after it.
+const AFTER: usize = 3;
+/// A 64-byte block with the bytes around it that its classification reads.
+const WINDOW: usize = BEFORE + 64 + AFTER;
+
 /// Bit masks of a 64-byte block.
 struct Masks {
     /// ASCII digits.
     digit: u64,
     /// Spaces and dashes.
     sep: u64,
-    /// Where a check starts (when asked for): `@`s; `J`s, `A`s and `B`s (where `eyJ` ends,
-    /// `AKIA`-like and `AIza` prefixes and `Basic ` start); `_`s, `-`s and `/`s (the
-    /// punctuation of the other anchors).
+    /// Where a check starts (when asked for): `@`s; `J`s after a `y` (where `eyJ` ends); `A`s
+    /// with an `A` or `a` three bytes on (`AKIA`-like and `AIza` prefixes); `B`s before an
+    /// `a` (`Basic `); `_`s two bytes after an `a`, `h` or `v` (`gh?_`, `github_pat_`,
+    /// `?k_live_`); `-`s before another or after a `Y`, `t`, `a`, `b`, `p`, `r` or `s`
+    /// (`-----BEGIN`, `PuTTY-`, `glpat-`, `xox?-`, `sk-ant-`); `/`s after a `:` (`://`). The neighbours
+    /// are read in the vector compare, so the many such bytes of base64 text, snake_case keys
+    /// and hyphenated words cost no check; each marked byte is checked in full after.
     trigger: u64,
     /// `"`s and `\`s (when asked for).
     quote: u64,
 }
 
-/// The [`Masks`] of a 64-byte block; triggers and quotes only with `FULL`.
+/// The [`Masks`] of the 64-byte block inside a [`WINDOW`]; triggers and quotes only with
+/// `FULL`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn classify<const FULL: bool>(block: &[u8]) -> Masks {
+fn classify<const FULL: bool>(window: &[u8]) -> Masks {
     use std::arch::x86_64::*;
-    assert!(block.len() >= 64);
+    assert!(window.len() >= WINDOW);
     let (mut digit, mut sep, mut trigger, mut quote) = (0u64, 0, 0, 0);
-    // SAFETY: SSE2 is part of the x86-64 baseline, and the four unaligned 16-byte loads stay
-    // inside the 64 bytes asserted above.
+    // SAFETY: SSE2 is part of the x86-64 baseline, and every unaligned 16-byte load reads
+    // `window[BEFORE + 16 * k + d..][..16]` with d from -BEFORE to AFTER: inside the window
+    // asserted above.
     unsafe {
+        let load = |at: usize| _mm_loadu_si128(window.as_ptr().add(at) as *const __m128i);
+        let eq = |v: __m128i, c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
         let below = _mm_set1_epi8(b'0' as i8 - 1);
         let above = _mm_set1_epi8(b'9' as i8 + 1);
-        let space = _mm_set1_epi8(b' ' as i8);
-        let dash = _mm_set1_epi8(b'-' as i8);
-        let at_sign = _mm_set1_epi8(b'@' as i8);
-        let big_j = _mm_set1_epi8(b'J' as i8);
-        let big_a = _mm_set1_epi8(b'A' as i8);
-        let big_b = _mm_set1_epi8(b'B' as i8);
-        let underscore = _mm_set1_epi8(b'_' as i8);
-        let slash = _mm_set1_epi8(b'/' as i8);
-        let double_quote = _mm_set1_epi8(b'"' as i8);
-        let backslash = _mm_set1_epi8(b'\\' as i8);
         for k in 0..4 {
-            let v = _mm_loadu_si128(block.as_ptr().add(16 * k) as *const __m128i);
+            let at = BEFORE + 16 * k;
+            let v = load(at);
             // Signed compares: bytes of 0x80 and up are negative, so never digits.
             let d = _mm_and_si128(_mm_cmpgt_epi8(v, below), _mm_cmplt_epi8(v, above));
-            let dashes = _mm_cmpeq_epi8(v, dash);
-            let p = _mm_or_si128(_mm_cmpeq_epi8(v, space), dashes);
+            let dashes = eq(v, b'-');
+            let p = _mm_or_si128(eq(v, b' '), dashes);
             digit |= (_mm_movemask_epi8(d) as u32 as u64) << (16 * k);
             sep |= (_mm_movemask_epi8(p) as u32 as u64) << (16 * k);
             if FULL {
-                let letters = _mm_or_si128(
-                    _mm_or_si128(_mm_cmpeq_epi8(v, big_j), _mm_cmpeq_epi8(v, big_a)),
-                    _mm_or_si128(_mm_cmpeq_epi8(v, big_b), _mm_cmpeq_epi8(v, at_sign)),
+                // What `wide::half` computes, without its AVX2 table lookup.
+                let (before, before2, after, after3) =
+                    (load(at - 1), load(at - 2), load(at + 1), load(at + 3));
+                let token = _mm_or_si128(
+                    _mm_or_si128(eq(before2, b'a'), eq(before2, b'v')),
+                    eq(before2, b'h'),
                 );
+                let letters = _mm_or_si128(
+                    _mm_or_si128(
+                        _mm_and_si128(eq(v, b'J'), eq(before, b'y')),
+                        _mm_and_si128(
+                            eq(v, b'A'),
+                            eq(_mm_or_si128(after3, _mm_set1_epi8(0x20)), b'a'),
+                        ),
+                    ),
+                    _mm_or_si128(_mm_and_si128(eq(v, b'B'), eq(after, b'a')), eq(v, b'@')),
+                );
+                let dash_anchor = b"Ytabprs-"
+                    .iter()
+                    .zip([before; 7].into_iter().chain([after]))
+                    .fold(_mm_setzero_si128(), |m, (c, n)| _mm_or_si128(m, eq(n, *c)));
                 let marks = _mm_or_si128(
-                    _mm_or_si128(dashes, _mm_cmpeq_epi8(v, underscore)),
-                    _mm_cmpeq_epi8(v, slash),
+                    _mm_or_si128(
+                        _mm_and_si128(dashes, dash_anchor),
+                        _mm_and_si128(eq(v, b'_'), token),
+                    ),
+                    _mm_and_si128(eq(v, b'/'), eq(before, b':')),
                 );
                 let t = _mm_or_si128(letters, marks);
                 trigger |= (_mm_movemask_epi8(t) as u32 as u64) << (16 * k);
-                let q = _mm_or_si128(
-                    _mm_cmpeq_epi8(v, double_quote),
-                    _mm_cmpeq_epi8(v, backslash),
-                );
+                let q = _mm_or_si128(eq(v, b'"'), eq(v, b'\\'));
                 quote |= (_mm_movemask_epi8(q) as u32 as u64) << (16 * k);
             }
         }
@@ -367,16 +433,33 @@ fn classify<const FULL: bool>(block: &[u8]) -> Masks {
     }
 }
 
-/// The [`Masks`] of a 64-byte block; triggers and quotes only with `FULL`.
+/// The [`Masks`] of the 64-byte block inside a [`WINDOW`]; triggers and quotes only with
+/// `FULL`.
 #[cfg(not(target_arch = "x86_64"))]
-fn classify<const FULL: bool>(block: &[u8]) -> Masks {
+fn classify<const FULL: bool>(window: &[u8]) -> Masks {
     let (mut digit, mut sep, mut trigger, mut quote) = (0u64, 0, 0, 0);
-    for (i, c) in block[..64].iter().enumerate() {
+    for i in 0..64 {
+        let at = |d: usize| window[BEFORE + i + d - BEFORE];
+        let c = at(BEFORE);
+        let anchor = match c {
+            b'J' => at(BEFORE - 1) == b'y',
+            b'A' => at(BEFORE + 3) | 0x20 == b'a',
+            b'B' => at(BEFORE + 1) == b'a',
+            b'_' => matches!(at(0), b'a' | b'v' | b'h'),
+            b'-' => {
+                matches!(
+                    at(BEFORE - 1),
+                    b'Y' | b't' | b'a' | b'b' | b'p' | b'r' | b's'
+                ) || at(BEFORE + 1) == b'-'
+            }
+            b'/' => at(BEFORE - 1) == b':',
+            b'@' => true,
+            _ => false,
+        };
         digit |= (c.is_ascii_digit() as u64) << i;
-        sep |= ((*c == b' ' || *c == b'-') as u64) << i;
-        trigger |=
-            ((FULL && matches!(c, b'@' | b'J' | b'A' | b'B' | b'_' | b'-' | b'/')) as u64) << i;
-        quote |= ((FULL && (*c == b'"' || *c == b'\\')) as u64) << i;
+        sep |= ((c == b' ' || c == b'-') as u64) << i;
+        trigger |= ((FULL && anchor) as u64) << i;
+        quote |= ((FULL && (c == b'"' || c == b'\\')) as u64) << i;
     }
     Masks {
         digit,
@@ -1002,29 +1085,8 @@ fn triggered(s: &[u8], i: usize, jwt_end: &mut usize, out: &mut Vec<Hit>) {
                 http_basic(s, i, i + 6, out);
             }
         }
-        _ => {
-            if punctuation_may_anchor(s, i) {
-                punctuated_anchor(s, i, out)
-            }
-        }
-    }
-}
-
-/// Whether the `_`, `-` or `/` at `i` can be part of an anchor [`punctuated_anchor`] checks:
-/// one byte next to it rules out nearly all of them (keys such as `order_id`, UUIDs, SKUs)
-/// without the call. Every anchor passes: `gh?_`, `pat_` and `ive_` have an `h`, `a` or `v`
-/// two bytes before their `_`; `-----BEGIN` a second dash; `uTTY-`, `lpat-`, `-ant-` and
-/// `xox?-` a `Y`, `t`, `a`, `b`, `p`, `r` or `s` before theirs; `://` a colon.
-#[inline(always)]
-fn punctuation_may_anchor(s: &[u8], i: usize) -> bool {
-    let at = |k: usize| s.get(k).copied().unwrap_or(0);
-    match at(i) {
-        b'_' => i >= 2 && matches!(at(i - 2), b'h' | b'a' | b'v'),
-        b'-' => {
-            at(i + 1) == b'-'
-                || (i >= 1 && matches!(at(i - 1), b'Y' | b't' | b'a' | b'b' | b'p' | b'r' | b's'))
-        }
-        _ => i >= 1 && at(i - 1) == b':',
+        // The classification let through only punctuation with an anchor's neighbours.
+        _ => punctuated_anchor(s, i, out),
     }
 }
 
@@ -1789,19 +1851,33 @@ pub(super) mod tests {
             eprintln!("skipped: this CPU has no AVX2, so only the baseline pass runs here");
             return;
         }
-        // Every byte value at every position of a block, among the classified bytes.
-        let mut block = [0u8; 64];
-        for round in 0..=255u8 {
-            for (i, b) in block.iter_mut().enumerate() {
-                *b = round.wrapping_add((i * 7) as u8);
+        // Every byte value at every position of a block, among the classified bytes; and
+        // every anchor's first bytes with every neighbour the classification reads.
+        let mut window = [0u8; WINDOW];
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let pool: &[u8] = b"yaAvh_JBjb\\\"@- /z0Ytprs-:";
+        let anchors: &[&[u8]] = &[
+            b"eyJ", b"AKIA", b"AIza", b"Basic", b"gho_", b"pat_", b"ive_",
+        ];
+        for round in 0..4096u32 {
+            for (i, b) in window.iter_mut().enumerate() {
+                *b = if round < 256 {
+                    (round as u8).wrapping_add((i * 7) as u8)
+                } else {
+                    pool[rng.gen_range(0..pool.len())]
+                };
             }
+            let a = anchors[round as usize % anchors.len()];
+            let at = rng.gen_range(0..WINDOW - a.len());
+            window[at..at + a.len()].copy_from_slice(a);
             // SAFETY: AVX2 was checked above.
-            let wide = unsafe { wide::classify(&block) };
-            let base = classify::<true>(&block);
+            let wide = unsafe { wide::classify(&window) };
+            let base = classify::<true>(&window);
             assert_eq!(
                 (wide.digit, wide.sep, wide.trigger, wide.quote),
                 (base.digit, base.sep, base.trigger, base.quote),
-                "block {round}"
+                "window {round}"
             );
         }
         let mut g = crate::detect::corpus::Generator::new(11);
