@@ -104,11 +104,14 @@ pub fn walk_with<K>(
 /// type of its own whose method the walk can inline (a closure called once per member is a
 /// call the optimiser would not inline).
 pub trait MakeKey<K> {
-    fn make_key(&mut self, raw: &[u8]) -> K;
+    /// The `K` of a key whose unescaped bytes are `raw`. `ahead` starts with `raw`: it is the
+    /// document from the key's first byte on when the key held no escape (so a maker may read
+    /// a few bytes past the key without a copy), else `raw` itself.
+    fn make_key(&mut self, raw: &[u8], ahead: &[u8]) -> K;
 }
 
 impl<K, F: FnMut(&[u8]) -> K> MakeKey<K> for F {
-    fn make_key(&mut self, raw: &[u8]) -> K {
+    fn make_key(&mut self, raw: &[u8], _: &[u8]) -> K {
         self(raw)
     }
 }
@@ -231,7 +234,11 @@ fn member_key<K>(
     if doc.get(colon) != Some(&b':') {
         return Err(NotJson(colon));
     }
-    Ok((make_key.make_key(&key), skip_ws(doc, colon + 1)))
+    let ahead = match &key {
+        std::borrow::Cow::Borrowed(_) => &doc[at + 1..],
+        std::borrow::Cow::Owned(unescaped) => &unescaped[..],
+    };
+    Ok((make_key.make_key(&key, ahead), skip_ws(doc, colon + 1)))
 }
 
 /// Where the whitespace from `i` ends. Most JSON on the wire is compact: a byte above the
