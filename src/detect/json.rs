@@ -549,6 +549,48 @@ mod tests {
         }
     }
 
+    /// Whitespace of every kind, wherever JSON allows it, walks as the compact document does;
+    /// where JSON does not allow a value, whitespace does not make one.
+    #[test]
+    fn whitespace_anywhere_between_tokens() {
+        let compact = r#"{"user":{"email":"a@b.io","cards":[{"pan":"4111"},{"pan":4242},[],{}]},"odd, key":"x\"y: [1]","n":[-1.5e3,true,null,false]}"#;
+        let want = all(compact).unwrap();
+        for (round, ws) in [" ", "\n", "\r\n", "\t", " \t\n\r "].iter().enumerate() {
+            // Around every structural byte outside strings, and at both ends.
+            let mut spaced = String::from(*ws);
+            let (mut in_string, mut escaped) = (false, false);
+            for c in compact.chars() {
+                let structural = !in_string && "{}[]:,".contains(c);
+                if in_string {
+                    in_string = escaped || c != '"';
+                    escaped = !escaped && c == '\\';
+                } else if c == '"' {
+                    in_string = true;
+                }
+                if structural {
+                    spaced.push_str(ws);
+                    spaced.push(c);
+                    spaced.push_str(ws);
+                } else {
+                    spaced.push(c);
+                }
+            }
+            spaced.push_str(ws);
+            assert_eq!(all(&spaced).unwrap(), want, "round {round}: {spaced:?}");
+        }
+        for bad in [
+            " ",
+            "\n\t",
+            "[1, ]",
+            "{ \"a\" : 1 , }",
+            "[ 1 2 ]",
+            "{ , }",
+            "[\n]x",
+        ] {
+            assert!(all(bad).is_err(), "{bad:?}");
+        }
+    }
+
     #[test]
     fn malformed_and_hostile_documents_are_errors() {
         for bad in [
