@@ -624,9 +624,9 @@ const HEAD_MASKS: [[u64; 2]; 17] = {
 };
 
 /// The first 16 bytes of a key as two words, zero past its end. `ahead` starts with the key's
-/// bytes (what follows them in the document comes after): with 16 bytes there (nearly always) the words are
-/// two loads and two masks, with no branch on the key's length, which varies from member to
-/// member too irregularly to predict.
+/// bytes (what follows them in the document comes after): with 16 bytes there (nearly always)
+/// the words are two loads and two masks, with no branch on the key's length, which varies
+/// from member to member too irregularly to predict.
 #[inline]
 fn key_head(raw: &[u8], ahead: &[u8]) -> [u64; 2] {
     let word = |b: &[u8]| u64::from_le_bytes(b[..8].try_into().unwrap_or_default());
