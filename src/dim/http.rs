@@ -43,12 +43,16 @@ impl Message {
 
     /// The headers in order: names (HTTP tokens, so text) and raw values.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.spans.iter().map(|(name, value)| {
-            (
-                std::str::from_utf8(&self.head[name.clone()]).unwrap_or_default(),
-                &self.head[value.clone()],
-            )
-        })
+        self.raw_headers()
+            .map(|(name, value)| (std::str::from_utf8(name).unwrap_or_default(), value))
+    }
+
+    /// The headers in order, names as bytes: for callers that skip most headers by name, so
+    /// only the others pay for the UTF-8 check.
+    pub fn raw_headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.spans
+            .iter()
+            .map(|(name, value)| (&self.head[name.clone()], &self.head[value.clone()]))
     }
 
     /// Copies the headers httparse read out of `block` (the bytes it parsed).

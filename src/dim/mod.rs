@@ -387,10 +387,14 @@ impl Pipeline {
                 out.extend(self.engine.scan_form(query.as_bytes()));
             }
         }
-        for (name, value) in m.headers() {
-            if PLAIN_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+        for (name, value) in m.raw_headers() {
+            if PLAIN_HEADERS
+                .iter()
+                .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
+            {
                 continue;
             }
+            let name = std::str::from_utf8(name).unwrap_or_default();
             // Authorization and cookies are expected to carry credentials to their endpoint;
             // they are still reported, as the map shows which endpoints receive them.
             let mut line = name.as_bytes().to_vec();
