@@ -41,15 +41,9 @@ impl Message {
             .map(|(_, v)| &self.head[v.clone()])
     }
 
-    /// The headers in order: names (HTTP tokens, so text) and raw values.
-    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.raw_headers()
-            .map(|(name, value)| (std::str::from_utf8(name).unwrap_or_default(), value))
-    }
-
-    /// The headers in order, names as bytes: for callers that skip most headers by name, so
-    /// only the others pay for the UTF-8 check.
-    pub fn raw_headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+    /// The headers in order, names and values as bytes (names are HTTP tokens; callers that
+    /// skip most headers by name convert only the others to text).
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.spans
             .iter()
             .map(|(name, value)| (&self.head[name.clone()], &self.head[value.clone()]))
@@ -561,15 +555,15 @@ mod tests {
     fn headers_keep_their_order_case_and_repeats() {
         let req = b"GET /a HTTP/1.1\r\nHost: shop\r\nX-Empty:\r\nCookie: a=1\r\ncookie: b=2\r\nX-Bin: \xff\x7e\r\n\r\n";
         let m = &client_requests(BODY_CAP, req)[0];
-        let got: Vec<(&str, &[u8])> = m.headers().collect();
+        let got: Vec<(&[u8], &[u8])> = m.headers().collect();
         assert_eq!(
             got,
             vec![
-                ("Host", &b"shop"[..]),
-                ("X-Empty", b""),
-                ("Cookie", b"a=1"),
-                ("cookie", b"b=2"),
-                ("X-Bin", b"\xff\x7e"),
+                (&b"Host"[..], &b"shop"[..]),
+                (b"X-Empty", b""),
+                (b"Cookie", b"a=1"),
+                (b"cookie", b"b=2"),
+                (b"X-Bin", b"\xff\x7e"),
             ]
         );
         assert_eq!(m.header("COOKIE"), Some(&b"a=1"[..]), "the first, any case");

@@ -387,7 +387,7 @@ impl Pipeline {
                 out.extend(self.engine.scan_form(query.as_bytes()));
             }
         }
-        for (name, value) in m.raw_headers() {
+        for (name, value) in m.headers() {
             if PLAIN_HEADERS
                 .iter()
                 .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
