@@ -123,11 +123,54 @@ pub fn walk_indexed<K>(
     doc: &[u8],
     quotes: Option<&[u64]>,
     scratch: &mut Scratch<K>,
+    make_key: impl MakeKey<K>,
+    visit: impl FnMut(&[Seg<K>], &[u8], std::ops::Range<usize>),
+) -> Result<(), NotJson> {
+    // A bitmap for another document would misread this one: it must cover exactly this one
+    // (and the zero word after it).
+    match quotes.filter(|q| q.len() == doc.len().div_ceil(64) + 1) {
+        Some(q) => walk_generic(doc, Bitmap(q), scratch, make_key, visit),
+        None => walk_generic(doc, Search, scratch, make_key, visit),
+    }
+}
+
+/// How the walk finds the first `"` or `\\` of a string's text: compiled into the walk once per
+/// way, so no string pays for a choice between them.
+trait Specials {
+    /// The first `"` or `\\` in `doc` at or after `from` (at most `doc.len()`).
+    fn first(&self, doc: &[u8], from: usize) -> Option<usize>;
+}
+
+/// By reading the string.
+struct Search;
+
+impl Specials for Search {
+    #[inline(always)]
+    fn first(&self, doc: &[u8], from: usize) -> Option<usize> {
+        quote_or_backslash(&doc[from..]).map(|k| from + k)
+    }
+}
+
+/// In a bitmap of the document's `"`s and `\\`s, one bit per byte and a zero word after them.
+struct Bitmap<'q>(&'q [u64]);
+
+impl Specials for Bitmap<'_> {
+    #[inline(always)]
+    fn first(&self, _: &[u8], from: usize) -> Option<usize> {
+        next_bit(self.0, from)
+    }
+}
+
+/// [`walk_indexed`], with the way strings are read chosen.
+#[inline(always)]
+fn walk_generic<K>(
+    doc: &[u8],
+    quotes: impl Specials,
+    scratch: &mut Scratch<K>,
     mut make_key: impl MakeKey<K>,
     mut visit: impl FnMut(&[Seg<K>], &[u8], std::ops::Range<usize>),
 ) -> Result<(), NotJson> {
-    // A bitmap for another document would misread this one: it must cover exactly this one.
-    let quotes = quotes.filter(|q| q.len() == doc.len().div_ceil(64));
+    let quotes = &quotes;
     let path = &mut scratch.path;
     path.clear();
     let byte = |i: usize| doc.get(i).copied();
@@ -223,7 +266,7 @@ pub fn walk_indexed<K>(
 fn member_key<K>(
     doc: &[u8],
     at: usize,
-    quotes: Option<&[u64]>,
+    quotes: &impl Specials,
     make_key: &mut impl MakeKey<K>,
 ) -> Result<(K, usize), NotJson> {
     if doc.get(at) != Some(&b'"') {
@@ -292,14 +335,10 @@ fn number_end(doc: &[u8], i: usize) -> usize {
 fn string<'d>(
     doc: &'d [u8],
     at: usize,
-    quotes: Option<&[u64]>,
+    quotes: &impl Specials,
 ) -> Result<(std::borrow::Cow<'d, [u8]>, usize), NotJson> {
     let body = at + 1;
-    let special = match quotes {
-        Some(q) => next_bit(q, body),
-        None => quote_or_backslash(&doc[body..]).map(|k| body + k),
-    };
-    match special {
+    match quotes.first(doc, body) {
         Some(k) if doc.get(k) == Some(&b'"') => {
             Ok((std::borrow::Cow::Borrowed(&doc[body..k]), k + 1))
         }
@@ -363,9 +402,11 @@ fn unescape(
 fn next_bit(bits: &[u64], from: usize) -> Option<usize> {
     // Most strings end within 64 bytes of their start but a third of them cross into the next
     // word: reading the two words as one window decides both cases without a branch on the data.
+    // The bitmap ends in a zero word, so both words exist for any `from` in the document.
     let word = from / 64;
-    let lo = *bits.get(word)?;
-    let hi = bits.get(word + 1).copied().unwrap_or(0);
+    let &[lo, hi] = bits.get(word..word + 2)? else {
+        return None;
+    };
     let window = (((hi as u128) << 64) | lo as u128) >> (from % 64);
     if window != 0 {
         return Some(from + window.trailing_zeros() as usize);

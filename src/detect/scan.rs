@@ -51,7 +51,7 @@ pub fn strong(s: &[u8], out: &mut Vec<Hit>) {
 }
 
 /// [`strong`], also filling `quotes` (when given) with where `s` has a `"` or a `\`: bit
-/// `i % 64` of word `i / 64`. The JSON walker finds the end of each string there instead of
+/// `i % 64` of word `i / 64`, and a zero word after the last. The JSON walker finds the end of each string there instead of
 /// reading the string again (see [`super::json::walk_indexed`]).
 pub fn strong_and_quotes(s: &[u8], out: &mut Vec<Hit>, quotes: Option<&mut Vec<u64>>) {
     // Numbers, `@`s and every literal anchor come from one classification of each 64-byte
@@ -238,10 +238,11 @@ fn blocks<const ANCHORS: bool>(
     quotes: Option<&mut Vec<u64>>,
     classify: impl Fn(&[u8]) -> Masks,
 ) {
-    // One word per block, written in place (cheaper than a push per block).
+    // One word per block, written in place (cheaper than a push per block), and a zero word
+    // after them, so a reader can always take two words.
     let mut quotes: Option<&mut [u64]> = quotes.map(|q| {
         q.clear();
-        q.resize(s.len().div_ceil(64), 0);
+        q.resize(s.len().div_ceil(64) + 1, 0);
         &mut q[..]
     });
     let mut pos = 0;
@@ -307,6 +308,19 @@ fn blocks<const ANCHORS: bool>(
             // there is none, somewhere in the blocks before.
             let below = !numeric & ((1u64 << bit) - 1);
             let mut start = pos + 64 - below.leading_zeros() as usize;
+            // Most runs are ids, order numbers and timestamps: digits alone, inside this block,
+            // that no type can be. The masks give such a run's end, so it is passed over
+            // without being read again.
+            let above = !numeric & !(2u64 << bit).wrapping_sub(1);
+            if below != 0 && above != 0 {
+                let end = pos + above.trailing_zeros() as usize;
+                let run = below_cleared(start - pos) & !below_cleared(end - pos);
+                if numeric & !digit & run == 0 && plain_digits_are_nothing(s, start, end) {
+                    done = end;
+                    ends &= below_cleared(done - pos);
+                    continue;
+                }
+            }
             if below == 0 {
                 start = pos;
                 while start > 0 && numeric_at(s, start - 1) {
@@ -340,6 +354,24 @@ fn below_cleared(n: usize) -> u64 {
     } else {
         !0u64 << n
     }
+}
+
+/// Whether the run of digits alone `s[start..end]` (nine or more, nothing numeric on either
+/// side) is surely no type: what [`judge_number`] would conclude, without reading the digits.
+/// Such a run is an IBAN's only after a capital or a digit (past one space), and a card's
+/// only with 13 to 19 digits and an issuer's first digit (2 to 6); without separators it is
+/// never an SSN.
+fn plain_digits_are_nothing(s: &[u8], start: usize, end: usize) -> bool {
+    let at = |k: Option<usize>| k.and_then(|k| s.get(k)).copied().unwrap_or(0);
+    let before = at(start.checked_sub(1));
+    let prev = if before == b' ' {
+        at(start.checked_sub(2))
+    } else {
+        before
+    };
+    let card_shaped =
+        (13..=19).contains(&(end - start)) && (b'2'..=b'6').contains(&at(Some(start)));
+    !card_shaped && !prev.is_ascii_uppercase() && !prev.is_ascii_digit()
 }
 
 /// Whether `s[i]` belongs to a run: a digit, or a space or dash between two digits.
@@ -1734,6 +1766,8 @@ pub(super) mod tests {
             b"5425233430109903",
             b"1700000123456",
             b"0123456789012345678901234567890123",
+            b"DE89 3704 0044 0532 0130 00",
+            b"Q",
             b"a",
             b" ",
             b"-",
