@@ -264,6 +264,12 @@ fn blocks<const ANCHORS: bool>(
             .and_then(|from| s.get(from..from + WINDOW))
         {
             Some(window) => classify(window),
+            // The first block of a longer input: a copy of fixed size, which needs no call.
+            None if pos == 0 && s.len() >= 64 + AFTER => {
+                let mut window = [0u8; WINDOW];
+                window[BEFORE..].copy_from_slice(&s[..64 + AFTER]);
+                classify(&window)
+            }
             None => {
                 // The first and last blocks: zeros stand in for the bytes before and after `s`,
                 // and no check accepts a zero.
@@ -1032,10 +1038,44 @@ fn jwt(s: &[u8], at: usize, out: &mut Vec<Hit>) {
     }
     let sig_end = b64url_run(s, p_end + 1, 4096);
     let unsigned = sig_end == p_end + 1;
-    // The header must decode to a JSON object naming an algorithm. Real headers are a few
-    // dozen bytes: a small buffer on the stack (zeroing one sized for the longest header cost
-    // more than the decode), the heap for the rare long one.
-    let encoded = &s[at..h_end];
+    let ok = header_alg(&s[at..h_end]).is_some_and(|none| none || !unsigned);
+    if ok {
+        out.push(Hit {
+            kind: Kind::Jwt,
+            start: at,
+            end: sig_end,
+        });
+    }
+}
+
+/// What [`jwt_alg`] says of the base64url-encoded JWT header `encoded`. An issuer puts the same
+/// header on every token, so the last header accepted and its verdict are kept (per thread),
+/// and a token with that header is not decoded again; look-alikes, whose headers are refused,
+/// do not displace it.
+fn header_alg(encoded: &[u8]) -> Option<bool> {
+    thread_local! {
+        static LAST: std::cell::RefCell<(Vec<u8>, Option<bool>)> = Default::default();
+    }
+    LAST.with_borrow_mut(|(last, verdict)| {
+        if verdict.is_some() && *last == encoded {
+            return *verdict;
+        }
+        let read = decode_header_alg(encoded);
+        // Only short headers are kept: the memory stays bounded.
+        if read.is_some() && encoded.len() <= 256 {
+            last.clear();
+            last.extend_from_slice(encoded);
+            *verdict = read;
+        }
+        read
+    })
+}
+
+/// [`header_alg`] without the memory: the header must decode to a JSON object naming an
+/// algorithm.
+fn decode_header_alg(encoded: &[u8]) -> Option<bool> {
+    // Real headers are a few dozen bytes: a small buffer on the stack (zeroing one sized for
+    // the longest header cost more than the decode), the heap for the rare long one.
     let mut small = [0u8; 256];
     let mut large = Vec::new();
     let buf: &mut [u8] = if encoded.len() / 4 * 3 + 3 <= small.len() {
@@ -1044,16 +1084,7 @@ fn jwt(s: &[u8], at: usize, out: &mut Vec<Hit>) {
         large.resize(encoded.len() / 4 * 3 + 3, 0);
         &mut large
     };
-    let ok = decode_b64url(encoded, buf)
-        .and_then(|n| jwt_alg(&buf[..n]))
-        .is_some_and(|none| none || !unsigned);
-    if ok {
-        out.push(Hit {
-            kind: Kind::Jwt,
-            start: at,
-            end: sig_end,
-        });
-    }
+    decode_b64url(encoded, buf).and_then(|n| jwt_alg(&buf[..n]))
 }
 
 /// Each base64url character's six bits; 0xff for anything else.
@@ -2238,6 +2269,38 @@ pub(super) mod tests {
         ] {
             assert_eq!(jwt_alg(header), want, "{}", String::from_utf8_lossy(header));
         }
+    }
+
+    /// The kept verdict of the last header is the one reading the header gives, whatever the
+    /// order headers come in: repeated, alternating, long, undecodable.
+    #[test]
+    fn a_kept_header_verdict_is_the_headers_own() {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let long = format!(r#"{{"alg":"RS256","kid":"{}"}}"#, "k".repeat(300));
+        let headers: Vec<Vec<u8>> = [
+            &br#"{"alg":"HS256","typ":"JWT"}"#[..],
+            br#"{"alg":"none"}"#,
+            br#"{"alg":256}"#,
+            long.as_bytes(),
+        ]
+        .iter()
+        .map(|h| b64.encode(h).into_bytes())
+        .chain([b"eyJ!!!!".to_vec(), b"eyJhbGciOiJIUzI1NiJ9x".to_vec()])
+        .collect();
+        for order in [
+            [0, 0, 1, 1, 0, 2, 2, 3, 3, 0],
+            [4, 4, 5, 0, 5, 3, 1, 4, 2, 0],
+        ] {
+            for k in order {
+                let h = &headers[k];
+                assert_eq!(header_alg(h), decode_header_alg(h), "header {k}");
+            }
+        }
+        assert_eq!(header_alg(&headers[0]), Some(false));
+        assert_eq!(header_alg(&headers[1]), Some(true));
+        assert_eq!(header_alg(&headers[3]), Some(false));
+        assert_eq!(header_alg(&headers[4]), None);
     }
 
     /// SaaS tokens by their prefixes (built at run time, so no scanner mistakes this file for
