@@ -297,13 +297,16 @@ fn blocks<const ANCHORS: bool>(
         // A separator counts only between two digits.
         let numeric =
             digit | (sep & ((digit << 1) | prev_digit) & ((digit >> 1) | (next_digit << 63)));
-        // Bit i of `ends`: the nine bytes ending at pos + i are all numeric (the previous
-        // block's last eight bytes sit in the low bits of `ext`).
-        let ext = ((numeric as u128) << 8) | (prev_numeric >> 56) as u128;
-        let two = ext & (ext << 1);
-        let four = two & (two << 2);
-        let eight = four & (four << 4);
-        let mut ends = ((eight & (ext << 8)) >> 8) as u64;
+        // Bit i of `ends`: the nine bytes ending at pos + i are all numeric. Runs of nine set
+        // bits are found in two words, without 128-bit shifts: the block's mask with the
+        // previous block's last eight bits below it (ends up to bit 55), and the block's mask
+        // alone (ends from bit 8).
+        let nine = |m: u64| {
+            let two = m & (m << 1);
+            let four = two & (two << 2);
+            (four & (four << 4)) & (m << 8)
+        };
+        let mut ends = nine((numeric << 8) | (prev_numeric >> 56)) >> 8 | nine(numeric);
         if done > pos {
             ends &= below_cleared(done - pos);
         }
@@ -669,6 +672,7 @@ fn grouped_number_at(s: &[u8], start: usize, out: &mut Vec<Hit>) -> usize {
 /// Reports what the run `s[start..end]` is: `n` digits (the first [`MAX_DIGITS`] of them in
 /// `digits`), in groups of the lengths `groups` (the first three), separated alike or not.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn judge_number(
     s: &[u8],
     start: usize,

@@ -98,23 +98,24 @@ pub fn iban(s: &[u8]) -> bool {
         return false;
     }
     // Move the first four characters to the end, letters to numbers (A=10), mod 97.
-    // The remainder is only reduced when it grows large, not at every character. Digits and
-    // letters interleave unpredictably in a BBAN, so each character's value and its scale
-    // (10 for a digit, 100 for a letter's two digits) come from a table, not a branch.
+    // Digits and letters interleave unpredictably in a BBAN, so each character's value and
+    // its scale (10 for a digit, 100 for a letter's two digits) come from a table, not a
+    // branch. The remainder is reduced after every seven characters, not tested at each:
+    // below 97 and scaled by at most 100^7, it stays far inside 64 bits.
     let mut rem: u64 = 0;
     let mut invalid = 0u8;
-    for part in [&s[4..], &s[..4]] {
-        for &c in part {
-            let v = IBAN_VALUE[c as usize];
-            invalid |= v;
-            let scale = if v >= 10 { 100 } else { 10 };
-            rem = rem * scale + (v & 0x3f) as u64;
-            if rem >= 1 << 48 {
-                rem %= 97;
-            }
-        }
+    let mut step = |rem: u64, c: u8| {
+        let v = IBAN_VALUE[c as usize];
+        invalid |= v;
+        let scale = if v >= 10 { 100 } else { 10 };
+        rem * scale + (v & 0x3f) as u64
+    };
+    let (bban, head) = (&s[4..], &s[..4]);
+    for chunk in bban.chunks(7) {
+        rem = chunk.iter().fold(rem, |r, &c| step(r, c)) % 97;
     }
-    invalid & 0x80 == 0 && rem % 97 == 1
+    rem = head.iter().fold(rem, |r, &c| step(r, c)) % 97;
+    invalid & 0x80 == 0 && rem == 1
 }
 
 /// A character's value in the IBAN checksum (digits 0-9, capitals 10-35); 0xff for anything
