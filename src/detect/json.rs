@@ -75,11 +75,16 @@ pub fn walk(doc: &[u8], visit: &mut Visitor<'_>) -> Result<(), NotJson> {
 /// document costs no allocation for its nesting.
 pub struct Scratch<K> {
     path: Vec<Seg<K>>,
+    /// The unescaped text of the last string that held an escape.
+    text: Vec<u8>,
 }
 
 impl<K> Default for Scratch<K> {
     fn default() -> Self {
-        Scratch { path: Vec::new() }
+        Scratch {
+            path: Vec::new(),
+            text: Vec::new(),
+        }
     }
 }
 
@@ -128,10 +133,15 @@ pub fn walk_indexed<K>(
 ) -> Result<(), NotJson> {
     // A bitmap for another document would misread this one: it must cover exactly this one
     // (and the zero word after it).
-    match quotes.filter(|q| q.len() == doc.len().div_ceil(64) + 1) {
+    let walked = match quotes.filter(|q| q.len() == doc.len().div_ceil(64) + 1) {
         Some(q) => walk_generic(doc, Bitmap(q), scratch, make_key, visit),
         None => walk_generic(doc, Search, scratch, make_key, visit),
+    };
+    // A huge escaped string is not kept between documents.
+    if scratch.text.capacity() > 1 << 16 {
+        scratch.text = Vec::new();
     }
+    walked
 }
 
 /// How the walk finds the first `"` or `\\` of a string's text: compiled into the walk once per
@@ -171,7 +181,7 @@ fn walk_generic<K>(
     mut visit: impl FnMut(&[Seg<K>], &[u8], std::ops::Range<usize>),
 ) -> Result<(), NotJson> {
     let quotes = &quotes;
-    let path = &mut scratch.path;
+    let Scratch { path, text } = scratch;
     path.clear();
     let byte = |i: usize| doc.get(i).copied();
     let mut i = skip_ws(doc, 0);
@@ -188,7 +198,7 @@ fn walk_generic<K>(
                 } else if path.len() >= MAX_DEPTH {
                     return Err(NotJson(i));
                 } else if object {
-                    let (key, value) = member_key(doc, first, quotes, &mut make_key)?;
+                    let (key, value) = member_key(doc, first, quotes, text, &mut make_key)?;
                     path.push(Seg::Key(key));
                     i = value;
                     continue 'value;
@@ -199,8 +209,8 @@ fn walk_generic<K>(
                 }
             }
             Some(b'"') => {
-                let (value, end) = string(doc, i, quotes)?;
-                visit(path, &value, i + 1..end - 1);
+                let (value, _, end) = string(doc, i, quotes, text)?;
+                visit(path, value, i + 1..end - 1);
                 i = end;
             }
             Some(b'-' | b'0'..=b'9') => {
@@ -232,7 +242,7 @@ fn walk_generic<K>(
                     Some(b',') => {
                         // The next member's key takes the place of this one's.
                         let (key, value) =
-                            member_key(doc, skip_ws(doc, i + 1), quotes, &mut make_key)?;
+                            member_key(doc, skip_ws(doc, i + 1), quotes, text, &mut make_key)?;
                         *member = Seg::Key(key);
                         i = value;
                         continue 'value;
@@ -267,21 +277,19 @@ fn member_key<K>(
     doc: &[u8],
     at: usize,
     quotes: &impl Specials,
+    text: &mut Vec<u8>,
     make_key: &mut impl MakeKey<K>,
 ) -> Result<(K, usize), NotJson> {
     if doc.get(at) != Some(&b'"') {
         return Err(NotJson(at));
     }
-    let (key, end) = string(doc, at, quotes)?;
+    let (key, escaped, end) = string(doc, at, quotes, text)?;
     let colon = skip_ws(doc, end);
     if doc.get(colon) != Some(&b':') {
         return Err(NotJson(colon));
     }
-    let ahead = match &key {
-        std::borrow::Cow::Borrowed(_) => &doc[at + 1..],
-        std::borrow::Cow::Owned(unescaped) => &unescaped[..],
-    };
-    Ok((make_key.make_key(&key, ahead), skip_ws(doc, colon + 1)))
+    let ahead = if escaped { key } else { &doc[at + 1..] };
+    Ok((make_key.make_key(key, ahead), skip_ws(doc, colon + 1)))
 }
 
 /// Where the whitespace from `i` ends. Most JSON on the wire is compact: a byte above the
@@ -328,40 +336,40 @@ fn number_end(doc: &[u8], i: usize) -> usize {
     super::scan::run_end(doc, i, doc.len(), vector, number_byte)
 }
 
-/// The string starting at `doc[at] == '"'`, unescaped, and the index after its closing quote.
-/// Inlined into the walk: most strings hold no escape, and for them this is a search and a
-/// compare ([`unescape`] decodes the others).
+/// The string starting at `doc[at] == '"'`: its text, unescaped, whether it held an escape,
+/// and the index after its closing quote. Inlined into the walk: most strings hold no escape,
+/// and for them this is a search and a compare, and the text is borrowed from `doc`
+/// ([`unescape`] decodes the others into `text`, which is reused from string to string).
 #[inline(always)]
-fn string<'d>(
-    doc: &'d [u8],
+fn string<'a>(
+    doc: &'a [u8],
     at: usize,
     quotes: &impl Specials,
-) -> Result<(std::borrow::Cow<'d, [u8]>, usize), NotJson> {
+    text: &'a mut Vec<u8>,
+) -> Result<(&'a [u8], bool, usize), NotJson> {
     let body = at + 1;
     match quotes.first(doc, body) {
-        Some(k) if doc.get(k) == Some(&b'"') => {
-            Ok((std::borrow::Cow::Borrowed(&doc[body..k]), k + 1))
+        Some(k) if doc.get(k) == Some(&b'"') => Ok((&doc[body..k], false, k + 1)),
+        Some(k) => {
+            let end = unescape(doc, body, k, text)?;
+            Ok((&text[..], true, end))
         }
-        Some(k) => unescape(doc, body, k),
         None => Err(NotJson(at)),
     }
 }
 
-/// The string whose text starts at `body` and whose first escape is at `first`, decoded, and
-/// the index after its closing quote.
+/// The string whose text starts at `body` and whose first escape is at `first`, decoded into
+/// `out`; the index after its closing quote.
 #[cold]
 #[inline(never)]
-fn unescape(
-    doc: &[u8],
-    body: usize,
-    first: usize,
-) -> Result<(std::borrow::Cow<'_, [u8]>, usize), NotJson> {
+fn unescape(doc: &[u8], body: usize, first: usize, out: &mut Vec<u8>) -> Result<usize, NotJson> {
     let at = body - 1;
-    let mut out = doc[body..first].to_vec();
+    out.clear();
+    out.extend_from_slice(&doc[body..first]);
     let mut i = first;
     while i < doc.len() {
         match doc[i] {
-            b'"' => return Ok((std::borrow::Cow::Owned(out), i + 1)),
+            b'"' => return Ok(i + 1),
             b'\\' => {
                 let e = *doc.get(i + 1).ok_or(NotJson(i))?;
                 i += 2;
