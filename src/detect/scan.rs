@@ -239,10 +239,12 @@ fn blocks<const ANCHORS: bool>(
     classify: impl Fn(&[u8]) -> Masks,
 ) {
     // One word per block, written in place (cheaper than a push per block), and a zero word
-    // after them, so a reader can always take two words.
+    // after them, so a reader can always take two words. Every block writes its word, so the
+    // words left from the last input need no clearing.
     let mut quotes: Option<&mut [u64]> = quotes.map(|q| {
-        q.clear();
-        q.resize(s.len().div_ceil(64) + 1, 0);
+        let words = s.len().div_ceil(64) + 1;
+        q.resize(words, 0);
+        q[words - 1] = 0;
         &mut q[..]
     });
     let mut pos = 0;
@@ -270,9 +272,19 @@ fn blocks<const ANCHORS: bool>(
                 window[BEFORE..].copy_from_slice(&s[..64 + AFTER]);
                 classify(&window)
             }
+            // The last block of an input of a window or more: the input's last WINDOW bytes,
+            // copied at a fixed size, with zeros after them.
+            None if pos > 0 && s.len() >= WINDOW => {
+                let mut tail = [0u8; 2 * WINDOW];
+                tail[..WINDOW].copy_from_slice(&s[s.len() - WINDOW..]);
+                // Where `s[pos - BEFORE]` landed: `pos - BEFORE < s.len() < pos + 64 + AFTER`
+                // keeps the window inside `tail`.
+                let from = pos - BEFORE + WINDOW - s.len();
+                classify(&tail[from..from + WINDOW])
+            }
             None => {
-                // The first and last blocks: zeros stand in for the bytes before and after `s`,
-                // and no check accepts a zero.
+                // The first and last blocks of short inputs: zeros stand in for the bytes
+                // before and after `s`, and no check accepts a zero.
                 let mut window = [0u8; WINDOW];
                 let from = pos.saturating_sub(BEFORE);
                 let to = s.len().min(pos + 64 + AFTER);
