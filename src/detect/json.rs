@@ -183,42 +183,43 @@ fn walk_generic<K>(
     let quotes = &quotes;
     let Scratch { path, text } = scratch;
     path.clear();
-    let byte = |i: usize| doc.get(i).copied();
-    let mut i = skip_ws(doc, 0);
+    // `c` is always the byte at `i` (0 past the end, which no JSON token starts with): each
+    // step reads the byte it stops at once, for the next step to dispatch on.
+    let (mut i, mut c) = skip_ws(doc, 0);
     'value: loop {
         // A value starts at `i`.
-        match byte(i) {
-            Some(open @ (b'{' | b'[')) => {
-                let first = skip_ws(doc, i + 1);
-                let object = open == b'{';
+        match c {
+            b'{' | b'[' => {
+                let (first, fc) = skip_ws(doc, i + 1);
+                let object = c == b'{';
                 let close = if object { b'}' } else { b']' };
-                if byte(first) == Some(close) {
+                if fc == close {
                     // Empty: a complete value that opens nothing.
                     i = first + 1;
                 } else if path.len() >= MAX_DEPTH {
                     return Err(NotJson(i));
                 } else if object {
-                    let (key, value) = member_key(doc, first, quotes, text, &mut make_key)?;
+                    let (key, value, vc) = member_key(doc, first, fc, quotes, text, &mut make_key)?;
                     path.push(Seg::Key(key));
-                    i = value;
+                    (i, c) = (value, vc);
                     continue 'value;
                 } else {
                     path.push(Seg::Index(0));
-                    i = first;
+                    (i, c) = (first, fc);
                     continue 'value;
                 }
             }
-            Some(b'"') => {
+            b'"' => {
                 let (value, _, end) = string(doc, i, quotes, text)?;
                 visit(path, value, i + 1..end - 1);
                 i = end;
             }
-            Some(b'-' | b'0'..=b'9') => {
+            b'-' | b'0'..=b'9' => {
                 let end = number_end(doc, i);
                 visit(path, &doc[i..end], i..end);
                 i = end;
             }
-            Some(c @ (b't' | b'f' | b'n')) => {
+            b't' | b'f' | b'n' => {
                 let word: &[u8] = match c {
                     b't' => b"true",
                     b'f' => b"false",
@@ -234,32 +235,33 @@ fn walk_generic<K>(
         // A value ended before `i`: the next member of its container, or the container's end
         // (which ends a value of the container around it, and so on).
         loop {
-            i = skip_ws(doc, i);
+            (i, c) = skip_ws(doc, i);
             match path.last_mut() {
                 None if i == doc.len() => return Ok(()),
                 None => return Err(NotJson(i)),
-                Some(member @ Seg::Key(_)) => match byte(i) {
-                    Some(b',') => {
+                Some(member @ Seg::Key(_)) => match c {
+                    b',' => {
                         // The next member's key takes the place of this one's.
-                        let (key, value) =
-                            member_key(doc, skip_ws(doc, i + 1), quotes, text, &mut make_key)?;
+                        let (at, ac) = skip_ws(doc, i + 1);
+                        let (key, value, vc) =
+                            member_key(doc, at, ac, quotes, text, &mut make_key)?;
                         *member = Seg::Key(key);
-                        i = value;
+                        (i, c) = (value, vc);
                         continue 'value;
                     }
-                    Some(b'}') => {
+                    b'}' => {
                         path.pop();
                         i += 1;
                     }
                     _ => return Err(NotJson(i)),
                 },
-                Some(Seg::Index(index)) => match byte(i) {
-                    Some(b',') => {
+                Some(Seg::Index(index)) => match c {
+                    b',' => {
                         *index += 1;
-                        i = skip_ws(doc, i + 1);
+                        (i, c) = skip_ws(doc, i + 1);
                         continue 'value;
                     }
-                    Some(b']') => {
+                    b']' => {
                         path.pop();
                         i += 1;
                     }
@@ -270,43 +272,46 @@ fn walk_generic<K>(
     }
 }
 
-/// Reads `"key" :` at `at` (a member must follow), and returns the key made of it and where its
-/// value starts. Inlined: it runs once per member.
+/// Reads `"key" :` at `at` (a member must follow; `c` is the byte there), and returns the key
+/// made of it, where its value starts and the value's first byte. Inlined: it runs once per
+/// member.
 #[inline(always)]
 fn member_key<K>(
     doc: &[u8],
     at: usize,
+    c: u8,
     quotes: &impl Specials,
     text: &mut Vec<u8>,
     make_key: &mut impl MakeKey<K>,
-) -> Result<(K, usize), NotJson> {
-    if doc.get(at) != Some(&b'"') {
+) -> Result<(K, usize, u8), NotJson> {
+    if c != b'"' {
         return Err(NotJson(at));
     }
     let (key, escaped, end) = string(doc, at, quotes, text)?;
-    let colon = skip_ws(doc, end);
-    if doc.get(colon) != Some(&b':') {
+    let (colon, cc) = skip_ws(doc, end);
+    if cc != b':' {
         return Err(NotJson(colon));
     }
     let ahead = if escaped { key } else { &doc[at + 1..] };
-    Ok((make_key.make_key(key, ahead), skip_ws(doc, colon + 1)))
+    let (value, vc) = skip_ws(doc, colon + 1);
+    Ok((make_key.make_key(key, ahead), value, vc))
 }
 
-/// Where the whitespace from `i` ends. Most JSON on the wire is compact: a byte above the
-/// space ends it at once, in one compare.
+/// Where the whitespace from `i` ends, and the byte there (0 at the end of `doc`). Most JSON on
+/// the wire is compact: a byte above the space ends it at once, in one compare.
 #[inline(always)]
-fn skip_ws(doc: &[u8], i: usize) -> usize {
+fn skip_ws(doc: &[u8], i: usize) -> (usize, u8) {
     match doc.get(i) {
-        Some(&b) if b > b' ' => i,
+        Some(&b) if b > b' ' => (i, b),
         _ => skip_ws_from(doc, i),
     }
 }
 
-fn skip_ws_from(doc: &[u8], mut i: usize) -> usize {
+fn skip_ws_from(doc: &[u8], mut i: usize) -> (usize, u8) {
     while i < doc.len() && matches!(doc[i], b' ' | b'\n' | b'\r' | b'\t') {
         i += 1;
     }
-    i
+    (i, doc.get(i).copied().unwrap_or(0))
 }
 
 /// Bytes a JSON number may hold.
