@@ -4,10 +4,6 @@
 //! [`http`], [`jobs`]. Domains: [`auth`], [`audit`], [`clusters`], [`system`]. [`app`] assembles
 //! them; [`cli`] is the command line.
 
-/// Every binary, bench and test linking the crate allocates through mimalloc (see Cargo.toml).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 pub mod admission;
 pub mod app;
 pub mod audit;
