@@ -383,6 +383,14 @@ fn below_cleared(n: usize) -> u64 {
 /// only with 13 to 19 digits and an issuer's first digit (2 to 6); without separators it is
 /// never an SSN.
 fn plain_digits_are_nothing(s: &[u8], start: usize, end: usize) -> bool {
+    let (_, prev) = bytes_before_run(s, start);
+    let card_shaped = (13..=19).contains(&(end - start)) && (b'2'..=b'6').contains(&s[start]);
+    !card_shaped && !may_end_iban_head(prev)
+}
+
+/// The byte before a run starting at `start`, and the byte an IBAN's head would end with: the
+/// same, or the one before it when it is a space. 0 before the input: selects, not branches.
+fn bytes_before_run(s: &[u8], start: usize) -> (u8, u8) {
     let at = |k: Option<usize>| k.and_then(|k| s.get(k)).copied().unwrap_or(0);
     let before = at(start.checked_sub(1));
     let prev = if before == b' ' {
@@ -390,9 +398,12 @@ fn plain_digits_are_nothing(s: &[u8], start: usize, end: usize) -> bool {
     } else {
         before
     };
-    let card_shaped =
-        (13..=19).contains(&(end - start)) && (b'2'..=b'6').contains(&at(Some(start)));
-    !card_shaped && !prev.is_ascii_uppercase() && !prev.is_ascii_digit()
+    (before, prev)
+}
+
+/// Whether `b` may end the country letters and check digits before an IBAN's digits.
+fn may_end_iban_head(b: u8) -> bool {
+    b.is_ascii_uppercase() || b.is_ascii_digit()
 }
 
 /// Whether `s[i]` belongs to a run: a digit, or a space or dash between two digits.
@@ -699,19 +710,12 @@ fn judge_number(
         return;
     }
     // IBAN: country letters and check digits lead the BBAN, up to 34 characters back.
-    // The byte before the run (past one space), 0 before the input: selects, not branches.
-    let at = |k: Option<usize>| k.and_then(|k| s.get(k)).copied().unwrap_or(0);
-    let before = at(start.checked_sub(1));
-    let prev = if before == b' ' {
-        at(start.checked_sub(2))
-    } else {
-        before
-    };
-    if (prev.is_ascii_uppercase() || prev.is_ascii_digit()) && iban_before(s, start, out) {
+    let (before, prev) = bytes_before_run(s, start);
+    if may_end_iban_head(prev) && iban_before(s, start, out) {
         return;
     }
     // Word boundaries: a number glued to letters is an identifier, not a number.
-    let glued = is_word(before) | is_word(at(Some(end)));
+    let glued = is_word(before) | is_word(s.get(end).copied().unwrap_or(0));
     if glued || n > MAX_DIGITS {
         return;
     }
