@@ -51,8 +51,8 @@ pub fn strong(s: &[u8], out: &mut Vec<Hit>) {
 }
 
 /// [`strong`], also filling `quotes` (when given) with where `s` has a `"` or a `\`: bit
-/// `i % 64` of word `i / 64`, and a zero word after the last. The JSON walker finds the end of each string there instead of
-/// reading the string again (see [`super::json::walk_indexed`]).
+/// `i % 64` of word `i / 64`, and a zero word after the last. The JSON walker finds the end of
+/// each string there instead of reading the string again (see [`super::json::walk_indexed`]).
 pub fn strong_and_quotes(s: &[u8], out: &mut Vec<Hit>, quotes: Option<&mut Vec<u64>>) {
     // Numbers, `@`s and every literal anchor come from one classification of each 64-byte
     // block: each anchor has a byte the block's masks mark (`J` ends `eyJ`, `_` ends `ghp_`,

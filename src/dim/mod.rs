@@ -387,20 +387,21 @@ impl Pipeline {
                 out.extend(self.engine.scan_form(query.as_bytes()));
             }
         }
-        for (name, value) in m.headers() {
+        for (raw_name, value) in m.headers() {
             if PLAIN_HEADERS
                 .iter()
-                .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
+                .any(|h| raw_name.eq_ignore_ascii_case(h.as_bytes()))
             {
                 continue;
             }
-            let name = std::str::from_utf8(name).unwrap_or_default();
             // Authorization and cookies are expected to carry credentials to their endpoint;
-            // they are still reported, as the map shows which endpoints receive them.
-            let mut line = name.as_bytes().to_vec();
+            // they are still reported, as the map shows which endpoints receive them. The line
+            // is scanned as the peer sent it; the name as text only names the finding.
+            let mut line = raw_name.to_vec();
             line.extend_from_slice(b": ");
             line.extend_from_slice(value);
             let mut f = self.engine.scan_text(&line);
+            let name = std::str::from_utf8(raw_name).unwrap_or_default();
             f.extend(self.engine.scan_field(name, value, 0));
             for x in &mut f {
                 x.path = Some(format!("header {name}"));
