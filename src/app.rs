@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::http::metrics::Metrics;
@@ -64,7 +65,7 @@ pub fn jobs(config: &Config, sealer: Arc<Sealer>) -> Vec<Job> {
             name: "exceptions",
             description: "Sets exceptions past their end date inactive",
             schedule: config.jobs.exceptions.clone(),
-            run: Arc::new(|store: &Store| {
+            run: Arc::new(|store: &Store, _: &CancellationToken| {
                 let n = crate::compliance::service::deactivate_expired(store)
                     .map_err(|e| e.to_string())?;
                 let m = crate::compliance::service::notify_expiring(store)
@@ -78,7 +79,7 @@ pub fn jobs(config: &Config, sealer: Arc<Sealer>) -> Vec<Job> {
             name: "rescans",
             description: "Queues images whose policy rescan period has passed",
             schedule: config.jobs.rescans.clone(),
-            run: Arc::new(|store: &Store| {
+            run: Arc::new(|store: &Store, _: &CancellationToken| {
                 let n = crate::compliance::service::queue_due_rescans(store)
                     .map_err(|e| e.to_string())?;
                 Ok(format!("{n} images queued for a rescan"))
@@ -90,8 +91,14 @@ pub fn jobs(config: &Config, sealer: Arc<Sealer>) -> Vec<Job> {
             schedule: config.jobs.native_scans.clone(),
             run: {
                 let sealer = sealer.clone();
-                Arc::new(move |store: &Store| {
-                    crate::compliance::rescan::run(store, &sealer, &vulndb, NATIVE_SCANS_PER_RUN)
+                Arc::new(move |store: &Store, stop: &CancellationToken| {
+                    crate::compliance::rescan::run(
+                        store,
+                        &sealer,
+                        &vulndb,
+                        NATIVE_SCANS_PER_RUN,
+                        stop,
+                    )
                 })
             },
         },
@@ -99,14 +106,16 @@ pub fn jobs(config: &Config, sealer: Arc<Sealer>) -> Vec<Job> {
             name: "kube-sync",
             description: "Lists the pods of clusters connected to their API servers",
             schedule: config.jobs.kube_sync.clone(),
-            run: Arc::new(move |store: &Store| clusters::sync::sync_all(store, sealer.clone())),
+            run: Arc::new(move |store: &Store, _: &CancellationToken| {
+                clusters::sync::sync_all(store, sealer.clone())
+            }),
         },
         Job {
             name: "retention",
             description:
                 "Deletes audit-log entries past retention.audit_log_days and expired sessions",
             schedule: config.jobs.retention.clone(),
-            run: Arc::new(move |store: &Store| {
+            run: Arc::new(move |store: &Store, _: &CancellationToken| {
                 let entries = audit::prune(store, days).map_err(|e| e.to_string())?;
                 let sessions = auth::prune_sessions(store).map_err(|e| e.to_string())?;
                 let decisions = crate::admission::prune(store, days).map_err(|e| e.to_string())?;

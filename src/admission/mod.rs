@@ -10,6 +10,7 @@ pub mod index;
 pub mod review;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,8 +28,22 @@ use crate::http::{ApiError, AppState, Perm, Routes};
 use crate::store::{Scan, Store, StoreError, Table};
 use index::{AdmissionIndex, Snapshot};
 
-/// Largest AdmissionReview accepted (objects are at most ~1.5 MiB in etcd; a review carries two).
-const MAX_REVIEW_BYTES: usize = 8 * 1024 * 1024;
+/// Largest AdmissionReview accepted (objects are at most ~1.5 MiB in etcd; an update's review
+/// carries the old and the new object).
+const MAX_REVIEW_BYTES: usize = 4 * 1024 * 1024;
+
+/// Longest denial message, in characters: kubectl users read it, and it is stored.
+pub const MAX_MESSAGE: usize = 2048;
+/// Images kept in a decision record (the rest are counted in `images_total`).
+const MAX_RECORDED_IMAGES: usize = 8;
+/// Characters kept of each recorded image reference.
+const MAX_RECORDED_IMAGE_LEN: usize = 256;
+/// Distinct decision shapes held in memory between two flushes; more are counted as dropped.
+const MAX_PENDING: usize = 2_000;
+/// References held in memory for the scan queue between two flushes.
+const MAX_PENDING_QUEUE: usize = 2_000;
+/// Decision records kept; each flush deletes the oldest beyond this.
+const MAX_DECISIONS: u64 = 20_000;
 
 /// An aggregated decision: the same answer for the same workload shape, counted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,7 +54,11 @@ pub struct Decision {
     pub kind: String,
     /// One object name it was made for (pods of a ReplicaSet have many).
     pub sample_name: String,
+    /// The first images of the object (at most 8, each cut to 256 characters).
     pub images: Vec<String>,
+    /// How many images the object had in all.
+    #[serde(default)]
+    pub images_total: usize,
     pub allowed: bool,
     pub message: String,
     pub count: u64,
@@ -60,7 +79,11 @@ pub struct Admission {
     pub index: AdmissionIndex,
     pending: Mutex<HashMap<DecisionKey, Pending>>,
     queue: Mutex<HashMap<(String, u64), u64>>,
+    /// References admission could not hold for the queue since the last flush.
+    queue_dropped: AtomicU64,
     reviews: Family<ReviewLabels, Counter>,
+    /// Decisions not recorded because too many distinct ones arrived between two flushes.
+    dropped: Counter,
     latency: Histogram,
 }
 
@@ -69,6 +92,7 @@ type DecisionKey = (u64, String, String, Vec<String>, bool, String);
 
 struct Pending {
     sample_name: String,
+    images_total: usize,
     count: u64,
     first: DateTime<Utc>,
     last: DateTime<Utc>,
@@ -83,6 +107,12 @@ impl Admission {
             "Admission reviews by cluster and decision",
             reviews.clone(),
         );
+        let dropped = Counter::default();
+        metrics.register(
+            "admission_decisions_dropped",
+            "Admission decisions answered but not recorded (too many distinct ones at once)",
+            dropped.clone(),
+        );
         let latency = Histogram::new([
             0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05,
         ]);
@@ -95,9 +125,16 @@ impl Admission {
             index: AdmissionIndex::new(store),
             pending: Mutex::default(),
             queue: Mutex::default(),
+            queue_dropped: AtomicU64::new(0),
             reviews,
+            dropped,
             latency,
         }
+    }
+
+    /// Decisions answered but not recorded since the appliance started.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.get()
     }
 
     fn record(
@@ -109,7 +146,12 @@ impl Admission {
         unscanned: Vec<String>,
     ) {
         let now = Utc::now();
-        let images: Vec<String> = r.images.iter().map(|(_, i)| i.clone()).collect();
+        let images: Vec<String> = r
+            .images
+            .iter()
+            .take(MAX_RECORDED_IMAGES)
+            .map(|(_, i)| cut(i, MAX_RECORDED_IMAGE_LEN))
+            .collect();
         if let Ok(mut p) = self.pending.lock() {
             let key = (
                 cluster.id,
@@ -119,19 +161,29 @@ impl Admission {
                 allowed,
                 message.to_string(),
             );
-            let e = p.entry(key).or_insert(Pending {
-                sample_name: r.name.clone(),
-                count: 0,
-                first: now,
-                last: now,
-            });
-            e.count += 1;
-            e.last = now;
+            if p.len() >= MAX_PENDING && !p.contains_key(&key) {
+                self.dropped.inc();
+            } else {
+                let e = p.entry(key).or_insert(Pending {
+                    sample_name: r.name.clone(),
+                    images_total: r.containers,
+                    count: 0,
+                    first: now,
+                    last: now,
+                });
+                e.count += 1;
+                e.last = now;
+            }
         }
         if !unscanned.is_empty() {
             if let Ok(mut q) = self.queue.lock() {
                 for u in unscanned {
-                    *q.entry((u, cluster.id)).or_default() += 1;
+                    let key = (u, cluster.id);
+                    if q.len() >= MAX_PENDING_QUEUE && !q.contains_key(&key) {
+                        self.queue_dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    *q.entry(key).or_default() += 1;
                 }
             }
         }
@@ -155,7 +207,8 @@ impl Admission {
             .lock()
             .map(|mut q| q.drain().collect())
             .unwrap_or_default();
-        if pending.is_empty() && queued.is_empty() {
+        let queue_dropped = self.queue_dropped.swap(0, Ordering::Relaxed);
+        if pending.is_empty() && queued.is_empty() && queue_dropped == 0 {
             return Ok(0);
         }
         let n = pending.len() + queued.len();
@@ -168,6 +221,7 @@ impl Admission {
                     namespace,
                     kind,
                     sample_name: p.sample_name,
+                    images_total: p.images_total.max(images.len()),
                     images,
                     allowed,
                     message,
@@ -176,6 +230,12 @@ impl Admission {
                     last: p.last,
                 };
                 w.put(&DECISIONS, &id, &d)?;
+            }
+            let excess = w.len(&DECISIONS)?.saturating_sub(MAX_DECISIONS);
+            if excess > 0 {
+                for id in w.first_keys(&DECISIONS, excess as usize)? {
+                    w.delete(&DECISIONS, &id)?;
+                }
             }
             for ((reference, cluster), seen) in queued {
                 crate::images::enqueue(
@@ -186,6 +246,7 @@ impl Admission {
                     seen,
                 )?;
             }
+            crate::images::count_dropped(w, queue_dropped)?;
             Ok::<_, StoreError>(())
         })?;
         Ok(n)
@@ -217,6 +278,36 @@ pub fn prune(store: &Store, days: u64) -> Result<u64, StoreError> {
     store.write(|w| w.retain(&DECISIONS, |_, d| d.last >= cutoff))
 }
 
+/// `s` cut to at most `max` characters, with an ellipsis when it was longer.
+fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// `head` followed by as many `problems` as fit in [`MAX_MESSAGE`] characters, then a count of
+/// the rest, so a denial stays readable (and storable) whatever the object holds.
+fn bounded_message(head: &str, problems: &[String]) -> String {
+    let mut out = cut(head, MAX_MESSAGE / 4);
+    let mut len = out.chars().count();
+    for (i, p) in problems.iter().enumerate() {
+        let sep = if i == 0 { ": " } else { " | " };
+        let rest = problems.len() - i;
+        let p = cut(p, MAX_MESSAGE / 2);
+        let need = sep.len() + p.chars().count();
+        // Leave room for the " | … and N more" tail.
+        if len + need + 24 > MAX_MESSAGE {
+            out.push_str(&format!("{sep}… and {rest} more"));
+            return out;
+        }
+        out.push_str(sep);
+        out.push_str(&p);
+        len += need;
+    }
+    out
+}
+
 /// Decides a review with a snapshot. Pure apart from recording.
 fn decide(
     adm: &Admission,
@@ -233,26 +324,40 @@ fn decide(
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
     let mut unscanned = Vec::new();
+    if r.containers > r.images.len() {
+        problems.push(format!(
+            "the object has {} containers; Bulwark judges objects of at most {}",
+            r.containers,
+            review::MAX_CONTAINERS
+        ));
+    }
     let mut seen = std::collections::HashSet::new();
     for (container, image) in &r.images {
         if !seen.insert(image.as_str()) {
+            continue;
+        }
+        if image.chars().count() > review::MAX_IMAGE_LEN {
+            problems.push(format!(
+                "{} ({container}): the image reference is longer than {} characters",
+                cut(image, 80),
+                review::MAX_IMAGE_LEN
+            ));
             continue;
         }
         let d = snap.judge(cluster, &r.namespace, image);
         if d.compliant {
             continue;
         }
-        let why = d.reasons.join("; ");
-        if d.unscanned {
+        if d.unscanned && cluster.unscanned_action == UnscannedAction::AllowAndQueue {
+            // Only this setting queues: a cluster that denies unscanned images has not asked
+            // Bulwark to pull whatever its callers name.
             unscanned.push(image.clone());
-            if cluster.unscanned_action == UnscannedAction::AllowAndQueue {
-                warnings.push(format!(
-                    "{image} ({container}) is not scanned yet; queued for a scan"
-                ));
-                continue;
-            }
+            warnings.push(format!(
+                "{image} ({container}) is not scanned yet; queued for a scan"
+            ));
+            continue;
         }
-        problems.push(format!("{image} ({container}): {why}"));
+        problems.push(format!("{image} ({container}): {}", d.reasons.join("; ")));
     }
     let (allowed, message) = if problems.is_empty() {
         (true, None)
@@ -269,7 +374,7 @@ fn decide(
         };
         (
             false,
-            Some(format!("Bulwark denied {who}: {}", problems.join(" | "))),
+            Some(bounded_message(&format!("Bulwark denied {who}"), &problems)),
         )
     };
     adm.record(
@@ -396,12 +501,15 @@ async fn api_decisions(
     let limit = q.limit.unwrap_or(200).clamp(1, 10_000);
     let items = state
         .store
-        .run(move |s| {
-            adm.flush(s)?;
-            decisions(s, limit).map_err(ApiError::from)
+        .run({
+            let adm = adm.clone();
+            move |s| {
+                adm.flush(s)?;
+                decisions(s, limit).map_err(ApiError::from)
+            }
         })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items, "dropped": adm.dropped() })))
 }
 
 /// Starts the background work: the first snapshot, and flushing decisions every 2 seconds.

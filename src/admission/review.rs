@@ -16,10 +16,31 @@ pub struct Review {
     /// The object's name (may be empty for generated names).
     pub name: String,
     pub operation: String,
-    /// (container name, image reference) of every container of the pod (template).
+    /// (container name, image reference) of the containers of the pod (template), at most
+    /// [`MAX_CONTAINERS`]; an image longer than [`MAX_IMAGE_LEN`] is cut to one character past it,
+    /// so it is still recognizably too long.
     pub images: Vec<(String, String)>,
+    /// How many containers the object has in all (more than `images` when it has too many).
+    pub containers: usize,
     /// The kind is one Bulwark checks.
     pub checked_kind: bool,
+}
+
+/// Containers judged per object. Real pods have a handful; anything near this is an attack or
+/// a mistake, and is denied as such rather than judged container by container.
+pub const MAX_CONTAINERS: usize = 256;
+/// Longest image reference judged (Docker's grammar caps the name at 255 characters; a tag and
+/// digest add under 200).
+pub const MAX_IMAGE_LEN: usize = 1024;
+/// Longest name, namespace or kind kept (Kubernetes names are at most 253 characters).
+const MAX_NAME_LEN: usize = 253;
+
+/// `s` cut to at most `max` characters.
+fn bounded(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => s[..i].to_string(),
+        None => s.to_string(),
+    }
 }
 
 /// A body that is not an AdmissionReview Bulwark can answer.
@@ -70,7 +91,7 @@ pub fn parse(bytes: &[u8]) -> Result<Review, ReviewError> {
         .and_then(Value::as_str)
         .unwrap_or("admission.k8s.io/v1")
         .to_string();
-    if !api_version.starts_with("admission.k8s.io/") {
+    if !api_version.starts_with("admission.k8s.io/") || api_version.len() > 64 {
         return Err(ReviewError::Shape(
             "apiVersion must be admission.k8s.io/v1 or v1beta1",
         ));
@@ -82,19 +103,25 @@ pub fn parse(bytes: &[u8]) -> Result<Review, ReviewError> {
     let uid = request
         .get("uid")
         .and_then(Value::as_str)
-        .filter(|u| !u.is_empty())
-        .ok_or(ReviewError::Shape("request.uid is missing"))?
+        .filter(|u| !u.is_empty() && u.len() <= 256)
+        .ok_or(ReviewError::Shape(
+            "request.uid is missing or longer than 256 characters",
+        ))?
         .to_string();
-    let kind = request
-        .pointer("/kind/kind")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let operation = request
-        .get("operation")
-        .and_then(Value::as_str)
-        .unwrap_or("CREATE")
-        .to_string();
+    let kind = bounded(
+        request
+            .pointer("/kind/kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+        MAX_NAME_LEN,
+    );
+    let operation = bounded(
+        request
+            .get("operation")
+            .and_then(Value::as_str)
+            .unwrap_or("CREATE"),
+        16,
+    );
     let object = request.get("object").filter(|o| o.is_object());
     let namespace = request
         .get("namespace")
@@ -105,8 +132,8 @@ pub fn parse(bytes: &[u8]) -> Result<Review, ReviewError> {
                 .and_then(|o| o.pointer("/metadata/namespace"))
                 .and_then(Value::as_str)
         })
-        .unwrap_or("default")
-        .to_string();
+        .unwrap_or("default");
+    let namespace = bounded(namespace, MAX_NAME_LEN);
     let name = request
         .get("name")
         .and_then(Value::as_str)
@@ -119,9 +146,10 @@ pub fn parse(bytes: &[u8]) -> Result<Review, ReviewError> {
                 })
                 .and_then(Value::as_str)
         })
-        .unwrap_or_default()
-        .to_string();
+        .unwrap_or_default();
+    let name = bounded(name, MAX_NAME_LEN);
     let mut images = Vec::new();
+    let mut containers = 0;
     if let Some(spec) = object.and_then(|o| pod_spec(&kind, o)) {
         for list in ["initContainers", "containers", "ephemeralContainers"] {
             for c in spec
@@ -130,17 +158,14 @@ pub fn parse(bytes: &[u8]) -> Result<Review, ReviewError> {
                 .into_iter()
                 .flatten()
             {
-                let cname = c
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                let image = c
-                    .get("image")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                images.push((cname, image));
+                containers += 1;
+                if images.len() == MAX_CONTAINERS {
+                    continue;
+                }
+                let text = |k: &str, max: usize| {
+                    bounded(c.get(k).and_then(Value::as_str).unwrap_or_default(), max)
+                };
+                images.push((text("name", MAX_NAME_LEN), text("image", MAX_IMAGE_LEN + 1)));
             }
         }
     }
@@ -153,10 +178,12 @@ pub fn parse(bytes: &[u8]) -> Result<Review, ReviewError> {
         name,
         operation,
         images,
+        containers,
     })
 }
 
-/// The response review.
+/// The response review. Warnings are cut to 20 of 240 characters (the API server shows them to
+/// kubectl users); the message must already be bounded by the caller.
 pub fn respond(
     api_version: &str,
     uid: &str,

@@ -945,6 +945,9 @@ async fn exception_comment_form(
 
 // ---------------------------------------------------------------- admission
 
+/// Queued references the Admission page lists (the oldest; the API has them all).
+const QUEUE_SHOWN: usize = 300;
+
 #[derive(Template)]
 #[template(path = "compliance/admission.html")]
 struct AdmissionPage {
@@ -952,6 +955,11 @@ struct AdmissionPage {
     decisions: Vec<admission::Decision>,
     clusters: Vec<Cluster>,
     queue: Vec<images::Queued>,
+    /// References in the queue in all (the page lists the oldest few hundred).
+    queued_total: u64,
+    stats: images::QueueStats,
+    /// Decisions answered but not recorded since start.
+    decisions_dropped: u64,
     waiting: Vec<Image>,
 }
 
@@ -973,7 +981,8 @@ async fn admission_page(
         .domains
         .get::<Admission>()
         .ok_or_else(|| ApiError::internal("admission not configured"))?;
-    let (decisions, clusters, queue, waiting) = state
+    let decisions_dropped = adm.dropped();
+    let (decisions, clusters, queue, queued_total, stats, waiting) = state
         .store
         .run(move |s| {
             adm.flush(s)?;
@@ -989,7 +998,9 @@ async fn admission_page(
             Ok::<_, ApiError>((
                 admission::decisions(s, 300)?,
                 crate::clusters::list(s)?,
-                images::queue(s)?,
+                images::queue_head(s, QUEUE_SHOWN)?,
+                images::queue_len(s)?,
+                images::queue_stats(s)?,
                 waiting,
             ))
         })
@@ -999,6 +1010,9 @@ async fn admission_page(
         decisions,
         clusters,
         queue,
+        queued_total,
+        stats,
+        decisions_dropped,
         waiting,
     })
 }
@@ -1010,6 +1024,10 @@ impl ImagePage {
 }
 
 impl AdmissionPage {
+    fn max_queued(&self) -> u64 {
+        images::MAX_QUEUED
+    }
+
     fn state(&self, i: &Image) -> String {
         scan_state_text(&i.scan_state)
     }

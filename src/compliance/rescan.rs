@@ -3,7 +3,10 @@
 //! appliance keeps sealed, scanned in-process by the native scanner against `DATA_DIR/vulndb.redb`,
 //! and ingested exactly as an upload would be, once per cluster the image was seen in.
 
+use std::collections::HashSet;
 use std::path::Path;
+
+use tokio_util::sync::CancellationToken;
 
 use super::service::{ingest, ingest_failure};
 use crate::images::{self, ImageRef, ScanState};
@@ -24,7 +27,8 @@ struct Work {
     digest: Option<String>,
 }
 
-/// What waits for a scan, oldest first: queued images by digest, then admission's references.
+/// What waits for a scan: queued images by digest (oldest first), then admission's references,
+/// least recently tried first, each reference once. Linear in the queue's length.
 fn pending(store: &Store) -> Result<Vec<Work>, String> {
     let mut images: Vec<images::Image> = images::list(store)
         .map_err(|e| e.to_string())?
@@ -35,16 +39,22 @@ fn pending(store: &Store) -> Result<Vec<Work>, String> {
         ScanState::Queued { since, .. } => *since,
         _ => i.last_seen,
     });
-    let mut work: Vec<Work> = images
-        .into_iter()
-        .map(|i| Work {
-            reference: i.key(),
-            clusters: i.clusters.clone(),
-            digest: Some(i.digest.clone()),
-        })
-        .collect();
-    for q in images::queue(store).map_err(|e| e.to_string())? {
-        if !work.iter().any(|w| w.reference == q.reference) {
+    let mut seen: HashSet<String> = HashSet::with_capacity(images.len());
+    let mut work: Vec<Work> = Vec::with_capacity(images.len());
+    for i in images {
+        let reference = i.key();
+        if seen.insert(reference.clone()) {
+            work.push(Work {
+                reference,
+                clusters: i.clusters,
+                digest: Some(i.digest),
+            });
+        }
+    }
+    let mut queue = images::queue(store).map_err(|e| e.to_string())?;
+    queue.sort_by_key(|q| (q.last_attempt, q.first_seen));
+    for q in queue {
+        if seen.insert(q.reference.clone()) {
             work.push(Work {
                 reference: q.reference,
                 clusters: q.clusters,
@@ -55,8 +65,15 @@ fn pending(store: &Store) -> Result<Vec<Work>, String> {
     Ok(work)
 }
 
-/// Scans up to `limit` waiting images; returns a one-line summary for the job history.
-pub fn run(store: &Store, sealer: &Sealer, vulndb: &Path, limit: usize) -> Result<String, String> {
+/// Scans up to `limit` waiting images, stopping early when `stop` fires; returns a one-line
+/// summary for the job history.
+pub fn run(
+    store: &Store,
+    sealer: &Sealer,
+    vulndb: &Path,
+    limit: usize,
+    stop: &CancellationToken,
+) -> Result<String, String> {
     let work = pending(store)?;
     if work.is_empty() {
         return Ok("nothing waits for a scan".into());
@@ -76,18 +93,31 @@ pub fn run(store: &Store, sealer: &Sealer, vulndb: &Path, limit: usize) -> Resul
     let (mut scanned, mut failed) = (0, 0);
     let mut first_error = None;
     for w in work.iter().take(limit) {
-        match scan_one(store, sealer, &db, &rt, w) {
+        if stop.is_cancelled() {
+            break;
+        }
+        match scan_one(store, sealer, &db, &rt, w, stop) {
             Ok(()) => scanned += 1,
+            Err(_) if stop.is_cancelled() => break,
             Err(e) => {
                 failed += 1;
                 tracing::warn!(image = %w.reference, error = %e, "native scan failed");
+                if w.digest.is_none() {
+                    let note = store.write(|tx| images::note_attempt(tx, &w.reference, &e));
+                    if let Err(e) = note {
+                        tracing::warn!(error = %e, "recording a failed scan attempt");
+                    }
+                }
                 first_error.get_or_insert(format!("{}: {e}", w.reference));
             }
         }
     }
     let mut msg = format!("{scanned} images scanned, {failed} failed");
-    if work.len() > limit {
-        msg.push_str(&format!(", {} left for the next run", work.len() - limit));
+    let left = work.len() - scanned - failed;
+    if stop.is_cancelled() && left > 0 {
+        msg.push_str(&format!(", stopped by shutdown with {left} left"));
+    } else if left > 0 {
+        msg.push_str(&format!(", {left} left for the next run"));
     }
     if let Some(e) = first_error {
         msg.push_str(&format!(" (first failure: {e})"));
@@ -101,6 +131,7 @@ fn scan_one(
     db: &VulnDb,
     rt: &tokio::runtime::Runtime,
     w: &Work,
+    stop: &CancellationToken,
 ) -> Result<(), String> {
     let clusters: Vec<_> = w
         .clusters
@@ -126,11 +157,20 @@ fn scan_one(
         .and_then(|image| {
             let access = crate::registries::access_for(store, sealer, &image.registry)
                 .map_err(|e| e.to_string())?;
-            rt.block_on(registry::pull(&image, &access, &Limits::default()))
-                .map_err(|e| e.to_string())
+            let limits = Limits::default();
+            rt.block_on(async {
+                tokio::select! {
+                    _ = stop.cancelled() => Err("stopped by shutdown".to_string()),
+                    pulled = registry::pull(&image, &access, &limits) => {
+                        pulled.map_err(|e| e.to_string())
+                    }
+                }
+            })
         });
     let flat = match pulled {
         Ok(f) => f,
+        // Not the image's fault: it stays queued as it was.
+        Err(e) if stop.is_cancelled() => return Err(e),
         Err(e) => {
             record_failure(&e);
             return Err(e);

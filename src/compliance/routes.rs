@@ -416,7 +416,14 @@ async fn api_queue(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
                 })
                 .collect();
             let references = images::queue(s)?;
-            Ok::<_, ApiError>(serde_json::json!({ "images": waiting, "references": references }))
+            let stats = images::queue_stats(s)?;
+            Ok::<_, ApiError>(serde_json::json!({
+                "images": waiting,
+                "references": references,
+                "max_references": images::MAX_QUEUED,
+                "dropped": stats.dropped,
+                "last_dropped": stats.last_dropped,
+            }))
         })
         .await?;
     Ok(HttpResponse::Ok().json(body))

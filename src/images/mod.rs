@@ -467,35 +467,107 @@ pub struct Queued {
     pub reason: String,
     #[serde(default)]
     pub times_seen: u64,
+    /// Scans tried for it so far (failed ones leave it queued).
+    #[serde(default)]
+    pub attempts: u32,
+    /// When a scan was last tried; the native-scans job takes the least recently tried first,
+    /// so one reference that keeps failing cannot hold up the rest.
+    #[serde(default)]
+    pub last_attempt: Option<DateTime<Utc>>,
+    /// Why the last try failed.
+    #[serde(default)]
+    pub last_error: String,
 }
 
 const QUEUE: Table<String, Queued> = Table::new("images_scan_queue");
 
-/// Queues `reference` for a scan (or notes it was seen again).
+/// How many references the scan queue holds at most. Admission queues what it has not seen
+/// scanned, and reviews come from the cluster's API server unauthenticated by default, so the
+/// queue must not grow with whatever a caller invents.
+pub const MAX_QUEUED: u64 = 10_000;
+
+/// Longest reference kept in the queue (Docker's own grammar allows 255 for the name).
+pub const MAX_REFERENCE_LEN: usize = 1024;
+
+/// The queue's drop count, so that what a full queue refused stays visible.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueueStats {
+    /// References refused because the queue was full (since the appliance was installed).
+    pub dropped: u64,
+    /// When the last one was refused.
+    pub last_dropped: Option<DateTime<Utc>>,
+}
+
+const QUEUE_STATS: Table<String, QueueStats> = Table::new("images_scan_queue_stats");
+const STATS_KEY: &str = "queue";
+
+/// Queues `reference` for a scan (or notes it was seen again). Returns `false` when the queue is
+/// full (or the reference is absurdly long) and the reference was dropped; the drop is counted.
 pub fn enqueue(
     w: &WriteTx,
     reference: &str,
     cluster: Option<u64>,
     reason: &str,
     seen: u64,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let now = Utc::now();
-    let mut q = w.get(&QUEUE, &reference.to_string())?.unwrap_or(Queued {
-        reference: reference.to_string(),
+    let key = reference.to_string();
+    let existing = w.get(&QUEUE, &key)?;
+    if existing.is_none() && (reference.len() > MAX_REFERENCE_LEN || w.len(&QUEUE)? >= MAX_QUEUED) {
+        count_dropped(w, 1)?;
+        return Ok(false);
+    }
+    let mut q = existing.unwrap_or(Queued {
+        reference: key.clone(),
         clusters: vec![],
         first_seen: now,
         last_seen: now,
         reason: reason.to_string(),
         times_seen: 0,
+        attempts: 0,
+        last_attempt: None,
+        last_error: String::new(),
     });
     q.last_seen = now;
-    q.times_seen += seen;
+    q.times_seen = q.times_seen.saturating_add(seen);
     if let Some(c) = cluster {
         if !q.clusters.contains(&c) {
             q.clusters.push(c);
         }
     }
-    w.put(&QUEUE, &reference.to_string(), &q)
+    w.put(&QUEUE, &key, &q)?;
+    Ok(true)
+}
+
+/// Adds `n` to the queue's drop count (inside `w`).
+pub fn count_dropped(w: &WriteTx, n: u64) -> Result<(), StoreError> {
+    if n == 0 {
+        return Ok(());
+    }
+    let key = STATS_KEY.to_string();
+    let mut s = w.get(&QUEUE_STATS, &key)?.unwrap_or_default();
+    s.dropped = s.dropped.saturating_add(n);
+    s.last_dropped = Some(Utc::now());
+    w.put(&QUEUE_STATS, &key, &s)
+}
+
+/// The queue's drop count.
+pub fn queue_stats(store: &Store) -> Result<QueueStats, StoreError> {
+    Ok(store
+        .read(|r| r.get(&QUEUE_STATS, &STATS_KEY.to_string()))?
+        .unwrap_or_default())
+}
+
+/// Notes a failed scan of queued `reference` (inside `w`): it stays queued, behind the others.
+pub fn note_attempt(w: &WriteTx, reference: &str, error: &str) -> Result<(), StoreError> {
+    let key = reference.to_string();
+    if let Some(mut q) = w.get(&QUEUE, &key)? {
+        q.attempts = q.attempts.saturating_add(1);
+        q.last_attempt = Some(Utc::now());
+        q.last_error = error.chars().take(500).collect();
+        w.put(&QUEUE, &key, &q)?;
+    }
+    Ok(())
 }
 
 /// Removes `reference` from the queue (it was scanned).
@@ -503,13 +575,27 @@ pub fn dequeue(w: &WriteTx, reference: &str) -> Result<bool, StoreError> {
     w.delete(&QUEUE, &reference.to_string())
 }
 
+/// Number of references in the queue.
+pub fn queue_len(store: &Store) -> Result<u64, StoreError> {
+    store.read(|r| r.len(&QUEUE))
+}
+
 /// The scan queue, oldest first.
 pub fn queue(store: &Store) -> Result<Vec<Queued>, StoreError> {
+    queue_head(store, usize::MAX)
+}
+
+/// The `limit` oldest references of the scan queue, oldest first.
+pub fn queue_head(store: &Store, limit: usize) -> Result<Vec<Queued>, StoreError> {
     let mut q: Vec<Queued> = store
         .read(|r| r.all(&QUEUE))?
         .into_iter()
         .map(|(_, q)| q)
         .collect();
+    if q.len() > limit {
+        q.select_nth_unstable_by_key(limit, |q| q.first_seen);
+        q.truncate(limit);
+    }
     q.sort_by_key(|q| q.first_seen);
     Ok(q)
 }

@@ -15,10 +15,13 @@ use serde::{Deserialize, Serialize};
 
 pub use supervisor::{Supervisor, TaskState};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::store::{Scan, Store, StoreError, Table};
 
-/// The body of a job: blocking work over the store, returning a one-line summary.
-pub type JobFn = Arc<dyn Fn(&Store) -> Result<String, String> + Send + Sync>;
+/// The body of a job: blocking work over the store, returning a one-line summary. A long job
+/// checks the token between units of work and returns early once it is cancelled (shutdown).
+pub type JobFn = Arc<dyn Fn(&Store, &CancellationToken) -> Result<String, String> + Send + Sync>;
 
 /// A job and when it runs.
 #[derive(Clone)]
@@ -105,6 +108,8 @@ struct Inner {
     store: Store,
     running: Mutex<HashSet<&'static str>>,
     keep: usize,
+    /// Fired at shutdown; running jobs see it.
+    stop: CancellationToken,
 }
 
 /// Handle to the scheduler; cheap to clone.
@@ -131,14 +136,23 @@ impl Scheduler {
                 store,
                 running: Mutex::default(),
                 keep: keep.max(1),
+                stop: CancellationToken::new(),
             }),
         })
     }
 
-    /// Starts the scheduling loop under `supervisor`.
+    /// Starts the scheduling loop under `supervisor`; its shutdown cancels running jobs too.
     pub fn start(&self, supervisor: &Supervisor) {
         let me = self.clone();
         supervisor.spawn("scheduler", move |stop| async move {
+            let jobs_stop = me.inner.stop.clone();
+            tokio::spawn({
+                let stop = stop.clone();
+                async move {
+                    stop.cancelled().await;
+                    jobs_stop.cancel();
+                }
+            });
             loop {
                 let now = Utc::now();
                 let next = me
@@ -156,7 +170,11 @@ impl Scheduler {
                     _ = stop.cancelled() => return Ok(()),
                     _ = tokio::time::sleep(wait) => {}
                 }
-                match me.run_now(name, "schedule").await {
+                let run = tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    run = me.run_now(name, "schedule") => run,
+                };
+                match run {
                     Ok(run) if !run.ok => {
                         tracing::warn!(job = name, message = %run.message, "job failed")
                     }
@@ -167,37 +185,64 @@ impl Scheduler {
         });
     }
 
-    /// Runs a job now (in the blocking pool) and records the run.
+    /// Starts a job in the background and returns at once; the run is recorded when it ends
+    /// (see [`Scheduler::status`]). Fails if there is no such job or it is already running.
+    pub fn start_now(&self, name: &str, trigger: &str) -> Result<(), JobError> {
+        let job = self.claim(name)?;
+        let me = self.clone();
+        let trigger = trigger.to_string();
+        tokio::spawn(async move {
+            match me.execute(job, trigger).await {
+                Ok(run) if !run.ok => {
+                    tracing::warn!(job = %run.job, message = %run.message, "job failed")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "job run not recorded"),
+            }
+        });
+        Ok(())
+    }
+
+    /// Runs a job now (in the blocking pool), waits for it and records the run.
     pub async fn run_now(&self, name: &str, trigger: &str) -> Result<JobRun, JobError> {
+        let job = self.claim(name)?;
+        self.execute(job, trigger.to_string()).await
+    }
+
+    /// The job called `name`, marked running (one run of a job at a time).
+    fn claim(&self, name: &str) -> Result<Job, JobError> {
         let (job, _) = self
             .inner
             .jobs
             .iter()
             .find(|(j, _)| j.name == name)
             .cloned()
-            .ok_or_else(|| JobError::Unknown(name.into()))?;
-        {
-            let mut running = self
-                .inner
-                .running
-                .lock()
-                .map_err(|_| JobError::Busy(name.into()))?;
-            if !running.insert(job.name) {
-                return Err(JobError::Busy(name.into()));
-            }
+            .ok_or_else(|| JobError::Unknown(name.chars().take(100).collect()))?;
+        let mut running = self
+            .inner
+            .running
+            .lock()
+            .map_err(|_| JobError::Busy(name.into()))?;
+        if !running.insert(job.name) {
+            return Err(JobError::Busy(name.into()));
         }
+        Ok(job)
+    }
+
+    /// Runs a claimed job and records the run.
+    async fn execute(&self, job: Job, trigger: String) -> Result<JobRun, JobError> {
         let inner = self.inner.clone();
-        let trigger = trigger.to_string();
+        let name = job.name;
         let result = tokio::task::spawn_blocking(move || {
             let started_at = Utc::now();
-            let outcome = (job.run)(&inner.store);
+            let outcome = (job.run)(&inner.store, &inner.stop);
             let finished_at = Utc::now();
             let (ok, message) = match outcome {
                 Ok(m) => (true, m),
                 Err(m) => (false, m),
             };
             let keep = inner.keep;
-            let run = inner.store.write(|w| {
+            inner.store.write(|w| {
                 let id = w.next_id("job_runs")?;
                 let run = JobRun {
                     id,
@@ -223,15 +268,14 @@ impl Scheduler {
                     }
                 }
                 Ok::<_, StoreError>(run)
-            });
-            if let Ok(mut r) = inner.running.lock() {
-                r.remove(job.name);
-            }
-            run
+            })
         })
-        .await
-        .map_err(|e| JobError::Store(StoreError::Join(e.to_string())))?;
-        Ok(result?)
+        .await;
+        if let Ok(mut r) = self.inner.running.lock() {
+            r.remove(name);
+        }
+        let run = result.map_err(|e| JobError::Store(StoreError::Join(e.to_string())))?;
+        Ok(run?)
     }
 
     /// Every job with its schedule, last run and next run.
@@ -306,11 +350,11 @@ mod tests {
             name: "count",
             description: "test",
             schedule: "0 0 0 1 1 *".into(),
-            run: Arc::new(|_| Ok("did it".into())),
+            run: Arc::new(|_, _| Ok("did it".into())),
         };
         let failing = Job {
             name: "fails",
-            run: Arc::new(|_| Err("nope".into())),
+            run: Arc::new(|_, _| Err("nope".into())),
             ..job.clone()
         };
         let s = Scheduler::new(store, vec![job, failing], 2).unwrap();
@@ -346,7 +390,7 @@ mod tests {
             name: "tick",
             description: "test",
             schedule: "* * * * * *".into(),
-            run: Arc::new(|_| Ok("tock".into())),
+            run: Arc::new(|_, _| Ok("tock".into())),
         };
         let s = Scheduler::new(store, vec![every_second], 10).unwrap();
         let sup = Supervisor::new();
@@ -382,7 +426,7 @@ mod tests {
             name: "x",
             description: "",
             schedule: "whenever".into(),
-            run: Arc::new(|_| Ok(String::new())),
+            run: Arc::new(|_, _| Ok(String::new())),
         };
         assert!(matches!(
             Scheduler::new(store, vec![job], 5),

@@ -623,6 +623,34 @@ impl WriteTx {
         Ok(out)
     }
 
+    /// The first `n` keys in key order (the oldest, for tables keyed by increasing ids).
+    pub fn first_keys<K: StoreKey, V: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        table: &Table<K, V>,
+        n: usize,
+    ) -> Result<Vec<K>, StoreError> {
+        let t = self.tx.open_table(table.raw())?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            if out.len() >= n {
+                break;
+            }
+            let (k, _) = e?;
+            if let Some(key) = K::decode(k.value()) {
+                out.push(key);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of entries, as this transaction sees them.
+    pub fn len<K: StoreKey, V: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        table: &Table<K, V>,
+    ) -> Result<u64, StoreError> {
+        Ok(self.tx.open_table(table.raw())?.len()?)
+    }
+
     /// Allocates the next id of the named sequence (1, 2, 3, ...). Ids are never reused.
     pub fn next_id(&self, sequence: &str) -> Result<u64, StoreError> {
         let mut t = self.tx.open_table(SEQUENCES)?;

@@ -30,6 +30,7 @@ pub fn routes(r: &mut Routes, config: &Config) {
         assets::serve,
     );
     r.api(Method::GET, "/api/v1/jobs", Perm::Read, api_jobs);
+    r.api(Method::GET, "/api/v1/jobs/{name}", Perm::Read, api_job);
     r.api(
         Method::POST,
         "/api/v1/jobs/{name}/run",
@@ -103,15 +104,36 @@ async fn api_jobs(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }
 
+/// One job: schedule, whether it runs now, its last run.
+async fn api_job(
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let sched = state.scheduler.clone();
+    let all = tokio::task::spawn_blocking(move || sched.status())
+        .await
+        .map_err(ApiError::internal)??;
+    let job = all
+        .into_iter()
+        .find(|j| j.name == name.as_str())
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no job named '{}'",
+                name.chars().take(100).collect::<String>()
+            ))
+        })?;
+    Ok(HttpResponse::Ok().json(job))
+}
+
+/// Starts job `name` and records who asked; the run itself is recorded when it ends.
 async fn run_job(
     state: &web::Data<AppState>,
     req: &HttpRequest,
     actor: String,
     name: String,
-) -> Result<JobRun, ApiError> {
-    let run = state.scheduler.run_now(&name, "manual").await?;
+) -> Result<(), ApiError> {
+    state.scheduler.start_now(&name, "manual")?;
     let ip = client_ip(req);
-    let detail = format!("ok={} {}", run.ok, run.message);
     state
         .store
         .run(move |s| {
@@ -120,13 +142,12 @@ async fn run_job(
                     w,
                     Event::new(actor, "job.run", format!("job:{name}"))
                         .from_ip(ip)
-                        .detail(detail),
+                        .detail("started"),
                 )
             })
             .map_err(ApiError::from)
         })
-        .await?;
-    Ok(run)
+        .await
 }
 
 async fn api_run_job(
@@ -135,8 +156,13 @@ async fn api_run_job(
     Auth(p): Auth,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let run = run_job(&state, &req, p.actor(), name.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(run))
+    let name = name.into_inner();
+    run_job(&state, &req, p.actor(), name.clone()).await?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({
+        "job": name,
+        "status": "started",
+        "see": format!("/api/v1/jobs/{name}"),
+    })))
 }
 
 #[derive(Deserialize, Default)]
@@ -335,10 +361,11 @@ async fn run_job_form(
     Auth(p): Auth,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let run = run_job(&state, &req, p.actor(), name.into_inner()).await?;
+    let name = name.into_inner();
+    run_job(&state, &req, p.actor(), name.clone()).await?;
     Ok(redirect_with_flash(
         "/jobs",
-        &format!("{}: {}", run.job, run.message),
+        &format!("{name} started; its result shows here when it ends"),
     ))
 }
 

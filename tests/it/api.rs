@@ -5,7 +5,7 @@ use actix_web::test::{self, TestRequest};
 use bulwark::http::{Role, Scope};
 use serde_json::{json, Value};
 
-use crate::support::{call, InProcess, IP};
+use crate::support::{call, finished_run, InProcess, IP};
 
 fn cookie(token: &str) -> actix_web::cookie::Cookie<'static> {
     actix_web::cookie::Cookie::new("bulwark_session", token.to_string())
@@ -584,7 +584,7 @@ async fn jobs_metrics_health_and_pages() {
     let job = &v["items"][4];
     assert!(job["next_run"].is_string());
     assert!(job["last_run"].is_null());
-    let (s, run, _) = call(
+    let (s, v, _) = call(
         &app,
         TestRequest::post()
             .uri("/api/v1/jobs/retention/run")
@@ -592,7 +592,18 @@ async fn jobs_metrics_health_and_pages() {
             .insert_header(("content-type", "application/json")),
     )
     .await;
-    assert_eq!(s, 200, "{run}");
+    assert_eq!(s, 202, "run now answers at once: {v}");
+    assert_eq!(v["status"], "started");
+    let run = finished_run(
+        &app,
+        || {
+            TestRequest::get()
+                .uri("/api/v1/jobs/retention")
+                .cookie(cookie(&root))
+        },
+        None,
+    )
+    .await;
     assert_eq!(run["ok"], true);
     let (_, v, _) = call(
         &app,

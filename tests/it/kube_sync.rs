@@ -13,7 +13,7 @@ use base64::Engine as _;
 use bulwark::http::{Role, Scope};
 use serde_json::{json, Value};
 
-use crate::support::{call, InProcess};
+use crate::support::{call, finished_run, InProcess};
 
 /// What the fake API server serves and how it misbehaves.
 #[derive(Default)]
@@ -517,8 +517,10 @@ async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
         )
         .insert_header(("content-type", "application/json"))
     };
-    let (s, run, _) = call(&app, run_job()).await;
-    assert_eq!(s, 200, "{run}");
+    let job = || with_key(TestRequest::get().uri("/api/v1/jobs/kube-sync"), &root_key);
+    let (s, v, _) = call(&app, run_job()).await;
+    assert_eq!(s, 202, "run now answers at once: {v}");
+    let run = finished_run(&app, job, None).await;
     assert_eq!(run["ok"], true, "{run}");
     assert!(
         run["message"]
@@ -573,8 +575,10 @@ async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
         );
     }
     handle.stop(false).await;
-    let (s, run, _) = call(&app, run_job()).await;
-    assert_eq!(s, 200, "{run}");
+    let before = run["id"].as_u64();
+    let (s, v, _) = call(&app, run_job()).await;
+    assert_eq!(s, 202, "{v}");
+    let run = finished_run(&app, job, before).await;
     assert_eq!(run["ok"], false, "{run}");
     assert!(
         run["message"]

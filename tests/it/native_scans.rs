@@ -50,6 +50,7 @@ async fn queued_images_are_pulled_with_sealed_credentials_and_scanned() {
 
     // Nothing queued yet: the job has nothing to do.
     let run = |admin: reqwest::Client| async move {
+        let asked = chrono::Utc::now();
         let r = admin
             .post(format!("{base}/api/v1/jobs/native-scans/run"))
             .json(&json!({}))
@@ -58,8 +59,30 @@ async fn queued_images_are_pulled_with_sealed_credentials_and_scanned() {
             .unwrap();
         let status = r.status();
         let v: Value = r.json().await.unwrap();
-        assert_eq!(status, 200, "{v}");
-        v
+        assert_eq!(status, 202, "run now answers at once: {v}");
+        // The run is recorded when it ends.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let job: Value = admin
+                .get(format!("{base}/api/v1/jobs/native-scans"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let started = job["last_run"]["started_at"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            if job["running"] == false && started.is_some_and(|t| t >= asked) {
+                return job["last_run"].clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the job did not end: {job}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     };
     let v = run(admin.clone()).await;
     assert_eq!(v["message"], "nothing waits for a scan", "{v}");

@@ -273,3 +273,23 @@ where
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
     (status, v, headers)
 }
+
+/// Waits until job `name` has finished a run newer than `after` (a run id, or none) and returns
+/// that run. `get` builds `GET /api/v1/jobs/{name}` with the caller's credentials.
+pub async fn finished_run<S, B>(app: &S, get: impl Fn() -> TestRequest, after: Option<u64>) -> Value
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: actix_web::body::MessageBody,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (s, v, _) = call(app, get()).await;
+        assert_eq!(s, 200, "{v}");
+        let id = v["last_run"]["id"].as_u64();
+        if v["running"] == false && id.is_some() && id != after {
+            return v["last_run"].clone();
+        }
+        assert!(Instant::now() < deadline, "the job did not finish: {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
