@@ -86,17 +86,27 @@ impl Event {
     }
 }
 
-/// Records `event` in the caller's write transaction.
+/// `s` cut to at most `max` characters (with an ellipsis when it was longer).
+fn bounded(mut s: String, max: usize) -> String {
+    if let Some((i, _)) = s.char_indices().nth(max) {
+        s.truncate(i);
+        s.push('…');
+    }
+    s
+}
+
+/// Records `event` in the caller's write transaction. Every field is cut to a fixed length, so
+/// no caller (least of all an anonymous one) can make the log grow by more than ~5 KiB a line.
 pub fn record(w: &WriteTx, event: Event) -> Result<(), StoreError> {
     let id = w.next_id("audit_log")?;
     let entry = Entry {
         id,
         at: Utc::now(),
-        actor: event.actor,
+        actor: bounded(event.actor, 300),
         action: event.action.to_string(),
-        target: event.target,
-        detail: event.detail,
-        source_ip: event.source_ip,
+        target: bounded(event.target, 300),
+        detail: bounded(event.detail, 4000),
+        source_ip: bounded(event.source_ip, 64),
         ok: event.ok,
     };
     w.put(&LOG, &id, &entry)

@@ -392,9 +392,10 @@ pub fn update_user(
                 user.disabled = d;
             }
         }
+        let password_reset = new_hash.is_some();
         if let Some(h) = new_hash {
             user.password_hash = h;
-            changes.push("password changed".into());
+            changes.push("password changed; sessions ended".into());
         }
         w.put(&USERS, &id, &user)?;
         let super_admins = w
@@ -407,8 +408,8 @@ pub fn update_user(
                 "that would leave no enabled super-admin".into(),
             ));
         }
-        if user.disabled {
-            // A disabled user's sessions end now.
+        if user.disabled || password_reset {
+            // Whoever held the old password (or the disabled account) is signed out now.
             w.retain(&SESSIONS, |_, s| s.user_id != id)?;
         }
         audit::record(
@@ -479,7 +480,12 @@ pub struct LoginOk {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Password login with throttling per account and per source address; every attempt is audited.
+/// Longest e-mail address kept (RFC 5321's limit on a path); longer ones cannot be accounts and
+/// are cut before they reach the audit log.
+const MAX_EMAIL_LEN: usize = 254;
+
+/// Password login with throttling per account and per source address; every attempt is audited
+/// (refused ones at most once a minute per throttled key, with a count of the others).
 pub fn login(
     store: &Store,
     throttle: &Throttle,
@@ -488,21 +494,36 @@ pub fn login(
     pw: &str,
     ip: &str,
 ) -> Result<LoginOk, AuthError> {
-    let email = normalize_email(email);
+    let mut email = normalize_email(email);
+    if email.len() > MAX_EMAIL_LEN {
+        let mut end = MAX_EMAIL_LEN;
+        while !email.is_char_boundary(end) {
+            end -= 1;
+        }
+        email.truncate(end);
+        email.push('…');
+    }
+    let ip: String = ip.chars().take(64).collect();
     let account_key = format!("account:{email}");
     let ip_key = format!("ip:{ip}");
-    if let Some(wait) = throttle
-        .blocked(&account_key, 1)
-        .or_else(|| throttle.blocked(&ip_key, 4))
-    {
-        store.write(|w| {
-            audit::record(
-                w,
-                Event::new(email.clone(), "login.throttled", "")
-                    .from_ip(ip)
-                    .failed(),
-            )
-        })?;
+    // Counted before the password is verified, so parallel guesses share the limit.
+    if let Err((key, wait)) = throttle.attempt(&[(&account_key, 1), (&ip_key, 4)]) {
+        if let Some(skipped) = throttle.audit_refusal(&key) {
+            let detail = if skipped > 0 {
+                format!("{skipped} more refused attempts since the last entry")
+            } else {
+                String::new()
+            };
+            store.write(|w| {
+                audit::record(
+                    w,
+                    Event::new(email.clone(), "login.throttled", "")
+                        .from_ip(ip.clone())
+                        .detail(detail)
+                        .failed(),
+                )
+            })?;
+        }
         return Err(AuthError::Throttled(wait));
     }
     let user = store.read(|r| match r.get(&USERS_BY_EMAIL, &email)? {
@@ -517,19 +538,17 @@ pub fn login(
         }
     };
     let Some(user) = user.filter(|_| verdict) else {
-        throttle.fail(&account_key);
-        throttle.fail(&ip_key);
         store.write(|w| {
             audit::record(
                 w,
                 Event::new(email.clone(), "login.failure", "")
-                    .from_ip(ip)
+                    .from_ip(ip.clone())
                     .failed(),
             )
         })?;
         return Err(AuthError::BadCredentials);
     };
-    throttle.clear(&account_key);
+    throttle.succeeded(&account_key, &ip_key);
     let token = password::random_token(32);
     let csrf = password::random_token(32);
     let now = Utc::now();

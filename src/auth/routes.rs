@@ -375,13 +375,17 @@ struct NextQuery {
     next: String,
 }
 
-/// Only same-site paths: `/x` but not `//evil.example` or `/\evil`.
+/// Only paths on this site: `/x`, never `//evil.example`, `/\evil` or anything a browser
+/// could read as another host. Browsers drop tabs and newlines inside URLs and treat `\` as
+/// `/`, so any control character or backslash is refused outright, as is anything over 2 KiB.
 fn safe_next(next: &str) -> String {
-    if next.starts_with('/')
+    let same_site = next.starts_with('/')
+        && next.len() <= 2048
         && !next.starts_with("//")
-        && !next.starts_with("/\\")
-        && !next.contains(['\r', '\n'])
-    {
+        && !next
+            .chars()
+            .any(|c| c.is_control() || c == '\\' || c.is_whitespace());
+    if same_site {
         next.to_string()
     } else {
         "/".into()

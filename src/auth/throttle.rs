@@ -8,67 +8,105 @@ use std::time::{Duration, Instant};
 /// Bound on tracked keys, so a spray of random emails cannot grow memory without limit.
 const MAX_KEYS: usize = 100_000;
 
-/// Failed-login bookkeeping.
+/// Login-attempt bookkeeping.
 pub struct Throttle {
     max: usize,
     window: Duration,
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    attempts: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// Per throttling key: when a refusal was last audited and how many were not since.
+    refusals: Mutex<HashMap<String, (Instant, u64)>>,
 }
 
+/// How often a run of refused attempts from one key is written to the audit log.
+const REFUSAL_AUDIT_EVERY: Duration = Duration::from_secs(60);
+
 impl Throttle {
-    /// Allows `max` failures per key within `window`.
+    /// Allows `max` failed attempts per key within `window`.
     pub fn new(max: u32, window: Duration) -> Throttle {
         Throttle {
             max: max.max(1) as usize,
             window,
-            failures: Mutex::default(),
+            attempts: Mutex::default(),
+            refusals: Mutex::default(),
         }
     }
 
-    /// Seconds until `key` may try again, if it is throttled. `factor` scales the limit (source
-    /// addresses get more room than accounts, since many users may share one).
-    pub fn blocked(&self, key: &str, factor: usize) -> Option<u64> {
+    /// Counts an attempt against every `(key, factor)` before the password is checked, so that
+    /// parallel guesses cannot all pass the check before the first one fails. `factor` scales
+    /// the limit (source addresses get more room than accounts, since many users may share one).
+    /// If a key is at its limit nothing is counted, and the answer is the key and the seconds
+    /// until it may try again.
+    pub fn attempt(&self, keys: &[(&str, usize)]) -> Result<(), (String, u64)> {
         let now = Instant::now();
-        let mut map = self.failures.lock().ok()?;
-        let q = map.get_mut(key)?;
-        while q
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > self.window)
-        {
-            q.pop_front();
-        }
-        if q.len() >= self.max * factor {
-            let oldest = *q.front()?;
-            let wait = self.window.saturating_sub(now.duration_since(oldest));
-            return Some(wait.as_secs().max(1));
-        }
-        None
-    }
-
-    /// Records a failure for `key`.
-    pub fn fail(&self, key: &str) {
-        let Ok(mut map) = self.failures.lock() else {
-            return;
+        let Ok(mut map) = self.attempts.lock() else {
+            return Ok(());
         };
-        if map.len() >= MAX_KEYS && !map.contains_key(key) {
-            let window = self.window;
-            map.retain(|_, q| q.back().is_some_and(|t| t.elapsed() <= window));
-            if map.len() >= MAX_KEYS {
-                return;
+        for (key, factor) in keys {
+            if let Some(q) = map.get_mut(*key) {
+                while q
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) > self.window)
+                {
+                    q.pop_front();
+                }
+                if q.len() >= self.max * factor {
+                    let oldest = q.front().copied().unwrap_or(now);
+                    let wait = self.window.saturating_sub(now.duration_since(oldest));
+                    return Err((key.to_string(), wait.as_secs().max(1)));
+                }
             }
         }
-        let q = map.entry(key.to_string()).or_default();
-        q.push_back(Instant::now());
-        while q.len() > 64 {
-            q.pop_front();
+        if map.len() + keys.len() > MAX_KEYS {
+            let window = self.window;
+            map.retain(|_, q| q.back().is_some_and(|t| t.elapsed() <= window));
+        }
+        for (key, _) in keys {
+            if map.len() >= MAX_KEYS && !map.contains_key(*key) {
+                continue;
+            }
+            let q = map.entry(key.to_string()).or_default();
+            q.push_back(now);
+            while q.len() > 256 {
+                q.pop_front();
+            }
+        }
+        Ok(())
+    }
+
+    /// The attempt counted for these keys succeeded: the account starts afresh, and the source
+    /// address gets its attempt back (a good login is not a guess).
+    pub fn succeeded(&self, account: &str, source: &str) {
+        if let Ok(mut map) = self.attempts.lock() {
+            map.remove(account);
+            if let Some(q) = map.get_mut(source) {
+                q.pop_back();
+            }
         }
     }
 
-    /// Forgets failures of `key` (after a successful login).
-    pub fn clear(&self, key: &str) {
-        if let Ok(mut map) = self.failures.lock() {
-            map.remove(key);
+    /// Whether a refusal for `key` should be audited now: the first of a run, then at most one
+    /// a minute. `Some(n)` also says how many refusals went unaudited since the last one.
+    pub fn audit_refusal(&self, key: &str) -> Option<u64> {
+        let now = Instant::now();
+        let mut map = self.refusals.lock().ok()?;
+        if let Some((last, skipped)) = map.get_mut(key) {
+            if now.duration_since(*last) < REFUSAL_AUDIT_EVERY {
+                *skipped += 1;
+                return None;
+            }
+            let n = *skipped;
+            *last = now;
+            *skipped = 0;
+            return Some(n);
         }
+        if map.len() >= MAX_KEYS {
+            map.retain(|_, (last, _)| now.duration_since(*last) < REFUSAL_AUDIT_EVERY);
+            if map.len() >= MAX_KEYS {
+                return None;
+            }
+        }
+        map.insert(key.to_string(), (now, 0));
+        Some(0)
     }
 }
 
@@ -77,15 +115,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn blocks_after_max_and_scales() {
+    fn counts_before_checking_and_scales() {
         let t = Throttle::new(3, Duration::from_secs(60));
         for _ in 0..3 {
-            assert!(t.blocked("a", 1).is_none());
-            t.fail("a");
+            assert!(t.attempt(&[("a", 1)]).is_ok());
         }
-        assert!(t.blocked("a", 1).is_some());
-        assert!(t.blocked("a", 2).is_none(), "a larger factor allows more");
-        t.clear("a");
-        assert!(t.blocked("a", 1).is_none());
+        let (key, wait) = t.attempt(&[("a", 1)]).unwrap_err();
+        assert_eq!(key, "a");
+        assert!(wait >= 1);
+        assert!(t.attempt(&[("b", 2)]).is_ok(), "another key is free");
+        t.succeeded("a", "b");
+        assert!(
+            t.attempt(&[("a", 1)]).is_ok(),
+            "a success clears the account"
+        );
+    }
+
+    #[test]
+    fn parallel_attempts_never_pass_the_limit() {
+        let t = std::sync::Arc::new(Throttle::new(5, Duration::from_secs(60)));
+        let passed = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..30 {
+                s.spawn(|| {
+                    if t.attempt(&[("account:x", 1), ("ip:1", 4)]).is_ok() {
+                        passed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        assert_eq!(passed.into_inner(), 5);
+    }
+
+    #[test]
+    fn refusals_are_audited_once_a_minute() {
+        let t = Throttle::new(1, Duration::from_secs(60));
+        assert_eq!(t.audit_refusal("ip:1"), Some(0));
+        for _ in 0..10 {
+            assert_eq!(t.audit_refusal("ip:1"), None);
+        }
+        assert_eq!(t.audit_refusal("ip:2"), Some(0));
     }
 }

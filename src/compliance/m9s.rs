@@ -297,17 +297,43 @@ struct TrawlerResults {
     data: Vec<PolicyResult>,
 }
 
+/// One policy's result as trawler sends it. The fields trawler always sends are required, so a
+/// body that is not a scan result is refused instead of being read as a clean scan.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PolicyResult {
-    #[serde(default)]
     summary: String,
-    #[serde(default)]
     encounter_error: bool,
-    #[serde(default)]
     image_hash: String,
-    #[serde(default)]
     issues: Vec<Issue>,
+    #[serde(default)]
+    critical_issues: u64,
+    #[serde(default)]
+    major_issues: u64,
+    #[serde(default)]
+    medium_issues: u64,
+    #[serde(default)]
+    low_issues: u64,
+    #[serde(default)]
+    negligible_issues: u64,
+}
+
+impl PolicyResult {
+    /// A successful result whose counts promise issues it does not carry would silently clear
+    /// the image: refuse it.
+    fn check(&self) -> Result<(), ApiError> {
+        let counted = self.critical_issues
+            + self.major_issues
+            + self.medium_issues
+            + self.low_issues
+            + self.negligible_issues;
+        if !self.encounter_error && self.issues.is_empty() && counted > 0 {
+            return Err(ApiError::bad_request(format!(
+                "the result counts {counted} issues but lists none"
+            )));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Deserialize)]
@@ -355,10 +381,10 @@ fn finding(i: &Issue) -> Finding {
         cvss: None,
         title: i.name.clone(),
         description: i.description.clone(),
-        links: if i.vulnerability_desc_url.is_empty() {
-            vec![]
-        } else {
+        links: if images::is_web_link(&i.vulnerability_desc_url) {
             vec![i.vulnerability_desc_url.clone()]
+        } else {
+            vec![]
         },
         fixable: i.is_fixable,
         scanner,
@@ -447,6 +473,12 @@ async fn save_and_answer(
     path: (String, u64),
     results: Vec<PolicyResult>,
 ) -> Result<HttpResponse, ApiError> {
+    if results.is_empty() {
+        return Err(ApiError::bad_request("data: at least one policy result"));
+    }
+    for r in &results {
+        r.check()?;
+    }
     let actor = p.actor();
     let search = state.search.clone();
     let compliant = state

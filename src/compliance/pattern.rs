@@ -8,6 +8,10 @@
 //! - the pattern is normalized like an image reference: no registry means Docker Hub and a single
 //!   Docker Hub segment means `library/` (`nginx` is `docker.io/library/nginx`); a pattern that
 //!   starts with `*/` or `**/` leaves the registry open (`**/nginx` is nginx on any registry).
+//!
+//! Matching is linear in practice and O(segments × parts) at worst, whatever the pattern: reviews
+//! are unauthenticated and judged on the HTTP workers, so a pattern must never make one slow.
+//! Patterns are also limited when saved (16 segments, 4 of them `**`, 300 characters).
 
 use serde::{Deserialize, Serialize};
 
@@ -19,10 +23,17 @@ pub struct ImagePattern {
     segments: Vec<String>,
 }
 
+/// Most segments a saved pattern may have.
+const MAX_SEGMENTS: usize = 16;
+/// Most `**` segments a saved pattern may have.
+const MAX_ANY_SEGMENTS: usize = 4;
+
 impl TryFrom<String> for ImagePattern {
     type Error = String;
+    /// Reads a stored pattern: the syntax is checked, the limits of new patterns are not (a
+    /// pattern saved before them still loads, and the matcher is safe with any pattern).
     fn try_from(s: String) -> Result<Self, String> {
-        ImagePattern::parse(&s)
+        ImagePattern::parse_unlimited(&s)
     }
 }
 
@@ -33,8 +44,22 @@ impl From<ImagePattern> for String {
 }
 
 impl ImagePattern {
-    /// Parses a pattern; the message says what is wrong.
+    /// Parses a pattern to be saved; the message says what is wrong.
     pub fn parse(s: &str) -> Result<ImagePattern, String> {
+        let p = Self::parse_unlimited(s)?;
+        let written: Vec<&str> = s.trim().split('/').collect();
+        if written.len() > MAX_SEGMENTS {
+            return Err(format!("image_match: at most {MAX_SEGMENTS} path segments"));
+        }
+        if written.iter().filter(|x| **x == "**").count() > MAX_ANY_SEGMENTS {
+            return Err(format!(
+                "image_match: at most {MAX_ANY_SEGMENTS} '**' segments"
+            ));
+        }
+        Ok(p)
+    }
+
+    fn parse_unlimited(s: &str) -> Result<ImagePattern, String> {
         let s = s.trim();
         if s.len() > 300 {
             return Err("image_match: at most 300 characters".into());
@@ -81,6 +106,8 @@ impl ImagePattern {
         if segments.iter().any(|x| x.contains("**") && x != "**") {
             return Err("image_match: '**' must be a whole segment".into());
         }
+        // `**/**` means what `**` means.
+        segments.dedup_by(|a, b| a == "**" && b == "**");
         Ok(ImagePattern {
             source: s.to_string(),
             segments,
@@ -108,19 +135,38 @@ impl ImagePattern {
     }
 }
 
+/// Segment-level wildcard matching with one backtrack point, the classic linear glob: `**` is
+/// the star, every other segment a "character" compared with [`glob`]. Each `**` only ever moves
+/// its resume point forward, so the work is bounded by segments × parts.
 fn match_segments(pat: &[&str], parts: &[&str]) -> bool {
-    match pat.split_first() {
-        None => parts.is_empty(),
-        Some((&"**", rest)) => (0..=parts.len()).any(|skip| match_segments(rest, &parts[skip..])),
-        Some((p, rest)) => match parts.split_first() {
-            Some((part, more)) => glob(p.as_bytes(), part.as_bytes()) && match_segments(rest, more),
-            None => false,
-        },
+    let (mut p, mut i) = (0, 0);
+    let mut resume: Option<(usize, usize)> = None;
+    while i < parts.len() {
+        if p < pat.len() && pat[p] == "**" {
+            resume = Some((p, i));
+            p += 1;
+        } else if p < pat.len() && glob(pat[p].as_bytes(), parts[i].as_bytes()) {
+            p += 1;
+            i += 1;
+        } else if let Some((star, from)) = resume {
+            // Let the last `**` swallow one more part and try again after it.
+            p = star + 1;
+            i = from + 1;
+            resume = Some((star, from + 1));
+        } else {
+            return false;
+        }
     }
+    while p < pat.len() && pat[p] == "**" {
+        p += 1;
+    }
+    p == pat.len()
 }
 
-/// `*` matches any run of bytes within a segment.
+/// `*` matches any run of bytes within a segment (linear glob with one backtrack point).
 fn glob(p: &[u8], s: &[u8]) -> bool {
+    #[cfg(test)]
+    tests::GLOBS.with(|g| g.set(g.get() + 1));
     let (mut pi, mut si, mut star, mut mark) = (0, 0, None, 0);
     while si < s.len() {
         if pi < p.len() && p[pi] == b'*' {
@@ -147,6 +193,11 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// Segment comparisons made on this thread, to bound the matcher's work.
+        pub static GLOBS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
 
     fn m(p: &str, name: &str) -> bool {
         ImagePattern::parse(p)
@@ -202,5 +253,35 @@ mod tests {
         ] {
             assert!(ImagePattern::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn hostile_patterns_cost_at_most_segments_times_parts() {
+        // 99 `**` segments: refused when saved, and harmless when read from an old store.
+        let many = vec!["**"; 99].join("/") + "/zzz";
+        assert!(ImagePattern::parse(&many).is_err());
+        let p: ImagePattern = serde_json::from_value(serde_json::json!(many)).unwrap();
+        let name = format!("registry.local/{}", vec!["a"; 200].join("/"));
+        GLOBS.with(|g| g.set(0));
+        assert!(!p.matches(&name));
+        let work = GLOBS.with(|g| g.get());
+        assert!(
+            work <= 2 * 201,
+            "consecutive ** collapse to one: {work} comparisons"
+        );
+
+        // The tester's pattern (8 `**`) is refused; the most a saved one may have (4) against
+        // a long name stays within segments × parts comparisons.
+        assert!(ImagePattern::parse("**/**/**/**/**/**/**/**/zzz").is_err());
+        let p = ImagePattern::parse("**/a/**/a/**/a/**/zzz").unwrap();
+        GLOBS.with(|g| g.set(0));
+        assert!(!p.matches(&name));
+        let work = GLOBS.with(|g| g.get());
+        assert!(
+            work <= 8 * 202,
+            "{work} comparisons for 8 segments × 201 parts"
+        );
+        assert!(p.matches("registry.local/a/a/a/x/zzz"));
+        assert!(!p.matches("registry.local/a/a/zzz"));
     }
 }

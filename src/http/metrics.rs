@@ -116,6 +116,22 @@ impl Metrics {
     }
 }
 
+/// The method as a label: the standard methods by name, anything a client invents as `other`, so
+/// the label set stays fixed.
+fn method_label(m: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// Middleware recording every request by its route pattern (never the raw path, which would let
 /// clients create unbounded label sets).
 pub async fn middleware(
@@ -126,7 +142,7 @@ pub async fn middleware(
     let metrics = req
         .app_data::<web::Data<super::AppState>>()
         .map(|s| s.metrics.clone());
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let res = next.call(req).await?;
     if let Some(m) = metrics {
         let route = res
@@ -135,7 +151,7 @@ pub async fn middleware(
             .unwrap_or_else(|| "unmatched".into());
         m.observe(
             route,
-            &method,
+            method,
             res.status().as_u16(),
             start.elapsed().as_secs_f64(),
         );

@@ -96,6 +96,28 @@ pub struct Finding {
     pub status: String,
 }
 
+/// Whether `link` may be shown as a link: an absolute http(s) URL. Scanner reports are
+/// uploaded by callers, so `javascript:`, `data:` and the like are kept as text only.
+pub fn is_web_link(link: &str) -> bool {
+    let l = link.trim_start();
+    let scheme_ok = l
+        .get(..8)
+        .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+        || l.get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("http://"));
+    scheme_ok && !l.chars().any(|c| c.is_control())
+}
+
+impl Finding {
+    /// The first link that may be rendered as one.
+    pub fn web_link(&self) -> Option<&str> {
+        self.links
+            .iter()
+            .map(String::as_str)
+            .find(|l| is_web_link(l))
+    }
+}
+
 /// The facts compliance needs about a finding; cheap to keep in memory for every image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Facts {

@@ -154,12 +154,13 @@ pub fn parse(bytes: &[u8]) -> Result<(ReportMeta, Vec<Finding>), TrivyError> {
                     .and_then(pick)
                     .or_else(|| m.values().filter_map(pick).reduce(f32::max))
             });
+            // Only web links are kept: a report could carry `javascript:` URLs for the pages.
             let mut links = Vec::new();
-            if !v.primary_url.is_empty() {
+            if super::is_web_link(&v.primary_url) {
                 links.push(v.primary_url.clone());
             }
             for l in v.references.unwrap_or_default() {
-                if !links.contains(&l) && links.len() < 20 {
+                if super::is_web_link(&l) && !links.contains(&l) && links.len() < 20 {
                     links.push(l);
                 }
             }
