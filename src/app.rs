@@ -245,6 +245,8 @@ impl Appliance {
             metrics,
             scheduler,
             supervisor: Supervisor::new(),
+            flashes: Default::default(),
+            body_slots: Default::default(),
         };
         Ok(Appliance {
             state: web::Data::new(state),
@@ -287,7 +289,8 @@ impl Appliance {
     }
 
     /// Serves HTTPS until SIGTERM or SIGINT, then shuts down in order: stop accepting, drain
-    /// requests, stop background tasks, mark the index clean.
+    /// requests (up to 5 s), stop background tasks (up to 3 s), mark the index clean. Whatever a
+    /// handler or job is doing, the process is gone [`STOP_DEADLINE`] after the signal.
     pub async fn serve(self) -> anyhow::Result<()> {
         let tls = crate::http::tls::server_config(&self.state.config)?;
         self.start_background();
@@ -296,16 +299,40 @@ impl Appliance {
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutdown requested");
+            exit_after(STOP_DEADLINE);
             signal_stop.cancel();
         });
         let state = self.state.clone();
         crate::http::serve(self.state.clone(), self.routes, tls, stop.clone()).await?;
         stop.cancel();
-        state.supervisor.shutdown(Duration::from_secs(10)).await;
+        state.supervisor.shutdown(Duration::from_secs(3)).await;
         let search = state.search.clone();
         tokio::task::spawn_blocking(move || search.close()).await??;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// From SIGTERM to a stopped process, at most.
+pub const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Ends the process `after` from now if it has not ended by then. A plain thread, so that
+/// nothing stuck on the runtime (a handler in a loop, a blocking call) can delay it. Everything
+/// acknowledged is already committed; the search index, not marked clean, is rebuilt at the next
+/// start.
+fn exit_after(after: Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("stop-deadline".into())
+        .spawn(move || {
+            std::thread::sleep(after);
+            tracing::warn!(
+                seconds = after.as_secs(),
+                "shutdown did not finish in time; exiting now"
+            );
+            std::process::exit(0);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no stop-deadline thread; shutdown waits for every task");
     }
 }
 

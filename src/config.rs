@@ -264,6 +264,12 @@ pub struct HttpConfig {
     pub workers: usize,
     /// Serve `/metrics` without credentials (otherwise a key with the `metrics` scope is needed).
     pub metrics_public: bool,
+    /// Seconds a request body may take before it must keep up with `body_min_bytes_per_second`.
+    pub body_timeout_seconds: u64,
+    /// Slowest sustained upload accepted after `body_timeout_seconds`, in bytes per second.
+    pub body_min_bytes_per_second: u64,
+    /// Request bodies one source address may be sending at once (further ones get 503).
+    pub max_bodies_per_address: usize,
 }
 
 /// Sessions and login throttling.
@@ -338,6 +344,9 @@ impl Default for HttpConfig {
             max_scan_bytes: 128 * 1024 * 1024,
             workers: 0,
             metrics_public: false,
+            body_timeout_seconds: 10,
+            body_min_bytes_per_second: 64 * 1024,
+            max_bodies_per_address: 32,
         }
     }
 }
@@ -496,6 +505,15 @@ impl Config {
         }
         if self.http.max_body_bytes < 1024 {
             p.push("http.max_body_bytes: must be at least 1024".into());
+        }
+        if !(1..=3600).contains(&self.http.body_timeout_seconds) {
+            p.push("http.body_timeout_seconds: 1 to 3600".into());
+        }
+        if self.http.body_min_bytes_per_second < 1024 {
+            p.push("http.body_min_bytes_per_second: must be at least 1024".into());
+        }
+        if !(1..=100_000).contains(&self.http.max_bodies_per_address) {
+            p.push("http.max_bodies_per_address: 1 to 100000".into());
         }
         if self.auth.session_ttl_minutes == 0 {
             p.push("auth.session_ttl_minutes: must be at least 1".into());

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::http::Method;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -429,12 +429,13 @@ fn admission(state: &AppState) -> Result<Arc<Admission>, ApiError> {
 
 async fn webhook(
     state: web::Data<AppState>,
+    req: HttpRequest,
     cluster: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let start = Instant::now();
     let adm = admission(&state)?;
-    let body = crate::compliance::read_body(payload, MAX_REVIEW_BYTES).await?;
+    let body = crate::http::read_body(&req, payload, MAX_REVIEW_BYTES).await?;
     let r = review::parse(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let cluster = cluster.into_inner();
     let snap = match adm.index.fresh() {

@@ -9,9 +9,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{Actor, ApiKeyView, AuthError, NewApiKey, Throttle, UserPatch, UserView};
-use crate::http::layout::{
-    redirect, redirect_with_flash, render, render_status, FlashQuery, Layout,
-};
+use crate::http::layout::{redirect, redirect_with_flash, render, render_status, Layout};
 use crate::http::routes::{LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 use crate::http::{
     client_ip, ApiError, AppState, Auth, Credential, MaybeAuth, Perm, Role, Routes, Scope,
@@ -324,6 +322,21 @@ fn parse_scopes(raw: &[String]) -> Result<Vec<Scope>, ApiError> {
         .collect()
 }
 
+/// A key may only create keys with scopes it holds itself: an `admin` key acts for its owner
+/// but cannot mint upload or metrics keys it could not use. Sessions may create any scope the
+/// owner's role allows (checked by `create_api_key`).
+fn may_mint(p: &crate::http::Principal, scopes: &[Scope]) -> Result<(), ApiError> {
+    if let Credential::ApiKey { scopes: held, .. } = &p.credential {
+        if let Some(s) = scopes.iter().find(|s| !held.contains(s)) {
+            return Err(ApiError::forbidden(format!(
+                "an API key may only create keys with scopes it holds; this one has no '{}'",
+                s.as_str()
+            )));
+        }
+    }
+    Ok(())
+}
+
 async fn api_create_key(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -332,6 +345,7 @@ async fn api_create_key(
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let scopes = parse_scopes(&b.scopes)?;
+    may_mint(&p, &scopes)?;
     let actor = Actor::of(&p, client_ip(&req));
     let owner = p.user_id;
     let key = state
@@ -502,7 +516,6 @@ struct UsersPage {
 async fn users_page_with(
     state: &web::Data<AppState>,
     p: &crate::http::Principal,
-    flash: Option<&str>,
     error: String,
 ) -> Result<HttpResponse, ApiError> {
     let users = state
@@ -515,19 +528,15 @@ async fn users_page_with(
         .map(|r| r.as_str())
         .collect();
     render(&UsersPage {
-        layout: Layout::new(state, p, "Users", "/users").with_flash(flash),
+        layout: Layout::new(state, p, "Users", "/users"),
         users,
         roles,
         error,
     })
 }
 
-async fn users_page(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    q: web::Query<FlashQuery>,
-) -> Result<HttpResponse, ApiError> {
-    users_page_with(&state, &p, q.flash.as_deref(), String::new()).await
+async fn users_page(state: web::Data<AppState>, Auth(p): Auth) -> Result<HttpResponse, ApiError> {
+    users_page_with(&state, &p, String::new()).await
 }
 
 #[derive(Deserialize)]
@@ -545,7 +554,7 @@ async fn users_create_form(
 ) -> Result<HttpResponse, ApiError> {
     let f = form.into_inner();
     let Some(role) = Role::parse(&f.role) else {
-        return users_page_with(&state, &p, None, format!("unknown role '{}'", f.role)).await;
+        return users_page_with(&state, &p, format!("unknown role '{}'", f.role)).await;
     };
     let actor = Actor::of(&p, client_ip(&req));
     let res = state
@@ -554,11 +563,13 @@ async fn users_create_form(
         .await?;
     match res {
         Ok(u) => Ok(redirect_with_flash(
+            &state,
+            &p,
             "/users",
             &format!("Created {}", u.email),
         )),
         Err(e @ (AuthError::Invalid(_) | AuthError::Duplicate(_) | AuthError::Forbidden(_))) => {
-            users_page_with(&state, &p, None, e.to_string()).await
+            users_page_with(&state, &p, e.to_string()).await
         }
         Err(e) => Err(e.into()),
     }
@@ -591,9 +602,14 @@ async fn users_update_form(
         .run(move |s| Ok::<_, ApiError>(super::update_user(s, &actor, id, &patch)))
         .await?;
     match res {
-        Ok(u) => Ok(redirect_with_flash("/users", &format!("Saved {}", u.email))),
+        Ok(u) => Ok(redirect_with_flash(
+            &state,
+            &p,
+            "/users",
+            &format!("Saved {}", u.email),
+        )),
         Err(e @ (AuthError::Invalid(_) | AuthError::Forbidden(_) | AuthError::NotFound(_))) => {
-            users_page_with(&state, &p, None, e.to_string()).await
+            users_page_with(&state, &p, e.to_string()).await
         }
         Err(e) => Err(e.into()),
     }
@@ -606,13 +622,9 @@ struct AccountPage {
     error: String,
 }
 
-async fn account_page(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    q: web::Query<FlashQuery>,
-) -> Result<HttpResponse, ApiError> {
+async fn account_page(state: web::Data<AppState>, Auth(p): Auth) -> Result<HttpResponse, ApiError> {
     render(&AccountPage {
-        layout: Layout::new(&state, &p, "Account", "/account").with_flash(q.flash.as_deref()),
+        layout: Layout::new(&state, &p, "Account", "/account"),
         error: String::new(),
     })
 }
@@ -635,7 +647,14 @@ async fn account_password_form(
         "the new passwords do not match".to_string()
     } else {
         match change_password(&state, &req, &p, f.current_password, f.new_password).await? {
-            Ok(()) => return Ok(redirect_with_flash("/account", "Password changed")),
+            Ok(()) => {
+                return Ok(redirect_with_flash(
+                    &state,
+                    &p,
+                    "/account",
+                    "Password changed",
+                ))
+            }
             Err(e @ (AuthError::Invalid(_) | AuthError::NotFound(_))) => e.to_string(),
             Err(e) => return Err(e.into()),
         }
@@ -674,7 +693,6 @@ async fn keys_page_with(
     p: &crate::http::Principal,
     created: Option<NewApiKey>,
     error: String,
-    flash: Option<&str>,
 ) -> Result<HttpResponse, ApiError> {
     let uid = p.user_id;
     let keys = state
@@ -687,7 +705,7 @@ async fn keys_page_with(
         .map(|s| s.as_str())
         .collect();
     render(&KeysPage {
-        layout: Layout::new(state, p, "API keys", "/api-keys").with_flash(flash),
+        layout: Layout::new(state, p, "API keys", "/api-keys"),
         keys,
         scopes,
         created,
@@ -695,12 +713,8 @@ async fn keys_page_with(
     })
 }
 
-async fn keys_page(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    q: web::Query<FlashQuery>,
-) -> Result<HttpResponse, ApiError> {
-    keys_page_with(&state, &p, None, String::new(), q.flash.as_deref()).await
+async fn keys_page(state: web::Data<AppState>, Auth(p): Auth) -> Result<HttpResponse, ApiError> {
+    keys_page_with(&state, &p, None, String::new()).await
 }
 
 async fn keys_create_form(
@@ -719,9 +733,9 @@ async fn keys_create_form(
             _ => {}
         }
     }
-    let scopes = match parse_scopes(&raw) {
+    let scopes = match parse_scopes(&raw).and_then(|s| may_mint(&p, &s).map(|_| s)) {
         Ok(s) => s,
-        Err(e) => return keys_page_with(&state, &p, None, e.message, None).await,
+        Err(e) => return keys_page_with(&state, &p, None, e.message).await,
     };
     let actor = Actor::of(&p, client_ip(&req));
     let owner = p.user_id;
@@ -731,9 +745,9 @@ async fn keys_create_form(
         .await?;
     match res {
         // The page that shows the key is a POST response: it is not cached or re-fetchable.
-        Ok(k) => keys_page_with(&state, &p, Some(k), String::new(), None).await,
+        Ok(k) => keys_page_with(&state, &p, Some(k), String::new()).await,
         Err(e @ (AuthError::Invalid(_) | AuthError::Forbidden(_))) => {
-            keys_page_with(&state, &p, None, e.to_string(), None).await
+            keys_page_with(&state, &p, None, e.to_string()).await
         }
         Err(e) => Err(e.into()),
     }
@@ -752,6 +766,8 @@ async fn keys_revoke_form(
         .run(move |s| super::revoke_api_key(s, &actor, id).map_err(ApiError::from))
         .await?;
     Ok(redirect_with_flash(
+        &state,
+        &p,
         "/api-keys",
         &format!("Revoked {}", k.name),
     ))

@@ -16,7 +16,7 @@ pub fn run(cli: &Cli, listen: Option<String>) -> anyhow::Result<i32> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         let data_dir = config.data_dir.clone();
         let appliance = Appliance::open(config)?;
         let store = appliance.state.store.clone();
@@ -31,6 +31,9 @@ pub fn run(cli: &Cli, listen: Option<String>) -> anyhow::Result<i32> {
         }
         tracing::info!(data_dir = %data_dir.display(), version = env!("CARGO_PKG_VERSION"), "starting");
         appliance.serve().await
-    })?;
+    });
+    // Blocking work still running (a job past its cancellation point) must not hold the exit.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    result?;
     Ok(0)
 }

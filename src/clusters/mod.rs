@@ -15,7 +15,7 @@ use crate::audit::{self, Event};
 use crate::http::prepared::PreparedBody;
 use crate::http::ApiError;
 use crate::search::{Doc, Source};
-use crate::store::{Store, StoreError, Table};
+use crate::store::{Store, StoreError, Table, WriteTx};
 
 /// What the admission webhook does when Bulwark itself fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -272,6 +272,11 @@ pub fn get(store: &Store, id: u64) -> Result<Cluster, ClusterError> {
     store
         .read(|r| r.get(&CLUSTERS, &id))?
         .ok_or_else(|| ClusterError::NotFound(id.to_string()))
+}
+
+/// Whether cluster `id` exists, as write transaction `w` sees it.
+pub fn exists_in(w: &WriteTx, id: u64) -> Result<bool, StoreError> {
+    Ok(w.get(&CLUSTERS, &id)?.is_some())
 }
 
 /// One cluster by name (case-insensitive).

@@ -172,7 +172,7 @@ async fn api_put_pods(
     id: web::Path<u64>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = crate::compliance::read_body(payload, state.config.http.max_scan_bytes).await?;
+    let body = crate::http::read_body(&req, payload, state.config.http.max_scan_bytes).await?;
     let (id, actor, ip) = (id.into_inner(), p.actor(), client_ip(&req));
     let r = state
         .store
@@ -300,7 +300,6 @@ struct ListQuery {
     q: String,
     tag: String,
     enforcement: String,
-    flash: Option<String>,
 }
 
 #[derive(Template)]
@@ -341,7 +340,7 @@ async fn list_page(
             _ => true,
         })
         .collect();
-    let layout = Layout::new(&state, &p, "Clusters", "/clusters").with_flash(q.flash.as_deref());
+    let layout = Layout::new(&state, &p, "Clusters", "/clusters");
     render(&ListPage {
         layout,
         clusters,
@@ -486,6 +485,8 @@ async fn create_form(
     };
     match create_cluster(&state, &p, client_ip(&req), new).await? {
         Ok(c) => Ok(redirect_with_flash(
+            &state,
+            &p,
             "/clusters",
             &format!("Created cluster {}", c.name),
         )),
@@ -502,12 +503,8 @@ async fn detail_page(
     state: web::Data<AppState>,
     Auth(p): Auth,
     id: web::Path<u64>,
-    q: web::Query<crate::http::layout::FlashQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = detail(&state, &p, id.into_inner()).await?;
-    let mut page = page;
-    page.layout = page.layout.with_flash(q.flash.as_deref());
-    render(&page)
+    render(&detail(&state, &p, id.into_inner()).await?)
 }
 
 /// The detail page of cluster `id`: its settings, its inventory and its API connection.
@@ -561,6 +558,8 @@ async fn connect_form(
         .await?;
     match result {
         Ok(v) => Ok(redirect_with_flash(
+            &state,
+            &p,
             &format!("/clusters/{id}"),
             &format!("Connected to {}; the next sync lists its pods", v.server),
         )),
@@ -588,7 +587,12 @@ async fn sync_form(
         Err(ClusterError::Kube(m)) => format!("Sync failed, the inventory is unchanged: {m}"),
         Err(e) => return Err(e.into()),
     };
-    Ok(redirect_with_flash(&format!("/clusters/{id}"), &message))
+    Ok(redirect_with_flash(
+        &state,
+        &p,
+        &format!("/clusters/{id}"),
+        &message,
+    ))
 }
 
 async fn disconnect_form(
@@ -603,6 +607,8 @@ async fn disconnect_form(
         .run(move |s| super::sync::disconnect(s, &actor, &ip, id).map_err(ApiError::from))
         .await?;
     Ok(redirect_with_flash(
+        &state,
+        &p,
         &format!("/clusters/{id}"),
         "Disconnected from the API server; the inventory stays until the next upload",
     ))
@@ -627,6 +633,8 @@ async fn update_form(
     };
     match update_cluster(&state, &p, client_ip(&req), id, patch).await? {
         Ok(c) => Ok(redirect_with_flash(
+            &state,
+            &p,
             "/clusters",
             &format!("Saved cluster {}", c.name),
         )),
@@ -664,6 +672,8 @@ async fn delete_form(
         })
         .await?;
     Ok(redirect_with_flash(
+        &state,
+        &p,
         "/clusters",
         &format!("Deleted cluster {}", c.name),
     ))

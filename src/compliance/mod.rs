@@ -16,4 +16,4 @@ pub use model::{
     migrations, Exception, ExceptionKind, ExceptionStatus, Limits, Policy, ScannerRule,
 };
 pub use pages::pages;
-pub use routes::{read_body, routes};
+pub use routes::routes;

@@ -10,7 +10,7 @@ use super::model::{Exception, ExceptionKind, ExceptionStatus, Limits, Policy, Sc
 use super::service::{self as svc, Actor, ExceptionInput, PolicyInput};
 use crate::admission::{self, Admission};
 use crate::clusters::Cluster;
-use crate::http::layout::{redirect_with_flash, render, render_status, FlashQuery, Layout};
+use crate::http::layout::{redirect_with_flash, render, render_status, Layout};
 use crate::http::{client_ip, ApiError, AppState, Auth, Perm, Principal, Routes};
 use crate::images::{self, Finding, Image, ScanState, Severity};
 
@@ -392,13 +392,12 @@ fn limits_text(l: &Limits) -> String {
 async fn policies_page(
     state: web::Data<AppState>,
     Auth(p): Auth,
-    f: web::Query<FlashQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (policies, clusters) = state
         .store
         .run(|s| Ok::<_, ApiError>((svc::list_policies(s)?, crate::clusters::list(s)?)))
         .await?;
-    let layout = Layout::new(&state, &p, "Policies", "/policies").with_flash(f.flash.as_deref());
+    let layout = Layout::new(&state, &p, "Policies", "/policies");
     render(&PoliciesPage {
         layout,
         policies,
@@ -620,6 +619,8 @@ async fn policy_save(
         .await?;
     match res {
         (Ok(policy), _, _) => Ok(redirect_with_flash(
+            &state,
+            &p,
             "/policies",
             &format!("Saved policy {}", policy.name),
         )),
@@ -680,7 +681,6 @@ struct ExceptionsPage {
 #[serde(default)]
 struct ExceptionsQuery {
     status: String,
-    flash: Option<String>,
     image_match: String,
     issue_id: String,
 }
@@ -709,7 +709,7 @@ async fn exceptions_page(
         .filter(|e| q.status.is_empty() || e.status.as_str() == q.status)
         .collect();
     render(&ExceptionsPage {
-        layout: Layout::new(&state, &p, "Exceptions", "/exceptions").with_flash(q.flash.as_deref()),
+        layout: Layout::new(&state, &p, "Exceptions", "/exceptions"),
         exceptions,
         status: q.status,
         can_write: p.can(Perm::Write),
@@ -781,6 +781,8 @@ async fn exception_create_form(
         .await?;
     match res {
         Ok(e) => Ok(redirect_with_flash(
+            &state,
+            &p,
             &format!("/exceptions/{}", e.id),
             &format!("Exception \"{}\" is {}", e.title, e.status.as_str()),
         )),
@@ -862,7 +864,6 @@ async fn exception_page(
     state: web::Data<AppState>,
     Auth(p): Auth,
     id: web::Path<u64>,
-    f: web::Query<FlashQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let (e, clusters, policies) = state
@@ -875,8 +876,7 @@ async fn exception_page(
             ))
         })
         .await?;
-    let layout =
-        Layout::new(&state, &p, e.title.clone(), "/exceptions").with_flash(f.flash.as_deref());
+    let layout = Layout::new(&state, &p, e.title.clone(), "/exceptions");
     render(&ExceptionPage {
         layout,
         e,
@@ -915,6 +915,8 @@ async fn exception_status_form(
         })
         .await?;
     Ok(redirect_with_flash(
+        &state,
+        &p,
         &format!("/exceptions/{}", e.id),
         &format!("Now {}", e.status.as_str()),
     ))
@@ -938,6 +940,8 @@ async fn exception_comment_form(
         .run(move |s| svc::comment_exception(s, &a, id, &text).map_err(ApiError::from))
         .await?;
     Ok(redirect_with_flash(
+        &state,
+        &p,
         &format!("/exceptions/{}", e.id),
         "Comment added",
     ))

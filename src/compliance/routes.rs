@@ -2,7 +2,6 @@
 
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::model::ExceptionStatus;
@@ -94,24 +93,6 @@ fn actor(p: &Principal, req: &HttpRequest) -> Actor {
     }
 }
 
-/// Reads a request body up to `limit` bytes, answering 413 beyond it.
-pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
-    let mut buf = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?;
-        if buf.len() + chunk.len() > limit {
-            return Err(ApiError::new(
-                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the body is larger than the limit of {limit} bytes (http.max_scan_bytes for scan reports)"),
-            ));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf.freeze())
-}
-
 #[derive(Deserialize)]
 struct IngestQuery {
     cluster: Option<String>,
@@ -120,6 +101,7 @@ struct IngestQuery {
 
 async fn api_ingest(
     state: web::Data<AppState>,
+    req: HttpRequest,
     Auth(p): Auth,
     q: web::Query<IngestQuery>,
     payload: web::Payload,
@@ -134,7 +116,7 @@ async fn api_ingest(
         .image
         .filter(|c| !c.is_empty())
         .ok_or_else(|| ApiError::bad_request("?image=REF is required"))?;
-    let body = read_body(payload, state.config.http.max_scan_bytes).await?;
+    let body = crate::http::read_body(&req, payload, state.config.http.max_scan_bytes).await?;
     let actor = p.actor();
     let result = state
         .store

@@ -116,6 +116,21 @@ fn validate_policy(p: &PolicyInput) -> Result<(), ComplianceError> {
     if p.clusters.as_ref().is_some_and(|c| c.is_empty()) {
         return bad("clusters: leave it out for all clusters, or list at least one");
     }
+    if p.clusters.as_ref().is_some_and(|c| c.len() > MAX_LISTED) {
+        return bad("clusters: at most 100 entries");
+    }
+    Ok(())
+}
+
+/// Refuses a policy naming clusters that do not exist (inside the write that saves it).
+fn check_clusters(w: &WriteTx, p: &PolicyInput) -> Result<(), ComplianceError> {
+    for id in p.clusters.iter().flatten() {
+        if !crate::clusters::exists_in(w, *id)? {
+            return Err(ComplianceError::Invalid(format!(
+                "clusters: no cluster {id}"
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -164,6 +179,7 @@ pub fn create_policy(
 ) -> Result<Policy, ComplianceError> {
     validate_policy(&p)?;
     store.write(|w| {
+        check_clusters(w, &p)?;
         let id = w.next_id("policies")?;
         let now = Utc::now();
         let policy = policy_from(id, p, now, now);
@@ -187,6 +203,7 @@ pub fn update_policy(
 ) -> Result<Policy, ComplianceError> {
     validate_policy(&p)?;
     store.write(|w| {
+        check_clusters(w, &p)?;
         let old = w
             .get(&POLICIES, &id)?
             .ok_or_else(|| ComplianceError::NotFound(format!("policy {id}")))?;
@@ -262,6 +279,12 @@ pub enum ClusterRef {
     Name(String),
 }
 
+/// Entries an exception may list per field (clusters, policies, namespaces), and a policy per
+/// cluster list; every one is checked on every evaluation.
+const MAX_LISTED: usize = 100;
+/// Comments an exception holds.
+const MAX_COMMENTS: usize = 200;
+
 fn valid_namespace(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= 63
@@ -305,6 +328,17 @@ fn build_exception(
     }
     if e.reason.chars().count() > 4000 || e.issue_id.chars().count() > 200 {
         return bad("reason: at most 4000 characters; issue_id: at most 200".into());
+    }
+    if e.scanner.as_ref().is_some_and(|s| s.chars().count() > 64) {
+        return bad("scanner: at most 64 characters".into());
+    }
+    let listed = [
+        ("clusters", e.clusters.as_ref().map_or(0, Vec::len)),
+        ("policies", e.policies.as_ref().map_or(0, Vec::len)),
+        ("namespaces", e.namespaces.as_ref().map_or(0, Vec::len)),
+    ];
+    if let Some((field, _)) = listed.iter().find(|(_, n)| *n > MAX_LISTED) {
+        return bad(format!("{field}: at most {MAX_LISTED} entries"));
     }
     if let (Some(s), Some(end)) = (e.start_date, e.end_date) {
         if end <= s {
@@ -503,6 +537,11 @@ pub fn comment_exception(
         let mut e = w
             .get(&EXCEPTIONS, &id)?
             .ok_or_else(|| ComplianceError::NotFound(format!("exception {id}")))?;
+        if e.comments.len() >= MAX_COMMENTS {
+            return Err(ComplianceError::Invalid(format!(
+                "an exception holds at most {MAX_COMMENTS} comments"
+            )));
+        }
         e.comments.push(Comment {
             author: actor.name.clone(),
             at: Utc::now(),

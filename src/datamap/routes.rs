@@ -2,12 +2,11 @@
 //! map as a table and a graph.
 
 use actix_web::http::Method;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
 use super::Flow;
-use crate::compliance::read_body;
 use crate::http::layout::{render, Layout};
 use crate::http::{ApiError, AppState, Auth, Perm, Routes};
 
@@ -32,10 +31,11 @@ pub fn routes(r: &mut Routes) {
 
 async fn api_events_in(
     state: web::Data<AppState>,
+    req: HttpRequest,
     Auth(p): Auth,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(payload, state.config.http.max_scan_bytes).await?;
+    let body = crate::http::read_body(&req, payload, state.config.http.max_scan_bytes).await?;
     let events = super::parse_events(&body)?;
     let sensor = p.actor();
     let (search, metrics) = (

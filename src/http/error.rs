@@ -139,6 +139,11 @@ pub fn json_error(
             "expected Content-Type: application/json",
         ),
         J::Deserialize(d) => ApiError::bad_request(format!("malformed JSON body: {d}")),
+        J::Payload(p) if super::body::is_too_slow(p) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body arrived too slowly",
+        ),
         other => ApiError::bad_request(format!("could not read the body: {other}")),
     };
     e.into()

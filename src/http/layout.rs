@@ -1,6 +1,14 @@
 //! The page layout shared by every HTML page: navigation, the signed-in user, the CSRF token for
 //! forms, and a flash message. Domains render their own templates (which extend
 //! `web/templates/base.html`) with a [`Layout`] inside.
+//!
+//! Flash messages live in the server's memory, keyed by the caller's session (or key), from the
+//! redirect that sets one to the next page that caller sees: never in the URL, where anyone
+//! could write text onto Bulwark's pages and send the link around.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use actix_web::HttpResponse;
 use askama::Template;
@@ -32,7 +40,7 @@ pub struct Layout {
     pub csrf: String,
     /// Navigation entries this user may use.
     pub nav: Vec<NavLink>,
-    /// One-off message (from `?flash=`), shown above the content.
+    /// One-off message set by the form that redirected here, shown above the content.
     pub flash: String,
 }
 
@@ -64,14 +72,51 @@ impl Layout {
             role: principal.role.as_str(),
             csrf,
             nav,
-            flash: String::new(),
+            flash: state.flashes.take(principal).unwrap_or_default(),
+        }
+    }
+}
+
+/// Pending flash messages by caller.
+#[derive(Default)]
+pub struct Flashes {
+    pending: Mutex<HashMap<String, (Instant, String)>>,
+}
+
+/// Flash messages kept at most (the oldest go first) and for how long.
+const MAX_FLASHES: usize = 10_000;
+const FLASH_TTL: Duration = Duration::from_secs(300);
+
+impl Flashes {
+    fn key(p: &Principal) -> String {
+        match &p.credential {
+            Credential::Session { id, .. } => format!("s{id}"),
+            Credential::ApiKey { id, .. } => format!("k{id}"),
         }
     }
 
-    /// Adds a flash message.
-    pub fn with_flash(mut self, flash: Option<&str>) -> Layout {
-        self.flash = flash.unwrap_or_default().chars().take(200).collect();
-        self
+    /// Shows `message` on the next page `p` sees.
+    pub fn set(&self, p: &Principal, message: &str) {
+        let Ok(mut m) = self.pending.lock() else {
+            return;
+        };
+        if m.len() >= MAX_FLASHES {
+            m.retain(|_, (at, _)| at.elapsed() < FLASH_TTL);
+            if m.len() >= MAX_FLASHES {
+                m.clear();
+            }
+        }
+        m.insert(
+            Self::key(p),
+            (Instant::now(), message.chars().take(300).collect()),
+        );
+    }
+
+    /// The message waiting for `p`, if any (shown once).
+    pub fn take(&self, p: &Principal) -> Option<String> {
+        let mut m = self.pending.lock().ok()?;
+        let (at, msg) = m.remove(&Self::key(p))?;
+        (at.elapsed() < FLASH_TTL).then_some(msg)
     }
 }
 
@@ -93,18 +138,15 @@ pub fn render_status(
     Ok(res)
 }
 
-/// The `?flash=` message pages accept (set by [`redirect_with_flash`]).
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(default)]
-pub struct FlashQuery {
-    /// The message.
-    pub flash: Option<String>,
-}
-
-/// A 303 redirect to `path` that shows `message` once.
-pub fn redirect_with_flash(path: &str, message: &str) -> HttpResponse {
-    let m: String = url::form_urlencoded::byte_serialize(message.as_bytes()).collect();
-    redirect(&format!("{path}?flash={m}"))
+/// A 303 redirect to `path` after which `p`'s next page shows `message` once.
+pub fn redirect_with_flash(
+    state: &AppState,
+    p: &Principal,
+    path: &str,
+    message: &str,
+) -> HttpResponse {
+    state.flashes.set(p, message);
+    redirect(path)
 }
 
 /// A 303 redirect (after a successful form post).

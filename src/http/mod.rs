@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod assets;
+pub mod body;
 mod error;
 pub mod layout;
 pub mod metrics;
@@ -20,6 +21,7 @@ use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 
 pub use access::{Authenticator, Credential, Perm, Principal, Role, Scope};
+pub use body::read_body;
 pub use error::ApiError;
 pub use routes::{Auth, Kind, MaybeAuth, NavEntry, RouteInfo, Routes};
 
@@ -48,6 +50,10 @@ pub struct AppState {
     pub supervisor: Supervisor,
     /// Per-domain state that is not in the store (e.g. the login throttle), by type.
     pub domains: DomainData,
+    /// Flash messages waiting for the next page of each caller.
+    pub flashes: layout::Flashes,
+    /// Request bodies being received, per source address.
+    pub body_slots: Arc<body::BodySlots>,
 }
 
 impl AppState {
@@ -121,6 +127,7 @@ pub fn app(
                     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'",
                 )),
         )
+        .wrap(from_fn(body::guard))
         .wrap(from_fn(metrics::middleware))
 }
 
@@ -138,7 +145,7 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
     }
 }
 
-/// Runs the HTTPS server until `stop` fires, then drains connections (up to 10 s).
+/// Runs the HTTPS server until `stop` fires, then drains connections (up to 5 s).
 pub async fn serve(
     state: web::Data<AppState>,
     routes: Routes,
@@ -156,7 +163,7 @@ pub async fn serve(
     let server = HttpServer::new(move || app(state.clone(), &routes))
         .workers(workers)
         .disable_signals()
-        .shutdown_timeout(10)
+        .shutdown_timeout(5)
         .listen_rustls_0_23(listener, tls)?
         .run();
     let handle = server.handle();

@@ -234,7 +234,7 @@ async fn gate(
                 return Ok(req.into_response(csrf_failure()));
             }
         }
-        return Ok(next.call(req).await?.map_into_boxed_body());
+        return Ok(no_store(next.call(req).await?.map_into_boxed_body()));
     }
     let path = req_path(&req);
     let principal = match authenticate(&req, &state).await {
@@ -281,7 +281,20 @@ async fn gate(
         }
     }
     req.extensions_mut().insert(principal);
-    Ok(next.call(req).await?.map_into_boxed_body())
+    Ok(no_store(next.call(req).await?.map_into_boxed_body()))
+}
+
+/// Marks a response uncacheable unless its handler chose otherwise (static assets do): pages
+/// and answers carry data a shared or back-button cache must not keep.
+fn no_store(mut res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let h = res.headers_mut();
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+    }
+    res
 }
 
 fn req_path(req: &ServiceRequest) -> String {

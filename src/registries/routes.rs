@@ -99,23 +99,13 @@ struct ListPage {
     username: String,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct ListQuery {
-    flash: Option<String>,
-}
-
-async fn page(
-    state: &web::Data<AppState>,
-    p: &Principal,
-    flash: Option<&str>,
-) -> Result<ListPage, ApiError> {
+async fn page(state: &web::Data<AppState>, p: &Principal) -> Result<ListPage, ApiError> {
     let registries = state
         .store
         .run(|s| super::list(s).map_err(ApiError::internal))
         .await?;
     Ok(ListPage {
-        layout: Layout::new(state, p, "Registries", "/registries").with_flash(flash),
+        layout: Layout::new(state, p, "Registries", "/registries"),
         registries,
         can_write: p.can(Perm::Write),
         error: String::new(),
@@ -125,12 +115,8 @@ async fn page(
     })
 }
 
-async fn list_page(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    q: web::Query<ListQuery>,
-) -> Result<HttpResponse, ApiError> {
-    render(&page(&state, &p, q.flash.as_deref()).await?)
+async fn list_page(state: web::Data<AppState>, Auth(p): Auth) -> Result<HttpResponse, ApiError> {
+    render(&page(&state, &p).await?)
 }
 
 #[derive(Deserialize)]
@@ -170,12 +156,14 @@ async fn create_form(
         .await?;
     match res {
         Ok(r) => Ok(redirect_with_flash(
+            &state,
+            &p,
             "/registries",
             &format!("Added registry {}", r.host),
         )),
         Err(e @ (RegistryError::Invalid(_) | RegistryError::Duplicate(_))) => {
             // The password is never echoed back into the page.
-            let mut pg = page(&state, &p, None).await?;
+            let mut pg = page(&state, &p).await?;
             pg.error = e.to_string();
             pg.host = f.host;
             pg.description = f.description;
@@ -197,5 +185,10 @@ async fn delete_form(
         .store
         .run(move |s| super::delete(s, &actor, &ip, id).map_err(ApiError::from))
         .await?;
-    Ok(redirect_with_flash("/registries", "Registry removed"))
+    Ok(redirect_with_flash(
+        &state,
+        &p,
+        "/registries",
+        "Registry removed",
+    ))
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Event};
 use crate::config::Config;
-use crate::http::layout::{redirect_with_flash, render, FlashQuery, Layout};
+use crate::http::layout::{redirect_with_flash, render, Layout};
 use crate::http::{assets, client_ip, ApiError, AppState, Auth, Perm, Routes};
 use crate::jobs::{JobRun, JobStatus, TaskState};
 use crate::search::Hit;
@@ -335,18 +335,14 @@ struct JobsPage {
     can_run: bool,
 }
 
-async fn jobs_page(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    q: web::Query<FlashQuery>,
-) -> Result<HttpResponse, ApiError> {
+async fn jobs_page(state: web::Data<AppState>, Auth(p): Auth) -> Result<HttpResponse, ApiError> {
     let sched = state.scheduler.clone();
     let (jobs, history) = tokio::task::spawn_blocking(move || {
         Ok::<_, crate::store::StoreError>((sched.status()?, sched.history(50)?))
     })
     .await
     .map_err(ApiError::internal)??;
-    let layout = Layout::new(&state, &p, "Jobs", "/jobs").with_flash(q.flash.as_deref());
+    let layout = Layout::new(&state, &p, "Jobs", "/jobs");
     render(&JobsPage {
         layout,
         jobs,
@@ -364,6 +360,8 @@ async fn run_job_form(
     let name = name.into_inner();
     run_job(&state, &req, p.actor(), name.clone()).await?;
     Ok(redirect_with_flash(
+        &state,
+        &p,
         "/jobs",
         &format!("{name} started; its result shows here when it ends"),
     ))
