@@ -292,8 +292,25 @@ impl Appliance {
     /// requests (up to 5 s), stop background tasks (up to 3 s), mark the index clean. Whatever a
     /// handler or job is doing, the process is gone [`STOP_DEADLINE`] after the signal.
     pub async fn serve(self) -> anyhow::Result<()> {
-        let tls = crate::http::tls::server_config(&self.state.config)?;
+        let (tls, certs) = crate::http::tls::server_config(&self.state.config)?;
         self.start_background();
+        let config = self.state.config.clone();
+        self.state
+            .supervisor
+            .spawn("tls-renewal", move |stop| async move {
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(Duration::from_secs(24 * 3600)) => {}
+                    }
+                    let (c, config) = (certs.clone(), config.clone());
+                    match tokio::task::spawn_blocking(move || c.refresh(&config)).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => tracing::warn!(error = %e, "TLS certificate not renewed; retrying tomorrow"),
+                        Err(e) => tracing::warn!(error = %e, "TLS renewal"),
+                    }
+                }
+            });
         let stop = self.state.supervisor.token();
         let signal_stop = stop.clone();
         tokio::spawn(async move {

@@ -204,9 +204,12 @@ fn upload(a: &ScanArgs, report: &Report) -> anyhow::Result<String> {
     if let Some(ca) = &a.server_ca {
         let pem =
             std::fs::read(ca).map_err(|e| anyhow::anyhow!("--server-ca {}: {e}", ca.display()))?;
-        let cert = reqwest::Certificate::from_pem(&pem)
-            .map_err(|e| anyhow::anyhow!("--server-ca {}: {e}", ca.display()))?;
-        builder = builder.add_root_certificate(cert);
+        // Every certificate in the file: the appliance's CA, or its whole served chain.
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| anyhow::anyhow!("--server-ca {}: {e}", ca.display()))?
+        {
+            builder = builder.add_root_certificate(cert);
+        }
     }
     let client = builder.build()?;
     let body = serde_json::to_vec(&report.trivy_json(false))?;

@@ -93,10 +93,11 @@ impl Shipper {
         if let Some(ca) = &a.server_ca {
             let pem = std::fs::read(ca)
                 .map_err(|e| anyhow::anyhow!("--server-ca {}: {e}", ca.display()))?;
-            b = b.add_root_certificate(
-                reqwest::Certificate::from_pem(&pem)
-                    .map_err(|e| anyhow::anyhow!("--server-ca: {e}"))?,
-            );
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| anyhow::anyhow!("--server-ca: {e}"))?
+            {
+                b = b.add_root_certificate(cert);
+            }
         }
         let url = reqwest::Url::parse(server)
             .map_err(|e| anyhow::anyhow!("--server {server}: {e}"))?

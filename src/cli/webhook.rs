@@ -25,7 +25,8 @@ pub struct WebhookArgs {
     /// Namespaces left out (repeatable). Default: kube-system.
     #[arg(long = "exclude-namespace")]
     pub exclude: Vec<String>,
-    /// CA bundle (PEM) the API server trusts Bulwark with. Default: the certificate in use.
+    /// CA bundle (PEM) the API server trusts Bulwark with. Default: the appliance's own CA (or
+    /// the operator's certificate file when one is configured).
     #[arg(long)]
     pub ca_file: Option<PathBuf>,
 }
@@ -43,7 +44,7 @@ pub fn run(cli: &Cli, a: &WebhookArgs) -> anyhow::Result<i32> {
     let ca_path = a
         .ca_file
         .clone()
-        .unwrap_or_else(|| crate::http::tls::cert_paths(&config).0);
+        .unwrap_or_else(|| crate::http::tls::trust_anchor_path(&config));
     let ca = std::fs::read(&ca_path)
         .map_err(|e| anyhow::anyhow!("cannot read the CA bundle {}: {e}", ca_path.display()))?;
     if !String::from_utf8_lossy(&ca).contains("-----BEGIN CERTIFICATE-----") {

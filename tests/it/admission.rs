@@ -427,8 +427,8 @@ async fn webhook_config_for_a_running_appliance() {
         .unwrap();
     assert_eq!(
         ca,
-        std::fs::read(data.join("tls/cert.pem")).unwrap(),
-        "caBundle is the appliance certificate"
+        std::fs::read(data.join("tls/ca.pem")).unwrap(),
+        "caBundle is the appliance's CA"
     );
     let resources: Vec<String> = hook["rules"]
         .as_sequence()

@@ -320,7 +320,7 @@ async fn the_charts_container_captures_and_ships() {
         "--set",
         &format!("token.value={key}"),
         "--set-file",
-        &format!("ca.pem={}", data.join("tls/cert.pem").display()),
+        &format!("ca.pem={}", data.join("tls/ca.pem").display()),
         "--set",
         &format!("sensor.interfaces={{{}}}", ns.host_if),
         "--set",

@@ -261,7 +261,7 @@ async fn scan_uploads_to_the_appliance() {
     ));
     let db = dir.path().join("vulndb.redb");
     mixed_db(&db);
-    let ca = data.join("tls/cert.pem");
+    let ca = data.join("tls/ca.pem");
     let target = format!("oci:{}:v1", layout.display());
     let upload = |key: &str, image: Option<&str>| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulwark"));
