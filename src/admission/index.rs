@@ -52,6 +52,8 @@ pub struct Snapshot {
     exceptions: Vec<Exception>,
     images: HashMap<String, Arc<Entry>>,
     tags: HashMap<String, String>,
+    /// SHA-256 of each cluster's webhook token, for clusters that require one.
+    tokens: HashMap<u64, String>,
     memo: Mutex<HashMap<(u64, String, String), Arc<ImageDecision>>>,
 }
 
@@ -62,6 +64,17 @@ impl Snapshot {
     /// A cluster by name (case-insensitive) or id.
     pub fn cluster(&self, name_or_id: &str) -> Option<Arc<Cluster>> {
         self.clusters.get(&name_or_id.to_lowercase()).cloned()
+    }
+
+    /// Whether `given` (the token in the webhook path, if any) lets a review for `cluster` in:
+    /// a cluster with a token needs it; a token given to a cluster without one is refused too,
+    /// so a misconfigured webhook shows up at once.
+    pub fn caller_allowed(&self, cluster: &Cluster, given: Option<&str>) -> bool {
+        match (self.tokens.get(&cluster.id), given) {
+            (None, None) => true,
+            (Some(expected), Some(t)) => crate::clusters::webhook_auth::matches(expected, t),
+            _ => false,
+        }
     }
 
     /// Number of images known.
@@ -159,7 +172,10 @@ impl Snapshot {
 
 /// The tables a snapshot depends on.
 fn watched() -> Vec<&'static str> {
-    let mut t = vec![crate::clusters::table()];
+    let mut t = vec![
+        crate::clusters::table(),
+        crate::clusters::webhook_auth::table(),
+    ];
     t.extend(crate::compliance::model::tables());
     t.extend(images::tables());
     t
@@ -209,6 +225,9 @@ impl AdmissionIndex {
             clusters.insert(c.name.to_lowercase(), c.clone());
             clusters.insert(c.id.to_string(), c);
         }
+        let tokens = crate::clusters::webhook_auth::digests(&self.store)?
+            .into_iter()
+            .collect();
         let policies = crate::compliance::service::list_policies(&self.store)?;
         let exceptions = crate::compliance::service::list_exceptions(&self.store)?;
         let mut by_id: HashMap<u64, Arc<Entry>> = HashMap::new();
@@ -275,6 +294,7 @@ impl AdmissionIndex {
             exceptions,
             images: entries,
             tags,
+            tokens,
             memo: Mutex::new(HashMap::new()),
         });
         if let Ok(mut c) = self.current.write() {

@@ -412,6 +412,19 @@ pub fn routes(r: &mut Routes) {
         Perm::Public,
         webhook,
     );
+    // The same, for clusters whose webhook URL carries a secret token (`webhook_auth`).
+    r.api(
+        Method::POST,
+        "/api/v1/admission/{cluster}/{token}",
+        Perm::Public,
+        webhook_with_token,
+    );
+    r.api(
+        Method::POST,
+        "/api/clusters/{cluster}/validation/{token}",
+        Perm::Public,
+        webhook_with_token,
+    );
     r.api(
         Method::GET,
         "/api/v1/admission/decisions",
@@ -433,11 +446,44 @@ async fn webhook(
     cluster: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    answer(state, req, cluster.into_inner(), None, payload).await
+}
+
+async fn webhook_with_token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (cluster, token) = path.into_inner();
+    answer(state, req, cluster, Some(token), payload).await
+}
+
+fn refused_caller() -> ApiError {
+    ApiError::forbidden(
+        "this cluster's webhook needs its secret token in the URL (see `bulwark webhook-config`)",
+    )
+}
+
+async fn answer(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    cluster: String,
+    token: Option<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let start = Instant::now();
     let adm = admission(&state)?;
+    // The caller is checked before the body is read, when the snapshot is at hand.
+    if let Some(snap) = adm.index.fresh() {
+        if let Some(c) = snap.cluster(&cluster) {
+            if !snap.caller_allowed(&c, token.as_deref()) {
+                return Err(refused_caller());
+            }
+        }
+    }
     let body = crate::http::read_body(&req, payload, MAX_REVIEW_BYTES).await?;
     let r = review::parse(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let cluster = cluster.into_inner();
     let snap = match adm.index.fresh() {
         Some(s) => Ok(s),
         None => {
@@ -455,12 +501,21 @@ async fn webhook(
                     cluster.chars().take(100).collect::<String>()
                 )));
             };
+            if !snap.caller_allowed(&c, token.as_deref()) {
+                return Err(refused_caller());
+            }
             decide(&adm, &snap, &c, &r)
         }
         Err(e) => {
             // Bulwark itself failed: the cluster's failure mode decides (from the last snapshot).
             tracing::error!(error = %e, "admission snapshot unavailable");
-            let c = adm.index.last().and_then(|s| s.cluster(&cluster));
+            let last = adm.index.last();
+            let c = last.as_ref().and_then(|s| s.cluster(&cluster));
+            if let (Some(s), Some(c)) = (&last, &c) {
+                if !s.caller_allowed(c, token.as_deref()) {
+                    return Err(refused_caller());
+                }
+            }
             let open = c
                 .as_ref()
                 .is_none_or(|c| c.failure_mode == FailureMode::FailOpen);

@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use password::{random_password, MIN_LEN as MIN_PASSWORD_LEN};
+pub use password::{random_password, random_token, MIN_LEN as MIN_PASSWORD_LEN};
 pub use routes::routes;
 pub use throttle::Throttle;
 

@@ -50,7 +50,19 @@ pub fn run(cli: &Cli, a: &WebhookArgs) -> anyhow::Result<i32> {
     if !String::from_utf8_lossy(&ca).contains("-----BEGIN CERTIFICATE-----") {
         anyhow::bail!("{} holds no PEM certificate", ca_path.display());
     }
-    let url = webhook_url(&a.url, &cluster.name)?;
+    let mut url = webhook_url(&a.url, &cluster.name)?;
+    if cluster.webhook_token_required {
+        let sealer = crate::secrets::Sealer::open(&config.data_dir)?;
+        let token = crate::clusters::webhook_auth::token(&store, &sealer, cluster.id)?.ok_or_else(
+            || {
+                anyhow::anyhow!(
+                    "cluster {} requires a webhook token but has none stored",
+                    cluster.name
+                )
+            },
+        )?;
+        url = format!("{url}/{token}");
+    }
     let exclude = if a.exclude.is_empty() {
         vec!["kube-system".to_string()]
     } else {

@@ -5,6 +5,7 @@ pub mod inventory;
 pub mod kube;
 mod routes;
 pub mod sync;
+pub mod webhook_auth;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -76,6 +77,9 @@ pub struct Cluster {
     /// Admission of images never scanned.
     #[serde(default)]
     pub unscanned_action: UnscannedAction,
+    /// Reviews must carry the cluster's secret webhook token (see `webhook_auth`).
+    #[serde(default)]
+    pub webhook_token_required: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -234,6 +238,7 @@ pub fn create(
             enforcement: new.enforcement,
             failure_mode: new.failure_mode,
             unscanned_action: new.unscanned_action,
+            webhook_token_required: false,
             created_at: now,
             updated_at: now,
         };
@@ -372,6 +377,7 @@ pub fn delete(store: &Store, actor: &str, ip: &str, id: u64) -> Result<Cluster, 
         w.delete(&BY_NAME, &name_key(&c.name))?;
         inventory::forget(w, id)?;
         sync::forget(w, id)?;
+        webhook_auth::forget(w, id)?;
         audit::record(
             w,
             Event::new(actor, "cluster.delete", format!("cluster:{id}"))

@@ -64,6 +64,18 @@ pub fn routes(r: &mut Routes) {
         Perm::Write,
         api_sync,
     );
+    r.api(
+        Method::POST,
+        "/api/v1/clusters/{id}/webhook-token",
+        Perm::Write,
+        api_issue_webhook_token,
+    );
+    r.api(
+        Method::DELETE,
+        "/api/v1/clusters/{id}/webhook-token",
+        Perm::Write,
+        api_revoke_webhook_token,
+    );
     r.page("/clusters", Perm::Read, list_page);
     r.page("/clusters/new", Perm::Write, new_page);
     r.form("/clusters", Perm::Write, create_form);
@@ -225,6 +237,42 @@ async fn api_disconnect(
     state
         .store
         .run(move |s| super::sync::disconnect(s, &actor, &ip, id).map_err(ApiError::from))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Gives the cluster a new webhook token, shown once; reviews must carry it from now on.
+async fn api_issue_webhook_token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let (sealer, id, actor, ip) = (state.sealer()?, id.into_inner(), p.actor(), client_ip(&req));
+    let token = state
+        .store
+        .run(move |s| {
+            super::webhook_auth::issue(s, &sealer, &actor, &ip, id).map_err(ApiError::from)
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(serde_json::json!({
+        "token": token,
+        "path": format!("/api/v1/admission/{id}/{token}"),
+        "note": "shown once; `bulwark webhook-config` writes it into the webhook URL",
+    })))
+}
+
+/// Removes the cluster's webhook token: reviews without one are accepted again.
+async fn api_revoke_webhook_token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, actor, ip) = (id.into_inner(), p.actor(), client_ip(&req));
+    state
+        .store
+        .run(move |s| super::webhook_auth::revoke(s, &actor, &ip, id).map_err(ApiError::from))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
