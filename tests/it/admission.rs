@@ -485,4 +485,91 @@ async fn webhook_config_for_a_running_appliance() {
         "http://plain",
     ]);
     assert!(!out.status.success());
+
+    // With a webhook token, only callers that know it get an answer, and the generated
+    // configuration carries it.
+    let id = c
+        .get(format!("{}/api/v1/clusters", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["items"][0]["id"]
+        .as_u64()
+        .unwrap();
+    let r = c
+        .post(format!(
+            "{}/api/v1/clusters/{id}/webhook-token",
+            server.base
+        ))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let token = r.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = run(&[
+        "webhook-config",
+        "--cluster",
+        "prod",
+        "--url",
+        "https://bulwark.example:8443",
+    ]);
+    assert!(out.status.success());
+    let yaml: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        yaml["webhooks"][0]["clientConfig"]["url"],
+        format!("https://bulwark.example:8443/api/v1/admission/prod/{token}").as_str()
+    );
+    let anyone = crate::support::client();
+    let send = |path: String| {
+        let anyone = anyone.clone();
+        async move {
+            let r = anyone
+                .post(path)
+                .json(&pod("u-t", "shop", &["nginx:1"], &[]))
+                .send()
+                .await
+                .unwrap();
+            r.status().as_u16()
+        }
+    };
+    let base = &server.base;
+    assert_eq!(send(format!("{base}/api/v1/admission/prod")).await, 403);
+    assert_eq!(
+        send(format!("{base}/api/v1/admission/prod/wrong")).await,
+        403
+    );
+    assert_eq!(
+        send(format!("{base}/api/v1/admission/prod/{token}")).await,
+        200
+    );
+    assert_eq!(
+        send(format!("{base}/api/clusters/prod/validation/{token}")).await,
+        200,
+        "the m9sweeper path takes the token too"
+    );
+    assert_eq!(
+        send(format!("{base}/api/clusters/prod/validation")).await,
+        403
+    );
+    let r = c
+        .delete(format!(
+            "{}/api/v1/clusters/{id}/webhook-token",
+            server.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(send(format!("{base}/api/v1/admission/prod")).await, 200);
+    assert_eq!(
+        send(format!("{base}/api/v1/admission/prod/{token}")).await,
+        403,
+        "a token the cluster no longer has is refused"
+    );
 }

@@ -9,6 +9,7 @@ mod browser;
 mod compliance;
 mod detect;
 mod helm_chart;
+mod hostile;
 mod inventory;
 mod kube_sync;
 mod lifecycle;
