@@ -187,3 +187,41 @@ fn scan_one(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_that_keep_failing_go_to_the_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &[]).unwrap();
+        store
+            .write(|w| {
+                images::enqueue(w, "registry.local/a:1", Some(1), "test", 1)?;
+                images::enqueue(w, "registry.local/b:1", Some(1), "test", 1)?;
+                images::enqueue(w, "registry.local/a:1", Some(1), "test", 1)
+            })
+            .unwrap();
+        let order = |store: &Store| -> Vec<String> {
+            pending(store)
+                .unwrap()
+                .into_iter()
+                .map(|w| w.reference)
+                .collect()
+        };
+        assert_eq!(
+            order(&store),
+            ["registry.local/a:1", "registry.local/b:1"],
+            "oldest first, each once"
+        );
+        store
+            .write(|w| images::note_attempt(w, "registry.local/a:1", "unreachable"))
+            .unwrap();
+        assert_eq!(
+            order(&store),
+            ["registry.local/b:1", "registry.local/a:1"],
+            "a failing reference waits behind the others"
+        );
+    }
+}

@@ -624,3 +624,119 @@ async fn trickled_bodies_are_cut_off_and_capped_per_address() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "413");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stuck_job_neither_holds_run_now_nor_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = crate::support::Server::start(&data).await;
+    let feed = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/vulndb/alpine-secdb-v3.10-community.json"
+    );
+    let o = crate::scanner::bulwark(&["--data-dir", data.to_str().unwrap(), "db", "import", feed]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A "registry" that accepts connections and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in silent.incoming().flatten() {
+            held.push(conn);
+            let _ = tx.send(());
+        }
+    });
+    let admin = server.admin_client().await;
+    let base = server.base.clone();
+    let r = admin
+        .post(format!("{base}/api/v1/clusters"))
+        .json(&json!({"name": "prod", "unscanned_action": "allow-and-queue"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let image = format!("127.0.0.1:{port}/stuck/app:1");
+    let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "u-s", "kind": {"group": "", "version": "v1", "kind": "Pod"}, "namespace": "shop",
+        "operation": "CREATE", "name": "web", "object": {"metadata": {"name": "web"},
+        "spec": {"containers": [{"name": "c", "image": image}]}}}});
+    let r = admin
+        .post(format!("{base}/api/v1/admission/prod"))
+        .json(&review)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Queued once the recorder has written it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !admin
+        .get(format!("{base}/api/v1/images/queue"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains("stuck/app")
+    {
+        assert!(Instant::now() < deadline, "the reference was not queued");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // "Run now" answers at once while the job hangs on the registry.
+    let r = admin
+        .post(format!("{base}/api/v1/jobs/native-scans/run"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let hung = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(20)))
+        .await
+        .unwrap();
+    assert!(hung.is_ok(), "the job reached the registry");
+    let job: Value = admin
+        .get(format!("{base}/api/v1/jobs/native-scans"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(job["running"], true, "{job}");
+    let r = admin
+        .post(format!("{base}/api/v1/jobs/native-scans/run"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409, "one run at a time");
+
+    // SIGTERM stops the appliance within its deadline, job or not.
+    let asked = Instant::now();
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit(12);
+    assert!(status.success(), "{}", server.log_text());
+    assert!(
+        asked.elapsed() < Duration::from_secs(11),
+        "{:?}",
+        asked.elapsed()
+    );
+    drop(server);
+
+    // The interrupted reference is still queued, not marked as a failed scan.
+    let server = crate::support::Server::start(&data).await;
+    let q: Value = server
+        .admin_client()
+        .await
+        .get(format!("{}/api/v1/images/queue", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refs = q["references"].as_array().unwrap();
+    assert_eq!(refs.len(), 1, "{q}");
+    assert_eq!(refs[0]["attempts"], 0, "{q}");
+}
