@@ -675,7 +675,11 @@ async fn compliance_pages_work_without_javascript() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(location.contains("in-review"), "{location}");
+    let (_, body) = page!(&app, html(&viewer_s, &location));
+    assert!(
+        body.contains("in-review"),
+        "the flash says it waits for review: {body}"
+    );
     // Read-only users cannot approve; the admin can.
     let approve = |token: &str, csrf: &str| {
         form(

@@ -359,7 +359,6 @@ async fn smaller_holes_are_closed() {
     let admin = t.user("admin@example.com", Role::Admin);
     let (s, _) = t.session("admin@example.com");
     let admin_key = t.key(admin, &[Scope::Admin]);
-    let scanner = t.key(admin, &[Scope::Scanner]);
     let app = t.service().await;
 
     // A key creates only keys with scopes it holds.

@@ -786,7 +786,12 @@ async fn the_cluster_page_manages_the_connection() {
         .to_str()
         .unwrap()
         .to_string();
-    assert!(to.contains("Synced"), "{to}");
+    assert_eq!(to, format!("/clusters/{id}"));
+    let flashed = text(test::call_and_read_body(&app, page(&admin, "").to_request()).await);
+    assert!(
+        flashed.contains("Synced"),
+        "the outcome is the next page's flash"
+    );
     let body = text(test::call_and_read_body(&app, page(&viewer, "").to_request()).await);
     assert!(
         body.contains(&server) && body.contains("6 pod addresses"),
