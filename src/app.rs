@@ -271,6 +271,15 @@ impl Appliance {
                 }
             }
         });
+        st.supervisor.spawn("memory-trim", |stop| async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+                }
+                let _ = tokio::task::spawn_blocking(crate::memory::trim).await;
+            }
+        });
         if !st.config.sensor.interfaces.trim().is_empty() {
             start_sensor(st);
         }

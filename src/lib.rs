@@ -18,6 +18,7 @@ pub mod dim;
 pub mod http;
 pub mod images;
 pub mod jobs;
+pub mod memory;
 pub mod notify;
 pub mod registries;
 pub mod scanner;

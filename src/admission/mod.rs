@@ -474,8 +474,10 @@ async fn answer(
 ) -> Result<HttpResponse, ApiError> {
     let start = Instant::now();
     let adm = admission(&state)?;
-    // The caller is checked before the body is read, when the snapshot is at hand.
-    if let Some(snap) = adm.index.fresh() {
+    // The caller is checked before the body is read, when the snapshot is at hand; the same
+    // snapshot then decides.
+    let fresh = adm.index.fresh();
+    if let Some(snap) = &fresh {
         if let Some(c) = snap.cluster(&cluster) {
             if !snap.caller_allowed(&c, token.as_deref()) {
                 return Err(refused_caller());
@@ -484,7 +486,7 @@ async fn answer(
     }
     let body = crate::http::read_body(&req, payload, MAX_REVIEW_BYTES).await?;
     let r = review::parse(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let snap = match adm.index.fresh() {
+    let snap = match fresh {
         Some(s) => Ok(s),
         None => {
             let a = adm.clone();

@@ -50,6 +50,11 @@ impl Store {
     }
 }
 
+/// Entries and bytes copied per transaction: a backup of any size is written in pieces, so it
+/// never holds more than one piece in memory.
+const BATCH_ENTRIES: usize = 20_000;
+const BATCH_BYTES: usize = 16 << 20;
+
 fn copy_snapshot(db: &impl ReadableDatabase, dest: &Path) -> Result<BackupReport, StoreError> {
     let io = |source| StoreError::Io {
         path: dest.to_path_buf(),
@@ -58,29 +63,39 @@ fn copy_snapshot(db: &impl ReadableDatabase, dest: &Path) -> Result<BackupReport
     let tmp = tmp_path(dest);
     let _ = std::fs::remove_file(&tmp);
     let snapshot = db.begin_read()?;
-    let out = redb::Database::create(&tmp)?;
+    // A small cache: the copy is written once and read by nobody.
+    let out = redb::Builder::new().set_cache_size(16 << 20).create(&tmp)?;
     let mut tables = 0;
     let mut entries = 0u64;
     let mut schema_version = 0;
-    {
-        let w = out.begin_write()?;
-        for handle in snapshot.list_tables()? {
-            let name = handle.name().to_string();
-            let def: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new(&name);
-            let from = snapshot.open_table(def)?;
-            let mut to = w.open_table(def)?;
-            for e in from.iter()? {
-                let (k, v) = e?;
-                if handle.name() == "meta" && k.value() == b"schema_version" {
-                    schema_version = String::from_utf8_lossy(v.value()).parse().unwrap_or(0);
-                }
-                to.insert(k.value(), v.value())?;
-                entries += 1;
+    let mut batch: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut batch_bytes = 0;
+    for handle in snapshot.list_tables()? {
+        let name = handle.name().to_string();
+        let def: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new(&name);
+        let from = snapshot.open_table(def)?;
+        // Every table exists in the copy, even an empty one.
+        write_batch(&out, def, &mut batch)?;
+        for e in from.iter()? {
+            let (k, v) = e?;
+            if name == "meta" && k.value() == b"schema_version" {
+                schema_version = String::from_utf8_lossy(v.value()).parse().unwrap_or(0);
             }
-            tables += 1;
+            batch_bytes += k.value().len() + v.value().len();
+            batch.push((k.value().to_vec(), v.value().to_vec()));
+            entries += 1;
+            if batch.len() >= BATCH_ENTRIES || batch_bytes >= BATCH_BYTES {
+                write_batch(&out, def, &mut batch)?;
+                batch_bytes = 0;
+            }
         }
-        w.commit()?;
+        write_batch(&out, def, &mut batch)?;
+        batch_bytes = 0;
+        tables += 1;
     }
+    // The last commit makes every earlier one durable.
+    let w = out.begin_write()?;
+    w.commit()?;
     drop(out);
     std::fs::File::open(&tmp)
         .and_then(|f| f.sync_all())
@@ -92,6 +107,26 @@ fn copy_snapshot(db: &impl ReadableDatabase, dest: &Path) -> Result<BackupReport
         entries,
         schema_version,
     })
+}
+
+/// Writes `batch` into table `def` of `out` in one transaction (not yet durable: the copy's
+/// last commit is) and empties it.
+fn write_batch(
+    out: &redb::Database,
+    def: redb::TableDefinition<&[u8], &[u8]>,
+    batch: &mut Vec<(Vec<u8>, Vec<u8>)>,
+) -> Result<(), StoreError> {
+    let mut w = out.begin_write()?;
+    // Only fails for a transaction that already wrote; this one has not.
+    let _ = w.set_durability(redb::Durability::None);
+    {
+        let mut to = w.open_table(def)?;
+        for (k, v) in batch.drain(..) {
+            to.insert(k.as_slice(), v.as_slice())?;
+        }
+    }
+    w.commit()?;
+    Ok(())
 }
 
 /// Replaces the database of a stopped appliance with `backup`. The current file is kept beside
