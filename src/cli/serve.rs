@@ -13,7 +13,6 @@ pub fn run(cli: &Cli, listen: Option<String>) -> anyhow::Result<i32> {
         }
     };
     super::init_logging(&config);
-    crate::memory::tune();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
