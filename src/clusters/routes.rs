@@ -89,6 +89,16 @@ pub fn routes(r: &mut Routes) {
         Perm::Write,
         disconnect_form,
     );
+    r.form(
+        "/clusters/{id}/webhook-token",
+        Perm::Write,
+        issue_webhook_token_form,
+    );
+    r.form(
+        "/clusters/{id}/webhook-token/delete",
+        Perm::Write,
+        revoke_webhook_token_form,
+    );
     r.nav(10, "Clusters", "/clusters", Perm::Read);
 }
 
@@ -419,6 +429,8 @@ struct FormPage {
     pods: usize,
     /// Why the kubeconfig just posted was refused.
     kube_error: String,
+    /// A webhook token just issued: shown in this one answer only.
+    new_token: String,
 }
 
 impl FormPage {
@@ -437,6 +449,7 @@ impl FormPage {
             kube: None,
             pods: 0,
             kube_error: String::new(),
+            new_token: String::new(),
         }
     }
     fn of(layout: Layout, c: Cluster, can_write: bool) -> FormPage {
@@ -454,6 +467,7 @@ impl FormPage {
             kube: None,
             pods: 0,
             kube_error: String::new(),
+            new_token: String::new(),
         }
     }
 }
@@ -659,6 +673,45 @@ async fn disconnect_form(
         &p,
         &format!("/clusters/{id}"),
         "Disconnected from the API server; the inventory stays until the next upload",
+    ))
+}
+
+/// Issues a webhook token from the page; the answer is the page with the token shown once (a
+/// POST answer, marked no-store, so it is neither cached nor re-fetchable).
+async fn issue_webhook_token_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let (sealer, id, actor, ip) = (state.sealer()?, id.into_inner(), p.actor(), client_ip(&req));
+    let token = state
+        .store
+        .run(move |s| {
+            super::webhook_auth::issue(s, &sealer, &actor, &ip, id).map_err(ApiError::from)
+        })
+        .await?;
+    let mut page = detail(&state, &p, id).await?;
+    page.new_token = token;
+    render(&page)
+}
+
+async fn revoke_webhook_token_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, actor, ip) = (id.into_inner(), p.actor(), client_ip(&req));
+    state
+        .store
+        .run(move |s| super::webhook_auth::revoke(s, &actor, &ip, id).map_err(ApiError::from))
+        .await?;
+    Ok(redirect_with_flash(
+        &state,
+        &p,
+        &format!("/clusters/{id}"),
+        "The webhook takes reviews without a token again",
     ))
 }
 

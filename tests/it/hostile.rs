@@ -739,3 +739,54 @@ async fn a_stuck_job_neither_holds_run_now_nor_shutdown() {
     assert_eq!(refs.len(), 1, "{q}");
     assert_eq!(refs[0]["attempts"], 0, "{q}");
 }
+
+#[actix_web::test]
+async fn the_cluster_page_requires_and_drops_a_webhook_token() {
+    let t = InProcess::new();
+    t.user("admin@example.com", Role::Admin);
+    let (s, csrf) = t.session("admin@example.com");
+    let app = t.service().await;
+    let (_, c, _) = call(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/clusters")
+            .cookie(cookie(&s))
+            .set_json(json!({"name": "prod"})),
+    )
+    .await;
+    let id = c["id"].as_u64().unwrap();
+    let form = |path: String| {
+        TestRequest::post()
+            .uri(&path)
+            .cookie(cookie(&s))
+            .insert_header(("content-type", "application/x-www-form-urlencoded"))
+            .set_payload(format!("csrf={csrf}"))
+    };
+    let pod = deployment("u-p", ["nginx:1".to_string()].into_iter());
+    assert_eq!(call(&app, review("prod", &pod)).await.0, 200);
+    let (st, page, h) = call(&app, form(format!("/clusters/{id}/webhook-token"))).await;
+    assert_eq!(st, 200);
+    assert_eq!(h.get("cache-control").unwrap(), "no-store");
+    let page = page.as_str().unwrap().to_string();
+    let start = page.find("id=\"new-token\">").unwrap() + "id=\"new-token\">".len();
+    let token = &page[start..start + page[start..].find('<').unwrap()];
+    assert!(token.len() >= 40, "{token}");
+    assert_eq!(call(&app, review("prod", &pod)).await.0, 403);
+    assert_eq!(
+        call(&app, review(&format!("prod/{token}"), &pod)).await.0,
+        200
+    );
+    let (_, page, _) = call(
+        &app,
+        TestRequest::get()
+            .uri(&format!("/clusters/{id}"))
+            .cookie(cookie(&s)),
+    )
+    .await;
+    let page = page.as_str().unwrap();
+    assert!(page.contains("must carry"), "{page}");
+    assert!(!page.contains(token), "the token is shown once");
+    let (st, _, _) = call(&app, form(format!("/clusters/{id}/webhook-token/delete"))).await;
+    assert_eq!(st, 303);
+    assert_eq!(call(&app, review("prod", &pod)).await.0, 200);
+}
