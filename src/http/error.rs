@@ -110,9 +110,29 @@ impl ResponseError for ApiError {
     }
 }
 
+// The infrastructure's errors map here, in `http`, so `store`, `search` and `jobs` never depend
+// on `http`.
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         ApiError::internal(e)
+    }
+}
+
+impl From<crate::search::SearchError> for ApiError {
+    fn from(e: crate::search::SearchError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl From<crate::jobs::JobError> for ApiError {
+    fn from(e: crate::jobs::JobError) -> Self {
+        use crate::jobs::JobError;
+        match e {
+            JobError::Unknown(_) => ApiError::not_found(e.to_string()),
+            JobError::Busy(_) => ApiError::conflict(e.to_string()),
+            JobError::Schedule { .. } | JobError::Store(_) => ApiError::internal(e),
+        }
     }
 }
 

@@ -90,17 +90,6 @@ pub enum JobError {
     Store(#[from] StoreError),
 }
 
-impl From<JobError> for crate::http::ApiError {
-    fn from(e: JobError) -> Self {
-        use crate::http::ApiError;
-        match e {
-            JobError::Unknown(_) => ApiError::not_found(e.to_string()),
-            JobError::Busy(_) => ApiError::conflict(e.to_string()),
-            JobError::Schedule { .. } | JobError::Store(_) => ApiError::internal(e),
-        }
-    }
-}
-
 const RUNS: Table<u64, JobRun> = Table::new("jobs_runs");
 
 struct Inner {

@@ -83,12 +83,6 @@ pub enum SearchError {
     Poisoned,
 }
 
-impl From<SearchError> for crate::http::ApiError {
-    fn from(e: SearchError) -> Self {
-        crate::http::ApiError::internal(e)
-    }
-}
-
 #[derive(Clone, Copy)]
 struct Fields {
     key: Field,
