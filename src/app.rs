@@ -153,7 +153,8 @@ fn start_sensor(st: &web::Data<AppState>) {
             })
         };
         let result = tokio::task::spawn_blocking(move || {
-            let engine = config.detect.engine().map_err(|p| p.join("; "))?;
+            let engine =
+                crate::detect::Engine::from_config(&config.detect).map_err(|p| p.join("; "))?;
             let interfaces: Vec<String> = config
                 .sensor
                 .interfaces
@@ -167,7 +168,7 @@ fn start_sensor(st: &web::Data<AppState>) {
                 every: Duration::from_secs(config.sensor.store_every_seconds.max(1)),
                 stop: flag,
                 counters,
-                skip: config.sensor.skip(),
+                skip: crate::dim::Skip::from_config(&config.sensor),
                 body_cap: config.sensor.max_body_bytes as usize,
                 rescan: Duration::from_secs(config.sensor.rescan_seconds.max(1)),
             };

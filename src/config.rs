@@ -72,31 +72,17 @@ pub struct SensorConfig {
     pub rescan_seconds: u64,
 }
 
-impl SensorConfig {
-    /// What the embedded sensor's pipeline leaves out.
-    pub fn skip(&self) -> crate::dim::Skip {
-        crate::dim::Skip {
-            paths: self
-                .skip_paths
-                .split(',')
-                .map(|p| p.trim().to_string())
-                .filter(|p| !p.is_empty())
-                .collect(),
-            kube_probes: self.skip_kube_probes,
-        }
-    }
-}
-
 impl Default for SensorConfig {
     fn default() -> Self {
         SensorConfig {
             interfaces: String::new(),
             workers: 1,
             store_every_seconds: 30,
-            skip_paths: crate::dim::PROBE_PATHS.join(","),
+            // The sensor's own defaults (`dim` tests that these agree with them).
+            skip_paths: "/healthz,/readyz,/livez,/health,/metrics,/ping".into(),
             skip_kube_probes: true,
-            max_body_bytes: crate::dim::http::BODY_CAP as u64,
-            rescan_seconds: crate::dim::live::RESCAN.as_secs(),
+            max_body_bytes: 1024 * 1024,
+            rescan_seconds: 5,
         }
     }
 }
@@ -124,11 +110,10 @@ pub struct CustomTypeConfig {
 }
 
 impl DetectConfig {
-    /// The engine with these custom types, or what is wrong with them.
-    pub fn engine(&self) -> Result<crate::detect::Engine, Vec<String>> {
-        use crate::detect::{CustomType, Sensitivity};
+    /// What is wrong with the custom types, one sentence each (the `detect` domain builds the
+    /// engine from a configuration without problems).
+    pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        let mut types = Vec::new();
         for (i, c) in self.custom.iter().enumerate() {
             let at = format!("detect.custom[{i}]");
             let id_ok = !c.id.is_empty()
@@ -142,44 +127,32 @@ impl DetectConfig {
                     c.id
                 ));
             }
-            let sensitivity = match c.sensitivity.to_ascii_lowercase().as_str() {
-                "low" => Sensitivity::Low,
-                "medium" | "" => Sensitivity::Medium,
-                "high" => Sensitivity::High,
-                other => {
-                    problems.push(format!(
-                        "{at}.sensitivity: '{other}' is not Low, Medium or High"
-                    ));
-                    Sensitivity::Medium
-                }
-            };
-            let value = (!c.value.is_empty())
+            if !matches!(
+                c.sensitivity.to_ascii_lowercase().as_str(),
+                "low" | "medium" | "" | "high"
+            ) {
+                problems.push(format!(
+                    "{at}.sensitivity: '{}' is not Low, Medium or High",
+                    c.sensitivity
+                ));
+            }
+            if let Err(e) = (!c.value.is_empty())
                 .then(|| regex::bytes::Regex::new(&c.value))
                 .transpose()
-                .map_err(|e| problems.push(format!("{at}.value: {e}")))
-                .ok()
-                .flatten();
-            let key = (!c.key.is_empty())
+            {
+                problems.push(format!("{at}.value: {e}"));
+            }
+            if let Err(e) = (!c.key.is_empty())
                 .then(|| regex::Regex::new(&c.key))
                 .transpose()
-                .map_err(|e| problems.push(format!("{at}.key: {e}")))
-                .ok()
-                .flatten();
+            {
+                problems.push(format!("{at}.key: {e}"));
+            }
             if c.value.is_empty() && c.key.is_empty() {
                 problems.push(format!("{at}: give a value regex, a key regex, or both"));
             }
-            types.push(CustomType {
-                id: c.id.clone(),
-                sensitivity,
-                value,
-                key,
-            });
         }
-        if problems.is_empty() {
-            Ok(crate::detect::Engine::new(types))
-        } else {
-            Err(problems)
-        }
+        problems
     }
 }
 
@@ -453,9 +426,7 @@ impl Config {
     /// Checks the values that parse but make no sense. Returns one sentence per problem.
     pub fn validate(&self) -> Vec<String> {
         let mut p = Vec::new();
-        if let Err(problems) = self.detect.engine() {
-            p.extend(problems);
-        }
+        p.extend(self.detect.problems());
         if !(1..=64).contains(&self.sensor.workers) {
             p.push("sensor.workers: 1 to 64".into());
         }
@@ -649,20 +620,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sensor_skips_probes_unless_told_otherwise() {
-        let mut s = SensorConfig::default();
-        assert_eq!(s.skip(), crate::dim::Skip::default());
-        s.skip_paths = " /internal/ping, ,/status ".into();
-        s.skip_kube_probes = false;
-        assert_eq!(
-            s.skip(),
-            crate::dim::Skip {
-                paths: vec!["/internal/ping".into(), "/status".into()],
-                kube_probes: false
-            }
-        );
-        s.skip_paths = String::new();
-        assert!(s.skip().paths.is_empty());
+    fn sensor_limits_are_validated() {
         // The body cap is bounded.
         let mut c = Config::default();
         c.sensor.max_body_bytes = 10;

@@ -102,9 +102,7 @@ pub fn run(cli: &super::Cli, a: &DetectArgs) -> anyhow::Result<i32> {
 /// The engine with the configuration's custom types (`[[detect.custom]]`).
 pub(super) fn engine(cli: &super::Cli) -> anyhow::Result<Engine> {
     let config = cli.load_config(None).map_err(|e| anyhow::anyhow!("{e}"))?;
-    config
-        .detect
-        .engine()
+    crate::detect::Engine::from_config(&config.detect)
         .map_err(|p| anyhow::anyhow!("{}", p.join("; ")))
 }
 

@@ -8,6 +8,7 @@
 //! Inputs: JSON (with key paths; `json`), form bodies, CSV and free text (`key: value` pairs
 //! give names there). Custom types from the configuration add regexes on values and/or names.
 
+mod configured;
 pub mod corpus;
 pub mod json;
 pub mod keys;

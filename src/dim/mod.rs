@@ -50,6 +50,19 @@ impl Default for Skip {
 }
 
 impl Skip {
+    /// What the embedded sensor's `[sensor]` settings leave out.
+    pub fn from_config(c: &crate::config::SensorConfig) -> Skip {
+        Skip {
+            paths: c
+                .skip_paths
+                .split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect(),
+            kube_probes: c.skip_kube_probes,
+        }
+    }
+
     /// Nothing skipped: every exchange is scanned.
     pub fn nothing() -> Skip {
         Skip {
@@ -517,6 +530,25 @@ pub fn read_pcap(path: &std::path::Path, pipeline: &mut Pipeline) -> Result<(), 
 mod tests {
     use super::packet::testing::frame;
     use super::*;
+
+    #[test]
+    fn the_configured_sensor_skips_probes_unless_told_otherwise() {
+        let mut s = crate::config::SensorConfig::default();
+        assert_eq!(Skip::from_config(&s), Skip::default());
+        assert_eq!(s.max_body_bytes, http::BODY_CAP as u64);
+        assert_eq!(s.rescan_seconds, live::RESCAN.as_secs());
+        s.skip_paths = " /internal/ping, ,/status ".into();
+        s.skip_kube_probes = false;
+        assert_eq!(
+            Skip::from_config(&s),
+            Skip {
+                paths: vec!["/internal/ping".into(), "/status".into()],
+                kube_probes: false
+            }
+        );
+        s.skip_paths = String::new();
+        assert!(Skip::from_config(&s).paths.is_empty());
+    }
 
     fn exchange(p: &mut Pipeline, client_port: u16, request: &[u8], response: &[u8]) {
         let c = ([10, 0, 0, 1], client_port);
