@@ -1,4 +1,4 @@
-//! Image-compliance benchmarks (issue 3). Prints figures; asserts nothing.
+//! Image-compliance benchmarks. Prints figures; asserts nothing.
 //!
 //!     cargo bench --bench compliance            (needs `wrk`: apt-get install wrk)
 //!

@@ -1,4 +1,4 @@
-//! Detection benchmark (issue 5). Prints figures; asserts nothing.
+//! Detection benchmark. Prints figures; asserts nothing.
 //!
 //!     cargo bench --bench detect          (needs `rg`: apt-get install ripgrep)
 //!     DETECT_PROFILE=1 cargo bench --bench detect   (the engine alone, for `perf record`)

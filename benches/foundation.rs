@@ -1,4 +1,4 @@
-//! Foundation benchmarks (issue 2). Prints figures; asserts nothing.
+//! Foundation benchmarks. Prints figures; asserts nothing.
 //!
 //!     cargo bench --bench foundation            (needs `wrk`: apt-get install wrk)
 //!

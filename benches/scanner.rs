@@ -1,4 +1,4 @@
-//! Scanner benchmarks (issue 4). Prints figures.
+//! Scanner benchmarks. Prints figures.
 //!
 //!     cargo bench --bench scanner
 //!

@@ -1,4 +1,4 @@
-//! Sensor pipeline benchmark (issue 5). Prints figures; asserts nothing.
+//! Sensor pipeline benchmark. Prints figures; asserts nothing.
 //!
 //!     cargo bench --bench sensor
 //!     SENSOR_MIB=8 valgrind --tool=callgrind --toggle-collect='bulwark::dim::read_pcap' …/sensor-<hash>

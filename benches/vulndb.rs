@@ -1,4 +1,4 @@
-//! Vulnerability-database benchmarks (issue 4, so far: import speed). Prints figures.
+//! Vulnerability-database benchmarks: import speed. Prints figures.
 //!
 //!     cargo bench --bench vulndb
 //!

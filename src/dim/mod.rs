@@ -1,7 +1,7 @@
-//! Data in motion (issue 5, in progress): captured frames → TCP segments (`packet`) →
-//! per-direction reassembly (`reassembly`) → HTTP/1.1 exchanges (`http`) → the detection engine
-//! on URLs, headers and bodies → the data map (`map`). This build reads capture files
-//! (`bulwark sensor --pcap`); live AF_PACKET capture comes next.
+//! Data in motion: captured frames → TCP segments (`packet`) → per-direction reassembly
+//! (`reassembly`) → HTTP/1.1 exchanges (`http`) → the detection engine on URLs, headers and
+//! bodies → the data map (`map`). Frames come from capture files (`bulwark sensor --pcap`) or
+//! from live AF_PACKET rings (`capture`, `live`).
 //!
 //! Memory is bounded everywhere: connections (a cap, idle eviction), out-of-order bytes per
 //! direction, bodies (1 MiB), the map (routes). Under pressure data is dropped and counted.

@@ -1,5 +1,6 @@
-//! The offline vulnerability database (issue 4, in progress): version comparators for every
-//! ecosystem and OSV range semantics so far; import and matching come next.
+//! The offline vulnerability database: version comparators for every ecosystem (`version`), OSV
+//! range semantics (`range`), the feeds it imports (`osv`, `feeds`) and the store that imports
+//! and answers lookups (`db`).
 
 pub mod db;
 pub mod feeds;

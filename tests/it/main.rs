@@ -21,4 +21,5 @@ mod scan_cli;
 mod scanner;
 mod sensor;
 mod support;
+mod tidy;
 mod trivy_parity;
