@@ -7,6 +7,7 @@
 //! the cluster's failure mode. Decisions are aggregated in memory and written in batches.
 
 pub mod index;
+mod pages;
 pub mod review;
 
 use std::collections::HashMap;
@@ -431,6 +432,8 @@ pub fn routes(r: &mut Routes) {
         Perm::Read,
         api_decisions,
     );
+    r.page("/admission", Perm::Read, pages::admission_page);
+    r.nav(23, "Admission", "/admission", Perm::Read);
 }
 
 fn admission(state: &AppState) -> Result<Arc<Admission>, ApiError> {

@@ -183,6 +183,20 @@ pub enum ScanState {
     Failed { message: String },
 }
 
+impl ScanState {
+    /// How pages say it: `queued since 2026-12-06 10:00 (why)`.
+    pub fn describe(&self) -> String {
+        match self {
+            ScanState::Unscanned => "unscanned".into(),
+            ScanState::Queued { since, reason } => {
+                format!("queued since {} ({reason})", since.format("%Y-%m-%d %H:%M"))
+            }
+            ScanState::Scanned => "scanned".into(),
+            ScanState::Failed { message } => format!("scan failed: {message}"),
+        }
+    }
+}
+
 /// Summary of the latest scan, kept on the image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScanSummary {

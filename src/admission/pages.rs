@@ -1,0 +1,92 @@
+//! The Admission page: recent decisions and what waits for a scan.
+
+use actix_web::{web, HttpResponse};
+use askama::Template;
+
+use super::{Admission, Decision};
+use crate::clusters::Cluster;
+use crate::http::layout::{render, Layout};
+use crate::http::{ApiError, AppState, Auth};
+use crate::images::{self, Image, ScanState};
+
+/// Queued references the Admission page lists (the oldest; the API has them all).
+const QUEUE_SHOWN: usize = 300;
+
+#[derive(Template)]
+#[template(path = "admission.html")]
+struct AdmissionPage {
+    layout: Layout,
+    decisions: Vec<Decision>,
+    clusters: Vec<Cluster>,
+    queue: Vec<images::Queued>,
+    /// References in the queue in all (the page lists the oldest few hundred).
+    queued_total: u64,
+    stats: images::QueueStats,
+    /// Decisions answered but not recorded since start.
+    decisions_dropped: u64,
+    waiting: Vec<Image>,
+}
+
+impl AdmissionPage {
+    fn cluster_name(&self, id: &u64) -> String {
+        self.clusters
+            .iter()
+            .find(|c| c.id == *id)
+            .map(|c| c.name.clone())
+            .unwrap_or_else(|| format!("#{id}"))
+    }
+}
+
+pub(super) async fn admission_page(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+) -> Result<HttpResponse, ApiError> {
+    let adm = state
+        .domains
+        .get::<Admission>()
+        .ok_or_else(|| ApiError::internal("admission not configured"))?;
+    let decisions_dropped = adm.dropped();
+    let (decisions, clusters, queue, queued_total, stats, waiting) = state
+        .store
+        .run(move |s| {
+            adm.flush(s)?;
+            let waiting = images::list(s)?
+                .into_iter()
+                .filter(|i| {
+                    matches!(
+                        i.scan_state,
+                        ScanState::Queued { .. } | ScanState::Failed { .. }
+                    )
+                })
+                .collect();
+            Ok::<_, ApiError>((
+                super::decisions(s, 300)?,
+                crate::clusters::list(s)?,
+                images::queue_head(s, QUEUE_SHOWN)?,
+                images::queue_len(s)?,
+                images::queue_stats(s)?,
+                waiting,
+            ))
+        })
+        .await?;
+    render(&AdmissionPage {
+        layout: Layout::new(&state, &p, "Admission", "/admission"),
+        decisions,
+        clusters,
+        queue,
+        queued_total,
+        stats,
+        decisions_dropped,
+        waiting,
+    })
+}
+
+impl AdmissionPage {
+    fn max_queued(&self) -> u64 {
+        images::MAX_QUEUED
+    }
+
+    fn state(&self, i: &Image) -> String {
+        i.scan_state.describe()
+    }
+}

@@ -1,0 +1,41 @@
+//! Compliance pages: images (filterable), image detail with every finding's judgement, policies,
+//! exceptions (request, approve, comment).
+
+mod exceptions;
+mod images;
+mod policies;
+
+use actix_web::HttpRequest;
+
+use super::service::Actor;
+use crate::http::{client_ip, Perm, Principal, Routes};
+
+/// Registers the pages.
+pub fn pages(r: &mut Routes) {
+    images::routes(r);
+    policies::routes(r);
+    exceptions::routes(r);
+    r.nav(20, "Images", "/images", Perm::Read);
+    r.nav(21, "Policies", "/policies", Perm::Read);
+    r.nav(22, "Exceptions", "/exceptions", Perm::Read);
+}
+
+fn actor(p: &Principal, req: &HttpRequest) -> Actor {
+    Actor {
+        name: p.actor(),
+        role: p.role,
+        ip: client_ip(req),
+    }
+}
+
+/// "all" for `None`, else the names of the ids (`#id` for ones that no longer exist).
+pub(super) fn names(ids: &Option<Vec<u64>>, name: impl Fn(u64) -> Option<String>) -> String {
+    match ids {
+        None => "all".into(),
+        Some(ids) => ids
+            .iter()
+            .map(|id| name(*id).unwrap_or_else(|| format!("#{id}")))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
