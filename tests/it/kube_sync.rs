@@ -639,8 +639,8 @@ async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
         .is_empty());
 }
 
-/// The RBAC the README asks operators to apply grants reading pods and nothing else, to the
-/// ServiceAccount whose token the kubeconfig carries.
+/// The RBAC docs/detection.md asks operators to apply grants reading pods and nothing else, to
+/// the ServiceAccount whose token the kubeconfig carries.
 #[test]
 fn the_reader_manifest_grants_only_pod_reads() {
     let text = std::fs::read_to_string(concat!(
