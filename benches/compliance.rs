@@ -145,7 +145,8 @@ fn seed(dir: &Path) -> String {
     let t = Instant::now();
     let admin_actor = svc::Actor {
         name: "bench".into(),
-        role: Role::Admin,
+        role: Some(Role::Admin),
+        user_id: None,
         ip: String::new(),
     };
     for i in 0..1_000 {

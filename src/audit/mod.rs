@@ -95,6 +95,18 @@ fn bounded(mut s: String, max: usize) -> String {
     s
 }
 
+/// An event by an actor: `actor.event("cluster.create", "cluster:3")`.
+pub trait ActorEvent {
+    /// A successful `action` on `target`, by this actor, from its address.
+    fn event(&self, action: &'static str, target: impl Into<String>) -> Event;
+}
+
+impl ActorEvent for crate::http::Actor {
+    fn event(&self, action: &'static str, target: impl Into<String>) -> Event {
+        Event::new(self.name.clone(), action, target).from_ip(self.ip.clone())
+    }
+}
+
 /// Records `event` in the caller's write transaction. Every field is cut to a fixed length, so
 /// no caller (least of all an anonymous one) can make the log grow by more than ~5 KiB a line.
 pub fn record(w: &WriteTx, event: Event) -> Result<(), StoreError> {

@@ -17,6 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::http::Actor;
 pub use api_keys::*;
 pub use authenticator::StoreAuthenticator;
 pub use password::{random_password, random_token, MIN_LEN as MIN_PASSWORD_LEN};
@@ -25,8 +26,8 @@ pub use sessions::*;
 pub use throttle::Throttle;
 pub use users::*;
 
-use crate::audit::Event;
-use crate::http::{ApiError, Principal, Role, Scope};
+use crate::audit::ActorEvent;
+use crate::http::{ApiError, Role, Scope};
 use crate::store::{Migration, Store, StoreError, Table, WriteTx};
 
 /// A local user.
@@ -208,51 +209,6 @@ fn validate_email(email: &str) -> Result<(), AuthError> {
             "'{}' is not an email address",
             email.chars().take(80).collect::<String>()
         )))
-    }
-}
-
-/// Who is making a change, for checks and the audit log.
-#[derive(Debug, Clone)]
-pub struct Actor {
-    /// Audit-log name.
-    pub name: String,
-    /// Role (`None` for the local command line, which may do anything).
-    pub role: Option<Role>,
-    /// User id, if a user.
-    pub user_id: Option<u64>,
-    /// Source address.
-    pub ip: String,
-}
-
-impl Actor {
-    /// The command line on the appliance host (full rights: it has the data dir already).
-    pub fn cli() -> Actor {
-        Actor {
-            name: "cli".into(),
-            role: None,
-            user_id: None,
-            ip: String::new(),
-        }
-    }
-    /// A principal of a request from `ip`.
-    pub fn of(p: &Principal, ip: String) -> Actor {
-        Actor {
-            name: p.actor(),
-            role: Some(p.role),
-            user_id: Some(p.user_id),
-            ip,
-        }
-    }
-    fn event(&self, action: &'static str, target: impl Into<String>) -> Event {
-        Event::new(self.name.clone(), action, target).from_ip(self.ip.clone())
-    }
-    /// Admins may not create, change or promote to super-admins.
-    fn may_manage(&self, role: Role) -> bool {
-        match self.role {
-            None | Some(Role::SuperAdmin) => true,
-            Some(Role::Admin) => role != Role::SuperAdmin,
-            Some(Role::ReadOnly) => false,
-        }
     }
 }
 

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::model::ExceptionStatus;
 use super::service::{self as svc, Actor, ExceptionInput, PolicyInput};
-use crate::http::{client_ip, ApiError, AppState, Auth, Perm, Principal, Routes};
+use crate::http::{ApiError, AppState, Auth, Perm, Principal, Routes};
 use crate::images;
 
 /// Registers the compliance API (pages are in `pages`).
@@ -85,14 +85,6 @@ pub fn routes(r: &mut Routes) {
     r.api(Method::GET, "/api/v1/images/{id}", Perm::Read, api_image);
 }
 
-fn actor(p: &Principal, req: &HttpRequest) -> Actor {
-    Actor {
-        name: p.actor(),
-        role: p.role,
-        ip: client_ip(req),
-    }
-}
-
 #[derive(Deserialize)]
 struct IngestQuery {
     cluster: Option<String>,
@@ -156,7 +148,7 @@ async fn api_create_policy(
     Auth(p): Auth,
     body: web::Json<PolicyInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let (a, b) = (actor(&p, &req), body.into_inner());
+    let (a, b) = (Actor::from_request(&p, &req), body.into_inner());
     let policy = state
         .store
         .run(move |s| svc::create_policy(s, &a, b).map_err(ApiError::from))
@@ -171,7 +163,11 @@ async fn api_update_policy(
     id: web::Path<u64>,
     body: web::Json<PolicyInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let (a, id, b) = (actor(&p, &req), id.into_inner(), body.into_inner());
+    let (a, id, b) = (
+        Actor::from_request(&p, &req),
+        id.into_inner(),
+        body.into_inner(),
+    );
     let policy = state
         .store
         .run(move |s| svc::update_policy(s, &a, id, b).map_err(ApiError::from))
@@ -185,7 +181,7 @@ async fn api_delete_policy(
     Auth(p): Auth,
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
-    let (a, id) = (actor(&p, &req), id.into_inner());
+    let (a, id) = (Actor::from_request(&p, &req), id.into_inner());
     state
         .store
         .run(move |s| svc::delete_policy(s, &a, id).map_err(ApiError::from))
@@ -236,7 +232,7 @@ async fn api_create_exception(
     body: web::Json<ExceptionInput>,
 ) -> Result<HttpResponse, ApiError> {
     let search = state.search.clone();
-    let (a, b) = (actor(&p, &req), body.into_inner());
+    let (a, b) = (Actor::from_request(&p, &req), body.into_inner());
     let e = state
         .store
         .run(move |s| {
@@ -256,7 +252,11 @@ async fn api_update_exception(
     body: web::Json<ExceptionInput>,
 ) -> Result<HttpResponse, ApiError> {
     let search = state.search.clone();
-    let (a, id, b) = (actor(&p, &req), id.into_inner(), body.into_inner());
+    let (a, id, b) = (
+        Actor::from_request(&p, &req),
+        id.into_inner(),
+        body.into_inner(),
+    );
     let e = state
         .store
         .run(move |s| {
@@ -275,7 +275,7 @@ async fn api_delete_exception(
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
     let search = state.search.clone();
-    let (a, id) = (actor(&p, &req), id.into_inner());
+    let (a, id) = (Actor::from_request(&p, &req), id.into_inner());
     state
         .store
         .run(move |s| {
@@ -295,7 +295,7 @@ async fn set_status(
     status: ExceptionStatus,
 ) -> Result<HttpResponse, ApiError> {
     let search = state.search.clone();
-    let a = actor(&p, &req);
+    let a = Actor::from_request(&p, &req);
     let e = state
         .store
         .run(move |s| {
@@ -339,7 +339,11 @@ async fn api_comment(
     body: web::Json<CommentBody>,
 ) -> Result<HttpResponse, ApiError> {
     let search = state.search.clone();
-    let (a, id, text) = (actor(&p, &req), id.into_inner(), body.into_inner().text);
+    let (a, id, text) = (
+        Actor::from_request(&p, &req),
+        id.into_inner(),
+        body.into_inner().text,
+    );
     let e = state
         .store
         .run(move |s| {

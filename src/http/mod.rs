@@ -3,6 +3,7 @@
 //! It never imports a domain: domains register routes into a [`Routes`] table and `app` assembles.
 
 pub mod access;
+mod actor;
 pub mod assets;
 pub mod body;
 mod error;
@@ -21,6 +22,7 @@ use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 
 pub use access::{Authenticator, Credential, Perm, Principal, Role, Scope};
+pub use actor::Actor;
 pub use body::read_body;
 pub use error::ApiError;
 pub use routes::{Auth, Kind, MaybeAuth, NavEntry, RouteInfo, Routes};

@@ -155,7 +155,8 @@ async fn admins_are_mailed_about_temporary_and_expiring_exceptions() {
     bulwark::clusters::create(&store, "t", "", c).unwrap();
     let actor = svc::Actor {
         name: "t".into(),
-        role: Role::Admin,
+        role: Some(Role::Admin),
+        user_id: None,
         ip: String::new(),
     };
     let mut p = svc::list_policies(&store).unwrap().remove(0);

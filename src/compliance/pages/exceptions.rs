@@ -4,12 +4,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{actor, names};
+use super::names;
 use crate::clusters::Cluster;
 use crate::compliance::model::{Exception, ExceptionKind, ExceptionStatus, Policy};
 use crate::compliance::service::{self as svc, ExceptionInput};
 use crate::http::layout::{redirect_with_flash, render, render_status, Layout};
-use crate::http::{ApiError, AppState, Auth, Perm, Principal, Routes};
+use crate::http::{Actor, ApiError, AppState, Auth, Perm, Principal, Routes};
 
 /// Registers these pages.
 pub(super) fn routes(r: &mut Routes) {
@@ -132,7 +132,7 @@ async fn exception_create_form(
         end_date,
         ..Default::default()
     };
-    let (a, search) = (actor(&p, &req), state.search.clone());
+    let (a, search) = (Actor::from_request(&p, &req), state.search.clone());
     let res = state
         .store
         .run(move |s| {
@@ -257,7 +257,11 @@ async fn exception_status_form(
         "in-review" => ExceptionStatus::InReview,
         other => return Err(ApiError::bad_request(format!("unknown status '{other}'"))),
     };
-    let (a, id, search) = (actor(&p, &req), id.into_inner(), state.search.clone());
+    let (a, id, search) = (
+        Actor::from_request(&p, &req),
+        id.into_inner(),
+        state.search.clone(),
+    );
     let e = state
         .store
         .run(move |s| {
@@ -286,7 +290,11 @@ async fn exception_comment_form(
     id: web::Path<u64>,
     f: web::Form<CommentForm>,
 ) -> Result<HttpResponse, ApiError> {
-    let (a, id, text) = (actor(&p, &req), id.into_inner(), f.into_inner().text);
+    let (a, id, text) = (
+        Actor::from_request(&p, &req),
+        id.into_inner(),
+        f.into_inner().text,
+    );
     let e = state
         .store
         .run(move |s| svc::comment_exception(s, &a, id, &text).map_err(ApiError::from))

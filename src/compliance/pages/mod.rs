@@ -5,10 +5,7 @@ mod exceptions;
 mod images;
 mod policies;
 
-use actix_web::HttpRequest;
-
-use super::service::Actor;
-use crate::http::{client_ip, Perm, Principal, Routes};
+use crate::http::{Perm, Routes};
 
 /// Registers the pages.
 pub fn pages(r: &mut Routes) {
@@ -18,14 +15,6 @@ pub fn pages(r: &mut Routes) {
     r.nav(20, "Images", "/images", Perm::Read);
     r.nav(21, "Policies", "/policies", Perm::Read);
     r.nav(22, "Exceptions", "/exceptions", Perm::Read);
-}
-
-fn actor(p: &Principal, req: &HttpRequest) -> Actor {
-    Actor {
-        name: p.actor(),
-        role: p.role,
-        ip: client_ip(req),
-    }
 }
 
 /// "all" for `None`, else the names of the ids (`#id` for ones that no longer exist).

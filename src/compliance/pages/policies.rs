@@ -4,12 +4,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{actor, names};
+use super::names;
 use crate::clusters::Cluster;
 use crate::compliance::model::{Limits, Policy, ScannerRule};
 use crate::compliance::service::{self as svc, PolicyInput};
 use crate::http::layout::{redirect_with_flash, render, render_status, Layout};
-use crate::http::{ApiError, AppState, Auth, Perm, Principal, Routes};
+use crate::http::{Actor, ApiError, AppState, Auth, Perm, Principal, Routes};
 
 /// Registers these pages.
 pub(super) fn routes(r: &mut Routes) {
@@ -269,7 +269,7 @@ async fn policy_save(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let (form, cluster_ids) = parse_policy_form(&body);
-    let a = actor(&p, &req);
+    let a = Actor::from_request(&p, &req);
     let input = form.input(cluster_ids);
     let f2 = form.clone();
     let res = state

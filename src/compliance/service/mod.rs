@@ -4,9 +4,8 @@
 use chrono::{NaiveDate, Utc};
 
 use super::model::*;
-use crate::audit::Event;
-use crate::http::{ApiError, Role};
-use crate::images::{self};
+use crate::http::ApiError;
+use crate::images;
 use crate::store::StoreError;
 
 /// Errors of the compliance domain.
@@ -36,22 +35,8 @@ impl From<ComplianceError> for ApiError {
     }
 }
 
-/// Who is acting, for checks and the audit log.
-#[derive(Debug, Clone)]
-pub struct Actor {
-    pub name: String,
-    pub role: Role,
-    pub ip: String,
-}
-
-impl Actor {
-    fn event(&self, action: &'static str, target: String) -> Event {
-        Event::new(self.name.clone(), action, target).from_ip(self.ip.clone())
-    }
-    fn is_admin(&self) -> bool {
-        matches!(self.role, Role::Admin | Role::SuperAdmin)
-    }
-}
+pub use crate::audit::ActorEvent;
+pub use crate::http::Actor;
 
 /// Today in UTC (exception dates are UTC days).
 pub fn today() -> NaiveDate {
@@ -73,6 +58,7 @@ pub use policies::*;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::Role;
     use crate::images::{self, ScanState};
     use crate::store::Store;
 
@@ -123,7 +109,8 @@ mod tests {
         let (_d, store) = setup();
         let admin = Actor {
             name: "a".into(),
-            role: Role::Admin,
+            role: Some(Role::Admin),
+            user_id: None,
             ip: String::new(),
         };
         let past = today() - chrono::Duration::days(1);
