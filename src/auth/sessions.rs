@@ -1,4 +1,5 @@
-//! Sign-in and sessions: password login with throttling and auditing, logout, expiry.
+//! Sign-in and sessions: the credentials seam every sign-in method plugs into, throttling and
+//! auditing in one place, logout, expiry.
 
 use std::time::Duration;
 
@@ -24,14 +25,56 @@ pub struct LoginOk {
 /// are cut before they reach the audit log.
 const MAX_EMAIL_LEN: usize = 254;
 
-/// Password login with throttling per account and per source address; every attempt is audited
-/// (refused ones at most once a minute per throttled key, with a count of the others).
+/// A way of proving who one is. Each sign-in method (local passwords here; a directory or an
+/// identity provider beside it) only answers "which user, if any, do these credentials prove";
+/// [`sign_in`] keeps throttling, the audit entries and session creation in one place for all.
+pub trait Credentials {
+    /// The user `email` and `secret` prove, or `None` (wrong secret, unknown or disabled user).
+    /// Must take about as long for an unknown user as for a known one.
+    fn verify(&self, store: &Store, email: &str, secret: &str) -> Result<Option<User>, AuthError>;
+}
+
+/// Local accounts: argon2id password hashes in the store.
+pub struct LocalPassword;
+
+impl Credentials for LocalPassword {
+    fn verify(&self, store: &Store, email: &str, secret: &str) -> Result<Option<User>, AuthError> {
+        let user = store.read(|r| match r.get(&USERS_BY_EMAIL, &email.to_string())? {
+            Some(id) => r.get(&USERS, &id),
+            None => Ok(None),
+        })?;
+        let verdict = match &user {
+            Some(u) => password::verify(secret, &u.password_hash) && !u.disabled,
+            None => {
+                password::burn_time(secret);
+                false
+            }
+        };
+        Ok(user.filter(|_| verdict))
+    }
+}
+
+/// Password login against local accounts (see [`sign_in`]).
 pub fn login(
     store: &Store,
     throttle: &Throttle,
     ttl: Duration,
     email: &str,
     pw: &str,
+    ip: &str,
+) -> Result<LoginOk, AuthError> {
+    sign_in(store, throttle, ttl, &LocalPassword, email, pw, ip)
+}
+
+/// Signs in with `method`, throttled per account and per source address; every attempt is
+/// audited (refused ones at most once a minute per throttled key, with a count of the others).
+pub fn sign_in(
+    store: &Store,
+    throttle: &Throttle,
+    ttl: Duration,
+    method: &dyn Credentials,
+    email: &str,
+    secret: &str,
     ip: &str,
 ) -> Result<LoginOk, AuthError> {
     let mut email = normalize_email(email);
@@ -66,18 +109,7 @@ pub fn login(
         }
         return Err(AuthError::Throttled(wait));
     }
-    let user = store.read(|r| match r.get(&USERS_BY_EMAIL, &email)? {
-        Some(id) => r.get(&USERS, &id),
-        None => Ok(None),
-    })?;
-    let verdict = match &user {
-        Some(u) => password::verify(pw, &u.password_hash) && !u.disabled,
-        None => {
-            password::burn_time(pw);
-            false
-        }
-    };
-    let Some(user) = user.filter(|_| verdict) else {
+    let Some(user) = method.verify(store, &email, secret)? else {
         store.write(|w| {
             audit::record(
                 w,
