@@ -1,13 +1,13 @@
 //! Sensor pipeline benchmark. Prints figures; asserts nothing.
 //!
 //!     cargo bench --bench sensor
-//!     SENSOR_MIB=8 valgrind --tool=callgrind --toggle-collect='bulwark::dim::read_pcap' …/sensor-<hash>
+//!     SENSOR_MIB=8 valgrind --tool=callgrind --toggle-collect='bulwark::sensor::read_pcap' …/sensor-<hash>
 //!         (a smaller capture, one round: instruction counts, which a shared machine's noise
 //!         leaves alone)
 //!
 //! Writes a pcap of HTTP/1.1 exchanges (keep-alive connections of 50 requests, JSON bodies from
 //! the detection corpus, JSON responses), as Ethernet/IPv4/TCP frames of up to 1,448 bytes of
-//! payload, then times `bulwark::dim::read_pcap`: reading, parsing, reassembly, HTTP and
+//! payload, then times `bulwark::sensor::read_pcap`: reading, parsing, reassembly, HTTP and
 //! detection, on one core.
 
 use std::io::Write;
@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use bulwark::detect::corpus::Generator;
 use bulwark::detect::Engine;
-use bulwark::dim::{read_pcap, Pipeline};
+use bulwark::sensor::{read_pcap, Pipeline};
 
 const TARGET_BYTES: usize = 300 * 1024 * 1024;
 const MSS: usize = 1448;

@@ -140,7 +140,7 @@ fn start_sensor(st: &web::Data<AppState>) {
     );
     let counters = st
         .domains
-        .get::<crate::dim::live::LiveCounters>()
+        .get::<crate::sensor::live::LiveCounters>()
         .map(|c| (*c).clone())
         .unwrap_or_default();
     st.supervisor.spawn("sensor", move |stop| async move {
@@ -162,17 +162,17 @@ fn start_sensor(st: &web::Data<AppState>) {
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .collect();
-            let opts = crate::dim::live::Capture {
+            let opts = crate::sensor::live::Capture {
                 interfaces,
                 workers: config.sensor.workers as usize,
                 every: Duration::from_secs(config.sensor.store_every_seconds.max(1)),
                 stop: flag,
                 counters,
-                skip: crate::dim::Skip::from_config(&config.sensor),
+                skip: crate::sensor::Skip::from_config(&config.sensor),
                 body_cap: config.sensor.max_body_bytes as usize,
                 rescan: Duration::from_secs(config.sensor.rescan_seconds.max(1)),
             };
-            crate::dim::live::capture(
+            crate::sensor::live::capture(
                 &opts,
                 &engine,
                 &mut |names| tracing::info!(interfaces = %names.join(","), "embedded sensor capturing"),
@@ -235,7 +235,7 @@ impl Appliance {
         let metrics = Arc::new(Metrics::new());
         domains.insert(crate::admission::Admission::new(store.clone(), &metrics));
         domains.insert(crate::datamap::DataMapMetrics::new(&metrics));
-        let sensor_counters = crate::dim::live::LiveCounters::default();
+        let sensor_counters = crate::sensor::live::LiveCounters::default();
         sensor_counters.register(&metrics);
         domains.insert(sensor_counters);
         let state = AppState {

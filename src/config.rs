@@ -78,7 +78,7 @@ impl Default for SensorConfig {
             interfaces: String::new(),
             workers: 1,
             store_every_seconds: 30,
-            // The sensor's own defaults (`dim` tests that these agree with them).
+            // The sensor's own defaults (the `sensor` module tests that these agree with them).
             skip_paths: "/healthz,/readyz,/livez,/health,/metrics,/ping".into(),
             skip_kube_probes: true,
             max_body_bytes: 1024 * 1024,

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::detect::Engine;
-use crate::dim::map::DataMap;
-use crate::dim::{read_pcap, Pipeline};
+use crate::sensor::map::DataMap;
+use crate::sensor::{read_pcap, Pipeline};
 
 /// Flags of `bulwark sensor`.
 #[derive(Debug, Args)]
@@ -52,23 +52,23 @@ pub struct SensorArgs {
     #[arg(long, conflicts_with = "skip_path")]
     pub keep_probes: bool,
     /// Most bytes of each (decoded) body scanned; the rest is skipped and counted.
-    #[arg(long, default_value_t = crate::dim::http::BODY_CAP, value_parser = clap::value_parser!(usize))]
+    #[arg(long, default_value_t = crate::sensor::http::BODY_CAP, value_parser = clap::value_parser!(usize))]
     pub max_body_bytes: usize,
     /// Seconds between matches of interface patterns (`veth*`, `all-veths`), so the
     /// interfaces of pods started later are captured too.
-    #[arg(long, default_value_t = crate::dim::live::RESCAN.as_secs())]
+    #[arg(long, default_value_t = crate::sensor::live::RESCAN.as_secs())]
     pub rescan_every: u64,
 }
 
 impl SensorArgs {
     /// What the pipeline leaves out, from the flags.
-    fn skip(&self) -> crate::dim::Skip {
+    fn skip(&self) -> crate::sensor::Skip {
         if self.keep_probes {
-            crate::dim::Skip::nothing()
+            crate::sensor::Skip::nothing()
         } else if self.skip_path.is_empty() {
-            crate::dim::Skip::default()
+            crate::sensor::Skip::default()
         } else {
-            crate::dim::Skip {
+            crate::sensor::Skip {
                 paths: self.skip_path.clone(),
                 kube_probes: true,
             }
@@ -178,7 +178,7 @@ pub fn run(cli: &super::Cli, a: &SensorArgs) -> anyhow::Result<i32> {
 /// HTTP/1.1 listener is enough for a scraper, and keeps a web framework out of the sensor.
 fn serve_metrics(
     addr: std::net::SocketAddr,
-    counters: &crate::dim::live::LiveCounters,
+    counters: &crate::sensor::live::LiveCounters,
 ) -> anyhow::Result<()> {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind(addr)
@@ -252,14 +252,14 @@ fn live(
         });
     }
     let every = std::time::Duration::from_secs(a.ship_every.max(1));
-    let counters = crate::dim::live::LiveCounters::default();
+    let counters = crate::sensor::live::LiveCounters::default();
     if let Some(addr) = a.metrics_listen {
         serve_metrics(addr, &counters)?;
     }
     let mut total = DataMap::default();
     let mut unsent = DataMap::default();
     let mut last_ship = std::time::Instant::now();
-    let opts = crate::dim::live::Capture {
+    let opts = crate::sensor::live::Capture {
         interfaces: a.interface.clone(),
         workers: a.workers,
         every,
@@ -269,7 +269,7 @@ fn live(
         body_cap: a.max_body_bytes,
         rescan: std::time::Duration::from_secs(a.rescan_every.max(1)),
     };
-    let totals = crate::dim::live::capture(
+    let totals = crate::sensor::live::capture(
         &opts,
         engine,
         &mut |names: &[String]| {
