@@ -7,7 +7,7 @@ use actix_web::test::TestRequest;
 use bulwark::http::{Role, Scope};
 use serde_json::{json, Value};
 
-use crate::support::{call, InProcess};
+use crate::support::{call, Caller, InProcess};
 
 const ALPINE: &[u8] = include_bytes!("../fixtures/trivy/alpine-310.trivy.json");
 
@@ -43,17 +43,15 @@ async fn one_review_cannot_flood_admission_or_the_scan_queue() {
     for (name, unscanned) in [("deny-c", "deny"), ("queue-c", "allow-and-queue")] {
         let (st, v, _) = call(
             &app,
-            TestRequest::post()
-                .uri("/api/v1/clusters")
-                .cookie(cookie(&s))
-                .set_json(
-                    json!({"name": name, "enforcement": true, "unscanned_action": unscanned}),
-                ),
+            Caller::session(&s).post(
+                "/api/v1/clusters",
+                json!({"name": name, "enforcement": true, "unscanned_action": unscanned}),
+            ),
         )
         .await;
         assert_eq!(st, 201, "{v}");
     }
-    let get = |path: &str| TestRequest::get().uri(path).cookie(cookie(&s));
+    let get = |path: &str| Caller::session(&s).get(path);
 
     // 5,000 containers of never-scanned images, to a cluster that denies unscanned images.
     let flood = deployment(
@@ -144,10 +142,10 @@ async fn expensive_image_patterns_are_refused_when_saved() {
     ] {
         let (st, v, _) = call(
             &app,
-            TestRequest::post()
-                .uri("/api/v1/exceptions")
-                .cookie(cookie(&s))
-                .set_json(json!({"title": "hostile", "type": "policy", "image_match": pattern})),
+            Caller::session(&s).post(
+                "/api/v1/exceptions",
+                json!({"title": "hostile", "type": "policy", "image_match": pattern}),
+            ),
         )
         .await;
         assert_eq!(st, 400, "{pattern}: {v}");
@@ -178,9 +176,7 @@ async fn sign_in_redirects_stay_on_this_site() {
     ] {
         let (st, _, h) = call(
             &app,
-            TestRequest::get()
-                .uri(&format!("/login?next={next}"))
-                .cookie(cookie(&s)),
+            Caller::session(&s).get(&format!("/login?next={next}")),
         )
         .await;
         assert_eq!(st, 303, "{next}");
@@ -233,10 +229,10 @@ async fn a_password_reset_ends_the_users_sessions() {
     assert_eq!(call(&app, me(&bobs)).await.0, 200);
     let (st, v, _) = call(
         &app,
-        TestRequest::patch()
-            .uri(&format!("/api/v1/users/{bob}"))
-            .cookie(cookie(&admin))
-            .set_json(json!({"password": "a-new-password-9"})),
+        Caller::session(&admin).patch(
+            &format!("/api/v1/users/{bob}"),
+            json!({"password": "a-new-password-9"}),
+        ),
     )
     .await;
     assert_eq!(st, 200, "{v}");
@@ -257,10 +253,7 @@ async fn junk_never_replaces_a_scan_and_only_web_links_are_links() {
     let app = t.service().await;
     call(
         &app,
-        TestRequest::post()
-            .uri("/api/v1/clusters")
-            .cookie(cookie(&s))
-            .set_json(json!({"name": "prod"})),
+        Caller::session(&s).post("/api/v1/clusters", json!({"name": "prod"})),
     )
     .await;
     // A report whose first finding's link is a script.
@@ -285,9 +278,7 @@ async fn junk_never_replaces_a_scan_and_only_web_links_are_links() {
     let (image, cluster) = (v["image"]["id"].as_u64().unwrap(), 1);
     let (_, img, _) = call(
         &app,
-        TestRequest::get()
-            .uri(&format!("/api/v1/images/{image}"))
-            .cookie(cookie(&s)),
+        Caller::session(&s).get(&format!("/api/v1/images/{image}")),
     )
     .await;
     let findings = img["scan"]["findings"].as_array().unwrap().clone();
@@ -298,13 +289,7 @@ async fn junk_never_replaces_a_scan_and_only_web_links_are_links() {
         .map(|l| l.as_str().unwrap())
         .collect();
     assert!(links.iter().all(|l| l.starts_with("http")), "{links:?}");
-    let (_, page, _) = call(
-        &app,
-        TestRequest::get()
-            .uri(&format!("/images/{image}"))
-            .cookie(cookie(&s)),
-    )
-    .await;
+    let (_, page, _) = call(&app, Caller::session(&s).get(&format!("/images/{image}"))).await;
     let page = page.as_str().unwrap().to_ascii_lowercase();
     assert!(!page.contains("href=\"javascript:") && !page.contains("href=\"data:"));
 
@@ -344,9 +329,7 @@ async fn junk_never_replaces_a_scan_and_only_web_links_are_links() {
     assert_eq!(st, 400, "{v}");
     let (_, img, _) = call(
         &app,
-        TestRequest::get()
-            .uri(&format!("/api/v1/images/{image}"))
-            .cookie(cookie(&s)),
+        Caller::session(&s).get(&format!("/api/v1/images/{image}")),
     )
     .await;
     assert_eq!(img["scan"]["findings"].as_array().unwrap().len(), 4);
@@ -363,10 +346,10 @@ async fn smaller_holes_are_closed() {
 
     // A key creates only keys with scopes it holds.
     let mint = |scopes: Value| {
-        TestRequest::post()
-            .uri("/api/v1/api-keys")
-            .insert_header(("x-api-key", admin_key.clone()))
-            .set_json(json!({"name": "minted", "scopes": scopes}))
+        Caller::key(&admin_key).post(
+            "/api/v1/api-keys",
+            json!({"name": "minted", "scopes": scopes}),
+        )
     };
     let (st, v, _) = call(&app, mint(json!(["scanner"]))).await;
     assert_eq!(st, 403, "{v}");
@@ -374,10 +357,10 @@ async fn smaller_holes_are_closed() {
     assert_eq!(st, 201, "{v}");
     let (st, _, _) = call(
         &app,
-        TestRequest::post()
-            .uri("/api/v1/api-keys")
-            .cookie(cookie(&s))
-            .set_json(json!({"name": "from a session", "scopes": ["scanner"]})),
+        Caller::session(&s).post(
+            "/api/v1/api-keys",
+            json!({"name": "from a session", "scopes": ["scanner"]}),
+        ),
     )
     .await;
     assert_eq!(st, 201, "a session may create any scope its role allows");
@@ -386,12 +369,10 @@ async fn smaller_holes_are_closed() {
     for pw in ["aaaaaaaaaa", "1234567890", "Password123"] {
         let (st, v, _) = call(
             &app,
-            TestRequest::post()
-                .uri("/api/v1/users")
-                .cookie(cookie(&s))
-                .set_json(
-                    json!({"email": "weak@example.com", "password": pw, "role": "read-only"}),
-                ),
+            Caller::session(&s).post(
+                "/api/v1/users",
+                json!({"email": "weak@example.com", "password": pw, "role": "read-only"}),
+            ),
         )
         .await;
         assert_eq!(st, 400, "{pw}: {v}");
@@ -400,19 +381,13 @@ async fn smaller_holes_are_closed() {
     // Pages take no text from the URL, and nothing signed-in is cacheable.
     let (st, page, h) = call(
         &app,
-        TestRequest::get()
-            .uri("/clusters?flash=Call%20555-0100%20for%20support")
-            .cookie(cookie(&s)),
+        Caller::session(&s).get("/clusters?flash=Call%20555-0100%20for%20support"),
     )
     .await;
     assert_eq!(st, 200);
     assert!(!page.as_str().unwrap().contains("555-0100"));
     assert_eq!(h.get("cache-control").unwrap(), "no-store");
-    let (_, _, h) = call(
-        &app,
-        TestRequest::get().uri("/api/v1/me").cookie(cookie(&s)),
-    )
-    .await;
+    let (_, _, h) = call(&app, Caller::session(&s).get("/api/v1/me")).await;
     assert_eq!(h.get("cache-control").unwrap(), "no-store");
 
     // Exception fields and lists are bounded; policies name clusters that exist.
@@ -424,20 +399,17 @@ async fn smaller_holes_are_closed() {
     ] {
         let (st, v, _) = call(
             &app,
-            TestRequest::post()
-                .uri("/api/v1/exceptions")
-                .cookie(cookie(&s))
-                .set_json(&body),
+            Caller::session(&s).post("/api/v1/exceptions", body.clone()),
         )
         .await;
         assert_eq!(st, 400, "{v}");
     }
     let (st, v, _) = call(
         &app,
-        TestRequest::post()
-            .uri("/api/v1/policies")
-            .cookie(cookie(&s))
-            .set_json(json!({"name": "ghost clusters", "clusters": [424242]})),
+        Caller::session(&s).post(
+            "/api/v1/policies",
+            json!({"name": "ghost clusters", "clusters": [424242]}),
+        ),
     )
     .await;
     assert_eq!(st, 400, "{v}");
@@ -748,20 +720,11 @@ async fn the_cluster_page_requires_and_drops_a_webhook_token() {
     let app = t.service().await;
     let (_, c, _) = call(
         &app,
-        TestRequest::post()
-            .uri("/api/v1/clusters")
-            .cookie(cookie(&s))
-            .set_json(json!({"name": "prod"})),
+        Caller::session(&s).post("/api/v1/clusters", json!({"name": "prod"})),
     )
     .await;
     let id = c["id"].as_u64().unwrap();
-    let form = |path: String| {
-        TestRequest::post()
-            .uri(&path)
-            .cookie(cookie(&s))
-            .insert_header(("content-type", "application/x-www-form-urlencoded"))
-            .set_payload(format!("csrf={csrf}"))
-    };
+    let form = |path: String| Caller::session(&s).form(&path, format!("csrf={csrf}"));
     let pod = deployment("u-p", ["nginx:1".to_string()].into_iter());
     assert_eq!(call(&app, review("prod", &pod)).await.0, 200);
     let (st, page, h) = call(&app, form(format!("/clusters/{id}/webhook-token"))).await;
@@ -776,13 +739,7 @@ async fn the_cluster_page_requires_and_drops_a_webhook_token() {
         call(&app, review(&format!("prod/{token}"), &pod)).await.0,
         200
     );
-    let (_, page, _) = call(
-        &app,
-        TestRequest::get()
-            .uri(&format!("/clusters/{id}"))
-            .cookie(cookie(&s)),
-    )
-    .await;
+    let (_, page, _) = call(&app, Caller::session(&s).get(&format!("/clusters/{id}"))).await;
     let page = page.as_str().unwrap();
     assert!(page.contains("must carry"), "{page}");
     assert!(!page.contains(token), "the token is shown once");
