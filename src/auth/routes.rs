@@ -561,16 +561,30 @@ async fn users_create_form(
         .store
         .run(move |s| Ok::<_, ApiError>(super::create_user(s, &actor, &f.email, &f.password, role)))
         .await?;
+    after_user_form(&state, &p, res, "Created").await
+}
+
+/// Back to the users page: with `done` and the user's email on success, or with the error when
+/// the user can fix it.
+async fn after_user_form(
+    state: &web::Data<AppState>,
+    p: &crate::http::Principal,
+    res: Result<UserView, AuthError>,
+    done: &str,
+) -> Result<HttpResponse, ApiError> {
     match res {
         Ok(u) => Ok(redirect_with_flash(
-            &state,
-            &p,
+            state,
+            p,
             "/users",
-            &format!("Created {}", u.email),
+            &format!("{done} {}", u.email),
         )),
-        Err(e @ (AuthError::Invalid(_) | AuthError::Duplicate(_) | AuthError::Forbidden(_))) => {
-            users_page_with(&state, &p, e.to_string()).await
-        }
+        Err(
+            e @ (AuthError::Invalid(_)
+            | AuthError::Duplicate(_)
+            | AuthError::Forbidden(_)
+            | AuthError::NotFound(_)),
+        ) => users_page_with(state, p, e.to_string()).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -601,18 +615,7 @@ async fn users_update_form(
         .store
         .run(move |s| Ok::<_, ApiError>(super::update_user(s, &actor, id, &patch)))
         .await?;
-    match res {
-        Ok(u) => Ok(redirect_with_flash(
-            &state,
-            &p,
-            "/users",
-            &format!("Saved {}", u.email),
-        )),
-        Err(e @ (AuthError::Invalid(_) | AuthError::Forbidden(_) | AuthError::NotFound(_))) => {
-            users_page_with(&state, &p, e.to_string()).await
-        }
-        Err(e) => Err(e.into()),
-    }
+    after_user_form(&state, &p, res, "Saved").await
 }
 
 #[derive(Template)]

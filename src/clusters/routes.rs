@@ -237,18 +237,48 @@ async fn api_link(
     Ok(HttpResponse::Ok().json(view))
 }
 
+/// A change to cluster `id` that needs only who makes it: (store, actor, ip, id).
+type Change = fn(&crate::store::Store, &str, &str, u64) -> Result<(), ClusterError>;
+
+/// Makes `change` to cluster `id` as the caller of `req`.
+async fn apply(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    p: &Principal,
+    id: u64,
+    change: Change,
+) -> Result<(), ApiError> {
+    let (actor, ip) = (p.actor(), client_ip(req));
+    state
+        .store
+        .run(move |s| change(s, &actor, &ip, id).map_err(ApiError::from))
+        .await
+}
+
 async fn api_disconnect(
     state: web::Data<AppState>,
     req: HttpRequest,
     Auth(p): Auth,
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
-    let (id, actor, ip) = (id.into_inner(), p.actor(), client_ip(&req));
+    apply(&state, &req, &p, id.into_inner(), super::sync::disconnect).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A new webhook token for cluster `id`, issued by the caller of `req`.
+async fn issue_token(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    p: &Principal,
+    id: u64,
+) -> Result<String, ApiError> {
+    let (sealer, actor, ip) = (state.sealer()?, p.actor(), client_ip(req));
     state
         .store
-        .run(move |s| super::sync::disconnect(s, &actor, &ip, id).map_err(ApiError::from))
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
+        .run(move |s| {
+            super::webhook_auth::issue(s, &sealer, &actor, &ip, id).map_err(ApiError::from)
+        })
+        .await
 }
 
 /// Gives the cluster a new webhook token, shown once; reviews must carry it from now on.
@@ -258,13 +288,8 @@ async fn api_issue_webhook_token(
     Auth(p): Auth,
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
-    let (sealer, id, actor, ip) = (state.sealer()?, id.into_inner(), p.actor(), client_ip(&req));
-    let token = state
-        .store
-        .run(move |s| {
-            super::webhook_auth::issue(s, &sealer, &actor, &ip, id).map_err(ApiError::from)
-        })
-        .await?;
+    let id = id.into_inner();
+    let token = issue_token(&state, &req, &p, id).await?;
     Ok(HttpResponse::Created().json(serde_json::json!({
         "token": token,
         "path": format!("/api/v1/admission/{id}/{token}"),
@@ -279,11 +304,14 @@ async fn api_revoke_webhook_token(
     Auth(p): Auth,
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
-    let (id, actor, ip) = (id.into_inner(), p.actor(), client_ip(&req));
-    state
-        .store
-        .run(move |s| super::webhook_auth::revoke(s, &actor, &ip, id).map_err(ApiError::from))
-        .await?;
+    apply(
+        &state,
+        &req,
+        &p,
+        id.into_inner(),
+        super::webhook_auth::revoke,
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -657,23 +685,40 @@ async fn sync_form(
     ))
 }
 
+/// Makes `change` to cluster `id` from its page, then shows the page again with `message`.
+async fn apply_from_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    p: Principal,
+    id: u64,
+    change: Change,
+    message: &str,
+) -> Result<HttpResponse, ApiError> {
+    apply(&state, &req, &p, id, change).await?;
+    Ok(redirect_with_flash(
+        &state,
+        &p,
+        &format!("/clusters/{id}"),
+        message,
+    ))
+}
+
 async fn disconnect_form(
     state: web::Data<AppState>,
     req: HttpRequest,
     Auth(p): Auth,
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
-    let (id, actor, ip) = (id.into_inner(), p.actor(), client_ip(&req));
-    state
-        .store
-        .run(move |s| super::sync::disconnect(s, &actor, &ip, id).map_err(ApiError::from))
-        .await?;
-    Ok(redirect_with_flash(
-        &state,
-        &p,
-        &format!("/clusters/{id}"),
-        "Disconnected from the API server; the inventory stays until the next upload",
-    ))
+    let message = "Disconnected from the API server; the inventory stays until the next upload";
+    apply_from_page(
+        state,
+        req,
+        p,
+        id.into_inner(),
+        super::sync::disconnect,
+        message,
+    )
+    .await
 }
 
 /// Issues a webhook token from the page; the answer is the page with the token shown once (a
@@ -684,13 +729,8 @@ async fn issue_webhook_token_form(
     Auth(p): Auth,
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
-    let (sealer, id, actor, ip) = (state.sealer()?, id.into_inner(), p.actor(), client_ip(&req));
-    let token = state
-        .store
-        .run(move |s| {
-            super::webhook_auth::issue(s, &sealer, &actor, &ip, id).map_err(ApiError::from)
-        })
-        .await?;
+    let id = id.into_inner();
+    let token = issue_token(&state, &req, &p, id).await?;
     let mut page = detail(&state, &p, id).await?;
     page.new_token = token;
     render(&page)
@@ -702,17 +742,16 @@ async fn revoke_webhook_token_form(
     Auth(p): Auth,
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
-    let (id, actor, ip) = (id.into_inner(), p.actor(), client_ip(&req));
-    state
-        .store
-        .run(move |s| super::webhook_auth::revoke(s, &actor, &ip, id).map_err(ApiError::from))
-        .await?;
-    Ok(redirect_with_flash(
-        &state,
-        &p,
-        &format!("/clusters/{id}"),
-        "The webhook takes reviews without a token again",
-    ))
+    let message = "The webhook takes reviews without a token again";
+    apply_from_page(
+        state,
+        req,
+        p,
+        id.into_inner(),
+        super::webhook_auth::revoke,
+        message,
+    )
+    .await
 }
 
 async fn update_form(
