@@ -10,8 +10,12 @@
 //! 2. ingest of a 5,000-finding Trivy report over HTTPS (median of 5);
 //! 3. search latency over the API (p50/p99 of 300 queries).
 
+mod common;
+
+use common::{free_port, start};
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bulwark::auth::{self, Actor};
@@ -20,17 +24,8 @@ use bulwark::compliance::service::{self as svc, ExceptionInput};
 use bulwark::http::{Role, Scope};
 use bulwark::images::{self, trivy::ReportMeta, Finding, ImageRef, Severity};
 
-const BIN: &str = env!("CARGO_BIN_EXE_bulwark");
 const IMAGES: usize = 10_000;
 const PER_IMAGE: usize = 100;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A small deterministic generator (no dependency needed).
 struct Rng(u64);
@@ -173,22 +168,6 @@ fn seed(dir: &Path) -> String {
         t.elapsed().as_secs_f64()
     );
     key
-}
-
-fn start(dir: &Path, port: u16) -> Child {
-    Command::new(BIN)
-        .args([
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("BULWARK_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
 }
 
 fn review(i: usize) -> String {

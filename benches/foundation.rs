@@ -10,23 +10,17 @@
 //!    bounded by the load generator as much as by the server
 //! 4. release binary size (as built, and stripped)
 
+mod common;
+
+use common::{free_port, start, BIN};
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use bulwark::auth::{self, Actor};
 use bulwark::clusters::{self, FailureMode, NewCluster};
 use bulwark::http::{Role, Scope};
-
-const BIN: &str = env!("CARGO_BIN_EXE_bulwark");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn seed(dir: &Path, clusters: usize) -> (usize, String) {
     let store = bulwark::app::open_store(dir).unwrap();
@@ -57,22 +51,6 @@ fn seed(dir: &Path, clusters: usize) -> (usize, String) {
     }
     // Each cluster is three rows: the cluster, its name index, its audit entry.
     (clusters * 3 + 3, key)
-}
-
-fn start(dir: &Path, port: u16) -> Child {
-    Command::new(BIN)
-        .args([
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("BULWARK_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
 }
 
 fn stop(mut child: Child) {

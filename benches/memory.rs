@@ -8,9 +8,13 @@
 //!    before and after the first trim are the side-by-side comparison);
 //! 2. the same around `POST /api/v1/backup` of a database of about 200 MB, streamed to nowhere.
 
+mod common;
+
+use common::{free_port, start};
+
 use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,16 +23,6 @@ use bulwark::auth::{self, Actor};
 use bulwark::clusters::{self, NewCluster};
 use bulwark::http::{Role, Scope};
 use bulwark::images::{self, trivy::ReportMeta, Finding, ImageRef, Severity};
-
-const BIN: &str = env!("CARGO_BIN_EXE_bulwark");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -159,22 +153,6 @@ fn seed_images(dir: &Path, images: usize) {
             })
             .unwrap();
     }
-}
-
-fn start(dir: &Path, port: u16) -> Child {
-    Command::new(BIN)
-        .args([
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("BULWARK_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
 }
 
 fn client() -> reqwest::blocking::Client {
