@@ -5,7 +5,7 @@ use actix_web::test::{self, TestRequest};
 use bulwark::http::{Role, Scope};
 use serde_json::{json, Value};
 
-use crate::support::{call, finished_run, InProcess, IP};
+use crate::support::{call, finished_run, Caller, InProcess, IP};
 
 fn cookie(token: &str) -> actix_web::cookie::Cookie<'static> {
     actix_web::cookie::Cookie::new("bulwark_session", token.to_string())
@@ -44,11 +44,7 @@ async fn login_me_logout_and_cookie_flags() {
         .unwrap()
         .1
         .to_string();
-    let (s, me, _) = call(
-        &app,
-        TestRequest::get().uri("/api/v1/me").cookie(cookie(&token)),
-    )
-    .await;
+    let (s, me, _) = call(&app, Caller::session(&token).get("/api/v1/me")).await;
     assert_eq!(s, 200);
     assert_eq!(me["email"], "alice@example.com");
     assert_eq!(me["role"], "admin");
@@ -60,11 +56,7 @@ async fn login_me_logout_and_cookie_flags() {
     )
     .await;
     assert_eq!(s, 200);
-    let (s, v, _) = call(
-        &app,
-        TestRequest::get().uri("/api/v1/me").cookie(cookie(&token)),
-    )
-    .await;
+    let (s, v, _) = call(&app, Caller::session(&token).get("/api/v1/me")).await;
     assert_eq!(s, 401, "a signed-out session is dead: {v}");
     // Forged and garbage cookies.
     for bad in ["forged", "", &"x".repeat(5000)] {
@@ -135,10 +127,10 @@ async fn api_keys_are_shown_once_hashed_accepted_three_ways_and_revocable() {
     let app = t.service().await;
     let (s, created, _) = call(
         &app,
-        TestRequest::post()
-            .uri("/api/v1/api-keys")
-            .cookie(cookie(&token))
-            .set_json(json!({"name": "ci", "scopes": ["read", "scanner"]})),
+        Caller::session(&token).post(
+            "/api/v1/api-keys",
+            json!({"name": "ci", "scopes": ["read", "scanner"]}),
+        ),
     )
     .await;
     assert_eq!(s, 201, "{created}");
@@ -146,13 +138,7 @@ async fn api_keys_are_shown_once_hashed_accepted_three_ways_and_revocable() {
     let id = created["id"].as_u64().unwrap();
     assert!(key.len() > 40);
     // Lists never show it; the store never holds it.
-    let (_, list, _) = call(
-        &app,
-        TestRequest::get()
-            .uri("/api/v1/api-keys")
-            .cookie(cookie(&token)),
-    )
-    .await;
+    let (_, list, _) = call(&app, Caller::session(&token).get("/api/v1/api-keys")).await;
     assert!(!list.to_string().contains(&key));
     assert_eq!(list["items"][0]["scopes"], json!(["read", "scanner"]));
     let raw = std::fs::read(t.store().path()).unwrap();
@@ -186,10 +172,7 @@ async fn api_keys_are_shown_once_hashed_accepted_three_ways_and_revocable() {
     // Unknown scopes and bad bodies.
     let (s, v, _) = call(
         &app,
-        TestRequest::post()
-            .uri("/api/v1/api-keys")
-            .cookie(cookie(&token))
-            .set_json(json!({"name": "x", "scopes": ["root"]})),
+        Caller::session(&token).post("/api/v1/api-keys", json!({"name": "x", "scopes": ["root"]})),
     )
     .await;
     assert_eq!(s, 400);
@@ -286,29 +269,17 @@ async fn clusters_crud_and_bad_input() {
     let big = json!({"name": "big", "description": "a".repeat(10_000)});
     let (s, v, _) = call(&app, post(big)).await;
     assert_eq!((s, error_code(&v)), (413, "payload_too_large"));
-    let (s, _, _) = call(
-        &app,
-        TestRequest::get()
-            .uri("/api/v1/clusters/abc")
-            .cookie(cookie(&token)),
-    )
-    .await;
+    let (s, _, _) = call(&app, Caller::session(&token).get("/api/v1/clusters/abc")).await;
     assert_eq!(s, 400);
-    let (s, v, _) = call(
-        &app,
-        TestRequest::get()
-            .uri("/api/v1/clusters/4242")
-            .cookie(cookie(&token)),
-    )
-    .await;
+    let (s, v, _) = call(&app, Caller::session(&token).get("/api/v1/clusters/4242")).await;
     assert_eq!((s, error_code(&v)), (404, "not_found"));
     // Read, patch, list, delete.
     let (s, v, _) = call(
         &app,
-        TestRequest::patch()
-            .uri(&format!("/api/v1/clusters/{id}"))
-            .cookie(cookie(&token))
-            .set_json(json!({"enforcement": false, "tags": ["a", "b"]})),
+        Caller::session(&token).patch(
+            &format!("/api/v1/clusters/{id}"),
+            json!({"enforcement": false, "tags": ["a", "b"]}),
+        ),
     )
     .await;
     assert_eq!(s, 200, "{v}");
@@ -317,13 +288,7 @@ async fn clusters_crud_and_bad_input() {
         v["failure_mode"], "fail-closed",
         "untouched fields keep their value"
     );
-    let (_, list, _) = call(
-        &app,
-        TestRequest::get()
-            .uri("/api/v1/clusters")
-            .cookie(cookie(&token)),
-    )
-    .await;
+    let (_, list, _) = call(&app, Caller::session(&token).get("/api/v1/clusters")).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     assert_eq!(
         list["items"][0]["tags"],
@@ -342,7 +307,7 @@ async fn clusters_crud_and_bad_input() {
     assert!(res.headers().get("content-encoding").is_none());
     // Hostile text is escaped in every page that shows it.
     for page in ["/clusters", &format!("/clusters/{id}")] {
-        let (s, html, _) = call(&app, TestRequest::get().uri(page).cookie(cookie(&token))).await;
+        let (s, html, _) = call(&app, Caller::session(&token).get(page)).await;
         assert_eq!(s, 200);
         let html = html.as_str().unwrap().to_string();
         assert!(
@@ -352,9 +317,7 @@ async fn clusters_crud_and_bad_input() {
     }
     let (s, html, _) = call(
         &app,
-        TestRequest::get()
-            .uri(&format!("/clusters/{id}"))
-            .cookie(cookie(&token)),
+        Caller::session(&token).get(&format!("/clusters/{id}")),
     )
     .await;
     assert_eq!(s, 200);
@@ -364,13 +327,7 @@ async fn clusters_crud_and_bad_input() {
         "escaped text is shown"
     );
     // Search finds it by prefix.
-    let (s, hits, _) = call(
-        &app,
-        TestRequest::get()
-            .uri("/api/v1/search?q=prod-e")
-            .cookie(cookie(&token)),
-    )
-    .await;
+    let (s, hits, _) = call(&app, Caller::session(&token).get("/api/v1/search?q=prod-e")).await;
     assert_eq!(s, 200);
     assert_eq!(hits["items"][0]["url"], format!("/clusters/{id}"));
     let (s, _, _) = call(
@@ -387,13 +344,7 @@ async fn clusters_crud_and_bad_input() {
         json!({"items": []}),
         "the list forgets deleted clusters at once"
     );
-    let (_, hits, _) = call(
-        &app,
-        TestRequest::get()
-            .uri("/api/v1/search?q=prod")
-            .cookie(cookie(&token)),
-    )
-    .await;
+    let (_, hits, _) = call(&app, Caller::session(&token).get("/api/v1/search?q=prod")).await;
     assert_eq!(
         hits["items"].as_array().unwrap().len(),
         0,
@@ -417,13 +368,20 @@ async fn users_api_respects_roles() {
     t.user("adm@example.com", Role::Admin);
     let (admin, _) = t.session("adm@example.com");
     let app = t.service().await;
-    let (s, u, _) = call(&app, TestRequest::post().uri("/api/v1/users").cookie(cookie(&admin)).set_json(json!({"email": "eve@example.com", "password": "password-1234", "role": "read-only"}))).await;
+    let (s, u, _) = call(
+        &app,
+        Caller::session(&admin).post(
+            "/api/v1/users",
+            json!({"email": "eve@example.com", "password": "password-1234", "role": "read-only"}),
+        ),
+    )
+    .await;
     assert_eq!(s, 201, "{u}");
     assert!(
         u.get("password_hash").is_none(),
         "hashes never leave the server"
     );
-    let (s, _, _) = call(&app, TestRequest::post().uri("/api/v1/users").cookie(cookie(&admin)).set_json(json!({"email": "boss@example.com", "password": "password-5678", "role": "super-admin"}))).await;
+    let (s, _, _) = call(&app, Caller::session(&admin).post("/api/v1/users", json!({"email": "boss@example.com", "password": "password-5678", "role": "super-admin"}))).await;
     assert_eq!(s, 403, "admins cannot create super-admins");
     let (s, v, _) = call(
         &app,
@@ -448,28 +406,20 @@ async fn users_api_respects_roles() {
     .await;
     assert_eq!(s, 400, "{v}");
     let (eve, _) = t.session("eve@example.com");
-    let (s, _, _) = call(
-        &app,
-        TestRequest::get().uri("/api/v1/users").cookie(cookie(&eve)),
-    )
-    .await;
+    let (s, _, _) = call(&app, Caller::session(&eve).get("/api/v1/users")).await;
     assert_eq!(s, 403);
     // Disabling ends the user's sessions.
     let eve_id = u["id"].as_u64().unwrap();
     let (s, _, _) = call(
         &app,
-        TestRequest::patch()
-            .uri(&format!("/api/v1/users/{eve_id}"))
-            .cookie(cookie(&admin))
-            .set_json(json!({"disabled": true})),
+        Caller::session(&admin).patch(
+            &format!("/api/v1/users/{eve_id}"),
+            json!({"disabled": true}),
+        ),
     )
     .await;
     assert_eq!(s, 200);
-    let (s, _, _) = call(
-        &app,
-        TestRequest::get().uri("/api/v1/me").cookie(cookie(&eve)),
-    )
-    .await;
+    let (s, _, _) = call(&app, Caller::session(&eve).get("/api/v1/me")).await;
     assert_eq!(s, 401);
 }
 
@@ -481,10 +431,7 @@ async fn audit_log_records_filters_and_exports_csv() {
     let app = t.service().await;
     call(
         &app,
-        TestRequest::post()
-            .uri("/api/v1/clusters")
-            .cookie(cookie(&root))
-            .set_json(json!({"name": "audited"})),
+        Caller::session(&root).post("/api/v1/clusters", json!({"name": "audited"})),
     )
     .await;
     call(
@@ -496,9 +443,7 @@ async fn audit_log_records_filters_and_exports_csv() {
     .await;
     let (s, v, _) = call(
         &app,
-        TestRequest::get()
-            .uri("/api/v1/audit-log?action=cluster")
-            .cookie(cookie(&root)),
+        Caller::session(&root).get("/api/v1/audit-log?action=cluster"),
     )
     .await;
     assert_eq!(s, 200);
@@ -509,25 +454,19 @@ async fn audit_log_records_filters_and_exports_csv() {
     assert_eq!(items[0]["source_ip"], "10.1.2.3");
     let (_, v, _) = call(
         &app,
-        TestRequest::get()
-            .uri("/api/v1/audit-log?outcome=failed")
-            .cookie(cookie(&root)),
+        Caller::session(&root).get("/api/v1/audit-log?outcome=failed"),
     )
     .await;
     assert_eq!(v["items"][0]["action"], "login.failure");
     let (s, v, _) = call(
         &app,
-        TestRequest::get()
-            .uri("/api/v1/audit-log?since=last-tuesday")
-            .cookie(cookie(&root)),
+        Caller::session(&root).get("/api/v1/audit-log?since=last-tuesday"),
     )
     .await;
     assert_eq!(s, 400, "{v}");
     let (s, csv, h) = call(
         &app,
-        TestRequest::get()
-            .uri("/api/v1/audit-log?format=csv")
-            .cookie(cookie(&root)),
+        Caller::session(&root).get("/api/v1/audit-log?format=csv"),
     )
     .await;
     assert_eq!(s, 200);
@@ -544,11 +483,7 @@ async fn audit_log_records_filters_and_exports_csv() {
             && csv.contains("login.success")
             && csv.contains("login.failure")
     );
-    let (s, html, _) = call(
-        &app,
-        TestRequest::get().uri("/audit-log").cookie(cookie(&root)),
-    )
-    .await;
+    let (s, html, _) = call(&app, Caller::session(&root).get("/audit-log")).await;
     assert_eq!(s, 200);
     assert!(html.as_str().unwrap().contains("cluster.create"));
 }
@@ -559,11 +494,7 @@ async fn jobs_metrics_health_and_pages() {
     let sa = t.user("root@example.com", Role::SuperAdmin);
     let (root, _) = t.session("root@example.com");
     let app = t.service().await;
-    let (s, v, _) = call(
-        &app,
-        TestRequest::get().uri("/api/v1/jobs").cookie(cookie(&root)),
-    )
-    .await;
+    let (s, v, _) = call(&app, Caller::session(&root).get("/api/v1/jobs")).await;
     assert_eq!(s, 200);
     let names: Vec<&str> = v["items"]
         .as_array()
@@ -605,11 +536,7 @@ async fn jobs_metrics_health_and_pages() {
     )
     .await;
     assert_eq!(run["ok"], true);
-    let (_, v, _) = call(
-        &app,
-        TestRequest::get().uri("/api/v1/jobs").cookie(cookie(&root)),
-    )
-    .await;
+    let (_, v, _) = call(&app, Caller::session(&root).get("/api/v1/jobs")).await;
     assert_eq!(v["items"][4]["last_run"]["message"], run["message"]);
     let (s, v, _) = call(
         &app,
@@ -655,7 +582,7 @@ async fn jobs_metrics_health_and_pages() {
         "/jobs",
         "/search?q=x",
     ] {
-        let (s, html, _) = call(&app, TestRequest::get().uri(page).cookie(cookie(&root))).await;
+        let (s, html, _) = call(&app, Caller::session(&root).get(page)).await;
         assert_eq!(s, 200, "{page}: {html}");
         assert!(
             html.as_str().unwrap().contains("<nav"),
