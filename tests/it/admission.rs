@@ -6,7 +6,7 @@ use actix_web::test::{self, TestRequest};
 use bulwark::http::{Role, Scope};
 use serde_json::{json, Value};
 
-use crate::support::InProcess;
+use crate::support::{Caller, InProcess};
 
 const DEBIAN: &[u8] = include_bytes!("../fixtures/trivy/debian-buster.trivy.json");
 const ALPINE: &[u8] = include_bytes!("../fixtures/trivy/alpine-310.trivy.json");
@@ -14,10 +14,6 @@ const SYNTHETIC: &str =
     include_str!("../fixtures/admission/SYNTHETIC-admissionreview-v1-request.json");
 const KUBEWARDEN: &str =
     include_str!("../fixtures/admission/kubewarden-pod_creation.admissionrequest.json");
-
-fn cookie(token: &str) -> actix_web::cookie::Cookie<'static> {
-    actix_web::cookie::Cookie::new("bulwark_session", token.to_string())
-}
 
 macro_rules! call {
     ($app:expr, $req:expr) => {{
@@ -61,10 +57,10 @@ async fn decisions_from_memory_follow_every_change() {
     let app = t.service().await;
     let (st, c) = call!(
         &app,
-        TestRequest::post()
-            .uri("/api/v1/clusters")
-            .cookie(cookie(&s))
-            .set_json(json!({"name": "prod", "enforcement": true}))
+        Caller::session(&s).post(
+            "/api/v1/clusters",
+            json!({"name": "prod", "enforcement": true})
+        )
     );
     assert_eq!(st, 201, "{c}");
     let cluster_id = c["id"].as_u64().unwrap();
@@ -154,7 +150,7 @@ async fn decisions_from_memory_follow_every_change() {
     );
 
     // An approved exception takes effect on the next review.
-    let (st, e) = call!(&app, TestRequest::post().uri("/api/v1/exceptions").cookie(cookie(&s)).set_json(json!({"title": "ok in dev", "namespaces": ["dev"], "image_match": "registry.local/team/api"})));
+    let (st, e) = call!(&app, Caller::session(&s).post("/api/v1/exceptions", json!({"title": "ok in dev", "namespaces": ["dev"], "image_match": "registry.local/team/api"})));
     assert_eq!(st, 201, "{e}");
     let (_, v) = call!(
         &app,
@@ -176,10 +172,10 @@ async fn decisions_from_memory_follow_every_change() {
     // Unscanned images allowed and queued, when the cluster says so.
     let (st, _) = call!(
         &app,
-        TestRequest::patch()
-            .uri(&format!("/api/v1/clusters/{cluster_id}"))
-            .cookie(cookie(&s))
-            .set_json(json!({"unscanned_action": "allow-and-queue"}))
+        Caller::session(&s).patch(
+            &format!("/api/v1/clusters/{cluster_id}"),
+            json!({"unscanned_action": "allow-and-queue"})
+        )
     );
     assert_eq!(st, 200);
     let (_, v) = call!(
@@ -197,10 +193,10 @@ async fn decisions_from_memory_follow_every_change() {
     // Enforcement off: allowed, with the reason as a warning.
     call!(
         &app,
-        TestRequest::patch()
-            .uri(&format!("/api/v1/clusters/{cluster_id}"))
-            .cookie(cookie(&s))
-            .set_json(json!({"enforcement": false}))
+        Caller::session(&s).patch(
+            &format!("/api/v1/clusters/{cluster_id}"),
+            json!({"enforcement": false})
+        )
     );
     let (_, v) = call!(
         &app,
@@ -228,12 +224,7 @@ async fn decisions_from_memory_follow_every_change() {
             )
         );
     }
-    let (st, d) = call!(
-        &app,
-        TestRequest::get()
-            .uri("/api/v1/admission/decisions")
-            .cookie(cookie(&s))
-    );
+    let (st, d) = call!(&app, Caller::session(&s).get("/api/v1/admission/decisions"));
     assert_eq!(st, 200);
     let items = d["items"].as_array().unwrap();
     let agg = items.iter().find(|x| x["namespace"] == "agg").unwrap();
@@ -265,10 +256,10 @@ async fn workloads_fixtures_and_bad_reviews() {
     let app = t.service().await;
     call!(
         &app,
-        TestRequest::post()
-            .uri("/api/v1/clusters")
-            .cookie(cookie(&s))
-            .set_json(json!({"name": "prod", "enforcement": true}))
+        Caller::session(&s).post(
+            "/api/v1/clusters",
+            json!({"name": "prod", "enforcement": true})
+        )
     );
     // The synthetic Deployment (image by digest, never scanned): denied, uid echoed.
     let v1: Value = serde_json::from_str(SYNTHETIC).unwrap();

@@ -6,7 +6,7 @@ use actix_web::test::{self, TestRequest};
 use bulwark::http::{Role, Scope};
 use serde_json::{json, Value};
 
-use crate::support::InProcess;
+use crate::support::{Caller, InProcess};
 
 const DEBIAN: &[u8] = include_bytes!("../fixtures/trivy/debian-buster.trivy.json");
 const ALPINE: &[u8] = include_bytes!("../fixtures/trivy/alpine-310.trivy.json");
@@ -60,10 +60,7 @@ async fn ingest_verdicts_and_exceptions() {
     let app = t.service().await;
     let (s, _) = call!(
         &app,
-        TestRequest::post()
-            .uri("/api/v1/clusters")
-            .cookie(cookie(&admin_s))
-            .set_json(json!({"name": "prod"}))
+        Caller::session(&admin_s).post("/api/v1/clusters", json!({"name": "prod"}))
     );
     assert_eq!(s, 201);
 
@@ -184,9 +181,7 @@ async fn ingest_verdicts_and_exceptions() {
     );
     let (_, hits) = call!(
         &app,
-        TestRequest::get()
-            .uri("/api/v1/search?q=accepted%20ri&kind=exception")
-            .cookie(cookie(&admin_s))
+        Caller::session(&admin_s).get("/api/v1/search?q=accepted%20ri&kind=exception")
     );
     assert_eq!(
         hits["items"][0]["id"],
@@ -227,15 +222,15 @@ async fn ingest_verdicts_and_exceptions() {
     // Comments from both.
     let (s, e) = call!(
         &app,
-        TestRequest::post()
-            .uri(&format!("/api/v1/exceptions/{eid}/comments"))
-            .cookie(cookie(&viewer_s))
-            .set_json(json!({"text": "fix is scheduled for Q3"}))
+        Caller::session(&viewer_s).post(
+            &format!("/api/v1/exceptions/{eid}/comments"),
+            json!({"text": "fix is scheduled for Q3"})
+        )
     );
     assert_eq!(s, 201);
     assert_eq!(e["comments"][0]["author"], "viewer@example.com");
     // The interface example: fields left out mean all, no end date.
-    let (s, e) = call!(&app, TestRequest::post().uri("/api/v1/exceptions").cookie(cookie(&admin_s)).set_json(json!({"title": "all of it", "type": "policy", "status": "active", "issue_id": "", "image_match": "registry.local/team/api"})));
+    let (s, e) = call!(&app, Caller::session(&admin_s).post("/api/v1/exceptions", json!({"title": "all of it", "type": "policy", "status": "active", "issue_id": "", "image_match": "registry.local/team/api"})));
     assert_eq!(s, 201, "{e}");
     assert!(
         e["clusters"].is_null()
@@ -303,17 +298,9 @@ async fn temporary_exceptions_follow_the_grace_period_once() {
     let app = t.service().await;
     call!(
         &app,
-        TestRequest::post()
-            .uri("/api/v1/clusters")
-            .cookie(cookie(&admin_s))
-            .set_json(json!({"name": "prod"}))
+        Caller::session(&admin_s).post("/api/v1/clusters", json!({"name": "prod"}))
     );
-    let (_, policies) = call!(
-        &app,
-        TestRequest::get()
-            .uri("/api/v1/policies")
-            .cookie(cookie(&admin_s))
-    );
+    let (_, policies) = call!(&app, Caller::session(&admin_s).get("/api/v1/policies"));
     let mut policy = policies["items"][0].clone();
     let id = policy["id"].as_u64().unwrap();
     for k in ["id", "created_at", "updated_at"] {
@@ -341,9 +328,7 @@ async fn temporary_exceptions_follow_the_grace_period_once() {
     assert_eq!(temp.len(), 1);
     let (_, e) = call!(
         &app,
-        TestRequest::get()
-            .uri(&format!("/api/v1/exceptions/{}", temp[0]))
-            .cookie(cookie(&admin_s))
+        Caller::session(&admin_s).get(&format!("/api/v1/exceptions/{}", temp[0]))
     );
     assert_eq!(e["temporary"], true);
     let end =
@@ -372,10 +357,7 @@ async fn ingest_survives_bad_reports() {
     let app = t.service().await;
     call!(
         &app,
-        TestRequest::post()
-            .uri("/api/v1/clusters")
-            .cookie(cookie(&admin_s))
-            .set_json(json!({"name": "prod"}))
+        Caller::session(&admin_s).post("/api/v1/clusters", json!({"name": "prod"}))
     );
     let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
         (
@@ -461,10 +443,7 @@ async fn m9sweeper_trawler_keeps_working() {
     let app = t.service().await;
     call!(
         &app,
-        TestRequest::post()
-            .uri("/api/v1/clusters")
-            .cookie(cookie(&admin_s))
-            .set_json(json!({"name": "default-cluster"}))
+        Caller::session(&admin_s).post("/api/v1/clusters", json!({"name": "default-cluster"}))
     );
     let get = |path: &str| {
         TestRequest::get()
@@ -559,9 +538,7 @@ async fn m9sweeper_trawler_keeps_working() {
     let real_id = v["data"]["id"].as_u64().unwrap();
     let (_, img) = call!(
         &app,
-        TestRequest::get()
-            .uri(&format!("/api/v1/images/{real_id}"))
-            .cookie(cookie(&admin_s))
+        Caller::session(&admin_s).get(&format!("/api/v1/images/{real_id}"))
     );
     let f = &img["scan"]["findings"][0];
     assert_eq!(
@@ -582,9 +559,7 @@ async fn m9sweeper_trawler_keeps_working() {
     assert_eq!(v["data"]["complaint"], false);
     let (_, img) = call!(
         &app,
-        TestRequest::get()
-            .uri(&format!("/api/v1/images/{real_id}"))
-            .cookie(cookie(&admin_s))
+        Caller::session(&admin_s).get(&format!("/api/v1/images/{real_id}"))
     );
     assert_eq!(img["image"]["scan_state"]["state"], "failed");
     assert!(img["verdict"]["reasons"][0]
@@ -594,9 +569,7 @@ async fn m9sweeper_trawler_keeps_working() {
     // Without the scanner scope: refused.
     let (s, _) = call!(
         &app,
-        TestRequest::get()
-            .uri("/api/clusters/by-name/default-cluster")
-            .cookie(cookie(&admin_s))
+        Caller::session(&admin_s).get("/api/clusters/by-name/default-cluster")
     );
     assert_eq!(s, 200, "an admin session may use them too");
     let reader = t.key(admin, &[Scope::Read]);
@@ -620,10 +593,7 @@ async fn compliance_pages_work_without_javascript() {
     let app = t.service().await;
     call!(
         &app,
-        TestRequest::post()
-            .uri("/api/v1/clusters")
-            .cookie(cookie(&admin_s))
-            .set_json(json!({"name": "prod"}))
+        Caller::session(&admin_s).post("/api/v1/clusters", json!({"name": "prod"}))
     );
     let (_, v) = call!(
         &app,
@@ -734,12 +704,7 @@ async fn compliance_pages_work_without_javascript() {
             .status(),
         303
     );
-    let (_, p) = call!(
-        &app,
-        TestRequest::get()
-            .uri("/api/v1/policies/1")
-            .cookie(cookie(&admin_s))
-    );
+    let (_, p) = call!(&app, Caller::session(&admin_s).get("/api/v1/policies/1"));
     assert_eq!(p["name"], "strict");
     assert_eq!(p["scanners"][0]["unfixable"]["low"], 0);
     assert!(
