@@ -1,16 +1,17 @@
 //! Clusters: the Kubernetes clusters Bulwark guards, with their admission settings. Names are
 //! unique (case-insensitively) because m9sweeper-compatible endpoints address clusters by name.
 
+mod api;
 pub mod inventory;
 pub mod kube;
-mod routes;
+mod pages;
 pub mod sync;
 pub mod webhook_auth;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use routes::routes;
+pub use api::routes;
 
 use crate::audit::{self, Event};
 use crate::http::prepared::PreparedBody;
