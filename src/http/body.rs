@@ -62,14 +62,6 @@ impl BodySlots {
             ip,
         })
     }
-
-    /// Bodies being received now from `ip`.
-    pub fn in_flight(&self, ip: IpAddr) -> usize {
-        self.in_flight
-            .lock()
-            .map(|m| m.get(&ip).copied().unwrap_or(0))
-            .unwrap_or(0)
-    }
 }
 
 /// The error a body that arrived too slowly ends with.
