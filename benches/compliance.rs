@@ -18,10 +18,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bulwark::auth::{self, Actor};
-use bulwark::clusters::{self, NewCluster};
 use bulwark::compliance::service::{self as svc, ExceptionInput};
-use bulwark::http::{Role, Scope};
+use bulwark::http::Role;
 use bulwark::images::{self, trivy::ReportMeta, Finding, ImageRef, Severity};
 
 const IMAGES: usize = 10_000;
@@ -75,34 +73,7 @@ fn finding(rng: &mut Rng) -> Finding {
 
 fn seed(dir: &Path) -> String {
     let store = bulwark::app::open_store(dir).unwrap();
-    let admin = auth::create_user(
-        &store,
-        &Actor::cli(),
-        "bench@example.com",
-        "bench-password-1",
-        Role::SuperAdmin,
-    )
-    .unwrap();
-    let key = auth::create_api_key(
-        &store,
-        &Actor::cli(),
-        admin.id,
-        "bench",
-        &[Scope::Admin, Scope::Scanner],
-    )
-    .unwrap()
-    .key;
-    let c = clusters::create(
-        &store,
-        "bench",
-        "",
-        NewCluster {
-            name: "prod".into(),
-            enforcement: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let (key, cluster) = common::seed_account(&store, true);
     let mut rng = Rng(0x9e3779b97f4a7c15);
     let t = Instant::now();
     for batch in 0..(IMAGES / 500) {
@@ -116,7 +87,7 @@ fn seed(dir: &Path) -> String {
                     ))
                     .unwrap();
                     let digest = format!("sha256:{:064x}", i as u128 * 7919 + 1);
-                    let mut image = images::upsert(w, &r, &digest, Some(c.id))?;
+                    let mut image = images::upsert(w, &r, &digest, Some(cluster))?;
                     let findings: Vec<Finding> =
                         (0..PER_IMAGE).map(|_| finding(&mut rng)).collect();
                     images::store_scan(

@@ -19,9 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bulwark::auth::{self, Actor};
-use bulwark::clusters::{self, NewCluster};
-use bulwark::http::{Role, Scope};
+use bulwark::clusters;
 use bulwark::images::{self, trivy::ReportMeta, Finding, ImageRef, Severity};
 
 fn rss_mib(pid: u32) -> f64 {
@@ -83,39 +81,6 @@ fn report() -> Vec<u8> {
         "Metadata": {"OS": {"Family": "debian", "Name": "12"}},
         "Results": [{"Target": "bench (debian 12)", "Class": "os-pkgs", "Type": "debian", "Vulnerabilities": vulns}]});
     serde_json::to_vec(&r).unwrap()
-}
-
-/// A super-admin's key (admin and scanner scopes) and the cluster `prod`.
-fn seed_account(dir: &Path) -> String {
-    let store = bulwark::app::open_store(dir).unwrap();
-    let admin = auth::create_user(
-        &store,
-        &Actor::cli(),
-        "bench@example.com",
-        "bench-password-1",
-        Role::SuperAdmin,
-    )
-    .unwrap();
-    let key = auth::create_api_key(
-        &store,
-        &Actor::cli(),
-        admin.id,
-        "bench",
-        &[Scope::Admin, Scope::Scanner],
-    )
-    .unwrap()
-    .key;
-    clusters::create(
-        &store,
-        "bench",
-        "",
-        NewCluster {
-            name: "prod".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    key
 }
 
 /// `images` scanned images of 100 findings each, for a database worth backing up.
@@ -190,7 +155,7 @@ fn main() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let key = seed_account(&data);
+    let key = common::seed_account(&bulwark::app::open_store(&data).unwrap(), false).0;
     let port = free_port();
     let base = format!("https://127.0.0.1:{port}");
     let child = start(&data, port);

@@ -31,3 +31,35 @@ pub fn start(dir: &Path, port: u16) -> Child {
         .spawn()
         .unwrap()
 }
+
+/// A super-admin with a key holding the admin and scanner scopes, and the cluster `prod`: the
+/// key and the cluster's id. (Not every benchmark seeds this way.)
+#[allow(dead_code)]
+pub fn seed_account(store: &bulwark::store::Store, enforcement: bool) -> (String, u64) {
+    use bulwark::auth::{self, Actor};
+    use bulwark::http::{Role, Scope};
+    let admin = auth::create_user(
+        store,
+        &Actor::cli(),
+        "bench@example.com",
+        "bench-password-1",
+        Role::SuperAdmin,
+    )
+    .unwrap();
+    let key = auth::create_api_key(
+        store,
+        &Actor::cli(),
+        admin.id,
+        "bench",
+        &[Scope::Admin, Scope::Scanner],
+    )
+    .unwrap()
+    .key;
+    let new = bulwark::clusters::NewCluster {
+        name: "prod".into(),
+        enforcement,
+        ..Default::default()
+    };
+    let c = bulwark::clusters::create(store, "bench", "", new).unwrap();
+    (key, c.id)
+}
