@@ -6,7 +6,7 @@ use actix_web::test::{self, TestRequest};
 use bulwark::http::{Role, Scope};
 use serde_json::{json, Value};
 
-use crate::support::{Caller, InProcess};
+use crate::support::{Caller, Fetch, InProcess};
 
 const DEBIAN: &[u8] = include_bytes!("../fixtures/trivy/debian-buster.trivy.json");
 const ALPINE: &[u8] = include_bytes!("../fixtures/trivy/alpine-310.trivy.json");
@@ -481,12 +481,8 @@ async fn webhook_config_for_a_running_appliance() {
     // configuration carries it.
     let id = c
         .get(format!("{}/api/v1/clusters", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["items"][0]["id"]
+        .json_body::<Value>()
+        .await["items"][0]["id"]
         .as_u64()
         .unwrap();
     let r = c

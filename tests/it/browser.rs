@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::support::{artifacts_dir, free_port, Server, ADMIN_EMAIL, ADMIN_PASSWORD};
+use crate::support::{artifacts_dir, free_port, Fetch, Server, ADMIN_EMAIL, ADMIN_PASSWORD};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -71,12 +71,8 @@ impl Driver {
         let r: Value = http
             .post(format!("{base}/session"))
             .json(&caps)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .json_body()
+            .await;
         let session = r["value"]["sessionId"]
             .as_str()
             .unwrap_or_else(|| panic!("no WebDriver session: {r}"))
@@ -102,7 +98,7 @@ impl Driver {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let v: Value = req.send().await.unwrap().json().await.unwrap();
+        let v: Value = req.json_body().await;
         assert!(v["value"].get("error").is_none(), "WebDriver {path}: {v}");
         v["value"].clone()
     }
@@ -276,12 +272,8 @@ async fn sign_in_create_a_cluster_and_see_it_listed() {
     let c = server.admin_client().await;
     let list: Value = c
         .get(format!("{}/api/v1/clusters", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     let made = list["items"]
         .as_array()
         .unwrap()

@@ -13,6 +13,7 @@ use serde_json::Value;
 use serde_yaml::Value as Yaml;
 
 use crate::sensor::{post_customers, sensor_key, wait_said, Kill, Netns};
+use crate::support::Fetch;
 
 fn helm() -> String {
     std::env::var("BULWARK_TEST_HELM").unwrap_or_else(|_| {
@@ -390,12 +391,8 @@ async fn the_charts_container_captures_and_ships() {
     loop {
         let flows: Value = admin
             .get(format!("{}/api/v1/datamap?type=id.us_ssn", appliance.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .json_body()
+            .await;
         if flows["items"][0]["exchanges"] == 5 {
             assert_eq!(flows["items"][0]["endpoint"], "/api/customers/{id}");
             let by = flows["items"][0]["sensors"].to_string();
@@ -408,12 +405,8 @@ async fn the_charts_container_captures_and_ships() {
     // The port the chart annotated for scrapers serves the capture counters.
     let text = client
         .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text_body()
+        .await;
     assert!(text.contains("bulwark_sensor_kernel_drops_total"), "{text}");
     unsafe { libc::kill(sensor.0.id() as i32, libc::SIGTERM) };
     assert!(sensor.0.wait().unwrap().success());

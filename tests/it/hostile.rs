@@ -7,7 +7,7 @@ use actix_web::test::TestRequest;
 use bulwark::http::{Role, Scope};
 use serde_json::{json, Value};
 
-use crate::support::{call, Caller, InProcess};
+use crate::support::{call, Caller, Fetch, InProcess};
 
 const ALPINE: &[u8] = include_bytes!("../fixtures/trivy/alpine-310.trivy.json");
 
@@ -440,12 +440,8 @@ async fn parallel_guesses_share_the_limit_and_cannot_grow_the_log() {
         .await
         .post(format!("{base}/api/v1/api-keys"))
         .json(&json!({"name": "auditor", "scopes": ["admin"]}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["key"]
+        .json_body::<Value>()
+        .await["key"]
         .as_str()
         .unwrap()
         .to_string();
@@ -486,12 +482,8 @@ async fn parallel_guesses_share_the_limit_and_cannot_grow_the_log() {
     let log: Value = c
         .get(format!("{base}/api/v1/audit-log?action=login"))
         .header("x-api-key", &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     let text = log.to_string();
     assert!(
         text.len() < 64 * 1024,
@@ -643,12 +635,8 @@ async fn a_stuck_job_neither_holds_run_now_nor_shutdown() {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !admin
         .get(format!("{base}/api/v1/images/queue"))
-        .send()
+        .text_body()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
         .contains("stuck/app")
     {
         assert!(Instant::now() < deadline, "the reference was not queued");
@@ -668,12 +656,8 @@ async fn a_stuck_job_neither_holds_run_now_nor_shutdown() {
     assert!(hung.is_ok(), "the job reached the registry");
     let job: Value = admin
         .get(format!("{base}/api/v1/jobs/native-scans"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert_eq!(job["running"], true, "{job}");
     let r = admin
         .post(format!("{base}/api/v1/jobs/native-scans/run"))
@@ -701,12 +685,8 @@ async fn a_stuck_job_neither_holds_run_now_nor_shutdown() {
         .admin_client()
         .await
         .get(format!("{}/api/v1/images/queue", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     let refs = q["references"].as_array().unwrap();
     assert_eq!(refs.len(), 1, "{q}");
     assert_eq!(refs[0]["attempts"], 0, "{q}");

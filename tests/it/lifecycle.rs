@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::{client, cookie_client, Server, ADMIN_EMAIL, ADMIN_PASSWORD};
+use crate::support::{client, cookie_client, Fetch, Server, ADMIN_EMAIL, ADMIN_PASSWORD};
 
 fn bulwark(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_bulwark"))
@@ -70,12 +70,8 @@ async fn acknowledged_writes_survive_sigkill() {
     let c = server.admin_client().await;
     let list: Value = c
         .get(format!("{}/api/v1/clusters", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     let names: std::collections::HashSet<String> = list["items"]
         .as_array()
         .unwrap()
@@ -90,12 +86,8 @@ async fn acknowledged_writes_survive_sigkill() {
     // The index was not closed cleanly, so it is rebuilt: search still finds them.
     let hits: Value = c
         .get(format!("{}/api/v1/search?q=c-7-24", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert_eq!(hits["items"][0]["title"], "c-7-24");
 }
 
@@ -147,12 +139,8 @@ async fn first_start_prints_a_password_once_and_sigterm_stops_gracefully() {
     );
     let ready: Value = client()
         .get(format!("{}/readyz", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert_eq!(
         ready["search"], "ok",
         "a cleanly stopped index is reused, not rebuilt: {ready}"

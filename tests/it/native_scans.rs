@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::scanner::{build_oci_layout, bulwark, sh, start_registry_with};
-use crate::support::Server;
+use crate::support::{Fetch, Server};
 
 #[actix_web::test]
 async fn queued_images_are_pulled_with_sealed_credentials_and_scanned() {
@@ -65,12 +65,8 @@ async fn queued_images_are_pulled_with_sealed_credentials_and_scanned() {
         loop {
             let job: Value = admin
                 .get(format!("{base}/api/v1/jobs/native-scans"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+                .json_body()
+                .await;
             let started = job["last_run"]["started_at"]
                 .as_str()
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
@@ -104,12 +100,8 @@ async fn queued_images_are_pulled_with_sealed_credentials_and_scanned() {
     loop {
         let q = admin
             .get(format!("{base}/api/v1/images/queue"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+            .text_body()
+            .await;
         if q.contains("private/botan") {
             break;
         }
@@ -144,12 +136,8 @@ async fn queued_images_are_pulled_with_sealed_credentials_and_scanned() {
     assert_eq!(r.status(), 200);
     let list = admin
         .get(format!("{base}/api/v1/registries"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text_body()
+        .await;
     assert!(
         !list.contains("Pull-s3cret-9") && !list.contains("v1:"),
         "{list}"
@@ -163,25 +151,14 @@ async fn queued_images_are_pulled_with_sealed_credentials_and_scanned() {
             .starts_with("1 images scanned, 0 failed"),
         "{v}"
     );
-    let images: Value = admin
-        .get(format!("{base}/api/v1/images"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let images: Value = admin.get(format!("{base}/api/v1/images")).json_body().await;
     let items = images["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{images}");
     let id = items[0]["id"].as_u64().unwrap();
     let img: Value = admin
         .get(format!("{base}/api/v1/images/{id}?cluster=prod"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     let findings = img["scan"]["findings"].as_array().unwrap();
     assert_eq!(findings.len(), 1, "{img}");
     assert_eq!(findings[0]["id"], "CVE-2018-20187");

@@ -7,7 +7,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::scanner::{bulwark, import_fixtures, sh};
-use crate::support::Server;
+use crate::support::{Fetch, Server};
 
 /// An Alpine 3.10 root with botan 2.8.0-r0 (CVE-2018-20187, fixed, severity UNKNOWN in secdb),
 /// gradio 4.36.1 (CVE-2024-39236, CRITICAL in the GitHub advisory, no fix) and a jar with log4j-core 2.14.1 (CVE-2021-44228,
@@ -286,21 +286,13 @@ async fn scan_uploads_to_the_appliance() {
     assert!(!stderr.contains(&key), "the key is never printed");
     let images: Value = admin
         .get(format!("{}/api/v1/images", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     let id = images["items"][0]["id"].as_u64().unwrap();
     let img: Value = admin
         .get(format!("{}/api/v1/images/{id}?cluster=ci", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     let findings = img["scan"]["findings"].as_array().unwrap();
     assert_eq!(findings.len(), 3, "{img}");
     assert!(findings.iter().all(|f| f["scanner"] == "bulwark"), "{img}");

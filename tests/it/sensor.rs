@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::Fetch;
+
 /// A tiny JSON API: `POST /api/customers/<id>` answers with the customer's SSN, `/healthz` is
 /// a probe, everything else echoes `{"ok": true}`.
 pub(crate) const SERVER: &str = r#"
@@ -126,20 +128,12 @@ async fn sensor_reads_real_captured_traffic() {
     client
         .post(format!("{base}/login"))
         .form(&[("username", "ada"), ("password", "Tr0ub4dor&3")])
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+        .bytes_body()
+        .await;
     client
         .get(format!("{base}/search?email=grace.hopper%40navy.mil"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+        .bytes_body()
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     // SIGINT makes tcpdump flush and close the file.
     unsafe {
@@ -244,12 +238,8 @@ async fn sensor_reads_real_captured_traffic() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let flows: Value = admin
         .get(format!("{}/api/v1/datamap?type=pci.pan", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     let items = flows["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{flows}");
     assert_eq!(items[0]["endpoint"], "/api/customers/{id}");
@@ -257,21 +247,13 @@ async fn sensor_reads_real_captured_traffic() {
     assert!(items[0]["sensors"][0].as_str().unwrap().contains("key"));
     let events: Value = admin
         .get(format!("{}/api/v1/datamap/events", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert!(events["items"].as_array().unwrap().len() >= 4, "{events}");
     let page = admin
         .get(format!("{}/datamap", server.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text_body()
+        .await;
     assert!(page.contains("<svg id=\"datamap-graph\"") && page.contains("pci.pan"));
     assert!(!page.contains("4539578763621486"));
     // Flows are searchable, and counted in the metrics.
@@ -280,21 +262,13 @@ async fn sensor_reads_real_captured_traffic() {
             "{}/api/v1/search?q=customers&kind=flow",
             server.base
         ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert!(hits.to_string().contains("/api/customers/{id}"), "{hits}");
     let metrics = admin
         .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text_body()
+        .await;
     assert!(
         metrics.contains("bulwark_sensor_findings_total{data_type=\"pci.pan\"} 2"),
         "{metrics}"
@@ -408,12 +382,8 @@ pub(crate) async fn post_customers(client: &reqwest::Client, base: &str, n: u32)
         client
             .post(format!("{base}/api/customers/{id}"))
             .json(&serde_json::json!({"email": "ada@analytical.engineering"}))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+            .bytes_body()
+            .await;
     }
 }
 
@@ -442,12 +412,8 @@ pub(crate) async fn sensor_key(admin: &reqwest::Client, base: &str, name: &str) 
     let key: Value = admin
         .post(format!("{base}/api/v1/api-keys"))
         .json(&serde_json::json!({"name": name, "scopes": ["sensor"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     key["key"].as_str().unwrap().to_string()
 }
 
@@ -553,33 +519,20 @@ async fn live_capture_on_a_veth_matches_the_pcap() {
         client
             .post(format!("{base}/api/customers/{id}"))
             .json(&serde_json::json!({"email": "ada@analytical.engineering", "card": {"number": "4539578763621486", "cvv": "123"}}))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+            .bytes_body().await;
         client
             .post(format!("{base}/login"))
             .form(&[("username", "ada"), ("password", "Tr0ub4dor&3")])
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+            .bytes_body()
+            .await;
     }
     // The counters reach the metrics listener within a second or so.
     let deadline = Instant::now() + Duration::from_secs(10);
     let metrics = loop {
         let text = client
             .get(format!("http://{metrics_addr}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+            .text_body()
+            .await;
         let exchanges = metric(&text, "bulwark_sensor_capture_total{counter=\"exchanges\"}");
         if exchanges.is_some_and(|n| n >= 40) || Instant::now() > deadline {
             break text;
@@ -642,12 +595,8 @@ async fn live_capture_on_a_veth_matches_the_pcap() {
     // Shipped in parts, counted once: the appliance has all 20 exchanges.
     let flows: Value = admin
         .get(format!("{}/api/v1/datamap?type=pci.cvv", appliance.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert_eq!(flows["items"][0]["exchanges"], 20, "{flows}");
     let text = std::fs::read_to_string(&live_out).unwrap();
     assert!(!text.contains("4539578763621486") && !text.contains("Tr0ub4dor"));
@@ -684,12 +633,8 @@ async fn the_appliance_runs_an_embedded_sensor() {
     loop {
         let flows: Value = admin
             .get(format!("{}/api/v1/datamap", appliance.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .json_body()
+            .await;
         let found = flows["items"].as_array().unwrap().iter().any(|f| {
             f["endpoint"] == "/api/customers/{id}"
                 && f["direction"] == "response"
@@ -707,12 +652,8 @@ async fn the_appliance_runs_an_embedded_sensor() {
     loop {
         let metrics = admin
             .get(format!("{}/metrics", appliance.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+            .text_body()
+            .await;
         let exchanges = metric(
             &metrics,
             "bulwark_sensor_capture_total{counter=\"exchanges\"}",
@@ -807,12 +748,8 @@ async fn the_sensor_follows_interfaces_that_come_and_go() {
     client
         .post(format!("{base}/login"))
         .form(&[("username", "ada"), ("password", "Tr0ub4dor&3")])
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+        .bytes_body()
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     assert!(sensor.0.wait().unwrap().success());

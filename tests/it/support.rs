@@ -244,6 +244,32 @@ pub fn cookie_client() -> reqwest::Client {
         .unwrap()
 }
 
+/// Sends a request to a spawned appliance (or any test server) and reads the whole answer,
+/// failing the test on a transport or decoding error: the chain every test would repeat.
+#[allow(async_fn_in_trait)] // test code: no caller needs the futures to be `Send`
+pub trait Fetch {
+    /// The answer as JSON.
+    async fn json_body<T: serde::de::DeserializeOwned>(self) -> T;
+    /// The answer as text.
+    async fn text_body(self) -> String;
+    /// The answer's bytes, read to the end.
+    async fn bytes_body(self) -> Vec<u8>;
+}
+
+impl Fetch for reqwest::RequestBuilder {
+    async fn json_body<T: serde::de::DeserializeOwned>(self) -> T {
+        self.send().await.unwrap().json().await.unwrap()
+    }
+
+    async fn text_body(self) -> String {
+        self.send().await.unwrap().text().await.unwrap()
+    }
+
+    async fn bytes_body(self) -> Vec<u8> {
+        self.send().await.unwrap().bytes().await.unwrap().to_vec()
+    }
+}
+
 /// Where tests put artifacts (screenshots): `$BULWARK_TEST_ARTIFACTS` or `./test-artifacts`.
 pub fn artifacts_dir() -> PathBuf {
     let d = std::env::var_os("BULWARK_TEST_ARTIFACTS")
