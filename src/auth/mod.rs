@@ -257,17 +257,35 @@ mod tests {
         (dir, store)
     }
 
+    /// A user made from the command line, with the password `password-123`.
+    fn add_user(store: &Store, email: &str, role: Role) -> UserView {
+        create_user(store, &Actor::cli(), email, "password-123", role).unwrap()
+    }
+
+    /// A local sign-in from no address, with a session of `ttl_secs`.
+    fn local(
+        store: &Store,
+        t: &Throttle,
+        ttl_secs: u64,
+        email: &str,
+        pw: &str,
+    ) -> Result<LoginOk, AuthError> {
+        login(store, t, Duration::from_secs(ttl_secs), email, pw, "")
+    }
+
+    fn actor(name: &str, role: Role, user_id: u64) -> Actor {
+        Actor {
+            name: name.into(),
+            role: Some(role),
+            user_id: Some(user_id),
+            ip: String::new(),
+        }
+    }
+
     #[test]
     fn login_throttles_and_audits() {
         let (_d, store) = setup();
-        create_user(
-            &store,
-            &Actor::cli(),
-            "Alice@Example.com ",
-            "password-123",
-            Role::Admin,
-        )
-        .unwrap();
+        add_user(&store, "Alice@Example.com ", Role::Admin);
         let t = Throttle::new(3, Duration::from_secs(60));
         let ttl = Duration::from_secs(60);
         let ok = login(
@@ -330,33 +348,10 @@ mod tests {
     #[test]
     fn expired_sessions_are_refused_and_pruned() {
         let (_d, store) = setup();
-        create_user(
-            &store,
-            &Actor::cli(),
-            "old@x.io",
-            "password-123",
-            Role::ReadOnly,
-        )
-        .unwrap();
+        add_user(&store, "old@x.io", Role::ReadOnly);
         let t = Throttle::new(10, Duration::from_secs(60));
-        let gone = login(
-            &store,
-            &t,
-            Duration::from_secs(0),
-            "old@x.io",
-            "password-123",
-            "",
-        )
-        .unwrap();
-        let live = login(
-            &store,
-            &t,
-            Duration::from_secs(600),
-            "old@x.io",
-            "password-123",
-            "",
-        )
-        .unwrap();
+        let gone = local(&store, &t, 0, "old@x.io", "password-123").unwrap();
+        let live = local(&store, &t, 600, "old@x.io", "password-123").unwrap();
         let auth = StoreAuthenticator::shared(store.clone());
         assert!(
             auth.session(&gone.token).unwrap().is_none(),
@@ -373,20 +368,8 @@ mod tests {
     #[test]
     fn api_keys_hash_scope_and_revoke() {
         let (_d, store) = setup();
-        let ro = create_user(
-            &store,
-            &Actor::cli(),
-            "ro@x.io",
-            "password-123",
-            Role::ReadOnly,
-        )
-        .unwrap();
-        let actor = Actor {
-            name: "ro@x.io".into(),
-            role: Some(Role::ReadOnly),
-            user_id: Some(ro.id),
-            ip: String::new(),
-        };
+        let ro = add_user(&store, "ro@x.io", Role::ReadOnly);
+        let actor = actor("ro@x.io", Role::ReadOnly, ro.id);
         assert!(matches!(
             create_api_key(&store, &actor, ro.id, "k", &[Scope::Admin]),
             Err(AuthError::Forbidden(_))
@@ -416,44 +399,16 @@ mod tests {
     #[test]
     fn own_password_change_needs_the_current_one_and_ends_other_sessions() {
         let (_d, store) = setup();
-        let u = create_user(
-            &store,
-            &Actor::cli(),
-            "p@x.io",
-            "password-123",
-            Role::ReadOnly,
-        )
-        .unwrap();
+        let u = add_user(&store, "p@x.io", Role::ReadOnly);
         let t = Throttle::new(10, Duration::from_secs(60));
-        let a = login(
-            &store,
-            &t,
-            Duration::from_secs(60),
-            "p@x.io",
-            "password-123",
-            "",
-        )
-        .unwrap();
-        let b = login(
-            &store,
-            &t,
-            Duration::from_secs(60),
-            "p@x.io",
-            "password-123",
-            "",
-        )
-        .unwrap();
+        let a = local(&store, &t, 60, "p@x.io", "password-123").unwrap();
+        let b = local(&store, &t, 60, "p@x.io", "password-123").unwrap();
         let auth = StoreAuthenticator::shared(store.clone());
         let keep = match auth.session(&a.token).unwrap().unwrap().credential {
             Credential::Session { id, .. } => id,
             _ => unreachable!(),
         };
-        let me = Actor {
-            name: "p@x.io".into(),
-            role: Some(Role::ReadOnly),
-            user_id: Some(u.id),
-            ip: String::new(),
-        };
+        let me = actor("p@x.io", Role::ReadOnly, u.id);
         assert!(matches!(
             change_own_password(
                 &store,
@@ -482,28 +437,13 @@ mod tests {
             auth.session(&b.token).unwrap().is_none(),
             "other sessions end"
         );
-        assert!(login(
-            &store,
-            &t,
-            Duration::from_secs(60),
-            "p@x.io",
-            "new-password-1",
-            ""
-        )
-        .is_ok());
+        assert!(local(&store, &t, 60, "p@x.io", "new-password-1").is_ok());
     }
 
     #[test]
     fn last_super_admin_cannot_be_removed_and_admins_cannot_touch_super_admins() {
         let (_d, store) = setup();
-        let sa = create_user(
-            &store,
-            &Actor::cli(),
-            "root@x.io",
-            "password-123",
-            Role::SuperAdmin,
-        )
-        .unwrap();
+        let sa = add_user(&store, "root@x.io", Role::SuperAdmin);
         let patch = UserPatch {
             disabled: Some(true),
             ..Default::default()
@@ -512,12 +452,7 @@ mod tests {
             update_user(&store, &Actor::cli(), sa.id, &patch),
             Err(AuthError::Invalid(_))
         ));
-        let admin = Actor {
-            name: "a".into(),
-            role: Some(Role::Admin),
-            user_id: Some(99),
-            ip: String::new(),
-        };
+        let admin = actor("a", Role::Admin, 99);
         assert!(matches!(
             update_user(&store, &admin, sa.id, &patch),
             Err(AuthError::Forbidden(_))

@@ -150,14 +150,11 @@ async fn api_login(
         })))
 }
 
-async fn api_logout(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    _auth: Auth,
-) -> Result<HttpResponse, ApiError> {
+/// Ends the request's session (if it has one) and returns the cookie that removes it.
+async fn end_session(state: &AppState, req: &HttpRequest) -> Result<Cookie<'static>, ApiError> {
     if let Some(c) = req.cookie(SESSION_COOKIE) {
         let token = c.value().to_string();
-        let ip = client_ip(&req);
+        let ip = client_ip(req);
         state
             .store
             .run(move |s| super::logout(s, &token, &ip).map_err(ApiError::from))
@@ -165,6 +162,15 @@ async fn api_logout(
     }
     let mut gone = session_cookie(String::new(), 0);
     gone.make_removal();
+    Ok(gone)
+}
+
+async fn api_logout(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    _auth: Auth,
+) -> Result<HttpResponse, ApiError> {
+    let gone = end_session(&state, &req).await?;
     Ok(HttpResponse::Ok()
         .cookie(gone)
         .json(serde_json::json!({"signed_out": true})))
@@ -488,16 +494,7 @@ async fn logout_form(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(c) = req.cookie(SESSION_COOKIE) {
-        let token = c.value().to_string();
-        let ip = client_ip(&req);
-        state
-            .store
-            .run(move |s| super::logout(s, &token, &ip).map_err(ApiError::from))
-            .await?;
-    }
-    let mut gone = session_cookie(String::new(), 0);
-    gone.make_removal();
+    let gone = end_session(&state, &req).await?;
     Ok(HttpResponse::SeeOther()
         .cookie(gone)
         .insert_header((actix_web::http::header::LOCATION, "/login"))

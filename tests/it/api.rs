@@ -60,11 +60,7 @@ async fn login_me_logout_and_cookie_flags() {
     assert_eq!(s, 401, "a signed-out session is dead: {v}");
     // Forged and garbage cookies.
     for bad in ["forged", "", &"x".repeat(5000)] {
-        let (s, v, _) = call(
-            &app,
-            TestRequest::get().uri("/api/v1/me").cookie(cookie(bad)),
-        )
-        .await;
+        let (s, v, _) = call(&app, Caller::session(&bad).get("/api/v1/me")).await;
         assert_eq!(s, 401);
         assert_eq!(error_code(&v), "unauthorized");
     }
@@ -183,9 +179,7 @@ async fn api_keys_are_shown_once_hashed_accepted_three_ways_and_revocable() {
     // Revoke: the key stops working at once.
     let (s, _, _) = call(
         &app,
-        TestRequest::delete()
-            .uri(&format!("/api/v1/api-keys/{id}"))
-            .cookie(cookie(&token)),
+        Caller::session(&token).delete(&format!("/api/v1/api-keys/{id}")),
     )
     .await;
     assert_eq!(s, 200);
@@ -201,9 +195,8 @@ async fn api_keys_are_shown_once_hashed_accepted_three_ways_and_revocable() {
     // A wrong key is 401 even with a valid session beside it (no silent fallback).
     let (s, _, _) = call(
         &app,
-        TestRequest::get()
-            .uri("/api/v1/clusters")
-            .cookie(cookie(&token))
+        Caller::session(&token)
+            .get("/api/v1/clusters")
             .insert_header(("x-api-key", "bwk_wrong")),
     )
     .await;
@@ -216,17 +209,8 @@ async fn clusters_crud_and_bad_input() {
     t.user("dan@example.com", Role::Admin);
     let (token, _) = t.session("dan@example.com");
     let app = t.service().await;
-    let post = |body: Value| {
-        TestRequest::post()
-            .uri("/api/v1/clusters")
-            .cookie(cookie(&token))
-            .set_json(body)
-    };
-    let list_req = || {
-        TestRequest::get()
-            .uri("/api/v1/clusters")
-            .cookie(cookie(&token))
-    };
+    let post = |body: Value| Caller::session(&token).post("/api/v1/clusters", body);
+    let list_req = || Caller::session(&token).get("/api/v1/clusters");
     let (s, empty, _) = call(&app, list_req()).await;
     assert_eq!((s, empty.clone()), (200, json!({"items": []})));
     let (s, c, _) = call(&app, post(json!({"name": "prod-eu", "description": "<script>alert(1)</script>", "tags": ["env=prod"], "enforcement": true, "failure_mode": "fail-closed"}))).await;
@@ -332,9 +316,7 @@ async fn clusters_crud_and_bad_input() {
     assert_eq!(hits["items"][0]["url"], format!("/clusters/{id}"));
     let (s, _, _) = call(
         &app,
-        TestRequest::delete()
-            .uri(&format!("/api/v1/clusters/{id}"))
-            .cookie(cookie(&token)),
+        Caller::session(&token).delete(&format!("/api/v1/clusters/{id}")),
     )
     .await;
     assert_eq!(s, 204);
@@ -385,23 +367,19 @@ async fn users_api_respects_roles() {
     assert_eq!(s, 403, "admins cannot create super-admins");
     let (s, v, _) = call(
         &app,
-        TestRequest::post()
-            .uri("/api/v1/users")
-            .cookie(cookie(&admin))
-            .set_json(
-                json!({"email": "weak@example.com", "password": "short", "role": "read-only"}),
-            ),
+        Caller::session(&admin).post(
+            "/api/v1/users",
+            json!({"email": "weak@example.com", "password": "short", "role": "read-only"}),
+        ),
     )
     .await;
     assert_eq!(s, 400, "{v}");
     let (s, v, _) = call(
         &app,
-        TestRequest::post()
-            .uri("/api/v1/users")
-            .cookie(cookie(&admin))
-            .set_json(
-                json!({"email": "x@example.com", "password": "password-5678", "role": "god"}),
-            ),
+        Caller::session(&admin).post(
+            "/api/v1/users",
+            json!({"email": "x@example.com", "password": "password-5678", "role": "god"}),
+        ),
     )
     .await;
     assert_eq!(s, 400, "{v}");
@@ -527,11 +505,7 @@ async fn jobs_metrics_health_and_pages() {
     assert_eq!(v["status"], "started");
     let run = finished_run(
         &app,
-        || {
-            TestRequest::get()
-                .uri("/api/v1/jobs/retention")
-                .cookie(cookie(&root))
-        },
+        || Caller::session(&root).get("/api/v1/jobs/retention"),
         None,
     )
     .await;
@@ -662,10 +636,10 @@ async fn users_change_their_own_password() {
     let (token, _) = t.session("gil@example.com");
     let app = t.service().await;
     let change = |current: &str, new: &str| {
-        TestRequest::post()
-            .uri("/api/v1/me/password")
-            .cookie(cookie(&token))
-            .set_json(json!({"current_password": current, "new_password": new}))
+        Caller::session(&token).post(
+            "/api/v1/me/password",
+            json!({"current_password": current, "new_password": new}),
+        )
     };
     let (s, v, _) = call(&app, change("not-my-password", "brand-new-password")).await;
     assert_eq!(s, 400, "{v}");

@@ -6,32 +6,27 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::scanner::{bulwark, import_fixtures, sh};
-use crate::support::{Fetch, Server};
+use crate::scanner::{bulwark, import_fixtures, sh, ALPINE_3_10};
+use crate::support::{write_tree, Fetch, Server};
 
 /// An Alpine 3.10 root with botan 2.8.0-r0 (CVE-2018-20187, fixed, severity UNKNOWN in secdb),
 /// gradio 4.36.1 (CVE-2024-39236, CRITICAL in the GitHub advisory, no fix) and a jar with log4j-core 2.14.1 (CVE-2021-44228,
 /// CRITICAL, fixed in 2.15.0).
 fn mixed_root(root: &Path) {
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::create_dir_all(root.join("lib/apk/db")).unwrap();
-    std::fs::write(
-        root.join("etc/os-release"),
-        "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.10.9\nPRETTY_NAME=\"Alpine Linux v3.10\"\n",
-    )
-    .unwrap();
-    std::fs::write(
-        root.join("lib/apk/db/installed"),
-        "P:botan\nV:2.8.0-r0\nA:x86_64\no:botan\n\n",
-    )
-    .unwrap();
-    let site = root.join("usr/lib/python3.11/site-packages/gradio-4.36.1.dist-info");
-    std::fs::create_dir_all(&site).unwrap();
-    std::fs::write(
-        site.join("METADATA"),
-        "Metadata-Version: 2.1\nName: gradio\nVersion: 4.36.1\n",
-    )
-    .unwrap();
+    write_tree(
+        root,
+        &[
+            ("etc/os-release", ALPINE_3_10),
+            (
+                "lib/apk/db/installed",
+                "P:botan\nV:2.8.0-r0\nA:x86_64\no:botan\n\n",
+            ),
+            (
+                "usr/lib/python3.11/site-packages/gradio-4.36.1.dist-info/METADATA",
+                "Metadata-Version: 2.1\nName: gradio\nVersion: 4.36.1\n",
+            ),
+        ],
+    );
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     w.start_file(
         "META-INF/maven/org.apache.logging.log4j/log4j-core/pom.properties",

@@ -6,6 +6,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use crate::support::write_tree;
+
 pub(crate) fn bulwark(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_bulwark"))
         .args(args)
@@ -14,25 +16,27 @@ pub(crate) fn bulwark(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// The os-release of Alpine 3.10.
+pub(crate) const ALPINE_3_10: &str =
+    "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.10.9\nPRETTY_NAME=\"Alpine Linux v3.10\"\n";
+
 /// An Alpine 3.10 root with botan 2.8.0-r0 (vulnerable: CVE-2018-20187 fixed in 2.9.0-r0) and
 /// cfengine 3.12.2-r0 (already fixed). `etc/os-release` is an absolute symlink, as in real
 /// images, which must resolve inside the root, never to the host's file.
 fn alpine_root(root: &Path) {
+    write_tree(
+        root,
+        &[
+            ("usr/lib/os-release", ALPINE_3_10),
+            (
+                "lib/apk/db/installed",
+                "P:botan\nV:2.8.0-r0\nA:x86_64\nL:BSD-2-Clause\no:botan\n\n\
+                 P:cfengine\nV:3.12.2-r0\nA:x86_64\nL:GPL-3.0\no:cfengine\n\n",
+            ),
+        ],
+    );
     std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::create_dir_all(root.join("usr/lib")).unwrap();
-    std::fs::create_dir_all(root.join("lib/apk/db")).unwrap();
-    std::fs::write(
-        root.join("usr/lib/os-release"),
-        "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.10.9\nPRETTY_NAME=\"Alpine Linux v3.10\"\n",
-    )
-    .unwrap();
     std::os::unix::fs::symlink("/usr/lib/os-release", root.join("etc/os-release")).unwrap();
-    std::fs::write(
-        root.join("lib/apk/db/installed"),
-        "P:botan\nV:2.8.0-r0\nA:x86_64\nL:BSD-2-Clause\no:botan\n\n\
-         P:cfengine\nV:3.12.2-r0\nA:x86_64\nL:GPL-3.0\no:cfengine\n\n",
-    )
-    .unwrap();
 }
 
 /// Imports fixture feeds (file names under `tests/fixtures/vulndb`) into `db`.
@@ -258,21 +262,22 @@ async fn scan_json_round_trips_into_ingest() {
 fn scan_debian_root_matches_source_packages() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::create_dir_all(root.join("var/lib/dpkg")).unwrap();
-    std::fs::write(
-        root.join("etc/os-release"),
-        "PRETTY_NAME=\"Debian GNU/Linux 10 (buster)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"10\"\nID=debian\n",
-    )
-    .unwrap();
-    std::fs::write(
-        root.join("var/lib/dpkg/status"),
-        "Package: libjs-prototype\nStatus: install ok installed\nSource: prototypejs\n\
-         Version: 1.6.0-1\nArchitecture: all\n\n\
-         Package: txt2man\nStatus: install ok installed\nVersion: 1.5.5-4\nArchitecture: all\n\n\
-         Package: removed-tool\nStatus: deinstall ok config-files\nVersion: 0.1-1\nArchitecture: all\n\n",
-    )
-    .unwrap();
+    write_tree(
+        &root,
+        &[
+            (
+                "etc/os-release",
+                "PRETTY_NAME=\"Debian GNU/Linux 10 (buster)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"10\"\nID=debian\n",
+            ),
+            (
+                "var/lib/dpkg/status",
+                "Package: libjs-prototype\nStatus: install ok installed\nSource: prototypejs\n\
+                 Version: 1.6.0-1\nArchitecture: all\n\n\
+                 Package: txt2man\nStatus: install ok installed\nVersion: 1.5.5-4\nArchitecture: all\n\n\
+                 Package: removed-tool\nStatus: deinstall ok config-files\nVersion: 0.1-1\nArchitecture: all\n\n",
+            ),
+        ],
+    );
     let db = dir.path().join("vulndb.redb");
     import_fixtures(&db, &["debian-security-tracker-subset.json"]);
     let (report, _) = scan_report(&db, &root);
@@ -856,13 +861,14 @@ fn scan_finds_jars_and_go_binaries() {
 fn scan_matches_rpm_packages() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
-    std::fs::create_dir_all(root.join("etc")).unwrap();
+    write_tree(
+        &root,
+        &[(
+            "etc/os-release",
+            "NAME=\"Rocky Linux\"\nID=\"rocky\"\nVERSION_ID=\"9.3\"\n",
+        )],
+    );
     std::fs::create_dir_all(root.join("usr/lib/sysimage/rpm")).unwrap();
-    std::fs::write(
-        root.join("etc/os-release"),
-        "NAME=\"Rocky Linux\"\nID=\"rocky\"\nVERSION_ID=\"9.3\"\n",
-    )
-    .unwrap();
     std::fs::copy(
         concat!(
             env!("CARGO_MANIFEST_DIR"),

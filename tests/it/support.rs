@@ -270,6 +270,15 @@ impl Fetch for reqwest::RequestBuilder {
     }
 }
 
+/// Writes `files` (path relative to `root`, contents) under `root`, making the folders.
+pub fn write_tree(root: &Path, files: &[(&str, &str)]) {
+    for (path, text) in files {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+}
+
 /// Where tests put artifacts (screenshots): `$BULWARK_TEST_ARTIFACTS` or `./test-artifacts`.
 pub fn artifacts_dir() -> PathBuf {
     let d = std::env::var_os("BULWARK_TEST_ARTIFACTS")
@@ -361,6 +370,10 @@ impl Caller {
 
     pub fn post(&self, path: &str, body: Value) -> TestRequest {
         self.with(TestRequest::post().uri(path).set_json(body))
+    }
+
+    pub fn delete(&self, path: &str) -> TestRequest {
+        self.with(TestRequest::delete().uri(path))
     }
 
     pub fn patch(&self, path: &str, body: Value) -> TestRequest {

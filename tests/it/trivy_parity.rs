@@ -13,6 +13,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::scanner::{import_fixtures, sh, try_scan};
+use crate::support::write_tree;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
@@ -179,26 +180,27 @@ fn assert_same(ours: &BTreeSet<Pkg>, theirs: &BTreeSet<Pkg>) {
 fn debian_packages_match_trivy() {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("base");
-    std::fs::create_dir_all(base.join("etc")).unwrap();
-    std::fs::create_dir_all(base.join("var/lib/dpkg")).unwrap();
-    std::fs::write(
-        base.join("etc/os-release"),
-        "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nID=debian\n",
-    )
-    .unwrap();
-    std::fs::write(base.join("etc/debian_version"), "12.11\n").unwrap();
-    std::fs::copy(
-        format!("{FIXTURES}/images/debian12-dpkg-status"),
-        base.join("var/lib/dpkg/status"),
-    )
-    .unwrap();
+    let status =
+        std::fs::read_to_string(format!("{FIXTURES}/images/debian12-dpkg-status")).unwrap();
+    write_tree(
+        &base,
+        &[
+            (
+                "etc/os-release",
+                "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nID=debian\n",
+            ),
+            ("etc/debian_version", "12.11\n"),
+            ("var/lib/dpkg/status", &status),
+        ],
+    );
     let extra = dir.path().join("extra");
-    std::fs::create_dir_all(extra.join("var/lib/dpkg/status.d")).unwrap();
-    std::fs::write(
-        extra.join("var/lib/dpkg/status.d/netbase"),
-        "Package: netbase\nVersion: 6.4\nArchitecture: all\nMaintainer: Marco d'Itri <md@linux.it>\nInstalled-Size: 41\nSection: admin\nPriority: optional\n",
-    )
-    .unwrap();
+    write_tree(
+        &extra,
+        &[(
+            "var/lib/dpkg/status.d/netbase",
+            "Package: netbase\nVersion: 6.4\nArchitecture: all\nMaintainer: Marco d'Itri <md@linux.it>\nInstalled-Size: 41\nSection: admin\nPriority: optional\n",
+        )],
+    );
     let layout = umoci_layout(dir.path(), &[&base, &extra]);
     let db = dir.path().join("vulndb.redb");
     import_fixtures(&db, &["alpine-secdb-v3.10-community.json"]);
@@ -220,19 +222,19 @@ fn debian_packages_match_trivy() {
 fn alpine_packages_match_trivy() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::create_dir_all(root.join("lib/apk/db")).unwrap();
-    std::fs::write(
-        root.join("etc/os-release"),
-        "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.4.6\n",
-    )
-    .unwrap();
-    std::fs::write(root.join("etc/alpine-release"), "3.4.6\n").unwrap();
-    std::fs::copy(
-        format!("{FIXTURES}/trivy/apk-installed-db.txt"),
-        root.join("lib/apk/db/installed"),
-    )
-    .unwrap();
+    let installed =
+        std::fs::read_to_string(format!("{FIXTURES}/trivy/apk-installed-db.txt")).unwrap();
+    write_tree(
+        &root,
+        &[
+            (
+                "etc/os-release",
+                "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.4.6\n",
+            ),
+            ("etc/alpine-release", "3.4.6\n"),
+            ("lib/apk/db/installed", &installed),
+        ],
+    );
     let layout = umoci_layout(dir.path(), &[&root]);
     let db = dir.path().join("vulndb.redb");
     import_fixtures(&db, &["alpine-secdb-v3.10-community.json"]);
