@@ -26,10 +26,7 @@ async fn query(
     state: &web::Data<AppState>,
     f: Filter,
 ) -> Result<Result<Vec<Entry>, super::FilterError>, ApiError> {
-    state
-        .store
-        .run(move |s| super::list(s, &f).map_err(ApiError::from))
-        .await
+    state.with_store(move |s| super::list(s, &f)).await
 }
 
 async fn api_list(

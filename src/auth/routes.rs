@@ -156,8 +156,7 @@ async fn end_session(state: &AppState, req: &HttpRequest) -> Result<Cookie<'stat
         let token = c.value().to_string();
         let ip = client_ip(req);
         state
-            .store
-            .run(move |s| super::logout(s, &token, &ip).map_err(ApiError::from))
+            .with_store(move |s| super::logout(s, &token, &ip))
             .await?;
     }
     let mut gone = session_cookie(String::new(), 0);
@@ -236,10 +235,7 @@ async fn api_change_password(
 }
 
 async fn api_list_users(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let users = state
-        .store
-        .run(|s| super::list_users(s).map_err(ApiError::from))
-        .await?;
+    let users = state.with_store(|s| super::list_users(s)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": users })))
 }
 
@@ -260,10 +256,7 @@ async fn api_create_user(
     let actor = Actor::of(&p, client_ip(&req));
     let b = body.into_inner();
     let user = state
-        .store
-        .run(move |s| {
-            super::create_user(s, &actor, &b.email, &b.password, b.role).map_err(ApiError::from)
-        })
+        .with_store(move |s| super::create_user(s, &actor, &b.email, &b.password, b.role))
         .await?;
     Ok(HttpResponse::Created().json(user))
 }
@@ -273,10 +266,7 @@ async fn api_get_user(
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let user = state
-        .store
-        .run(move |s| super::get_user(s, id).map_err(ApiError::from))
-        .await?;
+    let user = state.with_store(move |s| super::get_user(s, id)).await?;
     Ok(HttpResponse::Ok().json(user))
 }
 
@@ -290,8 +280,7 @@ async fn api_update_user(
     let actor = Actor::of(&p, client_ip(&req));
     let (id, patch) = (id.into_inner(), body.into_inner());
     let user = state
-        .store
-        .run(move |s| super::update_user(s, &actor, id, &patch).map_err(ApiError::from))
+        .with_store(move |s| super::update_user(s, &actor, id, &patch))
         .await?;
     Ok(HttpResponse::Ok().json(user))
 }
@@ -301,8 +290,7 @@ async fn api_list_keys(
     Auth(p): Auth,
 ) -> Result<HttpResponse, ApiError> {
     let keys = state
-        .store
-        .run(move |s| super::list_api_keys(s, Some(p.user_id)).map_err(ApiError::from))
+        .with_store(move |s| super::list_api_keys(s, Some(p.user_id)))
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": keys })))
 }
@@ -355,10 +343,7 @@ async fn api_create_key(
     let actor = Actor::of(&p, client_ip(&req));
     let owner = p.user_id;
     let key = state
-        .store
-        .run(move |s| {
-            super::create_api_key(s, &actor, owner, &b.name, &scopes).map_err(ApiError::from)
-        })
+        .with_store(move |s| super::create_api_key(s, &actor, owner, &b.name, &scopes))
         .await?;
     Ok(HttpResponse::Created().json(key))
 }
@@ -372,8 +357,7 @@ async fn api_revoke_key(
     let actor = Actor::of(&p, client_ip(&req));
     let id = id.into_inner();
     let key = state
-        .store
-        .run(move |s| super::revoke_api_key(s, &actor, id).map_err(ApiError::from))
+        .with_store(move |s| super::revoke_api_key(s, &actor, id))
         .await?;
     Ok(HttpResponse::Ok().json(key))
 }
@@ -515,10 +499,7 @@ async fn users_page_with(
     p: &crate::http::Principal,
     error: String,
 ) -> Result<HttpResponse, ApiError> {
-    let users = state
-        .store
-        .run(|s| super::list_users(s).map_err(ApiError::from))
-        .await?;
+    let users = state.with_store(|s| super::list_users(s)).await?;
     let roles = Role::ALL
         .iter()
         .filter(|r| p.role == Role::SuperAdmin || **r != Role::SuperAdmin)
@@ -696,8 +677,7 @@ async fn keys_page_with(
 ) -> Result<HttpResponse, ApiError> {
     let uid = p.user_id;
     let keys = state
-        .store
-        .run(move |s| super::list_api_keys(s, Some(uid)).map_err(ApiError::from))
+        .with_store(move |s| super::list_api_keys(s, Some(uid)))
         .await?;
     let scopes = Scope::ALL
         .iter()
@@ -762,8 +742,7 @@ async fn keys_revoke_form(
     let actor = Actor::of(&p, client_ip(&req));
     let id = id.into_inner();
     let k = state
-        .store
-        .run(move |s| super::revoke_api_key(s, &actor, id).map_err(ApiError::from))
+        .with_store(move |s| super::revoke_api_key(s, &actor, id))
         .await?;
     Ok(redirect_with_flash(
         &state,

@@ -129,12 +129,7 @@ async fn api_list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         .ok_or_else(|| ApiError::internal("cluster list cache missing"))?;
     let body = match cache.get(&state.store) {
         Some(body) => body,
-        None => {
-            state
-                .store
-                .run(move |s| cache.render(s).map_err(ApiError::from))
-                .await?
-        }
+        None => state.with_store(move |s| cache.render(s)).await?,
     };
     Ok(body.respond(&req))
 }
@@ -151,10 +146,7 @@ async fn api_create(
 
 async fn api_get(state: web::Data<AppState>, id: web::Path<u64>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let c = state
-        .store
-        .run(move |s| super::get(s, id).map_err(ApiError::from))
-        .await?;
+    let c = state.with_store(move |s| super::get(s, id)).await?;
     Ok(HttpResponse::Ok().json(c))
 }
 
@@ -170,10 +162,7 @@ async fn api_put_pods(
     let body = crate::http::read_body(&req, payload, state.config.http.max_scan_bytes).await?;
     let (id, actor, ip) = (id.into_inner(), p.actor(), client_ip(&req));
     let r = state
-        .store
-        .run(move |s| {
-            super::inventory::replace_pods(s, &actor, &ip, id, &body).map_err(ApiError::from)
-        })
+        .with_store(move |s| super::inventory::replace_pods(s, &actor, &ip, id, &body))
         .await?;
     Ok(HttpResponse::Ok().json(r))
 }
@@ -189,10 +178,7 @@ async fn api_connect(
     let (sealer, id, actor, ip) = (state.sealer()?, id.into_inner(), p.actor(), client_ip(&req));
     let connect = body.into_inner();
     let view = state
-        .store
-        .run(move |s| {
-            super::sync::connect(s, &sealer, &actor, &ip, id, connect).map_err(ApiError::from)
-        })
+        .with_store(move |s| super::sync::connect(s, &sealer, &actor, &ip, id, connect))
         .await?;
     Ok(HttpResponse::Ok().json(view))
 }
@@ -203,10 +189,7 @@ async fn api_link(
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let view = state
-        .store
-        .run(move |s| super::sync::link(s, id).map_err(ApiError::from))
-        .await?;
+    let view = state.with_store(move |s| super::sync::link(s, id)).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -222,10 +205,7 @@ pub(super) async fn apply(
     change: Change,
 ) -> Result<(), ApiError> {
     let (actor, ip) = (p.actor(), client_ip(req));
-    state
-        .store
-        .run(move |s| change(s, &actor, &ip, id).map_err(ApiError::from))
-        .await
+    state.with_store(move |s| change(s, &actor, &ip, id)).await
 }
 
 async fn api_disconnect(
@@ -247,10 +227,7 @@ pub(super) async fn issue_token(
 ) -> Result<String, ApiError> {
     let (sealer, actor, ip) = (state.sealer()?, p.actor(), client_ip(req));
     state
-        .store
-        .run(move |s| {
-            super::webhook_auth::issue(s, &sealer, &actor, &ip, id).map_err(ApiError::from)
-        })
+        .with_store(move |s| super::webhook_auth::issue(s, &sealer, &actor, &ip, id))
         .await
 }
 
@@ -306,8 +283,7 @@ async fn api_get_pods(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let pods = state
-        .store
-        .run(move |s| super::inventory::pods(s, id).map_err(ApiError::from))
+        .with_store(move |s| super::inventory::pods(s, id))
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": pods })))
 }

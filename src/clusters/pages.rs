@@ -65,10 +65,7 @@ async fn list_page(
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
-    let all = state
-        .store
-        .run(|s| super::list(s).map_err(ApiError::from))
-        .await?;
+    let all = state.with_store(|s| super::list(s)).await?;
     let total = all.len();
     let needle = q.q.to_lowercase();
     let clusters = all
@@ -438,10 +435,7 @@ async fn update_form(
             &format!("Saved cluster {}", c.name),
         )),
         Err(e @ (ClusterError::Invalid(_) | ClusterError::Duplicate(_))) => {
-            let c = state
-                .store
-                .run(move |s| super::get(s, id).map_err(ApiError::from))
-                .await?;
+            let c = state.with_store(move |s| super::get(s, id)).await?;
             let mut page = FormPage::of(
                 Layout::new(&state, &p, c.name.clone(), "/clusters"),
                 c,

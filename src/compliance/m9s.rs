@@ -185,8 +185,7 @@ async fn cluster_by_id(
 ) -> Result<HttpResponse, ApiError> {
     let cluster = cluster.into_inner();
     let c = state
-        .store
-        .run(move |s| svc::find_cluster(s, &cluster).map_err(ApiError::from))
+        .with_store(move |s| svc::find_cluster(s, &cluster))
         .await?;
     Ok(ok(cluster_dto(&c)))
 }

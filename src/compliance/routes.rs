@@ -123,10 +123,7 @@ async fn api_ingest(
 }
 
 async fn api_policies(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let items = state
-        .store
-        .run(|s| svc::list_policies(s).map_err(ApiError::from))
-        .await?;
+    let items = state.with_store(|s| svc::list_policies(s)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }
 
@@ -135,10 +132,7 @@ async fn api_policy(
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let p = state
-        .store
-        .run(move |s| svc::get_policy(s, id).map_err(ApiError::from))
-        .await?;
+    let p = state.with_store(move |s| svc::get_policy(s, id)).await?;
     Ok(HttpResponse::Ok().json(p))
 }
 
@@ -150,8 +144,7 @@ async fn api_create_policy(
 ) -> Result<HttpResponse, ApiError> {
     let (a, b) = (Actor::from_request(&p, &req), body.into_inner());
     let policy = state
-        .store
-        .run(move |s| svc::create_policy(s, &a, b).map_err(ApiError::from))
+        .with_store(move |s| svc::create_policy(s, &a, b))
         .await?;
     Ok(HttpResponse::Created().json(policy))
 }
@@ -169,8 +162,7 @@ async fn api_update_policy(
         body.into_inner(),
     );
     let policy = state
-        .store
-        .run(move |s| svc::update_policy(s, &a, id, b).map_err(ApiError::from))
+        .with_store(move |s| svc::update_policy(s, &a, id, b))
         .await?;
     Ok(HttpResponse::Ok().json(policy))
 }
@@ -183,8 +175,7 @@ async fn api_delete_policy(
 ) -> Result<HttpResponse, ApiError> {
     let (a, id) = (Actor::from_request(&p, &req), id.into_inner());
     state
-        .store
-        .run(move |s| svc::delete_policy(s, &a, id).map_err(ApiError::from))
+        .with_store(move |s| svc::delete_policy(s, &a, id))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -201,10 +192,7 @@ async fn api_exceptions(
     q: web::Query<ExceptionQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
-    let all = state
-        .store
-        .run(|s| svc::list_exceptions(s).map_err(ApiError::from))
-        .await?;
+    let all = state.with_store(|s| svc::list_exceptions(s)).await?;
     let items: Vec<_> = all
         .into_iter()
         .filter(|e| q.status.is_none_or(|s| e.status == s))
@@ -218,10 +206,7 @@ async fn api_exception(
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let e = state
-        .store
-        .run(move |s| svc::get_exception(s, id).map_err(ApiError::from))
-        .await?;
+    let e = state.with_store(move |s| svc::get_exception(s, id)).await?;
     Ok(HttpResponse::Ok().json(e))
 }
 

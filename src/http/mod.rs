@@ -65,6 +65,17 @@ impl AppState {
             .get::<crate::secrets::Sealer>()
             .ok_or_else(|| ApiError::internal("the appliance key is not loaded"))
     }
+
+    /// Runs a handler's blocking store work off the reactor; the domain's error becomes the
+    /// API's (each domain error maps to its status in `http::error`).
+    pub async fn with_store<T, E, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&Store) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Into<ApiError> + Send + 'static,
+    {
+        self.store.run(move |s| f(s).map_err(Into::into)).await
+    }
 }
 
 /// A small type map for domain-owned in-memory state, so `http` needs to know none of the types.

@@ -49,8 +49,7 @@ async fn api_create(
     let (sealer, actor, ip) = (state.sealer()?, p.actor(), client_ip(&req));
     let new = body.into_inner();
     let r = state
-        .store
-        .run(move |s| super::create(s, &sealer, &actor, &ip, new).map_err(ApiError::from))
+        .with_store(move |s| super::create(s, &sealer, &actor, &ip, new))
         .await?;
     Ok(HttpResponse::Created().json(r))
 }
@@ -65,8 +64,7 @@ async fn api_update(
     let (sealer, actor, ip) = (state.sealer()?, p.actor(), client_ip(&req));
     let (id, patch) = (id.into_inner(), body.into_inner());
     let r = state
-        .store
-        .run(move |s| super::update(s, &sealer, &actor, &ip, id, patch).map_err(ApiError::from))
+        .with_store(move |s| super::update(s, &sealer, &actor, &ip, id, patch))
         .await?;
     Ok(HttpResponse::Ok().json(r))
 }
@@ -79,8 +77,7 @@ async fn api_delete(
 ) -> Result<HttpResponse, ApiError> {
     let (actor, ip, id) = (p.actor(), client_ip(&req), id.into_inner());
     state
-        .store
-        .run(move |s| super::delete(s, &actor, &ip, id).map_err(ApiError::from))
+        .with_store(move |s| super::delete(s, &actor, &ip, id))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -182,8 +179,7 @@ async fn delete_form(
 ) -> Result<HttpResponse, ApiError> {
     let (actor, ip, id) = (p.actor(), client_ip(&req), id.into_inner());
     state
-        .store
-        .run(move |s| super::delete(s, &actor, &ip, id).map_err(ApiError::from))
+        .with_store(move |s| super::delete(s, &actor, &ip, id))
         .await?;
     Ok(redirect_with_flash(
         &state,

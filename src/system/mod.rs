@@ -195,10 +195,7 @@ async fn api_search(
 }
 
 async fn api_outbox(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let items = state
-        .store
-        .run(|s| crate::notify::outbox(s, 500).map_err(ApiError::from))
-        .await?;
+    let items = state.with_store(|s| crate::notify::outbox(s, 500)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }
 

@@ -63,10 +63,7 @@ async fn exceptions_page(
     q: web::Query<ExceptionsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
-    let all = state
-        .store
-        .run(|s| svc::list_exceptions(s).map_err(ApiError::from))
-        .await?;
+    let all = state.with_store(|s| svc::list_exceptions(s)).await?;
     let exceptions = all
         .into_iter()
         .rev()
@@ -163,10 +160,7 @@ async fn exception_form_error(
     f: &ExceptionForm,
     error: String,
 ) -> Result<HttpResponse, ApiError> {
-    let all = state
-        .store
-        .run(|s| svc::list_exceptions(s).map_err(ApiError::from))
-        .await?;
+    let all = state.with_store(|s| svc::list_exceptions(s)).await?;
     render_status(
         &ExceptionsPage {
             layout: Layout::new(state, p, "Exceptions", "/exceptions"),
@@ -296,8 +290,7 @@ async fn exception_comment_form(
         f.into_inner().text,
     );
     let e = state
-        .store
-        .run(move |s| svc::comment_exception(s, &a, id, &text).map_err(ApiError::from))
+        .with_store(move |s| svc::comment_exception(s, &a, id, &text))
         .await?;
     Ok(redirect_with_flash(
         &state,

@@ -214,10 +214,7 @@ async fn policy_new_page(
     state: web::Data<AppState>,
     Auth(p): Auth,
 ) -> Result<HttpResponse, ApiError> {
-    let clusters = state
-        .store
-        .run(|s| crate::clusters::list(s).map_err(ApiError::from))
-        .await?;
+    let clusters = state.with_store(|s| crate::clusters::list(s)).await?;
     let form = PolicyForm::of(&crate::compliance::model::default_policy(0));
     let form = PolicyForm {
         name: String::new(),
