@@ -235,7 +235,7 @@ async fn api_change_password(
 }
 
 async fn api_list_users(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let users = state.with_store(|s| super::list_users(s)).await?;
+    let users = state.with_store(super::list_users).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": users })))
 }
 
@@ -499,7 +499,7 @@ async fn users_page_with(
     p: &crate::http::Principal,
     error: String,
 ) -> Result<HttpResponse, ApiError> {
-    let users = state.with_store(|s| super::list_users(s)).await?;
+    let users = state.with_store(super::list_users).await?;
     let roles = Role::ALL
         .iter()
         .filter(|r| p.role == Role::SuperAdmin || **r != Role::SuperAdmin)

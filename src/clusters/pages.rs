@@ -65,7 +65,7 @@ async fn list_page(
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
-    let all = state.with_store(|s| super::list(s)).await?;
+    let all = state.with_store(super::list).await?;
     let total = all.len();
     let needle = q.q.to_lowercase();
     let clusters = all

@@ -123,7 +123,7 @@ async fn api_ingest(
 }
 
 async fn api_policies(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let items = state.with_store(|s| svc::list_policies(s)).await?;
+    let items = state.with_store(svc::list_policies).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }
 
@@ -192,7 +192,7 @@ async fn api_exceptions(
     q: web::Query<ExceptionQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
-    let all = state.with_store(|s| svc::list_exceptions(s)).await?;
+    let all = state.with_store(svc::list_exceptions).await?;
     let items: Vec<_> = all
         .into_iter()
         .filter(|e| q.status.is_none_or(|s| e.status == s))

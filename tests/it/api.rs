@@ -60,7 +60,7 @@ async fn login_me_logout_and_cookie_flags() {
     assert_eq!(s, 401, "a signed-out session is dead: {v}");
     // Forged and garbage cookies.
     for bad in ["forged", "", &"x".repeat(5000)] {
-        let (s, v, _) = call(&app, Caller::session(&bad).get("/api/v1/me")).await;
+        let (s, v, _) = call(&app, Caller::session(bad).get("/api/v1/me")).await;
         assert_eq!(s, 401);
         assert_eq!(error_code(&v), "unauthorized");
     }

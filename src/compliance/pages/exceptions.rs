@@ -63,7 +63,7 @@ async fn exceptions_page(
     q: web::Query<ExceptionsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
-    let all = state.with_store(|s| svc::list_exceptions(s)).await?;
+    let all = state.with_store(svc::list_exceptions).await?;
     let exceptions = all
         .into_iter()
         .rev()
@@ -160,7 +160,7 @@ async fn exception_form_error(
     f: &ExceptionForm,
     error: String,
 ) -> Result<HttpResponse, ApiError> {
-    let all = state.with_store(|s| svc::list_exceptions(s)).await?;
+    let all = state.with_store(svc::list_exceptions).await?;
     render_status(
         &ExceptionsPage {
             layout: Layout::new(state, p, "Exceptions", "/exceptions"),

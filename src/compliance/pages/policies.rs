@@ -214,7 +214,7 @@ async fn policy_new_page(
     state: web::Data<AppState>,
     Auth(p): Auth,
 ) -> Result<HttpResponse, ApiError> {
-    let clusters = state.with_store(|s| crate::clusters::list(s)).await?;
+    let clusters = state.with_store(crate::clusters::list).await?;
     let form = PolicyForm::of(&crate::compliance::model::default_policy(0));
     let form = PolicyForm {
         name: String::new(),
