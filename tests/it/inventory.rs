@@ -6,7 +6,7 @@ use actix_web::test::TestRequest;
 use bulwark::http::{Role, Scope};
 use serde_json::{json, Value};
 
-use crate::support::{call, InProcess};
+use crate::support::{call, Caller, InProcess};
 
 /// A pod as `kubectl get pods -o json` prints it (trimmed to the fields that matter plus a few
 /// that do not, to show they are skipped).
@@ -36,10 +36,7 @@ fn pod(ns: &str, name: &str, owner: Option<(&str, &str)>, hash: Option<&str>, ip
 
 /// `PUT` of a pod list with a key.
 fn put_pods(uri: &str, key: &str, list: &Value) -> TestRequest {
-    TestRequest::put()
-        .uri(uri)
-        .insert_header(("authorization", format!("Bearer {key}")))
-        .set_json(list)
+    Caller::bearer(key).put(uri, list.clone())
 }
 
 fn event(source: &str, destination: &str, exchanges: u64) -> Value {
@@ -61,10 +58,7 @@ async fn pod_inventory_names_workloads_in_the_data_map() {
     let auth = |k: &str| ("authorization", format!("Bearer {k}"));
     let (s, c, _) = call(
         &app,
-        TestRequest::post()
-            .uri("/api/v1/clusters")
-            .insert_header(auth(&writer))
-            .set_json(json!({"name": "prod"})),
+        Caller::bearer(&writer).post("/api/v1/clusters", json!({"name": "prod"})),
     )
     .await;
     assert_eq!(s, 201, "{c}");
@@ -109,13 +103,7 @@ async fn pod_inventory_names_workloads_in_the_data_map() {
         (r["recorded"].as_u64(), r["workloads"].as_u64()),
         (Some(3), Some(2))
     );
-    let (_, pods, _) = call(
-        &app,
-        TestRequest::get()
-            .uri(&pods_uri)
-            .insert_header(auth(&reader)),
-    )
-    .await;
+    let (_, pods, _) = call(&app, Caller::bearer(&reader).get(&pods_uri)).await;
     let labels: Vec<String> = pods["items"]
         .as_array()
         .unwrap()
@@ -148,20 +136,11 @@ async fn pod_inventory_names_workloads_in_the_data_map() {
     ]);
     let (s, v, _) = call(
         &app,
-        TestRequest::post()
-            .uri("/api/v1/sensor/events")
-            .insert_header(auth(&sensor))
-            .set_json(&events),
+        Caller::bearer(&sensor).post("/api/v1/sensor/events", events.clone()),
     )
     .await;
     assert_eq!(s, 200, "{v}");
-    let (_, flows, _) = call(
-        &app,
-        TestRequest::get()
-            .uri("/api/v1/datamap")
-            .insert_header(auth(&reader)),
-    )
-    .await;
+    let (_, flows, _) = call(&app, Caller::bearer(&reader).get("/api/v1/datamap")).await;
     let mut got: Vec<(String, String, u64)> = flows["items"]
         .as_array()
         .unwrap()
@@ -200,36 +179,22 @@ async fn pod_inventory_names_workloads_in_the_data_map() {
     assert_eq!(s, 200);
     let (s, _, _) = call(
         &app,
-        TestRequest::delete()
-            .uri(&format!("/api/v1/clusters/{id}"))
-            .insert_header(auth(&writer)),
+        Caller::bearer(&writer).delete(&format!("/api/v1/clusters/{id}")),
     )
     .await;
     assert!(s == 200 || s == 204, "{s}");
-    let (_, pods, _) = call(
-        &app,
-        TestRequest::get()
-            .uri(&pods_uri)
-            .insert_header(auth(&reader)),
-    )
-    .await;
+    let (_, pods, _) = call(&app, Caller::bearer(&reader).get(&pods_uri)).await;
     assert_eq!(pods["error"]["code"], "not_found", "{pods}");
     let (s, _, _) = call(
         &app,
-        TestRequest::post()
-            .uri("/api/v1/sensor/events")
-            .insert_header(auth(&sensor))
-            .set_json(json!([event("10.244.1.5", "10.244.2.7", 1)])),
+        Caller::bearer(&sensor).post(
+            "/api/v1/sensor/events",
+            json!([event("10.244.1.5", "10.244.2.7", 1)]),
+        ),
     )
     .await;
     assert_eq!(s, 200);
-    let (_, flows, _) = call(
-        &app,
-        TestRequest::get()
-            .uri("/api/v1/datamap")
-            .insert_header(auth(&reader)),
-    )
-    .await;
+    let (_, flows, _) = call(&app, Caller::bearer(&reader).get("/api/v1/datamap")).await;
     assert!(
         flows.to_string().contains("\"source\":\"10.244.1.5\""),
         "{flows}"

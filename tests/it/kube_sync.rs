@@ -7,13 +7,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use actix_web::test::TestRequest;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine as _;
 use bulwark::http::{Role, Scope};
 use serde_json::{json, Value};
 
-use crate::support::{call, finished_run, InProcess};
+use crate::support::{call, finished_run, Caller, InProcess};
 
 /// What the fake API server serves and how it misbehaves.
 #[derive(Default)]
@@ -247,10 +246,6 @@ fn kubeconfig(server: &str, ca_pem: &str, token: &str) -> String {
     )
 }
 
-fn with_key(req: TestRequest, key: &str) -> TestRequest {
-    req.insert_header(("authorization", format!("Bearer {key}")))
-}
-
 #[actix_web::test]
 async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
     let t = InProcess::new();
@@ -263,8 +258,7 @@ async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
 
     let (s, c, _) = call(
         &app,
-        with_key(TestRequest::post().uri("/api/v1/clusters"), &writer)
-            .set_json(json!({"name": "minikube"})),
+        Caller::bearer(&writer).post("/api/v1/clusters", json!({"name": "minikube"})),
     )
     .await;
     assert_eq!(s, 201, "{c}");
@@ -274,7 +268,7 @@ async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
     let pods_uri = format!("/api/v1/clusters/{id}/pods");
 
     // Not connected yet.
-    let (s, v, _) = call(&app, with_key(TestRequest::get().uri(&kube_uri), &reader)).await;
+    let (s, v, _) = call(&app, Caller::bearer(&reader).get(&kube_uri)).await;
     assert_eq!(s, 404, "{v}");
     assert!(
         v["error"]["message"]
@@ -283,7 +277,7 @@ async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
             .contains("no Kubernetes connection"),
         "{v}"
     );
-    let (s, _, _) = call(&app, with_key(TestRequest::post().uri(&sync_uri), &writer)).await;
+    let (s, _, _) = call(&app, Caller::bearer(&writer).post(&sync_uri, json!({}))).await;
     assert_eq!(s, 404);
 
     // Kubeconfigs that cannot work are refused, saying why.
@@ -316,18 +310,16 @@ async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
         (json!({"kubeconfig": 7}), "invalid type"),
         (json!({"kubeconfg": "x"}), "kubeconfg"),
     ] {
-        let (s, v, _) = call(
-            &app,
-            with_key(TestRequest::put().uri(&kube_uri), &writer).set_json(&body),
-        )
-        .await;
+        let (s, v, _) = call(&app, Caller::bearer(&writer).put(&kube_uri, body.clone())).await;
         assert_eq!(s, 400, "{body}: {v}");
         assert!(v.to_string().contains(says), "{says}: {v}");
     }
     let (s, _, _) = call(
         &app,
-        with_key(TestRequest::put().uri(&kube_uri), &reader)
-            .set_json(json!({"kubeconfig": kubeconfig(&server, &ca, "reader-token-1")})),
+        Caller::bearer(&reader).put(
+            &kube_uri,
+            json!({"kubeconfig": kubeconfig(&server, &ca, "reader-token-1")}),
+        ),
     )
     .await;
     assert_eq!(s, 403, "readers cannot connect clusters");
@@ -336,8 +328,10 @@ async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
     // sealed at rest.
     let (s, v, _) = call(
         &app,
-        with_key(TestRequest::put().uri(&kube_uri), &writer)
-            .set_json(json!({"kubeconfig": kubeconfig(&server, &ca, "reader-token-1")})),
+        Caller::bearer(&writer).put(
+            &kube_uri,
+            json!({"kubeconfig": kubeconfig(&server, &ca, "reader-token-1")}),
+        ),
     )
     .await;
     assert_eq!(s, 200, "{v}");
@@ -345,7 +339,7 @@ async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
     assert_eq!(v["source"], "kubeconfig");
     assert!(v["last_sync"].is_null());
     assert!(!v.to_string().contains("reader-token-1"));
-    let (_, v, _) = call(&app, with_key(TestRequest::get().uri(&kube_uri), &reader)).await;
+    let (_, v, _) = call(&app, Caller::bearer(&reader).get(&kube_uri)).await;
     assert!(!v.to_string().contains("reader-token-1") && !v.to_string().contains("certificate"));
     let db = std::fs::read(t._dir.path().join("data/bulwark.redb")).unwrap();
     assert!(
@@ -355,7 +349,7 @@ async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
 
     // Sync: three pages (the server pages by 3), asked for 500 at a time; host-network and
     // finished pods left out; replicas named by their Deployment.
-    let (s, r, _) = call(&app, with_key(TestRequest::post().uri(&sync_uri), &writer)).await;
+    let (s, r, _) = call(&app, Caller::bearer(&writer).post(&sync_uri, json!({}))).await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(
         (
@@ -381,7 +375,7 @@ async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
             st.requests
         );
     }
-    let (_, v, _) = call(&app, with_key(TestRequest::get().uri(&pods_uri), &reader)).await;
+    let (_, v, _) = call(&app, Caller::bearer(&reader).get(&pods_uri)).await;
     let mut labels: Vec<String> = v["items"]
         .as_array()
         .unwrap()
@@ -408,7 +402,7 @@ async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
             "10.244.3.30 default/Pod/debug",
         ]
     );
-    let (_, v, _) = call(&app, with_key(TestRequest::get().uri(&kube_uri), &reader)).await;
+    let (_, v, _) = call(&app, Caller::bearer(&reader).get(&kube_uri)).await;
     assert_eq!(v["last_sync"]["ok"], true, "{v}");
     assert_eq!(v["last_sync"]["pods"], 6, "{v}");
 
@@ -421,10 +415,7 @@ async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
     );
     let (_, v, _) = call(
         &app,
-        with_key(
-            TestRequest::get().uri("/api/v1/images?cluster=minikube"),
-            &reader,
-        ),
+        Caller::bearer(&reader).get("/api/v1/images?cluster=minikube"),
     )
     .await;
     let mut seen: Vec<String> = v["items"]
@@ -452,11 +443,7 @@ async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
         v.to_string().contains("running in the cluster"),
         "queued: {v}"
     );
-    let (_, q, _) = call(
-        &app,
-        with_key(TestRequest::get().uri("/api/v1/images/queue"), &reader),
-    )
-    .await;
+    let (_, q, _) = call(&app, Caller::bearer(&reader).get("/api/v1/images/queue")).await;
     assert_eq!(q["images"].as_array().unwrap().len(), 2, "{q}");
 
     // The data map names the workload behind a synced address.
@@ -466,17 +453,14 @@ async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
         "exchanges": 1, "first_seen": 1_790_000_000.0, "last_seen": 1_790_000_000.0});
     let (s, v, _) = call(
         &app,
-        with_key(TestRequest::post().uri("/api/v1/sensor/events"), &sensor)
+        Caller::bearer(&sensor)
+            .post("/api/v1/sensor/events", json!({}))
             .insert_header(("content-type", "application/x-ndjson"))
             .set_payload(event.to_string()),
     )
     .await;
     assert_eq!(s, 200, "{v}");
-    let (_, v, _) = call(
-        &app,
-        with_key(TestRequest::get().uri("/api/v1/datamap"), &reader),
-    )
-    .await;
+    let (_, v, _) = call(&app, Caller::bearer(&reader).get("/api/v1/datamap")).await;
     assert_eq!(v["items"][0]["source"], "shop/Deployment/checkout", "{v}");
     assert_eq!(v["items"][0]["destination"], "shop/StatefulSet/db", "{v}");
 
@@ -484,7 +468,7 @@ async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
     // result is whole.
     api.lock().unwrap().requests.clear();
     api.lock().unwrap().expire_next_continue = true;
-    let (s, r, _) = call(&app, with_key(TestRequest::post().uri(&sync_uri), &writer)).await;
+    let (s, r, _) = call(&app, Caller::bearer(&writer).post(&sync_uri, json!({}))).await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["recorded"], 6, "{r}");
     assert_eq!(r["queued_for_scan"], 0, "already queued: {r}");
@@ -511,13 +495,11 @@ async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
         &[Scope::Admin],
     );
     let run_job = || {
-        with_key(
-            TestRequest::post().uri("/api/v1/jobs/kube-sync/run"),
-            &root_key,
-        )
-        .insert_header(("content-type", "application/json"))
+        Caller::bearer(&root_key)
+            .post("/api/v1/jobs/kube-sync/run", json!({}))
+            .insert_header(("content-type", "application/json"))
     };
-    let job = || with_key(TestRequest::get().uri("/api/v1/jobs/kube-sync"), &root_key);
+    let job = || Caller::bearer(&root_key).get("/api/v1/jobs/kube-sync");
     let (s, v, _) = call(&app, run_job()).await;
     assert_eq!(s, 202, "run now answers at once: {v}");
     let run = finished_run(&app, job, None).await;
@@ -529,7 +511,7 @@ async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
             .contains(&format!("cluster {id}: 6 pods")),
         "{run}"
     );
-    let (_, v, _) = call(&app, with_key(TestRequest::get().uri(&pods_uri), &reader)).await;
+    let (_, v, _) = call(&app, Caller::bearer(&reader).get(&pods_uri)).await;
     let ips: Vec<&str> = v["items"]
         .as_array()
         .unwrap()
@@ -552,13 +534,13 @@ async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
             st.token = rotated_token.into();
             st.garbage = garbage;
         }
-        let (s, v, _) = call(&app, with_key(TestRequest::post().uri(&sync_uri), &writer)).await;
+        let (s, v, _) = call(&app, Caller::bearer(&writer).post(&sync_uri, json!({}))).await;
         assert_eq!(s, 502, "{v}");
         assert!(
             v["error"]["message"].as_str().unwrap().contains(says),
             "{says}: {v}"
         );
-        let (_, link, _) = call(&app, with_key(TestRequest::get().uri(&kube_uri), &reader)).await;
+        let (_, link, _) = call(&app, Caller::bearer(&reader).get(&kube_uri)).await;
         assert_eq!(link["last_sync"]["ok"], false, "{link}");
         assert!(
             link["last_sync"]["message"]
@@ -567,7 +549,7 @@ async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
                 .contains(says),
             "{link}"
         );
-        let (_, v, _) = call(&app, with_key(TestRequest::get().uri(&pods_uri), &reader)).await;
+        let (_, v, _) = call(&app, Caller::bearer(&reader).get(&pods_uri)).await;
         assert_eq!(
             v["items"].as_array().unwrap().len(),
             6,
@@ -587,18 +569,18 @@ async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
             .contains("could not be read"),
         "{run}"
     );
-    let (_, v, _) = call(&app, with_key(TestRequest::get().uri(&pods_uri), &reader)).await;
+    let (_, v, _) = call(&app, Caller::bearer(&reader).get(&pods_uri)).await;
     assert_eq!(v["items"].as_array().unwrap().len(), 6);
 
     // In-cluster access outside a pod: stored, and the sync says what is missing.
     let (s, v, _) = call(
         &app,
-        with_key(TestRequest::put().uri(&kube_uri), &writer).set_json(json!({"in_cluster": true})),
+        Caller::bearer(&writer).put(&kube_uri, json!({"in_cluster": true})),
     )
     .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["source"], "in-cluster");
-    let (s, v, _) = call(&app, with_key(TestRequest::post().uri(&sync_uri), &writer)).await;
+    let (s, v, _) = call(&app, Caller::bearer(&writer).post(&sync_uri, json!({}))).await;
     assert_eq!(s, 502, "{v}");
     assert!(
         v["error"]["message"]
@@ -609,28 +591,21 @@ async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
     );
 
     // Disconnecting keeps the inventory; deleting the cluster forgets the connection too.
-    let (s, _, _) = call(
-        &app,
-        with_key(TestRequest::delete().uri(&kube_uri), &writer),
-    )
-    .await;
+    let (s, _, _) = call(&app, Caller::bearer(&writer).delete(&kube_uri)).await;
     assert_eq!(s, 204);
-    let (s, _, _) = call(&app, with_key(TestRequest::get().uri(&kube_uri), &reader)).await;
+    let (s, _, _) = call(&app, Caller::bearer(&reader).get(&kube_uri)).await;
     assert_eq!(s, 404);
-    let (_, v, _) = call(&app, with_key(TestRequest::get().uri(&pods_uri), &reader)).await;
+    let (_, v, _) = call(&app, Caller::bearer(&reader).get(&pods_uri)).await;
     assert_eq!(v["items"].as_array().unwrap().len(), 6);
     let (s, _, _) = call(
         &app,
-        with_key(TestRequest::put().uri(&kube_uri), &writer).set_json(json!({"in_cluster": true})),
+        Caller::bearer(&writer).put(&kube_uri, json!({"in_cluster": true})),
     )
     .await;
     assert_eq!(s, 200);
     let (s, _, _) = call(
         &app,
-        with_key(
-            TestRequest::delete().uri(&format!("/api/v1/clusters/{id}")),
-            &writer,
-        ),
+        Caller::bearer(&writer).delete(&format!("/api/v1/clusters/{id}")),
     )
     .await;
     assert!(s == 200 || s == 204, "{s}");
@@ -714,19 +689,9 @@ async fn the_cluster_page_manages_the_connection() {
     )
     .unwrap()
     .id;
-    let cookie = |v: &str| actix_web::cookie::Cookie::new("bulwark_session", v.to_string());
-    let post = |path: String, body: String| {
-        TestRequest::post()
-            .uri(&path)
-            .cookie(cookie(&admin))
-            .insert_header(("content-type", "application/x-www-form-urlencoded"))
-            .set_payload(body)
-    };
-    let page = |token: &str, query: &str| {
-        TestRequest::get()
-            .uri(&format!("/clusters/{id}{query}"))
-            .cookie(cookie(token))
-    };
+    let post = |path: String, body: String| Caller::session(&admin).form(&path, body);
+    let page =
+        |token: &str, query: &str| Caller::session(token).get(&format!("/clusters/{id}{query}"));
     let text = |b: actix_web::web::Bytes| String::from_utf8(b.to_vec()).unwrap();
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
 

@@ -335,6 +335,7 @@ where
 pub struct Caller {
     cookie: Option<String>,
     key: Option<String>,
+    bearer: Option<String>,
 }
 
 impl Caller {
@@ -342,15 +343,23 @@ impl Caller {
     pub fn session(token: &str) -> Caller {
         Caller {
             cookie: Some(token.to_string()),
-            key: None,
+            ..Caller::default()
         }
     }
 
     /// An API key.
     pub fn key(key: &str) -> Caller {
         Caller {
-            cookie: None,
             key: Some(key.to_string()),
+            ..Caller::default()
+        }
+    }
+
+    /// An API key sent as `Authorization: Bearer`, as kubectl-style tools send it.
+    pub fn bearer(key: &str) -> Caller {
+        Caller {
+            bearer: Some(key.to_string()),
+            ..Caller::default()
         }
     }
 
@@ -360,6 +369,9 @@ impl Caller {
         }
         if let Some(k) = &self.key {
             req = req.insert_header(("x-api-key", k.clone()));
+        }
+        if let Some(k) = &self.bearer {
+            req = req.insert_header(("authorization", format!("Bearer {k}")));
         }
         req
     }
@@ -374,6 +386,10 @@ impl Caller {
 
     pub fn delete(&self, path: &str) -> TestRequest {
         self.with(TestRequest::delete().uri(path))
+    }
+
+    pub fn put(&self, path: &str, body: Value) -> TestRequest {
+        self.with(TestRequest::put().uri(path).set_json(body))
     }
 
     pub fn patch(&self, path: &str, body: Value) -> TestRequest {
