@@ -42,10 +42,7 @@ fn pod(uid: &str, ns: &str, containers: &[&str], init: &[&str]) -> Value {
 }
 
 fn review(path: &str, body: &Value) -> TestRequest {
-    TestRequest::post()
-        .uri(path)
-        .insert_header(("content-type", "application/json"))
-        .set_payload(body.to_string())
+    Caller::default().post_bytes(path, body.to_string().into_bytes())
 }
 
 #[actix_web::test]

@@ -42,11 +42,10 @@ macro_rules! call {
 }
 
 fn upload(key: &str, cluster: &str, image: &str, body: &'static [u8]) -> TestRequest {
-    TestRequest::post()
-        .uri(&format!("/api/v1/scans?cluster={cluster}&image={image}"))
-        .insert_header(("x-api-key", key.to_string()))
-        .insert_header(("content-type", "application/json"))
-        .set_payload(body)
+    Caller::key(key).post_bytes(
+        &format!("/api/v1/scans?cluster={cluster}&image={image}"),
+        body.to_vec(),
+    )
 }
 
 #[actix_web::test]

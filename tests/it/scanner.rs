@@ -178,16 +178,8 @@ fn scan_refuses_what_it_cannot_read() {
         "P:botan\n\nV:orphan\n\n\u{0}\u{1}garbage",
     )
     .unwrap();
-    let o = bulwark(&[
-        "scan",
-        "--db",
-        db.to_str().unwrap(),
-        "--format",
-        "json",
-        &format!("dir:{}", root.display()),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (report, stderr) =
+        try_scan(&db, &[], &format!("dir:{}", root.display())).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         report["Results"][0]["Vulnerabilities"]
             .as_array()
@@ -195,14 +187,14 @@ fn scan_refuses_what_it_cannot_read() {
             .len(),
         0
     );
-    assert!(String::from_utf8_lossy(&o.stderr).contains("skipped"));
+    assert!(stderr.contains("skipped"));
 }
 
 /// What `bulwark scan` prints is what the appliance ingests: the same report posted to
 /// `/api/v1/scans` is stored with its finding, so a CI job can scan offline and upload.
 #[actix_web::test]
 async fn scan_json_round_trips_into_ingest() {
-    use actix_web::test::{self, TestRequest};
+    use crate::support::{call, Caller};
     use bulwark::http::{Role, Scope};
 
     let dir = tempfile::tempdir().unwrap();
@@ -225,32 +217,24 @@ async fn scan_json_round_trips_into_ingest() {
     let key = t.key(admin, &[Scope::Scanner]);
     let (session, _) = t.session("admin@example.com");
     let app = t.service().await;
-    let res = test::call_service(
+    let (status, _, _) = call(
         &app,
-        TestRequest::post()
-            .uri("/api/v1/clusters")
-            .cookie(actix_web::cookie::Cookie::new("bulwark_session", session))
-            .set_json(serde_json::json!({"name": "ci"}))
-            .to_request(),
+        Caller::session(&session).post("/api/v1/clusters", serde_json::json!({"name": "ci"})),
     )
     .await;
-    assert_eq!(res.status().as_u16(), 201);
-    let res = test::call_service(
+    assert_eq!(status, 201);
+    // The report's own bytes, as a CI job would upload the file.
+    let (status, v, _) = call(
         &app,
-        TestRequest::post()
-            .uri(&format!(
+        Caller::key(&key).post_bytes(
+            &format!(
                 "/api/v1/scans?cluster=ci&image=registry.local/team/botan:1.0@sha256:{}",
                 "a".repeat(64)
-            ))
-            .insert_header(("x-api-key", key))
-            .insert_header(("content-type", "application/json"))
-            .peer_addr("10.0.0.9:1234".parse().unwrap())
-            .set_payload(o.stdout)
-            .to_request(),
+            ),
+            o.stdout,
+        ),
     )
     .await;
-    let status = res.status().as_u16();
-    let v: Value = serde_json::from_slice(&test::read_body(res).await).unwrap();
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["findings"], 1, "{v}");
 }

@@ -329,7 +329,8 @@ where
     }
 }
 
-/// Who an in-process request is sent as, and requests built for them:
+/// Who an in-process request is sent as (`Caller::default()`: nobody signed in), and requests
+/// built for them:
 /// `call(&app, admin.post("/api/v1/clusters", json!({...}))).await`.
 #[derive(Clone, Default)]
 pub struct Caller {
@@ -394,6 +395,16 @@ impl Caller {
 
     pub fn patch(&self, path: &str, body: Value) -> TestRequest {
         self.with(TestRequest::patch().uri(path).set_json(body))
+    }
+
+    /// A POST of JSON bytes exactly as given (a report file, a malformed body).
+    pub fn post_bytes(&self, path: &str, body: Vec<u8>) -> TestRequest {
+        self.with(
+            TestRequest::post()
+                .uri(path)
+                .insert_header(("content-type", "application/json"))
+                .set_payload(body),
+        )
     }
 
     /// A URL-encoded form post (`body` already encoded, with its `csrf` field).
