@@ -49,6 +49,18 @@ pub struct RouteInfo {
     pub csrf_exempt: bool,
 }
 
+impl RouteInfo {
+    fn new(method: Method, path: &'static str, perm: Perm, kind: Kind) -> RouteInfo {
+        RouteInfo {
+            method,
+            path,
+            perm,
+            kind,
+            csrf_exempt: false,
+        }
+    }
+}
+
 /// A navigation entry of the page layout.
 #[derive(Debug, Clone)]
 pub struct NavEntry {
@@ -85,16 +97,7 @@ impl Routes {
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
-        self.add(
-            RouteInfo {
-                method,
-                path,
-                perm,
-                kind: Kind::Api,
-                csrf_exempt: false,
-            },
-            handler,
-        )
+        self.add(RouteInfo::new(method, path, perm, Kind::Api), handler)
     }
 
     /// A JSON API POST that is harmless to forge (logout), so it needs no JSON content type.
@@ -111,11 +114,8 @@ impl Routes {
     {
         self.add(
             RouteInfo {
-                method,
-                path,
-                perm,
-                kind: Kind::Api,
                 csrf_exempt: true,
+                ..RouteInfo::new(method, path, perm, Kind::Api)
             },
             handler,
         )
@@ -128,16 +128,7 @@ impl Routes {
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
-        self.add(
-            RouteInfo {
-                method: Method::GET,
-                path,
-                perm,
-                kind: Kind::Page,
-                csrf_exempt: false,
-            },
-            handler,
-        )
+        self.add(RouteInfo::new(Method::GET, path, perm, Kind::Page), handler)
     }
 
     /// An HTML form post (POST, CSRF-checked).
@@ -148,13 +139,7 @@ impl Routes {
         F::Output: Responder + 'static,
     {
         self.add(
-            RouteInfo {
-                method: Method::POST,
-                path,
-                perm,
-                kind: Kind::Form,
-                csrf_exempt: false,
-            },
+            RouteInfo::new(Method::POST, path, perm, Kind::Form),
             handler,
         )
     }

@@ -331,16 +331,26 @@ impl Scheduler {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn runs_are_recorded_and_pruned() {
+    fn empty_store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), &[]).unwrap();
-        let job = Job {
-            name: "count",
+        (dir, store)
+    }
+
+    /// A job on `schedule` whose every run succeeds saying `says`.
+    fn job(name: &'static str, schedule: &str, says: &'static str) -> Job {
+        Job {
+            name,
             description: "test",
-            schedule: "0 0 0 1 1 *".into(),
-            run: Arc::new(|_, _| Ok("did it".into())),
-        };
+            schedule: schedule.into(),
+            run: Arc::new(move |_, _| Ok(says.into())),
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_are_recorded_and_pruned() {
+        let (_dir, store) = empty_store();
+        let job = job("count", "0 0 0 1 1 *", "did it");
         let failing = Job {
             name: "fails",
             run: Arc::new(|_, _| Err("nope".into())),
@@ -373,14 +383,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_loop_runs_jobs_on_their_schedule() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), &[]).unwrap();
-        let every_second = Job {
-            name: "tick",
-            description: "test",
-            schedule: "* * * * * *".into(),
-            run: Arc::new(|_, _| Ok("tock".into())),
-        };
+        let (_dir, store) = empty_store();
+        let every_second = job("tick", "* * * * * *", "tock");
         let s = Scheduler::new(store, vec![every_second], 10).unwrap();
         let sup = Supervisor::new();
         s.start(&sup);
@@ -409,14 +413,8 @@ mod tests {
 
     #[test]
     fn bad_schedules_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), &[]).unwrap();
-        let job = Job {
-            name: "x",
-            description: "",
-            schedule: "whenever".into(),
-            run: Arc::new(|_, _| Ok(String::new())),
-        };
+        let (_dir, store) = empty_store();
+        let job = job("x", "whenever", "");
         assert!(matches!(
             Scheduler::new(store, vec![job], 5),
             Err(JobError::Schedule { .. })
