@@ -313,6 +313,13 @@ pub fn migrations() -> Vec<Migration> {
             name: "policies judge the native scanner's findings like Trivy's",
             run: add_bulwark_rules,
         },
+        // A policy form that showed only the Trivy rule dropped the `bulwark` rule on every
+        // save, so the same repair runs again over what it saved.
+        Migration {
+            to: 5,
+            name: "policies saved from a Trivy-only form judge the native scanner again",
+            run: add_bulwark_rules,
+        },
     ]
 }
 

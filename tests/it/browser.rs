@@ -182,6 +182,16 @@ impl Driver {
         }
     }
 
+    /// Opens `url` behind sign-in: the login form, then back to `url`.
+    async fn sign_in(&self, url: &str) {
+        self.goto(url).await;
+        self.wait_url("the login page", |u| u.contains("/login?next="))
+            .await;
+        self.type_into("#email", ADMIN_EMAIL).await;
+        self.type_into("#password", ADMIN_PASSWORD).await;
+        self.click("#login button[type=submit]").await;
+    }
+
     async fn source(&self) -> String {
         self.cmd(reqwest::Method::GET, "/source", None)
             .await
@@ -238,12 +248,7 @@ async fn sign_in_create_a_cluster_and_see_it_listed() {
     let server = Server::start(&dir.path().join("data")).await;
     let d = Driver::start().await;
     // A page behind sign-in sends the browser to the login form and back.
-    d.goto(&format!("{}/clusters", server.base)).await;
-    d.wait_url("the login page", |u| u.contains("/login?next="))
-        .await;
-    d.type_into("#email", ADMIN_EMAIL).await;
-    d.type_into("#password", ADMIN_PASSWORD).await;
-    d.click("#login button[type=submit]").await;
+    d.sign_in(&format!("{}/clusters", server.base)).await;
     d.wait_url("the clusters page", |u| u.ends_with("/clusters"))
         .await;
     d.click("#new-cluster").await;
@@ -329,5 +334,78 @@ async fn sign_in_create_a_cluster_and_see_it_listed() {
         "{src}"
     );
     d.screenshot("browser-exception.png").await;
+    d.quit().await;
+}
+
+/// The policy form shows every scanner's rule, and saving it (here only a description change)
+/// keeps the rule for Bulwark's own scanner: a fixable critical from `bulwark scan --upload`
+/// still makes the image non-compliant.
+#[actix_web::test]
+async fn a_policy_saved_in_the_browser_still_judges_the_native_scanner() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let d = Driver::start().await;
+    d.sign_in(&format!("{}/policies/1", server.base)).await;
+    d.wait_url("the policy form", |u| u.ends_with("/policies/1"))
+        .await;
+    let src = d.source().await;
+    assert!(
+        src.contains("id=\"rule-trivy\"") && src.contains("id=\"rule-bulwark\""),
+        "both scanners' rules are on the form"
+    );
+    d.type_into("#p-desc", " Edited in the browser.").await;
+    d.screenshot("browser-policy.png").await;
+    d.click("#policy-form button[type=submit]").await;
+    d.wait_url("the policy list", |u| u.ends_with("/policies"))
+        .await;
+    let c = server.admin_client().await;
+    let policy: Value = c
+        .get(format!("{}/api/v1/policies/1", server.base))
+        .json_body()
+        .await;
+    assert!(
+        policy["description"]
+            .as_str()
+            .unwrap()
+            .ends_with("Edited in the browser."),
+        "{policy}"
+    );
+    let bulwark_rule = policy["scanners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["scanner"] == "bulwark")
+        .unwrap_or_else(|| panic!("the bulwark rule is kept: {policy}"))
+        .clone();
+    assert_eq!(bulwark_rule["fixable"]["critical"], 0, "{policy}");
+
+    // A report as `bulwark scan --upload` sends it: Trivy's format with Bulwark's marker.
+    let mut report: Value =
+        serde_json::from_slice(include_bytes!("../fixtures/trivy/debian-buster.trivy.json"))
+            .unwrap();
+    report["Bulwark"] = json!({"Version": "test"});
+    let r = c
+        .post(format!("{}/api/v1/clusters", server.base))
+        .json(&json!({"name": "prod"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = c
+        .post(format!(
+            "{}/api/v1/scans?cluster=prod&image=registry.local/team/native:1.0",
+            server.base
+        ))
+        .json(&report)
+        .json_body()
+        .await;
+    assert_eq!(v["compliant"], false, "{v}");
+    let src = d
+        .wait_page(
+            &format!("{}/images?compliance=non-compliant", server.base),
+            "registry.local/team/native",
+        )
+        .await;
+    assert!(!src.contains("not judged by any policy"), "{src}");
     d.quit().await;
 }

@@ -688,15 +688,20 @@ async fn compliance_pages_work_without_javascript() {
     .await;
     assert_eq!(res.status(), 303);
     // A policy edited through the form: a bad number is explained, a good one saved.
-    let bad = format!("csrf={admin_csrf}&name=strict&active=1&required=1&all_clusters=1&fixable_critical=lots&grace_period_days=0&rescan_period_days=7");
+    let rule = "rule.0.scanner=trivy&rule.0.stored=1&rule.0.enabled=1&rule.0.required=1";
+    let bad = format!("csrf={admin_csrf}&name=strict&active=1&required=1&all_clusters=1&{rule}&rule.0.fixable.critical=lots&grace_period_days=0&rescan_period_days=7");
     let (s, body) = page!(&app, form(&admin_s, "/policies/1", bad));
     assert_eq!(s, 400);
     assert!(
-        body.contains("fixable critical: &#39;lots&#39; is not a whole number")
-            || body.contains("is not a whole number"),
+        body.contains("trivy: fixable critical: &#39;lots&#39; is not a whole number"),
         "{body}"
     );
-    let good = format!("csrf={admin_csrf}&name=strict&active=1&required=1&all_clusters=1&fixable_critical=0&fixable_high=0&unfixable_low=0&grace_period_days=0&rescan_period_days=7");
+    assert!(
+        body.contains("value=\"lots\""),
+        "what was typed is shown back"
+    );
+    // Only the Trivy rule is posted: the stored rule for Bulwark's scanner is kept.
+    let good = format!("csrf={admin_csrf}&name=strict&active=1&required=1&all_clusters=1&{rule}&rule.0.fixable.critical=0&rule.0.fixable.high=0&rule.0.unfixable.low=0&grace_period_days=0&rescan_period_days=7");
     assert_eq!(
         test::call_service(&app, form(&admin_s, "/policies/1", good).to_request())
             .await
@@ -710,4 +715,6 @@ async fn compliance_pages_work_without_javascript() {
         p["scanners"][0]["unfixable"]["critical"].is_null(),
         "empty means no limit"
     );
+    assert_eq!(p["scanners"][1]["scanner"], "bulwark", "{p}");
+    assert_eq!(p["scanners"][1]["fixable"]["critical"], 0, "{p}");
 }

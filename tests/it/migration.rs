@@ -87,7 +87,7 @@ fn schema_1_file_migrates_and_still_works() {
     std::fs::copy(fixture(), data.join("bulwark.redb"))
         .expect("fixture tests/fixtures/store/schema-1.redb is missing");
     let store = bulwark::app::open_store(&data).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 4);
+    assert_eq!(store.schema_version().unwrap(), 5);
     let policies = bulwark::compliance::service::list_policies(&store).unwrap();
     assert_eq!(
         policies.len(),
