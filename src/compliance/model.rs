@@ -229,13 +229,17 @@ pub fn tables() -> [&'static str; 2] {
     [POLICIES.name(), EXCEPTIONS.name()]
 }
 
+const DEFAULT_POLICY_DESCRIPTION: &str = "Blocks images with critical or high vulnerabilities \
+     that have a fix. A finding no feed rates (UNKNOWN) counts as negligible, which this policy \
+     does not limit.";
+
 /// The policy a new install starts with: fixable critical and high findings block.
 pub fn default_policy(id: u64) -> Policy {
     let now = Utc::now();
     Policy {
         id,
         name: "No fixable critical or high".into(),
-        description: "Blocks images with critical or high vulnerabilities that have a fix.".into(),
+        description: DEFAULT_POLICY_DESCRIPTION.into(),
         active: true,
         required: true,
         clusters: None,
@@ -300,6 +304,21 @@ fn add_bulwark_rules(w: &WriteTx) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A policy form that showed only the Trivy rule dropped the `bulwark` rule on every save, so
+/// the repair of migration 4 runs again over what it saved. The default policy, if its
+/// description is still the one it was seeded with, now says what it does with UNKNOWN.
+fn repair_policies(w: &WriteTx) -> Result<(), StoreError> {
+    add_bulwark_rules(w)?;
+    const SEEDED: &str = "Blocks images with critical or high vulnerabilities that have a fix.";
+    for (id, mut p) in w.all(&POLICIES)? {
+        if p.description == SEEDED {
+            p.description = DEFAULT_POLICY_DESCRIPTION.into();
+            w.put(&POLICIES, &id, &p)?;
+        }
+    }
+    Ok(())
+}
+
 /// Schema migrations of this domain.
 pub fn migrations() -> Vec<Migration> {
     vec![
@@ -313,12 +332,10 @@ pub fn migrations() -> Vec<Migration> {
             name: "policies judge the native scanner's findings like Trivy's",
             run: add_bulwark_rules,
         },
-        // A policy form that showed only the Trivy rule dropped the `bulwark` rule on every
-        // save, so the same repair runs again over what it saved.
         Migration {
             to: 5,
             name: "policies saved from a Trivy-only form judge the native scanner again",
-            run: add_bulwark_rules,
+            run: repair_policies,
         },
     ]
 }
@@ -353,5 +370,31 @@ mod tests {
         assert_eq!(p7.scanners[1].fixable, p7.scanners[0].fixable);
         let p8 = &all.iter().find(|(id, _)| *id == 8).unwrap().1;
         assert!(p8.scanners.is_empty(), "no trivy rule, nothing to copy");
+    }
+
+    #[test]
+    fn migration_5_repairs_form_saved_policies_and_describes_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &[]).unwrap();
+        let mut saved = default_policy(1);
+        saved.scanners.retain(|r| r.scanner == "trivy");
+        saved.description =
+            "Blocks images with critical or high vulnerabilities that have a fix.".into();
+        let mut own = default_policy(2);
+        own.description = "Ours.".into();
+        store
+            .write(|w| {
+                w.put(&POLICIES, &1, &saved)?;
+                w.put(&POLICIES, &2, &own)?;
+                repair_policies(w)
+            })
+            .unwrap();
+        let all = store.read(|r| r.all(&POLICIES)).unwrap();
+        assert_eq!(all[0].1.scanners.len(), 2, "the bulwark rule is back");
+        assert!(all[0].1.description.contains("UNKNOWN"));
+        assert_eq!(
+            all[1].1.description, "Ours.",
+            "an edited description is left alone"
+        );
     }
 }

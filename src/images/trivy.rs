@@ -70,6 +70,10 @@ struct Vuln {
     status: String,
     #[serde(default)]
     severity: String,
+    /// Which database the severity is from (Trivy: `nvd`, `debian`, `ghsa`; Bulwark: the
+    /// feed, the advisory and how it was read).
+    #[serde(default)]
+    severity_source: String,
     #[serde(rename = "PrimaryURL", default)]
     primary_url: String,
     #[serde(default)]
@@ -154,6 +158,7 @@ pub fn parse(bytes: &[u8]) -> Result<(ReportMeta, Vec<Finding>), TrivyError> {
                     .and_then(pick)
                     .or_else(|| m.values().filter_map(pick).reduce(f32::max))
             });
+            let (severity, severity_source) = severity_of(&v, cvss);
             // Only web links are kept: a report could carry `javascript:` URLs for the pages.
             let mut links = Vec::new();
             if super::is_web_link(&v.primary_url) {
@@ -171,8 +176,8 @@ pub fn parse(bytes: &[u8]) -> Result<(ReportMeta, Vec<Finding>), TrivyError> {
                 installed: v.installed_version,
                 fixable: !fixed.is_empty(),
                 fixed,
-                severity: Severity::parse(&v.severity),
-                severity_source: v.severity,
+                severity,
+                severity_source,
                 cvss,
                 title: v.title,
                 description: v.description,
@@ -188,6 +193,38 @@ pub fn parse(bytes: &[u8]) -> Result<(ReportMeta, Vec<Finding>), TrivyError> {
         }
     }
     Ok((meta, findings))
+}
+
+/// The finding's severity and where it came from. A report that says UNKNOWN but carries a
+/// CVSS score is rated by the score's band rather than left unknown.
+fn severity_of(v: &Vuln, cvss: Option<f32>) -> (Severity, String) {
+    let said = Severity::parse(&v.severity);
+    let from = |what: String| {
+        if v.severity_source.trim().is_empty() {
+            what
+        } else {
+            format!("{}: {what}", v.severity_source.trim())
+        }
+    };
+    match (said, cvss) {
+        (Severity::Unknown, Some(score)) if score > 0.0 => {
+            let band = match score {
+                s if s >= 9.0 => Severity::Critical,
+                s if s >= 7.0 => Severity::High,
+                s if s >= 4.0 => Severity::Medium,
+                _ => Severity::Low,
+            };
+            (
+                band,
+                format!("CVSS score {score:.1} (reported {})", v.severity),
+            )
+        }
+        (Severity::Unknown, _) if v.severity.trim().is_empty() => {
+            (said, from("no severity reported".into()))
+        }
+        _ if v.severity_source.contains(':') => (said, v.severity_source.clone()),
+        _ => (said, from(format!("reported {}", v.severity.trim()))),
+    }
 }
 
 #[cfg(test)]
@@ -214,10 +251,21 @@ mod tests {
             {"Target":"y","Vulnerabilities":null}]}"#;
         let (_, f) = parse(r).unwrap();
         assert_eq!(f[0].severity, Severity::Unknown);
-        assert_eq!(f[0].severity_source, "SEVERE");
+        assert_eq!(f[0].severity_source, "reported SEVERE");
         assert!(!f[0].fixable);
         assert_eq!(f[1].severity, Severity::High);
         assert!(f[1].fixable);
+        // UNKNOWN beside a CVSS score is rated by the score; a source is named.
+        let r = br#"{"SchemaVersion":2,"Results":[{"Target":"x","Vulnerabilities":[
+            {"VulnerabilityID":"CVE-3","PkgName":"p","InstalledVersion":"1","Severity":"UNKNOWN","CVSS":{"nvd":{"V3Score":9.8}}},
+            {"VulnerabilityID":"CVE-4","PkgName":"p","InstalledVersion":"1","Severity":"MEDIUM","SeveritySource":"debian"},
+            {"VulnerabilityID":"CVE-5","PkgName":"p","InstalledVersion":"1"}]}]}"#;
+        let (_, f) = parse(r).unwrap();
+        assert_eq!(f[0].severity, Severity::Critical);
+        assert_eq!(f[0].severity_source, "CVSS score 9.8 (reported UNKNOWN)");
+        assert_eq!(f[1].severity_source, "debian: reported MEDIUM");
+        assert_eq!(f[2].severity, Severity::Unknown);
+        assert_eq!(f[2].severity_source, "no severity reported");
         assert!(matches!(
             parse(br#"{"SchemaVersion":1}"#),
             Err(TrivyError::Schema(1))

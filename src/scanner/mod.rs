@@ -17,10 +17,11 @@ use std::path::Path;
 
 use catalog::lang::LangPackage;
 use catalog::Package;
-use report::{severity, Report, Vuln};
+use report::{Report, Severity, Vuln};
 
 use crate::store::StoreError;
 use crate::vulndb::db::VulnDb;
+use crate::vulndb::osv::Advisory;
 
 /// Scanning failures.
 #[derive(Debug, thiserror::Error)]
@@ -253,6 +254,26 @@ struct Target<'a> {
     path: Option<&'a str>,
 }
 
+/// The severity of `a` (reported as `id`) and where it came from: the advisory's own, else the
+/// best another imported feed gives the same CVE, else unknown, saying so.
+fn rate(db: &VulnDb, a: &Advisory, id: &str) -> Result<(Severity, String), ScanError> {
+    if let Some(r) = crate::vulndb::severity::rate(&a.severity) {
+        return Ok((
+            r.severity.into(),
+            format!("{} {}: {}", a.source, a.id, r.how),
+        ));
+    }
+    let mut ids: Vec<&str> = vec![id, a.id.as_str()];
+    ids.extend(a.aliases.iter().map(String::as_str));
+    Ok(match db.rating_of(&ids, &a.id)? {
+        Some(r) => (r.rating.severity.into(), r.provenance()),
+        None => (
+            Severity::Unknown,
+            format!("{} {}: no imported feed rates it", a.source, a.id),
+        ),
+    })
+}
+
 /// The advisories affecting `target` under any of `names`, one finding per CVE (or advisory id
 /// when it has no CVE alias).
 fn matches(db: &VulnDb, target: &Target, names: &[&str]) -> Result<Vec<Vuln>, ScanError> {
@@ -267,13 +288,15 @@ fn matches(db: &VulnDb, target: &Target, names: &[&str]) -> Result<Vec<Vuln>, Sc
                 .cloned()
                 .unwrap_or_else(|| a.id.clone());
             if seen.insert(id.clone()) {
+                let (severity, severity_source) = rate(db, &a, &id)?;
                 out.push(Vuln {
                     id,
                     advisory: a.id.clone(),
                     package: target.package.to_string(),
                     installed: target.version.to_string(),
                     fixed,
-                    severity: severity(&a.severity),
+                    severity,
+                    severity_source,
                     title: a.summary.chars().take(200).collect(),
                     source: target.source,
                     path: target.path.map(String::from),

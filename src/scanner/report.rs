@@ -20,6 +20,8 @@ pub struct Vuln {
     pub fixed: Option<String>,
     /// `CRITICAL`, `HIGH`, `MEDIUM`, `LOW` or `UNKNOWN`.
     pub severity: Severity,
+    /// Where the severity came from (feed, advisory and how it was read).
+    pub severity_source: String,
     pub title: String,
     /// The kind of file a language package came from, or `None` for OS packages.
     #[serde(skip)]
@@ -84,23 +86,17 @@ fn paint(s: Severity, color: bool) -> String {
     format!("\x1b[{code}m{}\x1b[0m", s.as_str())
 }
 
-/// Maps what a feed publishes (a CVSS score, Debian urgency) to a Trivy severity.
-pub fn severity(published: &str) -> Severity {
-    if let Ok(score) = published.trim().parse::<f64>() {
-        return match score {
-            s if s >= 9.0 => Severity::Critical,
-            s if s >= 7.0 => Severity::High,
-            s if s >= 4.0 => Severity::Medium,
-            s if s > 0.0 => Severity::Low,
-            _ => Severity::Unknown,
-        };
-    }
-    match published.trim().to_ascii_lowercase().as_str() {
-        "critical" => Severity::Critical,
-        "high" => Severity::High,
-        "medium" | "moderate" => Severity::Medium,
-        "low" | "unimportant" | "not yet assigned" => Severity::Low,
-        _ => Severity::Unknown,
+/// Trivy's scale has no "negligible": it is its LOW.
+impl From<crate::images::Severity> for Severity {
+    fn from(s: crate::images::Severity) -> Severity {
+        use crate::images::Severity as Rated;
+        match s {
+            Rated::Critical => Severity::Critical,
+            Rated::High => Severity::High,
+            Rated::Medium => Severity::Medium,
+            Rated::Low | Rated::Negligible => Severity::Low,
+            Rated::Unknown => Severity::Unknown,
+        }
     }
 }
 
@@ -159,7 +155,7 @@ impl Report {
                     let mut j = json!({
                         "VulnerabilityID": v.id, "PkgName": v.package, "InstalledVersion": v.installed,
                         "FixedVersion": v.fixed.clone().unwrap_or_default(), "Status": if v.fixed.is_some() { "fixed" } else { "affected" },
-                        "Severity": v.severity, "Title": v.title, "DataSource": {"ID": v.advisory}
+                        "Severity": v.severity, "SeveritySource": v.severity_source, "Title": v.title, "DataSource": {"ID": v.advisory}
                     });
                     if let Some(p) = &v.path {
                         j["PkgPath"] = json!(p);

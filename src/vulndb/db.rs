@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::feeds;
 use super::osv::{self, Advisory};
 use super::range;
+use super::severity::{self, Rating};
 use super::version;
 use crate::store::{Store, StoreError, Table};
 
@@ -21,6 +22,27 @@ const ADVISORIES: Table<String, Advisory> = Table::new("vulndb_advisories");
 /// `ecosystem|package` → advisory ids.
 const BY_PACKAGE: Table<String, Vec<String>> = Table::new("vulndb_by_package");
 const SOURCES: Table<String, SourceStatus> = Table::new("vulndb_sources");
+/// CVE or advisory id → the ratings feeds give it (one per advisory that names it).
+const RATINGS: Table<String, Vec<Rated>> = Table::new("vulndb_ratings");
+
+/// Ratings kept per id: more feeds than this rarely name one CVE.
+const MAX_RATINGS: usize = 8;
+
+/// A rating one advisory gives an id (its own, or a CVE among its aliases).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rated {
+    /// The advisory that gave it, and its feed.
+    pub advisory: String,
+    pub source: String,
+    pub rating: Rating,
+}
+
+impl Rated {
+    /// Where it came from, for people: `osv GHSA-…: CVSS:3.1 base 9.8`.
+    pub fn provenance(&self) -> String {
+        format!("{} {}: {}", self.source, self.advisory, self.rating.how)
+    }
+}
 
 /// Largest single JSON record read from a file or a zip entry (guards against zip bombs).
 const MAX_RECORD_BYTES: u64 = 16 * 1024 * 1024;
@@ -154,6 +176,12 @@ impl VulnDb {
         let touched: std::collections::BTreeSet<String> =
             advisories.iter().map(|a| a.source.clone()).collect();
         self.store.write(|w| {
+            if w.len(&RATINGS)? == 0 {
+                // A database imported before ratings were indexed: index what it holds once.
+                for (_, a) in w.all(&ADVISORIES)? {
+                    index_rating(w, &a)?;
+                }
+            }
             for a in advisories {
                 let old = w.get(&ADVISORIES, &a.id)?;
                 if old
@@ -179,6 +207,7 @@ impl VulnDb {
                     }
                     w.put(&BY_PACKAGE, &k, &ids)?;
                 }
+                index_rating(w, &a)?;
                 w.put(&ADVISORIES, &a.id, &a)?;
                 report.imported += 1;
             }
@@ -206,6 +235,28 @@ impl VulnDb {
             Ok::<_, VulnDbError>(())
         })?;
         Ok(report)
+    }
+
+    /// The best rating any imported feed gives one of `ids` (a CVE and an advisory's ids), other
+    /// than `except`'s own: how a feed that publishes no severity (Alpine's secdb) borrows one.
+    pub fn rating_of(&self, ids: &[&str], except: &str) -> Result<Option<Rated>, StoreError> {
+        self.store.read(|r| {
+            let mut best: Option<Rated> = None;
+            for id in ids {
+                for rated in r.get(&RATINGS, &id.to_string())?.unwrap_or_default() {
+                    if rated.advisory == except {
+                        continue;
+                    }
+                    let better = best.as_ref().is_none_or(|b| {
+                        (rated.rating.basis, &rated.advisory) < (b.rating.basis, &b.advisory)
+                    });
+                    if better {
+                        best = Some(rated);
+                    }
+                }
+            }
+            Ok(best)
+        })
     }
 
     /// Like [`VulnDb::affecting`], with the version that fixes each (the lowest `fixed` event above
@@ -282,6 +333,31 @@ impl VulnDb {
             Ok(out)
         })
     }
+}
+
+/// Records the rating `a` gives its id and its aliases (replacing an earlier version's), or
+/// removes it when this version of `a` rates nothing.
+fn index_rating(w: &crate::store::WriteTx, a: &Advisory) -> Result<(), StoreError> {
+    let rating = severity::rate(&a.severity);
+    let mut ids: Vec<&str> = vec![a.id.as_str()];
+    ids.extend(a.aliases.iter().map(String::as_str).filter(|x| *x != a.id));
+    for id in ids {
+        let key = id.to_string();
+        let mut list = w.get(&RATINGS, &key)?.unwrap_or_default();
+        let before = list.len();
+        list.retain(|r| r.advisory != a.id);
+        match &rating {
+            Some(rating) if list.len() < MAX_RATINGS => list.push(Rated {
+                advisory: a.id.clone(),
+                source: a.source.clone(),
+                rating: rating.clone(),
+            }),
+            _ if list.len() == before => continue,
+            _ => {}
+        }
+        w.put(&RATINGS, &key, &list)?;
+    }
+    Ok(())
 }
 
 fn problem(report: &mut ImportReport, what: String) {
@@ -383,6 +459,7 @@ fn record(name: &str, bytes: &[u8], out: &mut Vec<Advisory>, report: &mut Import
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::images::Severity;
 
     fn fixtures() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vulndb")
@@ -510,6 +587,49 @@ mod tests {
             .all(|a| a.aliases[0] != "CVE-2008-7220"));
         let names: Vec<String> = db.sources().unwrap().into_iter().map(|s| s.name).collect();
         assert_eq!(names, vec!["alpine-secdb", "debian-tracker"]);
+    }
+
+    #[test]
+    fn ratings_come_from_vectors_and_from_other_feeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = VulnDb::open(&dir.path().join("v.redb")).unwrap();
+        // Alpine's secdb rates nothing; an OSV record for the same CVE has only a vector.
+        db.import(&[fixtures().join("alpine-secdb-v3.10-community.json")])
+            .unwrap();
+        let botan = db.affecting("Alpine:v3.10", "botan", "2.8.0-r0").unwrap();
+        let cve = botan
+            .iter()
+            .find(|a| a.aliases.iter().any(|x| x == "CVE-2018-20187"))
+            .unwrap();
+        assert!(severity::rate(&cve.severity).is_none());
+        assert!(db
+            .rating_of(&["CVE-2018-20187"], &cve.id)
+            .unwrap()
+            .is_none());
+        let osv = dir.path().join("GHSA-test.json");
+        std::fs::write(
+            &osv,
+            r#"{"id": "GHSA-test-botan", "aliases": ["CVE-2018-20187"], "modified": "2024-01-01T00:00:00Z",
+                "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:H/PR:N/UI:N/S:U/C:H/I:N/A:N"}],
+                "affected": [{"package": {"ecosystem": "PyPI", "name": "unrelated"}, "versions": ["1"]}]}"#,
+        )
+        .unwrap();
+        db.import(&[osv.clone()]).unwrap();
+        let r = db.rating_of(&["CVE-2018-20187"], &cve.id).unwrap().unwrap();
+        assert_eq!(r.rating.severity, Severity::Medium);
+        assert_eq!(r.provenance(), "osv GHSA-test-botan: CVSS:3.1 base 5.9");
+        // A newer version of the record without a severity takes its rating away.
+        std::fs::write(
+            &osv,
+            r#"{"id": "GHSA-test-botan", "aliases": ["CVE-2018-20187"], "modified": "2024-02-01T00:00:00Z",
+                "affected": [{"package": {"ecosystem": "PyPI", "name": "unrelated"}, "versions": ["1"]}]}"#,
+        )
+        .unwrap();
+        db.import(&[osv]).unwrap();
+        assert!(db
+            .rating_of(&["CVE-2018-20187"], &cve.id)
+            .unwrap()
+            .is_none());
     }
 
     #[test]

@@ -616,6 +616,10 @@ async fn compliance_pages_work_without_javascript() {
         body.contains(&cve) && body.contains("more than the 0 policy"),
         "findings show their reason"
     );
+    assert!(
+        body.contains("class=\"muted severity-source\">from "),
+        "and where each severity came from"
+    );
     for p in ["/policies", "/policies/1", "/exceptions", "/admission"] {
         let (s, body) = page!(&app, html(&viewer_s, p));
         assert_eq!(s, 200, "{p}: {body}");

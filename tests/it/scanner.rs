@@ -149,6 +149,40 @@ fn scan_dir_reports_fixable_vulns_as_trivy_json() {
         &target,
     ]);
     assert_eq!(o.status.code(), Some(0));
+    assert_eq!(result["Vulnerabilities"][0]["Severity"], "UNKNOWN");
+    assert!(
+        result["Vulnerabilities"][0]["SeveritySource"]
+            .as_str()
+            .unwrap()
+            .ends_with("no imported feed rates it"),
+        "{result}"
+    );
+
+    // Another feed rates the same CVE with only a CVSS vector: the finding takes that rating,
+    // says where it came from, and now fails the HIGH gate.
+    let osv = dir.path().join("GHSA-botan.json");
+    std::fs::write(
+        &osv,
+        r#"{"id": "GHSA-xxxx-botan", "aliases": ["CVE-2018-20187"], "modified": "2024-01-01T00:00:00Z",
+            "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"}],
+            "affected": [{"package": {"ecosystem": "PyPI", "name": "botan-bindings"}, "versions": ["0.1"]}]}"#,
+    )
+    .unwrap();
+    let o = bulwark(&[
+        "db",
+        "import",
+        "--db",
+        db.to_str().unwrap(),
+        osv.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (report, _) = scan_report(&db, &root);
+    let v = &report["Results"][0]["Vulnerabilities"][0];
+    assert_eq!(v["Severity"], "HIGH", "{v}");
+    assert_eq!(
+        v["SeveritySource"], "osv GHSA-xxxx-botan: CVSS:3.1 base 7.5",
+        "{v}"
+    );
 }
 
 #[test]
