@@ -614,7 +614,7 @@ mod tests {
                 "affected": [{"package": {"ecosystem": "PyPI", "name": "unrelated"}, "versions": ["1"]}]}"#,
         )
         .unwrap();
-        db.import(&[osv.clone()]).unwrap();
+        db.import(std::slice::from_ref(&osv)).unwrap();
         let r = db.rating_of(&["CVE-2018-20187"], &cve.id).unwrap().unwrap();
         assert_eq!(r.rating.severity, Severity::Medium);
         assert_eq!(r.provenance(), "osv GHSA-test-botan: CVSS:3.1 base 5.9");
