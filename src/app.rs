@@ -8,6 +8,7 @@ use std::time::Duration;
 use actix_web::web;
 use tokio_util::sync::CancellationToken;
 
+use crate::admission::Admission;
 use crate::config::Config;
 use crate::http::metrics::Metrics;
 use crate::http::{AppState, Routes};
@@ -47,6 +48,7 @@ pub fn routes(config: &Config) -> Routes {
     crate::registries::routes(&mut r);
     crate::datamap::routes(&mut r);
     audit::routes(&mut r);
+    crate::posture::pages::routes(&mut r);
     r
 }
 
@@ -59,7 +61,7 @@ pub fn search_sources() -> Vec<Source> {
 }
 
 /// The scheduled jobs.
-pub fn jobs(config: &Config, sealer: Arc<Sealer>) -> Vec<Job> {
+pub fn jobs(config: &Config, sealer: Arc<Sealer>, admission: Arc<Admission>) -> Vec<Job> {
     let days = config.retention.audit_log_days;
     let vulndb = config.data_dir.join("vulndb.redb");
     vec![
@@ -92,7 +94,7 @@ pub fn jobs(config: &Config, sealer: Arc<Sealer>) -> Vec<Job> {
             description: "Pulls and scans queued images with the native scanner",
             schedule: config.jobs.native_scans.clone(),
             run: {
-                let sealer = sealer.clone();
+                let (sealer, vulndb) = (sealer.clone(), vulndb.clone());
                 Arc::new(move |store: &Store, stop: &CancellationToken| {
                     crate::compliance::rescan::run(
                         store,
@@ -125,6 +127,14 @@ pub fn jobs(config: &Config, sealer: Arc<Sealer>) -> Vec<Job> {
                 Ok(format!(
                 "deleted {entries} audit-log entries and {decisions} admission decisions older than {days} days, and {sessions} expired sessions"
             ))
+            }),
+        },
+        Job {
+            name: "posture",
+            description: "Judges every image in every cluster for the dashboard and its trends",
+            schedule: config.jobs.posture.clone(),
+            run: Arc::new(move |store: &Store, _: &CancellationToken| {
+                crate::posture::run_job(store, &admission, &vulndb)
             }),
         },
     ]
@@ -222,9 +232,11 @@ impl Appliance {
             search_sources(),
         )?;
         let sealer = Arc::new(Sealer::open(&config.data_dir)?);
+        let metrics = Arc::new(Metrics::new());
+        let admission = Arc::new(Admission::new(store.clone(), &metrics));
         let scheduler = Scheduler::new(
             store.clone(),
-            jobs(&config, sealer.clone()),
+            jobs(&config, sealer.clone(), admission.clone()),
             config.retention.job_runs_kept,
         )?;
         let routes = routes(&config);
@@ -232,8 +244,7 @@ impl Appliance {
         auth::domain_data(&config, &mut domains);
         clusters::domain_data(&mut domains);
         domains.insert_shared(sealer);
-        let metrics = Arc::new(Metrics::new());
-        domains.insert(crate::admission::Admission::new(store.clone(), &metrics));
+        domains.insert_shared(admission);
         domains.insert(crate::datamap::DataMapMetrics::new(&metrics));
         let sensor_counters = crate::sensor::live::LiveCounters::default();
         sensor_counters.register(&metrics);

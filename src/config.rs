@@ -271,6 +271,9 @@ pub struct JobsConfig {
     pub native_scans: String,
     /// Lists the pods of clusters connected to their API servers (the live inventory).
     pub kube_sync: String,
+    /// Judges every image in every cluster for the dashboard (the day's last run is its trend
+    /// point).
+    pub posture: String,
 }
 
 /// How long records are kept.
@@ -342,6 +345,7 @@ impl Default for JobsConfig {
             rescans: "0 30 * * * *".into(),
             native_scans: "0 */10 * * * *".into(),
             kube_sync: "0 */2 * * * *".into(),
+            posture: "0 45 * * * *".into(),
         }
     }
 }
@@ -498,6 +502,7 @@ impl Config {
             ("jobs.rescans", &self.jobs.rescans),
             ("jobs.native_scans", &self.jobs.native_scans),
             ("jobs.kube_sync", &self.jobs.kube_sync),
+            ("jobs.posture", &self.jobs.posture),
         ] {
             if let Err(e) = expr.parse::<cron::Schedule>() {
                 p.push(format!("{key}: '{expr}' is not a cron expression: {e}"));

@@ -19,6 +19,7 @@ pub mod images;
 pub mod jobs;
 pub mod memory;
 pub mod notify;
+pub mod posture;
 pub mod registries;
 pub mod scanner;
 pub mod search;

@@ -25,6 +25,9 @@ pub struct NavLink {
     pub href: &'static str,
     /// Whether this is the current section.
     pub active: bool,
+    /// Things waiting there for this user (0: no badge), and what they are.
+    pub badge: u64,
+    pub badge_what: &'static str,
 }
 
 /// What every page needs from the layout.
@@ -56,10 +59,15 @@ impl Layout {
             .nav
             .iter()
             .filter(|n| principal.can(n.perm))
-            .map(|n| NavLink {
-                label: n.label,
-                href: n.href,
-                active: n.href == active,
+            .map(|n| {
+                let badge = n.badge.as_ref().filter(|b| principal.can(b.perm));
+                NavLink {
+                    label: n.label,
+                    href: n.href,
+                    active: n.href == active,
+                    badge: badge.map(|b| (b.count)(&state.store)).unwrap_or(0),
+                    badge_what: badge.map(|b| b.what).unwrap_or(""),
+                }
             })
             .collect();
         let csrf = match &principal.credential {

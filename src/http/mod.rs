@@ -25,7 +25,7 @@ pub use access::{Authenticator, Credential, Perm, Principal, Role, Scope};
 pub use actor::Actor;
 pub use body::read_body;
 pub use error::ApiError;
-pub use routes::{Auth, Kind, MaybeAuth, NavEntry, RouteInfo, Routes};
+pub use routes::{Auth, Badge, Kind, MaybeAuth, NavEntry, RouteInfo, Routes};
 
 use crate::config::Config;
 use crate::jobs::{Scheduler, Supervisor};

@@ -61,6 +61,23 @@ impl RouteInfo {
     }
 }
 
+/// A count shown beside a navigation entry (things waiting for the user), computed on every
+/// page: it must be a cheap read.
+#[derive(Clone)]
+pub struct Badge {
+    /// Shown only to principals holding this.
+    pub perm: Perm,
+    /// What it says, for screen readers and the tooltip: `exception requests waiting`.
+    pub what: &'static str,
+    pub count: Arc<dyn Fn(&crate::store::Store) -> u64 + Send + Sync>,
+}
+
+impl std::fmt::Debug for Badge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Badge").field("what", &self.what).finish()
+    }
+}
+
 /// A navigation entry of the page layout.
 #[derive(Debug, Clone)]
 pub struct NavEntry {
@@ -72,6 +89,7 @@ pub struct NavEntry {
     pub perm: Perm,
     /// Position: lower comes first (0 dashboard, 10–70 capabilities, 80+ administration).
     pub weight: u16,
+    pub badge: Option<Badge>,
 }
 
 type Register = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
@@ -151,8 +169,16 @@ impl Routes {
             href,
             perm,
             weight,
+            badge: None,
         });
         self.nav.sort_by_key(|n| n.weight);
+    }
+
+    /// Puts `badge` on the navigation entry for `href` (registered before).
+    pub fn nav_badge(&mut self, href: &'static str, badge: Badge) {
+        if let Some(n) = self.nav.iter_mut().find(|n| n.href == href) {
+            n.badge = Some(badge);
+        }
     }
 
     /// Every registered route.

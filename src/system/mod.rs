@@ -1,4 +1,4 @@
-//! The appliance itself: health and readiness, metrics, the dashboard, job status and manual
+//! The appliance itself: health and readiness, metrics, job status and manual
 //! runs, search across domains, online backups over HTTP, and static assets.
 
 use actix_web::http::Method;
@@ -45,11 +45,9 @@ pub fn routes(r: &mut Routes, config: &Config) {
         Perm::SuperAdmin,
         api_outbox,
     );
-    r.page("/", Perm::Read, dashboard);
     r.page("/jobs", Perm::Read, jobs_page);
     r.form("/jobs/{name}/run", Perm::Write, run_job_form);
     r.page("/search", Perm::Read, search_page);
-    r.nav(0, "Dashboard", "/", Perm::Read);
     r.nav(80, "Jobs", "/jobs", Perm::Read);
 }
 
@@ -252,76 +250,6 @@ async fn api_backup(
 }
 
 // ---- pages ----
-
-#[derive(Template)]
-#[template(path = "dashboard.html")]
-struct Dashboard {
-    layout: Layout,
-    clusters: u64,
-    enforcing: usize,
-    users: u64,
-    audit_entries: u64,
-    jobs: Vec<JobStatus>,
-    tasks: Vec<(String, String)>,
-    recent: Vec<audit::Entry>,
-    show_audit: bool,
-}
-
-async fn dashboard(state: web::Data<AppState>, Auth(p): Auth) -> Result<HttpResponse, ApiError> {
-    let show_audit = p.can(Perm::SuperAdmin);
-    let sched = state.scheduler.clone();
-    let (clusters, enforcing, users, audit_entries, recent, jobs) = state
-        .store
-        .run(move |s| {
-            let all = crate::clusters::list(s)?;
-            let recent = if show_audit {
-                audit::list(
-                    s,
-                    &audit::Filter {
-                        limit: Some(8),
-                        ..Default::default()
-                    },
-                )?
-                .unwrap_or_default()
-            } else {
-                Vec::new()
-            };
-            Ok::<_, ApiError>((
-                all.len() as u64,
-                all.iter().filter(|c| c.enforcement).count(),
-                crate::auth::user_count(s)?,
-                audit::count(s)?,
-                recent,
-                sched.status()?,
-            ))
-        })
-        .await?;
-    let tasks = state
-        .supervisor
-        .states()
-        .into_iter()
-        .map(|(n, s)| {
-            let st = match s {
-                TaskState::Running => "running".to_string(),
-                TaskState::Stopped => "stopped".to_string(),
-                TaskState::Done => "done".to_string(),
-                TaskState::Failed(why) => format!("failed: {why}"),
-            };
-            (n, st)
-        })
-        .collect();
-    render(&Dashboard {
-        layout: Layout::new(&state, &p, "Dashboard", "/"),
-        clusters,
-        enforcing,
-        users,
-        audit_entries,
-        jobs,
-        tasks,
-        recent,
-        show_audit,
-    })
-}
 
 #[derive(Template)]
 #[template(path = "jobs.html")]

@@ -487,7 +487,8 @@ async fn jobs_metrics_health_and_pages() {
             "rescans",
             "native-scans",
             "kube-sync",
-            "retention"
+            "retention",
+            "posture"
         ]
     );
     let job = &v["items"][4];

@@ -16,6 +16,7 @@ mod lifecycle;
 mod migration;
 mod native_scans;
 mod notify;
+mod posture;
 mod registry;
 mod scan_cli;
 mod scanner;

@@ -15,6 +15,16 @@ pub fn pages(r: &mut Routes) {
     r.nav(20, "Images", "/images", Perm::Read);
     r.nav(21, "Policies", "/policies", Perm::Read);
     r.nav(22, "Exceptions", "/exceptions", Perm::Read);
+    r.nav_badge(
+        "/exceptions",
+        crate::http::Badge {
+            perm: Perm::Write,
+            what: "exception requests waiting for review",
+            count: std::sync::Arc::new(|store| {
+                crate::compliance::service::waiting_requests(store).unwrap_or(0) as u64
+            }),
+        },
+    );
 }
 
 /// "all" for `None`, else the names of the ids (`#id` for ones that no longer exist).

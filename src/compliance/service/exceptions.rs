@@ -332,6 +332,18 @@ pub fn get_exception(store: &Store, id: u64) -> Result<Exception, ComplianceErro
 }
 
 /// Every exception.
+/// Exception requests waiting for an admin's review.
+pub fn waiting_requests(store: &Store) -> Result<usize, StoreError> {
+    let mut n = 0;
+    store.read(|r| {
+        r.scan(&EXCEPTIONS, Default::default(), |_, e: Exception| {
+            n += usize::from(e.status == ExceptionStatus::InReview);
+            Ok(true)
+        })
+    })?;
+    Ok(n)
+}
+
 pub fn list_exceptions(store: &Store) -> Result<Vec<Exception>, StoreError> {
     Ok(store
         .read(|r| r.all(&EXCEPTIONS))?
