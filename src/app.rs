@@ -49,6 +49,8 @@ pub fn routes(config: &Config) -> Routes {
     crate::datamap::routes(&mut r);
     audit::routes(&mut r);
     crate::posture::pages::routes(&mut r);
+    crate::vulndb::api::routes(&mut r);
+    crate::vulndb::pages::routes(&mut r);
     r
 }
 

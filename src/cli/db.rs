@@ -49,13 +49,10 @@ pub fn run(cli: &Cli, cmd: &DbCommand) -> anyhow::Result<i32> {
             let r = vdb.import(paths)?;
             let secs = started.elapsed().as_secs_f64();
             println!(
-                "{}: read {} records, imported {}, unchanged {}, skipped {} ({:.0} records/s)",
+                "{}: {} ({:.0} advisories/s)",
                 path.display(),
-                r.read,
-                r.imported,
-                r.unchanged,
-                r.skipped,
-                r.read as f64 / secs.max(1e-9)
+                r.summary(),
+                r.advisories as f64 / secs.max(1e-9)
             );
             for p in &r.problems {
                 eprintln!("skipped: {p}");

@@ -47,6 +47,9 @@ pub struct RouteInfo {
     pub kind: Kind,
     /// Session-authenticated calls need no JSON content type (only for harmless POSTs, logout).
     pub csrf_exempt: bool,
+    /// A form whose body is a file upload (multipart): its CSRF token comes in the `?csrf=`
+    /// query instead, so the body streams to its handler unread.
+    pub csrf_in_query: bool,
 }
 
 impl RouteInfo {
@@ -57,6 +60,7 @@ impl RouteInfo {
             perm,
             kind,
             csrf_exempt: false,
+            csrf_in_query: false,
         }
     }
 }
@@ -158,6 +162,22 @@ impl Routes {
     {
         self.add(
             RouteInfo::new(Method::POST, path, perm, Kind::Form),
+            handler,
+        )
+    }
+
+    /// A file-upload form (POST, multipart): the CSRF token is checked from `?csrf=`.
+    pub fn upload<F, Args>(&mut self, path: &'static str, perm: Perm, handler: F)
+    where
+        F: Handler<Args> + Send + Sync,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add(
+            RouteInfo {
+                csrf_in_query: true,
+                ..RouteInfo::new(Method::POST, path, perm, Kind::Form)
+            },
             handler,
         )
     }
@@ -278,6 +298,15 @@ async fn gate(
                         "calls authenticated by the session cookie must send Content-Type: application/json",
                     );
                     return Ok(req.into_response(actix_web::ResponseError::error_response(&e)));
+                }
+            }
+            Kind::Form if info.csrf_in_query => {
+                let given = url::form_urlencoded::parse(req.query_string().as_bytes())
+                    .find(|(k, _)| k == "csrf")
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default();
+                if !constant_time_eq(given.as_bytes(), csrf.as_bytes()) {
+                    return Ok(req.into_response(csrf_failure()));
                 }
             }
             Kind::Form => {

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::admission::Admission;
 use crate::images::{ScanState, Severity};
 use crate::store::{Scan, Store, StoreError, Table};
+use crate::vulndb::db::SourceStatus;
 
 /// `YYYY-MM-DD` → the last snapshot taken that day.
 const DAYS: Table<String, Snapshot> = Table::new("posture_days");
@@ -66,14 +67,6 @@ pub struct WorstImage {
     pub clusters: Vec<String>,
 }
 
-/// A feed of the vulnerability database.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Feed {
-    pub name: String,
-    pub records: u64,
-    pub imported_at: DateTime<Utc>,
-}
-
 /// Everything the dashboard shows, as of `at`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -86,7 +79,7 @@ pub struct Snapshot {
     pub denied_reviews_24h: u64,
     /// Empty when the appliance has no vulnerability database yet.
     #[serde(default)]
-    pub feeds: Vec<Feed>,
+    pub feeds: Vec<SourceStatus>,
     pub advisories: u64,
 }
 
@@ -206,7 +199,7 @@ pub fn compute(
             denied_reviews_24h += d.count;
         }
     }
-    let (feeds, advisories) = vulndb_state(vulndb);
+    let (feeds, advisories) = crate::vulndb::db::status(vulndb);
     Ok(Snapshot {
         at: now,
         clusters: figures,
@@ -223,27 +216,6 @@ fn rank(worst: &mut [WorstImage]) {
     worst.sort_by(|a, b| {
         (b.critical, b.high, b.fixable, a.id).cmp(&(a.critical, a.high, a.fixable, b.id))
     });
-}
-
-/// The feeds and size of the database at `path`; nothing when there is none (yet).
-pub fn vulndb_state(path: &Path) -> (Vec<Feed>, u64) {
-    if !path.exists() {
-        return (Vec::new(), 0);
-    }
-    let Ok(db) = crate::vulndb::db::VulnDb::open_read_only(path) else {
-        return (Vec::new(), 0);
-    };
-    let feeds = db
-        .sources()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|s| Feed {
-            name: s.name,
-            records: s.records,
-            imported_at: s.imported_at,
-        })
-        .collect();
-    (feeds, db.len().unwrap_or(0))
 }
 
 /// Stores `s` as its day's snapshot and forgets days past [`KEEP_DAYS`].

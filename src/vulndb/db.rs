@@ -55,12 +55,29 @@ pub struct SourceStatus {
     pub imported_at: DateTime<Utc>,
 }
 
+impl ImportReport {
+    /// One line saying what was counted: `read 10 files, 21 advisories: 21 imported, 0
+    /// unchanged; 1 skipped`.
+    pub fn summary(&self) -> String {
+        format!(
+            "read {} files, {} advisories: {} imported, {} unchanged; {} skipped",
+            self.files, self.advisories, self.imported, self.unchanged, self.skipped
+        )
+    }
+}
+
 /// What an import did.
 #[derive(Debug, Default, Serialize, PartialEq)]
 pub struct ImportReport {
-    pub read: u64,
+    /// Files (and zip entries) read.
+    pub files: u64,
+    /// Advisories found in them (a secdb or tracker file holds many).
+    pub advisories: u64,
+    /// Advisories stored, new or newer than the stored version.
     pub imported: u64,
+    /// Advisories already stored at the same `modified`.
     pub unchanged: u64,
+    /// Files or entries that could not be read (see `problems`).
     pub skipped: u64,
     /// The first problems met (file and why).
     pub problems: Vec<String>,
@@ -126,6 +143,18 @@ pub fn canonical_name(ecosystem: &str, name: &str) -> String {
 
 fn same_package(ecosystem: &str, a: &str, b: &str) -> bool {
     a == b || canonical_name(ecosystem, a) == canonical_name(ecosystem, b)
+}
+
+/// The feeds and size of the database at `path`; nothing when there is none (yet) or it cannot
+/// be read.
+pub fn status(path: &Path) -> (Vec<SourceStatus>, u64) {
+    if !path.exists() {
+        return (Vec::new(), 0);
+    }
+    match VulnDb::open_read_only(path) {
+        Ok(db) => (db.sources().unwrap_or_default(), db.len().unwrap_or(0)),
+        Err(_) => (Vec::new(), 0),
+    }
 }
 
 impl VulnDb {
@@ -433,7 +462,7 @@ fn collect(
 }
 
 fn record(name: &str, bytes: &[u8], out: &mut Vec<Advisory>, report: &mut ImportReport) {
-    report.read += 1;
+    report.files += 1;
     if bytes.len() as u64 > MAX_RECORD_BYTES {
         return problem(
             report,
@@ -451,7 +480,10 @@ fn record(name: &str, bytes: &[u8], out: &mut Vec<Advisory>, report: &mut Import
         None => Err("neither an OSV record, an Alpine secdb file nor the Debian tracker".into()),
     };
     match parsed {
-        Ok(list) => out.extend(list),
+        Ok(list) => {
+            report.advisories += list.len() as u64;
+            out.extend(list)
+        }
         Err(e) => problem(report, format!("{name}: {e}")),
     }
 }
@@ -485,7 +517,11 @@ mod tests {
         let mut paths = osv_files();
         paths.push(bad);
         let rep = db.import(&paths).unwrap();
-        assert_eq!((rep.read, rep.imported, rep.skipped), (8, 7, 1), "{rep:?}");
+        assert_eq!(
+            (rep.files, rep.advisories, rep.imported, rep.skipped),
+            (8, 7, 7, 1),
+            "{rep:?}"
+        );
         assert!(rep.problems[0].contains("bad.json"));
         assert_eq!(db.len().unwrap(), 7);
         // Alpine openssl: fixed in 1.0.2q-r0.

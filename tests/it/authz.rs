@@ -137,10 +137,16 @@ fn request(route: &RouteInfo, who: &Who) -> test::TestRequest {
             "pre-login-token",
         ));
     }
+    if route.csrf_in_query {
+        req = req.uri(&format!("{path}?csrf={form_csrf}"));
+    }
     match route.kind {
         Kind::Api if unsafe_method => req
             .insert_header(("content-type", "application/json"))
             .set_payload("{}"),
+        Kind::Form if route.csrf_in_query => req
+            .insert_header(("content-type", "multipart/form-data; boundary=b"))
+            .set_payload("--b--\r\n"),
         Kind::Form => req
             .insert_header(("content-type", "application/x-www-form-urlencoded"))
             .set_payload(format!("csrf={form_csrf}")),

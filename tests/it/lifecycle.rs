@@ -572,7 +572,7 @@ fn db_import_and_status_on_a_standalone_file() {
     assert!(o.status.success(), "{}", text(&o));
     let t = text(&o);
     assert!(
-        t.contains("read 10 records, imported 21, unchanged 0, skipped 1"),
+        t.contains("read 10 files, 21 advisories: 21 imported, 0 unchanged; 1 skipped"),
         "OSV, secdb and tracker files: {t}"
     );
     assert!(t.contains("skipped: ") && t.contains("broken.json"), "{t}");

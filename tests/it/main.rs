@@ -24,3 +24,4 @@ mod sensor;
 mod support;
 mod tidy;
 mod trivy_parity;
+mod vulndb;

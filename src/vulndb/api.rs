@@ -1,0 +1,149 @@
+//! The appliance's vulnerability database over HTTP: what it holds, and importing a feed file
+//! (what `bulwark db import` does on the host) for appliances no one logs in to.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use actix_web::http::Method;
+use actix_web::{web, HttpResponse};
+use futures_util::{Stream, StreamExt};
+use tokio::io::AsyncWriteExt;
+
+use super::db::{ImportReport, VulnDb, VulnDbError};
+use crate::http::{ApiError, AppState, Perm, Routes};
+
+/// Largest feed file accepted (an OSV export of one ecosystem is a few hundred MiB zipped).
+pub const MAX_FEED_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+/// One import at a time: the database has one writer.
+static IMPORTING: Mutex<()> = Mutex::new(());
+
+impl From<VulnDbError> for ApiError {
+    fn from(e: VulnDbError) -> ApiError {
+        match e {
+            VulnDbError::Input { .. } => ApiError::bad_request(e.to_string()),
+            VulnDbError::Store(s) => s.into(),
+        }
+    }
+}
+
+pub fn routes(r: &mut Routes) {
+    r.api(Method::GET, "/api/v1/vulndb", Perm::Read, api_status);
+    r.api(
+        Method::POST,
+        "/api/v1/vulndb/import",
+        Perm::Write,
+        api_import,
+    );
+}
+
+/// The database file the appliance scans with.
+pub fn path(state: &AppState) -> PathBuf {
+    state.config.data_dir.join("vulndb.redb")
+}
+
+async fn api_status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let path = path(&state);
+    let (feeds, advisories) = tokio::task::spawn_blocking(move || super::db::status(&path))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "advisories": advisories,
+        "feeds": feeds,
+    })))
+}
+
+/// `POST` a feed file as the body: an OSV record or a zip of them, an Alpine secdb file, the
+/// Debian tracker's JSON.
+async fn api_import(
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let report = import_upload(&state, payload).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "summary": report.summary(),
+        "report": report,
+    })))
+}
+
+/// Writes `body` to a file beside the database (bounded by [`MAX_FEED_BYTES`]) and imports it.
+pub async fn import_upload<S, E>(state: &AppState, body: S) -> Result<ImportReport, ApiError>
+where
+    S: Stream<Item = Result<web::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let dir = state.config.data_dir.join("tmp");
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(ApiError::internal)?;
+    let staged = dir.join(format!("feed-{}.upload", rand::random::<u64>()));
+    let result = stage_and_import(state, body, &staged).await;
+    let _ = tokio::fs::remove_file(&staged).await;
+    let _ = tokio::fs::remove_file(staged.with_extension("zip")).await;
+    let _ = tokio::fs::remove_file(staged.with_extension("json")).await;
+    result
+}
+
+async fn stage_and_import<S, E>(
+    state: &AppState,
+    mut body: S,
+    staged: &Path,
+) -> Result<ImportReport, ApiError>
+where
+    S: Stream<Item = Result<web::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut file = tokio::fs::File::create(staged)
+        .await
+        .map_err(ApiError::internal)?;
+    let (mut len, mut head) = (0u64, Vec::new());
+    while let Some(chunk) = body.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::bad_request(format!("the upload broke off: {e}")))?;
+        len += chunk.len() as u64;
+        if len > MAX_FEED_BYTES {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("a feed file may have at most {MAX_FEED_BYTES} bytes"),
+            ));
+        }
+        if head.len() < 4 {
+            head.extend_from_slice(&chunk[..chunk.len().min(4 - head.len())]);
+        }
+        file.write_all(&chunk).await.map_err(ApiError::internal)?;
+    }
+    file.flush().await.map_err(ApiError::internal)?;
+    drop(file);
+    if len == 0 {
+        return Err(ApiError::bad_request("the feed file is empty"));
+    }
+    // The importer tells zips from JSON by the name; the content says which this is.
+    let named = staged.with_extension(if head.starts_with(b"PK\x03\x04") {
+        "zip"
+    } else {
+        "json"
+    });
+    tokio::fs::rename(staged, &named)
+        .await
+        .map_err(ApiError::internal)?;
+    let db = path(state);
+    tokio::task::spawn_blocking(move || {
+        let Ok(_one) = IMPORTING.try_lock() else {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::CONFLICT,
+                "conflict",
+                "another import is running; try again when it ends",
+            ));
+        };
+        let vdb = VulnDb::open(&db)?;
+        let mut report = vdb.import(&[named.clone()])?;
+        // Problems name the staged file; the uploader knows it as "the upload".
+        for p in &mut report.problems {
+            *p = p.replace(&named.display().to_string(), "upload");
+        }
+        Ok(report)
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
