@@ -3,10 +3,10 @@
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use serde::Deserialize;
 
 use super::{Entry, Filter};
 use crate::http::layout::{render, Layout};
+use crate::http::listing::{self, ListQuery};
 use crate::http::{ApiError, AppState, Auth, Perm, Routes};
 
 /// Registers the audit-log routes.
@@ -16,12 +16,6 @@ pub fn routes(r: &mut Routes) {
     r.nav(92, "Audit log", "/audit-log", Perm::SuperAdmin);
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct Format {
-    format: String,
-}
-
 async fn query(
     state: &web::Data<AppState>,
     f: Filter,
@@ -29,33 +23,40 @@ async fn query(
     state.with_store(move |s| super::list(s, &f)).await
 }
 
+/// The filter with paging applied: `cursor` resumes below the last id shown.
+fn paged(mut f: Filter, q: &ListQuery) -> Result<Filter, ApiError> {
+    if let Some(id) = listing::cursor_id(q)? {
+        f.before = Some(id);
+    }
+    f.limit = Some(q.limit());
+    Ok(f)
+}
+
+/// The cursor of the page after `entries`, when it was full.
+fn next_of(entries: &[Entry], q: &ListQuery) -> Option<String> {
+    (entries.len() == q.limit())
+        .then(|| entries.last())
+        .flatten()
+        .map(|e| listing::cursor_after(e.at.to_rfc3339(), e.id))
+}
+
 async fn api_list(
     state: web::Data<AppState>,
     req: HttpRequest,
     f: web::Query<Filter>,
 ) -> Result<HttpResponse, ApiError> {
-    let fmt = web::Query::<Format>::from_query(req.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default();
-    let entries = query(&state, f.into_inner())
+    let q = ListQuery::of(&req)?;
+    let entries = query(&state, paged(f.into_inner(), &q)?)
         .await?
         .map_err(|e| ApiError::bad_request(e.0))?;
-    let wants_csv = fmt.format == "csv"
-        || req
-            .headers()
-            .get("accept")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.starts_with("text/csv"));
-    if wants_csv {
-        return Ok(HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8")
-            .insert_header((
-                "Content-Disposition",
-                "attachment; filename=\"bulwark-audit-log.csv\"",
-            ))
-            .body(super::to_csv(&entries)));
+    if q.wants_csv(&req) {
+        return Ok(listing::csv_response(
+            "bulwark-audit-log",
+            super::to_csv(&entries),
+        ));
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": entries })))
+    let next = next_of(&entries, &q);
+    Ok(listing::json_page(entries, next))
 }
 
 #[derive(Template)]

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::model::ExceptionStatus;
 use super::service::{self as svc, Actor, ExceptionInput, PolicyInput};
+use crate::http::listing::{self, ListQuery, Order, SortKey, Sorting};
 use crate::http::{ApiError, AppState, Auth, Perm, Principal, Routes};
 use crate::images;
 
@@ -83,6 +84,12 @@ pub fn routes(r: &mut Routes) {
     r.api(Method::GET, "/api/v1/images", Perm::Read, api_images);
     r.api(Method::GET, "/api/v1/images/queue", Perm::Read, api_queue);
     r.api(Method::GET, "/api/v1/images/{id}", Perm::Read, api_image);
+    r.api(
+        Method::GET,
+        "/api/v1/images/{id}/findings",
+        Perm::Read,
+        api_image_findings,
+    );
 }
 
 #[derive(Deserialize)]
@@ -187,10 +194,25 @@ struct ExceptionQuery {
     temporary: Option<bool>,
 }
 
+const EXCEPTION_SORTING: Sorting = Sorting {
+    columns: &[
+        ("id", true),
+        ("title", false),
+        ("status", false),
+        ("end_date", false),
+    ],
+    default: "id",
+};
+
+/// Exceptions, filtered by `status` and `temporary`, paged and sortable (newest first by
+/// default); CSV with `?format=csv`.
 async fn api_exceptions(
     state: web::Data<AppState>,
+    req: HttpRequest,
     q: web::Query<ExceptionQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let list = ListQuery::of(&req)?;
+    let order = EXCEPTION_SORTING.pick(&list)?;
     let q = q.into_inner();
     let all = state.with_store(svc::list_exceptions).await?;
     let items: Vec<_> = all
@@ -198,7 +220,43 @@ async fn api_exceptions(
         .filter(|e| q.status.is_none_or(|s| e.status == s))
         .filter(|e| q.temporary.is_none_or(|t| e.temporary == t))
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    let (items, next) = listing::page(items, &order, &list, |e| {
+        let key = match order.column {
+            "title" => e.title.to_lowercase().into(),
+            "status" => e.status.as_str().into(),
+            // No end date sorts last: it never ends.
+            "end_date" => e
+                .end_date
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "9999".into())
+                .into(),
+            _ => SortKey::Int(e.id as i64),
+        };
+        (key, e.id)
+    })?;
+    if list.wants_csv(&req) {
+        let rows = items.iter().map(|e| {
+            vec![
+                e.id.to_string(),
+                e.title.clone(),
+                e.status.as_str().to_string(),
+                format!("{:?}", e.kind).to_lowercase(),
+                e.issue_id.clone(),
+                e.image_match.as_str().to_string(),
+                e.start_date.map(|d| d.to_string()).unwrap_or_default(),
+                e.end_date.map(|d| d.to_string()).unwrap_or_default(),
+                e.reason.clone(),
+            ]
+        });
+        return Ok(listing::csv_response(
+            "bulwark-exceptions",
+            listing::csv(
+                &["id", "title", "status", "type", "issue_id", "image_match", "start_date", "end_date", "reason"],
+                rows,
+            ),
+        ));
+    }
+    Ok(listing::json_page(items, next))
 }
 
 async fn api_exception(
@@ -344,14 +402,48 @@ async fn api_comment(
 #[serde(default)]
 struct ImageQuery {
     cluster: Option<String>,
+    q: Option<String>,
     namespace: Option<String>,
 }
 
+/// Columns `/api/v1/images` sorts by.
+const IMAGE_SORTING: Sorting = Sorting {
+    columns: &[
+        ("name", false),
+        ("last_seen", true),
+        ("critical", true),
+        ("high", true),
+        ("findings", true),
+        ("id", false),
+    ],
+    default: "name",
+};
+
+fn image_key(order: &Order, i: &images::Image) -> (SortKey, u64) {
+    let counts = i.last_scan.as_ref().map(|s| s.counts.clone()).unwrap_or_default();
+    let key = match order.column {
+        "last_seen" => SortKey::Int(i.last_seen.timestamp_millis()),
+        "critical" => counts.total(images::Severity::Critical).into(),
+        "high" => counts.total(images::Severity::High).into(),
+        "findings" => SortKey::Int(i.last_scan.as_ref().map(|s| s.findings as i64).unwrap_or(0)),
+        "id" => SortKey::Int(i.id as i64),
+        _ => i.name().into(),
+    };
+    (key, i.id)
+}
+
+/// Images, filtered by `cluster` and `q` (name or tag contains), paged and sortable; CSV with
+/// `?format=csv`.
 async fn api_images(
     state: web::Data<AppState>,
+    req: HttpRequest,
     q: web::Query<ImageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let cluster = q.into_inner().cluster;
+    let list = ListQuery::of(&req)?;
+    let order = IMAGE_SORTING.pick(&list)?;
+    let q = q.into_inner();
+    let needle = q.q.unwrap_or_default().to_lowercase();
+    let cluster = q.cluster;
     let items = state
         .store
         .run(move |s| {
@@ -364,11 +456,124 @@ async fn api_images(
                 images
                     .into_iter()
                     .filter(|i| cluster.as_ref().is_none_or(|c| i.clusters.contains(&c.id)))
+                    .filter(|i| {
+                        needle.is_empty()
+                            || i.name().to_lowercase().contains(&needle)
+                            || i.tags.iter().any(|t| t.to_lowercase().contains(&needle))
+                    })
                     .collect::<Vec<_>>(),
             )
         })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    let (items, next) = listing::page(items, &order, &list, |i| image_key(&order, i))?;
+    if list.wants_csv(&req) {
+        let rows = items.iter().map(|i| {
+            let c = i.last_scan.as_ref().map(|s| s.counts.clone()).unwrap_or_default();
+            let n = |s: images::Severity| c.total(s).to_string();
+            vec![
+                i.id.to_string(),
+                i.name(),
+                i.digest.clone(),
+                i.tags.join(" "),
+                i.scan_state.describe(),
+                i.last_seen.to_rfc3339(),
+                n(images::Severity::Critical),
+                n(images::Severity::High),
+                n(images::Severity::Medium),
+                n(images::Severity::Low),
+            ]
+        });
+        return Ok(listing::csv_response(
+            "bulwark-images",
+            listing::csv(
+                &["id", "image", "digest", "tags", "scan", "last_seen", "critical", "high", "medium", "low"],
+                rows,
+            ),
+        ));
+    }
+    Ok(listing::json_page(items, next))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct FindingQuery {
+    severity: Option<String>,
+    fixable: Option<bool>,
+    q: Option<String>,
+}
+
+const FINDING_SORTING: Sorting = Sorting {
+    columns: &[("severity", false), ("id", false), ("package", false)],
+    default: "severity",
+};
+
+/// The findings of an image's latest scan: filtered by `severity`, `fixable` and `q` (id or
+/// package contains), paged and sortable (most severe first by default); CSV with
+/// `?format=csv`.
+async fn api_image_findings(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<u64>,
+    q: web::Query<FindingQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let list = ListQuery::of(&req)?;
+    let order = FINDING_SORTING.pick(&list)?;
+    let (id, q) = (id.into_inner(), q.into_inner());
+    let severity = q.severity.as_deref().map(images::Severity::parse);
+    let needle = q.q.unwrap_or_default().to_lowercase();
+    let scan = state
+        .with_store(move |s| {
+            images::get(s, id)?;
+            Ok::<_, images::ImageError>(images::scan(s, id)?)
+        })
+        .await?;
+    let findings: Vec<(u64, images::Finding)> = scan
+        .map(|s| s.findings)
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(n, f)| (n as u64, f))
+        .filter(|(_, f)| severity.is_none_or(|s| f.severity == s))
+        .filter(|(_, f)| q.fixable.is_none_or(|x| f.fixable == x))
+        .filter(|(_, f)| {
+            needle.is_empty()
+                || f.id.to_lowercase().contains(&needle)
+                || f.package.to_lowercase().contains(&needle)
+        })
+        .collect();
+    let (items, next) = listing::page(findings, &order, &list, |(n, f)| {
+        let key = match order.column {
+            "id" => f.id.clone().into(),
+            "package" => f.package.clone().into(),
+            // The enum's order is most severe first.
+            _ => SortKey::Int(f.severity as i64),
+        };
+        (key, *n)
+    })?;
+    if list.wants_csv(&req) {
+        let rows = items.iter().map(|(_, f)| {
+            vec![
+                f.id.clone(),
+                f.package.clone(),
+                f.installed.clone(),
+                f.fixed.clone(),
+                f.severity.as_str().to_string(),
+                f.severity_source.clone(),
+                f.scanner.clone(),
+                f.target.clone(),
+                f.title.clone(),
+            ]
+        });
+        return Ok(listing::csv_response(
+            &format!("bulwark-image-{id}-findings"),
+            listing::csv(
+                &["id", "package", "installed", "fixed", "severity", "severity_source", "scanner", "target", "title"],
+                rows,
+            ),
+        ));
+    }
+    let items: Vec<images::Finding> = items.into_iter().map(|(_, f)| f).collect();
+    Ok(listing::json_page(items, next))
 }
 
 /// What waits for a scan: images due for a rescan (or never scanned) and references seen by

@@ -8,6 +8,7 @@ pub mod assets;
 pub mod body;
 mod error;
 pub mod layout;
+pub mod listing;
 pub mod metrics;
 pub mod prepared;
 pub mod routes;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{self, Event};
 use crate::config::Config;
 use crate::http::layout::{redirect_with_flash, render, Layout};
+use crate::http::listing::{self, ListQuery, MAX_LIMIT};
 use crate::http::{assets, client_ip, ApiError, AppState, Auth, Perm, Routes};
 use crate::jobs::{JobRun, JobStatus, TaskState};
 use crate::search::Hit;
@@ -171,25 +172,67 @@ struct SearchQuery {
     limit: Option<usize>,
 }
 
-async fn search(state: &web::Data<AppState>, q: SearchQuery) -> Result<Vec<Hit>, ApiError> {
+/// Hits for `q`, after `offset` of them (search results are ranked, so they page by position).
+async fn search(
+    state: &web::Data<AppState>,
+    q: SearchQuery,
+    offset: usize,
+    limit: usize,
+) -> Result<Vec<Hit>, ApiError> {
     if q.q.len() > 500 {
         return Err(ApiError::bad_request("q: at most 500 characters"));
     }
     let search = state.search.clone();
-    tokio::task::spawn_blocking(move || {
-        search.query(&q.q, q.kind.as_deref(), q.limit.unwrap_or(50))
+    let mut hits = tokio::task::spawn_blocking(move || {
+        search.query(&q.q, q.kind.as_deref(), (offset + limit).min(MAX_SEARCH_HITS))
     })
     .await
     .map_err(ApiError::internal)?
-    .map_err(ApiError::from)
+    .map_err(ApiError::from)?;
+    Ok(hits.split_off(offset.min(hits.len())))
+}
+
+/// Hits one search can reach through its pages.
+const MAX_SEARCH_HITS: usize = 10_000;
+
+/// One page of hits and the cursor of the next.
+async fn search_page_of(
+    state: &web::Data<AppState>,
+    list: &ListQuery,
+    q: SearchQuery,
+) -> Result<(Vec<Hit>, Option<String>), ApiError> {
+    let limit = q.limit.map(|l| l.clamp(1, MAX_LIMIT)).unwrap_or(50);
+    let offset = listing::cursor_id(list)?.unwrap_or(0) as usize;
+    let mut hits = search(state, q, offset, limit + 1).await?;
+    let next = (hits.len() > limit && offset + limit < MAX_SEARCH_HITS)
+        .then(|| listing::cursor_after("position", (offset + limit) as u64));
+    hits.truncate(limit);
+    Ok((hits, next))
 }
 
 async fn api_search(
     state: web::Data<AppState>,
+    req: HttpRequest,
     q: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let hits = search(&state, q.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": hits })))
+    let list = ListQuery::of(&req)?;
+    let (hits, next) = search_page_of(&state, &list, q.into_inner()).await?;
+    if list.wants_csv(&req) {
+        let rows = hits.iter().map(|h| {
+            vec![
+                h.kind.clone(),
+                h.id.clone(),
+                h.title.clone(),
+                h.url.clone(),
+                format!("{:.3}", h.score),
+            ]
+        });
+        return Ok(listing::csv_response(
+            "bulwark-search",
+            listing::csv(&["kind", "id", "title", "url", "score"], rows),
+        ));
+    }
+    Ok(listing::json_page(hits, next))
 }
 
 async fn api_outbox(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -298,19 +341,25 @@ struct SearchPage {
     layout: Layout,
     q: String,
     hits: Vec<Hit>,
+    next: Option<String>,
+    csv: String,
 }
 
 async fn search_page(
     state: web::Data<AppState>,
+    req: HttpRequest,
     Auth(p): Auth,
     q: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let list = ListQuery::of(&req)?;
     let q = q.into_inner();
     let text = q.q.clone();
-    let hits = search(&state, q).await?;
+    let (hits, next) = search_page_of(&state, &list, q).await?;
     render(&SearchPage {
         layout: Layout::new(&state, &p, "Search", ""),
         q: text,
         hits,
+        next: next.map(|n| format!("/search?{}", listing::with_cursor(req.query_string(), &n))),
+        csv: format!("/api/v1/search?{}", listing::with_param(req.query_string(), "format", "csv")),
     })
 }

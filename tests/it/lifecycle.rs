@@ -589,7 +589,7 @@ fn db_import_and_status_on_a_standalone_file() {
     // Incremental: the same records again change nothing.
     let o = bulwark(&["db", "import", "--db", db.to_str().unwrap(), fixtures]);
     assert!(
-        text(&o).contains("imported 14, unchanged 7"),
+        text(&o).contains("21 advisories: 14 imported, 7 unchanged"),
         "OSV records are unchanged; feeds carry no date and are rewritten: {}",
         text(&o)
     );
