@@ -559,7 +559,12 @@ struct DecisionQuery {
 }
 
 const DECISION_SORTING: Sorting = Sorting {
-    columns: &[("last", true), ("count", true), ("first", true), ("id", true)],
+    columns: &[
+        ("last", true),
+        ("count", true),
+        ("first", true),
+        ("id", true),
+    ],
     default: "last",
 };
 
@@ -637,7 +642,19 @@ async fn api_decisions(
         return Ok(listing::csv_response(
             "bulwark-admission-decisions",
             listing::csv(
-                &["id", "cluster", "namespace", "kind", "name", "images", "allowed", "count", "first", "last", "message"],
+                &[
+                    "id",
+                    "cluster",
+                    "namespace",
+                    "kind",
+                    "name",
+                    "images",
+                    "allowed",
+                    "count",
+                    "first",
+                    "last",
+                    "message",
+                ],
                 rows,
             ),
         ));

@@ -241,7 +241,16 @@ pub fn count(store: &Store) -> Result<u64, StoreError> {
 /// neutralized.
 pub fn to_csv(entries: &[Entry]) -> String {
     crate::http::listing::csv(
-        &["id", "at", "actor", "action", "target", "ok", "source_ip", "detail"],
+        &[
+            "id",
+            "at",
+            "actor",
+            "action",
+            "target",
+            "ok",
+            "source_ip",
+            "detail",
+        ],
         entries.iter().map(|e| {
             vec![
                 e.id.to_string(),

@@ -251,7 +251,17 @@ async fn api_exceptions(
         return Ok(listing::csv_response(
             "bulwark-exceptions",
             listing::csv(
-                &["id", "title", "status", "type", "issue_id", "image_match", "start_date", "end_date", "reason"],
+                &[
+                    "id",
+                    "title",
+                    "status",
+                    "type",
+                    "issue_id",
+                    "image_match",
+                    "start_date",
+                    "end_date",
+                    "reason",
+                ],
                 rows,
             ),
         ));
@@ -420,7 +430,11 @@ const IMAGE_SORTING: Sorting = Sorting {
 };
 
 fn image_key(order: &Order, i: &images::Image) -> (SortKey, u64) {
-    let counts = i.last_scan.as_ref().map(|s| s.counts.clone()).unwrap_or_default();
+    let counts = i
+        .last_scan
+        .as_ref()
+        .map(|s| s.counts.clone())
+        .unwrap_or_default();
     let key = match order.column {
         "last_seen" => SortKey::Int(i.last_seen.timestamp_millis()),
         "critical" => counts.total(images::Severity::Critical).into(),
@@ -468,7 +482,11 @@ async fn api_images(
     let (items, next) = listing::page(items, &order, &list, |i| image_key(&order, i))?;
     if list.wants_csv(&req) {
         let rows = items.iter().map(|i| {
-            let c = i.last_scan.as_ref().map(|s| s.counts.clone()).unwrap_or_default();
+            let c = i
+                .last_scan
+                .as_ref()
+                .map(|s| s.counts.clone())
+                .unwrap_or_default();
             let n = |s: images::Severity| c.total(s).to_string();
             vec![
                 i.id.to_string(),
@@ -486,7 +504,18 @@ async fn api_images(
         return Ok(listing::csv_response(
             "bulwark-images",
             listing::csv(
-                &["id", "image", "digest", "tags", "scan", "last_seen", "critical", "high", "medium", "low"],
+                &[
+                    "id",
+                    "image",
+                    "digest",
+                    "tags",
+                    "scan",
+                    "last_seen",
+                    "critical",
+                    "high",
+                    "medium",
+                    "low",
+                ],
                 rows,
             ),
         ));
@@ -567,7 +596,17 @@ async fn api_image_findings(
         return Ok(listing::csv_response(
             &format!("bulwark-image-{id}-findings"),
             listing::csv(
-                &["id", "package", "installed", "fixed", "severity", "severity_source", "scanner", "target", "title"],
+                &[
+                    "id",
+                    "package",
+                    "installed",
+                    "fixed",
+                    "severity",
+                    "severity_source",
+                    "scanner",
+                    "target",
+                    "title",
+                ],
                 rows,
             ),
         ));

@@ -174,11 +174,10 @@ pub fn page<T>(
         })
         .collect();
     let cmp = |a: &(SortKey, u64), b: &(SortKey, u64)| {
-        let o = a
-            .0
-            .partial_cmp(&b.0)
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then(a.1.cmp(&b.1));
+        let o =
+            a.0.partial_cmp(&b.0)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(a.1.cmp(&b.1));
         if order.desc {
             o.reverse()
         } else {
@@ -321,7 +320,10 @@ mod tests {
         let (p, next) = page(items.clone(), &order, &query, key).unwrap();
         assert_eq!(p, vec![(2, 9), (3, 5), (1, 5)]);
         let query = q(&format!("sort=critical&limit=3&cursor={}", next.unwrap()));
-        assert_eq!(page(items.clone(), &order, &query, key).unwrap().0, vec![(4, 0)]);
+        assert_eq!(
+            page(items.clone(), &order, &query, key).unwrap().0,
+            vec![(4, 0)]
+        );
         assert!(SORTING.pick(&q("sort=password")).is_err());
         assert!(SORTING.pick(&q("order=sideways")).is_err());
         assert!(page(items, &order, &q("cursor=%FF%00"), key).is_err());

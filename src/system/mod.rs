@@ -184,7 +184,11 @@ async fn search(
     }
     let search = state.search.clone();
     let mut hits = tokio::task::spawn_blocking(move || {
-        search.query(&q.q, q.kind.as_deref(), (offset + limit).min(MAX_SEARCH_HITS))
+        search.query(
+            &q.q,
+            q.kind.as_deref(),
+            (offset + limit).min(MAX_SEARCH_HITS),
+        )
     })
     .await
     .map_err(ApiError::internal)?
@@ -360,6 +364,9 @@ async fn search_page(
         q: text,
         hits,
         next: next.map(|n| format!("/search?{}", listing::with_cursor(req.query_string(), &n))),
-        csv: format!("/api/v1/search?{}", listing::with_param(req.query_string(), "format", "csv")),
+        csv: format!(
+            "/api/v1/search?{}",
+            listing::with_param(req.query_string(), "format", "csv")
+        ),
     })
 }

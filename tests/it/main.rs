@@ -13,6 +13,7 @@ mod hostile;
 mod inventory;
 mod kube_sync;
 mod lifecycle;
+mod lists;
 mod migration;
 mod native_scans;
 mod notify;
