@@ -278,6 +278,31 @@ pub fn with_param(query: &str, name: &str, value: &str) -> String {
     s.finish()
 }
 
+/// The query string that sorts by `column`: the other way when it is the current column, else
+/// in the column's natural order (first page either way).
+pub fn sort_query(query: &str, column: &str, current: &Order) -> String {
+    let q = with_param(query, "sort", column);
+    let order = if current.column == column {
+        if current.desc {
+            "asc"
+        } else {
+            "desc"
+        }
+    } else {
+        ""
+    };
+    with_param(&q, "order", order)
+}
+
+/// An arrow for the current sort column's header, nothing for the others.
+pub fn sort_mark(column: &str, current: &Order) -> &'static str {
+    match (current.column == column, current.desc) {
+        (false, _) => "",
+        (true, true) => " ▼",
+        (true, false) => " ▲",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

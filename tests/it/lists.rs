@@ -255,4 +255,44 @@ async fn lists_page_sort_and_export() {
         assert!(ctype.starts_with("text/csv"), "{path}: {ctype}");
         assert_eq!(body.lines().next(), Some(header), "{path}");
     }
+
+    // The Images page: the same paging, sortable headers, visible reasons, CSV with verdicts.
+    let (admin_s, _) = t.session("admin@example.com");
+    let a = Caller::session(&admin_s);
+    let (s, _, html) = raw(&app, a.get("/images?limit=10&sort=critical")).await;
+    assert_eq!(s, 200);
+    assert!(
+        html.contains("26 of 26 images match; 10 on this page"),
+        "{html}"
+    );
+    assert!(
+        html.contains("Critical ▼"),
+        "the sorted column is marked: {html}"
+    );
+    assert!(
+        html.contains("href=\"/images?limit=10&#38;sort=critical&#38;order=asc\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("<span class=\"reason\">"),
+        "reasons are on the page: {html}"
+    );
+    assert!(html.contains("id=\"next-page\""), "{html}");
+    let (s, ctype, body) = raw(&app, a.get("/images?compliance=non-compliant&format=csv")).await;
+    assert_eq!(s, 200);
+    assert!(ctype.starts_with("text/csv"));
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(
+        lines[0],
+        "id,image,digest,tags,status,reason,critical,high,medium,low,last_scan"
+    );
+    assert_eq!(
+        lines.len(),
+        6,
+        "the five images with the Debian report: {body}"
+    );
+    assert!(
+        lines[1..].iter().all(|l| l.contains(",non-compliant,")),
+        "{body}"
+    );
 }

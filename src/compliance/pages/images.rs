@@ -1,6 +1,6 @@
 //! The image list (filterable) and an image with every finding's judgement.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
@@ -10,6 +10,7 @@ use crate::compliance::evaluate::Judgement;
 use crate::compliance::model::{Exception, Policy};
 use crate::compliance::service::{self as svc};
 use crate::http::layout::{render, Layout};
+use crate::http::listing::{self, ListQuery, Order, SortKey, Sorting};
 use crate::http::{ApiError, AppState, Auth, Perm, Routes};
 use crate::images::{self, Finding, Image, ScanState, Severity};
 
@@ -29,17 +30,56 @@ struct ImageRow {
     low: u32,
 }
 
+/// Columns the image list sorts by.
+const SORTING: Sorting = Sorting {
+    columns: &[
+        ("name", false),
+        ("status", false),
+        ("critical", true),
+        ("high", true),
+        ("medium", true),
+        ("low", true),
+        ("last_scan", true),
+    ],
+    default: "name",
+};
+
 #[derive(Template)]
 #[template(path = "compliance/images.html")]
 struct ImagesPage {
     layout: Layout,
     clusters: Vec<Cluster>,
     rows: Vec<ImageRow>,
+    matching: usize,
     total: usize,
     cluster: String,
     compliance: String,
     severity: String,
     q: String,
+    query: String,
+    order: Order,
+    next: Option<String>,
+}
+
+impl ImagesPage {
+    /// The header link that sorts by `column` (the other way when it is the current one).
+    fn sort_href(&self, column: &str) -> String {
+        format!(
+            "/images?{}",
+            listing::sort_query(&self.query, column, &self.order)
+        )
+    }
+
+    fn sort_mark(&self, column: &str) -> &'static str {
+        listing::sort_mark(column, &self.order)
+    }
+
+    fn csv_href(&self) -> String {
+        format!(
+            "/images?{}",
+            listing::with_param(&self.query, "format", "csv")
+        )
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -51,11 +91,36 @@ struct ImagesQuery {
     q: String,
 }
 
+/// Where an image stands in `judge_in` (its first cluster when none is chosen).
+fn status_of(
+    image: &Image,
+    judge_in: Option<&Cluster>,
+    snap: &crate::admission::index::Snapshot,
+) -> (&'static str, String) {
+    match (
+        &image.scan_state,
+        judge_in.and_then(|c| snap.image_verdict(c, &image.key())),
+    ) {
+        (ScanState::Unscanned | ScanState::Queued { .. }, _) if image.last_scan.is_none() => {
+            ("unscanned", String::new())
+        }
+        (_, Some(v)) if v.compliant => ("compliant", String::new()),
+        (_, Some(v)) => (
+            "non-compliant",
+            v.reasons.first().cloned().unwrap_or_default(),
+        ),
+        (_, None) => ("unknown", "not seen in a cluster".to_string()),
+    }
+}
+
 async fn images_page(
     state: web::Data<AppState>,
+    req: HttpRequest,
     Auth(p): Auth,
     q: web::Query<ImagesQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let list = ListQuery::of(&req)?;
+    let order = SORTING.pick(&list)?;
     let q = q.into_inner();
     let adm = state
         .domains
@@ -81,6 +146,17 @@ async fn images_page(
     let needle = q.q.to_lowercase();
     let severity = (!q.severity.is_empty()).then(|| Severity::parse(&q.severity));
     let total = all.len();
+    // Judging an image costs a pass over its findings: only when the filter or the sort needs
+    // every verdict are all of them judged; otherwise only the page's.
+    let judge_all = !q.compliance.is_empty() || order.column == "status";
+    let judge_in = |image: &Image| {
+        selected.clone().or_else(|| {
+            image
+                .clusters
+                .first()
+                .and_then(|id| clusters.iter().find(|c| c.id == *id).cloned())
+        })
+    };
     let mut rows = Vec::new();
     for image in all {
         if selected
@@ -91,7 +167,10 @@ async fn images_page(
         }
         if !needle.is_empty()
             && !image.name().to_lowercase().contains(&needle)
-            && !image.tags.iter().any(|t| t.contains(&needle))
+            && !image
+                .tags
+                .iter()
+                .any(|t| t.to_lowercase().contains(&needle))
         {
             continue;
         }
@@ -105,26 +184,10 @@ async fn images_page(
                 continue;
             }
         }
-        // Judge in the chosen cluster, else in the first cluster it was seen in.
-        let judge_in = selected.clone().or_else(|| {
-            image
-                .clusters
-                .first()
-                .and_then(|id| clusters.iter().find(|c| c.id == *id).cloned())
-        });
-        let (status, reason) = match (
-            &image.scan_state,
-            judge_in.and_then(|c| snap.image_verdict(&c, &image.key())),
-        ) {
-            (ScanState::Unscanned | ScanState::Queued { .. }, _) if image.last_scan.is_none() => {
-                ("unscanned", String::new())
-            }
-            (_, Some(v)) if v.compliant => ("compliant", String::new()),
-            (_, Some(v)) => (
-                "non-compliant",
-                v.reasons.first().cloned().unwrap_or_default(),
-            ),
-            (_, None) => ("unknown", "not seen in a cluster".to_string()),
+        let (status, reason) = if judge_all {
+            status_of(&image, judge_in(&image).as_ref(), &snap)
+        } else {
+            ("", String::new())
         };
         if !q.compliance.is_empty() && q.compliance != status {
             continue;
@@ -138,19 +201,94 @@ async fn images_page(
             status,
             reason,
         });
-        if rows.len() >= 1000 {
-            break;
+    }
+    let matching = rows.len();
+    let wants_csv = list.wants_csv(&req);
+    let paged = if wants_csv {
+        ListQuery {
+            limit: Some(listing::MAX_LIMIT),
+            ..list.clone()
+        }
+    } else {
+        list.clone()
+    };
+    let (mut rows, next) = listing::page(rows, &order, &paged, |r| {
+        let key = match order.column {
+            "status" => r.status.into(),
+            "critical" => r.critical.into(),
+            "high" => r.high.into(),
+            "medium" => r.medium.into(),
+            "low" => r.low.into(),
+            "last_scan" => SortKey::Int(
+                r.image
+                    .last_scan
+                    .as_ref()
+                    .map(|s| s.at.timestamp_millis())
+                    .unwrap_or(0),
+            ),
+            _ => r.image.name().into(),
+        };
+        (key, r.image.id)
+    })?;
+    if !judge_all {
+        for r in &mut rows {
+            (r.status, r.reason) = status_of(&r.image, judge_in(&r.image).as_ref(), &snap);
         }
     }
+    if wants_csv {
+        let lines = rows.iter().map(|r| {
+            vec![
+                r.image.id.to_string(),
+                r.image.name(),
+                r.image.digest.clone(),
+                r.image.tags.join(" "),
+                r.status.to_string(),
+                r.reason.clone(),
+                r.critical.to_string(),
+                r.high.to_string(),
+                r.medium.to_string(),
+                r.low.to_string(),
+                r.image
+                    .last_scan
+                    .as_ref()
+                    .map(|s| s.at.to_rfc3339())
+                    .unwrap_or_default(),
+            ]
+        });
+        return Ok(listing::csv_response(
+            "bulwark-images",
+            listing::csv(
+                &[
+                    "id",
+                    "image",
+                    "digest",
+                    "tags",
+                    "status",
+                    "reason",
+                    "critical",
+                    "high",
+                    "medium",
+                    "low",
+                    "last_scan",
+                ],
+                lines,
+            ),
+        ));
+    }
+    let query = req.query_string().to_string();
     render(&ImagesPage {
         layout: Layout::new(&state, &p, "Images", "/images"),
         clusters,
         rows,
+        matching,
         total,
         cluster: q.cluster,
         compliance: q.compliance,
         severity: q.severity,
         q: q.q,
+        next: next.map(|n| format!("/images?{}", listing::with_cursor(&query, &n))),
+        query,
+        order,
     })
 }
 
