@@ -137,7 +137,7 @@ where
             ));
         };
         let vdb = VulnDb::open(&db)?;
-        let mut report = vdb.import(&[named.clone()])?;
+        let mut report = vdb.import(std::slice::from_ref(&named))?;
         // Problems name the staged file; the uploader knows it as "the upload".
         for p in &mut report.problems {
             *p = p.replace(&named.display().to_string(), "upload");
