@@ -12,6 +12,13 @@ pub fn routes(r: &mut Routes) {
     r.api(Method::GET, "/api/v1/clusters", Perm::Read, api_list);
     r.api(Method::POST, "/api/v1/clusters", Perm::Write, api_create);
     r.api(Method::GET, "/api/v1/clusters/{id}", Perm::Read, api_get);
+    // Admins only: the URL carries the cluster's webhook token when it requires one.
+    r.api(
+        Method::GET,
+        "/api/v1/clusters/{id}/webhook-configuration",
+        Perm::Write,
+        api_webhook_configuration,
+    );
     r.api(
         Method::PATCH,
         "/api/v1/clusters/{id}",
@@ -325,4 +332,77 @@ async fn api_delete(
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub(super) struct WebhookQuery {
+    /// How the cluster reaches Bulwark (default: how this request reached it).
+    pub url: Option<String>,
+    pub timeout: Option<u8>,
+    /// Comma-separated namespaces left out (default: kube-system).
+    pub exclude_namespaces: Option<String>,
+}
+
+impl WebhookQuery {
+    /// The parameters, with the URL this request came in on when none is given.
+    pub(super) fn params(&self, req: &HttpRequest) -> super::webhook_config::Params {
+        let url = self
+            .url
+            .clone()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| format!("https://{}", req.connection_info().host()));
+        let exclude = self
+            .exclude_namespaces
+            .as_deref()
+            .unwrap_or("")
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(String::from)
+            .collect();
+        super::webhook_config::Params {
+            url,
+            timeout: self.timeout.unwrap_or(5),
+            exclude,
+        }
+    }
+}
+
+/// The ValidatingWebhookConfiguration `bulwark webhook-config` prints, as a YAML download.
+async fn api_webhook_configuration(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<u64>,
+    q: web::Query<WebhookQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, params) = (id.into_inner(), q.params(&req));
+    let (sealer, ca) = (
+        state.sealer()?,
+        crate::http::tls::trust_anchor_path(&state.config),
+    );
+    let (name, yaml) = state
+        .with_store(move |s| {
+            let c = super::get(s, id)?;
+            let yaml = super::webhook_config::build(s, &sealer, &c, &params, &ca)?;
+            Ok::<_, ClusterError>((c.name, yaml))
+        })
+        .await?;
+    let file: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    Ok(HttpResponse::Ok()
+        .content_type("application/yaml; charset=utf-8")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"bulwark-webhook-{file}.yaml\""),
+        ))
+        .body(yaml))
 }

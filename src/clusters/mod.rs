@@ -4,9 +4,11 @@
 mod api;
 pub mod inventory;
 pub mod kube;
+pub mod onboarding;
 mod pages;
 pub mod sync;
 pub mod webhook_auth;
+pub mod webhook_config;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

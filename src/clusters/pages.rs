@@ -6,7 +6,9 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::api::{apply, create_cluster, issue_token, update_cluster, Change};
+use super::onboarding::Onboarding;
 use super::{Cluster, ClusterError, ClusterPatch, FailureMode, NewCluster, UnscannedAction};
+use crate::admission::Admission;
 use crate::http::layout::{redirect_with_flash, render, render_status, Layout};
 use crate::http::{client_ip, ApiError, AppState, Auth, Perm, Principal, Routes};
 use actix_web::http::StatusCode;
@@ -115,6 +117,32 @@ struct FormPage {
     kube_error: String,
     /// A webhook token just issued: shown in this one answer only.
     new_token: String,
+    /// Next steps and what enforcement would deny (on a cluster's own page).
+    onboarding: Option<Onboarding>,
+    /// How this appliance was reached, the default webhook URL.
+    base_url: String,
+    /// Enforcement was asked for but would deny images: the form asks to confirm.
+    confirm_enforcement: bool,
+}
+
+impl FormPage {
+    fn would_deny(&self) -> usize {
+        match (&self.onboarding, &self.cluster) {
+            (Some(o), Some(c)) => {
+                // The settings as the form shows them (a refused save shows what was posted).
+                let as_shown = Cluster {
+                    unscanned_action: if self.allow_unscanned {
+                        UnscannedAction::AllowAndQueue
+                    } else {
+                        UnscannedAction::Deny
+                    },
+                    ..c.clone()
+                };
+                o.would_deny(&as_shown)
+            }
+            _ => 0,
+        }
+    }
 }
 
 impl FormPage {
@@ -134,6 +162,9 @@ impl FormPage {
             pods: 0,
             kube_error: String::new(),
             new_token: String::new(),
+            onboarding: None,
+            base_url: String::new(),
+            confirm_enforcement: false,
         }
     }
     fn of(layout: Layout, c: Cluster, can_write: bool) -> FormPage {
@@ -152,6 +183,9 @@ impl FormPage {
             pods: 0,
             kube_error: String::new(),
             new_token: String::new(),
+            onboarding: None,
+            base_url: String::new(),
+            confirm_enforcement: false,
         }
     }
 }
@@ -178,6 +212,9 @@ struct ClusterForm {
     failure_mode: String,
     #[serde(default)]
     unscanned_action: String,
+    /// Ticked when the user confirmed enforcement that denies running images.
+    #[serde(default)]
+    confirm_enforcement: Option<String>,
 }
 
 impl ClusterForm {
@@ -233,8 +270,8 @@ async fn create_form(
         Ok(c) => Ok(redirect_with_flash(
             &state,
             &p,
-            "/clusters",
-            &format!("Created cluster {}", c.name),
+            &format!("/clusters/{}", c.id),
+            &format!("Created cluster {}: its next steps are below", c.name),
         )),
         Err(e @ (ClusterError::Invalid(_) | ClusterError::Duplicate(_))) => {
             let mut page = FormPage::blank(Layout::new(&state, &p, "New cluster", "/clusters"));
@@ -247,10 +284,25 @@ async fn create_form(
 
 async fn detail_page(
     state: web::Data<AppState>,
+    req: HttpRequest,
     Auth(p): Auth,
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
-    render(&detail(&state, &p, id.into_inner()).await?)
+    let mut page = detail(&state, &p, id.into_inner()).await?;
+    page.base_url = format!("https://{}", req.connection_info().host());
+    render(&page)
+}
+
+/// The cluster's standing for its page.
+async fn onboarding_of(state: &AppState, c: &Cluster) -> Result<Onboarding, ApiError> {
+    let admission = state
+        .domains
+        .get::<Admission>()
+        .ok_or_else(|| ApiError::internal("admission not configured"))?;
+    let c = c.clone();
+    state
+        .with_store(move |s| super::onboarding::compute(s, &admission, &c))
+        .await
 }
 
 /// The detail page of cluster `id`: its settings, its inventory and its API connection.
@@ -269,8 +321,9 @@ async fn detail(state: &web::Data<AppState>, p: &Principal, id: u64) -> Result<F
         })
         .await?;
     let layout = Layout::new(state, p, c.name.clone(), "/clusters");
+    let onboarding = onboarding_of(state, &c).await?;
     let mut page = FormPage::of(layout, c, p.can(Perm::Write));
-    (page.kube, page.pods) = (kube, pods);
+    (page.kube, page.pods, page.onboarding) = (kube, pods, Some(onboarding));
     Ok(page)
 }
 
@@ -419,6 +472,20 @@ async fn update_form(
 ) -> Result<HttpResponse, ApiError> {
     let f = form.into_inner();
     let id = id.into_inner();
+    if f.enforcement.is_some() && f.confirm_enforcement.is_none() {
+        let mut page = detail(&state, &p, id).await?;
+        let was_on = page.cluster.as_ref().is_some_and(|c| c.enforcement);
+        f.refill(&mut page, String::new());
+        if !was_on && page.would_deny() > 0 {
+            page.confirm_enforcement = true;
+            page.base_url = format!("https://{}", req.connection_info().host());
+            page.error = format!(
+                "Enforcing now would deny {} of the images this cluster runs: confirm below, or fix them first.",
+                page.would_deny()
+            );
+            return render_status(&page, StatusCode::CONFLICT);
+        }
+    }
     let patch = ClusterPatch {
         name: Some(f.name.clone()),
         description: Some(f.description.clone()),
@@ -431,7 +498,7 @@ async fn update_form(
         Ok(c) => Ok(redirect_with_flash(
             &state,
             &p,
-            "/clusters",
+            &format!("/clusters/{}", c.id),
             &format!("Saved cluster {}", c.name),
         )),
         Err(e @ (ClusterError::Invalid(_) | ClusterError::Duplicate(_))) => {

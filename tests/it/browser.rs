@@ -259,10 +259,15 @@ async fn sign_in_create_a_cluster_and_see_it_listed() {
     d.type_into("#tags", "env=test, ui").await;
     d.click("input[name=enforcement]").await;
     d.click("#cluster-form button[type=submit]").await;
-    d.wait_url("the list after creating", |u| u.ends_with("/clusters"))
-        .await;
+    d.wait_url("the new cluster's page", |u| {
+        u.contains("/clusters/") && !u.ends_with("/new")
+    })
+    .await;
     let src = d.source().await;
-    assert!(src.contains("browser-made"), "the new cluster is listed");
+    assert!(
+        src.contains("Next steps") && src.contains("Download the webhook configuration"),
+        "creating a cluster leads to its next steps"
+    );
     assert!(
         src.contains("Created cluster browser-made"),
         "the flash comes from the server, not the URL"
@@ -271,6 +276,10 @@ async fn sign_in_create_a_cluster_and_see_it_listed() {
         src.contains("made by &lt;b&gt;Chromium&lt;/b&gt;"),
         "and its description is escaped"
     );
+    d.screenshot("browser-cluster-next-steps.png").await;
+    d.goto(&format!("{}/clusters", server.base)).await;
+    let src = d.source().await;
+    assert!(src.contains("browser-made"), "the new cluster is listed");
     let shot = d.screenshot("browser-clusters.png").await;
     assert!(std::fs::metadata(&shot).unwrap().len() > 1000);
     // The UI wrote what the API reads.

@@ -17,6 +17,7 @@ mod lists;
 mod migration;
 mod native_scans;
 mod notify;
+mod onboarding;
 mod posture;
 mod registry;
 mod scan_cli;
