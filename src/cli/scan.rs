@@ -188,8 +188,15 @@ fn docker_config_credentials(registry: &str) -> Option<(String, String)> {
     registry::docker_config_credentials(&text, registry)
 }
 
-/// Posts the Trivy-compatible JSON to the appliance; returns its verdict line.
-fn upload(a: &ScanArgs, report: &Report) -> anyhow::Result<String> {
+/// Where an upload goes: checked before the scan, so a mistake costs no scan.
+struct UploadTarget<'a> {
+    server: &'a str,
+    key: &'a str,
+    cluster: &'a str,
+    image: String,
+}
+
+fn upload_target(a: &ScanArgs) -> anyhow::Result<UploadTarget<'_>> {
     let (Some(server), Some(key), Some(cluster)) = (&a.server, &a.api_key, &a.cluster) else {
         anyhow::bail!("--upload needs --server, --api-key (or BULWARK_API_KEY) and --cluster");
     };
@@ -200,6 +207,29 @@ fn upload(a: &ScanArgs, report: &Report) -> anyhow::Result<String> {
             "--upload of a dir:, oci: or docker-archive: target needs --image NAME (the image it will run as)"
         ),
     };
+    // An archive or layout carries its image's config digest; a folder has none, so the name
+    // must say which image it is.
+    if a.reference.starts_with("dir:") && !image.contains("@sha256:") {
+        anyhow::bail!(
+            "--image {image}: a dir: target has no image digest, so name it with one (NAME@sha256:DIGEST) for the appliance to file the report under"
+        );
+    }
+    Ok(UploadTarget {
+        server,
+        key,
+        cluster,
+        image,
+    })
+}
+
+/// Posts the Trivy-compatible JSON to the appliance; returns its verdict line.
+fn upload(a: &ScanArgs, report: &Report) -> anyhow::Result<String> {
+    let UploadTarget {
+        server,
+        key,
+        cluster,
+        image,
+    } = upload_target(a)?;
     let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(120));
     if let Some(ca) = &a.server_ca {
         let pem =
@@ -230,7 +260,7 @@ fn upload(a: &ScanArgs, report: &Report) -> anyhow::Result<String> {
             .body(body)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("upload to {server}: {e}"))?;
+            .map_err(|e| upload_error(server, a.server_ca.is_none(), &e))?;
         let status = res.status();
         let text = res.text().await.unwrap_or_default();
         Ok::<_, anyhow::Error>((status, text))
@@ -255,6 +285,26 @@ fn upload(a: &ScanArgs, report: &Report) -> anyhow::Result<String> {
     Ok(format!("uploaded {image} to {cluster}: {compliant}"))
 }
 
+/// Why an upload could not reach the appliance, saying what to do about an untrusted
+/// certificate (an appliance serves one from its own CA until the operator installs theirs).
+fn upload_error(server: &str, no_ca: bool, e: &reqwest::Error) -> anyhow::Error {
+    let chain = format!("{e:?}");
+    let untrusted = ["UnknownIssuer", "certificate", "Certificate"]
+        .iter()
+        .any(|w| chain.contains(w));
+    if untrusted && no_ca {
+        anyhow::anyhow!(
+            "upload to {server}: the appliance's certificate is not trusted by this machine; pass --server-ca with the appliance's CA (DATA_DIR/tls/ca.pem on the appliance host, ./bulwark-data/tls/ca.pem by default)"
+        )
+    } else if untrusted {
+        anyhow::anyhow!(
+            "upload to {server}: its certificate is not signed by the CA in --server-ca ({e})"
+        )
+    } else {
+        anyhow::anyhow!("upload to {server}: {e}")
+    }
+}
+
 fn is_local(reference: &str) -> bool {
     ["dir:", "oci:", "docker-archive:"]
         .iter()
@@ -263,6 +313,9 @@ fn is_local(reference: &str) -> bool {
 
 /// Runs the scan.
 pub fn run(cli: &Cli, a: &ScanArgs) -> anyhow::Result<i32> {
+    if a.upload {
+        upload_target(a)?;
+    }
     let db_path = match &a.db {
         Some(p) => p.clone(),
         None => cli

@@ -319,4 +319,34 @@ async fn scan_uploads_to_the_appliance() {
         .output()
         .unwrap();
     assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("pass --server-ca") && stderr.contains("tls/ca.pem"),
+        "says what to pass: {stderr}"
+    );
+
+    // Mistakes in what to upload are reported before any scan: no database is even needed.
+    let o = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .env_remove("BULWARK_CONFIG")
+        .env_remove("BULWARK_API_KEY")
+        .args(["scan", "--db", "/nonexistent/vulndb.redb", "--upload"])
+        .args([
+            "--server",
+            &server.base,
+            "--cluster",
+            "ci",
+            "--api-key",
+            &key,
+        ])
+        .args(["--image", "registry.local/team/shop:1.0"])
+        .arg(format!("dir:{}", root.display()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains("a dir: target has no image digest")
+            && !stderr.contains("vulnerability database"),
+        "{stderr}"
+    );
 }
