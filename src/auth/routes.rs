@@ -9,7 +9,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{Actor, ApiKeyView, AuthError, NewApiKey, Throttle, UserPatch, UserView};
-use crate::http::layout::{redirect, redirect_with_flash, render, render_status, Layout};
+use crate::http::layout::{redirect, redirect_with_flash, render, render_status, Confirm, Layout};
 use crate::http::routes::{LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 use crate::http::{
     client_ip, ApiError, AppState, Auth, Credential, MaybeAuth, Perm, Role, Routes, Scope,
@@ -738,7 +738,9 @@ async fn keys_revoke_form(
     req: HttpRequest,
     Auth(p): Auth,
     id: web::Path<u64>,
+    confirm: web::Form<Confirm>,
 ) -> Result<HttpResponse, ApiError> {
+    confirm.require("Revoke key")?;
     let actor = Actor::of(&p, client_ip(&req));
     let id = id.into_inner();
     let k = state

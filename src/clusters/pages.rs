@@ -9,7 +9,7 @@ use super::api::{apply, create_cluster, issue_token, update_cluster, Change};
 use super::onboarding::Onboarding;
 use super::{Cluster, ClusterError, ClusterPatch, FailureMode, NewCluster, UnscannedAction};
 use crate::admission::Admission;
-use crate::http::layout::{redirect_with_flash, render, render_status, Layout};
+use crate::http::layout::{field_of, redirect_with_flash, render, render_status, Confirm, Layout};
 use crate::http::{client_ip, ApiError, AppState, Auth, Perm, Principal, Routes};
 use actix_web::http::StatusCode;
 
@@ -123,6 +123,13 @@ struct FormPage {
     base_url: String,
     /// Enforcement was asked for but would deny images: the form asks to confirm.
     confirm_enforcement: bool,
+}
+
+impl FormPage {
+    /// Whether the error is about `field` (marked on the form).
+    fn invalid(&self, field: &str) -> bool {
+        !self.error.is_empty() && field_of(&self.error, &["name", "description", "tags"]) == field
+    }
 }
 
 impl FormPage {
@@ -520,7 +527,9 @@ async fn delete_form(
     req: HttpRequest,
     Auth(p): Auth,
     id: web::Path<u64>,
+    confirm: web::Form<Confirm>,
 ) -> Result<HttpResponse, ApiError> {
+    confirm.require("Delete cluster")?;
     let (actor, ip, id) = (p.actor(), client_ip(&req), id.into_inner());
     let search = state.search.clone();
     let c = state

@@ -157,11 +157,77 @@ pub fn redirect_with_flash(
     redirect(path)
 }
 
+/// The `confirm` box of a destructive form. Browsers refuse to submit the form until it is
+/// ticked (`required`); the handler checks it too, so a post without it changes nothing.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Confirm {
+    #[serde(default)]
+    pub confirm: Option<String>,
+}
+
+impl Confirm {
+    /// `Ok` when the box was ticked; else a 400 saying what to confirm.
+    pub fn require(&self, what: &str) -> Result<(), ApiError> {
+        match self.confirm.as_deref() {
+            Some("1") => Ok(()),
+            _ => Err(ApiError::bad_request(format!(
+                "{what}: tick the confirmation box to go ahead"
+            ))),
+        }
+    }
+}
+
+/// The form field an error message is about, if it is one of `fields`: messages name their
+/// field first (`end date: use YYYY-MM-DD` → `end_date`, `tag 'x': …` → `tags`).
+pub fn field_of(error: &str, fields: &[&str]) -> String {
+    let head = error.split(':').next().unwrap_or("").trim();
+    let word = head.split(' ').next().unwrap_or("");
+    [head.replace(' ', "_"), word.to_string(), format!("{word}s")]
+        .into_iter()
+        .find(|f| fields.contains(&f.as_str()))
+        .unwrap_or_default()
+}
+
 /// A 303 redirect (after a successful form post).
 pub fn redirect(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((actix_web::http::header::LOCATION, to.to_string()))
         .finish()
+}
+
+#[derive(Template)]
+#[template(path = "error_page.html")]
+struct ErrorInLayout<'a> {
+    layout: Layout,
+    status: u16,
+    title: &'static str,
+    message: &'a str,
+}
+
+/// An error as a page of the console (nav and all), for a signed-in caller of a page or form.
+pub fn error_page_in_layout(
+    state: &AppState,
+    p: &Principal,
+    status: actix_web::http::StatusCode,
+    message: &str,
+) -> HttpResponse {
+    let title = match status.as_u16() {
+        403 => "Not allowed",
+        404 => "Not found",
+        409 => "Conflict",
+        400..=499 => "That did not work",
+        _ => "Something went wrong",
+    };
+    let page = ErrorInLayout {
+        layout: Layout::new(state, p, title, ""),
+        status: status.as_u16(),
+        title,
+        message,
+    };
+    let body = page.render().unwrap_or_else(|_| message.to_string());
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body)
 }
 
 #[derive(Template)]

@@ -284,6 +284,11 @@ async fn gate(
             principal.role.as_str(),
             info.perm
         ));
+        if info.kind != Kind::Api {
+            let page =
+                super::layout::error_page_in_layout(&state, &principal, e.status, &e.message);
+            return Ok(req.into_response(page));
+        }
         return Ok(req.into_response(e.error_response_for(info.kind, path.clone())));
     }
     if let Credential::Session { csrf, .. } = &principal.credential {
@@ -320,8 +325,33 @@ async fn gate(
             Kind::Page => {}
         }
     }
+    let caller = (info.kind != Kind::Api).then(|| principal.clone());
     req.extensions_mut().insert(principal);
-    Ok(no_store(next.call(req).await?.map_into_boxed_body()))
+    let res = next.call(req).await?.map_into_boxed_body();
+    Ok(no_store(match caller {
+        Some(p) => errors_as_pages(&state, &p, res),
+        None => res,
+    }))
+}
+
+/// A page or form whose handler failed (an unknown id, a refused change) answers with an error
+/// page in the console's layout, not the API's JSON.
+fn errors_as_pages(
+    state: &AppState,
+    p: &Principal,
+    res: ServiceResponse<BoxBody>,
+) -> ServiceResponse<BoxBody> {
+    let Some(err) = res.response().error() else {
+        return res;
+    };
+    let status = res.status();
+    let message = match err.as_error::<ApiError>() {
+        Some(e) => e.message.clone(),
+        None => err.to_string(),
+    };
+    let page = super::layout::error_page_in_layout(state, p, status, &message);
+    let (req, _) = res.into_parts();
+    ServiceResponse::new(req, page)
 }
 
 /// Marks a response uncacheable unless its handler chose otherwise (static assets do): pages

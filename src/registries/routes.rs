@@ -7,7 +7,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{NewRegistry, RegistryError, RegistryPatch, RegistryView};
-use crate::http::layout::{redirect_with_flash, render, render_status, Layout};
+use crate::http::layout::{redirect_with_flash, render, render_status, Confirm, Layout};
 use crate::http::{client_ip, ApiError, AppState, Auth, Perm, Principal, Routes};
 
 /// Registers the registry routes.
@@ -176,7 +176,9 @@ async fn delete_form(
     req: HttpRequest,
     Auth(p): Auth,
     id: web::Path<u64>,
+    confirm: web::Form<Confirm>,
 ) -> Result<HttpResponse, ApiError> {
+    confirm.require("Remove registry")?;
     let (actor, ip, id) = (p.actor(), client_ip(&req), id.into_inner());
     state
         .with_store(move |s| super::delete(s, &actor, &ip, id))

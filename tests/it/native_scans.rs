@@ -233,7 +233,11 @@ async fn registries_page_never_shows_secrets() {
     let id = bulwark::registries::list(t.store()).unwrap()[0].id;
     let res = test::call_service(
         &app,
-        post(&format!("/registries/{id}/delete"), format!("csrf={csrf}")).to_request(),
+        post(
+            &format!("/registries/{id}/delete"),
+            format!("csrf={csrf}&confirm=1"),
+        )
+        .to_request(),
     )
     .await;
     assert_eq!(res.status(), 303);

@@ -8,8 +8,10 @@ use super::names;
 use crate::clusters::Cluster;
 use crate::compliance::model::{Exception, ExceptionKind, ExceptionStatus, Policy};
 use crate::compliance::service::{self as svc, ExceptionInput};
-use crate::http::layout::{redirect_with_flash, render, render_status, Layout};
+use crate::http::layout::{field_of, redirect_with_flash, render, render_status, Confirm, Layout};
+use crate::http::listing::{self, ListQuery, Order, SortKey, Sorting};
 use crate::http::{Actor, ApiError, AppState, Auth, Perm, Principal, Routes};
+use actix_web::http::StatusCode;
 
 /// Registers these pages.
 pub(super) fn routes(r: &mut Routes) {
@@ -37,9 +39,45 @@ struct ExceptionsPage {
     can_write: bool,
     can_request: bool,
     error: String,
-    image_match: String,
-    issue_id: String,
+    /// The field the error is about, marked on the form.
+    error_field: String,
+    /// The request form as typed (refilled after an error).
+    form: ExceptionForm,
+    query: String,
+    order: Order,
+    next: Option<String>,
 }
+
+impl ExceptionsPage {
+    fn sort_href(&self, column: &str) -> String {
+        format!(
+            "/exceptions?{}",
+            listing::sort_query(&self.query, column, &self.order)
+        )
+    }
+    fn sort_mark(&self, column: &str) -> &'static str {
+        listing::sort_mark(column, &self.order)
+    }
+    fn csv_href(&self) -> String {
+        format!(
+            "/api/v1/exceptions?{}",
+            listing::with_param(&self.query, "format", "csv")
+        )
+    }
+    fn invalid(&self, field: &str) -> bool {
+        self.error_field == field
+    }
+}
+
+const SORTING: Sorting = Sorting {
+    columns: &[
+        ("id", true),
+        ("title", false),
+        ("status", false),
+        ("end_date", false),
+    ],
+    default: "id",
+};
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -59,30 +97,91 @@ fn kind_name(k: ExceptionKind) -> &'static str {
 
 async fn exceptions_page(
     state: web::Data<AppState>,
+    req: HttpRequest,
     Auth(p): Auth,
     q: web::Query<ExceptionsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
-    let all = state.with_store(svc::list_exceptions).await?;
-    let exceptions = all
-        .into_iter()
-        .rev()
-        .filter(|e| q.status.is_empty() || e.status.as_str() == q.status)
-        .collect();
-    render(&ExceptionsPage {
-        layout: Layout::new(&state, &p, "Exceptions", "/exceptions"),
-        exceptions,
-        status: q.status,
-        can_write: p.can(Perm::Write),
-        can_request: p.can(Perm::Request),
-        error: String::new(),
-        image_match: q.image_match,
-        issue_id: q.issue_id,
-    })
+    let form = ExceptionForm {
+        image_match: q.image_match.clone(),
+        issue_id: q.issue_id.clone(),
+        ..ExceptionForm::default()
+    };
+    list_page(
+        &state,
+        &req,
+        &p,
+        &q.status,
+        form,
+        String::new(),
+        StatusCode::OK,
+    )
+    .await
 }
 
-#[derive(Deserialize)]
+/// The list (filtered by `status`, paged and sorted by the request's query) above the request
+/// form holding `form`, with `error` when the form was refused.
+async fn list_page(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    p: &Principal,
+    status: &str,
+    form: ExceptionForm,
+    error: String,
+    code: StatusCode,
+) -> Result<HttpResponse, ApiError> {
+    let list = ListQuery::of(req)?;
+    let order = SORTING.pick(&list)?;
+    let all = state.with_store(svc::list_exceptions).await?;
+    let wanted: Vec<Exception> = all
+        .into_iter()
+        .filter(|e| status.is_empty() || e.status.as_str() == status)
+        .collect();
+    let (exceptions, next) = listing::page(wanted, &order, &list, |e| {
+        let key = match order.column {
+            "title" => e.title.to_lowercase().into(),
+            "status" => e.status.as_str().into(),
+            "end_date" => e
+                .end_date
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "9999".into())
+                .into(),
+            _ => SortKey::Int(e.id as i64),
+        };
+        (key, e.id)
+    })?;
+    let query = req.query_string().to_string();
+    render_status(
+        &ExceptionsPage {
+            layout: Layout::new(state, p, "Exceptions", "/exceptions"),
+            exceptions,
+            status: status.to_string(),
+            can_write: p.can(Perm::Write),
+            can_request: p.can(Perm::Request),
+            error_field: field_of(
+                &error,
+                &[
+                    "title",
+                    "reason",
+                    "issue_id",
+                    "image_match",
+                    "namespaces",
+                    "end_date",
+                ],
+            ),
+            error,
+            form,
+            next: next.map(|n| format!("/exceptions?{}", listing::with_cursor(&query, &n))),
+            query,
+            order,
+        },
+        code,
+    )
+}
+
+#[derive(Deserialize, Default, Clone)]
 struct ExceptionForm {
+    #[serde(default)]
     title: String,
     #[serde(default)]
     reason: String,
@@ -108,7 +207,7 @@ async fn exception_create_form(
         d => match chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d") {
             Ok(d) => Some(d),
             Err(_) => {
-                return exception_form_error(&state, &p, &f, "end date: use YYYY-MM-DD".into())
+                return exception_form_error(&state, &req, &p, f, "end date: use YYYY-MM-DD".into())
                     .await
             }
         },
@@ -148,7 +247,7 @@ async fn exception_create_form(
             &format!("Exception \"{}\" is {}", e.title, e.status.as_str()),
         )),
         Err(e @ svc::ComplianceError::Invalid(_)) => {
-            exception_form_error(&state, &p, &f, e.to_string()).await
+            exception_form_error(&state, &req, &p, f, e.to_string()).await
         }
         Err(e) => Err(e.into()),
     }
@@ -156,24 +255,12 @@ async fn exception_create_form(
 
 async fn exception_form_error(
     state: &web::Data<AppState>,
+    req: &HttpRequest,
     p: &Principal,
-    f: &ExceptionForm,
+    f: ExceptionForm,
     error: String,
 ) -> Result<HttpResponse, ApiError> {
-    let all = state.with_store(svc::list_exceptions).await?;
-    render_status(
-        &ExceptionsPage {
-            layout: Layout::new(state, p, "Exceptions", "/exceptions"),
-            exceptions: all.into_iter().rev().collect(),
-            status: String::new(),
-            can_write: p.can(Perm::Write),
-            can_request: p.can(Perm::Request),
-            error,
-            image_match: f.image_match.clone(),
-            issue_id: f.issue_id.clone(),
-        },
-        actix_web::http::StatusCode::BAD_REQUEST,
-    )
+    list_page(state, req, p, "", f, error, StatusCode::BAD_REQUEST).await
 }
 
 #[derive(Template)]
@@ -236,6 +323,9 @@ async fn exception_page(
 #[derive(Deserialize)]
 struct StatusForm {
     status: String,
+    /// Ticked to confirm a rejection or deactivation.
+    #[serde(default)]
+    confirm: Option<String>,
 }
 
 async fn exception_status_form(
@@ -247,7 +337,13 @@ async fn exception_status_form(
 ) -> Result<HttpResponse, ApiError> {
     let status = match f.status.as_str() {
         "active" => ExceptionStatus::Active,
-        "inactive" => ExceptionStatus::Inactive,
+        "inactive" => {
+            Confirm {
+                confirm: f.confirm.clone(),
+            }
+            .require("Reject or deactivate the exception")?;
+            ExceptionStatus::Inactive
+        }
         "in-review" => ExceptionStatus::InReview,
         other => return Err(ApiError::bad_request(format!("unknown status '{other}'"))),
     };
