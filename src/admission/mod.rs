@@ -558,7 +558,7 @@ struct DecisionQuery {
     namespace: Option<String>,
 }
 
-const DECISION_SORTING: Sorting = Sorting {
+pub(super) const DECISION_SORTING: Sorting = Sorting {
     columns: &[
         ("last", true),
         ("count", true),

@@ -1,11 +1,12 @@
 //! The Admission page: recent decisions and what waits for a scan.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use super::{Admission, Decision};
 use crate::clusters::Cluster;
 use crate::http::layout::{render, Layout};
+use crate::http::listing::{self, ListQuery, SortKey};
 use crate::http::{ApiError, AppState, Auth};
 use crate::images::{self, Image, ScanState};
 
@@ -25,6 +26,8 @@ struct AdmissionPage {
     /// Decisions answered but not recorded since start.
     decisions_dropped: u64,
     waiting: Vec<Image>,
+    next: Option<String>,
+    csv: String,
 }
 
 impl AdmissionPage {
@@ -39,8 +42,11 @@ impl AdmissionPage {
 
 pub(super) async fn admission_page(
     state: web::Data<AppState>,
+    req: HttpRequest,
     Auth(p): Auth,
 ) -> Result<HttpResponse, ApiError> {
+    let list = ListQuery::of(&req)?;
+    let order = super::DECISION_SORTING.pick(&list)?;
     let adm = state
         .domains
         .get::<Admission>()
@@ -60,7 +66,7 @@ pub(super) async fn admission_page(
                 })
                 .collect();
             Ok::<_, ApiError>((
-                super::decisions(s, 300)?,
+                super::decisions(s, super::MAX_DECISIONS as usize)?,
                 crate::clusters::list(s)?,
                 images::queue_head(s, QUEUE_SHOWN)?,
                 images::queue_len(s)?,
@@ -69,6 +75,16 @@ pub(super) async fn admission_page(
             ))
         })
         .await?;
+    let (decisions, next) = listing::page(decisions, &order, &list, |d| {
+        let key = match order.column {
+            "count" => SortKey::Int(d.count as i64),
+            "first" => SortKey::Int(d.first.timestamp_millis()),
+            "id" => SortKey::Int(d.id as i64),
+            _ => SortKey::Int(d.last.timestamp_millis()),
+        };
+        (key, d.id)
+    })?;
+    let query = req.query_string();
     render(&AdmissionPage {
         layout: Layout::new(&state, &p, "Admission", "/admission"),
         decisions,
@@ -78,6 +94,11 @@ pub(super) async fn admission_page(
         stats,
         decisions_dropped,
         waiting,
+        next: next.map(|n| format!("/admission?{}", listing::with_cursor(query, &n))),
+        csv: format!(
+            "/api/v1/admission/decisions?{}",
+            listing::with_param(query, "format", "csv")
+        ),
     })
 }
 
