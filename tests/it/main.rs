@@ -7,6 +7,7 @@ mod api;
 mod authz;
 mod browser;
 mod compliance;
+mod console;
 mod detect;
 mod helm_chart;
 mod hostile;
