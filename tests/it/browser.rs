@@ -103,6 +103,26 @@ impl Driver {
         v["value"].clone()
     }
 
+    /// Runs `script` (a function body) in the page and returns what it returns.
+    async fn execute(&self, script: &str) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
+    /// Resizes the window (a phone is 390 × 844 CSS pixels).
+    async fn resize(&self, width: u32, height: u32) {
+        self.cmd(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        )
+        .await;
+    }
+
     async fn goto(&self, url: &str) {
         self.cmd(reqwest::Method::POST, "/url", Some(json!({"url": url})))
             .await;
@@ -416,5 +436,114 @@ async fn a_policy_saved_in_the_browser_still_judges_the_native_scanner() {
         )
         .await;
     assert!(!src.contains("not judged by any policy"), "{src}");
+    d.quit().await;
+}
+
+/// The console as a team uses it: the dashboard's figures and charts over a seeded appliance,
+/// the image list paged while a new image arrives, a refused form round trip, and the layout on
+/// a phone.
+#[actix_web::test]
+async fn dashboard_lists_forms_and_a_phone() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let c = server.admin_client().await;
+    let base = server.base.clone();
+    let r = c
+        .post(format!("{base}/api/v1/clusters"))
+        .json(&json!({"name": "prod"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let upload = |image: String, report: &'static [u8]| {
+        c.post(format!("{base}/api/v1/scans?cluster=prod&image={image}"))
+            .header("content-type", "application/json")
+            .body(report.to_vec())
+            .send()
+    };
+    let debian: &'static [u8] = include_bytes!("../fixtures/trivy/debian-buster.trivy.json");
+    let alpine: &'static [u8] = include_bytes!("../fixtures/trivy/alpine-310.trivy.json");
+    for n in 0..24 {
+        let report = if n % 4 == 0 { debian } else { alpine };
+        let r = upload(format!("registry.local/app-{n:02}:1"), report)
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let d = Driver::start().await;
+    d.sign_in(&format!("{base}/")).await;
+    d.wait_url("the dashboard", |u| u.ends_with(&format!("{base}/")))
+        .await;
+    let src = d.source().await;
+    assert!(
+        src.contains("of scanned images compliant (18 of 24)") && src.contains("75%"),
+        "the dashboard's figures: {src}"
+    );
+    assert!(
+        src.contains("<svg class=\"chart\""),
+        "trend charts are drawn"
+    );
+    d.screenshot("browser-dashboard.png").await;
+
+    // Pages of 10 by name; an image sorting before the cursor arrives before "Next page".
+    d.goto(&format!("{base}/images?limit=10")).await;
+    let names = |src: &str| -> Vec<String> {
+        src.match_indices(">registry.local/app-")
+            .map(|(i, _)| src[i + 1..].split('<').next().unwrap().to_string())
+            .collect()
+    };
+    let mut seen = names(&d.source().await);
+    assert_eq!(seen.len(), 10);
+    let r = upload("registry.local/app-00a:1".into(), alpine)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    loop {
+        d.click("#next-page").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let src = d.source().await;
+        seen.extend(names(&src));
+        if !src.contains("id=\"next-page\"") {
+            break;
+        }
+    }
+    let expected: Vec<String> = (0..24)
+        .map(|n| format!("registry.local/app-{n:02}"))
+        .collect();
+    assert_eq!(
+        seen, expected,
+        "every image once, in order, across the insert"
+    );
+
+    // A refused form keeps what was typed and marks the field.
+    d.goto(&format!("{base}/clusters/new")).await;
+    d.type_into("#name", "bad name!").await;
+    d.type_into("#description", "typed before the error").await;
+    d.click("#cluster-form button[type=submit]").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let src = d.source().await;
+    assert!(
+        src.contains("role=\"alert\"") && src.contains("typed before the error"),
+        "{src}"
+    );
+    let invalid = d
+        .execute("return document.querySelector('#name').getAttribute('aria-invalid');")
+        .await;
+    assert_eq!(invalid, "true");
+
+    // A phone: nothing wider than the screen, on the dashboard and the image list.
+    d.resize(390, 844).await;
+    for page in ["/", "/images", "/clusters/1"] {
+        d.goto(&format!("{base}{page}")).await;
+        let overflow = d
+            .execute("return document.documentElement.scrollWidth - window.innerWidth;")
+            .await;
+        assert!(
+            overflow.as_i64().unwrap() <= 0,
+            "{page} scrolls sideways by {overflow} px"
+        );
+    }
+    d.goto(&format!("{base}/")).await;
+    d.screenshot("browser-dashboard-phone.png").await;
     d.quit().await;
 }
