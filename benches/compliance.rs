@@ -12,6 +12,7 @@
 
 mod common;
 
+use common::fleet::{finding, Rng};
 use common::{free_port, start};
 
 use std::path::Path;
@@ -20,90 +21,15 @@ use std::time::{Duration, Instant};
 
 use bulwark::compliance::service::{self as svc, ExceptionInput};
 use bulwark::http::Role;
-use bulwark::images::{self, trivy::ReportMeta, Finding, ImageRef, Severity};
 
 const IMAGES: usize = 10_000;
 const PER_IMAGE: usize = 100;
 
-/// A small deterministic generator (no dependency needed).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-fn finding(rng: &mut Rng) -> Finding {
-    let cve = rng.below(20_000);
-    let sev = match rng.below(100) {
-        0..=2 => Severity::Critical,
-        3..=14 => Severity::High,
-        15..=49 => Severity::Medium,
-        50..=89 => Severity::Low,
-        _ => Severity::Unknown,
-    };
-    let pkg = format!("lib{}", rng.below(2_000));
-    Finding {
-        id: format!("CVE-20{:02}-{:05}", 15 + cve % 10, cve),
-        package: pkg.clone(),
-        installed: format!("1.{}.{}", rng.below(20), rng.below(20)),
-        fixed: if rng.below(3) == 0 {
-            String::new()
-        } else {
-            "9.9.9".into()
-        },
-        severity: sev,
-        severity_source: sev.as_str().to_uppercase(),
-        cvss: Some(5.0),
-        title: format!("{pkg}: a problem"),
-        description: "A vulnerability used for benchmarking.".into(),
-        links: vec![format!("https://avd.aquasec.com/nvd/cve-{cve}")],
-        fixable: rng.below(3) != 0,
-        scanner: "trivy".into(),
-        target: "os".into(),
-        status: "fixed".into(),
-    }
-}
-
 fn seed(dir: &Path) -> String {
     let store = bulwark::app::open_store(dir).unwrap();
     let (key, cluster) = common::seed_account(&store, true);
-    let mut rng = Rng(0x9e3779b97f4a7c15);
     let t = Instant::now();
-    for batch in 0..(IMAGES / 500) {
-        store
-            .write(|w| {
-                for i in batch * 500..(batch + 1) * 500 {
-                    let r = ImageRef::parse(&format!(
-                        "registry.local/team{}/app{i}:1.{}",
-                        i % 50,
-                        i % 7
-                    ))
-                    .unwrap();
-                    let digest = format!("sha256:{:064x}", i as u128 * 7919 + 1);
-                    let mut image = images::upsert(w, &r, &digest, Some(cluster))?;
-                    let findings: Vec<Finding> =
-                        (0..PER_IMAGE).map(|_| finding(&mut rng)).collect();
-                    images::store_scan(
-                        w,
-                        &mut image,
-                        &ReportMeta {
-                            os: "debian 12".into(),
-                            ..Default::default()
-                        },
-                        findings,
-                    )?;
-                }
-                Ok::<_, bulwark::store::StoreError>(())
-            })
-            .unwrap();
-    }
+    common::fleet::seed_images(&store, IMAGES, PER_IMAGE, &[cluster]);
     println!(
         "seeded {IMAGES} images × {PER_IMAGE} findings in {:.1} s",
         t.elapsed().as_secs_f64()

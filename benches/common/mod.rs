@@ -1,5 +1,8 @@
 //! What the benchmarks that run the real appliance share.
 
+#[allow(dead_code)]
+pub mod fleet;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
