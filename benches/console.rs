@@ -33,7 +33,11 @@ fn seed(dir: &std::path::Path) -> (String, u64) {
             name: format!("cluster-{n:02}"),
             ..Default::default()
         };
-        clusters.push(bulwark::clusters::create(&store, "bench", "", new).unwrap().id);
+        clusters.push(
+            bulwark::clusters::create(&store, "bench", "", new)
+                .unwrap()
+                .id,
+        );
     }
     let t = Instant::now();
     common::fleet::seed_images(&store, IMAGES, PER_IMAGE, &clusters);
@@ -69,12 +73,21 @@ async fn timed(client: &reqwest::Client, key: &str, url: &str, rounds: usize) ->
     let mut bytes = 0;
     for _ in 0..rounds {
         let t = Instant::now();
-        let r = client.get(url).header("x-api-key", key).send().await.unwrap();
+        let r = client
+            .get(url)
+            .header("x-api-key", key)
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success(), "{url}: {}", r.status());
         bytes = r.bytes().await.unwrap().len();
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    (percentile(times.clone(), 0.5), percentile(times, 0.99), bytes)
+    (
+        percentile(times.clone(), 0.5),
+        percentile(times, 0.99),
+        bytes,
+    )
 }
 
 #[tokio::main]
@@ -145,7 +158,10 @@ async fn main() {
             .unwrap();
         v["items"][0]["id"].as_u64().unwrap()
     };
-    println!("{:<58} {:>9} {:>9} {:>9}", "request", "p50 ms", "p99 ms", "KiB");
+    println!(
+        "{:<58} {:>9} {:>9} {:>9}",
+        "request", "p50 ms", "p99 ms", "KiB"
+    );
     for path in [
         "/".to_string(),
         "/images?limit=100".into(),

@@ -69,7 +69,8 @@ pub fn seed_images(store: &Store, count: usize, per_image: usize, clusters: &[u6
                     let digest = format!("sha256:{:064x}", i as u128 * 7919 + 1);
                     let cluster = clusters[i % clusters.len()];
                     let mut image = images::upsert(w, &r, &digest, Some(cluster))?;
-                    let findings: Vec<Finding> = (0..per_image).map(|_| finding(&mut rng)).collect();
+                    let findings: Vec<Finding> =
+                        (0..per_image).map(|_| finding(&mut rng)).collect();
                     images::store_scan(
                         w,
                         &mut image,

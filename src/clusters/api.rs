@@ -9,6 +9,7 @@ use crate::search::Search;
 
 /// Registers the cluster routes and pages.
 pub fn routes(r: &mut Routes) {
+    super::report::routes(r);
     r.api(Method::GET, "/api/v1/clusters", Perm::Read, api_list);
     r.api(Method::POST, "/api/v1/clusters", Perm::Write, api_create);
     r.api(Method::GET, "/api/v1/clusters/{id}", Perm::Read, api_get);

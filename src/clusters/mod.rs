@@ -6,6 +6,7 @@ pub mod inventory;
 pub mod kube;
 pub mod onboarding;
 mod pages;
+mod report;
 pub mod sync;
 pub mod webhook_auth;
 pub mod webhook_config;

@@ -10,17 +10,20 @@ use crate::images::{ScanState, Severity};
 use crate::store::{Store, StoreError};
 
 /// Images listed on the cluster page (the rest are a link away).
-const SHOWN: usize = 10;
+pub const SHOWN: usize = 10;
 
 /// One image the cluster runs, as admission would judge it now.
 #[derive(Debug, Clone)]
 pub struct ImageLine {
+    /// The image record (0: a reference waiting in the scan queue, with no record yet).
     pub id: u64,
     pub name: String,
     /// `compliant`, `non-compliant` or `unscanned`.
     pub status: &'static str,
     pub reason: String,
     pub critical: u32,
+    pub high: u32,
+    pub digest: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -45,11 +48,13 @@ impl Onboarding {
     }
 }
 
-/// The cluster's standing, judged with admission's current snapshot.
+/// The cluster's standing, judged with admission's current snapshot, listing the first `shown`
+/// images (non-compliant first).
 pub fn compute(
     store: &Store,
     admission: &Admission,
     c: &Cluster,
+    shown: usize,
 ) -> Result<Onboarding, StoreError> {
     let index = admission.index.refresh()?;
     let mut o = Onboarding {
@@ -85,25 +90,38 @@ pub fn compute(
             "non-compliant" => o.non_compliant += 1,
             _ => {}
         }
-        let critical = image
+        let counts = image
             .last_scan
             .as_ref()
-            .map(|s| s.counts.total(Severity::Critical))
-            .unwrap_or(0);
+            .map(|s| s.counts.clone())
+            .unwrap_or_default();
         lines.push(ImageLine {
             id: image.id,
             name: image.name(),
             status,
             reason,
-            critical,
+            critical: counts.total(Severity::Critical),
+            high: counts.total(Severity::High),
+            digest: image.digest.clone(),
         });
     }
-    let waiting = crate::images::queue(store)?
-        .into_iter()
-        .filter(|q| q.clusters.contains(&c.id))
-        .count();
-    o.unscanned += waiting;
-    o.images_total += waiting;
+    // References running there with no image record yet (no digest known): unscanned.
+    for q in crate::images::queue(store)? {
+        if !q.clusters.contains(&c.id) {
+            continue;
+        }
+        o.unscanned += 1;
+        o.images_total += 1;
+        lines.push(ImageLine {
+            id: 0,
+            name: q.reference,
+            status: "unscanned",
+            reason: "waiting for its first scan".into(),
+            critical: 0,
+            high: 0,
+            digest: String::new(),
+        });
+    }
     // What needs attention first: non-compliant (most critical first), then unscanned.
     let rank = |s: &str| match s {
         "non-compliant" => 0,
@@ -117,7 +135,7 @@ pub fn compute(
             &b.name,
         ))
     });
-    lines.truncate(SHOWN);
+    lines.truncate(shown);
     o.images = lines;
     Ok(o)
 }

@@ -308,7 +308,9 @@ async fn onboarding_of(state: &AppState, c: &Cluster) -> Result<Onboarding, ApiE
         .ok_or_else(|| ApiError::internal("admission not configured"))?;
     let c = c.clone();
     state
-        .with_store(move |s| super::onboarding::compute(s, &admission, &c))
+        .with_store(move |s| {
+            super::onboarding::compute(s, &admission, &c, super::onboarding::SHOWN)
+        })
         .await
 }
 

@@ -180,4 +180,23 @@ async fn a_cluster_page_leads_from_creation_to_enforcement() {
         (c["enforcement"].as_bool(), c["description"].as_str()),
         (Some(true), Some("edited"))
     );
+
+    // The printable report for auditors: settings, policies, exceptions in force, every image.
+    let (s, html, _) = call(&app, Caller::session(&s_viewer).get("/clusters/1/report")).await;
+    assert_eq!(s, 200);
+    let html = html.as_str().unwrap();
+    assert!(html.contains("Compliance report: cluster prod"), "{html}");
+    assert!(
+        html.contains("<tr><th>Non-compliant</th><td>1</td></tr>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("No fixable critical or high"),
+        "the policy that applies: {html}"
+    );
+    assert!(
+        html.contains("registry.local/team/api") && html.contains("registry.local/team/new"),
+        "{html}"
+    );
+    assert!(html.contains("enforced; fail-closed"), "{html}");
 }
