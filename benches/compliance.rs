@@ -19,9 +19,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bulwark::compliance::service::{self as svc, ExceptionInput};
-use bulwark::http::Role;
-
 const IMAGES: usize = 10_000;
 const PER_IMAGE: usize = 100;
 
@@ -35,31 +32,7 @@ fn seed(dir: &Path) -> String {
         t.elapsed().as_secs_f64()
     );
     let t = Instant::now();
-    let admin_actor = svc::Actor {
-        name: "bench".into(),
-        role: Some(Role::Admin),
-        user_id: None,
-        ip: String::new(),
-    };
-    for i in 0..1_000 {
-        let e = ExceptionInput {
-            title: format!("exception {i}"),
-            issue_id: if i % 4 == 0 {
-                String::new()
-            } else {
-                format!("CVE-20{:02}-{:05}", 15 + (i * 13) % 10, (i * 13) % 20_000)
-            },
-            // Blanket exceptions (no issue id) only ever name one image, so most pods are judged.
-            image_match: match (i % 4, i % 3) {
-                (0, _) | (_, 1) => format!("registry.local/team{}/app{}", i % 50, i * 10),
-                (_, 0) => format!("registry.local/team{}/*", i % 50),
-                _ => String::new(),
-            },
-            namespaces: (i % 5 == 0).then(|| vec![format!("ns{}", i % 10)]),
-            ..Default::default()
-        };
-        svc::create_exception(&store, &admin_actor, e).unwrap();
-    }
+    common::fleet::seed_exceptions(&store, 1_000);
     println!(
         "seeded 1,000 exceptions in {:.1} s",
         t.elapsed().as_secs_f64()

@@ -15,8 +15,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use bulwark::compliance::service::{self as svc, ExceptionInput};
-use bulwark::http::Role;
 use common::{free_port, start};
 
 const CLUSTERS: usize = 50;
@@ -41,21 +39,7 @@ fn seed(dir: &std::path::Path) -> (String, u64) {
     }
     let t = Instant::now();
     common::fleet::seed_images(&store, IMAGES, PER_IMAGE, &clusters);
-    let actor = svc::Actor {
-        name: "bench".into(),
-        role: Some(Role::Admin),
-        user_id: None,
-        ip: String::new(),
-    };
-    for i in 0..1_000 {
-        let e = ExceptionInput {
-            title: format!("exception {i}"),
-            issue_id: format!("CVE-20{:02}-{:05}", 15 + (i * 13) % 10, (i * 13) % 20_000),
-            image_match: format!("registry.local/team{}/app{}", i % 50, i * 10),
-            ..Default::default()
-        };
-        svc::create_exception(&store, &actor, e).unwrap();
-    }
+    common::fleet::seed_exceptions(&store, 1_000);
     println!(
         "seeded {CLUSTERS} clusters, {IMAGES} images × {PER_IMAGE} findings and 1,000 exceptions in {:.1} s",
         t.elapsed().as_secs_f64()

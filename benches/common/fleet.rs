@@ -86,3 +86,34 @@ pub fn seed_images(store: &Store, count: usize, per_image: usize, clusters: &[u6
             .unwrap();
     }
 }
+
+/// `count` exceptions over the fleet's images: a quarter blanket (one image each), the rest
+/// for one CVE on one image or a team's images, some limited to a namespace.
+pub fn seed_exceptions(store: &Store, count: usize) {
+    use bulwark::compliance::service::{self as svc, ExceptionInput};
+    let actor = svc::Actor {
+        name: "bench".into(),
+        role: Some(bulwark::http::Role::Admin),
+        user_id: None,
+        ip: String::new(),
+    };
+    for i in 0..count {
+        let e = ExceptionInput {
+            title: format!("exception {i}"),
+            issue_id: if i % 4 == 0 {
+                String::new()
+            } else {
+                format!("CVE-20{:02}-{:05}", 15 + (i * 13) % 10, (i * 13) % 20_000)
+            },
+            // Blanket exceptions (no issue id) only ever name one image, so most pods are judged.
+            image_match: match (i % 4, i % 3) {
+                (0, _) | (_, 1) => format!("registry.local/team{}/app{}", i % 50, i * 10),
+                (_, 0) => format!("registry.local/team{}/*", i % 50),
+                _ => String::new(),
+            },
+            namespaces: (i % 5 == 0).then(|| vec![format!("ns{}", i % 10)]),
+            ..Default::default()
+        };
+        svc::create_exception(store, &actor, e).unwrap();
+    }
+}

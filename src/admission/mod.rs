@@ -558,6 +558,17 @@ struct DecisionQuery {
     namespace: Option<String>,
 }
 
+/// A decision's value in the sorted column, and its id.
+pub(super) fn decision_key(order: &listing::Order, d: &Decision) -> (SortKey, u64) {
+    let key = match order.column {
+        "count" => SortKey::Int(d.count as i64),
+        "first" => SortKey::Int(d.first.timestamp_millis()),
+        "id" => SortKey::Int(d.id as i64),
+        _ => SortKey::Int(d.last.timestamp_millis()),
+    };
+    (key, d.id)
+}
+
 pub(super) const DECISION_SORTING: Sorting = Sorting {
     columns: &[
         ("last", true),
@@ -607,15 +618,7 @@ async fn api_decisions(
         .filter(|d| q.allowed.is_none_or(|a| d.allowed == a))
         .filter(|d| q.namespace.as_deref().is_none_or(|n| d.namespace == n))
         .collect();
-    let (items, next) = listing::page(items, &order, &list, |d| {
-        let key = match order.column {
-            "count" => SortKey::Int(d.count as i64),
-            "first" => SortKey::Int(d.first.timestamp_millis()),
-            "id" => SortKey::Int(d.id as i64),
-            _ => SortKey::Int(d.last.timestamp_millis()),
-        };
-        (key, d.id)
-    })?;
+    let (items, next) = listing::page(items, &order, &list, |d| decision_key(&order, d))?;
     if list.wants_csv(&req) {
         let name = |id: u64| {
             clusters

@@ -6,7 +6,7 @@ use askama::Template;
 use super::{Admission, Decision};
 use crate::clusters::Cluster;
 use crate::http::layout::{render, Layout};
-use crate::http::listing::{self, ListQuery, SortKey};
+use crate::http::listing::{self, ListQuery};
 use crate::http::{ApiError, AppState, Auth};
 use crate::images::{self, Image, ScanState};
 
@@ -75,15 +75,8 @@ pub(super) async fn admission_page(
             ))
         })
         .await?;
-    let (decisions, next) = listing::page(decisions, &order, &list, |d| {
-        let key = match order.column {
-            "count" => SortKey::Int(d.count as i64),
-            "first" => SortKey::Int(d.first.timestamp_millis()),
-            "id" => SortKey::Int(d.id as i64),
-            _ => SortKey::Int(d.last.timestamp_millis()),
-        };
-        (key, d.id)
-    })?;
+    let (decisions, next) =
+        listing::page(decisions, &order, &list, |d| super::decision_key(&order, d))?;
     let query = req.query_string();
     render(&AdmissionPage {
         layout: Layout::new(&state, &p, "Admission", "/admission"),

@@ -389,16 +389,7 @@ async fn api_webhook_configuration(
             Ok::<_, ClusterError>((c.name, yaml))
         })
         .await?;
-    let file: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let file = super::webhook_config::slug(&name);
     Ok(HttpResponse::Ok()
         .content_type("application/yaml; charset=utf-8")
         .insert_header((

@@ -88,6 +88,22 @@ fn webhook_url(base: &str, cluster: &str) -> Result<String, ClusterError> {
     }
 }
 
+/// The cluster's name as Kubernetes object names and file names allow: lowercase letters,
+/// digits and `-`.
+pub fn slug(cluster: &str) -> String {
+    cluster
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
 /// YAML strings are written double-quoted with JSON escaping, which YAML accepts.
 fn q(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
@@ -106,17 +122,7 @@ fn render(
         FailureMode::FailOpen => "Ignore",
         FailureMode::FailClosed => "Fail",
     };
-    let slug: String = cluster
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let slug = slug(cluster);
     let excluded: Vec<String> = exclude.iter().map(|n| q(n)).collect();
     format!(
         r#"# Bulwark admission webhook for cluster {cluster_q}.

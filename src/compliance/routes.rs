@@ -194,16 +194,6 @@ struct ExceptionQuery {
     temporary: Option<bool>,
 }
 
-const EXCEPTION_SORTING: Sorting = Sorting {
-    columns: &[
-        ("id", true),
-        ("title", false),
-        ("status", false),
-        ("end_date", false),
-    ],
-    default: "id",
-};
-
 /// Exceptions, filtered by `status` and `temporary`, paged and sortable (newest first by
 /// default); CSV with `?format=csv`.
 async fn api_exceptions(
@@ -212,7 +202,7 @@ async fn api_exceptions(
     q: web::Query<ExceptionQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let list = ListQuery::of(&req)?;
-    let order = EXCEPTION_SORTING.pick(&list)?;
+    let order = super::pages::exceptions::SORTING.pick(&list)?;
     let q = q.into_inner();
     let all = state.with_store(svc::list_exceptions).await?;
     let items: Vec<_> = all
@@ -221,18 +211,7 @@ async fn api_exceptions(
         .filter(|e| q.temporary.is_none_or(|t| e.temporary == t))
         .collect();
     let (items, next) = listing::page(items, &order, &list, |e| {
-        let key = match order.column {
-            "title" => e.title.to_lowercase().into(),
-            "status" => e.status.as_str().into(),
-            // No end date sorts last: it never ends.
-            "end_date" => e
-                .end_date
-                .map(|d| d.to_string())
-                .unwrap_or_else(|| "9999".into())
-                .into(),
-            _ => SortKey::Int(e.id as i64),
-        };
-        (key, e.id)
+        super::pages::exceptions::exception_key(&order, e)
     })?;
     if list.wants_csv(&req) {
         let rows = items.iter().map(|e| {

@@ -69,7 +69,8 @@ impl ExceptionsPage {
     }
 }
 
-const SORTING: Sorting = Sorting {
+/// Columns exceptions sort by (the page and `/api/v1/exceptions`): newest first by default.
+pub(crate) const SORTING: Sorting = Sorting {
     columns: &[
         ("id", true),
         ("title", false),
@@ -78,6 +79,22 @@ const SORTING: Sorting = Sorting {
     ],
     default: "id",
 };
+
+/// An exception's value in the sorted column, and its id. No end date sorts last: it never
+/// ends.
+pub(crate) fn exception_key(order: &Order, e: &Exception) -> (SortKey, u64) {
+    let key = match order.column {
+        "title" => e.title.to_lowercase().into(),
+        "status" => e.status.as_str().into(),
+        "end_date" => e
+            .end_date
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| "9999".into())
+            .into(),
+        _ => SortKey::Int(e.id as i64),
+    };
+    (key, e.id)
+}
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -137,19 +154,7 @@ async fn list_page(
         .into_iter()
         .filter(|e| status.is_empty() || e.status.as_str() == status)
         .collect();
-    let (exceptions, next) = listing::page(wanted, &order, &list, |e| {
-        let key = match order.column {
-            "title" => e.title.to_lowercase().into(),
-            "status" => e.status.as_str().into(),
-            "end_date" => e
-                .end_date
-                .map(|d| d.to_string())
-                .unwrap_or_else(|| "9999".into())
-                .into(),
-            _ => SortKey::Int(e.id as i64),
-        };
-        (key, e.id)
-    })?;
+    let (exceptions, next) = listing::page(wanted, &order, &list, |e| exception_key(&order, e))?;
     let query = req.query_string().to_string();
     render_status(
         &ExceptionsPage {

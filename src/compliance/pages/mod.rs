@@ -1,7 +1,7 @@
 //! Compliance pages: images (filterable), image detail with every finding's judgement, policies,
 //! exceptions (request, approve, comment).
 
-mod exceptions;
+pub(crate) mod exceptions;
 mod images;
 mod policies;
 
