@@ -247,6 +247,7 @@ impl Appliance {
         clusters::domain_data(&mut domains);
         domains.insert_shared(sealer);
         domains.insert_shared(admission);
+        domains.insert(crate::images::ListCache::default());
         domains.insert(crate::datamap::DataMapMetrics::new(&metrics));
         let sensor_counters = crate::sensor::live::LiveCounters::default();
         sensor_counters.register(&metrics);

@@ -106,6 +106,28 @@ impl Snapshot {
     /// The verdict for image `key` (`registry/repository@digest`) in `cluster` without a namespace
     /// (as at scan time), for lists. `None` if the image is unknown. No I/O.
     pub fn image_verdict(&self, cluster: &Cluster, key: &str) -> Option<ImageDecision> {
+        // Lists ask for the same images again and again; the snapshot does not change, so
+        // neither does the answer. The namespace slot holds a name no namespace can have.
+        let memo_key = (cluster.id, "\0list".to_string(), key.to_string());
+        if let Some(d) = self
+            .memo
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&memo_key).cloned())
+        {
+            return Some((*d).clone());
+        }
+        let decision = self.image_verdict_uncached(cluster, key)?;
+        if let Ok(mut m) = self.memo.lock() {
+            if m.len() >= MEMO_LIMIT {
+                m.clear();
+            }
+            m.insert(memo_key, Arc::new(decision.clone()));
+        }
+        Some(decision)
+    }
+
+    fn image_verdict_uncached(&self, cluster: &Cluster, key: &str) -> Option<ImageDecision> {
         let entry = self.images.get(key)?;
         let ctx = Context {
             cluster: cluster.id,

@@ -437,27 +437,29 @@ async fn api_images(
     let q = q.into_inner();
     let needle = q.q.unwrap_or_default().to_lowercase();
     let cluster = q.cluster;
-    let items = state
+    let cache = state
+        .domains
+        .get::<images::ListCache>()
+        .ok_or_else(|| ApiError::internal("image list cache missing"))?;
+    let (cluster, all) = state
         .store
         .run(move |s| {
             let cluster = cluster
                 .map(|c| svc::find_cluster(s, &c))
                 .transpose()
                 .map_err(ApiError::from)?;
-            let images = images::list(s)?;
-            Ok::<_, ApiError>(
-                images
-                    .into_iter()
-                    .filter(|i| cluster.as_ref().is_none_or(|c| i.clusters.contains(&c.id)))
-                    .filter(|i| {
-                        needle.is_empty()
-                            || i.name().to_lowercase().contains(&needle)
-                            || i.tags.iter().any(|t| t.to_lowercase().contains(&needle))
-                    })
-                    .collect::<Vec<_>>(),
-            )
+            Ok::<_, ApiError>((cluster, cache.get(s)?))
         })
         .await?;
+    let items: Vec<&images::Image> = all
+        .iter()
+        .filter(|i| cluster.as_ref().is_none_or(|c| i.clusters.contains(&c.id)))
+        .filter(|i| {
+            needle.is_empty()
+                || i.name().to_lowercase().contains(&needle)
+                || i.tags.iter().any(|t| t.to_lowercase().contains(&needle))
+        })
+        .collect();
     let (items, next) = listing::page(items, &order, &list, |i| image_key(&order, i))?;
     if list.wants_csv(&req) {
         let rows = items.iter().map(|i| {

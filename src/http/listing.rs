@@ -173,11 +173,12 @@ pub fn page<T>(
             (k, id, t)
         })
         .collect();
-    let cmp = |a: &(SortKey, u64), b: &(SortKey, u64)| {
-        let o =
-            a.0.partial_cmp(&b.0)
-                .unwrap_or(std::cmp::Ordering::Equal)
-                .then(a.1.cmp(&b.1));
+    let cmp = |a: (&SortKey, u64), b: (&SortKey, u64)| {
+        let o = a
+            .0
+            .partial_cmp(b.0)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.1.cmp(&b.1));
         if order.desc {
             o.reverse()
         } else {
@@ -185,11 +186,15 @@ pub fn page<T>(
         }
     };
     if let Some(c) = &after {
-        let mark = (c.k.clone(), c.id);
-        keyed.retain(|(k, id, _)| cmp(&(k.clone(), *id), &mark) == std::cmp::Ordering::Greater);
+        keyed.retain(|(k, id, _)| cmp((k, *id), (&c.k, c.id)) == std::cmp::Ordering::Greater);
     }
-    keyed.sort_by(|a, b| cmp(&(a.0.clone(), a.1), &(b.0.clone(), b.1)));
+    // Only the page is needed in order: select it, then sort just that.
     let limit = q.limit();
+    if keyed.len() > limit + 1 {
+        keyed.select_nth_unstable_by(limit, |a, b| cmp((&a.0, a.1), (&b.0, b.1)));
+        keyed.truncate(limit + 1);
+    }
+    keyed.sort_by(|a, b| cmp((&a.0, a.1), (&b.0, b.1)));
     let more = keyed.len() > limit;
     keyed.truncate(limit);
     let next = if more {

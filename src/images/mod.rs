@@ -456,6 +456,33 @@ pub fn list(store: &Store) -> Result<Vec<Image>, StoreError> {
         .collect())
 }
 
+/// Every image, decoded once per change of the images table: list pages read the fleet many
+/// times a minute and it changes far less often. One per appliance (in `DomainData`).
+#[derive(Default)]
+pub struct ListCache {
+    current: std::sync::Mutex<Option<(u64, Arc<Vec<Image>>)>>,
+}
+
+impl ListCache {
+    /// The images as they are now (blocking: reads the store when the table changed).
+    pub fn get(&self, store: &Store) -> Result<Arc<Vec<Image>>, StoreError> {
+        // The version first: a write racing the read below leaves the copy stale, not wrong.
+        let version = store.version(&IMAGES);
+        if let Ok(c) = self.current.lock() {
+            if let Some((v, list)) = c.as_ref() {
+                if *v == version {
+                    return Ok(list.clone());
+                }
+            }
+        }
+        let list = Arc::new(list(store)?);
+        if let Ok(mut c) = self.current.lock() {
+            *c = Some((version, list.clone()));
+        }
+        Ok(list)
+    }
+}
+
 /// The image a tag points at now.
 pub fn by_tag(store: &Store, r: &ImageRef) -> Result<Option<Image>, StoreError> {
     let Some(tagged) = r.tagged() else {

@@ -20,8 +20,8 @@ pub(super) fn routes(r: &mut Routes) {
     r.page("/images/{id}", Perm::Read, image_page);
 }
 
-struct ImageRow {
-    image: Image,
+struct ImageRow<'a> {
+    image: &'a Image,
     status: &'static str,
     reason: String,
     critical: u32,
@@ -46,10 +46,10 @@ const SORTING: Sorting = Sorting {
 
 #[derive(Template)]
 #[template(path = "compliance/images.html")]
-struct ImagesPage {
+struct ImagesPage<'a> {
     layout: Layout,
     clusters: Vec<Cluster>,
-    rows: Vec<ImageRow>,
+    rows: Vec<ImageRow<'a>>,
     matching: usize,
     total: usize,
     cluster: String,
@@ -61,7 +61,7 @@ struct ImagesPage {
     next: Option<String>,
 }
 
-impl ImagesPage {
+impl ImagesPage<'_> {
     /// The header link that sorts by `column` (the other way when it is the current one).
     fn sort_href(&self, column: &str) -> String {
         format!(
@@ -126,9 +126,13 @@ async fn images_page(
         .domains
         .get::<Admission>()
         .ok_or_else(|| ApiError::internal("admission not configured"))?;
+    let cache = state
+        .domains
+        .get::<images::ListCache>()
+        .ok_or_else(|| ApiError::internal("image list cache missing"))?;
     let (clusters, all) = state
         .store
-        .run(|s| Ok::<_, ApiError>((crate::clusters::list(s)?, images::list(s)?)))
+        .run(move |s| Ok::<_, ApiError>((crate::clusters::list(s)?, cache.get(s)?)))
         .await?;
     let snap = match adm.index.fresh() {
         Some(s) => s,
@@ -158,7 +162,7 @@ async fn images_page(
         })
     };
     let mut rows = Vec::new();
-    for image in all {
+    for image in all.iter() {
         if selected
             .as_ref()
             .is_some_and(|c| !image.clusters.contains(&c.id))
@@ -185,7 +189,7 @@ async fn images_page(
             }
         }
         let (status, reason) = if judge_all {
-            status_of(&image, judge_in(&image).as_ref(), &snap)
+            status_of(image, judge_in(image).as_ref(), &snap)
         } else {
             ("", String::new())
         };
@@ -232,7 +236,7 @@ async fn images_page(
     })?;
     if !judge_all {
         for r in &mut rows {
-            (r.status, r.reason) = status_of(&r.image, judge_in(&r.image).as_ref(), &snap);
+            (r.status, r.reason) = status_of(r.image, judge_in(r.image).as_ref(), &snap);
         }
     }
     if wants_csv {
