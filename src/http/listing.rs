@@ -174,11 +174,10 @@ pub fn page<T>(
         })
         .collect();
     let cmp = |a: (&SortKey, u64), b: (&SortKey, u64)| {
-        let o = a
-            .0
-            .partial_cmp(b.0)
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then(a.1.cmp(&b.1));
+        let o =
+            a.0.partial_cmp(b.0)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(a.1.cmp(&b.1));
         if order.desc {
             o.reverse()
         } else {
