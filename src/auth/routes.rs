@@ -492,12 +492,16 @@ struct UsersPage {
     users: Vec<UserView>,
     roles: Vec<&'static str>,
     error: String,
+    /// The new-user form as typed (the password is never sent back).
+    new_email: String,
+    new_role: String,
 }
 
 async fn users_page_with(
     state: &web::Data<AppState>,
     p: &crate::http::Principal,
     error: String,
+    typed: (String, String),
 ) -> Result<HttpResponse, ApiError> {
     let users = state.with_store(super::list_users).await?;
     let roles = Role::ALL
@@ -505,16 +509,31 @@ async fn users_page_with(
         .filter(|r| p.role == Role::SuperAdmin || **r != Role::SuperAdmin)
         .map(|r| r.as_str())
         .collect();
-    render(&UsersPage {
-        layout: Layout::new(state, p, "Users", "/users"),
-        users,
-        roles,
-        error,
-    })
+    let (new_email, new_role) = typed;
+    let status = if error.is_empty() {
+        actix_web::http::StatusCode::OK
+    } else {
+        actix_web::http::StatusCode::BAD_REQUEST
+    };
+    render_status(
+        &UsersPage {
+            layout: Layout::new(state, p, "Users", "/users"),
+            users,
+            roles,
+            error,
+            new_email,
+            new_role: if new_role.is_empty() {
+                "read-only".into()
+            } else {
+                new_role
+            },
+        },
+        status,
+    )
 }
 
 async fn users_page(state: web::Data<AppState>, Auth(p): Auth) -> Result<HttpResponse, ApiError> {
-    users_page_with(&state, &p, String::new()).await
+    users_page_with(&state, &p, String::new(), Default::default()).await
 }
 
 #[derive(Deserialize)]
@@ -531,15 +550,16 @@ async fn users_create_form(
     form: web::Form<UserForm>,
 ) -> Result<HttpResponse, ApiError> {
     let f = form.into_inner();
+    let typed = (f.email.clone(), f.role.clone());
     let Some(role) = Role::parse(&f.role) else {
-        return users_page_with(&state, &p, format!("unknown role '{}'", f.role)).await;
+        return users_page_with(&state, &p, format!("unknown role '{}'", f.role), typed).await;
     };
     let actor = Actor::of(&p, client_ip(&req));
     let res = state
         .store
         .run(move |s| Ok::<_, ApiError>(super::create_user(s, &actor, &f.email, &f.password, role)))
         .await?;
-    after_user_form(&state, &p, res, "Created").await
+    after_user_form(&state, &p, res, "Created", typed).await
 }
 
 /// Back to the users page: with `done` and the user's email on success, or with the error when
@@ -549,6 +569,7 @@ async fn after_user_form(
     p: &crate::http::Principal,
     res: Result<UserView, AuthError>,
     done: &str,
+    typed: (String, String),
 ) -> Result<HttpResponse, ApiError> {
     match res {
         Ok(u) => Ok(redirect_with_flash(
@@ -562,7 +583,7 @@ async fn after_user_form(
             | AuthError::Duplicate(_)
             | AuthError::Forbidden(_)
             | AuthError::NotFound(_)),
-        ) => users_page_with(state, p, e.to_string()).await,
+        ) => users_page_with(state, p, e.to_string(), typed).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -593,7 +614,7 @@ async fn users_update_form(
         .store
         .run(move |s| Ok::<_, ApiError>(super::update_user(s, &actor, id, &patch)))
         .await?;
-    after_user_form(&state, &p, res, "Saved").await
+    after_user_form(&state, &p, res, "Saved", Default::default()).await
 }
 
 #[derive(Template)]
@@ -657,9 +678,16 @@ struct KeysPage {
     scopes: Vec<&'static str>,
     created: Option<NewApiKey>,
     error: String,
+    /// The new-key form as typed.
+    new_name: String,
+    new_scopes: Vec<String>,
 }
 
 impl KeysPage {
+    fn typed_scope(&self, s: &str) -> bool {
+        self.new_scopes.iter().any(|t| t == s)
+    }
+
     fn scope_list(k: &ApiKeyView) -> String {
         k.scopes
             .iter()
@@ -674,6 +702,7 @@ async fn keys_page_with(
     p: &crate::http::Principal,
     created: Option<NewApiKey>,
     error: String,
+    typed: (String, Vec<String>),
 ) -> Result<HttpResponse, ApiError> {
     let uid = p.user_id;
     let keys = state
@@ -684,17 +713,28 @@ async fn keys_page_with(
         .filter(|s| s.allowed_for(p.role))
         .map(|s| s.as_str())
         .collect();
-    render(&KeysPage {
-        layout: Layout::new(state, p, "API keys", "/api-keys"),
-        keys,
-        scopes,
-        created,
-        error,
-    })
+    let status = if error.is_empty() {
+        actix_web::http::StatusCode::OK
+    } else {
+        actix_web::http::StatusCode::BAD_REQUEST
+    };
+    let (new_name, new_scopes) = typed;
+    render_status(
+        &KeysPage {
+            layout: Layout::new(state, p, "API keys", "/api-keys"),
+            keys,
+            scopes,
+            created,
+            error,
+            new_name,
+            new_scopes,
+        },
+        status,
+    )
 }
 
 async fn keys_page(state: web::Data<AppState>, Auth(p): Auth) -> Result<HttpResponse, ApiError> {
-    keys_page_with(&state, &p, None, String::new()).await
+    keys_page_with(&state, &p, None, String::new(), Default::default()).await
 }
 
 async fn keys_create_form(
@@ -713,9 +753,10 @@ async fn keys_create_form(
             _ => {}
         }
     }
+    let typed = (name.clone(), raw.clone());
     let scopes = match parse_scopes(&raw).and_then(|s| may_mint(&p, &s).map(|_| s)) {
         Ok(s) => s,
-        Err(e) => return keys_page_with(&state, &p, None, e.message).await,
+        Err(e) => return keys_page_with(&state, &p, None, e.message, typed).await,
     };
     let actor = Actor::of(&p, client_ip(&req));
     let owner = p.user_id;
@@ -725,9 +766,9 @@ async fn keys_create_form(
         .await?;
     match res {
         // The page that shows the key is a POST response: it is not cached or re-fetchable.
-        Ok(k) => keys_page_with(&state, &p, Some(k), String::new()).await,
+        Ok(k) => keys_page_with(&state, &p, Some(k), String::new(), Default::default()).await,
         Err(e @ (AuthError::Invalid(_) | AuthError::Forbidden(_))) => {
-            keys_page_with(&state, &p, None, e.to_string()).await
+            keys_page_with(&state, &p, None, e.to_string(), typed).await
         }
         Err(e) => Err(e.into()),
     }

@@ -87,6 +87,35 @@ async fn pages_and_forms_behave() {
         "{html}"
     );
 
+    // The user and key forms too (the password is never sent back).
+    let (s, html, _) = call(
+        &app,
+        form(
+            "/users",
+            "email=viewer%40example.com&password=another-password-1&role=admin",
+        ),
+    )
+    .await;
+    assert_eq!(s, 400, "a taken email: {html}");
+    let html = text(&html);
+    assert!(
+        html.contains("value=\"viewer@example.com\" required aria-invalid=\"true\""),
+        "{html}"
+    );
+    assert!(html.contains("<option value=\"admin\" selected>"), "{html}");
+    assert!(!html.contains("another-password-1"));
+    let (s, html, _) = call(
+        &app,
+        form("/api-keys", "name=ci%20key&scope=metrics&scope=nonsense"),
+    )
+    .await;
+    assert_eq!(s, 400, "{html}");
+    let html = text(&html);
+    assert!(
+        html.contains("value=\"ci key\"") && html.contains("value=\"metrics\" checked"),
+        "{html}"
+    );
+
     // Deleting needs the confirmation box; without it nothing is deleted.
     let (s, _, h) = call(&app, form("/clusters", "name=prod")).await;
     assert_eq!(s, 303);
