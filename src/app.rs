@@ -51,6 +51,7 @@ pub fn routes(config: &Config) -> Routes {
     crate::posture::pages::routes(&mut r);
     crate::vulndb::api::routes(&mut r);
     crate::vulndb::pages::routes(&mut r);
+    crate::sso::api::routes(&mut r);
     r
 }
 

@@ -25,6 +25,7 @@ pub mod scanner;
 pub mod search;
 pub mod secrets;
 pub mod sensor;
+pub mod sso;
 pub mod store;
 pub mod system;
 pub mod vulndb;

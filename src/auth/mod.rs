@@ -50,6 +50,9 @@ pub struct User {
     /// Last successful sign-in.
     #[serde(default)]
     pub last_login: Option<DateTime<Utc>>,
+    /// The sign-on provider the account comes from (`None`: a local account with a password).
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 /// A user as the API shows it (no hash).
@@ -61,6 +64,9 @@ pub struct UserView {
     pub disabled: bool,
     pub created_at: Option<DateTime<Utc>>,
     pub last_login: Option<DateTime<Utc>>,
+    /// The sign-on provider of the account (absent: local).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 impl From<&User> for UserView {
@@ -72,6 +78,7 @@ impl From<&User> for UserView {
             disabled: u.disabled,
             created_at: u.created_at,
             last_login: u.last_login,
+            source: u.source.clone(),
         }
     }
 }
@@ -173,6 +180,9 @@ pub enum AuthError {
     NotFound(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A sign-on provider could not answer (unreachable, timed out, misconfigured).
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -186,6 +196,11 @@ impl From<AuthError> for ApiError {
             AuthError::Duplicate(_) => ApiError::conflict(e.to_string()),
             AuthError::NotFound(_) => ApiError::not_found(e.to_string()),
             AuthError::Forbidden(m) => ApiError::forbidden(m),
+            AuthError::Unavailable(m) => ApiError::new(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                m,
+            ),
             AuthError::Store(s) => ApiError::internal(s),
         }
     }

@@ -108,10 +108,17 @@ fn session_cookie(token: String, max_age_secs: i64) -> Cookie<'static> {
         .finish()
 }
 
+/// `{"email","password"}` for a local account, `{"provider","username","password"}` through a
+/// directory.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LoginBody {
+    #[serde(default)]
     email: String,
+    #[serde(default)]
+    provider: Option<String>,
+    #[serde(default)]
+    username: String,
     password: String,
 }
 
@@ -137,7 +144,32 @@ async fn api_login(
     body: web::Json<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let ok = do_login(&state, client_ip(&req), body.email, body.password).await?;
+    let ok = match body.provider {
+        Some(provider) => {
+            let throttle = throttle(&state)?;
+            let ttl = Duration::from_secs(state.config.auth.session_ttl_minutes * 60);
+            let (sealer, ip) = (state.sealer()?, client_ip(&req));
+            state
+                .store
+                .run(move |s| {
+                    let at = crate::sso::api::SignInContext {
+                        throttle: &throttle,
+                        ttl,
+                        ip: &ip,
+                    };
+                    crate::sso::api::directory_sign_in(
+                        s,
+                        &sealer,
+                        &at,
+                        &provider,
+                        &body.username,
+                        &body.password,
+                    )
+                })
+                .await?
+        }
+        None => do_login(&state, client_ip(&req), body.email, body.password).await?,
+    };
     let max_age = (ok.expires_at - chrono::Utc::now()).num_seconds();
     Ok(HttpResponse::Ok()
         .cookie(session_cookie(ok.token, max_age))

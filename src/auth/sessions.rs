@@ -29,28 +29,41 @@ const MAX_EMAIL_LEN: usize = 254;
 /// identity provider beside it) only answers "which user, if any, do these credentials prove";
 /// [`sign_in`] keeps throttling, the audit entries and session creation in one place for all.
 pub trait Credentials {
-    /// The user `email` and `secret` prove, or `None` (wrong secret, unknown or disabled user).
-    /// Must take about as long for an unknown user as for a known one.
-    fn verify(&self, store: &Store, email: &str, secret: &str) -> Result<Option<User>, AuthError>;
+    /// The user `login` and `secret` prove, or why not (recorded in the audit log, so it never
+    /// holds the secret). Must take about as long for an unknown user as for a known one.
+    fn verify(&self, store: &Store, login: &str, secret: &str) -> Result<Verdict, AuthError>;
+}
+
+/// What a sign-in method decided.
+pub enum Verdict {
+    Proven(User),
+    Refused(String),
 }
 
 /// Local accounts: argon2id password hashes in the store.
 pub struct LocalPassword;
 
 impl Credentials for LocalPassword {
-    fn verify(&self, store: &Store, email: &str, secret: &str) -> Result<Option<User>, AuthError> {
+    fn verify(&self, store: &Store, email: &str, secret: &str) -> Result<Verdict, AuthError> {
         let user = store.read(|r| match r.get(&USERS_BY_EMAIL, &email.to_string())? {
             Some(id) => r.get(&USERS, &id),
             None => Ok(None),
         })?;
-        let verdict = match &user {
-            Some(u) => password::verify(secret, &u.password_hash) && !u.disabled,
+        // Accounts of a sign-on provider have no local password (and an empty hash verifies
+        // nothing), so they never sign in here.
+        let proven = match &user {
+            Some(u) => {
+                password::verify(secret, &u.password_hash) && !u.disabled && u.source.is_none()
+            }
             None => {
                 password::burn_time(secret);
                 false
             }
         };
-        Ok(user.filter(|_| verdict))
+        Ok(match user {
+            Some(u) if proven => Verdict::Proven(u),
+            _ => Verdict::Refused("wrong email or password".into()),
+        })
     }
 }
 
@@ -109,16 +122,35 @@ pub fn sign_in(
         }
         return Err(AuthError::Throttled(wait));
     }
-    let Some(user) = method.verify(store, &email, secret)? else {
-        store.write(|w| {
-            audit::record(
-                w,
-                Event::new(email.clone(), "login.failure", "")
-                    .from_ip(ip.clone())
-                    .failed(),
-            )
-        })?;
-        return Err(AuthError::BadCredentials);
+    let verdict = match method.verify(store, &email, secret) {
+        Err(AuthError::Unavailable(why)) => {
+            store.write(|w| {
+                audit::record(
+                    w,
+                    Event::new(email.clone(), "login.failure", "")
+                        .from_ip(ip.clone())
+                        .detail(why.clone())
+                        .failed(),
+                )
+            })?;
+            return Err(AuthError::Unavailable(why));
+        }
+        other => other?,
+    };
+    let user = match verdict {
+        Verdict::Proven(u) => u,
+        Verdict::Refused(reason) => {
+            store.write(|w| {
+                audit::record(
+                    w,
+                    Event::new(email.clone(), "login.failure", "")
+                        .from_ip(ip.clone())
+                        .detail(reason)
+                        .failed(),
+                )
+            })?;
+            return Err(AuthError::BadCredentials);
+        }
     };
     throttle.succeeded(&account_key, &ip_key);
     let token = password::random_token(32);

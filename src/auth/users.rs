@@ -39,6 +39,7 @@ pub fn create_user(
             disabled: false,
             created_at: Some(Utc::now()),
             last_login: None,
+            source: None,
         };
         w.put(&USERS, &id, &user)?;
         w.put(&USERS_BY_EMAIL, &email, &id)?;
@@ -50,6 +51,79 @@ pub fn create_user(
         )?;
         Ok(UserView::from(&user))
     })
+}
+
+/// The account a sign-on provider proved: created at the first sign-in (no local password),
+/// its role set from the directory or the claims at every sign-in. A local account with the same
+/// email, or one from another provider, is never taken over; a disabled account stays out.
+pub fn sso_account(
+    store: &Store,
+    provider: &str,
+    email: &str,
+    role: Role,
+) -> Result<Result<User, String>, AuthError> {
+    let email = normalize_email(email);
+    validate_email(&email)?;
+    store.write(|w| {
+        let existing = match w.get(&USERS_BY_EMAIL, &email)? {
+            Some(id) => w.get(&USERS, &id)?,
+            None => None,
+        };
+        let user = match existing {
+            Some(u) if u.source.as_deref() != Some(provider) => {
+                return Ok(Err(format!(
+                    "{email} is an account of {}, not of {provider}",
+                    u.source.as_deref().unwrap_or("this appliance (local)")
+                )))
+            }
+            Some(u) if u.disabled => return Ok(Err(format!("{email} is disabled"))),
+            Some(mut u) => {
+                if u.role != role {
+                    audit::record(
+                        w,
+                        audit::Event::new(provider, "user.role-sync", format!("user:{}", u.id))
+                            .detail(format!("{} → {role}", u.role)),
+                    )?;
+                    u.role = role;
+                    w.put(&USERS, &u.id, &u)?;
+                }
+                u
+            }
+            None => {
+                let id = w.next_id("users")?;
+                let u = User {
+                    id,
+                    email: email.clone(),
+                    role,
+                    password_hash: String::new(),
+                    disabled: false,
+                    created_at: Some(Utc::now()),
+                    last_login: None,
+                    source: Some(provider.to_string()),
+                };
+                w.put(&USERS, &id, &u)?;
+                w.put(&USERS_BY_EMAIL, &email, &id)?;
+                audit::record(
+                    w,
+                    audit::Event::new(provider, "user.create", format!("user:{id}"))
+                        .detail(format!("email={email} role={role} source={provider}")),
+                )?;
+                u
+            }
+        };
+        Ok(Ok(user))
+    })
+}
+
+/// Ends every session of the users of sign-on provider `provider` (it was disabled or deleted).
+pub fn end_provider_sessions(w: &crate::store::WriteTx, provider: &str) -> Result<u64, StoreError> {
+    let ids: std::collections::HashSet<u64> = w
+        .all(&USERS)?
+        .into_iter()
+        .filter(|(_, u)| u.source.as_deref() == Some(provider))
+        .map(|(id, _)| id)
+        .collect();
+    w.retain(&SESSIONS, |_, s| !ids.contains(&s.user_id))
 }
 
 /// Every user.

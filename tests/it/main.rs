@@ -24,6 +24,7 @@ mod registry;
 mod scan_cli;
 mod scanner;
 mod sensor;
+mod sso;
 mod support;
 mod tidy;
 mod trivy_parity;

@@ -153,7 +153,8 @@ EOF
 }
 
 # Four people in each directory: alice (super-admins and admins), bob (admins), carol (viewers),
-# dave (a group no role maps). Passwords are "<name>-pass-1".
+# dave (a group no role maps). Passwords are "<name>-pass-1"; mail is <name>@posix.test or
+# <name>@names.test.
 ldap_people() { # suffix
   local n dc
   dc=$(echo "$1" | sed 's/^dc=\([^,]*\).*/\1/')
@@ -161,8 +162,8 @@ ldap_people() { # suffix
   printf 'dn: ou=people,%s\nobjectClass: organizationalUnit\nou: people\n\n' "$1"
   printf 'dn: ou=groups,%s\nobjectClass: organizationalUnit\nou: groups\n\n' "$1"
   for n in alice bob carol dave; do
-    printf 'dn: uid=%s,ou=people,%s\nobjectClass: inetOrgPerson\nuid: %s\ncn: %s\nsn: %s\nmail: %s@example.test\nuserPassword: %s\n\n' \
-      "$n" "$1" "$n" "$n" "$n" "$n" "$(slappasswd -s "$n-pass-1")"
+    printf 'dn: uid=%s,ou=people,%s\nobjectClass: inetOrgPerson\nuid: %s\ncn: %s\nsn: %s\nmail: %s@%s.test\nuserPassword: %s\n\n' \
+      "$n" "$1" "$n" "$n" "$n" "$n" "$dc" "$(slappasswd -s "$n-pass-1")"
   done
 }
 

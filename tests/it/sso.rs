@@ -1,0 +1,260 @@
+//! Sign-on through a real OpenLDAP (tests/services: slapd with a posixGroup/memberUid directory
+//! and a groupOfNames/member-DN directory): providers managed over the API with sealed secrets,
+//! each role mapping, the default role (and `none`), wrong and empty passwords, filter-injection
+//! usernames, a directory that is down, accounts created and re-synced, sessions ended when a
+//! provider is disabled.
+
+use bulwark::http::Role;
+use serde_json::{json, Value};
+
+use crate::support::{call, Caller, InProcess};
+
+fn ldap_url() -> String {
+    std::env::var("BULWARK_TEST_LDAP").unwrap_or_else(|_| {
+        panic!("BULWARK_TEST_LDAP is unset: run tests/services/start.sh DIR ldap and source DIR/endpoints.env (tests/run-all.sh does)")
+    })
+}
+
+/// A provider for one of the two test directories.
+fn provider(name: &str, suffix: &str, posix: bool) -> Value {
+    let (class, member, member_user) = if posix {
+        ("posixGroup", "memberUid", "uid")
+    } else {
+        ("groupOfNames", "member", "dn")
+    };
+    json!({
+        "type": "ldap", "name": name, "url": ldap_url(),
+        "bind_dn": format!("cn=admin,{suffix}"), "bind_password": "admin-pass-1",
+        "user_search_base": format!("ou=people,{suffix}"), "username_attribute": "uid",
+        "group_search_base": format!("ou=groups,{suffix}"), "group_object_class": class,
+        "group_member_attribute": member, "group_member_user_attribute": member_user,
+        "group_auth_level_attribute": "cn",
+        "group_value_read_only": "bulwark-viewers", "group_value_admin": "bulwark-admins",
+        "group_value_super_admin": "bulwark-super", "default_role": "none"
+    })
+}
+
+fn login(provider: &str, username: &str, password: &str) -> actix_web::test::TestRequest {
+    Caller::default().post(
+        "/api/v1/auth/login",
+        json!({"provider": provider, "username": username, "password": password}),
+    )
+}
+
+#[actix_web::test]
+async fn directories_sign_users_in_with_their_group_roles() {
+    let t = InProcess::new();
+    t.user("root@example.com", Role::SuperAdmin);
+    t.user("admin@example.com", Role::Admin);
+    let (root, _) = t.session("root@example.com");
+    let (admin, _) = t.session("admin@example.com");
+    let app = t.service().await;
+    let r = Caller::session(&root);
+
+    // Only super-admins manage sign-on methods; the bind password is write-only and sealed.
+    let (s, _, _) = call(&app, Caller::session(&admin).get("/api/v1/sso/providers")).await;
+    assert_eq!(s, 403);
+    let (s, p, _) = call(
+        &app,
+        r.post(
+            "/api/v1/sso/providers",
+            provider("posix", "dc=posix,dc=test", true),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{p}");
+    assert_eq!(p["has_bind_password"], true);
+    assert!(
+        p.get("bind_password").is_none() && !p.to_string().contains("admin-pass-1"),
+        "{p}"
+    );
+    let posix = p["id"].as_u64().unwrap();
+    let (s, n, _) = call(
+        &app,
+        r.post(
+            "/api/v1/sso/providers",
+            provider("names", "dc=names,dc=test", false),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{n}");
+    let db = std::fs::read(t._dir.path().join("data/bulwark.redb")).unwrap();
+    assert!(
+        !db.windows(12).any(|w| w == b"admin-pass-1"),
+        "sealed in the store"
+    );
+    let (s, v, _) = call(
+        &app,
+        r.post(&format!("/api/v1/sso/providers/{posix}/test"), json!({})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("4 users"), "{v}");
+    // Bad settings are refused by name.
+    let mut bad = provider("bad", "dc=posix,dc=test", true);
+    bad["username_attribute"] = json!("uid)(x=*");
+    let (s, v, _) = call(&app, r.post("/api/v1/sso/providers", bad)).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v.to_string().contains("username_attribute"), "{v}");
+
+    // A local account is never taken over by a directory user with the same email.
+    t.user("bob@names.test", Role::ReadOnly);
+    let (s, v, _) = call(&app, login("names", "bob", "bob-pass-1")).await;
+    assert_eq!(s, 401, "{v}");
+
+    // Each mapping, in both directories: the highest group wins; accounts are created.
+    for dir in ["posix", "names"] {
+        for (user, role) in [
+            ("alice", "super-admin"),
+            ("bob", "admin"),
+            ("carol", "read-only"),
+        ] {
+            if (dir, user) == ("names", "bob") {
+                continue;
+            }
+            let (s, v, _) = call(&app, login(dir, user, &format!("{user}-pass-1"))).await;
+            assert_eq!(s, 200, "{dir} {user}: {v}");
+            assert_eq!(v["role"], role, "{dir} {user}: {v}");
+            assert_eq!(v["email"], format!("{user}@{dir}.test"));
+        }
+    }
+    let (_, users, _) = call(&app, r.get("/api/v1/users")).await;
+    let alice = users["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == "alice@posix.test")
+        .unwrap()
+        .clone();
+    assert_eq!(alice["source"], "posix", "{users}");
+
+    // Dave's only group maps to nothing: refused while the default is none, then read-only.
+    let (s, v, _) = call(&app, login("posix", "dave", "dave-pass-1")).await;
+    assert_eq!(s, 401, "{v}");
+    let (s, _, _) = call(
+        &app,
+        r.patch(
+            &format!("/api/v1/sso/providers/{posix}"),
+            json!({"default_role": "read-only"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, v, _) = call(&app, login("posix", "dave", "dave-pass-1")).await;
+    assert_eq!((s, v["role"].as_str()), (200, Some("read-only")), "{v}");
+
+    // Roles follow the directory at every sign-in.
+    let (s, _, _) = call(
+        &app,
+        r.patch(
+            &format!("/api/v1/sso/providers/{posix}"),
+            json!({"group_value_admin": "bulwark-viewers"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (_, v, _) = call(&app, login("posix", "carol", "carol-pass-1")).await;
+    assert_eq!(v["role"], "admin", "re-synced: {v}");
+
+    // Wrong, empty and hostile credentials never sign in (and never bind anonymously).
+    for (user, pw) in [
+        ("alice", "wrong-pass"),
+        ("alice", ""),
+        ("", "x"),
+        ("*", "alice-pass-1"),
+        (")(uid=*", "alice-pass-1"),
+        ("alice)(|(uid=*", "alice-pass-1"),
+        ("\\", "alice-pass-1"),
+        ("al*", "alice-pass-1"),
+    ] {
+        let (s, v, _) = call(&app, login("posix", user, pw)).await;
+        assert_eq!(s, 401, "{user:?}/{pw:?}: {v}");
+    }
+    let (_, log, _) = call(
+        &app,
+        r.get("/api/v1/audit-log?action=login.failure&limit=100"),
+    )
+    .await;
+    let text = log.to_string();
+    assert!(
+        text.contains("posix: wrong password") && text.contains("posix: no such user"),
+        "{text}"
+    );
+    assert!(text.contains("empty username or password"), "{text}");
+    assert!(
+        text.contains("bob@names.test is an account of this appliance (local)"),
+        "{text}"
+    );
+    assert!(!text.contains("alice-pass-1"), "never the password");
+    // An account of the directory has no local password.
+    let (s, _, _) = call(
+        &app,
+        Caller::default().post(
+            "/api/v1/auth/login",
+            json!({"email": "alice@posix.test", "password": ""}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 401);
+
+    // A directory that does not answer: a clear 503, and local sign-in still works.
+    let mut down = provider("down", "dc=posix,dc=test", true);
+    down["url"] = json!("ldap://127.0.0.1:1");
+    down["connect_timeout_seconds"] = json!(2);
+    let (s, _, _) = call(&app, r.post("/api/v1/sso/providers", down)).await;
+    assert_eq!(s, 201);
+    let started = std::time::Instant::now();
+    let (s, v, _) = call(&app, login("down", "alice", "alice-pass-1")).await;
+    assert_eq!(s, 503, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer"),
+        "{v}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let (s, _, _) = call(
+        &app,
+        Caller::default().post(
+            "/api/v1/auth/login",
+            json!({"email": "root@example.com", "password": "password-1234"}),
+        ),
+    )
+    .await;
+    assert!(
+        s == 200 || s == 401,
+        "local sign-in is not blocked by the directory ({s})"
+    );
+
+    // Disabling a provider ends its users' sessions.
+    let (s, v, h) = call(&app, login("posix", "bob", "bob-pass-1")).await;
+    assert_eq!(s, 200, "{v}");
+    let cookie = h
+        .get_all("set-cookie")
+        .map(|c| c.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("bulwark_session="))
+        .unwrap();
+    let token = cookie
+        .trim_start_matches("bulwark_session=")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let (s, _, _) = call(&app, Caller::session(&token).get("/api/v1/me")).await;
+    assert_eq!(s, 200);
+    let (s, _, _) = call(
+        &app,
+        r.patch(
+            &format!("/api/v1/sso/providers/{posix}"),
+            json!({"enabled": false}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _, _) = call(&app, Caller::session(&token).get("/api/v1/me")).await;
+    assert_eq!(s, 401, "the session ended with the provider");
+    let (s, _, _) = call(&app, login("posix", "bob", "bob-pass-1")).await;
+    assert_eq!(s, 404, "a disabled provider signs nobody in");
+}
