@@ -52,6 +52,7 @@ pub fn routes(config: &Config) -> Routes {
     crate::vulndb::api::routes(&mut r);
     crate::vulndb::pages::routes(&mut r);
     crate::sso::api::routes(&mut r);
+    crate::sso::pages::routes(&mut r);
     r
 }
 

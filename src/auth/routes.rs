@@ -138,6 +138,30 @@ async fn do_login(
         .await
 }
 
+/// Signs in through the directory `provider` (see `sso::api::directory_sign_in`).
+async fn directory_login(
+    state: &web::Data<AppState>,
+    ip: String,
+    provider: String,
+    username: String,
+    password: String,
+) -> Result<super::LoginOk, ApiError> {
+    let throttle = throttle(state)?;
+    let ttl = Duration::from_secs(state.config.auth.session_ttl_minutes * 60);
+    let sealer = state.sealer()?;
+    state
+        .store
+        .run(move |s| {
+            let at = crate::sso::api::SignInContext {
+                throttle: &throttle,
+                ttl,
+                ip: &ip,
+            };
+            crate::sso::api::directory_sign_in(s, &sealer, &at, &provider, &username, &password)
+        })
+        .await
+}
+
 async fn api_login(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -146,27 +170,14 @@ async fn api_login(
     let body = body.into_inner();
     let ok = match body.provider {
         Some(provider) => {
-            let throttle = throttle(&state)?;
-            let ttl = Duration::from_secs(state.config.auth.session_ttl_minutes * 60);
-            let (sealer, ip) = (state.sealer()?, client_ip(&req));
-            state
-                .store
-                .run(move |s| {
-                    let at = crate::sso::api::SignInContext {
-                        throttle: &throttle,
-                        ttl,
-                        ip: &ip,
-                    };
-                    crate::sso::api::directory_sign_in(
-                        s,
-                        &sealer,
-                        &at,
-                        &provider,
-                        &body.username,
-                        &body.password,
-                    )
-                })
-                .await?
+            directory_login(
+                &state,
+                client_ip(&req),
+                provider,
+                body.username,
+                body.password,
+            )
+            .await?
         }
         None => do_login(&state, client_ip(&req), body.email, body.password).await?,
     };
@@ -403,6 +414,9 @@ struct LoginPage {
     next: String,
     error: String,
     email: String,
+    /// Enabled directories (LDAP sign-on providers) to choose from, and the one chosen.
+    directories: Vec<String>,
+    provider: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -428,11 +442,25 @@ fn safe_next(next: &str) -> String {
     }
 }
 
+/// The names of the enabled directories users may sign in with (none when they cannot be read:
+/// local sign-in must keep working).
+async fn directories(state: &AppState) -> Vec<String> {
+    state
+        .with_store(crate::sso::list)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.enabled && p.kind == crate::sso::Kind::Ldap)
+        .map(|p| p.name)
+        .collect()
+}
+
 fn login_response(
     csrf: String,
     next: String,
     error: String,
-    email: String,
+    (email, provider): (String, String),
+    directories: Vec<String>,
     status: actix_web::http::StatusCode,
 ) -> Result<HttpResponse, ApiError> {
     let body = LoginPage {
@@ -440,6 +468,8 @@ fn login_response(
         next,
         error,
         email,
+        directories,
+        provider,
     }
     .render()
     .map_err(ApiError::internal)?;
@@ -456,6 +486,7 @@ fn login_response(
 }
 
 async fn login_page(
+    state: web::Data<AppState>,
     MaybeAuth(p): MaybeAuth,
     q: web::Query<NextQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -467,17 +498,22 @@ async fn login_page(
         super::password::random_token(24),
         next,
         String::new(),
-        String::new(),
+        Default::default(),
+        directories(&state).await,
         actix_web::http::StatusCode::OK,
     )
 }
 
 #[derive(Deserialize)]
 struct LoginForm {
+    /// An email for a local account, a username for a directory.
     email: String,
     password: String,
     #[serde(default)]
     next: String,
+    /// The directory to sign in with (empty: a local account).
+    #[serde(default)]
+    provider: String,
 }
 
 async fn login_form(
@@ -487,7 +523,19 @@ async fn login_form(
 ) -> Result<HttpResponse, ApiError> {
     let f = form.into_inner();
     let next = safe_next(&f.next);
-    match do_login(&state, client_ip(&req), f.email.clone(), f.password).await {
+    let attempt = if f.provider.is_empty() {
+        do_login(&state, client_ip(&req), f.email.clone(), f.password).await
+    } else {
+        directory_login(
+            &state,
+            client_ip(&req),
+            f.provider.clone(),
+            f.email.clone(),
+            f.password,
+        )
+        .await
+    };
+    match attempt {
         Ok(ok) => {
             let max_age = (ok.expires_at - chrono::Utc::now()).num_seconds();
             Ok(HttpResponse::SeeOther()
@@ -495,11 +543,12 @@ async fn login_form(
                 .insert_header((actix_web::http::header::LOCATION, next))
                 .finish())
         }
-        Err(e) if e.status.is_client_error() => login_response(
+        Err(e) if e.status.is_client_error() || e.status.as_u16() == 503 => login_response(
             super::password::random_token(24),
             next,
             e.message,
-            f.email,
+            (f.email, f.provider),
+            directories(&state).await,
             e.status,
         ),
         Err(e) => Err(e),

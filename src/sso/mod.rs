@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod ldap;
+pub mod pages;
 
 use std::collections::BTreeMap;
 
@@ -371,20 +372,12 @@ fn apply(p: &mut Provider, i: &ProviderInput) {
     );
 }
 
-/// Creates a provider.
-pub fn create(
-    store: &Store,
-    sealer: &Sealer,
-    actor: &Actor,
-    input: ProviderInput,
-) -> Result<ProviderView, SsoError> {
-    let kind = input
-        .kind
-        .ok_or_else(|| SsoError::Invalid("type: ldap or oidc".into()))?;
+/// A provider with the defaults a new one starts from (posixGroup-style directories).
+pub fn create_defaults() -> Provider {
     let now = Utc::now();
-    let mut p = Provider {
+    Provider {
         id: 0,
-        kind,
+        kind: Kind::Ldap,
         name: String::new(),
         enabled: true,
         default_role: Grant::None,
@@ -404,6 +397,22 @@ pub fn create(
         },
         created_at: now,
         updated_at: now,
+    }
+}
+
+/// Creates a provider.
+pub fn create(
+    store: &Store,
+    sealer: &Sealer,
+    actor: &Actor,
+    input: ProviderInput,
+) -> Result<ProviderView, SsoError> {
+    let kind = input
+        .kind
+        .ok_or_else(|| SsoError::Invalid("type: ldap or oidc".into()))?;
+    let mut p = Provider {
+        kind,
+        ..create_defaults()
     };
     apply(&mut p, &input);
     validate(&p)?;

@@ -46,7 +46,7 @@ async fn directories_sign_users_in_with_their_group_roles() {
     let t = InProcess::new();
     t.user("root@example.com", Role::SuperAdmin);
     t.user("admin@example.com", Role::Admin);
-    let (root, _) = t.session("root@example.com");
+    let (root, root_csrf) = t.session("root@example.com");
     let (admin, _) = t.session("admin@example.com");
     let app = t.service().await;
     let r = Caller::session(&root);
@@ -257,4 +257,67 @@ async fn directories_sign_users_in_with_their_group_roles() {
     assert_eq!(s, 401, "the session ended with the provider");
     let (s, _, _) = call(&app, login("posix", "bob", "bob-pass-1")).await;
     assert_eq!(s, 404, "a disabled provider signs nobody in");
+
+    // The console: the Sign-on methods page (super-admins), and the sign-in page's directory.
+    let (s, html, _) = call(&app, r.get("/sso")).await;
+    assert_eq!(s, 200);
+    let html = html.as_str().unwrap();
+    assert!(
+        html.contains(">posix</a>") && html.contains("Add an LDAP directory"),
+        "{html}"
+    );
+    assert!(!html.contains("admin-pass-1"));
+    let (s, _, _) = call(&app, Caller::session(&admin).get("/sso")).await;
+    assert_eq!(s, 403);
+    let (s, _, _) = call(
+        &app,
+        r.post(&format!("/api/v1/sso/providers/{posix}/test"), json!({})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let form = |body: String| Caller::session(&root).form("/sso", body);
+    let (s, html, _) = call(
+        &app,
+        form(format!("csrf={root_csrf}&name=typed&url=ldap%3A%2F%2F127.0.0.1%3A3389&bind_dn=cn%3Dx&user_search_base=ou%3Dp&username_attribute=uid%29&group_search_base=ou%3Dg&group_object_class=posixGroup&group_member_attribute=memberUid&group_member_user_attribute=uid&group_auth_level_attribute=cn&connect_timeout_seconds=5&timeout_seconds=10&default_role=none&enabled=1")),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let html = html.as_str().unwrap();
+    assert!(
+        html.contains("value=\"typed\"")
+            && html.contains("name=\"username_attribute\" value=\"uid)\" aria-invalid=\"true\""),
+        "{html}"
+    );
+    let (s, _, _) = call(
+        &app,
+        r.patch(
+            &format!("/api/v1/sso/providers/{posix}"),
+            json!({"enabled": true}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, html, _) = call(&app, Caller::default().get("/login")).await;
+    assert_eq!(s, 200);
+    let html = html.as_str().unwrap();
+    assert!(
+        html.contains("<option value=\"posix\">directory posix (username)</option>"),
+        "{html}"
+    );
+    let (s, _, h) = call(
+        &app,
+        actix_web::test::TestRequest::post()
+            .uri("/login")
+            .cookie(actix_web::cookie::Cookie::new("bulwark_csrf", "pre"))
+            .insert_header(("content-type", "application/x-www-form-urlencoded"))
+            .set_payload("csrf=pre&provider=posix&email=carol&password=carol-pass-1&next=%2F"),
+    )
+    .await;
+    assert_eq!(s, 303, "the sign-in form signs a directory user in");
+    assert!(h
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("bulwark_session="));
 }
