@@ -170,6 +170,9 @@ ldap_people() { # suffix
 start_ldap() {
   apt_install slapd ldap-utils
   local d=$DIR/ldap g cn gid members m
+  if (exec 3<>"/dev/tcp/127.0.0.1/$LDAP_PORT") 2>/dev/null; then
+    die "port $LDAP_PORT is taken (another slapd? stop it, or set LDAP_PORT)"
+  fi
   mkdir -p "$d/posix" "$d/names"
   cat > "$d/slapd.conf" <<CONF
 include /etc/ldap/schema/core.schema
