@@ -236,6 +236,11 @@ impl Appliance {
             search_sources(),
         )?;
         let sealer = Arc::new(Sealer::open(&config.data_dir)?);
+        let declared = crate::sso::apply_config(&store, &sealer, &config.sso.providers)
+            .map_err(|e| anyhow::anyhow!("sign-on providers in the configuration: {e}"))?;
+        if !declared.is_empty() {
+            tracing::info!(providers = %declared.join(","), "sign-on providers from the configuration");
+        }
         let metrics = Arc::new(Metrics::new());
         let admission = Arc::new(Admission::new(store.clone(), &metrics));
         let scheduler = Scheduler::new(

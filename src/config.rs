@@ -50,6 +50,18 @@ pub struct Config {
     pub detect: DetectConfig,
     /// The sensor embedded in `serve`.
     pub sensor: SensorConfig,
+    /// Sign-on providers declared here.
+    pub sso: SsoConfig,
+}
+
+/// Sign-on providers declared in the file: each `[[sso.providers]]` table holds the fields of
+/// `POST /api/v1/sso/providers` (secrets included, so keep the file readable by root only). At
+/// every start each is created, or updated by name to what the file says; providers added in
+/// the console are left alone.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SsoConfig {
+    pub providers: Vec<toml::Table>,
 }
 
 /// The data-in-motion sensor `serve` can run itself (on a node, or on a host that sees traffic).
@@ -300,6 +312,7 @@ impl Default for Config {
             smtp: SmtpConfig::default(),
             detect: DetectConfig::default(),
             sensor: SensorConfig::default(),
+            sso: SsoConfig::default(),
         }
     }
 }

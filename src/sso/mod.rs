@@ -535,3 +535,46 @@ pub fn enabled_by_name(store: &Store, name: &str) -> Result<Provider, SsoError> 
             ))
         })
 }
+
+/// Creates or updates (by name) the providers the configuration file declares; returns their
+/// names. A table that is not a valid provider stops the start, saying which and why.
+pub fn apply_config(
+    store: &Store,
+    sealer: &Sealer,
+    tables: &[toml::Table],
+) -> Result<Vec<String>, SsoError> {
+    let actor = Actor {
+        name: "config".into(),
+        role: None,
+        user_id: None,
+        ip: String::new(),
+    };
+    let mut names = Vec::new();
+    for (n, table) in tables.iter().enumerate() {
+        let bad = |e: String| SsoError::Invalid(format!("[[sso.providers]] #{}: {e}", n + 1));
+        let json = serde_json::to_value(table).map_err(|e| bad(e.to_string()))?;
+        let mut input: ProviderInput =
+            serde_json::from_value(json).map_err(|e| bad(e.to_string()))?;
+        let name = input
+            .name
+            .clone()
+            .ok_or_else(|| bad("name: required".into()))?;
+        let existing = list(store)?
+            .into_iter()
+            .find(|p| p.name.eq_ignore_ascii_case(&name));
+        match existing {
+            None => {
+                create(store, sealer, &actor, input).map_err(|e| bad(e.to_string()))?;
+            }
+            Some(p) => {
+                if input.kind.is_some_and(|k| k != p.kind) {
+                    return Err(bad(format!("type: {name} exists with another type")));
+                }
+                input.kind = None;
+                update(store, sealer, &actor, p.id, input).map_err(|e| bad(e.to_string()))?;
+            }
+        }
+        names.push(name);
+    }
+    Ok(names)
+}

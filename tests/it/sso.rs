@@ -363,3 +363,51 @@ async fn directories_over_tls() {
     let (s, v, _) = call(&app, r.post("/api/v1/sso/providers", both)).await;
     assert_eq!(s, 400, "StartTLS over ldaps:// makes no sense: {v}");
 }
+
+/// Providers declared in the configuration file exist at start and follow the file on the next
+/// start; a table that is not a provider is refused by number.
+#[actix_web::test]
+async fn providers_come_from_the_configuration_file() {
+    let url = ldap_url();
+    let file = format!(
+        r#"
+[[sso.providers]]
+type = "ldap"
+name = "corp"
+url = "{url}"
+bind_dn = "cn=admin,dc=posix,dc=test"
+bind_password = "admin-pass-1"
+user_search_base = "ou=people,dc=posix,dc=test"
+group_search_base = "ou=groups,dc=posix,dc=test"
+group_auth_level_attribute = "cn"
+group_value_admin = "bulwark-admins"
+default_role = "read-only"
+"#
+    );
+    let config: toml::Table = toml::from_str(&file).unwrap();
+    let providers: Vec<toml::Table> = config["sso"]["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_table().unwrap().clone())
+        .collect();
+    let declared = providers.clone();
+    let t = InProcess::with(move |c| c.sso.providers = declared);
+    let app = t.service().await;
+    let (s, v, _) = call(&app, login("corp", "dave", "dave-pass-1")).await;
+    assert_eq!((s, v["role"].as_str()), (200, Some("read-only")), "{v}");
+    // The next start with a changed file: the provider follows it.
+    let mut changed = providers.clone();
+    changed[0].insert("default_role".into(), toml::Value::String("none".into()));
+    let sealer = bulwark::secrets::Sealer::open(&t._dir.path().join("data")).unwrap();
+    bulwark::sso::apply_config(t.store(), &sealer, &changed).unwrap();
+    let (s, _, _) = call(&app, login("corp", "dave", "dave-pass-1")).await;
+    assert_eq!(s, 401, "dave's only group maps to nothing now");
+    let mut broken = providers;
+    broken[0].insert("colour".into(), toml::Value::String("blue".into()));
+    let e = bulwark::sso::apply_config(t.store(), &sealer, &broken).unwrap_err();
+    assert!(
+        e.to_string().contains("#1") && e.to_string().contains("colour"),
+        "{e}"
+    );
+}
