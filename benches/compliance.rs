@@ -111,11 +111,7 @@ async fn main() {
     let port = free_port();
     let mut child = start(&data, port);
     let base = format!("https://127.0.0.1:{port}");
-    let client = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .timeout(Duration::from_secs(120))
-        .build()
-        .unwrap();
+    let client = common::client(120);
     // Ready, and the admission index built (first start reads the 1M findings' facts).
     let t = Instant::now();
     loop {
@@ -211,11 +207,7 @@ async fn main() {
         &out,
     );
     // wrk's load closes pooled keep-alive connections: start afresh.
-    let client = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .timeout(Duration::from_secs(120))
-        .build()
-        .unwrap();
+    let client = common::client(120);
     let metrics = client
         .get(format!("{base}/metrics"))
         .header("x-api-key", &key)

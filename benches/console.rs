@@ -83,11 +83,7 @@ async fn main() {
     let port = free_port();
     let mut child = start(&data, port);
     let base = format!("https://127.0.0.1:{port}");
-    let client = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .timeout(Duration::from_secs(300))
-        .build()
-        .unwrap();
+    let client = common::client(300);
     loop {
         if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
             let v: serde_json::Value = r.json().await.unwrap_or_default();

@@ -61,11 +61,7 @@ async fn main() {
     let port = free_port();
     let mut child = start(&data, port);
     let base = format!("https://127.0.0.1:{port}");
-    let client = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap();
+    let client = common::client(60);
     while client.get(format!("{base}/readyz")).send().await.is_err() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -66,3 +66,14 @@ pub fn seed_account(store: &bulwark::store::Store, enforcement: bool) -> (String
     let c = bulwark::clusters::create(store, "bench", "", new).unwrap();
     (key, c.id)
 }
+
+/// An HTTPS client for the appliance's self-signed certificate, waiting at most `secs` per
+/// request.
+#[allow(dead_code)]
+pub fn client(secs: u64) -> reqwest::Client {
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .timeout(std::time::Duration::from_secs(secs))
+        .build()
+        .unwrap()
+}

@@ -13,9 +13,9 @@ use crate::http::{Actor, ApiError, AppState, Auth, Perm, Principal, Routes};
 
 pub fn routes(r: &mut Routes) {
     r.page("/sso", Perm::SuperAdmin, page);
-    r.form("/sso", Perm::SuperAdmin, create_form);
+    r.form("/sso", Perm::SuperAdmin, save_form);
     r.page("/sso/{id}", Perm::SuperAdmin, edit_page);
-    r.form("/sso/{id}", Perm::SuperAdmin, update_form);
+    r.form("/sso/{id}", Perm::SuperAdmin, save_form);
     r.form("/sso/{id}/test", Perm::SuperAdmin, test_form);
     r.form("/sso/{id}/delete", Perm::SuperAdmin, delete_form);
     r.nav(88, "Sign-on methods", "/sso", Perm::SuperAdmin);
@@ -299,23 +299,15 @@ async fn save(
     }
 }
 
-async fn create_form(
+/// Adds (`/sso`) or changes (`/sso/{id}`) a provider from the form.
+async fn save_form(
     state: web::Data<AppState>,
     req: HttpRequest,
     Auth(p): Auth,
+    id: Option<web::Path<u64>>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    save(state, req, p, None, body).await
-}
-
-async fn update_form(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    Auth(p): Auth,
-    id: web::Path<u64>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    save(state, req, p, Some(id.into_inner()), body).await
+    save(state, req, p, id.map(|i| i.into_inner()), body).await
 }
 
 async fn test_form(

@@ -14,9 +14,9 @@ use crate::http::{Actor, ApiError, AppState, Auth, Perm, Principal, Routes};
 pub(super) fn routes(r: &mut Routes) {
     r.page("/policies", Perm::Read, policies_page);
     r.page("/policies/new", Perm::Write, policy_new_page);
-    r.form("/policies", Perm::Write, policy_create_form);
+    r.form("/policies", Perm::Write, policy_form);
     r.page("/policies/{id}", Perm::Read, policy_page);
-    r.form("/policies/{id}", Perm::Write, policy_update_form);
+    r.form("/policies/{id}", Perm::Write, policy_form);
 }
 
 #[derive(Template)]
@@ -445,23 +445,15 @@ async fn policy_save(
     }
 }
 
-async fn policy_create_form(
+/// Creates (`/policies`) or changes (`/policies/{id}`) a policy from the form.
+async fn policy_form(
     state: web::Data<AppState>,
     req: HttpRequest,
     Auth(p): Auth,
+    id: Option<web::Path<u64>>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    policy_save(state, req, p, None, body).await
-}
-
-async fn policy_update_form(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    Auth(p): Auth,
-    id: web::Path<u64>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    policy_save(state, req, p, Some(id.into_inner()), body).await
+    policy_save(state, req, p, id.map(|i| i.into_inner()), body).await
 }
 
 impl PoliciesPage {
