@@ -104,6 +104,22 @@ impl<'a> Directory<'a> {
         Ok(entries.into_iter().map(SearchEntry::construct).collect())
     }
 
+    /// The entry at `dn` (none if it does not exist), with `attr`.
+    fn read(&mut self, dn: &str, attr: &str) -> Result<Vec<SearchEntry>, DirectoryError> {
+        let t = self.timeout();
+        match self
+            .conn
+            .with_timeout(t)
+            .search(dn, Scope::Base, "(objectClass=*)", vec![attr])
+            .and_then(|r| r.success())
+        {
+            Ok((entries, _)) => Ok(entries.into_iter().map(SearchEntry::construct).collect()),
+            // A group that has gone (32: no such object) is no group.
+            Err(ldap3::LdapError::LdapResult { result }) if result.rc == 32 => Ok(Vec::new()),
+            Err(e) => Err(DirectoryError(format!("reading {dn}: {e}"))),
+        }
+    }
+
     fn service_bind(&mut self, password: &str) -> Result<(), DirectoryError> {
         if password.is_empty() {
             return Err(DirectoryError(
@@ -149,6 +165,38 @@ fn grant_of(l: &LdapSettings, values: &[String]) -> Grant {
         .unwrap_or(Grant::None)
 }
 
+/// Groups of a user read through `member_of_attribute`, at most.
+const MAX_GROUPS: usize = 500;
+
+/// The filter finding the groups whose member attribute holds `member` (escaped); with nested
+/// groups, Active Directory's in-chain rule finds those reached through other groups too.
+fn group_filter(l: &LdapSettings, member: &str) -> String {
+    let rule = if l.nested_groups {
+        ":1.2.840.113556.1.4.1941:"
+    } else {
+        ""
+    };
+    format!(
+        "(&(objectClass={})({}{rule}={}))",
+        l.group_object_class,
+        l.group_member_attribute,
+        ldap_escape(member)
+    )
+}
+
+/// The auth-level attribute's values of `groups`.
+fn auth_levels(l: &LdapSettings, groups: &[SearchEntry]) -> Vec<String> {
+    groups
+        .iter()
+        .flat_map(|g| {
+            g.attrs
+                .get(&l.group_auth_level_attribute)
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 /// Signs `username` in with `password` at provider `p` (whose service account's password is
 /// `bind_password`).
 pub fn authenticate(
@@ -171,6 +219,9 @@ pub fn authenticate(
     if member_attr != "dn" {
         wanted.push(member_attr);
     }
+    if !l.member_of_attribute.is_empty() {
+        wanted.push(l.member_of_attribute.as_str());
+    }
     let filter = format!("({}={})", l.username_attribute, ldap_escape(username));
     let mut users = d.search(&l.user_search_base, &filter, wanted)?;
     let user = match users.len() {
@@ -187,46 +238,48 @@ pub fn authenticate(
     }
     // Groups are read as the service account (users often may not read them).
     d.service_bind(bind_password)?;
-    let member_value = if member_attr == "dn" {
-        user.dn.clone()
-    } else {
-        match user.attrs.get(member_attr).and_then(|v| v.first()) {
-            Some(v) => v.clone(),
-            None => {
-                return Ok(Answer::Refused(format!(
-                    "the user's entry has no {member_attr}"
-                )))
+    let (count, values) = if l.member_of_attribute.is_empty() {
+        let member_value = if member_attr == "dn" {
+            user.dn.clone()
+        } else {
+            match user.attrs.get(member_attr).and_then(|v| v.first()) {
+                Some(v) => v.clone(),
+                None => {
+                    return Ok(Answer::Refused(format!(
+                        "the user's entry has no {member_attr}"
+                    )))
+                }
             }
+        };
+        let groups = d.search(
+            &l.group_search_base,
+            &group_filter(l, &member_value),
+            vec![l.group_auth_level_attribute.as_str()],
+        )?;
+        (groups.len(), auth_levels(l, &groups))
+    } else {
+        // The groups the user's entry names, each read by its DN.
+        let dns: Vec<String> = user
+            .attrs
+            .get(&l.member_of_attribute)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .take(MAX_GROUPS)
+            .collect();
+        let mut groups = Vec::new();
+        for dn in &dns {
+            groups.extend(d.read(dn, &l.group_auth_level_attribute)?);
         }
+        (dns.len(), auth_levels(l, &groups))
     };
-    let filter = format!(
-        "(&(objectClass={})({}={}))",
-        l.group_object_class,
-        l.group_member_attribute,
-        ldap_escape(&member_value)
-    );
-    let groups = d.search(
-        &l.group_search_base,
-        &filter,
-        vec![l.group_auth_level_attribute.as_str()],
-    )?;
-    let values: Vec<String> = groups
-        .iter()
-        .flat_map(|g| {
-            g.attrs
-                .get(&l.group_auth_level_attribute)
-                .cloned()
-                .unwrap_or_default()
-        })
-        .collect();
     let grant = match grant_of(l, &values) {
         Grant::None => p.default_role,
         g => g,
     };
     if grant == Grant::None {
         return Ok(Answer::Refused(format!(
-            "no group of the user grants a role ({} groups) and the default role is none",
-            groups.len()
+            "no group of the user grants a role ({count} groups) and the default role is none"
         )));
     }
     let email = user
@@ -293,6 +346,24 @@ mod tests {
         // An unset mapping matches nothing, not an empty value.
         let unset = LdapSettings::default();
         assert_eq!(grant_of(&unset, &v(&[""])), Grant::None);
+    }
+
+    #[test]
+    fn group_filters_escape_and_can_follow_nesting() {
+        let mut l = LdapSettings {
+            group_object_class: "group".into(),
+            group_member_attribute: "member".into(),
+            ..LdapSettings::default()
+        };
+        assert_eq!(
+            group_filter(&l, "cn=a*,dc=x"),
+            "(&(objectClass=group)(member=cn=a\\2a,dc=x))"
+        );
+        l.nested_groups = true;
+        assert_eq!(
+            group_filter(&l, "cn=a,dc=x"),
+            "(&(objectClass=group)(member:1.2.840.113556.1.4.1941:=cn=a,dc=x))"
+        );
     }
 
     #[test]

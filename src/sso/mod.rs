@@ -118,6 +118,12 @@ pub struct LdapSettings {
     pub group_value_read_only: String,
     pub group_value_admin: String,
     pub group_value_super_admin: String,
+    /// Read the user's groups from this attribute of the user's entry (`memberOf`, where the
+    /// directory keeps it) instead of searching under the group search base.
+    pub member_of_attribute: String,
+    /// Active Directory: count groups the user belongs to through other groups (the in-chain
+    /// matching rule; with `group_member_user_attribute = dn`).
+    pub nested_groups: bool,
     pub connect_timeout_seconds: u64,
     pub timeout_seconds: u64,
 }
@@ -211,6 +217,8 @@ pub struct ProviderInput {
     pub group_value_read_only: Option<String>,
     pub group_value_admin: Option<String>,
     pub group_value_super_admin: Option<String>,
+    pub member_of_attribute: Option<String>,
+    pub nested_groups: Option<bool>,
     pub connect_timeout_seconds: Option<u64>,
     pub timeout_seconds: Option<u64>,
     pub issuer: Option<String>,
@@ -313,6 +321,15 @@ fn validate(p: &Provider) -> Result<(), SsoError> {
                 )?;
             }
             valid_attribute("group_auth_level_attribute", &l.group_auth_level_attribute)?;
+            if !l.member_of_attribute.is_empty() {
+                valid_attribute("member_of_attribute", &l.member_of_attribute)?;
+            }
+            if l.nested_groups && l.group_member_user_attribute != "dn" {
+                return bad(
+                    "nested_groups: needs group_member_user_attribute = dn (groups list DNs)"
+                        .into(),
+                );
+            }
             if !(1..=60).contains(&l.connect_timeout_seconds)
                 || !(1..=60).contains(&l.timeout_seconds)
             {
@@ -362,6 +379,8 @@ fn apply(p: &mut Provider, i: &ProviderInput) {
         group_value_read_only => p.ldap.group_value_read_only,
         group_value_admin => p.ldap.group_value_admin,
         group_value_super_admin => p.ldap.group_value_super_admin,
+        member_of_attribute => p.ldap.member_of_attribute,
+        nested_groups => p.ldap.nested_groups,
         connect_timeout_seconds => p.ldap.connect_timeout_seconds,
         timeout_seconds => p.ldap.timeout_seconds,
     );

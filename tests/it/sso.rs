@@ -411,3 +411,36 @@ default_role = "read-only"
         "{e}"
     );
 }
+
+/// Groups read from the user's `memberOf` (slapd's memberof overlay keeps it): each named group
+/// is read by its DN, and its auth-level value maps to the role.
+#[actix_web::test]
+async fn groups_from_member_of() {
+    let t = InProcess::new();
+    t.user("root@example.com", Role::SuperAdmin);
+    let (root, _) = t.session("root@example.com");
+    let app = t.service().await;
+    let mut p = provider("memberof", "dc=names,dc=test", false);
+    p["member_of_attribute"] = json!("memberOf");
+    p["group_value_admin"] = json!("bulwark-memberof");
+    let (s, v, _) = call(
+        &app,
+        Caller::session(&root).post("/api/v1/sso/providers", p),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v, _) = call(&app, login("memberof", "dave", "dave-pass-1")).await;
+    assert_eq!((s, v["role"].as_str()), (200, Some("admin")), "{v}");
+    // Carol's entry names no group (her groups were loaded before the overlay saw them).
+    let (s, _, _) = call(&app, login("memberof", "carol", "carol-pass-1")).await;
+    assert_eq!(s, 401, "no memberOf, default none");
+    // Nested groups need groups that list DNs.
+    let mut nested = provider("nested", "dc=posix,dc=test", true);
+    nested["nested_groups"] = json!(true);
+    let (s, v, _) = call(
+        &app,
+        Caller::session(&root).post("/api/v1/sso/providers", nested),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+}

@@ -156,7 +156,8 @@ EOF
 
 # Four people in each directory: alice (super-admins and admins), bob (admins), carol (viewers),
 # dave (a group no role maps). Passwords are "<name>-pass-1"; mail is <name>@posix.test or
-# <name>@names.test.
+# <name>@names.test. In dc=names,dc=test dave is also in bulwark-memberof, added online so that
+# his entry carries memberOf.
 ldap_people() { # suffix
   local n dc
   dc=$(echo "$1" | sed 's/^dc=\([^,]*\).*/\1/')
@@ -194,6 +195,7 @@ pidfile $d/slapd.pid
 argsfile $d/slapd.args
 modulepath /usr/lib/ldap
 moduleload back_mdb
+moduleload memberof
 TLSCACertificateFile $d/ca.pem
 TLSCertificateFile $d/server.pem
 TLSCertificateKeyFile $d/server.key
@@ -213,6 +215,7 @@ suffix "dc=names,dc=test"
 rootdn "cn=admin,dc=names,dc=test"
 rootpw $(slappasswd -s admin-pass-1)
 directory $d/names
+overlay memberof
 CONF
   {
     ldap_people "dc=posix,dc=test"
@@ -242,6 +245,10 @@ CONF
     sleep 0.2
   done
   echo "slapd $(cat "$d/slapd.pid")" >> "$PIDS"
+  # Added online, so the memberof overlay writes memberOf on dave's entry (slapadd bypasses it).
+  printf 'dn: cn=bulwark-memberof,ou=groups,dc=names,dc=test\nobjectClass: groupOfNames\ncn: bulwark-memberof\nmember: uid=dave,ou=people,dc=names,dc=test\n' \
+    | ldapadd -x -H "ldap://127.0.0.1:$LDAP_PORT" -D "cn=admin,dc=names,dc=test" -w admin-pass-1 >>"$d/slapd.log" 2>&1 \
+    || die "could not add the memberOf test group (see $d/slapd.log)"
   echo "BULWARK_TEST_LDAP=ldap://127.0.0.1:$LDAP_PORT" >> "$ENVF"
   echo "BULWARK_TEST_LDAPS=ldaps://127.0.0.1:$LDAPS_PORT" >> "$ENVF"
   echo "BULWARK_TEST_LDAP_CA=$d/ca.pem" >> "$ENVF"
