@@ -53,6 +53,7 @@ pub fn routes(config: &Config) -> Routes {
     crate::vulndb::pages::routes(&mut r);
     crate::sso::api::routes(&mut r);
     crate::sso::pages::routes(&mut r);
+    crate::sso::flow::routes(&mut r);
     r
 }
 
@@ -255,6 +256,7 @@ impl Appliance {
         domains.insert_shared(sealer);
         domains.insert_shared(admission);
         domains.insert(crate::images::ListCache::default());
+        domains.insert(crate::sso::oidc::PendingLogins::default());
         domains.insert(crate::datamap::DataMapMetrics::new(&metrics));
         let sensor_counters = crate::sensor::live::LiveCounters::default();
         sensor_counters.register(&metrics);

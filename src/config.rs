@@ -255,6 +255,9 @@ pub struct HttpConfig {
     pub body_min_bytes_per_second: u64,
     /// Request bodies one source address may be sending at once (further ones get 503).
     pub max_bodies_per_address: usize,
+    /// How browsers reach the appliance (`https://bulwark.corp:8443`), for the redirect URIs
+    /// given to identity providers; empty: the address each request came in on.
+    pub public_url: String,
 }
 
 /// Sessions and login throttling.
@@ -336,6 +339,7 @@ impl Default for HttpConfig {
             body_timeout_seconds: 10,
             body_min_bytes_per_second: 64 * 1024,
             max_bodies_per_address: 32,
+            public_url: String::new(),
         }
     }
 }

@@ -21,7 +21,7 @@ pub use crate::http::Actor;
 pub use api_keys::*;
 pub use authenticator::StoreAuthenticator;
 pub use password::{random_password, random_token, MIN_LEN as MIN_PASSWORD_LEN};
-pub use routes::routes;
+pub use routes::{routes, session_cookie};
 pub use sessions::*;
 pub use throttle::Throttle;
 pub use users::*;

@@ -98,7 +98,7 @@ fn throttle(state: &AppState) -> Result<std::sync::Arc<Throttle>, ApiError> {
         .ok_or_else(|| ApiError::internal("login throttle not configured"))
 }
 
-fn session_cookie(token: String, max_age_secs: i64) -> Cookie<'static> {
+pub fn session_cookie(token: String, max_age_secs: i64) -> Cookie<'static> {
     Cookie::build(SESSION_COOKIE, token)
         .path("/")
         .http_only(true)

@@ -188,6 +188,20 @@ pub fn field_of(error: &str, fields: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+/// `s` safe inside a double-quoted HTML attribute.
+pub fn attribute_escape(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '&' => "&amp;".to_string(),
+            '"' => "&quot;".to_string(),
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            '\'' => "&#39;".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 /// A 303 redirect (after a successful form post).
 pub fn redirect(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()

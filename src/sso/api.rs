@@ -106,26 +106,40 @@ async fn api_delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Tries provider `id` now: the directory's bind and searches, or the issuer's discovery.
+pub async fn try_provider(
+    state: &AppState,
+    id: u64,
+) -> Result<(super::Provider, Result<String, String>), ApiError> {
+    let sealer = state.sealer()?;
+    let (p, bind_password) = state
+        .with_store(move |s| {
+            let p = super::get(s, id)?;
+            let pw = match p.kind {
+                Kind::Ldap => super::bind_password(&sealer, &p)?,
+                Kind::Oidc => String::new(),
+            };
+            Ok::<_, SsoError>((p, pw))
+        })
+        .await?;
+    let outcome = match p.kind {
+        Kind::Ldap => {
+            let q = p.clone();
+            tokio::task::spawn_blocking(move || ldap::test(&q, &bind_password).map_err(|e| e.0))
+                .await
+                .map_err(ApiError::internal)?
+        }
+        Kind::Oidc => super::oidc::test(&p).await,
+    };
+    Ok((p, outcome))
+}
+
 /// Tries the provider now: `{"ok": true, "message": ...}`, or `ok: false` with what failed.
 async fn api_test(
     state: web::Data<AppState>,
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
-    let (sealer, id) = (state.sealer()?, id.into_inner());
-    let result = state
-        .store
-        .run(move |s| {
-            let p = super::get(s, id)?;
-            let outcome = match p.kind {
-                Kind::Ldap => {
-                    let pw = super::bind_password(&sealer, &p)?;
-                    ldap::test(&p, &pw).map_err(|e| e.0)
-                }
-                Kind::Oidc => Err("OpenID Connect providers cannot be tried yet".into()),
-            };
-            Ok::<_, SsoError>(outcome)
-        })
-        .await?;
+    let (_, result) = try_provider(&state, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(match result {
         Ok(m) => serde_json::json!({"ok": true, "message": m}),
         Err(m) => serde_json::json!({"ok": false, "message": m}),

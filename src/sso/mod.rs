@@ -4,7 +4,9 @@
 //! `auth::sso_account`); local accounts stay for break-glass super-admins.
 
 pub mod api;
+pub mod flow;
 pub mod ldap;
+pub mod oidc;
 pub mod pages;
 
 use std::collections::BTreeMap;

@@ -7,7 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::{ldap, Grant, Kind, Provider, ProviderInput, SsoError};
+use super::{Grant, Kind, Provider, ProviderInput, SsoError};
 use crate::http::layout::{field_of, redirect_with_flash, render_status, Confirm, Layout};
 use crate::http::{Actor, ApiError, AppState, Auth, Perm, Principal, Routes};
 
@@ -315,21 +315,7 @@ async fn test_form(
     Auth(p): Auth,
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
-    let (sealer, id) = (state.sealer()?, id.into_inner());
-    let (provider, outcome) = state
-        .store
-        .run(move |s| {
-            let provider = super::get(s, id)?;
-            let outcome = match provider.kind {
-                Kind::Ldap => {
-                    let pw = super::bind_password(&sealer, &provider)?;
-                    ldap::test(&provider, &pw).map_err(|e| e.0)
-                }
-                Kind::Oidc => Err("OpenID Connect providers cannot be tried yet".into()),
-            };
-            Ok::<_, SsoError>((provider, outcome))
-        })
-        .await?;
+    let (provider, outcome) = super::api::try_provider(&state, id.into_inner()).await?;
     let tried = match outcome {
         Ok(m) => (true, m),
         Err(m) => (false, m),
