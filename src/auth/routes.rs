@@ -417,6 +417,8 @@ struct LoginPage {
     /// Enabled directories (LDAP sign-on providers) to choose from, and the one chosen.
     directories: Vec<String>,
     provider: String,
+    /// Enabled OpenID Connect providers: a button each.
+    identity_providers: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -442,17 +444,17 @@ fn safe_next(next: &str) -> String {
     }
 }
 
-/// The names of the enabled directories users may sign in with (none when they cannot be read:
-/// local sign-in must keep working).
-async fn directories(state: &AppState) -> Vec<String> {
-    state
-        .with_store(crate::sso::list)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|p| p.enabled && p.kind == crate::sso::Kind::Ldap)
-        .map(|p| p.name)
-        .collect()
+/// The names of the enabled sign-on providers, directories first (none when they cannot be
+/// read: local sign-in must keep working).
+async fn directories(state: &AppState) -> (Vec<String>, Vec<String>) {
+    let all = state.with_store(crate::sso::list).await.unwrap_or_default();
+    let names = |kind: crate::sso::Kind| {
+        all.iter()
+            .filter(|p| p.enabled && p.kind == kind)
+            .map(|p| p.name.clone())
+            .collect()
+    };
+    (names(crate::sso::Kind::Ldap), names(crate::sso::Kind::Oidc))
 }
 
 fn login_response(
@@ -460,7 +462,7 @@ fn login_response(
     next: String,
     error: String,
     (email, provider): (String, String),
-    directories: Vec<String>,
+    (directories, identity_providers): (Vec<String>, Vec<String>),
     status: actix_web::http::StatusCode,
 ) -> Result<HttpResponse, ApiError> {
     let body = LoginPage {
@@ -470,6 +472,7 @@ fn login_response(
         email,
         directories,
         provider,
+        identity_providers,
     }
     .render()
     .map_err(ApiError::internal)?;

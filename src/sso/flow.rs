@@ -29,7 +29,12 @@ fn redirect_uri(state: &AppState, req: &HttpRequest, name: &str) -> String {
     let base = if state.config.http.public_url.trim().is_empty() {
         format!("https://{}", req.connection_info().host())
     } else {
-        state.config.http.public_url.trim_end_matches('/').to_string()
+        state
+            .config
+            .http
+            .public_url
+            .trim_end_matches('/')
+            .to_string()
     };
     format!("{base}/auth/sso/{name}/callback")
 }
@@ -39,7 +44,9 @@ fn local_path(next: &str) -> String {
     let ok = next.starts_with('/')
         && !next.starts_with("//")
         && next.len() <= 2048
-        && !next.chars().any(|c| c.is_control() || c == '\\' || c.is_whitespace());
+        && !next
+            .chars()
+            .any(|c| c.is_control() || c == '\\' || c.is_whitespace());
     if ok {
         next.to_string()
     } else {
@@ -176,11 +183,15 @@ async fn finish(
         .store
         .run(move |s| {
             let (login, asserted) = match outcome {
-                Err(why) => (provider_name.clone(), Err(format!("{provider_name}: {why}"))),
+                Err(why) => (
+                    provider_name.clone(),
+                    Err(format!("{provider_name}: {why}")),
+                ),
                 Ok(id) => {
-                    let role = id.grant.role().ok_or_else(|| {
-                        ApiError::internal("a granted sign-in without a role")
-                    })?;
+                    let role = id
+                        .grant
+                        .role()
+                        .ok_or_else(|| ApiError::internal("a granted sign-in without a role"))?;
                     let account = crate::auth::sso_account(s, &provider_name, &id.email, role)?
                         .map_err(|why| format!("{provider_name}: {why}"));
                     (id.email, account)

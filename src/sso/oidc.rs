@@ -175,17 +175,21 @@ pub async fn finish(
         .to_string()
         .split('.')
         .nth(1)
-        .and_then(|b| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b).ok())
+        .and_then(|b| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(b)
+                .ok()
+        })
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
-    let email = claims
-        .email()
-        .map(|e| e.as_str().to_string())
-        .or_else(|| {
-            ["preferred_username", "upn"]
-                .iter()
-                .find_map(|k| raw[k].as_str().filter(|v| v.contains('@')).map(String::from))
-        });
+    let email = claims.email().map(|e| e.as_str().to_string()).or_else(|| {
+        ["preferred_username", "upn"].iter().find_map(|k| {
+            raw[k]
+                .as_str()
+                .filter(|v| v.contains('@'))
+                .map(String::from)
+        })
+    });
     let Some(email) = email.map(|e| e.to_lowercase()) else {
         return Ok(Err("the ID token carries no email".into()));
     };

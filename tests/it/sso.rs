@@ -444,3 +444,159 @@ async fn groups_from_member_of() {
     .await;
     assert_eq!(s, 400, "{v}");
 }
+
+/// OpenID Connect against the real `oidc-provider` (tests/services: its HTML login form filled
+/// in over HTTP): the code flow with state, nonce and PKCE; group claim → role; a disallowed
+/// domain; a replayed callback and an unknown state; a provider that is down.
+#[actix_web::test]
+async fn openid_connect_sign_in() {
+    let issuer = std::env::var("BULWARK_TEST_OIDC_ISSUER").unwrap_or_else(|_| {
+        panic!("BULWARK_TEST_OIDC_ISSUER is unset: run tests/services/start.sh DIR oidc and source DIR/endpoints.env (tests/run-all.sh does)")
+    });
+    let t = InProcess::with(|c| c.http.public_url = "https://127.0.0.1:8443".into());
+    t.user("root@example.com", Role::SuperAdmin);
+    let (root, _) = t.session("root@example.com");
+    let app = t.service().await;
+    let r = Caller::session(&root);
+    let (s, p, _) = call(
+        &app,
+        r.post(
+            "/api/v1/sso/providers",
+            json!({"type": "oidc", "name": "corp", "issuer": issuer, "client_id": "bulwark",
+                   "client_secret": "bulwark-client-secret", "scopes": ["openid", "email", "groups"],
+                   "allowed_domains": ["corp.test"], "group_claim": "groups",
+                   "group_roles": {"bulwark-admins": "admin", "bulwark-super": "super-admin"},
+                   "default_role": "none"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{p}");
+    assert_eq!(p["has_client_secret"], true);
+    assert!(!p.to_string().contains("bulwark-client-secret"));
+    let id = p["id"].as_u64().unwrap();
+    let (_, v, _) = call(
+        &app,
+        r.post(&format!("/api/v1/sso/providers/{id}/test"), json!({})),
+    )
+    .await;
+    assert_eq!(v["ok"], true, "{v}");
+
+    // A browser: the provider's login form, then back to the callback (not followed here).
+    let sign_in = |user: &'static str| {
+        let (app, issuer) = (&app, issuer.clone());
+        // Each sign-in in a fresh browser (the provider remembers who signed in).
+        let idp = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        async move {
+            let (s, _, h) = call(
+                app,
+                Caller::default().get("/auth/sso/corp/login?next=/images"),
+            )
+            .await;
+            assert_eq!(s, 303);
+            let mut url = h.get("location").unwrap().to_str().unwrap().to_string();
+            assert!(
+                url.contains("code_challenge=") && url.contains("nonce=") && url.contains("state="),
+                "{url}"
+            );
+            for _ in 0..10 {
+                if url.starts_with("https://127.0.0.1:8443/") {
+                    return url.trim_start_matches("https://127.0.0.1:8443").to_string();
+                }
+                let res = if url.contains("/interaction/") && !url.ends_with("/login") {
+                    let page = idp.get(&url).send().await.unwrap();
+                    if page.status() == 303 {
+                        page
+                    } else {
+                        let html = page.text().await.unwrap();
+                        assert!(html.contains("id=\"login\""), "{html}");
+                        idp.post(format!("{url}/login"))
+                            .form(&[("username", user), ("password", &format!("{user}-pass-1"))])
+                            .send()
+                            .await
+                            .unwrap()
+                    }
+                } else {
+                    idp.get(&url).send().await.unwrap()
+                };
+                assert_eq!(res.status(), 303, "{url}");
+                let next = res.headers()["location"].to_str().unwrap().to_string();
+                url = if next.starts_with('/') {
+                    format!("{issuer}{next}")
+                } else {
+                    next
+                };
+            }
+            panic!("never came back to the callback");
+        }
+    };
+    let callback = sign_in("bob").await;
+    assert!(
+        callback.starts_with("/auth/sso/corp/callback?code="),
+        "{callback}"
+    );
+    let (s, body, h) = call(&app, Caller::default().get(&callback)).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body.as_str().unwrap().contains("url=/images"), "{body}");
+    let cookie = h.get("set-cookie").unwrap().to_str().unwrap().to_string();
+    let token = cookie
+        .trim_start_matches("bulwark_session=")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let (s, me, _) = call(&app, Caller::session(&token).get("/api/v1/me")).await;
+    assert_eq!(
+        (s, me["role"].as_str(), me["email"].as_str()),
+        (200, Some("admin"), Some("bob@corp.test")),
+        "{me}"
+    );
+    // The same callback again: the state was used.
+    let (s, _, _) = call(&app, Caller::default().get(&callback)).await;
+    assert_eq!(s, 400, "a replayed callback is refused");
+    let (s, _, _) = call(
+        &app,
+        Caller::default().get("/auth/sso/corp/callback?code=x&state=made-up"),
+    )
+    .await;
+    assert_eq!(s, 400, "an unknown state is refused");
+    // Alice's group maps to super-admin; Erin's domain is not allowed.
+    let (s, _, _) = call(&app, Caller::default().get(&sign_in("alice").await)).await;
+    assert_eq!(s, 200);
+    let (s, body, _) = call(&app, Caller::default().get(&sign_in("erin").await)).await;
+    assert_eq!(s, 401, "{body}");
+    let (_, log, _) = call(&app, r.get("/api/v1/audit-log?action=login&limit=50")).await;
+    assert!(
+        log.to_string()
+            .contains("the domain elsewhere.test is not allowed"),
+        "{log}"
+    );
+
+    // The sign-in page has a button for it.
+    let (_, html, _) = call(&app, Caller::default().get("/login?next=/images")).await;
+    assert!(
+        html.as_str()
+            .unwrap()
+            .contains("href=\"/auth/sso/corp/login?next=/images\""),
+        "{html}"
+    );
+
+    // A provider that is down: a clear page, and local sign-in is untouched.
+    let (s, _, _) = call(
+        &app,
+        r.post("/api/v1/sso/providers", json!({"type": "oidc", "name": "gone", "issuer": "http://127.0.0.1:1", "client_id": "x"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (s, body, _) = call(&app, Caller::default().get("/auth/sso/gone/login")).await;
+    assert_eq!(s, 503, "{body}");
+    assert!(
+        body.as_str()
+            .unwrap()
+            .contains("Local accounts can still sign in"),
+        "{body}"
+    );
+}

@@ -19,7 +19,7 @@
 #             default 3636, with a certificate from a CA made for the run), one server holding two
 #             directories for the sign-on tests: dc=posix,dc=test (posixGroup, memberUid) and
 #             dc=names,dc=test (groupOfNames, member DNs), with the same four people.
-#   oidc      (not started by default yet) an OpenID Connect provider: oidc-provider $OIDC_PROVIDER_VERSION
+#   oidc      an OpenID Connect provider: oidc-provider $OIDC_PROVIDER_VERSION
 #             (npm, cached under $TEST_CACHE) run by tests/services/oidc-server.mjs on
 #             127.0.0.1:$OIDC_PORT (default 5556), with a real HTML login form.
 #   trivy     umoci (apt), to build OCI layouts without a daemon, and Trivy $TRIVY_SPEC (its official
@@ -35,7 +35,7 @@ set -euo pipefail
 DIR=${1:?usage: start.sh DIR [service ...]}
 shift || true
 SERVICES=("$@")
-[ ${#SERVICES[@]} -eq 0 ] && SERVICES=(browser smtp registry trivy traffic helm ldap)
+[ ${#SERVICES[@]} -eq 0 ] && SERVICES=(browser smtp registry trivy traffic helm ldap oidc)
 LDAP_PORT=${LDAP_PORT:-3389}
 LDAPS_PORT=${LDAPS_PORT:-3636}
 OIDC_PORT=${OIDC_PORT:-5556}
