@@ -600,3 +600,219 @@ async fn openid_connect_sign_in() {
         "{body}"
     );
 }
+
+/// A hostile identity provider (in the test: the real one never misbehaves on demand): its
+/// discovery and keys are sound, but the token endpoint answers whatever ID token the test
+/// scripts, signed with ES256.
+mod hostile_provider {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    use base64::Engine;
+    use serde_json::{json, Value};
+
+    fn b64(b: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    }
+
+    pub fn key() -> EcdsaKeyPair {
+        EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap()
+    }
+
+    /// A compact JWS of `claims` signed by `key`.
+    pub fn sign(key: &EcdsaKeyPair, claims: &Value) -> String {
+        let head = b64(json!({"alg": "ES256", "kid": "k1", "typ": "JWT"})
+            .to_string()
+            .as_bytes());
+        let body = b64(claims.to_string().as_bytes());
+        let input = format!("{head}.{body}");
+        let sig = key.sign(&SystemRandom::new(), input.as_bytes()).unwrap();
+        format!("{input}.{}", b64(sig.as_ref()))
+    }
+
+    /// Serves discovery and `published`'s key; the token endpoint answers `*token`.
+    pub fn start(published: &EcdsaKeyPair, token: Arc<Mutex<String>>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let point = published.public_key().as_ref().to_vec();
+        let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..65]),
+                                    "alg": "ES256", "use": "sig", "kid": "k1"}]});
+        let discovery = json!({"issuer": issuer, "authorization_endpoint": format!("{issuer}/auth"),
+            "token_endpoint": format!("{issuer}/token"), "jwks_uri": format!("{issuer}/jwks"),
+            "response_types_supported": ["code"], "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["ES256"]});
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                if r.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let mut len = 0usize;
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                let _ = r.read_exact(&mut body);
+                let answer = if line.contains("/.well-known/openid-configuration") {
+                    discovery.to_string()
+                } else if line.contains("/jwks") {
+                    jwks.to_string()
+                } else {
+                    json!({"access_token": "a", "token_type": "Bearer", "expires_in": 60,
+                           "id_token": token.lock().unwrap().clone()})
+                    .to_string()
+                };
+                let mut c = conn;
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            }
+        });
+        issuer
+    }
+}
+
+/// ID tokens that must not sign anyone in: another audience, another issuer, expired beyond
+/// the leeway, signed by a key the provider does not publish, tampered, with another nonce.
+#[actix_web::test]
+async fn bad_id_tokens_sign_nobody_in() {
+    let published = hostile_provider::key();
+    let token = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let issuer = hostile_provider::start(&published, token.clone());
+    let t = InProcess::with(|c| c.http.public_url = "https://127.0.0.1:8443".into());
+    t.user("root@example.com", Role::SuperAdmin);
+    let (root, _) = t.session("root@example.com");
+    let app = t.service().await;
+    let (s, v, _) = call(
+        &app,
+        Caller::session(&root).post(
+            "/api/v1/sso/providers",
+            json!({"type": "oidc", "name": "evil", "issuer": issuer, "client_id": "bulwark",
+                   "client_secret": "s", "default_role": "read-only"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let now = chrono::Utc::now().timestamp();
+    let other_key = hostile_provider::key();
+    let good = |nonce: &str| {
+        json!({"iss": issuer, "aud": "bulwark", "sub": "u1", "email": "mallory@corp.test",
+               "iat": now, "exp": now + 300, "nonce": nonce})
+    };
+    type Case<'a> = (&'static str, Box<dyn Fn(&str) -> String + 'a>, u16);
+    let cases: Vec<Case> = vec![
+        (
+            "sound",
+            Box::new(|n| hostile_provider::sign(&published, &good(n))),
+            200,
+        ),
+        (
+            "another audience",
+            Box::new(|n| {
+                let mut c = good(n);
+                c["aud"] = json!("someone-else");
+                hostile_provider::sign(&published, &c)
+            }),
+            401,
+        ),
+        (
+            "another issuer",
+            Box::new(|n| {
+                let mut c = good(n);
+                c["iss"] = json!("http://127.0.0.1:9");
+                hostile_provider::sign(&published, &c)
+            }),
+            401,
+        ),
+        (
+            "expired beyond the leeway",
+            Box::new(|n| {
+                let mut c = good(n);
+                c["iat"] = json!(now - 3600);
+                c["exp"] = json!(now - 600);
+                hostile_provider::sign(&published, &c)
+            }),
+            401,
+        ),
+        (
+            "an unknown key",
+            Box::new(|n| hostile_provider::sign(&other_key, &good(n))),
+            401,
+        ),
+        (
+            "tampered",
+            Box::new(|n| {
+                let jws = hostile_provider::sign(&published, &good(n));
+                let mut c = good(n);
+                c["email"] = json!("root@example.com");
+                let forged = base64::Engine::encode(
+                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                    c.to_string(),
+                );
+                let parts: Vec<&str> = jws.split('.').collect();
+                format!("{}.{forged}.{}", parts[0], parts[2])
+            }),
+            401,
+        ),
+        (
+            "another nonce",
+            Box::new(|_| hostile_provider::sign(&published, &good("not-the-one"))),
+            401,
+        ),
+    ];
+    for (what, make, want) in cases {
+        let (s, _, h) = call(&app, Caller::default().get("/auth/sso/evil/login")).await;
+        assert_eq!(s, 303, "{what}");
+        let url = url::Url::parse(h.get("location").unwrap().to_str().unwrap()).unwrap();
+        let param = |k: &str| {
+            url.query_pairs()
+                .find(|(n, _)| n == k)
+                .unwrap()
+                .1
+                .into_owned()
+        };
+        *token.lock().unwrap() = make(&param("nonce"));
+        let (s, body, _) = call(
+            &app,
+            Caller::default().get(&format!(
+                "/auth/sso/evil/callback?code=c&state={}",
+                param("state")
+            )),
+        )
+        .await;
+        // Refusals are 401, or 429 once the address has failed too often.
+        let refused = |s: u16| s == 401 || s == 429;
+        assert!(
+            s == want || (want == 401 && refused(s)),
+            "{what}: {s} {body}"
+        );
+    }
+    let (_, log, _) = call(
+        &app,
+        Caller::session(&root).get("/api/v1/audit-log?action=login.failure&limit=50"),
+    )
+    .await;
+    assert!(
+        log.to_string().contains("the ID token does not hold"),
+        "{log}"
+    );
+    // The forged email never became an account.
+    let (_, users, _) = call(&app, Caller::session(&root).get("/api/v1/users")).await;
+    assert_eq!(
+        users["items"].as_array().unwrap().len(),
+        2,
+        "root and mallory only: {users}"
+    );
+}
