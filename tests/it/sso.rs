@@ -482,7 +482,7 @@ async fn openid_connect_sign_in() {
     assert_eq!(v["ok"], true, "{v}");
 
     // A browser: the provider's login form, then back to the callback (not followed here).
-    let sign_in = |user: &'static str| {
+    let sign_in_at = |provider: &'static str, user: &'static str| {
         let (app, issuer) = (&app, issuer.clone());
         // Each sign-in in a fresh browser (the provider remembers who signed in).
         let idp = reqwest::Client::builder()
@@ -493,7 +493,7 @@ async fn openid_connect_sign_in() {
         async move {
             let (s, _, h) = call(
                 app,
-                Caller::default().get("/auth/sso/corp/login?next=/images"),
+                Caller::default().get(&format!("/auth/sso/{provider}/login?next=/images")),
             )
             .await;
             assert_eq!(s, 303);
@@ -533,6 +533,7 @@ async fn openid_connect_sign_in() {
             panic!("never came back to the callback");
         }
     };
+    let sign_in = |user: &'static str| sign_in_at("corp", user);
     let callback = sign_in("bob").await;
     assert!(
         callback.starts_with("/auth/sso/corp/callback?code="),
@@ -574,6 +575,35 @@ async fn openid_connect_sign_in() {
             .contains("the domain elsewhere.test is not allowed"),
         "{log}"
     );
+
+    // A public client: no secret, PKCE alone.
+    let (s, v, _) = call(
+        &app,
+        r.post(
+            "/api/v1/sso/providers",
+            json!({"type": "oidc", "name": "corp-public", "issuer": issuer, "client_id": "bulwark-public",
+                   "scopes": ["openid", "email"], "default_role": "read-only"}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (s, v["has_client_secret"].as_bool()),
+        (201, Some(false)),
+        "{v}"
+    );
+    let callback = sign_in_at("corp-public", "erin").await;
+    let (s, body, h) = call(&app, Caller::default().get(&callback)).await;
+    let (_, log, _) = call(&app, r.get("/api/v1/audit-log?action=login&limit=3")).await;
+    assert_eq!(s, 200, "{callback} {body} {log}");
+    let cookie = h.get("set-cookie").unwrap().to_str().unwrap().to_string();
+    let token = cookie
+        .trim_start_matches("bulwark_session=")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let (_, me, _) = call(&app, Caller::session(&token).get("/api/v1/me")).await;
+    assert_eq!(me["role"], "read-only", "the default role: {me}");
 
     // The sign-in page has a button for it.
     let (_, html, _) = call(&app, Caller::default().get("/login?next=/images")).await;
