@@ -547,3 +547,51 @@ async fn dashboard_lists_forms_and_a_phone() {
     d.screenshot("browser-dashboard-phone.png").await;
     d.quit().await;
 }
+
+/// OpenID Connect in Chromium: the sign-in page's button, the provider's own login form, and
+/// back into the console signed in with the role the groups give. The provider (tests/services)
+/// knows the redirect URI on port 18443, so the appliance listens there.
+#[actix_web::test]
+async fn openid_connect_sign_in_in_the_browser() {
+    let issuer = std::env::var("BULWARK_TEST_OIDC_ISSUER").unwrap_or_else(|_| {
+        panic!("BULWARK_TEST_OIDC_ISSUER is unset: run tests/services/start.sh DIR oidc and source DIR/endpoints.env (tests/run-all.sh does)")
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_on(
+        &dir.path().join("data"),
+        18443,
+        &[
+            ("BULWARK_HTTP_PUBLIC_URL", "https://127.0.0.1:18443"),
+            ("BULWARK_ADMIN_EMAIL", ADMIN_EMAIL),
+            ("BULWARK_ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ],
+    )
+    .await;
+    let c = server.admin_client().await;
+    let r = c
+        .post(format!("{}/api/v1/sso/providers", server.base))
+        .json(&json!({"type": "oidc", "name": "corp", "issuer": issuer, "client_id": "bulwark",
+                      "client_secret": "bulwark-client-secret", "scopes": ["openid", "email", "groups"],
+                      "group_claim": "groups", "group_roles": {"bulwark-admins": "admin"},
+                      "default_role": "none"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    let d = Driver::start().await;
+    d.goto(&format!("{}/login?next=/images", server.base)).await;
+    d.click("#sso-corp").await;
+    d.wait_url("the provider's login form", |u| u.contains("/interaction/"))
+        .await;
+    d.type_into("#username", "bob").await;
+    d.type_into("#password", "bob-pass-1").await;
+    d.screenshot("browser-oidc-provider.png").await;
+    d.click("#sign-in").await;
+    d.wait_url("the console", |u| u.ends_with("/images")).await;
+    let src = d.source().await;
+    assert!(
+        src.contains("bob@corp.test") && src.contains(">admin<"),
+        "signed in as bob, an admin: {src}"
+    );
+    d.quit().await;
+}

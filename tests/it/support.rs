@@ -125,7 +125,12 @@ impl Server {
     }
 
     pub async fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
-        let port = free_port();
+        Server::start_on(data_dir, free_port(), env).await
+    }
+
+    /// Like [`Server::start_with`], on `port` (for peers that only know fixed addresses, like
+    /// an identity provider's registered redirect URIs).
+    pub async fn start_on(data_dir: &Path, port: u16, env: &[(&str, &str)]) -> Server {
         let log = data_dir.with_extension(format!("{port}.log"));
         let f = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulwark"));
