@@ -230,6 +230,47 @@ pub struct ProviderInput {
     pub allowed_domains: Option<Vec<String>>,
     pub group_claim: Option<String>,
     pub group_roles: Option<BTreeMap<String, Grant>>,
+    /// `google` or `azure`: fills in the issuer (Azure AD's from `tenant`) and the scopes.
+    pub preset: Option<String>,
+    /// The Azure AD tenant (id or domain) for the `azure` preset.
+    pub tenant: Option<String>,
+}
+
+impl ProviderInput {
+    /// Fills in what a preset implies, unless given.
+    fn apply_preset(&mut self) -> Result<(), SsoError> {
+        let Some(preset) = self.preset.clone() else {
+            return Ok(());
+        };
+        let issuer = match preset.as_str() {
+            "google" => "https://accounts.google.com".to_string(),
+            "azure" => {
+                let tenant = self.tenant.clone().unwrap_or_default();
+                let ok = !tenant.is_empty()
+                    && tenant.len() <= 100
+                    && tenant
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+                if !ok {
+                    return Err(SsoError::Invalid(
+                        "tenant: the Azure AD tenant id or domain, for the azure preset".into(),
+                    ));
+                }
+                format!("https://login.microsoftonline.com/{tenant}/v2.0")
+            }
+            other => {
+                return Err(SsoError::Invalid(format!(
+                    "preset: '{}' is not google or azure",
+                    other.chars().take(40).collect::<String>()
+                )))
+            }
+        };
+        self.kind.get_or_insert(Kind::Oidc);
+        self.issuer.get_or_insert(issuer);
+        self.scopes
+            .get_or_insert_with(|| vec!["openid".into(), "email".into(), "profile".into()]);
+        Ok(())
+    }
 }
 
 /// The context a provider's secrets are sealed to (a sealed value moved to another record
@@ -426,8 +467,9 @@ pub fn create(
     store: &Store,
     sealer: &Sealer,
     actor: &Actor,
-    input: ProviderInput,
+    mut input: ProviderInput,
 ) -> Result<ProviderView, SsoError> {
+    input.apply_preset()?;
     let kind = input
         .kind
         .ok_or_else(|| SsoError::Invalid("type: ldap or oidc".into()))?;
@@ -598,4 +640,39 @@ pub fn apply_config(
         names.push(name);
     }
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_fill_in_the_issuer() {
+        let mut google = ProviderInput {
+            preset: Some("google".into()),
+            ..ProviderInput::default()
+        };
+        google.apply_preset().unwrap();
+        assert_eq!(google.kind, Some(Kind::Oidc));
+        assert_eq!(google.issuer.as_deref(), Some("https://accounts.google.com"));
+        let mut azure = ProviderInput {
+            preset: Some("azure".into()),
+            tenant: Some("contoso.onmicrosoft.com".into()),
+            issuer: None,
+            ..ProviderInput::default()
+        };
+        azure.apply_preset().unwrap();
+        assert_eq!(
+            azure.issuer.as_deref(),
+            Some("https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0")
+        );
+        for bad in [("azure", None), ("azure", Some("a/b")), ("okta", None)] {
+            let mut i = ProviderInput {
+                preset: Some(bad.0.into()),
+                tenant: bad.1.map(String::from),
+                ..ProviderInput::default()
+            };
+            assert!(i.apply_preset().is_err(), "{bad:?}");
+        }
+    }
 }
