@@ -654,7 +654,10 @@ mod tests {
         };
         google.apply_preset().unwrap();
         assert_eq!(google.kind, Some(Kind::Oidc));
-        assert_eq!(google.issuer.as_deref(), Some("https://accounts.google.com"));
+        assert_eq!(
+            google.issuer.as_deref(),
+            Some("https://accounts.google.com")
+        );
         let mut azure = ProviderInput {
             preset: Some("azure".into()),
             tenant: Some("contoso.onmicrosoft.com".into()),
