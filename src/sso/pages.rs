@@ -58,6 +58,8 @@ struct ProvidersPage {
     error_field: String,
     /// The result of "try it now".
     tried: Option<(bool, String)>,
+    /// The kind of the form being shown after an error (`ldap` or `oidc`).
+    kind: String,
 }
 
 impl ProvidersPage {
@@ -69,6 +71,9 @@ impl ProvidersPage {
     }
     fn invalid(&self, field: &str) -> bool {
         self.error_field == field
+    }
+    fn value(&self, field: &str) -> String {
+        self.values.get(field).cloned().unwrap_or_default()
     }
     fn target(&self, p: &Provider) -> String {
         match p.kind {
@@ -93,6 +98,20 @@ fn values_of(p: &Provider) -> BTreeMap<String, String> {
     v.remove("sealed_bind_password");
     v.insert("name".into(), p.name.clone());
     v.insert("ca_pem".into(), p.ldap.ca_pem.clone());
+    let o = &p.oidc;
+    v.insert("issuer".into(), o.issuer.clone());
+    v.insert("client_id".into(), o.client_id.clone());
+    v.insert("scopes".into(), o.scopes.join(" "));
+    v.insert("allowed_domains".into(), o.allowed_domains.join(", "));
+    v.insert("group_claim".into(), o.group_claim.clone());
+    v.insert(
+        "group_roles".into(),
+        o.group_roles
+            .iter()
+            .map(|(g, r)| format!("{g} = {}", grant_name(*r)))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
     v
 }
 
@@ -127,10 +146,26 @@ async fn draw(
             (v, false, true, "none".into())
         }
     };
+    let kind = values
+        .get("kind")
+        .cloned()
+        .unwrap_or_else(|| match &editing {
+            Some(e) if e.kind == Kind::Oidc => "oidc".into(),
+            _ => "ldap".into(),
+        });
     let fields: Vec<&str> = LDAP_FIELDS
         .iter()
         .map(|(f, _)| *f)
-        .chain(["name", "ca_pem"])
+        .chain([
+            "name",
+            "ca_pem",
+            "issuer",
+            "client_id",
+            "scopes",
+            "allowed_domains",
+            "group_claim",
+            "group_roles",
+        ])
         .collect();
     let status = if error.is_empty() {
         StatusCode::OK
@@ -149,6 +184,7 @@ async fn draw(
             error_field: field_of(&error, &fields),
             error,
             tried,
+            kind,
         },
         status,
     )
@@ -172,6 +208,7 @@ async fn edit_page(
 struct Posted {
     values: BTreeMap<String, String>,
     bind_password: String,
+    client_secret: String,
     starttls: bool,
     enabled: bool,
     default_role: String,
@@ -182,6 +219,7 @@ impl Posted {
         let mut p = Posted {
             values: BTreeMap::new(),
             bind_password: String::new(),
+            client_secret: String::new(),
             starttls: false,
             enabled: false,
             default_role: "none".into(),
@@ -190,6 +228,7 @@ impl Posted {
             match k.as_str() {
                 "csrf" => {}
                 "bind_password" => p.bind_password = v,
+                "client_secret" => p.client_secret = v,
                 "starttls" => p.starttls = true,
                 "enabled" => p.enabled = true,
                 "default_role" => p.default_role = v,
@@ -203,6 +242,9 @@ impl Posted {
     }
 
     fn input(&self, creating: bool) -> Result<ProviderInput, String> {
+        if self.values.get("kind").map(String::as_str) == Some("oidc") {
+            return self.oidc_input(creating);
+        }
         let mut json = serde_json::Map::new();
         for (f, _) in LDAP_FIELDS.iter() {
             let v = self.values.get(*f).cloned().unwrap_or_default();
@@ -239,6 +281,44 @@ impl Posted {
             json.insert("bind_password".into(), self.bind_password.clone().into());
         }
         serde_json::from_value(serde_json::Value::Object(json)).map_err(|e| e.to_string())
+    }
+
+    /// The OpenID Connect form: lists as text (scopes by spaces, domains by commas, one
+    /// `GROUP = ROLE` per line).
+    fn oidc_input(&self, creating: bool) -> Result<ProviderInput, String> {
+        let get = |k: &str| self.values.get(k).cloned().unwrap_or_default();
+        let mut roles = serde_json::Map::new();
+        for (n, line) in get("group_roles").lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let Some((group, role)) = line.split_once('=') else {
+                return Err(format!("group_roles: line {}: write GROUP = ROLE", n + 1));
+            };
+            roles.insert(group.trim().to_string(), role.trim().into());
+        }
+        let mut json = serde_json::json!({
+            "issuer": get("issuer").trim(),
+            "client_id": get("client_id").trim(),
+            "scopes": get("scopes").split_whitespace().collect::<Vec<_>>(),
+            "allowed_domains": get("allowed_domains")
+                .split([',', ' '])
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .collect::<Vec<_>>(),
+            "group_claim": get("group_claim").trim(),
+            "group_roles": roles,
+            "enabled": self.enabled,
+            "default_role": self.default_role,
+        });
+        if creating {
+            json["type"] = "oidc".into();
+            json["name"] = get("name").into();
+        }
+        if !self.client_secret.is_empty() {
+            json["client_secret"] = self.client_secret.clone().into();
+        }
+        serde_json::from_value(json).map_err(|e| format!("group_roles: {e}"))
     }
 
     fn typed(&self) -> (BTreeMap<String, String>, bool, bool, String) {

@@ -455,7 +455,7 @@ async fn openid_connect_sign_in() {
     });
     let t = InProcess::with(|c| c.http.public_url = "https://127.0.0.1:8443".into());
     t.user("root@example.com", Role::SuperAdmin);
-    let (root, _) = t.session("root@example.com");
+    let (root, root_csrf) = t.session("root@example.com");
     let app = t.service().await;
     let r = Caller::session(&root);
     let (s, p, _) = call(
@@ -604,6 +604,48 @@ async fn openid_connect_sign_in() {
         .to_string();
     let (_, me, _) = call(&app, Caller::session(&token).get("/api/v1/me")).await;
     assert_eq!(me["role"], "read-only", "the default role: {me}");
+
+    // The Sign-on methods page adds OpenID Connect providers too (a bad role line is named).
+    let oidc_form = |roles: &str| {
+        format!(
+            "csrf={root_csrf}&kind=oidc&name=formed&issuer={}&client_id=bulwark&client_secret=s3&scopes=openid+email&allowed_domains=corp.test&group_claim=groups&group_roles={}&default_role=none&enabled=1",
+            url::form_urlencoded::byte_serialize(issuer.as_bytes()).collect::<String>(),
+            url::form_urlencoded::byte_serialize(roles.as_bytes()).collect::<String>()
+        )
+    };
+    let (s, html, _) = call(&app, r.form("/sso", oidc_form("bulwark-admins admin"))).await;
+    assert_eq!(s, 400);
+    let html = html.as_str().unwrap();
+    assert!(
+        html.contains("group_roles: line 1")
+            && html.contains(
+                "id=\"oidc-group_roles\" name=\"group_roles\" rows=\"3\" aria-invalid=\"true\""
+            ),
+        "{html}"
+    );
+    let (s, _, _) = call(
+        &app,
+        r.form(
+            "/sso",
+            oidc_form("bulwark-admins = admin\nbulwark-super = super-admin"),
+        ),
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (_, list, _) = call(&app, r.get("/api/v1/sso/providers")).await;
+    let formed = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "formed")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        formed["group_roles"],
+        json!({"bulwark-admins": "admin", "bulwark-super": "super-admin"}),
+        "{formed}"
+    );
+    assert_eq!(formed["has_client_secret"], true);
 
     // The sign-in page has a button for it.
     let (_, html, _) = call(&app, Caller::default().get("/login?next=/images")).await;
