@@ -705,8 +705,9 @@ mod hostile_provider {
         format!("{input}.{}", b64(sig.as_ref()))
     }
 
-    /// Serves discovery and `published`'s key; the token endpoint answers `*token`.
-    pub fn start(published: &EcdsaKeyPair, token: Arc<Mutex<String>>) -> String {
+    /// Serves discovery (or, with `garbage`, something that is not a discovery document) and
+    /// `published`'s key; the token endpoint answers `*token`.
+    pub fn start(published: &EcdsaKeyPair, token: Arc<Mutex<String>>, garbage: bool) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let issuer = format!("http://{}", listener.local_addr().unwrap());
         let point = published.public_key().as_ref().to_vec();
@@ -735,7 +736,9 @@ mod hostile_provider {
                 }
                 let mut body = vec![0; len];
                 let _ = r.read_exact(&mut body);
-                let answer = if line.contains("/.well-known/openid-configuration") {
+                let answer = if line.contains("/.well-known/openid-configuration") && garbage {
+                    "{\"issuer\": 17, \"not\": [\"a discovery document\"".to_string()
+                } else if line.contains("/.well-known/openid-configuration") {
                     discovery.to_string()
                 } else if line.contains("/jwks") {
                     jwks.to_string()
@@ -762,7 +765,7 @@ mod hostile_provider {
 async fn bad_id_tokens_sign_nobody_in() {
     let published = hostile_provider::key();
     let token = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let issuer = hostile_provider::start(&published, token.clone());
+    let issuer = hostile_provider::start(&published, token.clone(), false);
     let t = InProcess::with(|c| c.http.public_url = "https://127.0.0.1:8443".into());
     t.user("root@example.com", Role::SuperAdmin);
     let (root, _) = t.session("root@example.com");
@@ -788,6 +791,18 @@ async fn bad_id_tokens_sign_nobody_in() {
         (
             "sound",
             Box::new(|n| hostile_provider::sign(&published, &good(n))),
+            200,
+        ),
+        (
+            "oversized claims",
+            Box::new(|n| {
+                let mut c = good(n);
+                c["email"] = json!("big@corp.test");
+                c["groups"] = json!((0..20_000)
+                    .map(|i| format!("group-{i}"))
+                    .collect::<Vec<_>>());
+                hostile_provider::sign(&published, &c)
+            }),
             200,
         ),
         (
@@ -884,7 +899,22 @@ async fn bad_id_tokens_sign_nobody_in() {
     let (_, users, _) = call(&app, Caller::session(&root).get("/api/v1/users")).await;
     assert_eq!(
         users["items"].as_array().unwrap().len(),
-        2,
-        "root and mallory only: {users}"
+        3,
+        "root, mallory and big only: {users}"
     );
+
+    // A provider whose discovery document is malformed: a clear 503, no sign-in started.
+    let garbage = hostile_provider::start(&published, token.clone(), true);
+    let (s, v, _) = call(
+        &app,
+        Caller::session(&root).post(
+            "/api/v1/sso/providers",
+            json!({"type": "oidc", "name": "garbled", "issuer": garbage, "client_id": "bulwark"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, body, _) = call(&app, Caller::default().get("/auth/sso/garbled/login")).await;
+    assert_eq!(s, 503, "{body}");
+    assert!(body.as_str().unwrap().contains("discovery"), "{body}");
 }
