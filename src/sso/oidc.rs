@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
 
 use super::{Grant, Provider};
@@ -144,6 +144,7 @@ pub async fn finish(
     code: &str,
 ) -> Result<Result<Identity, String>, String> {
     let m = discover(p).await?;
+    let userinfo = m.userinfo_endpoint().map(|u| u.url().clone());
     let client = CoreClient::from_provider_metadata(
         m,
         ClientId::new(p.oidc.client_id.clone()),
@@ -203,10 +204,37 @@ pub async fn finish(
     {
         return Ok(Err(format!("{email}: the domain {domain} is not allowed")));
     }
+    // Providers that keep groups out of the ID token give them at the userinfo endpoint, for
+    // the same subject only.
+    let mut source = raw.clone();
+    if !p.oidc.group_claim.is_empty() && raw.get(&p.oidc.group_claim).is_none() {
+        if let Some(url) = userinfo {
+            let info: Option<serde_json::Value> = async {
+                let r = http()
+                    .ok()?
+                    .get(url)
+                    .bearer_auth(token.access_token().secret())
+                    .send()
+                    .await
+                    .ok()?;
+                if !r.status().is_success() {
+                    return None;
+                }
+                let bytes = r.bytes().await.ok()?;
+                (bytes.len() <= 1024 * 1024)
+                    .then(|| serde_json::from_slice(&bytes).ok())
+                    .flatten()
+            }
+            .await;
+            if let Some(info) = info.filter(|i| i["sub"] == raw["sub"]) {
+                source = info;
+            }
+        }
+    }
     let groups: Vec<String> = if p.oidc.group_claim.is_empty() {
         Vec::new()
     } else {
-        match &raw[&p.oidc.group_claim] {
+        match &source[&p.oidc.group_claim] {
             serde_json::Value::Array(a) => a
                 .iter()
                 .filter_map(|g| g.as_str().map(String::from))

@@ -705,8 +705,8 @@ mod hostile_provider {
         format!("{input}.{}", b64(sig.as_ref()))
     }
 
-    /// Serves discovery (or, with `garbage`, something that is not a discovery document) and
-    /// `published`'s key; the token endpoint answers `*token`.
+    /// Serves discovery (or, with `garbage`, something that is not a discovery document),
+    /// `published`'s key and a userinfo endpoint; the token endpoint answers `*token`.
     pub fn start(published: &EcdsaKeyPair, token: Arc<Mutex<String>>, garbage: bool) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let issuer = format!("http://{}", listener.local_addr().unwrap());
@@ -715,6 +715,7 @@ mod hostile_provider {
                                     "alg": "ES256", "use": "sig", "kid": "k1"}]});
         let discovery = json!({"issuer": issuer, "authorization_endpoint": format!("{issuer}/auth"),
             "token_endpoint": format!("{issuer}/token"), "jwks_uri": format!("{issuer}/jwks"),
+            "userinfo_endpoint": format!("{issuer}/userinfo"),
             "response_types_supported": ["code"], "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["ES256"]});
         std::thread::spawn(move || {
@@ -742,6 +743,9 @@ mod hostile_provider {
                     discovery.to_string()
                 } else if line.contains("/jwks") {
                     jwks.to_string()
+                } else if line.contains("/userinfo") {
+                    // Groups kept out of the ID token, for subject u1 only.
+                    json!({"sub": "u1", "groups": ["sec-admins"]}).to_string()
                 } else {
                     json!({"access_token": "a", "token_type": "Bearer", "expires_in": 60,
                            "id_token": token.lock().unwrap().clone()})
@@ -917,4 +921,67 @@ async fn bad_id_tokens_sign_nobody_in() {
     let (s, body, _) = call(&app, Caller::default().get("/auth/sso/garbled/login")).await;
     assert_eq!(s, 503, "{body}");
     assert!(body.as_str().unwrap().contains("discovery"), "{body}");
+}
+
+/// A group claim absent from the ID token is read from the userinfo endpoint, and only when
+/// the userinfo answer is about the same subject.
+#[actix_web::test]
+async fn groups_from_the_userinfo_endpoint() {
+    let published = hostile_provider::key();
+    let token = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let issuer = hostile_provider::start(&published, token.clone(), false);
+    let t = InProcess::with(|c| c.http.public_url = "https://127.0.0.1:8443".into());
+    t.user("root@example.com", Role::SuperAdmin);
+    let (root, _) = t.session("root@example.com");
+    let app = t.service().await;
+    let (s, v, _) = call(
+        &app,
+        Caller::session(&root).post(
+            "/api/v1/sso/providers",
+            json!({"type": "oidc", "name": "groups", "issuer": issuer, "client_id": "bulwark",
+                   "client_secret": "s", "default_role": "read-only", "group_claim": "groups",
+                   "group_roles": {"sec-admins": "admin"}}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let now = chrono::Utc::now().timestamp();
+    for (sub, email, role) in [
+        ("u1", "ursula@corp.test", "admin"),
+        ("u2", "victor@corp.test", "read-only"),
+    ] {
+        let (s, _, h) = call(&app, Caller::default().get("/auth/sso/groups/login")).await;
+        assert_eq!(s, 303);
+        let url = url::Url::parse(h.get("location").unwrap().to_str().unwrap()).unwrap();
+        let param = |k: &str| {
+            url.query_pairs()
+                .find(|(n, _)| n == k)
+                .unwrap()
+                .1
+                .into_owned()
+        };
+        *token.lock().unwrap() = hostile_provider::sign(
+            &published,
+            &json!({"iss": issuer, "aud": "bulwark", "sub": sub, "email": email,
+                    "iat": now, "exp": now + 300, "nonce": param("nonce")}),
+        );
+        let (s, body, _) = call(
+            &app,
+            Caller::default().get(&format!(
+                "/auth/sso/groups/callback?code=c&state={}",
+                param("state")
+            )),
+        )
+        .await;
+        assert_eq!(s, 200, "{sub}: {body}");
+        let (_, users, _) = call(&app, Caller::session(&root).get("/api/v1/users")).await;
+        let user = users["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["email"] == email)
+            .unwrap_or_else(|| panic!("{email} in {users}"))
+            .clone();
+        assert_eq!(user["role"], role, "{sub}: {user}");
+    }
 }
