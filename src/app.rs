@@ -42,6 +42,7 @@ pub fn routes(config: &Config) -> Routes {
     system::routes(&mut r, config);
     auth::routes(&mut r);
     clusters::routes(&mut r);
+    crate::workloads::api::routes(&mut r);
     crate::compliance::routes(&mut r);
     crate::compliance::m9sweeper_routes(&mut r);
     crate::compliance::pages(&mut r);
@@ -133,6 +134,17 @@ pub fn jobs(config: &Config, sealer: Arc<Sealer>, admission: Arc<Admission>) -> 
                 "deleted {entries} audit-log entries and {decisions} admission decisions older than {days} days, and {sessions} expired sessions"
             ))
             }),
+        },
+        Job {
+            name: "pod-compliance",
+            description: "Records each cluster's pod compliance per namespace for the trends",
+            schedule: config.jobs.pod_compliance.clone(),
+            run: {
+                let admission = admission.clone();
+                Arc::new(move |store: &Store, _: &CancellationToken| {
+                    crate::workloads::verdicts::run_job(store, &admission)
+                })
+            },
         },
         Job {
             name: "posture",

@@ -289,6 +289,9 @@ pub struct JobsConfig {
     /// Judges every image in every cluster for the dashboard (the day's last run is its trend
     /// point).
     pub posture: String,
+    /// Records each cluster's pod compliance per namespace (the day's last run is its trend
+    /// point).
+    pub pod_compliance: String,
 }
 
 /// How long records are kept.
@@ -363,6 +366,7 @@ impl Default for JobsConfig {
             native_scans: "0 */10 * * * *".into(),
             kube_sync: "0 */2 * * * *".into(),
             posture: "0 45 * * * *".into(),
+            pod_compliance: "0 50 * * * *".into(),
         }
     }
 }
@@ -520,6 +524,7 @@ impl Config {
             ("jobs.native_scans", &self.jobs.native_scans),
             ("jobs.kube_sync", &self.jobs.kube_sync),
             ("jobs.posture", &self.jobs.posture),
+            ("jobs.pod_compliance", &self.jobs.pod_compliance),
         ] {
             if let Err(e) = expr.parse::<cron::Schedule>() {
                 p.push(format!("{key}: '{expr}' is not a cron expression: {e}"));

@@ -29,3 +29,4 @@ pub mod sso;
 pub mod store;
 pub mod system;
 pub mod vulndb;
+pub mod workloads;

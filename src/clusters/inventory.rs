@@ -51,6 +51,13 @@ pub struct PodsReplaced {
     pub images: usize,
     /// Of those, never scanned and now waiting for the native scanner.
     pub queued_for_scan: usize,
+    /// Namespaces in the workload inventory.
+    pub namespaces: usize,
+    /// Pods in the workload inventory (finished and host-network ones included).
+    pub inventory_pods: usize,
+    /// Collections the API server would not list, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
 }
 
 /// Pod IP → workload, across clusters (pod networks of different clusters should not overlap;
@@ -93,6 +100,8 @@ struct Meta {
     labels: BTreeMap<String, String>,
     #[serde(default)]
     owner_references: Vec<Owner>,
+    #[serde(default)]
+    creation_timestamp: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Deserialize)]
@@ -108,6 +117,8 @@ struct Owner {
 struct Spec {
     #[serde(default)]
     host_network: bool,
+    #[serde(default)]
+    node_name: String,
     #[serde(default)]
     containers: Vec<Container>,
     #[serde(default)]
@@ -242,6 +253,8 @@ pub(super) struct Parsed {
     pub skipped: usize,
     /// Images of the pods that have not finished (host-network ones included), deduplicated.
     pub images: Vec<RunningImage>,
+    /// Every pod, for the workload inventory.
+    pub inventory: Vec<(String, crate::workloads::Pod)>,
 }
 
 impl Parsed {
@@ -251,6 +264,7 @@ impl Parsed {
         self.skipped += other.skipped;
         self.images.append(&mut other.images);
         dedup_images(&mut self.images);
+        self.inventory.append(&mut other.inventory);
     }
 }
 
@@ -276,26 +290,11 @@ pub(super) fn records(cluster: u64, body: &[u8]) -> Result<Parsed, ClusterError>
     let mut out = Vec::new();
     let mut skipped = 0;
     let mut images = Vec::new();
+    let mut inventory = Vec::new();
     for pod in list.items {
         let finished = matches!(pod.status.phase.as_str(), "Succeeded" | "Failed");
         let not_pod = pod.kind.as_deref().is_some_and(|k| k != "Pod");
-        if !finished && !not_pod {
-            let st = &pod.status;
-            for (specs, statuses) in [
-                (&pod.spec.containers, &st.container_statuses),
-                (&pod.spec.init_containers, &st.init_container_statuses),
-                (
-                    &pod.spec.ephemeral_containers,
-                    &st.ephemeral_container_statuses,
-                ),
-            ] {
-                for c in specs {
-                    let status = statuses.iter().find(|s| s.name == c.name);
-                    images.extend(running_image(&c.image, status));
-                }
-            }
-        }
-        if pod.spec.host_network || finished || not_pod {
+        if not_pod {
             skipped += 1;
             continue;
         }
@@ -306,6 +305,53 @@ pub(super) fn records(cluster: u64, body: &[u8]) -> Result<Parsed, ClusterError>
         let (kind, workload) = workload_of(meta);
         bounded("owner kind", &kind, 63).map_err(ClusterError::Invalid)?;
         bounded("owner name", &workload, 253).map_err(ClusterError::Invalid)?;
+        let mut containers = Vec::new();
+        let st = &pod.status;
+        for (what, specs, statuses) in [
+            ("container", &pod.spec.containers, &st.container_statuses),
+            (
+                "init",
+                &pod.spec.init_containers,
+                &st.init_container_statuses,
+            ),
+            (
+                "ephemeral",
+                &pod.spec.ephemeral_containers,
+                &st.ephemeral_container_statuses,
+            ),
+        ] {
+            for c in specs {
+                let status = statuses.iter().find(|s| s.name == c.name);
+                let running = running_image(&c.image, status);
+                containers.push(inventory_container(what, c, running.as_ref()));
+                if !finished {
+                    images.extend(running);
+                }
+            }
+        }
+        inventory.push((
+            meta.namespace.clone(),
+            crate::workloads::Pod {
+                name: meta.name.clone(),
+                workload_kind: kind.clone(),
+                workload: workload.clone(),
+                node: pod.spec.node_name.chars().take(253).collect(),
+                phase: pod.status.phase.chars().take(32).collect(),
+                created: meta.creation_timestamp,
+                containers,
+                owner: meta
+                    .owner_references
+                    .iter()
+                    .find(|o| o.controller)
+                    .or(meta.owner_references.first())
+                    .map(|o| (o.kind.clone(), o.name.clone())),
+                template_hash: meta.labels.get("pod-template-hash").cloned(),
+            },
+        ));
+        if pod.spec.host_network || finished {
+            skipped += 1;
+            continue;
+        }
         let mut ips: Vec<String> = pod.status.pod_ips.iter().map(|p| p.ip.clone()).collect();
         if ips.is_empty() && !pod.status.pod_ip.is_empty() {
             ips.push(pod.status.pod_ip.clone());
@@ -332,7 +378,37 @@ pub(super) fn records(cluster: u64, body: &[u8]) -> Result<Parsed, ClusterError>
         pods: out,
         skipped,
         images,
+        inventory,
     })
+}
+
+/// A container as the workload inventory shows it: the image it runs and how it is judged.
+fn inventory_container(
+    kind: &str,
+    c: &Container,
+    running: Option<&RunningImage>,
+) -> crate::workloads::Container {
+    let cut = |s: &str| s.chars().take(1024).collect::<String>();
+    match running {
+        Some(r) => crate::workloads::Container {
+            name: cut(&c.name),
+            kind: kind.into(),
+            image: r.reference.to_string(),
+            digest: r.digest.clone(),
+            judged_as: match &r.digest {
+                Some(d) => format!("{}@{d}", r.reference.name()),
+                None => r.reference.to_string(),
+            },
+        },
+        // Not a reference Bulwark can parse: shown as given, and judged (refused) as given.
+        None => crate::workloads::Container {
+            name: cut(&c.name),
+            kind: kind.into(),
+            image: cut(&c.image),
+            digest: None,
+            judged_as: cut(&c.image),
+        },
+    }
 }
 
 /// Replaces cluster `cluster`'s pods with those in `body` (Kubernetes JSON), in one transaction.
@@ -343,19 +419,32 @@ pub fn replace_pods(
     cluster: u64,
     body: &[u8],
 ) -> Result<PodsReplaced, ClusterError> {
-    replace_records(store, actor, ip, cluster, &records(cluster, body)?)
+    let parsed = records(cluster, body)?;
+    replace_records(
+        store,
+        actor,
+        ip,
+        cluster,
+        parsed,
+        crate::workloads::Objects::default(),
+        "upload",
+    )
 }
 
-/// Replaces cluster `cluster`'s pods with those of `parsed`, and marks its images seen in the
-/// cluster, in one transaction (uploads and API syncs). An image never scanned is queued for
-/// the native scanner: by digest when the kubelet has pulled it, else by its reference.
+/// Replaces cluster `cluster`'s pods with those of `parsed` and its workload inventory with
+/// `objects` and the pods, and marks its images seen in the cluster, in one transaction
+/// (uploads and API syncs; `source` says which). An image never scanned is queued for the
+/// native scanner: by digest when the kubelet has pulled it, else by its reference.
 pub(super) fn replace_records(
     store: &Store,
     actor: &str,
     ip: &str,
     cluster: u64,
-    parsed: &Parsed,
+    mut parsed: Parsed,
+    mut objects: crate::workloads::Objects,
+    source: &str,
 ) -> Result<PodsReplaced, ClusterError> {
+    objects.pods = std::mem::take(&mut parsed.inventory);
     let (recs, skipped) = (&parsed.pods, parsed.skipped);
     if recs.len() > MAX_PODS {
         return Err(ClusterError::Invalid(format!(
@@ -392,6 +481,7 @@ pub(super) fn replace_records(
                 }
             }
         }
+        let summary = crate::workloads::replace(w, cluster, source, objects)?;
         audit::record(
             w,
             Event::new(actor, "cluster.pods", format!("cluster:{cluster}"))
@@ -409,6 +499,9 @@ pub(super) fn replace_records(
             workloads: workloads.len(),
             images: parsed.images.len(),
             queued_for_scan: queued,
+            namespaces: summary.namespaces,
+            inventory_pods: summary.pods,
+            missing: summary.missing,
         })
     })
 }

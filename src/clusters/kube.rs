@@ -178,23 +178,42 @@ struct ListMeta {
     next: Option<String>,
 }
 
-/// What [`list_pods`] hands its caller.
+/// What [`list`] hands its caller.
 pub enum Page<'a> {
-    /// One page of the list: the API server's `PodList` JSON.
-    Pods(&'a [u8]),
+    /// One page of the list: the API server's JSON (`PodList`, `DeploymentList`, ...).
+    Items(&'a [u8]),
     /// The API server expired the continue token mid-list (410): the list starts again from
     /// the top, so drop what was gathered.
     Restart,
 }
 
-/// Lists every pod of every namespace, a page at a time, handing each page to `on`. An error
-/// from `on` stops the list with that error.
-pub async fn list_pods<E: From<KubeError>>(
-    access: &Access,
+/// The collections the inventory lists, across all namespaces, by their API paths.
+pub const PODS: &str = "/api/v1/pods";
+pub const NAMESPACES: &str = "/api/v1/namespaces";
+pub const DEPLOYMENTS: &str = "/apis/apps/v1/deployments";
+pub const STATEFUL_SETS: &str = "/apis/apps/v1/statefulsets";
+pub const DAEMON_SETS: &str = "/apis/apps/v1/daemonsets";
+pub const REPLICA_SETS: &str = "/apis/apps/v1/replicasets";
+pub const JOBS: &str = "/apis/batch/v1/jobs";
+pub const CRON_JOBS: &str = "/apis/batch/v1/cronjobs";
+
+/// A connected client, made once per sync and used for each of its lists.
+pub struct Connection(kube::Client);
+
+/// Connects to the cluster (no request is made yet).
+pub async fn connect(access: &Access) -> Result<Connection, KubeError> {
+    client(access).await.map(Connection)
+}
+
+/// Lists every object of the collection at `path` (one of the constants above), a page at a
+/// time, handing each page to `on`. An error from `on` stops the list with that error.
+pub async fn list<E: From<KubeError>>(
+    conn: &Connection,
+    path: &str,
     mut on: impl FnMut(Page<'_>) -> Result<(), E>,
 ) -> Result<usize, E> {
-    let client = client(access).await?;
-    let request = kube::core::Request::new("/api/v1/pods");
+    let client = &conn.0;
+    let request = kube::core::Request::new(path);
     let mut restarts = 0;
     'list: loop {
         let mut params = ListParams::default().limit(PAGE);
@@ -203,7 +222,7 @@ pub async fn list_pods<E: From<KubeError>>(
             let req = request
                 .list(&params)
                 .map_err(|e| KubeError::Transport(e.to_string()))?;
-            let body = match fetch(&client, req).await {
+            let body = match fetch(client, req).await {
                 Ok(b) => b,
                 Err(e) if e.is_expired() && restarts < RESTARTS => {
                     restarts += 1;
@@ -213,8 +232,8 @@ pub async fn list_pods<E: From<KubeError>>(
                 Err(e) => return Err(e.into()),
             };
             let head: ListHead = serde_json::from_slice(&body)
-                .map_err(|e| KubeError::Transport(format!("the pod list is not JSON: {e}")))?;
-            on(Page::Pods(&body))?;
+                .map_err(|e| KubeError::Transport(format!("the list at {path} is not JSON: {e}")))?;
+            on(Page::Items(&body))?;
             pages += 1;
             match head.metadata.next {
                 Some(token) if !token.is_empty() => params = params.continue_token(&token),
@@ -235,7 +254,7 @@ async fn fetch(client: &kube::Client, req: http::Request<Vec<u8>>) -> Result<Vec
         .map_err(|e| KubeError::Transport(e.to_string()))?;
     if body.len() as u64 > MAX_PAGE_BYTES {
         return Err(KubeError::TooLarge(format!(
-            "a page of the pod list is over {} MiB",
+            "a page of a list is over {} MiB",
             MAX_PAGE_BYTES >> 20
         )));
     }

@@ -380,6 +380,7 @@ pub fn delete(store: &Store, actor: &str, ip: &str, id: u64) -> Result<Cluster, 
         w.delete(&CLUSTERS, &id)?;
         w.delete(&BY_NAME, &name_key(&c.name))?;
         inventory::forget(w, id)?;
+        crate::workloads::forget(w, id)?;
         sync::forget(w, id)?;
         webhook_auth::forget(w, id)?;
         audit::record(

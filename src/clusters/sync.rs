@@ -267,32 +267,68 @@ pub async fn sync(
         store.run(move |s| access(s, &sealer, id)).await?
     };
     let mut parsed = inventory::Parsed::default();
-    let listed = kube::list_pods(&access, |page| {
-        match page {
-            kube::Page::Pods(body) => parsed.append(inventory::records(id, body)?),
-            kube::Page::Restart => parsed = inventory::Parsed::default(),
+    let mut objects = crate::workloads::Objects::default();
+    let listed = async {
+        let conn = kube::connect(&access).await?;
+        kube::list(&conn, kube::PODS, |page| {
+            match page {
+                kube::Page::Items(body) => parsed.append(inventory::records(id, body)?),
+                kube::Page::Restart => parsed = inventory::Parsed::default(),
+            }
+            if parsed.pods.len() > inventory::MAX_PODS {
+                return Err(ClusterError::Invalid(format!(
+                    "the cluster has more than {} pods",
+                    inventory::MAX_PODS
+                )));
+            }
+            Ok(())
+        })
+        .await?;
+        // The rest of the inventory; an older reader role may not grant them (the pods and
+        // their addresses are still worth recording).
+        for (what, path) in [
+            ("namespaces", kube::NAMESPACES),
+            ("deployments", kube::DEPLOYMENTS),
+            ("statefulsets", kube::STATEFUL_SETS),
+            ("daemonsets", kube::DAEMON_SETS),
+            ("replicasets", kube::REPLICA_SETS),
+            ("jobs", kube::JOBS),
+            ("cronjobs", kube::CRON_JOBS),
+        ] {
+            let mut gathered = crate::workloads::Objects::default();
+            let r = kube::list(&conn, path, |page| match page {
+                kube::Page::Items(body) => gathered
+                    .add_page(body)
+                    .map_err(|e| ClusterError::Invalid(format!("{what}: {e}"))),
+                kube::Page::Restart => {
+                    gathered = crate::workloads::Objects::default();
+                    Ok(())
+                }
+            })
+            .await;
+            match r {
+                Ok(_) => objects.merge(gathered),
+                Err(ClusterError::Kube(m)) => objects.missing(what, &m),
+                Err(e) => return Err(e),
+            }
         }
-        if parsed.pods.len() > inventory::MAX_PODS {
-            return Err(ClusterError::Invalid(format!(
-                "the cluster has more than {} pods",
-                inventory::MAX_PODS
-            )));
-        }
-        Ok(())
-    })
+        Ok::<_, ClusterError>(())
+    }
     .await;
     let actor = actor.to_string();
     store
         .run(move |s| {
             let result =
-                listed.and_then(|_| inventory::replace_records(s, &actor, "", id, &parsed));
+                listed.and_then(|_| inventory::replace_records(s, &actor, "", id, parsed, objects, "api"));
             let outcome = match &result {
                 Ok(r) => SyncOutcome {
                     at: Utc::now(),
                     ok: true,
                     message: format!(
-                        "{} pod addresses of {} workloads recorded, {} pods left out; {} images running, {} queued for a scan",
-                        r.recorded, r.workloads, r.skipped, r.images, r.queued_for_scan
+                        "{} pod addresses of {} workloads recorded, {} pods left out; {} images running, {} queued for a scan; inventory: {} namespaces, {} pods{}",
+                        r.recorded, r.workloads, r.skipped, r.images, r.queued_for_scan,
+                        r.namespaces, r.inventory_pods,
+                        if r.missing.is_empty() { String::new() } else { format!(" (not listed: {})", r.missing.join("; ")) }
                     ),
                     pods: r.recorded,
                     workloads: r.workloads,
