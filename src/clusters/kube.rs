@@ -231,8 +231,9 @@ pub async fn list<E: From<KubeError>>(
                 }
                 Err(e) => return Err(e.into()),
             };
-            let head: ListHead = serde_json::from_slice(&body)
-                .map_err(|e| KubeError::Transport(format!("the list at {path} is not JSON: {e}")))?;
+            let head: ListHead = serde_json::from_slice(&body).map_err(|e| {
+                KubeError::Transport(format!("the list at {path} is not JSON: {e}"))
+            })?;
             on(Page::Items(&body))?;
             pages += 1;
             match head.metadata.next {

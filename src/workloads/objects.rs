@@ -423,9 +423,18 @@ mod tests {
         o.add_page(br#"{"kind":"JobList","items":[{"metadata":{"name":"report-29001","namespace":"shop",
             "ownerReferences":[{"kind":"CronJob","name":"report","controller":true}]},"spec":{"completions":1},"status":{"succeeded":1}}]}"#).unwrap();
         o.pods = vec![
-            ("shop".into(), pod("api-5f7c-a", Some(("ReplicaSet", "api-5f7c")))),
-            ("shop".into(), pod("api-5f7c-b", Some(("ReplicaSet", "api-5f7c")))),
-            ("shop".into(), pod("report-29001-x", Some(("Job", "report-29001")))),
+            (
+                "shop".into(),
+                pod("api-5f7c-a", Some(("ReplicaSet", "api-5f7c"))),
+            ),
+            (
+                "shop".into(),
+                pod("api-5f7c-b", Some(("ReplicaSet", "api-5f7c"))),
+            ),
+            (
+                "shop".into(),
+                pod("report-29001-x", Some(("Job", "report-29001"))),
+            ),
             ("shop".into(), pod("debug", None)),
             ("other".into(), pod("lost-1", Some(("ReplicaSet", "gone")))),
         ];
@@ -458,12 +467,14 @@ mod tests {
 
     #[test]
     fn uploaded_pods_infer_their_workloads() {
-        let mut o = Objects::default();
-        o.pods = vec![
-            ("a".into(), pod("web-1", Some(("Deployment", "web")))),
-            ("a".into(), pod("web-2", Some(("Deployment", "web")))),
-            ("a".into(), pod("solo", None)),
-        ];
+        let o = Objects {
+            pods: vec![
+                ("a".into(), pod("web-1", Some(("Deployment", "web")))),
+                ("a".into(), pod("web-2", Some(("Deployment", "web")))),
+                ("a".into(), pod("solo", None)),
+            ],
+            ..Objects::default()
+        };
         let v = o.into_namespaces();
         let w: Vec<(String, usize)> = v[0]
             .workloads

@@ -1,8 +1,8 @@
 //! The inventory's pages: cluster → namespaces → pods → images, each with its verdict and why,
 //! and the trend of pod compliance (server-side SVG).
 
-use askama::Template;
 use actix_web::{web, HttpResponse};
+use askama::Template;
 
 use super::api::{admission, judge_cluster, judge_namespace, judge_pod, NamespaceLine};
 use super::verdicts::{self, Day, Figures, ImageVerdict, PodVerdict};
@@ -17,7 +17,11 @@ const TREND_DAYS: i64 = 30;
 pub(super) fn routes(r: &mut Routes) {
     r.page("/clusters/{id}/namespaces", Perm::Read, namespaces_page);
     r.page("/clusters/{id}/namespaces/{ns}", Perm::Read, namespace_page);
-    r.page("/clusters/{id}/namespaces/{ns}/pods/{pod}", Perm::Read, pod_page);
+    r.page(
+        "/clusters/{id}/namespaces/{ns}/pods/{pod}",
+        Perm::Read,
+        pod_page,
+    );
 }
 
 /// The compliant share per day, one line per name given (`None`: the cluster's totals).
@@ -128,7 +132,8 @@ async fn namespace_page(
         "Compliant share of the namespace's running pods, by day",
     );
     // Non-compliant pods first: they are what the page is visited for.
-    let mut pods: Vec<(Pod, PodVerdict)> = namespace.pods.clone().into_iter().zip(verdicts).collect();
+    let mut pods: Vec<(Pod, PodVerdict)> =
+        namespace.pods.clone().into_iter().zip(verdicts).collect();
     pods.sort_by_key(|(p, v)| (v.compliant != Some(false), p.name.clone()));
     render(&NamespacePage {
         layout: Layout::new(

@@ -153,7 +153,11 @@ pub fn compute(
     let Some(c) = snap.cluster(&cluster.to_string()) else {
         return Ok(None);
     };
-    Ok(Some(compute_with(&snap, &c, &super::namespaces(store, cluster)?)))
+    Ok(Some(compute_with(
+        &snap,
+        &c,
+        &super::namespaces(store, cluster)?,
+    )))
 }
 
 /// The same, from namespaces already read.
@@ -184,7 +188,10 @@ pub fn save(store: &Store, day: &Day) -> Result<(), StoreError> {
 
 /// The records of cluster `cluster` for the last `days` days, oldest first.
 pub fn history(store: &Store, cluster: u64, days: i64) -> Result<Vec<Day>, StoreError> {
-    let from = day_key(cluster, Utc::now().date_naive() - chrono::Duration::days(days - 1));
+    let from = day_key(
+        cluster,
+        Utc::now().date_naive() - chrono::Duration::days(days - 1),
+    );
     let to = format!("{cluster:020}0");
     store.read(|r| {
         let mut out = Vec::new();

@@ -16,9 +16,12 @@ use crate::support::{call, finished_run, Caller, InProcess};
 
 /// What the fake API server serves and how it misbehaves.
 #[derive(Default)]
-struct ApiState {
-    token: String,
-    pods: Vec<Value>,
+pub(crate) struct ApiState {
+    pub token: String,
+    pub pods: Vec<Value>,
+    /// Other collections by path (`/apis/apps/v1/deployments`, ...): their items. A path
+    /// holding `None` answers 403 Forbidden, as to a role that does not grant it.
+    pub objects: std::collections::HashMap<String, Option<Vec<Value>>>,
     /// The next request with a continue token gets 410 Expired.
     expire_next_continue: bool,
     /// Answer 200 with a body that is not JSON.
@@ -28,7 +31,7 @@ struct ApiState {
 }
 
 /// A pod as the API server lists it: the fixture pod, renamed, re-addressed and re-owned.
-fn pod(ns: &str, name: &str, owner: Option<(&str, &str)>, ip: &str) -> Value {
+pub(crate) fn pod(ns: &str, name: &str, owner: Option<(&str, &str)>, ip: &str) -> Value {
     let fixture: Value =
         serde_json::from_str(include_str!("../fixtures/kube/minikube-pods.json")).expect("fixture");
     let mut p = fixture["items"][0].clone();
@@ -62,9 +65,10 @@ fn pod(ns: &str, name: &str, owner: Option<(&str, &str)>, ip: &str) -> Value {
 }
 
 /// The digest the database pods run (pulled by containerd: `imageID` is `repo@digest`).
-const DB_DIGEST: &str = "sha256:5f0c1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7";
+pub(crate) const DB_DIGEST: &str =
+    "sha256:5f0c1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7";
 
-fn with_image(mut p: Value) -> Value {
+pub(crate) fn with_image(mut p: Value) -> Value {
     p["spec"]["containers"][0]["image"] = json!("registry.local/shop/db:15");
     let status = &mut p["status"]["containerStatuses"][0];
     status["image"] = json!("registry.local/shop/db:15");
@@ -72,7 +76,7 @@ fn with_image(mut p: Value) -> Value {
     p
 }
 
-fn cluster_pods() -> Vec<Value> {
+pub(crate) fn cluster_pods() -> Vec<Value> {
     let mut host = pod(
         "kube-system",
         "kube-proxy-x7k2p",
@@ -182,8 +186,45 @@ async fn list_pods(state: web::Data<Arc<Mutex<ApiState>>>, req: HttpRequest) -> 
     }))
 }
 
+/// `GET` of any other collection the state holds, paged like the pods (all on one page here).
+async fn list_objects(state: web::Data<Arc<Mutex<ApiState>>>, req: HttpRequest) -> HttpResponse {
+    let st = state.lock().unwrap();
+    let bearer = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if bearer != format!("Bearer {}", st.token) {
+        return status(401, "Unauthorized", "Unauthorized");
+    }
+    let path = req.path().to_string();
+    let resource = path.rsplit('/').next().unwrap_or("");
+    match st.objects.get(&path) {
+        None => status(404, "NotFound", "the server could not find the requested resource"),
+        Some(None) => status(
+            403,
+            "Forbidden",
+            &format!("{resource} is forbidden: User \"system:serviceaccount:bulwark:bulwark-reader\" cannot list resource \"{resource}\" at the cluster scope"),
+        ),
+        Some(Some(items)) => {
+            let kind = match resource {
+                "namespaces" => "NamespaceList",
+                "deployments" => "DeploymentList",
+                "statefulsets" => "StatefulSetList",
+                "daemonsets" => "DaemonSetList",
+                "replicasets" => "ReplicaSetList",
+                "jobs" => "JobList",
+                "cronjobs" => "CronJobList",
+                _ => "List",
+            };
+            HttpResponse::Ok().json(json!({"kind": kind, "apiVersion": "v1",
+                "metadata": {"resourceVersion": "550100"}, "items": items}))
+        }
+    }
+}
+
 /// The fake API server on its own thread: its URL, its CA (PEM) and its state.
-fn api_server() -> (
+pub(crate) fn api_server() -> (
     String,
     String,
     Arc<Mutex<ApiState>>,
@@ -227,6 +268,7 @@ fn api_server() -> (
                 actix_web::App::new()
                     .app_data(web::Data::new(data.clone()))
                     .route("/api/v1/pods", web::get().to(list_pods))
+                    .default_service(web::get().to(list_objects))
             })
             .workers(1)
             .listen_rustls_0_23(listener, tls)
@@ -239,7 +281,7 @@ fn api_server() -> (
     (url, ca.pem(), state, rx.recv().unwrap())
 }
 
-fn kubeconfig(server: &str, ca_pem: &str, token: &str) -> String {
+pub(crate) fn kubeconfig(server: &str, ca_pem: &str, token: &str) -> String {
     let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: minikube\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\ncontexts:\n- name: bulwark-reader\n  context:\n    cluster: minikube\n    user: bulwark-reader\n    namespace: default\ncurrent-context: bulwark-reader\nusers:\n- name: bulwark-reader\n  user:\n    token: {token}\n"
@@ -617,7 +659,7 @@ async fn a_connected_cluster_syncs_its_pods_from_the_api_server() {
 /// The RBAC docs/detection.md asks operators to apply grants reading pods and nothing else, to
 /// the ServiceAccount whose token the kubeconfig carries.
 #[test]
-fn the_reader_manifest_grants_only_pod_reads() {
+fn the_reader_manifest_grants_only_inventory_reads() {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/packaging/kube/bulwark-reader.yaml"
@@ -636,7 +678,6 @@ fn the_reader_manifest_grants_only_pod_reads() {
     };
     let role = of("ClusterRole");
     let rules = role["rules"].as_sequence().unwrap();
-    assert_eq!(rules.len(), 1);
     let list = |v: &serde_yaml::Value| -> Vec<String> {
         v.as_sequence()
             .unwrap()
@@ -644,9 +685,43 @@ fn the_reader_manifest_grants_only_pod_reads() {
             .map(|x| x.as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(list(&rules[0]["apiGroups"]), [""]);
-    assert_eq!(list(&rules[0]["resources"]), ["pods"]);
-    assert_eq!(list(&rules[0]["verbs"]), ["get", "list", "watch"]);
+    // Reads of what the inventory lists, and nothing else: no secrets, no writes.
+    let granted: Vec<(String, Vec<String>, Vec<String>)> = rules
+        .iter()
+        .map(|r| {
+            (
+                list(&r["apiGroups"]).join(","),
+                list(&r["resources"]),
+                list(&r["verbs"]),
+            )
+        })
+        .collect();
+    let reads = vec!["get".to_string(), "list".into(), "watch".into()];
+    assert_eq!(
+        granted,
+        [
+            (
+                "".to_string(),
+                vec!["pods".to_string(), "namespaces".into()],
+                reads.clone()
+            ),
+            (
+                "apps".to_string(),
+                vec![
+                    "deployments".to_string(),
+                    "replicasets".into(),
+                    "statefulsets".into(),
+                    "daemonsets".into()
+                ],
+                reads.clone()
+            ),
+            (
+                "batch".to_string(),
+                vec!["jobs".to_string(), "cronjobs".into()],
+                reads
+            ),
+        ]
+    );
     let sa = of("ServiceAccount");
     let binding = of("ClusterRoleBinding");
     assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);

@@ -29,3 +29,4 @@ mod support;
 mod tidy;
 mod trivy_parity;
 mod vulndb;
+mod workloads;
