@@ -7,9 +7,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 /// The release binary under measurement.
+#[allow(dead_code)]
 pub const BIN: &str = env!("CARGO_BIN_EXE_bulwark");
 
 /// A free loopback port.
+#[allow(dead_code)]
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -19,6 +21,7 @@ pub fn free_port() -> u16 {
 }
 
 /// `bulwark serve` on `dir` at `port`, quiet.
+#[allow(dead_code)]
 pub fn start(dir: &Path, port: u16) -> Child {
     Command::new(BIN)
         .args([
