@@ -43,6 +43,7 @@ pub fn routes(config: &Config) -> Routes {
     auth::routes(&mut r);
     clusters::routes(&mut r);
     crate::workloads::api::routes(&mut r);
+    crate::audits::api::routes(&mut r);
     crate::compliance::routes(&mut r);
     crate::compliance::m9sweeper_routes(&mut r);
     crate::compliance::pages(&mut r);

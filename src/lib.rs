@@ -7,6 +7,7 @@
 pub mod admission;
 pub mod app;
 pub mod audit;
+pub mod audits;
 pub mod auth;
 pub mod cli;
 pub mod clusters;

@@ -381,6 +381,7 @@ pub fn delete(store: &Store, actor: &str, ip: &str, id: u64) -> Result<Cluster, 
         w.delete(&BY_NAME, &name_key(&c.name))?;
         inventory::forget(w, id)?;
         crate::workloads::forget(w, id)?;
+        crate::audits::forget(w, id)?;
         sync::forget(w, id)?;
         webhook_auth::forget(w, id)?;
         audit::record(
