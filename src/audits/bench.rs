@@ -442,7 +442,7 @@ pub fn diff(before: &Run, after: &Run) -> Vec<Change> {
             });
         }
     }
-    out.sort_by(|a, b| version_order(&a.check).cmp(&version_order(&b.check)));
+    out.sort_by_key(|c| version_order(&c.check));
     out
 }
 

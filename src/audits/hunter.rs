@@ -122,14 +122,15 @@ const RUNS: Table<(u64, u64), Run> = Table::new("kube_hunter_runs");
 /// Cluster → its run ids, oldest first.
 const INDEX: Table<u64, Vec<u64>> = Table::new("kube_hunter_index");
 
-#[derive(Deserialize)]
-struct Report {
+/// What a report holds.
+#[derive(Debug, PartialEq, Deserialize)]
+pub struct Findings {
     #[serde(default)]
-    nodes: Vec<Node>,
+    pub nodes: Vec<Node>,
     #[serde(default)]
-    services: Vec<Service>,
+    pub services: Vec<Service>,
     #[serde(default)]
-    vulnerabilities: Vec<Vulnerability>,
+    pub vulnerabilities: Vec<Vulnerability>,
 }
 
 /// The report in `body`: a JSON object, or a JSON string holding one (up to
@@ -167,9 +168,9 @@ fn cut(s: &mut String, max: usize) {
 }
 
 /// Reads a kube-hunter report.
-pub fn parse(body: &[u8]) -> Result<(Vec<Node>, Vec<Service>, Vec<Vulnerability>), AuditError> {
+pub fn parse(body: &[u8]) -> Result<Findings, AuditError> {
     let v = unwrap_report(body)?;
-    let mut r: Report = serde_json::from_value(v)
+    let mut r: Findings = serde_json::from_value(v)
         .map_err(|e| AuditError::Invalid(format!("not a kube-hunter report: {e}")))?;
     if r.nodes.len() + r.services.len() + r.vulnerabilities.len() > MAX_ITEMS {
         return Err(AuditError::Invalid(format!(
@@ -200,7 +201,7 @@ pub fn parse(body: &[u8]) -> Result<(Vec<Node>, Vec<Service>, Vec<Vulnerability>
         }
         x.severity = x.severity.trim().to_ascii_lowercase();
     }
-    Ok((r.nodes, r.services, r.vulnerabilities))
+    Ok(r)
 }
 
 fn count(vulns: &[Vulnerability]) -> Counts {
@@ -225,7 +226,11 @@ pub fn store(
     cluster: u64,
     body: &[u8],
 ) -> Result<Run, AuditError> {
-    let (nodes, services, vulnerabilities) = parse(body)?;
+    let Findings {
+        nodes,
+        services,
+        vulnerabilities,
+    } = parse(body)?;
     let counts = count(&vulnerabilities);
     store.write(|w| {
         let id = w.next_id("kube_hunter_runs")?;
@@ -282,8 +287,8 @@ mod tests {
     #[test]
     fn plain_wrapped_and_logged_reports_read_alike() {
         let plain = parse(REPORT).unwrap();
-        assert_eq!(plain.2[0].vid, "KHV036");
-        assert_eq!(plain.1.len(), 2);
+        assert_eq!(plain.vulnerabilities[0].vid, "KHV036");
+        assert_eq!(plain.services.len(), 2);
         let once = serde_json::to_string(std::str::from_utf8(REPORT).unwrap()).unwrap();
         let twice = serde_json::to_string(&once).unwrap();
         let logged = format!(
@@ -294,7 +299,7 @@ mod tests {
             assert_eq!(parse(body.as_bytes()).unwrap(), plain, "{body}");
         }
         assert_eq!(
-            plain.2[0].link().as_deref(),
+            plain.vulnerabilities[0].link().as_deref(),
             Some("https://avd.aquasec.com/kube-hunter/khv036/")
         );
     }

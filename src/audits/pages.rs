@@ -57,11 +57,14 @@ fn days() -> Vec<NaiveDate> {
         .collect()
 }
 
+/// A series' value for a run (`None`: the run is not on that line).
+type Pick<'a, R> = Box<dyn Fn(&R) -> Option<f64> + 'a>;
+
 /// One line per series: for each day, the value of that day's last run (`None`: no run).
 fn by_day<R>(
     runs: &[R],
     day_of: impl Fn(&R) -> NaiveDate,
-    series: &[(String, Box<dyn Fn(&R) -> Option<f64> + '_>)],
+    series: &[(String, Pick<'_, R>)],
 ) -> (Vec<String>, Vec<Series>) {
     let days = days();
     let labels = days.iter().map(|d| d.format("%m-%d").to_string()).collect();
@@ -114,11 +117,11 @@ async fn bench_page(
         latest.entry(l.node.clone()).or_insert_with(|| l.clone());
     }
     let nodes: Vec<String> = latest.keys().take(TREND_NODES).cloned().collect();
-    let series: Vec<(String, Box<dyn Fn(&bench::RunLine) -> Option<f64>>)> = nodes
+    let series: Vec<(String, Pick<bench::RunLine>)> = nodes
         .iter()
         .map(|n| {
             let n2 = n.clone();
-            let f: Box<dyn Fn(&bench::RunLine) -> Option<f64>> = Box::new(move |r| {
+            let f: Pick<bench::RunLine> = Box::new(move |r| {
                 (r.node == n2).then(|| (r.totals.fail.saturating_sub(r.waived)) as f64)
             });
             (n.clone(), f)
@@ -306,8 +309,7 @@ async fn hunter_page(
         })
         .await?;
     let lines: Vec<hunter::RunLine> = runs.iter().map(hunter::RunLine::from).collect();
-    type Pick = Box<dyn Fn(&hunter::RunLine) -> Option<f64>>;
-    let series: Vec<(String, Pick)> = vec![
+    let series: Vec<(String, Pick<hunter::RunLine>)> = vec![
         ("high".into(), Box::new(|r| Some(r.counts.high as f64))),
         ("medium".into(), Box::new(|r| Some(r.counts.medium as f64))),
         ("low".into(), Box::new(|r| Some(r.counts.low as f64))),

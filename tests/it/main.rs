@@ -4,6 +4,7 @@
 
 mod admission;
 mod api;
+mod audits;
 mod authz;
 mod browser;
 mod compliance;
