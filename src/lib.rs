@@ -18,6 +18,7 @@ pub mod detect;
 pub mod http;
 pub mod images;
 pub mod jobs;
+pub mod kubesec;
 pub mod memory;
 pub mod notify;
 pub mod posture;
