@@ -3,6 +3,7 @@
 mod admin;
 mod db;
 mod detect;
+mod kubesec;
 mod scan;
 mod sensor;
 mod sensor_manifest;
@@ -68,6 +69,9 @@ pub enum Command {
     /// Find sensitive data (cards, IBANs, national ids, secrets, contact data) in a file or
     /// standard input; prints masked findings as JSON.
     Detect(detect::DetectArgs),
+    /// Score Kubernetes manifests with kubesec's rules (offline); exits 2 when an object scores
+    /// zero or less or fails a critical rule.
+    Kubesec(kubesec::KubesecArgs),
     /// Follow HTTP traffic (a capture file in this build) and report which endpoints carry
     /// which sensitive data, as JSON lines.
     Sensor(sensor::SensorArgs),
@@ -145,6 +149,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Db { command } => db::run(&cli, command),
         Command::Scan(a) => scan::run(&cli, a),
         Command::Detect(a) => detect::run(&cli, a),
+        Command::Kubesec(a) => kubesec::run(a),
         Command::Sensor(a) => sensor::run(&cli, a),
         Command::SensorManifest(a) => sensor_manifest::run(a),
     }

@@ -111,7 +111,11 @@ pub fn score(object: &Value, file_name: &str) -> Report {
         score: 0,
         scoring: Scoring::default(),
     };
-    let kind = match (object.as_object(), object["apiVersion"].as_str(), object["kind"].as_str()) {
+    let kind = match (
+        object.as_object(),
+        object["apiVersion"].as_str(),
+        object["kind"].as_str(),
+    ) {
         (Some(_), Some(_), Some(k)) => k,
         _ => {
             report.valid = false;
@@ -206,8 +210,17 @@ pub fn scan(file_name: &str, bytes: &[u8]) -> Result<Vec<Report>, KubesecError> 
 pub fn table(reports: &[Report]) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let width = reports.iter().map(|r| r.object.len()).max().unwrap_or(6).max(6);
-    let _ = writeln!(out, "{:<width$}  {:>5}  {:<6}  MESSAGE", "OBJECT", "SCORE", "RESULT");
+    let width = reports
+        .iter()
+        .map(|r| r.object.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:>5}  {:<6}  MESSAGE",
+        "OBJECT", "SCORE", "RESULT"
+    );
     for r in reports {
         let result = if !r.valid {
             "INVALID"
@@ -216,16 +229,27 @@ pub fn table(reports: &[Report]) -> String {
         } else {
             "FAIL"
         };
-        let _ = writeln!(out, "{:<width$}  {:>5}  {:<6}  {}", r.object, r.score, result, r.message);
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>5}  {:<6}  {}",
+            r.object, r.score, result, r.message
+        );
     }
     for r in reports {
         if r.scoring.critical.is_empty() && r.scoring.advise.is_empty() {
             continue;
         }
         let _ = writeln!(out, "\n{}", r.object);
-        for (what, list) in [("critical", &r.scoring.critical), ("advise", &r.scoring.advise)] {
+        for (what, list) in [
+            ("critical", &r.scoring.critical),
+            ("advise", &r.scoring.advise),
+        ] {
             for rule in list {
-                let _ = writeln!(out, "  {what:<8} {:>+4}  {:<36} {}", rule.points, rule.id, rule.reason);
+                let _ = writeln!(
+                    out,
+                    "  {what:<8} {:>+4}  {:<36} {}",
+                    rule.points, rule.id, rule.reason
+                );
             }
         }
     }

@@ -132,7 +132,8 @@ fn secret_env(spec: &Value) -> usize {
         .filter(|c| {
             let env = c["env"].as_array().into_iter().flatten();
             let from = c["envFrom"].as_array().into_iter().flatten();
-            env.clone().any(|e| !e["valueFrom"]["secretKeyRef"].is_null())
+            env.clone()
+                .any(|e| !e["valueFrom"]["secretKeyRef"].is_null())
                 || from.clone().any(|e| !e["secretRef"].is_null())
         })
         .count()

@@ -3,7 +3,10 @@ use serde_json::json;
 use super::*;
 
 fn fixture(name: &str) -> Vec<Report> {
-    let path = format!("{}/tests/fixtures/kubesec/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/kubesec/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     scan(name, &std::fs::read(&path).unwrap()).unwrap()
 }
 
@@ -25,14 +28,28 @@ fn upstream_fixtures_score_as_kubesec_scores_them() {
         ("score-5-pod-serviceaccount.yml", 6, vec![]),
         ("score-0-statefulset-no-sec.yml", 0, vec![]),
         ("score-1-statefulset-volumeclaimtemplate.yml", 2, vec![]),
-        ("score-0-daemonset-mount-docker-socket.yml", -9, vec!["DockerSock"]),
+        (
+            "score-0-daemonset-mount-docker-socket.yml",
+            -9,
+            vec!["DockerSock"],
+        ),
         (
             "score-0-daemonset-securitycontext-privileged.yml",
             -62,
             // Equal points go by selector: `/proc` before `/var/run/docker.sock`.
-            vec!["Privileged", "HostNetwork", "HostPID", "ProcMount", "DockerSock"],
+            vec![
+                "Privileged",
+                "HostNetwork",
+                "HostPID",
+                "ProcMount",
+                "DockerSock",
+            ],
         ),
-        ("allowPrivilegeEscalation.yaml", -4, vec!["AllowPrivilegeEscalation"]),
+        (
+            "allowPrivilegeEscalation.yaml",
+            -4,
+            vec!["AllowPrivilegeEscalation"],
+        ),
     ] {
         let r = &fixture(file)[0];
         assert_eq!(r.score, score, "{file}: {r:#?}");
@@ -54,7 +71,10 @@ fn points_count_once_per_rule_not_per_container() {
             {"name": "b", "securityContext": {"readOnlyRootFilesystem": true, "runAsNonRoot": true}}]}}}});
     let r = score(&d, "d.json");
     assert_eq!(r.score, 2);
-    assert_eq!(ids(&r.scoring.passed), ["RunAsNonRoot", "ReadOnlyRootFilesystem"]);
+    assert_eq!(
+        ids(&r.scoring.passed),
+        ["RunAsNonRoot", "ReadOnlyRootFilesystem"]
+    );
     assert_eq!(r.object, "Deployment/d.default");
     // The pod's security context counts for containers that leave the field unset.
     let p = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "x"},
@@ -96,18 +116,34 @@ fn multiple_documents_other_kinds_and_hostile_yaml() {
     assert_eq!(unsupported, 3, "{reports:#?}");
     let bindings = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: open}\nsubjects:\n- {kind: User, name: system:anonymous}\n";
     let r = &scan("b.yaml", bindings.as_bytes()).unwrap()[0];
-    assert_eq!((r.score, ids(&r.scoring.critical)), (-30, vec!["BindingsToSystemAnonymous"]));
+    assert_eq!(
+        (r.score, ids(&r.scoring.critical)),
+        (-30, vec!["BindingsToSystemAnonymous"])
+    );
     // Not Kubernetes: reported as not valid, nothing scored.
     let r = &scan("x.yaml", b"name: just some config\nitems: [1, 2]\n").unwrap()[0];
     assert!(!r.valid && r.object == "Unknown" && !r.passes(), "{r:#?}");
     // A billion laughs stops at the reader's limit instead of filling memory.
-    let mut bomb = String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    let mut bomb = String::from(
+        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
     for (i, prev) in ('b'..='j').zip('a'..='i') {
-        bomb.push_str(&format!("{i}: &{i} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));
+        bomb.push_str(&format!(
+            "{i}: &{i} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"
+        ));
     }
     assert!(scan("bomb.yaml", bomb.as_bytes()).is_err());
-    for bad in [&b"key: [unclosed"[..], b"", b"---\n---\n", &[0xff, 0xfe][..]] {
-        assert!(scan("bad", bad).is_err(), "{}", String::from_utf8_lossy(bad));
+    for bad in [
+        &b"key: [unclosed"[..],
+        b"",
+        b"---\n---\n",
+        &[0xff, 0xfe][..],
+    ] {
+        assert!(
+            scan("bad", bad).is_err(),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
     }
     assert!(scan("big", &vec![b' '; MAX_BYTES + 1]).is_err());
 }

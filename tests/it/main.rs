@@ -14,6 +14,7 @@ mod helm_chart;
 mod hostile;
 mod inventory;
 mod kube_sync;
+mod kubesec;
 mod lifecycle;
 mod lists;
 mod migration;
