@@ -291,7 +291,9 @@ pub(super) fn records(cluster: u64, body: &[u8]) -> Result<Parsed, ClusterError>
     let mut skipped = 0;
     let mut images = Vec::new();
     let mut inventory = Vec::new();
-    for pod in list.items {
+    // (index in the list, index in `inventory`) of pods without a controller.
+    let mut bare = Vec::new();
+    for (index, pod) in list.items.into_iter().enumerate() {
         let finished = matches!(pod.status.phase.as_str(), "Succeeded" | "Failed");
         let not_pod = pod.kind.as_deref().is_some_and(|k| k != "Pod");
         if not_pod {
@@ -346,8 +348,12 @@ pub(super) fn records(cluster: u64, body: &[u8]) -> Result<Parsed, ClusterError>
                     .or(meta.owner_references.first())
                     .map(|o| (o.kind.clone(), o.name.clone())),
                 template_hash: meta.labels.get("pod-template-hash").cloned(),
+                kubesec: None,
             },
         ));
+        if meta.owner_references.is_empty() {
+            bare.push((index, inventory.len() - 1));
+        }
         if pod.spec.host_network || finished {
             skipped += 1;
             continue;
@@ -374,12 +380,38 @@ pub(super) fn records(cluster: u64, body: &[u8]) -> Result<Parsed, ClusterError>
         }
     }
     dedup_images(&mut images);
+    if !bare.is_empty() {
+        score_bare_pods(body, &bare, &mut inventory);
+    }
     Ok(Parsed {
         pods: out,
         skipped,
         images,
         inventory,
     })
+}
+
+/// Scores the pods without a controller with kubesec's rules (the others are their
+/// workload's template, scored with the workload). The page is read again whole, only when it
+/// holds such pods.
+fn score_bare_pods(
+    body: &[u8],
+    bare: &[(usize, usize)],
+    inventory: &mut [(String, crate::workloads::Pod)],
+) {
+    #[derive(Deserialize)]
+    struct Whole {
+        items: Vec<serde_json::Value>,
+    }
+    let Ok(whole) = serde_json::from_slice::<Whole>(body) else {
+        return;
+    };
+    for &(i, j) in bare {
+        if let (Some(v), Some(entry)) = (whole.items.get(i), inventory.get_mut(j)) {
+            let r = crate::kubesec::score_as(v, "Pod", "inventory");
+            entry.1.kubesec = Some(crate::kubesec::Summary::of(&r));
+        }
+    }
 }
 
 /// A container as the workload inventory shows it: the image it runs and how it is judged.

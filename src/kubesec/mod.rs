@@ -86,9 +86,14 @@ fn order(a: &RuleRef, b: &RuleRef) -> std::cmp::Ordering {
 }
 
 fn object_name(o: &Value) -> String {
-    let Some(kind) = o["kind"].as_str() else {
-        return "Unknown".into();
-    };
+    match o["kind"].as_str() {
+        Some(kind) => named(kind, o),
+        None => "Unknown".into(),
+    }
+}
+
+/// `<kind>/<name>.<namespace>`.
+fn named(kind: &str, o: &Value) -> String {
     let part = |v: &Value, default: &str| match v {
         Value::Null => default.to_string(),
         Value::String(s) => s.clone(),
@@ -103,26 +108,34 @@ fn object_name(o: &Value) -> String {
 
 /// Scores one object.
 pub fn score(object: &Value, file_name: &str) -> Report {
+    match (
+        object.as_object(),
+        object["apiVersion"].as_str(),
+        object["kind"].as_str(),
+    ) {
+        (Some(_), Some(_), Some(kind)) => score_as(object, kind, file_name),
+        _ => Report {
+            object: object_name(object),
+            valid: false,
+            file_name: file_name.to_string(),
+            message: "not a Kubernetes object: a mapping with apiVersion and kind is expected"
+                .into(),
+            score: 0,
+            scoring: Scoring::default(),
+        },
+    }
+}
+
+/// Scores `object` as an object of `kind` (items of an API server's list carry no kind of
+/// their own).
+pub fn score_as(object: &Value, kind: &str, file_name: &str) -> Report {
     let mut report = Report {
-        object: object_name(object),
+        object: named(kind, object),
         valid: true,
         file_name: file_name.to_string(),
         message: String::new(),
         score: 0,
         scoring: Scoring::default(),
-    };
-    let kind = match (
-        object.as_object(),
-        object["apiVersion"].as_str(),
-        object["kind"].as_str(),
-    ) {
-        (Some(_), Some(_), Some(k)) => k,
-        _ => {
-            report.valid = false;
-            report.message =
-                "not a Kubernetes object: a mapping with apiVersion and kind is expected".into();
-            return report;
-        }
     };
     let spec = pod_spec(kind, object);
     let mut applied = 0;
@@ -157,6 +170,60 @@ pub fn score(object: &Value, file_name: &str) -> Report {
         format!("Failed with a score of {} points", report.score)
     };
     report
+}
+
+/// What the inventory keeps of a report: the score and the rule ids (the rest is the rule
+/// table's).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Summary {
+    pub score: i64,
+    pub critical: Vec<String>,
+    pub passed: Vec<String>,
+    pub advise: Vec<String>,
+}
+
+impl Summary {
+    /// The summary of `r`.
+    pub fn of(r: &Report) -> Summary {
+        let ids = |l: &[RuleRef]| l.iter().map(|x| x.id.to_string()).collect();
+        Summary {
+            score: r.score,
+            critical: ids(&r.scoring.critical),
+            passed: ids(&r.scoring.passed),
+            advise: ids(&r.scoring.advise),
+        }
+    }
+
+    /// The full report again, for `object` (`Kind/name.namespace`).
+    pub fn report(&self, object: &str) -> Report {
+        let refs = |ids: &[String]| {
+            ids.iter()
+                .filter_map(|id| RULES.iter().find(|r| r.id == id))
+                .map(RuleRef::from)
+                .collect()
+        };
+        Report {
+            object: object.to_string(),
+            valid: true,
+            file_name: "inventory".into(),
+            message: if self.score >= 0 {
+                format!("Passed with a score of {} points", self.score)
+            } else {
+                format!("Failed with a score of {} points", self.score)
+            },
+            score: self.score,
+            scoring: Scoring {
+                critical: refs(&self.critical),
+                passed: refs(&self.passed),
+                advise: refs(&self.advise),
+            },
+        }
+    }
+
+    /// Passes as [`Report::passes`] judges.
+    pub fn passes(&self) -> bool {
+        self.score > 0 && self.critical.is_empty()
+    }
 }
 
 /// Why a manifest could not be read at all.

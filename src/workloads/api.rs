@@ -38,6 +38,12 @@ pub fn routes(r: &mut Routes) {
     );
     r.api(
         Method::GET,
+        "/api/v1/clusters/{id}/namespaces/{ns}/kubesec/{kind}/{name}",
+        Perm::Read,
+        api_kubesec,
+    );
+    r.api(
+        Method::GET,
         "/api/v1/clusters/{id}/workloads",
         Perm::Read,
         api_workloads,
@@ -291,4 +297,43 @@ async fn api_history(
         })
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+/// The kubesec report of workload `kind`/`name` in namespace `ns` of cluster `id`.
+pub(super) fn kubesec_report(
+    store: &Store,
+    id: u64,
+    ns: &str,
+    kind: &str,
+    name: &str,
+) -> Result<crate::kubesec::Report, ApiError> {
+    let namespace = super::namespace(store, id, ns)?;
+    let w = namespace
+        .workloads
+        .iter()
+        .find(|w| w.kind == kind && w.name == name)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no {} '{}' in namespace '{ns}'",
+                kind.chars().take(32).collect::<String>(),
+                name.chars().take(63).collect::<String>()
+            ))
+        })?;
+    let summary = w.kubesec.as_ref().ok_or_else(|| {
+        ApiError::not_found(format!(
+            "{kind} {name} has no pod template in the inventory (it came from an uploaded pod list)"
+        ))
+    })?;
+    Ok(summary.report(&format!("{kind}/{name}.{ns}")))
+}
+
+async fn api_kubesec(
+    state: web::Data<AppState>,
+    path: web::Path<(u64, String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, ns, kind, name) = path.into_inner();
+    let report = state
+        .with_store(move |s| kubesec_report(s, id, &ns, &kind, &name))
+        .await?;
+    Ok(HttpResponse::Ok().json([report]))
 }

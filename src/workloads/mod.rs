@@ -64,6 +64,10 @@ pub struct Pod {
     /// The `pod-template-hash` label, which names a Deployment's ReplicaSets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_hash: Option<String>,
+    /// A pod without a controller, scored with kubesec's rules (other pods are their
+    /// workload's template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubesec: Option<crate::kubesec::Summary>,
 }
 
 /// Everything one namespace holds.

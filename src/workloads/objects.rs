@@ -40,6 +40,9 @@ pub struct Workload {
     /// Its pods in the inventory.
     #[serde(default)]
     pub pods: usize,
+    /// Its pod template scored with kubesec's rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubesec: Option<crate::kubesec::Summary>,
 }
 
 /// Everything one sync (or upload) gathered.
@@ -56,13 +59,13 @@ pub struct Objects {
     pub missing: Vec<String>,
 }
 
-// Only what the inventory shows; serde skips the rest of each object.
+// A list's items are kept whole for KubeSec; the inventory reads only what it shows.
 #[derive(Deserialize)]
 struct List {
     #[serde(default)]
     kind: String,
     #[serde(default)]
-    items: Vec<Item>,
+    items: Vec<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -198,8 +201,12 @@ impl Objects {
         let list: List = serde_json::from_slice(body).map_err(|e| format!("not a list: {e}"))?;
         let kind = item_kind(&list.kind)
             .ok_or_else(|| format!("unexpected list kind '{}'", truncated(&list.kind)))?;
+        let read = |v: &serde_json::Value| {
+            Item::deserialize(v).map_err(|e| format!("a {kind} is not readable: {e}"))
+        };
         if kind == "Namespace" {
-            for item in list.items {
+            for v in &list.items {
+                let item = read(v)?;
                 valid_name("namespace", &item.metadata.name)?;
                 self.namespaces
                     .insert(item.metadata.name, item.metadata.labels);
@@ -210,7 +217,9 @@ impl Objects {
         if self.workloads.len() + list.items.len() > MAX_OBJECTS {
             return Err(format!("more than {MAX_OBJECTS} workloads"));
         }
-        for item in list.items {
+        for v in &list.items {
+            let item = read(v)?;
+            let kubesec = crate::kubesec::score_as(v, kind, "inventory");
             let m = item.metadata;
             valid_name("name", &m.name)?;
             valid_name("namespace", &m.namespace)?;
@@ -246,6 +255,7 @@ impl Objects {
                     images,
                     created: m.creation_timestamp,
                     pods: 0,
+                    kubesec: Some(crate::kubesec::Summary::of(&kubesec)),
                 },
             ));
         }
@@ -331,6 +341,7 @@ impl Objects {
                             images: Vec::new(),
                             created: None,
                             pods: 0,
+                            kubesec: None,
                         },
                     ));
                 }
@@ -351,6 +362,7 @@ impl Objects {
                             images: pod.containers.iter().map(|c| c.image.clone()).collect(),
                             created: pod.created,
                             pods: 0,
+                            kubesec: pod.kubesec.clone(),
                         },
                     ));
                 }
@@ -407,6 +419,7 @@ mod tests {
             containers: vec![],
             owner: owner.map(|(k, n)| (k.to_string(), n.to_string())),
             template_hash: None,
+            kubesec: None,
         }
     }
 

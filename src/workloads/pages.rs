@@ -4,7 +4,9 @@
 use actix_web::{web, HttpResponse};
 use askama::Template;
 
-use super::api::{admission, judge_cluster, judge_namespace, judge_pod, NamespaceLine};
+use super::api::{
+    admission, judge_cluster, judge_namespace, judge_pod, kubesec_report, NamespaceLine,
+};
 use super::verdicts::{self, Day, Figures, ImageVerdict, PodVerdict};
 use super::{Namespace, Pod, Summary};
 use crate::http::layout::{render, Layout};
@@ -21,6 +23,11 @@ pub(super) fn routes(r: &mut Routes) {
         "/clusters/{id}/namespaces/{ns}/pods/{pod}",
         Perm::Read,
         pod_page,
+    );
+    r.page(
+        "/clusters/{id}/namespaces/{ns}/kubesec/{kind}/{name}",
+        Perm::Read,
+        kubesec_page,
     );
 }
 
@@ -207,4 +214,42 @@ fn image_id(
         None => crate::images::by_tag(store, &r)?,
     };
     Ok(found.map(|i| i.id))
+}
+
+#[derive(Template)]
+#[template(path = "workloads/kubesec.html")]
+struct KubesecPage {
+    layout: Layout,
+    cluster_id: u64,
+    namespace: String,
+    report: crate::kubesec::Report,
+    sections: Vec<(&'static str, Vec<crate::kubesec::RuleRef>)>,
+}
+
+async fn kubesec_page(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    path: web::Path<(u64, String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, ns, kind, name) = path.into_inner();
+    let namespace = ns.clone();
+    let report = state
+        .with_store(move |s| kubesec_report(s, id, &namespace, &kind, &name))
+        .await?;
+    render(&KubesecPage {
+        layout: Layout::new(
+            &state,
+            &p,
+            format!("KubeSec: {}", report.object),
+            "/clusters",
+        ),
+        cluster_id: id,
+        namespace: ns,
+        sections: vec![
+            ("Critical", report.scoring.critical.clone()),
+            ("Passed", report.scoring.passed.clone()),
+            ("Advice", report.scoring.advise.clone()),
+        ],
+        report,
+    })
 }

@@ -289,6 +289,45 @@ async fn the_inventory_judges_every_pod_in_its_namespace() {
     .await;
     assert_eq!(w["items"].as_array().unwrap().len(), 1, "{w}");
     assert_eq!(w["items"][0]["schedule"], "10 * * * *");
+
+    // KubeSec of each workload's pod template, and of pods without a controller.
+    let (_, w, _) = call(
+        &app,
+        Caller::bearer(&reader).get(&format!("{base}/workloads?namespace=kube-system")),
+    )
+    .await;
+    assert!(w["items"][0]["kubesec"]["score"].is_i64(), "{w}");
+    let (s, k, _) = call(
+        &app,
+        Caller::bearer(&reader).get(&format!(
+            "{base}/namespaces/shop/kubesec/Deployment/checkout"
+        )),
+    )
+    .await;
+    assert_eq!(s, 200, "{k}");
+    assert_eq!(k[0]["object"], "Deployment/checkout.shop");
+    assert!(
+        k[0]["message"].as_str().unwrap().contains("score of"),
+        "{k}"
+    );
+    let (s, k, _) = call(
+        &app,
+        Caller::bearer(&reader).get(&format!("{base}/namespaces/default/kubesec/Pod/debug")),
+    )
+    .await;
+    assert_eq!(s, 200, "{k}");
+    assert!(
+        k[0]["scoring"]["advise"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "{k}"
+    );
+    let (s, _, _) = call(
+        &app,
+        Caller::bearer(&reader).get(&format!("{base}/namespaces/shop/kubesec/Deployment/nope")),
+    )
+    .await;
+    assert_eq!(s, 404);
     for uri in [
         format!("{base}/namespaces/nope"),
         format!("{base}/namespaces/shop/pods/nope"),
@@ -320,6 +359,12 @@ async fn the_inventory_judges_every_pod_in_its_namespace() {
     let html = page(format!("/clusters/{id}/namespaces/shop")).await;
     assert!(html.contains("checkout-7d4b9c-aaaaa") && html.contains("non-compliant"));
     assert!(html.contains("Deployment/checkout"), "{html}");
+    assert!(html.contains("/kubesec/Deployment/checkout"), "{html}");
+    let html = page(format!(
+        "/clusters/{id}/namespaces/shop/kubesec/Deployment/checkout"
+    ))
+    .await;
+    assert!(html.contains("id=\"kubesec-score\""), "{html}");
     let html = page(format!("/clusters/{id}/namespaces/shop/pods/db-0")).await;
     assert!(html.contains("id=\"verdict\">Compliant"), "{html}");
     assert!(html.contains(DB_DIGEST), "{html}");
