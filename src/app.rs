@@ -69,7 +69,12 @@ pub fn search_sources() -> Vec<Source> {
 }
 
 /// The scheduled jobs.
-pub fn jobs(config: &Config, sealer: Arc<Sealer>, admission: Arc<Admission>) -> Vec<Job> {
+pub fn jobs(
+    config: &Config,
+    sealer: Arc<Sealer>,
+    admission: Arc<Admission>,
+    pods: Arc<crate::workloads::verdicts::PodMetrics>,
+) -> Vec<Job> {
     let days = config.retention.audit_log_days;
     let vulndb = config.data_dir.join("vulndb.redb");
     vec![
@@ -144,7 +149,7 @@ pub fn jobs(config: &Config, sealer: Arc<Sealer>, admission: Arc<Admission>) -> 
             run: {
                 let admission = admission.clone();
                 Arc::new(move |store: &Store, _: &CancellationToken| {
-                    crate::workloads::verdicts::run_job(store, &admission)
+                    crate::workloads::verdicts::run_job(store, &admission, &pods)
                 })
             },
         },
@@ -258,9 +263,12 @@ impl Appliance {
         }
         let metrics = Arc::new(Metrics::new());
         let admission = Arc::new(Admission::new(store.clone(), &metrics));
+        let pods = Arc::new(crate::workloads::verdicts::PodMetrics::new(&metrics));
+        let audits = crate::audits::metrics::AuditMetrics::new(&metrics);
+        audits.refresh_all(&store);
         let scheduler = Scheduler::new(
             store.clone(),
-            jobs(&config, sealer.clone(), admission.clone()),
+            jobs(&config, sealer.clone(), admission.clone(), pods.clone()),
             config.retention.job_runs_kept,
         )?;
         let routes = routes(&config);
@@ -269,6 +277,8 @@ impl Appliance {
         clusters::domain_data(&mut domains);
         domains.insert_shared(sealer);
         domains.insert_shared(admission);
+        domains.insert_shared(pods);
+        domains.insert(audits);
         domains.insert(crate::images::ListCache::default());
         domains.insert(crate::sso::oidc::PendingLogins::default());
         domains.insert(crate::datamap::DataMapMetrics::new(&metrics));

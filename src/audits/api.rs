@@ -89,6 +89,16 @@ fn cluster_named(store: &Store, name_or_id: &str) -> Result<crate::clusters::Clu
     })
 }
 
+/// Sets cluster `id`'s gauges after a change.
+pub(super) fn refresh_metrics(state: &AppState) -> impl Fn(&Store, u64) + Send + 'static {
+    let m = state.domains.get::<super::metrics::AuditMetrics>();
+    move |s: &Store, id: u64| {
+        if let (Some(m), Ok(c)) = (&m, crate::clusters::get(s, id)) {
+            m.refresh(s, id, &c.name);
+        }
+    }
+}
+
 /// Cluster `id`, or 404.
 pub(super) fn cluster(store: &Store, id: u64) -> Result<crate::clusters::Cluster, ApiError> {
     crate::clusters::get(store, id).map_err(ApiError::from)
@@ -138,10 +148,13 @@ async fn upload_hunter(
 ) -> Result<HttpResponse, ApiError> {
     let body = crate::http::read_body(&req, payload, MAX_REPORT_BYTES).await?;
     let (name, ip) = (name.into_inner(), client_ip(&req));
+    let refresh = refresh_metrics(&state);
     let run = state
         .with_store(move |s| {
             let c = cluster_named(s, &name)?;
-            Ok::<_, ApiError>(hunter::store(s, &p.email, &ip, c.id, &body)?)
+            let run = hunter::store(s, &p.email, &ip, c.id, &body)?;
+            refresh(s, c.id);
+            Ok::<_, ApiError>(run)
         })
         .await?;
     Ok(HttpResponse::Created().json(json!({
@@ -158,7 +171,7 @@ async fn list_bench(
     let items = state
         .with_store(move |s| {
             cluster(s, id)?;
-            let runs = bench::runs(s, id, LIST_LIMIT)?;
+            let runs = bench::summaries(s, id, LIST_LIMIT)?;
             Ok::<_, ApiError>(bench::lines(&runs, &bench::waivers(s, id)?))
         })
         .await?;
@@ -254,10 +267,13 @@ async fn add_waiver(
     body: web::Json<bench::NewWaiver>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, ip) = (id.into_inner(), client_ip(&req));
+    let refresh = refresh_metrics(&state);
     let w = state
         .with_store(move |s| {
             cluster(s, id)?;
-            Ok::<_, ApiError>(bench::waive(s, &p.email, &ip, id, body.into_inner())?)
+            let w = bench::waive(s, &p.email, &ip, id, body.into_inner())?;
+            refresh(s, id);
+            Ok::<_, ApiError>(w)
         })
         .await?;
     Ok(HttpResponse::Created().json(w))
@@ -270,10 +286,13 @@ async fn delete_waiver(
     path: web::Path<(u64, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let ((id, check), ip) = (path.into_inner(), client_ip(&req));
+    let refresh = refresh_metrics(&state);
     state
         .with_store(move |s| {
             cluster(s, id)?;
-            Ok::<_, ApiError>(bench::unwaive(s, &p.email, &ip, id, &check)?)
+            bench::unwaive(s, &p.email, &ip, id, &check)?;
+            refresh(s, id);
+            Ok::<_, ApiError>(())
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -287,12 +306,7 @@ async fn list_hunter(
     let items = state
         .with_store(move |s| {
             cluster(s, id)?;
-            Ok::<_, ApiError>(
-                hunter::runs(s, id, LIST_LIMIT)?
-                    .iter()
-                    .map(hunter::RunLine::from)
-                    .collect::<Vec<_>>(),
-            )
+            Ok::<_, ApiError>(hunter::lines(s, id, LIST_LIMIT)?)
         })
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "items": items })))

@@ -97,6 +97,35 @@ impl Run {
     }
 }
 
+/// What lists, trends and metrics need of a run, stored apart from the (large) run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub id: u64,
+    pub uploaded_at: DateTime<Utc>,
+    pub node: String,
+    pub version: String,
+    pub totals: Totals,
+    /// The ids of its failing checks (for waivers).
+    pub failing: Vec<String>,
+}
+
+impl From<&Run> for Summary {
+    fn from(r: &Run) -> Self {
+        Summary {
+            id: r.id,
+            uploaded_at: r.uploaded_at,
+            node: r.node.clone(),
+            version: r.version().to_string(),
+            totals: r.totals,
+            failing: r
+                .checks()
+                .filter(|(_, _, k)| k.status == "FAIL")
+                .map(|(_, _, k)| k.id.clone())
+                .collect(),
+        }
+    }
+}
+
 /// A run's line in a list.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunLine {
@@ -148,6 +177,7 @@ pub struct Change {
 }
 
 const RUNS: Table<(u64, u64), Run> = Table::new("kube_bench_runs");
+const SUMMARIES: Table<(u64, u64), Summary> = Table::new("kube_bench_summaries");
 /// Cluster → its run ids, oldest first.
 const INDEX: Table<u64, Vec<u64>> = Table::new("kube_bench_index");
 /// `{cluster}/{check}` → its waiver.
@@ -340,7 +370,11 @@ pub fn store(
             controls,
         };
         w.put(&RUNS, &(cluster, id), &run)?;
-        super::keep_newest(w, &RUNS, &INDEX, cluster, id, KEEP_RUNS)?;
+        w.put(&SUMMARIES, &(cluster, id), &Summary::from(&run))?;
+        for old in super::keep_newest(w, &INDEX, cluster, id, KEEP_RUNS)? {
+            w.delete(&RUNS, &(cluster, old))?;
+            w.delete(&SUMMARIES, &(cluster, old))?;
+        }
         audit::record(
             w,
             Event::new(actor, "kube-bench.upload", format!("cluster:{cluster}"))
@@ -354,26 +388,25 @@ pub fn store(
     })
 }
 
-/// Cluster `cluster`'s runs, newest first (at most `limit`).
-pub fn runs(store: &Store, cluster: u64, limit: usize) -> Result<Vec<Run>, AuditError> {
-    Ok(super::newest(store, &RUNS, cluster, limit)?)
+/// Cluster `cluster`'s runs in brief, newest first (at most `limit`).
+pub fn summaries(store: &Store, cluster: u64, limit: usize) -> Result<Vec<Summary>, AuditError> {
+    Ok(super::newest(store, &SUMMARIES, cluster, limit)?)
 }
 
 /// Lines for `runs`, with the failing checks waived today.
-pub fn lines(runs: &[Run], waivers: &BTreeMap<String, Waiver>) -> Vec<RunLine> {
+pub fn lines(runs: &[Summary], waivers: &BTreeMap<String, Waiver>) -> Vec<RunLine> {
     let today = Utc::now().date_naive();
     runs.iter()
         .map(|r| RunLine {
             id: r.id,
             uploaded_at: r.uploaded_at,
             node: r.node.clone(),
-            version: r.version().to_string(),
+            version: r.version.clone(),
             totals: r.totals,
             waived: r
-                .checks()
-                .filter(|(_, _, k)| {
-                    k.status == "FAIL" && waivers.get(&k.id).is_some_and(|w| w.holds(today))
-                })
+                .failing
+                .iter()
+                .filter(|id| waivers.get(*id).is_some_and(|w| w.holds(today)))
                 .count() as u64,
         })
         .collect()
@@ -553,16 +586,19 @@ pub fn unwaive(
 
 /// Drops a deleted cluster's runs and waivers.
 pub fn forget(w: &WriteTx, cluster: u64) -> Result<(), crate::store::StoreError> {
-    super::drop_runs(w, &RUNS, &INDEX, cluster)?;
+    for id in super::drop_index(w, &INDEX, cluster)? {
+        w.delete(&RUNS, &(cluster, id))?;
+        w.delete(&SUMMARIES, &(cluster, id))?;
+    }
     let prefix = format!("{cluster:020}/");
     w.retain(&WAIVERS, |k: &String, _| !k.starts_with(&prefix))?;
     Ok(())
 }
 
-/// The newest run of each node of cluster `cluster` (for the roll-up and the metrics).
-pub fn latest_by_node(store: &Store, cluster: u64) -> Result<Vec<Run>, AuditError> {
+/// The newest run of each node of cluster `cluster`, in brief (for the roll-up and metrics).
+pub fn latest_by_node(store: &Store, cluster: u64) -> Result<Vec<Summary>, AuditError> {
     let mut seen = std::collections::BTreeMap::new();
-    for r in runs(store, cluster, KEEP_RUNS)? {
+    for r in summaries(store, cluster, KEEP_RUNS)? {
         seen.entry(r.node.clone()).or_insert(r);
     }
     Ok(seen.into_values().collect())

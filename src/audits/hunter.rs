@@ -96,8 +96,8 @@ pub struct Run {
     pub vulnerabilities: Vec<Vulnerability>,
 }
 
-/// A run's line in a list.
-#[derive(Debug, Clone, Serialize)]
+/// A run's line in a list (stored apart from the run).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunLine {
     pub id: u64,
     pub uploaded_at: DateTime<Utc>,
@@ -119,6 +119,7 @@ impl From<&Run> for RunLine {
 }
 
 const RUNS: Table<(u64, u64), Run> = Table::new("kube_hunter_runs");
+const LINES: Table<(u64, u64), RunLine> = Table::new("kube_hunter_lines");
 /// Cluster → its run ids, oldest first.
 const INDEX: Table<u64, Vec<u64>> = Table::new("kube_hunter_index");
 
@@ -244,7 +245,11 @@ pub fn store(
             vulnerabilities,
         };
         w.put(&RUNS, &(cluster, id), &run)?;
-        super::keep_newest(w, &RUNS, &INDEX, cluster, id, KEEP_RUNS)?;
+        w.put(&LINES, &(cluster, id), &RunLine::from(&run))?;
+        for old in super::keep_newest(w, &INDEX, cluster, id, KEEP_RUNS)? {
+            w.delete(&RUNS, &(cluster, old))?;
+            w.delete(&LINES, &(cluster, old))?;
+        }
         audit::record(
             w,
             Event::new(actor, "kube-hunter.upload", format!("cluster:{cluster}"))
@@ -258,9 +263,9 @@ pub fn store(
     })
 }
 
-/// Cluster `cluster`'s runs, newest first (at most `limit`).
-pub fn runs(store: &Store, cluster: u64, limit: usize) -> Result<Vec<Run>, AuditError> {
-    Ok(super::newest(store, &RUNS, cluster, limit)?)
+/// Cluster `cluster`'s runs in brief, newest first (at most `limit`).
+pub fn lines(store: &Store, cluster: u64, limit: usize) -> Result<Vec<RunLine>, AuditError> {
+    Ok(super::newest(store, &LINES, cluster, limit)?)
 }
 
 /// Run `id` of cluster `cluster`.
@@ -274,7 +279,10 @@ pub fn run(store: &Store, cluster: u64, id: u64) -> Result<Run, AuditError> {
 
 /// Drops a deleted cluster's runs.
 pub fn forget(w: &WriteTx, cluster: u64) -> Result<(), crate::store::StoreError> {
-    super::drop_runs(w, &RUNS, &INDEX, cluster)?;
+    for id in super::drop_index(w, &INDEX, cluster)? {
+        w.delete(&RUNS, &(cluster, id))?;
+        w.delete(&LINES, &(cluster, id))?;
+    }
     Ok(())
 }
 

@@ -8,6 +8,7 @@ pub mod api;
 pub mod bench;
 pub mod hunter;
 pub mod manifests;
+pub mod metrics;
 mod pages;
 
 use crate::http::ApiError;
@@ -82,44 +83,35 @@ where
     Ok(out)
 }
 
-/// Records run `id` of cluster `cluster` in `index` (cluster → its run ids, oldest first) and
-/// deletes the runs beyond the newest `keep` from `table`.
-fn keep_newest<V>(
+/// Records run `id` of cluster `cluster` in `index` (cluster → its run ids, oldest first);
+/// returns the ids beyond the newest `keep`, which the caller deletes.
+fn keep_newest(
     w: &WriteTx,
-    table: &Table<(u64, u64), V>,
     index: &Table<u64, Vec<u64>>,
     cluster: u64,
     id: u64,
     keep: usize,
-) -> Result<(), StoreError>
-where
-    V: serde::Serialize + serde::de::DeserializeOwned,
-{
+) -> Result<Vec<u64>, StoreError> {
     let mut ids = w.get(index, &cluster)?.unwrap_or_default();
     ids.push(id);
-    if ids.len() > keep {
-        for old in ids.drain(..ids.len() - keep) {
-            w.delete(table, &(cluster, old))?;
-        }
-    }
-    w.put(index, &cluster, &ids)
+    let gone = if ids.len() > keep {
+        ids.drain(..ids.len() - keep).collect()
+    } else {
+        Vec::new()
+    };
+    w.put(index, &cluster, &ids)?;
+    Ok(gone)
 }
 
-/// Drops cluster `cluster`'s runs of `table` and its `index`.
-fn drop_runs<V>(
+/// Forgets cluster `cluster`'s `index`; returns the run ids it held, which the caller deletes.
+fn drop_index(
     w: &WriteTx,
-    table: &Table<(u64, u64), V>,
     index: &Table<u64, Vec<u64>>,
     cluster: u64,
-) -> Result<(), StoreError>
-where
-    V: serde::Serialize + serde::de::DeserializeOwned,
-{
-    for id in w.get(index, &cluster)?.unwrap_or_default() {
-        w.delete(table, &(cluster, id))?;
-    }
+) -> Result<Vec<u64>, StoreError> {
+    let ids = w.get(index, &cluster)?.unwrap_or_default();
     w.delete(index, &cluster)?;
-    Ok(())
+    Ok(ids)
 }
 
 /// Drops a deleted cluster's audits, inside its delete transaction.

@@ -9,7 +9,7 @@ use askama::Template;
 use chrono::{Duration, NaiveDate, Utc};
 use serde::Deserialize;
 
-use super::api::{cluster, make_manifests};
+use super::api::{cluster, make_manifests, refresh_metrics};
 use super::{bench, hunter, manifests};
 use crate::http::layout::{redirect_with_flash, render, Layout};
 use crate::http::{client_ip, ApiError, AppState, Auth, Perm, Routes};
@@ -107,7 +107,7 @@ async fn bench_page(
     let (c, runs, waivers) = state
         .with_store(move |s| {
             let c = cluster(s, id)?;
-            let runs = bench::runs(s, id, 1_000)?;
+            let runs = bench::summaries(s, id, 1_000)?;
             Ok::<_, ApiError>((c, runs, bench::waivers(s, id)?))
         })
         .await?;
@@ -238,6 +238,7 @@ async fn waive_form(
         ));
     };
     let email = p.email.clone();
+    let refresh = refresh_metrics(&state);
     let result = state
         .with_store(move |s| {
             cluster(s, id)?;
@@ -246,7 +247,9 @@ async fn waive_form(
                 reason: f.reason,
                 until,
             };
-            Ok::<_, ApiError>(bench::waive(s, &email, &ip, id, w)?)
+            let w = bench::waive(s, &email, &ip, id, w)?;
+            refresh(s, id);
+            Ok::<_, ApiError>(w)
         })
         .await;
     let msg = match result {
@@ -265,10 +268,13 @@ async fn unwaive_form(
     let ((id, check), ip) = (path.into_inner(), client_ip(&req));
     let email = p.email.clone();
     let c2 = check.clone();
+    let refresh = refresh_metrics(&state);
     let result = state
         .with_store(move |s| {
             cluster(s, id)?;
-            Ok::<_, ApiError>(bench::unwaive(s, &email, &ip, id, &c2)?)
+            bench::unwaive(s, &email, &ip, id, &c2)?;
+            refresh(s, id);
+            Ok::<_, ApiError>(())
         })
         .await;
     let msg = match result {
@@ -305,10 +311,10 @@ async fn hunter_page(
     let (c, runs) = state
         .with_store(move |s| {
             let c = cluster(s, id)?;
-            Ok::<_, ApiError>((c, hunter::runs(s, id, 1_000)?))
+            Ok::<_, ApiError>((c, hunter::lines(s, id, 1_000)?))
         })
         .await?;
-    let lines: Vec<hunter::RunLine> = runs.iter().map(hunter::RunLine::from).collect();
+    let lines = runs;
     let series: Vec<(String, Pick<hunter::RunLine>)> = vec![
         ("high".into(), Box::new(|r| Some(r.counts.high as f64))),
         ("medium".into(), Box::new(|r| Some(r.counts.medium as f64))),

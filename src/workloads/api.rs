@@ -99,12 +99,16 @@ pub(super) fn admission(state: &AppState) -> Result<Arc<Admission>, ApiError> {
 pub(super) fn judge_cluster(
     store: &Store,
     admission: &Admission,
+    metrics: Option<&verdicts::PodMetrics>,
     id: u64,
 ) -> Result<Judged, ApiError> {
     let (snap, cluster) = snapshot(admission, id)?;
     let namespaces = super::namespaces(store, id)?;
     let day = verdicts::compute_with(&snap, &cluster, &namespaces);
     let summary = super::summary(store, id)?;
+    if let (Some(m), Some(_)) = (metrics, &summary) {
+        m.set(&cluster.name, &day.totals);
+    }
     if summary.is_some() {
         let today = day.at.date_naive();
         let recorded = verdicts::history(store, id, 1)?
@@ -136,8 +140,9 @@ async fn api_inventory(
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, admission) = (id.into_inner(), admission(&state)?);
+    let metrics = state.domains.get::<verdicts::PodMetrics>();
     let j = state
-        .with_store(move |s| judge_cluster(s, &admission, id))
+        .with_store(move |s| judge_cluster(s, &admission, metrics.as_deref(), id))
         .await?;
     Ok(HttpResponse::Ok().json(json!({
         "cluster": j.cluster.id,

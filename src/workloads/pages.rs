@@ -78,9 +78,10 @@ async fn namespaces_page(
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, admission) = (id.into_inner(), admission(&state)?);
+    let metrics = state.domains.get::<verdicts::PodMetrics>();
     let (j, history) = state
         .with_store(move |s| {
-            let j = judge_cluster(s, &admission, id)?;
+            let j = judge_cluster(s, &admission, metrics.as_deref(), id)?;
             Ok::<_, ApiError>((j, verdicts::history(s, id, TREND_DAYS)?))
         })
         .await?;

@@ -21,6 +21,50 @@ use crate::store::{Scan, Store, StoreError, Table, WriteTx};
 /// `{cluster}/{YYYY-MM-DD}` → that day's last record.
 pub(super) const DAYS: Table<String, Day> = Table::new("workload_days");
 
+/// The pod-compliance gauges (one per appliance, in `DomainData`).
+#[derive(Clone, Default)]
+pub struct PodMetrics {
+    pods: prometheus_client::metrics::family::Family<
+        PodLabels,
+        prometheus_client::metrics::gauge::Gauge,
+    >,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct PodLabels {
+    cluster: String,
+    compliance: String,
+}
+
+impl PodMetrics {
+    /// Registers the gauge.
+    pub fn new(metrics: &crate::http::metrics::Metrics) -> PodMetrics {
+        let m = PodMetrics::default();
+        metrics.register(
+            "pods",
+            "Pods in the workload inventory by compliance (compliant, non-compliant, finished), as last judged",
+            m.pods.clone(),
+        );
+        m
+    }
+
+    /// Sets cluster `name`'s figures.
+    pub fn set(&self, name: &str, f: &Figures) {
+        for (what, n) in [
+            ("compliant", f.compliant),
+            ("non-compliant", f.non_compliant),
+            ("finished", f.finished),
+        ] {
+            self.pods
+                .get_or_create(&PodLabels {
+                    cluster: name.to_string(),
+                    compliance: what.into(),
+                })
+                .set(i64::from(n));
+        }
+    }
+}
+
 /// Days of history kept.
 const KEEP_DAYS: i64 = 400;
 
@@ -220,12 +264,19 @@ pub(super) fn forget(w: &WriteTx, cluster: u64) -> Result<(), StoreError> {
 
 /// The `pod-compliance` job: records today's figures of every cluster with an inventory and
 /// drops records past a year.
-pub fn run_job(store: &Store, admission: &Admission) -> Result<String, String> {
+pub fn run_job(
+    store: &Store,
+    admission: &Admission,
+    metrics: &PodMetrics,
+) -> Result<String, String> {
     let summaries = super::summaries(store).map_err(|e| e.to_string())?;
     let mut done = Vec::new();
     for s in &summaries {
         if let Some(day) = compute(store, admission, s.cluster).map_err(|e| e.to_string())? {
             save(store, &day).map_err(|e| e.to_string())?;
+            if let Ok(c) = crate::clusters::get(store, s.cluster) {
+                metrics.set(&c.name, &day.totals);
+            }
             done.push(format!(
                 "cluster {}: {} of {} running pods compliant",
                 s.cluster,

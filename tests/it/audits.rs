@@ -31,6 +31,7 @@ async fn kube_bench_and_kube_hunter_reports_arrive_and_are_shown() {
     let bench_key = t.key(admin, &[Scope::KubeBench]);
     let hunter_key = t.key(admin, &[Scope::KubeHunter]);
     let reader = t.key(admin, &[Scope::Read]);
+    let scraper = t.key(admin, &[Scope::Metrics]);
     let (session, csrf) = t.session("admin@example.com");
     t.user("root@example.com", Role::SuperAdmin);
     let (root, _) = t.session("root@example.com");
@@ -210,6 +211,17 @@ async fn kube_bench_and_kube_hunter_reports_arrive_and_are_shown() {
         "{log}"
     );
 
+    // The gauges: each node's latest run, waived failures apart.
+    let (_, text, _) = call(&app, Caller::bearer(&scraper).get("/metrics")).await;
+    let text = text.as_str().unwrap().to_string();
+    for line in [
+        "bulwark_kube_bench_checks{cluster=\"prod\",status=\"fail\"} 11",
+        "bulwark_kube_bench_checks{cluster=\"prod\",status=\"waived\"} 1",
+        "bulwark_kube_bench_checks{cluster=\"prod\",status=\"pass\"} 50",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
+
     // CSV of a run.
     let (s, csv, h) = call(
         &app,
@@ -296,6 +308,14 @@ async fn kube_bench_and_kube_hunter_reports_arrive_and_are_shown() {
             .unwrap()
             .contains("KHV036,high,Anonymous Authentication"),
         "{csv}"
+    );
+
+    let (_, text, _) = call(&app, Caller::bearer(&scraper).get("/metrics")).await;
+    assert!(
+        text.as_str()
+            .unwrap()
+            .contains("bulwark_kube_hunter_vulnerabilities{cluster=\"prod\",severity=\"high\"} 1"),
+        "{text}"
     );
 
     // The pages.

@@ -110,6 +110,7 @@ async fn the_inventory_judges_every_pod_in_its_namespace() {
     let admin = t.user("admin@example.com", Role::Admin);
     let writer = t.key(admin, &[Scope::Admin]);
     let reader = t.key(admin, &[Scope::Read]);
+    let scraper = t.key(admin, &[Scope::Metrics]);
     let (session, _) = t.session("admin@example.com");
     let app = t.service().await;
     let (server, ca, api, _handle) = api_server();
@@ -183,6 +184,13 @@ async fn the_inventory_judges_every_pod_in_its_namespace() {
     assert_eq!(figures(&line(&v, "shop")), (0, 5, 0));
     assert_eq!(figures(&line(&v, "batch")), (0, 0, 1));
     assert_eq!(line(&v, "empty")["pods"], 0);
+    let (_, text, _) = call(&app, Caller::bearer(&scraper).get("/metrics")).await;
+    assert!(
+        text.as_str()
+            .unwrap()
+            .contains("bulwark_pods{cluster=\"minikube\",compliance=\"non-compliant\"} 7"),
+        "{text}"
+    );
 
     // Pods belong to their controllers' controllers.
     let (s, ns, _) = call(
