@@ -65,6 +65,8 @@ pub fn search_sources() -> Vec<Source> {
     let mut s = vec![clusters::search_source()];
     s.extend(crate::compliance::search::sources());
     s.push(crate::datamap::search_source());
+    s.push(crate::workloads::search::source());
+    s.extend(crate::audits::search::sources());
     s
 }
 
@@ -74,6 +76,7 @@ pub fn jobs(
     sealer: Arc<Sealer>,
     admission: Arc<Admission>,
     pods: Arc<crate::workloads::verdicts::PodMetrics>,
+    search: Search,
 ) -> Vec<Job> {
     let days = config.retention.audit_log_days;
     let vulndb = config.data_dir.join("vulndb.redb");
@@ -124,7 +127,11 @@ pub fn jobs(
             description: "Lists the pods of clusters connected to their API servers",
             schedule: config.jobs.kube_sync.clone(),
             run: Arc::new(move |store: &Store, _: &CancellationToken| {
-                clusters::sync::sync_all(store, sealer.clone())
+                let result = clusters::sync::sync_all(store, sealer.clone());
+                for l in clusters::sync::links(store).unwrap_or_default() {
+                    crate::workloads::search::reindex(&search, store, l.cluster);
+                }
+                result
             }),
         },
         Job {
@@ -268,7 +275,13 @@ impl Appliance {
         audits.refresh_all(&store);
         let scheduler = Scheduler::new(
             store.clone(),
-            jobs(&config, sealer.clone(), admission.clone(), pods.clone()),
+            jobs(
+                &config,
+                sealer.clone(),
+                admission.clone(),
+                pods.clone(),
+                search.clone(),
+            ),
             config.retention.job_runs_kept,
         )?;
         let routes = routes(&config);

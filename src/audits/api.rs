@@ -120,17 +120,15 @@ async fn upload_bench(
 ) -> Result<HttpResponse, ApiError> {
     let body = crate::http::read_body(&req, payload, MAX_REPORT_BYTES).await?;
     let (name, node, ip) = (name.into_inner(), q.into_inner().node, client_ip(&req));
+    let refresh = refresh_metrics(&state);
+    let search = state.search.clone();
     let run = state
         .with_store(move |s| {
             let c = cluster_named(s, &name)?;
-            Ok::<_, ApiError>(bench::store(
-                s,
-                &p.email,
-                &ip,
-                c.id,
-                node.as_deref(),
-                &body,
-            )?)
+            let run = bench::store(s, &p.email, &ip, c.id, node.as_deref(), &body)?;
+            refresh(s, c.id);
+            super::search::index_bench(&search, s, c.id, &run);
+            Ok::<_, ApiError>(run)
         })
         .await?;
     Ok(HttpResponse::Created().json(json!({
@@ -149,11 +147,13 @@ async fn upload_hunter(
     let body = crate::http::read_body(&req, payload, MAX_REPORT_BYTES).await?;
     let (name, ip) = (name.into_inner(), client_ip(&req));
     let refresh = refresh_metrics(&state);
+    let search = state.search.clone();
     let run = state
         .with_store(move |s| {
             let c = cluster_named(s, &name)?;
             let run = hunter::store(s, &p.email, &ip, c.id, &body)?;
             refresh(s, c.id);
+            super::search::index_hunter(&search, s, c.id, &run);
             Ok::<_, ApiError>(run)
         })
         .await?;

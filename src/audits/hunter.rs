@@ -264,8 +264,12 @@ pub fn store(
 }
 
 /// Cluster `cluster`'s runs in brief, newest first (at most `limit`).
-pub fn lines(store: &Store, cluster: u64, limit: usize) -> Result<Vec<RunLine>, AuditError> {
-    Ok(super::newest(store, &LINES, cluster, limit)?)
+pub fn lines(
+    store: &Store,
+    cluster: u64,
+    limit: usize,
+) -> Result<Vec<RunLine>, crate::store::StoreError> {
+    super::newest(store, &LINES, cluster, limit)
 }
 
 /// Run `id` of cluster `cluster`.

@@ -10,6 +10,7 @@ pub mod hunter;
 pub mod manifests;
 pub mod metrics;
 mod pages;
+pub mod search;
 
 use crate::http::ApiError;
 use crate::store::{Scan, Store, StoreError, StoreKey, Table, WriteTx};

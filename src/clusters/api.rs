@@ -169,8 +169,13 @@ async fn api_put_pods(
 ) -> Result<HttpResponse, ApiError> {
     let body = crate::http::read_body(&req, payload, state.config.http.max_scan_bytes).await?;
     let (id, actor, ip) = (id.into_inner(), p.actor(), client_ip(&req));
+    let search = state.search.clone();
     let r = state
-        .with_store(move |s| super::inventory::replace_pods(s, &actor, &ip, id, &body))
+        .with_store(move |s| {
+            let r = super::inventory::replace_pods(s, &actor, &ip, id, &body)?;
+            crate::workloads::search::reindex(&search, s, id);
+            Ok::<_, ClusterError>(r)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(r))
 }
@@ -280,8 +285,21 @@ async fn api_sync(
     Auth(p): Auth,
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
-    let r = super::sync::sync(&state.store, state.sealer()?, &p.actor(), id.into_inner()).await?;
+    let id = id.into_inner();
+    let r = super::sync::sync(&state.store, state.sealer()?, &p.actor(), id).await?;
+    reindex_inventory(&state, id).await;
     Ok(HttpResponse::Ok().json(r))
+}
+
+/// Puts cluster `id`'s new inventory in the search index (off the reactor).
+pub(super) async fn reindex_inventory(state: &AppState, id: u64) {
+    let search = state.search.clone();
+    let _ = state
+        .with_store(move |s| {
+            crate::workloads::search::reindex(&search, s, id);
+            Ok::<_, ClusterError>(())
+        })
+        .await;
 }
 
 /// The cluster's recorded pods and their workloads.

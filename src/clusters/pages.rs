@@ -387,7 +387,11 @@ async fn sync_form(
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let message = match super::sync::sync(&state.store, state.sealer()?, &p.actor(), id).await {
+    let synced = super::sync::sync(&state.store, state.sealer()?, &p.actor(), id).await;
+    if synced.is_ok() {
+        super::api::reindex_inventory(&state, id).await;
+    }
+    let message = match synced {
         Ok(r) => format!(
             "Synced: {} pod addresses of {} workloads",
             r.recorded, r.workloads

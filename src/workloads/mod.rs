@@ -15,6 +15,7 @@
 pub mod api;
 pub mod objects;
 pub mod pages;
+pub mod search;
 pub mod verdicts;
 
 use std::collections::BTreeMap;

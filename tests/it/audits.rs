@@ -318,6 +318,16 @@ async fn kube_bench_and_kube_hunter_reports_arrive_and_are_shown() {
         "{text}"
     );
 
+    // Runs are searchable: a KHV id finds the kube-hunter run, a node the kube-bench run.
+    for (q, kind) in [("KHV036", "kube-hunter"), ("worker", "kube-bench")] {
+        let (_, hits, _) = call(
+            &app,
+            Caller::bearer(&reader).get(&format!("/api/v1/search?q={q}&kind={kind}")),
+        )
+        .await;
+        assert!(hits.to_string().contains("prod"), "{q}: {hits}");
+    }
+
     // The pages.
     for (uri, says) in [
         (format!("/clusters/{id}/kube-bench"), "worker-1"),

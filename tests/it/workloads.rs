@@ -163,6 +163,18 @@ async fn the_inventory_judges_every_pod_in_its_namespace() {
     );
     assert!(r.get("missing").is_none(), "{r}");
 
+    // Namespaces and workloads are searchable.
+    let (_, hits, _) = call(
+        &app,
+        Caller::bearer(&reader).get("/api/v1/search?q=checkout&kind=workload"),
+    )
+    .await;
+    assert!(
+        hits.to_string()
+            .contains("shop/Deployment/checkout in minikube"),
+        "{hits}"
+    );
+
     // Every running pod runs an unscanned image: non-compliant under the default policy.
     let (_, v, _) = call(
         &app,
