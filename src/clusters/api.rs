@@ -21,6 +21,24 @@ pub fn routes(r: &mut Routes) {
         api_webhook_configuration,
     );
     r.api(
+        Method::GET,
+        "/api/v1/clusters/{id}/webhook",
+        Perm::Read,
+        api_webhook_status,
+    );
+    r.api(
+        Method::PUT,
+        "/api/v1/clusters/{id}/webhook",
+        Perm::Write,
+        api_webhook_install,
+    );
+    r.api(
+        Method::DELETE,
+        "/api/v1/clusters/{id}/webhook",
+        Perm::Write,
+        api_webhook_remove,
+    );
+    r.api(
         Method::PATCH,
         "/api/v1/clusters/{id}",
         Perm::Write,
@@ -415,4 +433,58 @@ async fn api_webhook_configuration(
             format!("attachment; filename=\"bulwark-webhook-{file}.yaml\""),
         ))
         .body(yaml))
+}
+
+/// Whether the cluster has Bulwark's webhook as Bulwark would install it now.
+async fn api_webhook_status(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<u64>,
+    q: web::Query<WebhookQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let params = q.params(&req);
+    let ca = crate::http::tls::trust_anchor_path(&state.config);
+    let st = super::webhook_install::status(
+        &state.store,
+        state.sealer()?,
+        id.into_inner(),
+        Some(params),
+        ca,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(st))
+}
+
+/// Installs or updates the webhook in the cluster through its API server.
+async fn api_webhook_install(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+    body: web::Json<WebhookQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let params = body.params(&req);
+    let ca = crate::http::tls::trust_anchor_path(&state.config);
+    let st = super::webhook_install::install(
+        &state.store,
+        state.sealer()?,
+        &p.actor(),
+        id.into_inner(),
+        params,
+        ca,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(st))
+}
+
+/// Removes the webhook from the cluster.
+async fn api_webhook_remove(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let existed =
+        super::webhook_install::remove(&state.store, state.sealer()?, &p.actor(), id.into_inner())
+            .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "removed": existed })))
 }

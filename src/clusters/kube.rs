@@ -244,6 +244,86 @@ pub async fn list<E: From<KubeError>>(
     }
 }
 
+/// Where ValidatingWebhookConfigurations live.
+const WEBHOOKS: &str = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations";
+
+fn object_request(
+    method: http::Method,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<http::Request<Vec<u8>>, KubeError> {
+    let bytes = match body {
+        Some(b) => serde_json::to_vec(b).map_err(|e| KubeError::Transport(e.to_string()))?,
+        None => Vec::new(),
+    };
+    let mut req = http::Request::builder().method(method).uri(path);
+    if body.is_some() {
+        req = req.header(http::header::CONTENT_TYPE, "application/json");
+    }
+    req.body(bytes)
+        .map_err(|e| KubeError::Transport(e.to_string()))
+}
+
+async fn object_call(
+    conn: &Connection,
+    req: http::Request<Vec<u8>>,
+) -> Result<serde_json::Value, KubeError> {
+    let body = fetch(&conn.0, req).await?;
+    serde_json::from_slice(&body)
+        .map_err(|e| KubeError::Transport(format!("the answer is not JSON: {e}")))
+}
+
+/// The ValidatingWebhookConfiguration `name`, if the cluster has it.
+pub async fn get_webhook(
+    conn: &Connection,
+    name: &str,
+) -> Result<Option<serde_json::Value>, KubeError> {
+    let req = object_request(http::Method::GET, &format!("{WEBHOOKS}/{name}"), None)?;
+    match object_call(conn, req).await {
+        Ok(v) => Ok(Some(v)),
+        Err(KubeError::Status { code: 404, .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates the ValidatingWebhookConfiguration `object`, or replaces the one of that name
+/// (optimistically, with the resource version just read).
+pub async fn apply_webhook(
+    conn: &Connection,
+    object: &serde_json::Value,
+) -> Result<serde_json::Value, KubeError> {
+    let name = object["metadata"]["name"]
+        .as_str()
+        .ok_or_else(|| KubeError::Transport("the object has no name".into()))?;
+    match get_webhook(conn, name).await? {
+        None => {
+            let req = object_request(http::Method::POST, WEBHOOKS, Some(object))?;
+            object_call(conn, req).await
+        }
+        Some(existing) => {
+            let mut replacement = object.clone();
+            replacement["metadata"]["resourceVersion"] =
+                existing["metadata"]["resourceVersion"].clone();
+            let req = object_request(
+                http::Method::PUT,
+                &format!("{WEBHOOKS}/{name}"),
+                Some(&replacement),
+            )?;
+            object_call(conn, req).await
+        }
+    }
+}
+
+/// Deletes the ValidatingWebhookConfiguration `name`; `false` when there was none.
+pub async fn delete_webhook(conn: &Connection, name: &str) -> Result<bool, KubeError> {
+    let req = object_request(http::Method::DELETE, &format!("{WEBHOOKS}/{name}"), None)?;
+    match object_call(conn, req).await {
+        Ok(_) => Ok(true),
+        Err(KubeError::Status { code: 404, .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// One request's body, read up to [`MAX_PAGE_BYTES`].
 async fn fetch(client: &kube::Client, req: http::Request<Vec<u8>>) -> Result<Vec<u8>, KubeError> {
     let stream = client.request_stream(req).await.map_err(from_kube)?;
@@ -255,7 +335,7 @@ async fn fetch(client: &kube::Client, req: http::Request<Vec<u8>>) -> Result<Vec
         .map_err(|e| KubeError::Transport(e.to_string()))?;
     if body.len() as u64 > MAX_PAGE_BYTES {
         return Err(KubeError::TooLarge(format!(
-            "a page of a list is over {} MiB",
+            "an answer is over {} MiB",
             MAX_PAGE_BYTES >> 20
         )));
     }

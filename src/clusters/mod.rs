@@ -10,6 +10,7 @@ mod report;
 pub mod sync;
 pub mod webhook_auth;
 pub mod webhook_config;
+pub mod webhook_install;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -384,6 +385,7 @@ pub fn delete(store: &Store, actor: &str, ip: &str, id: u64) -> Result<Cluster, 
         crate::audits::forget(w, id)?;
         sync::forget(w, id)?;
         webhook_auth::forget(w, id)?;
+        webhook_install::forget(w, id)?;
         audit::record(
             w,
             Event::new(actor, "cluster.delete", format!("cluster:{id}"))

@@ -22,6 +22,10 @@ pub(crate) struct ApiState {
     /// Other collections by path (`/apis/apps/v1/deployments`, ...): their items. A path
     /// holding `None` answers 403 Forbidden, as to a role that does not grant it.
     pub objects: std::collections::HashMap<String, Option<Vec<Value>>>,
+    /// ValidatingWebhookConfigurations by name, as the API server stores them.
+    pub webhooks: std::collections::BTreeMap<String, Value>,
+    /// Writes of webhook configurations are forbidden (a reader-only token).
+    pub webhooks_forbidden: bool,
     /// The next request with a continue token gets 410 Expired.
     expire_next_continue: bool,
     /// Answer 200 with a body that is not JSON.
@@ -223,6 +227,90 @@ async fn list_objects(state: web::Data<Arc<Mutex<ApiState>>>, req: HttpRequest) 
     }
 }
 
+/// `GET/POST/PUT/DELETE` of ValidatingWebhookConfigurations, with resource versions and the
+/// API server's conflict, not-found and forbidden statuses.
+async fn webhook_objects(
+    state: web::Data<Arc<Mutex<ApiState>>>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let mut st = state.lock().unwrap();
+    let bearer = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if bearer != format!("Bearer {}", st.token) {
+        return status(401, "Unauthorized", "Unauthorized");
+    }
+    let name = req.match_info().get("name").map(str::to_string);
+    let method = req.method().as_str().to_string();
+    if method != "GET" && st.webhooks_forbidden {
+        return status(
+            403,
+            "Forbidden",
+            "validatingwebhookconfigurations.admissionregistration.k8s.io is forbidden",
+        );
+    }
+    let not_found = |n: &str| {
+        status(
+            404,
+            "NotFound",
+            &format!(
+                "validatingwebhookconfigurations.admissionregistration.k8s.io \"{n}\" not found"
+            ),
+        )
+    };
+    match (method.as_str(), name) {
+        ("GET", Some(n)) => match st.webhooks.get(&n) {
+            Some(v) => HttpResponse::Ok().json(v),
+            None => not_found(&n),
+        },
+        ("POST", None) => {
+            let mut v: Value = match serde_json::from_slice(&body) {
+                Ok(v) => v,
+                Err(e) => return status(400, "BadRequest", &e.to_string()),
+            };
+            let n = v["metadata"]["name"].as_str().unwrap_or("").to_string();
+            if st.webhooks.contains_key(&n) {
+                return status(409, "AlreadyExists", "already exists");
+            }
+            v["metadata"]["resourceVersion"] = json!("1");
+            v["metadata"]["uid"] = json!("7c1d2e3f");
+            // The API server fills in defaults the request left out.
+            v["webhooks"][0]["objectSelector"] = json!({});
+            st.webhooks.insert(n, v.clone());
+            HttpResponse::Created().json(v)
+        }
+        ("PUT", Some(n)) => {
+            let mut v: Value = match serde_json::from_slice(&body) {
+                Ok(v) => v,
+                Err(e) => return status(400, "BadRequest", &e.to_string()),
+            };
+            let Some(old) = st.webhooks.get(&n) else {
+                return not_found(&n);
+            };
+            if v["metadata"]["resourceVersion"] != old["metadata"]["resourceVersion"] {
+                return status(409, "Conflict", "the object has been modified");
+            }
+            let next: u64 = old["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+                + 1;
+            v["metadata"]["resourceVersion"] = json!(next.to_string());
+            st.webhooks.insert(n, v.clone());
+            HttpResponse::Ok().json(v)
+        }
+        ("DELETE", Some(n)) => match st.webhooks.remove(&n) {
+            Some(_) => HttpResponse::Ok().json(json!({"kind": "Status", "status": "Success"})),
+            None => not_found(&n),
+        },
+        _ => status(405, "MethodNotAllowed", "method not allowed"),
+    }
+}
+
 /// The fake API server on its own thread: its URL, its CA (PEM) and its state.
 pub(crate) fn api_server() -> (
     String,
@@ -268,6 +356,14 @@ pub(crate) fn api_server() -> (
                 actix_web::App::new()
                     .app_data(web::Data::new(data.clone()))
                     .route("/api/v1/pods", web::get().to(list_pods))
+                    .route(
+                        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+                        web::post().to(webhook_objects),
+                    )
+                    .route(
+                        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/{name}",
+                        web::route().to(webhook_objects),
+                    )
                     .default_service(web::get().to(list_objects))
             })
             .workers(1)

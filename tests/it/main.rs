@@ -31,4 +31,5 @@ mod support;
 mod tidy;
 mod trivy_parity;
 mod vulndb;
+mod webhook_install;
 mod workloads;
