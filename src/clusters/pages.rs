@@ -23,6 +23,17 @@ pub(super) fn routes(r: &mut Routes) {
     r.form("/clusters/{id}/delete", Perm::Write, delete_form);
     r.form("/clusters/{id}/kubernetes", Perm::Write, connect_form);
     r.form("/clusters/{id}/kubernetes/sync", Perm::Write, sync_form);
+    r.form("/clusters/{id}/webhook", Perm::Write, webhook_install_form);
+    r.form(
+        "/clusters/{id}/webhook/check",
+        Perm::Write,
+        webhook_check_form,
+    );
+    r.form(
+        "/clusters/{id}/webhook/delete",
+        Perm::Write,
+        webhook_remove_form,
+    );
     r.form(
         "/clusters/{id}/kubernetes/delete",
         Perm::Write,
@@ -403,6 +414,115 @@ async fn sync_form(
         &state,
         &p,
         &format!("/clusters/{id}"),
+        &message,
+    ))
+}
+
+#[derive(Deserialize)]
+struct WebhookForm {
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    exclude_namespaces: String,
+}
+
+impl WebhookForm {
+    fn params(&self, req: &HttpRequest) -> super::webhook_config::Params {
+        super::api::WebhookQuery {
+            url: Some(self.url.clone()),
+            timeout: None,
+            exclude_namespaces: Some(self.exclude_namespaces.clone()),
+        }
+        .params(req)
+    }
+}
+
+fn webhook_outcome(st: &super::webhook_install::WebhookStatus) -> String {
+    match (st.installed, st.matches) {
+        (true, true) => format!(
+            "The cluster has {} exactly as Bulwark would install it.",
+            st.name
+        ),
+        (true, false) => format!(
+            "The cluster's {} differs: {}.",
+            st.name,
+            st.differences.join("; ")
+        ),
+        (false, _) => format!("The cluster has no {}.", st.name),
+    }
+}
+
+/// Installs or updates the webhook through the cluster's API server.
+async fn webhook_install_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+    form: web::Form<WebhookForm>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let params = form.params(&req);
+    let ca = crate::http::tls::trust_anchor_path(&state.config);
+    let result =
+        super::webhook_install::install(&state.store, state.sealer()?, &p.actor(), id, params, ca)
+            .await;
+    let message = match result {
+        Ok(st) => format!("Installed. {}", webhook_outcome(&st)),
+        Err(e) => format!("The webhook was not installed: {e}"),
+    };
+    Ok(redirect_with_flash(
+        &state,
+        &p,
+        &format!("/clusters/{id}#kubernetes"),
+        &message,
+    ))
+}
+
+/// Compares what the cluster has with what Bulwark would install.
+async fn webhook_check_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+    form: web::Form<WebhookForm>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let params = form.params(&req);
+    let ca = crate::http::tls::trust_anchor_path(&state.config);
+    let result =
+        super::webhook_install::status(&state.store, state.sealer()?, id, Some(params), ca).await;
+    let message = match result {
+        Ok(st) => webhook_outcome(&st),
+        Err(e) => format!("The cluster could not be asked: {e}"),
+    };
+    Ok(redirect_with_flash(
+        &state,
+        &p,
+        &format!("/clusters/{id}#kubernetes"),
+        &message,
+    ))
+}
+
+/// Removes the webhook from the cluster.
+async fn webhook_remove_form(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let message =
+        match super::webhook_install::remove(&state.store, state.sealer()?, &p.actor(), id).await {
+            Ok(true) => {
+                "The webhook is removed from the cluster: its API server no longer asks Bulwark."
+                    .to_string()
+            }
+            Ok(false) => "The cluster had no Bulwark webhook.".to_string(),
+            Err(e) => format!("The webhook was not removed: {e}"),
+        };
+    Ok(redirect_with_flash(
+        &state,
+        &p,
+        &format!("/clusters/{id}#kubernetes"),
         &message,
     ))
 }

@@ -20,6 +20,7 @@ async fn the_webhook_is_installed_compared_updated_and_removed() {
     let writer = t.key(admin, &[Scope::Admin]);
     let reader = t.key(admin, &[Scope::Read]);
     let (root, _) = t.session("root@example.com");
+    let (admin_s, csrf) = t.session("admin@example.com");
     bulwark::http::tls::ensure_certificate(&t.app.state.config).unwrap();
     let app = t.service().await;
     let (server, ca, api, _handle) = api_server();
@@ -172,6 +173,39 @@ async fn the_webhook_is_installed_compared_updated_and_removed() {
     )
     .await;
     assert_eq!(st["installed"], false);
+
+    // The cluster page does the same through forms; the outcome is the next page's message.
+    let form = |path: &str, body: String| {
+        Caller::session(&admin_s).form(&format!("/clusters/{id}/{path}"), body)
+    };
+    let fields =
+        format!("csrf={csrf}&url=https%3A%2F%2Fbulwark.test%3A8443&exclude_namespaces=kube-system");
+    for (path, says) in [
+        ("webhook", "exactly as Bulwark would install it"),
+        ("webhook/check", "exactly as Bulwark would install it"),
+        ("webhook/delete", "removed from the cluster"),
+        ("webhook/check", "has no bulwark-minikube"),
+    ] {
+        let body = if path.ends_with("delete") {
+            format!("csrf={csrf}&confirm=1")
+        } else {
+            fields.clone()
+        };
+        let (s, _, h) = call(&app, form(path, body)).await;
+        assert_eq!(s, 303, "{path}");
+        assert!(h
+            .get("location")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with(&format!("/clusters/{id}")));
+        let (_, page, _) = call(
+            &app,
+            Caller::session(&admin_s).get(&format!("/clusters/{id}")),
+        )
+        .await;
+        assert!(page.as_str().unwrap().contains(says), "{path}: {page}");
+    }
 
     let (_, log, _) = call(
         &app,
