@@ -95,7 +95,40 @@ struct BenchPage {
     today: NaiveDate,
     chart: String,
     chart_legend: String,
+    totals_chart: String,
+    totals_legend: String,
     default_image: &'static str,
+}
+
+/// For each day, the sum over nodes of each node's latest run up to that day (a node's result
+/// stands until its next run): passing and failing (not waived) checks.
+fn rolled_up(lines: &[bench::RunLine]) -> Vec<Series> {
+    let mut pass = Vec::new();
+    let mut fail = Vec::new();
+    for d in days() {
+        let mut seen = std::collections::BTreeSet::new();
+        let (mut p, mut f, mut any) = (0u64, 0u64, false);
+        // Lines are newest first: the first of a node on or before the day is its latest.
+        for l in lines.iter().filter(|l| l.uploaded_at.date_naive() <= d) {
+            if seen.insert(l.node.as_str()) {
+                p += l.totals.pass;
+                f += l.totals.fail.saturating_sub(l.waived);
+                any = true;
+            }
+        }
+        pass.push(any.then_some(p as f64));
+        fail.push(any.then_some(f as f64));
+    }
+    vec![
+        Series {
+            name: "pass".into(),
+            values: pass,
+        },
+        Series {
+            name: "fail".into(),
+            values: fail,
+        },
+    ]
 }
 
 async fn bench_page(
@@ -135,7 +168,23 @@ async fn bench_page(
         None,
         "",
     );
+    let rolled = rolled_up(&lines);
+    let (totals_chart, totals_legend) = (
+        line_chart(
+            "Checks passing and failing (not waived) across nodes, by day",
+            &days()
+                .iter()
+                .map(|d| d.format("%m-%d").to_string())
+                .collect::<Vec<_>>(),
+            &rolled,
+            None,
+            "",
+        ),
+        legend(&rolled),
+    );
     render(&BenchPage {
+        totals_chart,
+        totals_legend,
         layout: Layout::new(&state, &p, format!("{}: kube-bench", c.name), "/clusters"),
         cluster_id: id,
         cluster_name: c.name,
