@@ -488,6 +488,7 @@ async fn jobs_metrics_health_and_pages() {
             "native-scans",
             "kube-sync",
             "retention",
+            "pod-compliance",
             "posture"
         ]
     );
