@@ -227,7 +227,7 @@ async fn get_bench(
             rows,
         );
         return Ok(csv_response(
-            &format!("kube-bench-{}-{run_id}.csv", run.cluster),
+            &format!("kube-bench-{}-{run_id}", run.cluster),
             body,
         ));
     }
@@ -351,7 +351,7 @@ async fn get_hunter(
             rows,
         );
         return Ok(csv_response(
-            &format!("kube-hunter-{}-{run_id}.csv", run.cluster),
+            &format!("kube-hunter-{}-{run_id}", run.cluster),
             body,
         ));
     }

@@ -228,7 +228,9 @@ pub fn csv(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Stri
 
 /// One CSV cell: quoted when needed, and a leading `=`, `+`, `-`, `@`, tab or CR defused.
 pub fn csv_cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    // A negative number is data, not a formula: spreadsheets read it back as the number.
+    let number = s.parse::<f64>().is_ok_and(f64::is_finite);
+    let s = if !number && s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {
         s.to_string()
@@ -365,6 +367,14 @@ mod tests {
             [vec!["=cmd()".to_string(), "x, \"y\"".to_string()]],
         );
         assert_eq!(out, "a,b\r\n'=cmd(),\"x, \"\"y\"\"\"\r\n");
+    }
+
+    #[test]
+    fn csv_keeps_negative_numbers_and_defuses_formulas_that_start_with_minus() {
+        assert_eq!(csv_cell("-62"), "-62");
+        assert_eq!(csv_cell("-1.5"), "-1.5");
+        assert_eq!(csv_cell("-1+cmd|' /C calc'!A0"), "'-1+cmd|' /C calc'!A0");
+        assert_eq!(csv_cell("-inf"), "'-inf");
     }
 
     #[test]

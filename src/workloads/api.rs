@@ -13,6 +13,7 @@ use super::{Namespace, Summary};
 use crate::admission::index::Snapshot;
 use crate::admission::Admission;
 use crate::clusters::Cluster;
+use crate::http::listing::{csv, csv_response};
 use crate::http::{ApiError, AppState, Perm, Routes};
 use crate::store::Store;
 
@@ -242,6 +243,8 @@ async fn api_pod(
 struct WorkloadQuery {
     namespace: String,
     kind: String,
+    /// `csv` for a spreadsheet, else JSON.
+    format: String,
 }
 
 async fn api_workloads(
@@ -251,27 +254,69 @@ async fn api_workloads(
 ) -> Result<HttpResponse, ApiError> {
     let (id, q) = (id.into_inner(), q.into_inner());
     let admission = admission(&state)?;
-    let items = state
+    let csv = q.format == "csv";
+    let (cluster, found) = state
         .with_store(move |s| {
-            snapshot(&admission, id)?;
-            let mut items = Vec::new();
+            let cluster = snapshot(&admission, id)?.1;
+            let mut found = Vec::new();
             for ns in super::namespaces(s, id)? {
                 if !q.namespace.is_empty() && ns.name != q.namespace {
                     continue;
                 }
                 for w in ns.workloads {
-                    if !q.kind.is_empty() && !w.kind.eq_ignore_ascii_case(&q.kind) {
-                        continue;
+                    if q.kind.is_empty() || w.kind.eq_ignore_ascii_case(&q.kind) {
+                        found.push((ns.name.clone(), w));
                     }
-                    let mut o = serde_json::to_value(&w).unwrap_or_default();
-                    o["namespace"] = json!(ns.name);
-                    items.push(o);
                 }
             }
-            Ok::<_, ApiError>(items)
+            Ok::<_, ApiError>((cluster.name.clone(), found))
         })
         .await?;
+    if csv {
+        return Ok(workloads_csv(&cluster, &found));
+    }
+    let items: Vec<_> = found
+        .into_iter()
+        .map(|(ns, w)| {
+            let mut o = serde_json::to_value(&w).unwrap_or_default();
+            o["namespace"] = json!(ns);
+            o
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+/// One line per workload: where it runs, its pods, images and KubeSec score.
+fn workloads_csv(cluster: &str, found: &[(String, super::Workload)]) -> HttpResponse {
+    let rows = found.iter().map(|(ns, w)| {
+        let kubesec = w.kubesec.as_ref();
+        vec![
+            ns.clone(),
+            w.kind.clone(),
+            w.name.clone(),
+            w.desired.map_or(String::new(), |n| n.to_string()),
+            w.ready.map_or(String::new(), |n| n.to_string()),
+            w.pods.to_string(),
+            w.images.join(" "),
+            kubesec.map_or(String::new(), |k| k.score.to_string()),
+            kubesec.map_or(String::new(), |k| k.critical.join(" ")),
+        ]
+    });
+    let body = csv(
+        &[
+            "namespace",
+            "kind",
+            "name",
+            "desired",
+            "ready",
+            "pods",
+            "images",
+            "kubesec_score",
+            "kubesec_critical",
+        ],
+        rows,
+    );
+    csv_response(&format!("workloads-{cluster}"), body)
 }
 
 #[derive(Deserialize)]

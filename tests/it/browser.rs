@@ -486,13 +486,15 @@ async fn dashboard_lists_forms_and_a_phone() {
     d.screenshot("browser-dashboard.png").await;
 
     // Pages of 10 by name; an image sorting before the cursor arrives before "Next page".
-    d.goto(&format!("{base}/images?limit=10")).await;
+    let first = d
+        .wait_page(&format!("{base}/images?limit=10"), ">registry.local/app-")
+        .await;
     let names = |src: &str| -> Vec<String> {
         src.match_indices(">registry.local/app-")
             .map(|(i, _)| src[i + 1..].split('<').next().unwrap().to_string())
             .collect()
     };
-    let mut seen = names(&d.source().await);
+    let mut seen = names(&first);
     assert_eq!(seen.len(), 10);
     let r = upload("registry.local/app-00a:1".into(), alpine)
         .await

@@ -82,6 +82,27 @@ async fn the_api_scores_manifests() {
     .await;
     assert_eq!(s, 200);
     assert_eq!(v[0]["score"], -9, "{v}");
+    let (s, text, h) = call(
+        &app,
+        Caller::bearer(&key).post_bytes("/api/v1/kubesec?format=csv", json.to_vec()),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(h
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let text = text.as_str().unwrap();
+    assert!(
+        text.starts_with("object,valid,score,message,class,rule,points,selector,reason\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Pod/p.default,true,-9,") && text.contains(",critical,HostPID,-9,"),
+        "{text}"
+    );
     let (_, v, _) = call(
         &app,
         Caller::bearer(&key).post_bytes("/api/v1/kubesec", b"just: config\n".to_vec()),

@@ -309,6 +309,26 @@ async fn the_inventory_judges_every_pod_in_its_namespace() {
     .await;
     assert_eq!(w["items"].as_array().unwrap().len(), 1, "{w}");
     assert_eq!(w["items"][0]["schedule"], "10 * * * *");
+    let (s, text, h) = call(
+        &app,
+        Caller::bearer(&reader).get(&format!("{base}/workloads?kind=cronjob&format=csv")),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(h
+        .get("content-disposition")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .ends_with("workloads-minikube.csv\""));
+    let text = text.as_str().unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "namespace,kind,name,desired,ready,pods,images,kubesec_score,kubesec_critical"
+    );
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[1].starts_with("batch,CronJob,"), "{text}");
 
     // KubeSec of each workload's pod template, and of pods without a controller.
     let (_, w, _) = call(
