@@ -3,6 +3,7 @@
 mod admin;
 mod db;
 mod detect;
+mod gatekeeper;
 mod kubesec;
 mod scan;
 mod sensor;
@@ -72,6 +73,11 @@ pub enum Command {
     /// Score Kubernetes manifests with kubesec's rules (offline); exits 2 when an object scores
     /// zero or less or fails a critical rule.
     Kubesec(kubesec::KubesecArgs),
+    /// Gatekeeper policy tools (offline).
+    Gatekeeper {
+        #[command(subcommand)]
+        command: gatekeeper::GatekeeperCommand,
+    },
     /// Follow HTTP traffic (a capture file in this build) and report which endpoints carry
     /// which sensitive data, as JSON lines.
     Sensor(sensor::SensorArgs),
@@ -150,6 +156,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Scan(a) => scan::run(&cli, a),
         Command::Detect(a) => detect::run(&cli, a),
         Command::Kubesec(a) => kubesec::run(a),
+        Command::Gatekeeper { command } => gatekeeper::run(command),
         Command::Sensor(a) => sensor::run(&cli, a),
         Command::SensorManifest(a) => sensor_manifest::run(a),
     }

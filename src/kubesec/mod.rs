@@ -233,9 +233,7 @@ pub enum KubesecError {
     Invalid(String),
 }
 
-/// Scores every document of a manifest: a JSON object, or YAML with one or more documents.
-/// The YAML reader stops documents whose aliases would expand past its repetition limit (a
-/// "billion laughs" file), so a small manifest cannot become a huge one.
+/// Scores every document of a manifest (see [`crate::manifests::documents`]).
 pub fn scan(file_name: &str, bytes: &[u8]) -> Result<Vec<Report>, KubesecError> {
     if bytes.len() > MAX_BYTES {
         return Err(KubesecError::Invalid(format!(
@@ -243,34 +241,14 @@ pub fn scan(file_name: &str, bytes: &[u8]) -> Result<Vec<Report>, KubesecError> 
             MAX_BYTES >> 20
         )));
     }
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| KubesecError::Invalid(format!("{file_name}: not UTF-8 text: {e}")))?;
-    if let Ok(v) = serde_json::from_str::<Value>(text) {
-        return Ok(vec![score(&v, file_name)]);
-    }
-    let mut reports = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(text) {
-        if reports.len() >= MAX_DOCUMENTS {
-            return Err(KubesecError::Invalid(format!(
-                "{file_name}: more than {MAX_DOCUMENTS} documents"
-            )));
-        }
-        let value: serde_yaml::Value = serde::Deserialize::deserialize(doc)
-            .map_err(|e| KubesecError::Invalid(format!("{file_name}: not YAML: {e}")))?;
-        if value.is_null() {
-            continue;
-        }
-        let json = serde_json::to_value(&value).map_err(|e| {
-            KubesecError::Invalid(format!("{file_name}: not representable as JSON: {e}"))
-        })?;
-        reports.push(score(&json, file_name));
-    }
-    if reports.is_empty() {
+    let docs = crate::manifests::documents(file_name, bytes, MAX_DOCUMENTS)
+        .map_err(KubesecError::Invalid)?;
+    if docs.is_empty() {
         return Err(KubesecError::Invalid(format!(
             "{file_name}: no document to scan"
         )));
     }
-    Ok(reports)
+    Ok(docs.iter().map(|d| score(d, file_name)).collect())
 }
 
 /// The reports as a table: one line per object, then the critical rules and the advice.

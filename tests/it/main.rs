@@ -10,6 +10,7 @@ mod browser;
 mod compliance;
 mod console;
 mod detect;
+mod gatekeeper;
 mod helm_chart;
 mod hostile;
 mod inventory;

@@ -1,0 +1,46 @@
+//! Gatekeeper, evaluated natively: ConstraintTemplates compiled with regorus, constraints
+//! matched as Gatekeeper matches them, and gator's suite runner (`bulwark gatekeeper verify`).
+
+pub mod compat;
+pub mod constraint;
+pub mod engine;
+pub mod review;
+pub mod schema;
+pub mod template;
+pub mod verify;
+
+pub use constraint::{Action, Constraint, Match};
+pub use engine::{Policy, Violation};
+pub use review::Review;
+pub use template::Template;
+
+/// What can go wrong reading, compiling or evaluating policy.
+#[derive(Debug, thiserror::Error)]
+pub enum GatekeeperError {
+    /// A template, constraint or object that is not what it should be.
+    #[error("{0}")]
+    Invalid(String),
+    /// Rego the compiler refuses.
+    #[error("the template's Rego does not compile: {0}")]
+    Compile(String),
+    /// An evaluation that failed (time limit, builtin error): never a violation.
+    #[error("evaluation failed: {0}")]
+    Evaluation(String),
+}
+
+/// Evaluates one constraint on one review: no violations when the constraint does not match.
+pub fn evaluate(
+    policy: &mut Policy,
+    constraint: &Constraint,
+    review: &Review,
+) -> Result<Vec<Violation>, GatekeeperError> {
+    if !constraint.matcher.matches(review) {
+        return Ok(Vec::new());
+    }
+    engine::check_object(&review.object)?;
+    let input = engine::input(
+        regorus::Value::from(review.to_value()),
+        regorus::Value::from(constraint.parameters.clone()),
+    );
+    policy.evaluate(input)
+}
