@@ -118,7 +118,7 @@ pub struct ClusterPatch {
     pub unscanned_action: Option<UnscannedAction>,
 }
 
-const CLUSTERS: Table<u64, Cluster> = Table::new("clusters");
+pub const CLUSTERS: Table<u64, Cluster> = Table::new("clusters");
 const BY_NAME: Table<String, u64> = Table::new("clusters_by_name");
 
 /// Errors of the clusters domain.

@@ -1,9 +1,11 @@
 //! Gatekeeper, evaluated natively: ConstraintTemplates compiled with regorus, constraints
 //! matched as Gatekeeper matches them, and gator's suite runner (`bulwark gatekeeper verify`).
 
+pub mod catalog;
 pub mod compat;
 pub mod constraint;
 pub mod engine;
+pub mod library;
 pub mod review;
 pub mod schema;
 pub mod template;
@@ -14,9 +16,16 @@ pub use engine::{Policy, Violation};
 pub use review::Review;
 pub use template::Template;
 
-/// What can go wrong reading, compiling or evaluating policy.
+/// What can go wrong reading, compiling, storing or evaluating policy.
 #[derive(Debug, thiserror::Error)]
 pub enum GatekeeperError {
+    #[error("{0}")]
+    NotFound(String),
+    /// The change would break something that depends on what it changes.
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// A template, constraint or object that is not what it should be.
     #[error("{0}")]
     Invalid(String),
@@ -43,4 +52,18 @@ pub fn evaluate(
         regorus::Value::from(constraint.parameters.clone()),
     );
     policy.evaluate(input)
+}
+
+impl From<GatekeeperError> for crate::http::ApiError {
+    fn from(e: GatekeeperError) -> Self {
+        use crate::http::ApiError;
+        match e {
+            GatekeeperError::NotFound(m) => ApiError::not_found(m),
+            GatekeeperError::Conflict(m) => ApiError::conflict(m),
+            GatekeeperError::Store(e) => e.into(),
+            e @ (GatekeeperError::Invalid(_)
+            | GatekeeperError::Compile(_)
+            | GatekeeperError::Evaluation(_)) => ApiError::bad_request(e.to_string()),
+        }
+    }
 }
