@@ -45,6 +45,7 @@ pub fn routes(config: &Config) -> Routes {
     crate::workloads::api::routes(&mut r);
     crate::audits::api::routes(&mut r);
     crate::kubesec::api::routes(&mut r);
+    crate::gatekeeper::api::routes(&mut r);
     crate::compliance::routes(&mut r);
     crate::compliance::m9sweeper_routes(&mut r);
     crate::compliance::pages(&mut r);

@@ -255,6 +255,8 @@ pub(super) struct Parsed {
     pub images: Vec<RunningImage>,
     /// Every pod, for the workload inventory.
     pub inventory: Vec<(String, crate::workloads::Pod)>,
+    /// Every pod whole, for the Gatekeeper audit.
+    pub raw: Vec<serde_json::Value>,
 }
 
 impl Parsed {
@@ -265,6 +267,7 @@ impl Parsed {
         self.images.append(&mut other.images);
         dedup_images(&mut self.images);
         self.inventory.append(&mut other.inventory);
+        self.raw.append(&mut other.raw);
     }
 }
 
@@ -380,38 +383,38 @@ pub(super) fn records(cluster: u64, body: &[u8]) -> Result<Parsed, ClusterError>
         }
     }
     dedup_images(&mut images);
-    if !bare.is_empty() {
-        score_bare_pods(body, &bare, &mut inventory);
+    // The page again, whole: pods without a controller are scored with kubesec's rules (the
+    // others are their workload's template, scored with the workload), and every pod goes to
+    // the Gatekeeper audit.
+    #[derive(Deserialize)]
+    struct Whole {
+        items: Vec<serde_json::Value>,
     }
+    let items = serde_json::from_slice::<Whole>(body)
+        .map(|w| w.items)
+        .unwrap_or_default();
+    for &(i, j) in &bare {
+        if let (Some(v), Some(entry)) = (items.get(i), inventory.get_mut(j)) {
+            let r = crate::kubesec::score_as(v, "Pod", "inventory");
+            entry.1.kubesec = Some(crate::kubesec::Summary::of(&r));
+        }
+    }
+    let raw = items
+        .into_iter()
+        .filter(|v| {
+            v.get("kind")
+                .and_then(|k| k.as_str())
+                .is_none_or(|k| k == "Pod")
+        })
+        .map(|v| crate::workloads::objects::whole(v, "v1", "Pod"))
+        .collect();
     Ok(Parsed {
         pods: out,
         skipped,
         images,
         inventory,
+        raw,
     })
-}
-
-/// Scores the pods without a controller with kubesec's rules (the others are their
-/// workload's template, scored with the workload). The page is read again whole, only when it
-/// holds such pods.
-fn score_bare_pods(
-    body: &[u8],
-    bare: &[(usize, usize)],
-    inventory: &mut [(String, crate::workloads::Pod)],
-) {
-    #[derive(Deserialize)]
-    struct Whole {
-        items: Vec<serde_json::Value>,
-    }
-    let Ok(whole) = serde_json::from_slice::<Whole>(body) else {
-        return;
-    };
-    for &(i, j) in bare {
-        if let (Some(v), Some(entry)) = (whole.items.get(i), inventory.get_mut(j)) {
-            let r = crate::kubesec::score_as(v, "Pod", "inventory");
-            entry.1.kubesec = Some(crate::kubesec::Summary::of(&r));
-        }
-    }
 }
 
 /// A container as the workload inventory shows it: the image it runs and how it is judged.
@@ -477,13 +480,14 @@ pub(super) fn replace_records(
     source: &str,
 ) -> Result<PodsReplaced, ClusterError> {
     objects.pods = std::mem::take(&mut parsed.inventory);
+    objects.raw.append(&mut parsed.raw);
     let (recs, skipped) = (&parsed.pods, parsed.skipped);
     if recs.len() > MAX_PODS {
         return Err(ClusterError::Invalid(format!(
             "at most {MAX_PODS} pods per cluster"
         )));
     }
-    store.write(|w| {
+    let replaced = store.write(|w| {
         if w.get(&CLUSTERS, &cluster)?.is_none() {
             return Err(ClusterError::NotFound(cluster.to_string()));
         }
@@ -513,6 +517,7 @@ pub(super) fn replace_records(
                 }
             }
         }
+        crate::gatekeeper::audit::record_objects(w, cluster, &objects.raw)?;
         let summary = crate::workloads::replace(w, cluster, source, objects)?;
         audit::record(
             w,
@@ -535,9 +540,16 @@ pub(super) fn replace_records(
             inventory_pods: summary.pods,
             missing: summary.missing,
         })
-    })
+    })?;
+    // The objects just recorded are audited against the cluster's constraints; a failed audit
+    // is the audit's to report and never undoes the inventory.
+    if let Err(e) = crate::gatekeeper::audit::run(store, cluster) {
+        tracing::warn!(cluster, error = %e, "gatekeeper audit failed");
+    }
+    Ok(replaced)
 }
 
+/// Drops cluster `cluster`'s pod addresses (an address another cluster has taken since
 /// stay with that cluster).
 pub(super) fn forget(w: &WriteTx, cluster: u64) -> Result<(), ClusterError> {
     for ip in w.get(&CLUSTER_IPS, &cluster)?.unwrap_or_default() {

@@ -383,6 +383,8 @@ pub fn delete(store: &Store, actor: &str, ip: &str, id: u64) -> Result<Cluster, 
         inventory::forget(w, id)?;
         crate::workloads::forget(w, id)?;
         crate::audits::forget(w, id)?;
+        crate::gatekeeper::catalog::forget(w, id)?;
+        crate::gatekeeper::audit::forget(w, id)?;
         sync::forget(w, id)?;
         webhook_auth::forget(w, id)?;
         webhook_install::forget(w, id)?;

@@ -41,6 +41,8 @@ pub struct Violation {
 pub struct Policy {
     engine: regorus::Engine,
     rule: String,
+    /// Whether the template reads `data.inventory` (referential templates).
+    inventory: bool,
 }
 
 /// Builtins refused in templates: network calls, and ranges that let a tiny object allocate
@@ -108,7 +110,14 @@ impl Policy {
         engine
             .add_data(regorus::Value::from(serde_json::json!({"inventory": {}})))
             .map_err(compile)?;
-        let mut p = Policy { engine, rule };
+        let inventory = std::iter::once(&t.rego.source)
+            .chain(&t.rego.libs)
+            .any(|s| s.contains("data.inventory"));
+        let mut p = Policy {
+            engine,
+            rule,
+            inventory,
+        };
         // A trial run surfaces what only preparation finds (unknown functions, conflicts, a
         // package without `violation`).
         p.engine.set_input(regorus::Value::from(
@@ -116,6 +125,11 @@ impl Policy {
         ));
         p.engine.eval_rule(p.rule.clone()).map_err(compile)?;
         Ok(p)
+    }
+
+    /// Whether the template reads `data.inventory`.
+    pub fn reads_inventory(&self) -> bool {
+        self.inventory
     }
 
     /// The same policy with `data.inventory` set (referential templates read it).

@@ -1,11 +1,15 @@
 //! Gatekeeper, evaluated natively: ConstraintTemplates compiled with regorus, constraints
 //! matched as Gatekeeper matches them, and gator's suite runner (`bulwark gatekeeper verify`).
 
+pub mod api;
+pub mod audit;
 pub mod catalog;
 pub mod compat;
 pub mod constraint;
 pub mod engine;
+pub mod form;
 pub mod library;
+mod pages;
 pub mod review;
 pub mod schema;
 pub mod template;

@@ -57,13 +57,35 @@ pub struct Objects {
     controllers_listed: bool,
     /// Collections that could not be listed, with why.
     pub missing: Vec<String>,
+    /// Every listed object whole (with its `apiVersion` and `kind`, which list items lack), for
+    /// the Gatekeeper audit.
+    pub raw: Vec<serde_json::Value>,
 }
 
-// A list's items are kept whole for KubeSec; the inventory reads only what it shows.
+/// A list item as a whole object: `apiVersion` and `kind` from its list, without the
+/// `managedFields` bookkeeping no policy reads.
+pub fn whole(mut item: serde_json::Value, api_version: &str, kind: &str) -> serde_json::Value {
+    if let Some(o) = item.as_object_mut() {
+        if !api_version.is_empty() {
+            o.entry("apiVersion").or_insert_with(|| api_version.into());
+        }
+        o.entry("kind").or_insert_with(|| kind.into());
+        if let Some(m) = o.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            m.remove("managedFields");
+        }
+    }
+    item
+}
+
+// A list's items are kept whole for KubeSec and policy audits; the inventory reads only what
+// it shows.
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct List {
     #[serde(default)]
     kind: String,
+    #[serde(default)]
+    api_version: String,
     #[serde(default)]
     items: Vec<serde_json::Value>,
 }
@@ -211,6 +233,9 @@ impl Objects {
                 self.namespaces
                     .insert(item.metadata.name, item.metadata.labels);
             }
+            let api_version = list.api_version.clone();
+            self.raw
+                .extend(list.items.into_iter().map(|v| whole(v, &api_version, kind)));
             return Ok(());
         }
         self.controllers_listed = true;
@@ -259,6 +284,9 @@ impl Objects {
                 },
             ));
         }
+        let api_version = list.api_version.clone();
+        self.raw
+            .extend(list.items.into_iter().map(|v| whole(v, &api_version, kind)));
         Ok(())
     }
 
@@ -269,6 +297,7 @@ impl Objects {
         self.pods.extend(other.pods);
         self.controllers_listed |= other.controllers_listed;
         self.missing.extend(other.missing);
+        self.raw.extend(other.raw);
     }
 
     /// Notes a collection the API server would not list.
