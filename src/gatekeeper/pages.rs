@@ -306,7 +306,7 @@ async fn delete_template_form(
             &state,
             &p,
             &format!("/gatekeeper/templates/{name}"),
-            &ApiError::from(e).message,
+            &e.message,
         ),
     })
 }
@@ -379,11 +379,14 @@ struct ConstraintLine {
     by: String,
 }
 
+/// (constraint, message, action) of one violation.
+type Message = (String, String, Action);
+
 struct Group {
     namespace: String,
     name: String,
     kind: String,
-    messages: Vec<(String, String, Action)>,
+    messages: Vec<Message>,
 }
 
 #[derive(Askama)]
@@ -439,8 +442,7 @@ async fn cluster_page(
         })
         .collect();
     // Violations by namespace and object.
-    let mut grouped: BTreeMap<(String, String, String), Vec<(String, String, Action)>> =
-        BTreeMap::new();
+    let mut grouped: BTreeMap<(String, String, String), Vec<Message>> = BTreeMap::new();
     for f in run.iter().flat_map(|r| &r.findings) {
         grouped
             .entry((f.namespace.clone(), f.kind.clone(), f.name.clone()))

@@ -138,3 +138,372 @@ fn failing_and_broken_suites_are_reported_and_fail_the_run() {
     assert_eq!(code, 2);
     assert!(out.contains("/nonexistent/suites"), "{out}");
 }
+
+fn pod(ns: &str, name: &str, image: &str, privileged: bool, labels: Value) -> Value {
+    serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "spec": {"containers": [{"name": "app", "image": image,
+            "securityContext": {"privileged": privileged}}]},
+        "status": {"phase": "Running", "podIP": "10.0.0.1"}})
+}
+
+/// Templates (bundled and imported), constraints checked against their schemas, the audit of
+/// an uploaded inventory, dry runs, CSV, history and pages; and what must be refused.
+#[actix_web::test]
+async fn constraints_audit_the_inventory() {
+    use crate::support::{call, Caller, InProcess};
+    use bulwark::http::{Role, Scope};
+    use serde_json::json;
+
+    let t = InProcess::new();
+    let admin = t.user("admin@example.com", Role::Admin);
+    let writer = t.key(admin, &[Scope::Admin]);
+    let ro = t.user("ro@example.com", Role::ReadOnly);
+    let reader = t.key(ro, &[Scope::Read]);
+    let (session, csrf) = t.session("admin@example.com");
+    let app = t.service().await;
+    let w = Caller::bearer(&writer);
+    let (s, c, _) = call(&app, w.post("/api/v1/clusters", json!({"name": "prod"}))).await;
+    assert_eq!(s, 201, "{c}");
+    let id = c["id"].as_u64().unwrap();
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": [
+        pod("shop", "web", "registry.internal/web:1", false, json!({"owner": "alice.agilebank.demo"})),
+        pod("shop", "bad", "docker.io/nginx:latest", true, json!({})),
+        pod("kube-system", "proxy", "registry.k8s.io/kube-proxy:1", true, json!({})),
+    ]});
+    let (s, v, _) = call(&app, w.put(&format!("/api/v1/clusters/{id}/pods"), list)).await;
+    assert_eq!(s, 200, "{v}");
+
+    // The bundled library, and an import of the gatekeeper-library's required labels.
+    let (s, v, _) = call(
+        &app,
+        Caller::bearer(&reader).get("/api/v1/gatekeeper/templates"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(v["items"].as_array().unwrap().len() >= 16, "{v}");
+    let labels = std::fs::read(format!(
+        "{}/general/requiredlabels/template.yaml",
+        library()
+    ))
+    .unwrap();
+    let (s, v, _) = call(&app, w.post_bytes("/api/v1/gatekeeper/templates", labels)).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["kind"], "K8sRequiredLabels");
+    let (s, _, _) = call(
+        &app,
+        Caller::bearer(&reader).post_bytes("/api/v1/gatekeeper/templates", b"{}".to_vec()),
+    )
+    .await;
+    assert_eq!(s, 403, "readers cannot import");
+    let broken = String::from_utf8(
+        std::fs::read(format!(
+            "{}/general/requiredlabels/template.yaml",
+            library()
+        ))
+        .unwrap(),
+    )
+    .unwrap()
+    .replace("k8srequiredlabels", "k8sbroken")
+    .replace("K8sRequiredLabels", "K8sBroken")
+    .replace("count(missing) > 0", "count(missing) >");
+    let (s, v, _) = call(
+        &app,
+        w.post_bytes("/api/v1/gatekeeper/templates", broken.into_bytes()),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not compile"),
+        "{v}"
+    );
+    for junk in [
+        &b"kind: Pod\n"[..],
+        b"[",
+        b"apiVersion: v1\nkind: ConstraintTemplate\n",
+    ] {
+        let (s, v, _) = call(
+            &app,
+            w.post_bytes("/api/v1/gatekeeper/templates", junk.to_vec()),
+        )
+        .await;
+        assert_eq!(s, 400, "{v}");
+    }
+
+    // Constraints: bundled templates by kind, the imported one, each checked.
+    let base = format!("/api/v1/clusters/{id}/gatekeeper");
+    let create = |body: Value| w.post(&format!("{base}/constraints"), body);
+    let (s, v, _) = call(&app, create(json!({"template": "BulwarkAllowedRepos", "name": "internal-only",
+        "match": {"kinds": [{"apiGroups": [""], "kinds": ["Pod"]}], "excludedNamespaces": ["kube-*"]},
+        "parameters": {"repos": ["registry.internal/"]}}))).await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v, _) = call(
+        &app,
+        create(
+            json!({"template": "bulwarkprivilegedcontainers", "name": "no-privileged",
+        "enforcement_action": "warn"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let doc = std::fs::read(format!(
+        "{}/general/requiredlabels/samples/all-must-have-owner/constraint.yaml",
+        library()
+    ))
+    .unwrap();
+    let doc = String::from_utf8(doc)
+        .unwrap()
+        .replace("Namespace", "Pod")
+        .replace("deny", "dryrun");
+    let (s, v, _) = call(
+        &app,
+        w.post_bytes(&format!("{base}/constraints"), doc.into_bytes()),
+    )
+    .await;
+    assert_eq!(s, 201, "a Gatekeeper constraint document is accepted: {v}");
+    for (body, status, says) in [
+        (json!({"template": "Nope", "name": "x"}), 404, "no template"),
+        (
+            json!({"template": "BulwarkAllowedRepos", "name": "x", "parameters": {"repos": "registry/"}}),
+            400,
+            "parameters.repos: must be an array",
+        ),
+        (
+            json!({"template": "BulwarkAllowedRepos", "name": "Bad Name"}),
+            400,
+            "constraint name",
+        ),
+        (
+            json!({"template": "BulwarkAllowedRepos", "name": "x", "enforcement_action": "block"}),
+            400,
+            "enforcementAction",
+        ),
+        (
+            json!({"template": "BulwarkAllowedRepos", "name": "internal-only"}),
+            409,
+            "already has",
+        ),
+        (
+            json!({"template": "BulwarkAllowedRepos", "name": "x", "match": {"scope": "Everywhere"}}),
+            400,
+            "scope",
+        ),
+        (
+            json!({"template": "BulwarkAllowedRepos", "name": "x", "surprise": 1}),
+            400,
+            "unknown field",
+        ),
+    ] {
+        let (s, v, _) = call(&app, create(body)).await;
+        assert_eq!(s, status, "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(says),
+            "{says}: {v}"
+        );
+    }
+    let (s, _, _) = call(
+        &app,
+        w.post(
+            "/api/v1/clusters/999/gatekeeper/constraints",
+            json!({"template": "BulwarkAllowedRepos", "name": "x"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 404);
+
+    // The audit ran after each change: violations by constraint, namespace and object.
+    let (s, run, _) = call(&app, Caller::bearer(&reader).get(&format!("{base}/audit"))).await;
+    assert_eq!(s, 200, "{run}");
+    assert_eq!(run["objects"], 3, "{run}");
+    let count = |name: &str| {
+        run["constraints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()["violations"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(count("internal-only"), 1);
+    assert_eq!(count("no-privileged"), 2);
+    assert_eq!(count("all-must-have-owner"), 2);
+    let findings = run["findings"].as_array().unwrap();
+    assert!(
+        findings.iter().any(|f| f["constraint"] == "internal-only"
+            && f["namespace"] == "shop"
+            && f["name"] == "bad"
+            && f["msg"]
+                .as_str()
+                .unwrap()
+                .contains("docker.io/nginx:latest")),
+        "{run}"
+    );
+    assert!(!findings
+        .iter()
+        .any(|f| f["constraint"] == "internal-only" && f["namespace"] == "kube-system"));
+    let (_, text, _) = call(
+        &app,
+        Caller::bearer(&reader).get(&format!("{base}/audit?format=csv")),
+    )
+    .await;
+    let text = text.as_str().unwrap();
+    assert!(
+        text.starts_with("constraint_kind,constraint,action,kind,namespace,name,message"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 6, "{text}");
+    let (_, h, _) = call(
+        &app,
+        Caller::bearer(&reader).get(&format!("{base}/history")),
+    )
+    .await;
+    assert_eq!(h["items"][0]["violations"], 5, "{h}");
+    assert_eq!(h["items"][0]["warn"], 2, "{h}");
+
+    // A dry run of an object, against the cluster's constraints or a draft one.
+    let probe = pod(
+        "shop",
+        "probe",
+        "quay.io/x:1",
+        true,
+        json!({"owner": "bob.agilebank.demo"}),
+    );
+    let (s, v, _) = call(
+        &app,
+        Caller::bearer(&reader).post(&format!("{base}/evaluate"), probe.clone()),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let hit = |v: &Value, name: &str| {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap()["violations"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(hit(&v, "internal-only"), 1);
+    assert_eq!(hit(&v, "no-privileged"), 1);
+    assert_eq!(hit(&v, "all-must-have-owner"), 0);
+    let (s, v, _) = call(
+        &app,
+        Caller::bearer(&reader).post(
+            &format!("{base}/evaluate"),
+            json!({
+        "object": probe, "constraint": {"template": "BulwarkDisallowLatestTag", "name": "draft"}}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["results"].as_array().unwrap().len(), 1);
+    let mut deep = json!(1);
+    for _ in 0..100 {
+        deep = json!({"a": deep});
+    }
+    let (s, _, _) = call(
+        &app,
+        Caller::bearer(&reader).post(
+            &format!("{base}/evaluate"),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "d"}, "spec": deep}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 400);
+
+    // Changing a constraint re-audits; templates in use or bundled are not deleted.
+    let (s, v, _) = call(
+        &app,
+        w.put(
+            &format!("{base}/constraints/BulwarkAllowedRepos/internal-only"),
+            json!({
+        "template": "BulwarkAllowedRepos", "name": "internal-only",
+        "parameters": {"repos": ["registry.internal/", "docker.io/", "registry.k8s.io/"]}}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (_, run, _) = call(&app, Caller::bearer(&reader).get(&format!("{base}/audit"))).await;
+    assert!(
+        !run["constraints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "internal-only" && c["violations"] != 0),
+        "{run}"
+    );
+    let (s, _, _) = call(
+        &app,
+        w.delete("/api/v1/gatekeeper/templates/k8srequiredlabels"),
+    )
+    .await;
+    assert_eq!(s, 409);
+    let (s, _, _) = call(
+        &app,
+        w.delete("/api/v1/gatekeeper/templates/bulwarkallowedrepos"),
+    )
+    .await;
+    assert_eq!(s, 409);
+    let (s, _, _) = call(
+        &app,
+        w.delete(&format!(
+            "{base}/constraints/K8sRequiredLabels/all-must-have-owner"
+        )),
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (s, _, _) = call(
+        &app,
+        w.delete("/api/v1/gatekeeper/templates/k8srequiredlabels"),
+    )
+    .await;
+    assert_eq!(s, 204);
+
+    // Pages, and a constraint created through the form.
+    let sc = Caller::session(&session);
+    for path in [
+        "/gatekeeper".to_string(),
+        "/gatekeeper/templates/bulwarkallowedrepos".to_string(),
+        format!("/clusters/{id}/gatekeeper"),
+        format!("/clusters/{id}/gatekeeper/BulwarkPrivilegedContainers/no-privileged"),
+    ] {
+        let (s, html, _) = call(&app, sc.get(&path)).await;
+        assert_eq!(s, 200, "{path}: {html}");
+    }
+    let (_, html, _) = call(&app, sc.get(&format!("/clusters/{id}/gatekeeper"))).await;
+    assert!(
+        html.as_str()
+            .unwrap()
+            .contains("container app is privileged"),
+        "{html}"
+    );
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let body = format!("csrf={csrf}&template=bulwarkrequiredprobes&cluster={id}&name=probes&action=dryrun&kinds=Pod&p.probes={}",
+        enc("readinessProbe"));
+    let (s, _, h) = call(
+        &app,
+        sc.form(&format!("/clusters/{id}/gatekeeper/constraints"), body),
+    )
+    .await;
+    assert_eq!(s, 303);
+    assert!(h
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .ends_with("/gatekeeper"));
+    let (s, v, _) = call(
+        &app,
+        Caller::bearer(&reader).get(&format!("{base}/constraints/BulwarkRequiredProbes/probes")),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["parameters"], json!({"probes": ["readinessProbe"]}));
+    assert_eq!(v["action"], "dryrun");
+}
