@@ -79,6 +79,8 @@ struct ReviewLabels {
 /// Admission state kept beside the store: the index, pending decisions, metrics.
 pub struct Admission {
     pub index: AdmissionIndex,
+    /// Each cluster's Gatekeeper constraints, compiled.
+    pub gatekeeper: crate::gatekeeper::enforce::Enforcer,
     pending: Mutex<HashMap<DecisionKey, Pending>>,
     queue: Mutex<HashMap<(String, u64), u64>>,
     /// References admission could not hold for the queue since the last flush.
@@ -124,6 +126,7 @@ impl Admission {
             latency.clone(),
         );
         Admission {
+            gatekeeper: crate::gatekeeper::enforce::Enforcer::new(store.clone()),
             index: AdmissionIndex::new(store),
             pending: Mutex::default(),
             queue: Mutex::default(),
@@ -317,16 +320,33 @@ fn decide(
     cluster: &Cluster,
     r: &review::Review,
 ) -> serde_json::Value {
-    if !r.checked_kind
-        || !matches!(r.operation.as_str(), "CREATE" | "UPDATE")
-        || r.images.is_empty()
-    {
+    let writes = matches!(r.operation.as_str(), "CREATE" | "UPDATE");
+    let gk = if writes {
+        adm.gatekeeper.review(cluster.id, &r.request)
+    } else {
+        Ok(Default::default())
+    };
+    let gk = gk.unwrap_or_else(|e| crate::gatekeeper::enforce::Outcome {
+        errors: vec![e.to_string()],
+        ..Default::default()
+    });
+    let images_judged = r.checked_kind && writes && !r.images.is_empty();
+    if !images_judged && gk == Default::default() {
         return review::respond(&r.api_version, &r.uid, true, None, &[]);
     }
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
     let mut unscanned = Vec::new();
-    if r.containers > r.images.len() {
+    problems.extend(gk.deny.iter().map(|v| format!("Gatekeeper {v}")));
+    warnings.extend(gk.warn.iter().map(|v| format!("Gatekeeper {v}")));
+    // A constraint that cannot be evaluated never refuses an object, as with Gatekeeper's
+    // own webhook failing open.
+    warnings.extend(
+        gk.errors
+            .iter()
+            .map(|e| format!("a Gatekeeper constraint could not be evaluated: {e}")),
+    );
+    if images_judged && r.containers > r.images.len() {
         problems.push(format!(
             "the object has {} containers; Bulwark judges objects of at most {}",
             r.containers,
@@ -334,7 +354,8 @@ fn decide(
         ));
     }
     let mut seen = std::collections::HashSet::new();
-    for (container, image) in &r.images {
+    let judged: &[(String, String)] = if images_judged { &r.images } else { &[] };
+    for (container, image) in judged {
         if !seen.insert(image.as_str()) {
             continue;
         }
@@ -379,17 +400,23 @@ fn decide(
             Some(bounded_message(&format!("Bulwark denied {who}"), &problems)),
         )
     };
-    adm.record(
-        cluster,
-        r,
-        allowed,
-        message.as_deref().unwrap_or(if warnings.is_empty() {
-            ""
+    let mut recorded = message.clone().unwrap_or_else(|| {
+        if warnings.is_empty() {
+            String::new()
         } else {
-            "allowed with warnings"
-        }),
-        unscanned,
-    );
+            "allowed with warnings".into()
+        }
+    });
+    if !gk.dryrun.is_empty() {
+        // Dry-run constraints only leave a trace in the decision log.
+        let note = bounded_message("Gatekeeper dryrun", &gk.dryrun);
+        recorded = if recorded.is_empty() {
+            note
+        } else {
+            cut(&format!("{recorded} | {note}"), MAX_MESSAGE)
+        };
+    }
+    adm.record(cluster, r, allowed, &recorded, unscanned);
     review::respond(
         &r.api_version,
         &r.uid,
@@ -490,6 +517,13 @@ async fn answer(
     }
     let body = crate::http::read_body(&req, payload, MAX_REVIEW_BYTES).await?;
     let r = review::parse(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if !adm.gatekeeper.is_fresh() {
+        let a = adm.clone();
+        let warmed = tokio::task::spawn_blocking(move || a.gatekeeper.warm()).await;
+        if let Ok(Err(e)) = warmed {
+            tracing::error!(error = %e, "gatekeeper constraints unavailable");
+        }
+    }
     let snap = match fresh {
         Some(s) => Ok(s),
         None => {

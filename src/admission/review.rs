@@ -24,6 +24,8 @@ pub struct Review {
     pub containers: usize,
     /// The kind is one Bulwark checks.
     pub checked_kind: bool,
+    /// The AdmissionRequest as sent, for Gatekeeper constraints.
+    pub request: Value,
 }
 
 /// Containers judged per object. Real pods have a handful; anything near this is an attack or
@@ -85,7 +87,7 @@ const CHECKED: [&str; 8] = [
 
 /// Reads a review.
 pub fn parse(bytes: &[u8]) -> Result<Review, ReviewError> {
-    let v: Value = serde_json::from_slice(bytes)?;
+    let mut v: Value = serde_json::from_slice(bytes)?;
     let api_version = v
         .get("apiVersion")
         .and_then(Value::as_str)
@@ -169,9 +171,11 @@ pub fn parse(bytes: &[u8]) -> Result<Review, ReviewError> {
             }
         }
     }
+    let request = v.get_mut("request").map(Value::take).unwrap_or_default();
     Ok(Review {
         api_version,
         uid,
+        request,
         checked_kind: CHECKED.contains(&kind.as_str()),
         kind,
         namespace,

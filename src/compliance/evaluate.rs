@@ -320,6 +320,7 @@ mod tests {
             namespaces: None,
             scanner: None,
             issue_id: issue.into(),
+            constraint_template: String::new(),
             image_match: ImagePattern::any(),
             alternate_severity: None,
             temporary: false,

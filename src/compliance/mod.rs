@@ -16,4 +16,7 @@ pub use model::{
     migrations, Exception, ExceptionKind, ExceptionStatus, Limits, Policy, ScannerRule,
 };
 pub use pages::pages;
+
+/// The exceptions table's name, for caches that watch it.
+pub const EXCEPTIONS_TABLE: &str = model::EXCEPTIONS.name();
 pub use routes::routes;

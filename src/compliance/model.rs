@@ -166,6 +166,9 @@ pub struct Exception {
     /// Vulnerability id (or constraint name for gatekeeper); empty = every issue.
     #[serde(default)]
     pub issue_id: String,
+    /// For gatekeeper: the constraint template (its kind or name); empty = every template.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub constraint_template: String,
     /// Which images (see [`ImagePattern`]); empty = all.
     #[serde(default = "ImagePattern::any")]
     pub image_match: ImagePattern,

@@ -122,6 +122,11 @@ impl ImagePattern {
         }
     }
 
+    /// Whether it matches every image (empty, or only `**`).
+    pub fn is_any(&self) -> bool {
+        self.segments.iter().all(|s| s == "**")
+    }
+
     /// The pattern as written.
     pub fn as_str(&self) -> &str {
         &self.source

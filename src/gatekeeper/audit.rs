@@ -43,6 +43,9 @@ pub struct Finding {
     pub namespace: String,
     pub name: String,
     pub msg: String,
+    /// The exception that excuses it (not counted as a violation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excused_by: Option<u64>,
 }
 
 /// A constraint's count in a run.
@@ -54,6 +57,9 @@ pub struct Totals {
     pub violations: usize,
     /// Objects whose evaluation failed (never counted as violations).
     pub errors: usize,
+    /// Violations an exception excuses.
+    #[serde(default)]
+    pub excused: usize,
 }
 
 /// The last audit of a cluster.
@@ -196,7 +202,8 @@ impl Compiled {
             .evaluate(engine::input(value.clone(), self.parameters.clone()))
     }
 
-    fn clone_for_worker(&self) -> Compiled {
+    /// A copy with its own engine, for another thread or request.
+    pub fn clone_for_worker(&self) -> Compiled {
         Compiled {
             constraint: self.constraint.clone(),
             policy: self.policy.clone(),
@@ -205,12 +212,26 @@ impl Compiled {
     }
 }
 
+/// A constraint's violations, errors and excused violations.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counts {
+    pub violations: usize,
+    pub errors: usize,
+    pub excused: usize,
+}
+
+/// Who is auditing: the cluster and the exceptions in effect.
+pub struct Scope<'a> {
+    pub cluster: u64,
+    pub exceptions: &'a [crate::compliance::Exception],
+}
+
 /// What one worker found.
 #[derive(Default)]
 struct Found {
     findings: Vec<Finding>,
-    /// (constraint index) → (violations, errors).
-    counts: BTreeMap<usize, (usize, usize)>,
+    /// (constraint index) → counts.
+    counts: BTreeMap<usize, Counts>,
     errors: Vec<String>,
 }
 
@@ -218,7 +239,8 @@ struct Found {
 pub fn evaluate_all(
     compiled: &[Compiled],
     objects: &[Value],
-) -> (Vec<Finding>, Vec<(usize, usize)>, Vec<String>) {
+    scope: &Scope,
+) -> (Vec<Finding>, Vec<Counts>, Vec<String>) {
     let namespaces: HashMap<&str, &Value> = objects
         .iter()
         .filter(|o| o.get("kind").and_then(Value::as_str) == Some("Namespace"))
@@ -252,7 +274,7 @@ pub fn evaluate_all(
                         .collect();
                     let mut f = Found::default();
                     for o in part {
-                        evaluate_object(&mut mine, o, namespaces, &mut f);
+                        evaluate_object(&mut mine, o, namespaces, scope, &mut f);
                     }
                     f
                 })
@@ -264,12 +286,13 @@ pub fn evaluate_all(
             .collect()
     });
     let mut findings = Vec::new();
-    let mut counts = vec![(0, 0); compiled.len()];
+    let mut counts = vec![Counts::default(); compiled.len()];
     let mut errors = Vec::new();
     for f in found {
-        for (i, (v, e)) in f.counts {
-            counts[i].0 += v;
-            counts[i].1 += e;
+        for (i, c) in f.counts {
+            counts[i].violations += c.violations;
+            counts[i].errors += c.errors;
+            counts[i].excused += c.excused;
         }
         let room = MAX_FINDINGS.saturating_sub(findings.len());
         findings.extend(f.findings.into_iter().take(room));
@@ -283,6 +306,7 @@ fn evaluate_object(
     mine: &mut [Compiled],
     o: &Value,
     namespaces: &HashMap<&str, &Value>,
+    scope: &Scope,
     f: &mut Found,
 ) {
     let ns = o
@@ -298,10 +322,27 @@ fn evaluate_object(
         return;
     }
     let value = regorus::Value::from(review.to_value());
+    let images = super::exceptions::image_names(o);
     for (i, c) in mine.iter_mut().enumerate() {
+        let counts = f.counts.entry(i).or_default();
         match c.evaluate(&review, &value) {
+            Ok(vs) if vs.is_empty() => {}
             Ok(vs) => {
-                f.counts.entry(i).or_default().0 += vs.len();
+                let excused_by = super::exceptions::excusing(
+                    scope.exceptions,
+                    &super::exceptions::Subject {
+                        cluster: scope.cluster,
+                        namespace: (!ns.is_empty()).then_some(ns),
+                        images: &images,
+                        template: &c.constraint.kind,
+                        constraint: &c.constraint.name,
+                    },
+                );
+                if excused_by.is_some() {
+                    counts.excused += vs.len();
+                } else {
+                    counts.violations += vs.len();
+                }
                 for v in vs {
                     if f.findings.len() < MAX_FINDINGS {
                         f.findings.push(Finding {
@@ -312,12 +353,13 @@ fn evaluate_object(
                             namespace: ns.to_string(),
                             name: review.name.clone(),
                             msg: v.msg,
+                            excused_by,
                         });
                     }
                 }
             }
             Err(e) => {
-                f.counts.entry(i).or_default().1 += 1;
+                counts.errors += 1;
                 if f.errors.len() < MAX_ERRORS {
                     f.errors.push(format!(
                         "{}/{} on {} {}/{}: {e}",
@@ -342,18 +384,27 @@ pub fn run(store: &Store, cluster: u64) -> Result<Run, GatekeeperError> {
         load_objects(store, cluster)?
     };
     let (compiled, mut errors) = Compiled::all(store, constraints)?;
-    let (findings, counts, found_errors) = evaluate_all(&compiled, &objects);
+    let exceptions = super::exceptions::in_effect(
+        crate::compliance::service::list_exceptions(store)?,
+        Utc::now().date_naive(),
+    );
+    let scope = Scope {
+        cluster,
+        exceptions: &exceptions,
+    };
+    let (findings, counts, found_errors) = evaluate_all(&compiled, &objects, &scope);
     errors.extend(found_errors);
     errors.truncate(MAX_ERRORS);
     let constraints: Vec<Totals> = compiled
         .iter()
         .zip(&counts)
-        .map(|(c, (v, e))| Totals {
+        .map(|(c, n)| Totals {
             kind: c.constraint.kind.clone(),
             name: c.constraint.name.clone(),
             action: c.constraint.action,
-            violations: *v,
-            errors: *e,
+            violations: n.violations,
+            errors: n.errors,
+            excused: n.excused,
         })
         .collect();
     let run = Run {
@@ -361,7 +412,7 @@ pub fn run(store: &Store, cluster: u64) -> Result<Run, GatekeeperError> {
         at: Utc::now(),
         objects_at,
         objects: objects.len(),
-        violations: counts.iter().map(|c| c.0).sum(),
+        violations: counts.iter().map(|c| c.violations).sum(),
         constraints,
         findings,
         errors,

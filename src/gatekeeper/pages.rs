@@ -379,8 +379,8 @@ struct ConstraintLine {
     by: String,
 }
 
-/// (constraint, message, action) of one violation.
-type Message = (String, String, Action);
+/// (constraint, message, action, excusing exception) of one violation.
+type Message = (String, String, Action, Option<u64>);
 
 struct Group {
     namespace: String,
@@ -447,7 +447,7 @@ async fn cluster_page(
         grouped
             .entry((f.namespace.clone(), f.kind.clone(), f.name.clone()))
             .or_default()
-            .push((f.constraint.clone(), f.msg.clone(), f.action));
+            .push((f.constraint.clone(), f.msg.clone(), f.action, f.excused_by));
     }
     let groups = grouped
         .into_iter()

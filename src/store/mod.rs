@@ -121,7 +121,7 @@ impl<K: StoreKey, V: serde::Serialize + serde::de::DeserializeOwned> Table<K, V>
     }
 
     /// The table's name in the file.
-    pub fn name(&self) -> &'static str {
+    pub const fn name(&self) -> &'static str {
         self.name
     }
 

@@ -507,3 +507,150 @@ async fn constraints_audit_the_inventory() {
     assert_eq!(v["parameters"], json!({"probes": ["readinessProbe"]}));
     assert_eq!(v["action"], "dryrun");
 }
+
+fn review_of(uid: &str, ns: &str, image: &str, privileged: bool) -> Value {
+    serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": uid, "kind": {"group": "", "version": "v1", "kind": "Pod"}, "namespace": ns,
+        "operation": "CREATE", "name": "web-1",
+        "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1", "namespace": ns},
+            "spec": {"containers": [{"name": "app", "image": image,
+                "securityContext": {"privileged": privileged}}]}}}})
+}
+
+/// Constraints at admission: deny refuses (enforcement on), warn warns, dryrun is recorded;
+/// gatekeeper exceptions let exactly their objects through, at admission and in audits.
+#[actix_web::test]
+async fn the_webhook_enforces_constraints_and_exceptions() {
+    use crate::support::{call, Caller, InProcess};
+    use bulwark::http::{Role, Scope};
+    use serde_json::json;
+
+    let t = InProcess::new();
+    let admin = t.user("admin@example.com", Role::Admin);
+    let writer = t.key(admin, &[Scope::Admin]);
+    let app = t.service().await;
+    let w = Caller::bearer(&writer);
+    let (s, c) = {
+        let (s, c, _) = call(
+            &app,
+            w.post(
+                "/api/v1/clusters",
+                json!({"name": "prod",
+            "enforcement": true, "unscanned_action": "allow-and-queue"}),
+            ),
+        )
+        .await;
+        (s, c)
+    };
+    assert_eq!(s, 201, "{c}");
+    let id = c["id"].as_u64().unwrap();
+    let base = format!("/api/v1/clusters/{id}/gatekeeper/constraints");
+    for body in [
+        json!({"template": "BulwarkPrivilegedContainers", "name": "no-priv"}),
+        json!({"template": "BulwarkDisallowLatestTag", "name": "no-latest", "enforcement_action": "warn"}),
+        json!({"template": "BulwarkRequiredLabels", "name": "owner", "enforcement_action": "dryrun",
+            "match": {"kinds": [{"apiGroups": [""], "kinds": ["Pod"]}]},
+            "parameters": {"labels": [{"key": "owner"}]}}),
+    ] {
+        let (s, v, _) = call(&app, w.post(&base, body)).await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let hook = format!("/api/v1/admission/{id}");
+    let decide = |body: Value| Caller::default().post_bytes(&hook, body.to_string().into_bytes());
+
+    let (s, v, _) = call(&app, decide(review_of("u1", "shop", "nginx:1.25", true))).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["response"]["allowed"], false, "{v}");
+    let msg = v["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("Gatekeeper [no-priv]") && msg.contains("privileged"),
+        "{msg}"
+    );
+    assert_eq!(v["response"]["uid"], "u1");
+
+    let (_, v, _) = call(&app, decide(review_of("u2", "shop", "nginx", false))).await;
+    assert_eq!(v["response"]["allowed"], true, "{v}");
+    let warnings = v["response"]["warnings"].to_string();
+    assert!(warnings.contains("Gatekeeper [no-latest]"), "{v}");
+
+    // An exception for this namespace, template, constraint and image lets it through ...
+    let (s, e, _) = call(
+        &app,
+        w.post(
+            "/api/v1/exceptions",
+            json!({
+        "title": "nginx may run privileged in shop", "type": "gatekeeper",
+        "namespaces": ["shop"], "constraint_template": "BulwarkPrivilegedContainers",
+        "issue_id": "no-priv", "image_match": "nginx"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{e}");
+    let (_, v, _) = call(&app, decide(review_of("u3", "shop", "nginx:1.25", true))).await;
+    assert_eq!(v["response"]["allowed"], true, "{v}");
+    // ... and nothing else: another namespace, another image.
+    let (_, v, _) = call(&app, decide(review_of("u4", "billing", "nginx:1.25", true))).await;
+    assert_eq!(v["response"]["allowed"], false, "{v}");
+    let (_, v, _) = call(&app, decide(review_of("u5", "shop", "busybox:1", true))).await;
+    assert_eq!(v["response"]["allowed"], false, "{v}");
+    // A constraint-type mismatch is refused when the exception is saved.
+    let (s, _, _) = call(
+        &app,
+        w.post(
+            "/api/v1/exceptions",
+            json!({
+        "title": "x", "type": "policy", "constraint_template": "BulwarkPrivilegedContainers"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 400);
+
+    // Dry-run violations reach only the decision log.
+    let (_, d, _) = call(&app, w.get("/api/v1/admission/decisions")).await;
+    assert!(d.to_string().contains("Gatekeeper dryrun"), "{d}");
+
+    // The audit applies the same exception.
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": [
+        pod("shop", "web", "nginx:1.25", true, json!({"owner": "a"})),
+        pod("billing", "web", "nginx:1.25", true, json!({"owner": "a"})),
+    ]});
+    let (s, v, _) = call(&app, w.put(&format!("/api/v1/clusters/{id}/pods"), list)).await;
+    assert_eq!(s, 200, "{v}");
+    let (_, run, _) = call(
+        &app,
+        w.get(&format!("/api/v1/clusters/{id}/gatekeeper/audit")),
+    )
+    .await;
+    let priv_ = run["constraints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "no-priv")
+        .unwrap();
+    assert_eq!(priv_["violations"], 1, "{run}");
+    assert_eq!(priv_["excused"], 1, "{run}");
+    let excused = run["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["constraint"] == "no-priv" && f["namespace"] == "shop")
+        .unwrap();
+    assert_eq!(excused["excused_by"], e["id"], "{run}");
+
+    // Enforcement off: deny constraints only warn.
+    let (s, v, _) = call(
+        &app,
+        w.patch(
+            &format!("/api/v1/clusters/{id}"),
+            json!({"enforcement": false}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (_, v, _) = call(&app, decide(review_of("u6", "billing", "nginx:1.25", true))).await;
+    assert_eq!(v["response"]["allowed"], true, "{v}");
+    assert!(
+        v["response"]["warnings"].to_string().contains("no-priv"),
+        "{v}"
+    );
+}

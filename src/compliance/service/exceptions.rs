@@ -36,6 +36,10 @@ pub struct ExceptionInput {
     pub scanner: Option<String>,
     #[serde(default)]
     pub issue_id: String,
+    /// For type gatekeeper: the constraint template (kind or name); the constraint is
+    /// `issue_id`.
+    #[serde(default)]
+    pub constraint_template: String,
     #[serde(default)]
     pub image_match: String,
     #[serde(default)]
@@ -113,6 +117,12 @@ fn build_exception(
             return bad("end_date must be after start_date (the end date is exclusive)".into());
         }
     }
+    if e.kind != ExceptionKind::Gatekeeper && !e.constraint_template.trim().is_empty() {
+        return bad("constraint_template is only for type gatekeeper".into());
+    }
+    if e.constraint_template.chars().count() > 253 {
+        return bad("constraint_template: at most 253 characters".into());
+    }
     if e.kind == ExceptionKind::Override && e.alternate_severity.is_none() {
         return bad("an override needs alternate_severity".into());
     }
@@ -161,6 +171,7 @@ fn build_exception(
         namespaces,
         scanner: e.scanner.filter(|s| !s.trim().is_empty()),
         issue_id: e.issue_id.trim().to_string(),
+        constraint_template: e.constraint_template.trim().to_string(),
         image_match,
         alternate_severity: e.alternate_severity,
         temporary: false,

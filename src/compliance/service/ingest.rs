@@ -263,6 +263,7 @@ fn grant_grace(
                 namespaces: None,
                 scanner: Some(f.scanner.to_string()),
                 issue_id: f.id.to_string(),
+                constraint_template: String::new(),
                 image_match: ImagePattern::parse(&name).unwrap_or_else(|_| ImagePattern::any()),
                 alternate_severity: None,
                 temporary: true,
