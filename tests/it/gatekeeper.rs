@@ -654,3 +654,78 @@ async fn the_webhook_enforces_constraints_and_exceptions() {
         "{v}"
     );
 }
+
+/// For every gatekeeper-library case with violations: an exception for exactly that object
+/// (its cluster, namespace, template, constraint and images) excuses it; the same exception
+/// for another namespace or another image does not.
+#[test]
+fn exceptions_excuse_exactly_their_objects_in_every_library_case() {
+    use bulwark::compliance::Exception;
+    use bulwark::gatekeeper::exceptions::{excusing, image_names, Subject};
+    use bulwark::gatekeeper::{engine, evaluate, review, Constraint, Policy, Review, Template};
+    use serde_json::json;
+
+    let read = |p: &Path| -> Vec<Value> {
+        let bytes = std::fs::read(p).unwrap();
+        bulwark::manifests::documents(&p.display().to_string(), &bytes, 100).unwrap()
+    };
+    let exception = |namespaces: Option<Vec<String>>, template: &str, constraint: &str, image: &str| -> Exception {
+        serde_json::from_value(json!({
+            "id": 7, "title": "t", "type": "gatekeeper", "status": "active",
+            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+            "clusters": [1], "namespaces": namespaces, "constraint_template": template,
+            "issue_id": constraint, "image_match": image,
+        }))
+        .unwrap()
+    };
+    let suites = bulwark::gatekeeper::verify::find_suites(&[library().into()]).unwrap();
+    let (mut violating, mut with_images, mut namespaced) = (0, 0, 0);
+    for suite in suites {
+        let dir = suite.parent().unwrap();
+        let s = &read(&suite)[0];
+        for test in s["tests"].as_array().unwrap() {
+            let t = Template::from_document(read(&dir.join(test["template"].as_str().unwrap())).remove(0)).unwrap();
+            let policy = Policy::compile(&t, engine::DEFAULT_TIME_LIMIT).unwrap();
+            let c = Constraint::from_document(&read(&dir.join(test["constraint"].as_str().unwrap()))[0]).unwrap();
+            for case in test["cases"].as_array().unwrap() {
+                let object = read(&dir.join(case["object"].as_str().unwrap())).remove(0);
+                let inventory: Vec<Value> = case["inventory"].as_array().into_iter().flatten()
+                    .flat_map(|p| read(&dir.join(p.as_str().unwrap()))).collect();
+                let mut p = if inventory.is_empty() { policy.clone() } else {
+                    policy.with_inventory(review::inventory(&inventory)).unwrap()
+                };
+                let r = Review::from_document(object, None);
+                if evaluate(&mut p, &c, &r).unwrap().is_empty() {
+                    continue;
+                }
+                violating += 1;
+                let images = image_names(&r.object);
+                let mut distinct = images.clone();
+                distinct.sort();
+                distinct.dedup();
+                let exact_image = if distinct.len() == 1 { distinct[0].clone() } else { String::new() };
+                let ns = r.namespace.clone();
+                let subject = Subject { cluster: 1, namespace: ns.as_deref(), images: &images,
+                    template: &c.kind, constraint: &c.name };
+                let here = ns.clone().map(|n| vec![n]);
+                let exact = exception(here.clone(), &c.kind, &c.name, &exact_image);
+                let case_name = format!("{}: {}", suite.display(), case["name"]);
+                assert_eq!(excusing(&[exact], &subject), Some(7), "{case_name}");
+                let elsewhere = exception(Some(vec!["somewhere-else".into()]), &c.kind, &c.name, &exact_image);
+                if ns.is_some() {
+                    namespaced += 1;
+                    assert_eq!(excusing(&[elsewhere], &subject), None, "{case_name}");
+                }
+                if !images.is_empty() {
+                    with_images += 1;
+                    let other = exception(here.clone(), &c.kind, &c.name, "registry.invalid/other");
+                    assert_eq!(excusing(&[other], &subject), None, "{case_name}");
+                }
+                let other_constraint = exception(here, &c.kind, "another-constraint", &exact_image);
+                assert_eq!(excusing(&[other_constraint], &subject), None, "{case_name}");
+            }
+        }
+    }
+    assert!(violating >= 130, "{violating} violating cases");
+    assert!(with_images >= 80 && namespaced >= 10, "{with_images} with images, {namespaced} namespaced");
+}
