@@ -273,12 +273,14 @@ async fn object_call(
         .map_err(|e| KubeError::Transport(format!("the answer is not JSON: {e}")))
 }
 
-/// The ValidatingWebhookConfiguration `name`, if the cluster has it.
-pub async fn get_webhook(
+/// The object `name` of `collection` (an API path such as [`WEBHOOKS`]), if the cluster has
+/// it.
+pub async fn get_object(
     conn: &Connection,
+    collection: &str,
     name: &str,
 ) -> Result<Option<serde_json::Value>, KubeError> {
-    let req = object_request(http::Method::GET, &format!("{WEBHOOKS}/{name}"), None)?;
+    let req = object_request(http::Method::GET, &format!("{collection}/{name}"), None)?;
     match object_call(conn, req).await {
         Ok(v) => Ok(Some(v)),
         Err(KubeError::Status { code: 404, .. }) => Ok(None),
@@ -286,18 +288,19 @@ pub async fn get_webhook(
     }
 }
 
-/// Creates the ValidatingWebhookConfiguration `object`, or replaces the one of that name
-/// (optimistically, with the resource version just read).
-pub async fn apply_webhook(
+/// Creates `object` in `collection`, or replaces the one of that name (optimistically, with
+/// the resource version just read).
+pub async fn apply_object(
     conn: &Connection,
+    collection: &str,
     object: &serde_json::Value,
 ) -> Result<serde_json::Value, KubeError> {
     let name = object["metadata"]["name"]
         .as_str()
         .ok_or_else(|| KubeError::Transport("the object has no name".into()))?;
-    match get_webhook(conn, name).await? {
+    match get_object(conn, collection, name).await? {
         None => {
-            let req = object_request(http::Method::POST, WEBHOOKS, Some(object))?;
+            let req = object_request(http::Method::POST, collection, Some(object))?;
             object_call(conn, req).await
         }
         Some(existing) => {
@@ -306,7 +309,7 @@ pub async fn apply_webhook(
                 existing["metadata"]["resourceVersion"].clone();
             let req = object_request(
                 http::Method::PUT,
-                &format!("{WEBHOOKS}/{name}"),
+                &format!("{collection}/{name}"),
                 Some(&replacement),
             )?;
             object_call(conn, req).await
@@ -314,14 +317,74 @@ pub async fn apply_webhook(
     }
 }
 
-/// Deletes the ValidatingWebhookConfiguration `name`; `false` when there was none.
-pub async fn delete_webhook(conn: &Connection, name: &str) -> Result<bool, KubeError> {
-    let req = object_request(http::Method::DELETE, &format!("{WEBHOOKS}/{name}"), None)?;
+/// Deletes the object `name` of `collection`; `false` when there was none.
+pub async fn delete_object(
+    conn: &Connection,
+    collection: &str,
+    name: &str,
+) -> Result<bool, KubeError> {
+    let req = object_request(http::Method::DELETE, &format!("{collection}/{name}"), None)?;
     match object_call(conn, req).await {
         Ok(_) => Ok(true),
         Err(KubeError::Status { code: 404, .. }) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// Every object of `collection` with the label selector `selector` (one request; policy
+/// objects are few). `None` when the collection does not exist (its CRD is not installed).
+pub async fn list_labelled(
+    conn: &Connection,
+    collection: &str,
+    selector: &str,
+) -> Result<Option<Vec<serde_json::Value>>, KubeError> {
+    let path = format!(
+        "{collection}?labelSelector={}",
+        url::form_urlencoded::byte_serialize(selector.as_bytes()).collect::<String>()
+    );
+    let req = object_request(http::Method::GET, &path, None)?;
+    match object_call(conn, req).await {
+        Ok(v) => Ok(Some(
+            v.get("items")
+                .and_then(serde_json::Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+        )),
+        Err(KubeError::Status { code: 404, .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Gatekeeper's ConstraintTemplates.
+pub const CONSTRAINT_TEMPLATES: &str = "/apis/templates.gatekeeper.sh/v1/constrainttemplates";
+
+/// Where Gatekeeper serves the constraints of kind `kind` (a CRD it makes per template).
+pub fn constraints_of(kind: &str) -> String {
+    format!(
+        "/apis/constraints.gatekeeper.sh/v1beta1/{}",
+        kind.to_ascii_lowercase()
+    )
+}
+
+/// The ValidatingWebhookConfiguration `name`, if the cluster has it.
+pub async fn get_webhook(
+    conn: &Connection,
+    name: &str,
+) -> Result<Option<serde_json::Value>, KubeError> {
+    get_object(conn, WEBHOOKS, name).await
+}
+
+/// Creates or replaces the ValidatingWebhookConfiguration `object`.
+pub async fn apply_webhook(
+    conn: &Connection,
+    object: &serde_json::Value,
+) -> Result<serde_json::Value, KubeError> {
+    apply_object(conn, WEBHOOKS, object).await
+}
+
+/// Deletes the ValidatingWebhookConfiguration `name`; `false` when there was none.
+pub async fn delete_webhook(conn: &Connection, name: &str) -> Result<bool, KubeError> {
+    delete_object(conn, WEBHOOKS, name).await
 }
 
 /// One request's body, read up to [`MAX_PAGE_BYTES`].

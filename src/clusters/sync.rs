@@ -232,7 +232,7 @@ pub(super) fn forget(w: &crate::store::WriteTx, id: u64) -> Result<(), ClusterEr
 }
 
 /// How to reach cluster `id`'s API server.
-pub(super) fn access(store: &Store, sealer: &Sealer, id: u64) -> Result<Access, ClusterError> {
+pub fn access(store: &Store, sealer: &Sealer, id: u64) -> Result<Access, ClusterError> {
     let l = store
         .read(|r| r.get(&LINKS, &id))?
         .ok_or_else(|| not_connected(id))?;

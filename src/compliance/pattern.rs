@@ -122,6 +122,11 @@ impl ImagePattern {
         }
     }
 
+    /// The normalized pattern, `/`-separated (what [`ImagePattern::matches`] compares).
+    pub fn normalized(&self) -> String {
+        self.segments.join("/")
+    }
+
     /// Whether it matches every image (empty, or only `**`).
     pub fn is_any(&self) -> bool {
         self.segments.iter().all(|s| s == "**")

@@ -73,6 +73,10 @@ pub fn routes(r: &mut Routes) {
         Perm::Read,
         evaluate,
     );
+    let pushed = "/api/v1/clusters/{id}/gatekeeper/in-cluster";
+    r.api(Method::GET, pushed, Perm::Read, in_cluster);
+    r.api(Method::PUT, pushed, Perm::Write, push);
+    r.api(Method::DELETE, pushed, Perm::Write, remove_pushed);
     super::pages::routes(r);
 }
 
@@ -406,4 +410,34 @@ async fn evaluate(
         })
         .await?;
     Ok(HttpResponse::Ok().json(results))
+}
+
+/// What the cluster's Gatekeeper holds against what Bulwark would push.
+async fn in_cluster(
+    state: web::Data<AppState>,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let drift = super::push::status(&state.store, state.sealer()?, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(drift))
+}
+
+/// Installs or updates the cluster's templates and constraints in its Gatekeeper.
+async fn push(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let drift = super::push::push(&state.store, state.sealer()?, &p.email, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(drift))
+}
+
+/// Removes everything Bulwark pushed from the cluster's Gatekeeper.
+async fn remove_pushed(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let removed =
+        super::push::remove(&state.store, state.sealer()?, &p.email, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(json!({ "removed": removed })))
 }

@@ -490,6 +490,40 @@ fn matching(toks: &[Tok], open: usize) -> Option<usize> {
     None
 }
 
+/// Renames the top-level rule `from` (its heads: `from[`, `from contains`, `from(`, `from {`,
+/// `from =`/`:=`) to `to`; references inside bodies are left alone.
+pub fn rename_rule(src: &str, from: &str, to: &str) -> String {
+    let toks = lex(src);
+    let mut edits = Vec::new();
+    let mut depth = 0usize;
+    let mut line_start = true;
+    for (i, t) in toks.iter().enumerate() {
+        match t.kind {
+            Kind::Newline => {
+                if depth == 0 {
+                    line_start = true;
+                }
+                continue;
+            }
+            Kind::Punct(b'(' | b'[' | b'{') => depth += 1,
+            Kind::Punct(b')' | b']' | b'}') => depth = depth.saturating_sub(1),
+            Kind::Ident if depth == 0 && line_start && text(src, t) == from => {
+                let next = toks.get(i + 1);
+                let head = next.is_some_and(|n| {
+                    matches!(n.kind, Kind::Punct(b'[' | b'(' | b'{' | b'=' | b':'))
+                        || (n.kind == Kind::Ident && matches!(text(src, n), "contains" | "if"))
+                });
+                if head {
+                    edits.push((t.start, t.end - t.start, to.to_string()));
+                }
+            }
+            _ => {}
+        }
+        line_start = false;
+    }
+    apply(src, edits)
+}
+
 /// Every rewrite; chained bodies only exist in Rego v0.
 pub fn for_regorus(src: &str, v0: bool) -> String {
     let src = if v0 {
@@ -604,6 +638,15 @@ mod tests {
         ] {
             assert_eq!(complete_sprintf_arguments(same), same);
         }
+    }
+
+    #[test]
+    fn rule_heads_are_renamed_and_references_kept() {
+        let src = "package t\nviolation[{\"msg\": m}] {\n  m := \"a\"\n}\nviolation contains x if { x := violation }\nviolationish { true }\n";
+        assert_eq!(
+            rename_rule(src, "violation", "inner"),
+            "package t\ninner[{\"msg\": m}] {\n  m := \"a\"\n}\ninner contains x if { x := violation }\nviolationish { true }\n"
+        );
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub mod exceptions;
 pub mod form;
 pub mod library;
 mod pages;
+pub mod push;
+pub mod render;
 pub mod review;
 pub mod schema;
 pub mod template;
@@ -32,6 +34,9 @@ pub enum GatekeeperError {
     Conflict(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The cluster's API server refused or could not be reached.
+    #[error("{0}")]
+    Cluster(String),
     /// A template, constraint or object that is not what it should be.
     #[error("{0}")]
     Invalid(String),
@@ -67,6 +72,11 @@ impl From<GatekeeperError> for crate::http::ApiError {
             GatekeeperError::NotFound(m) => ApiError::not_found(m),
             GatekeeperError::Conflict(m) => ApiError::conflict(m),
             GatekeeperError::Store(e) => e.into(),
+            GatekeeperError::Cluster(m) => ApiError::new(
+                actix_web::http::StatusCode::BAD_GATEWAY,
+                "kube_unreachable",
+                m,
+            ),
             e @ (GatekeeperError::Invalid(_)
             | GatekeeperError::Compile(_)
             | GatekeeperError::Evaluation(_)) => ApiError::bad_request(e.to_string()),

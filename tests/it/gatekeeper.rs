@@ -669,7 +669,11 @@ fn exceptions_excuse_exactly_their_objects_in_every_library_case() {
         let bytes = std::fs::read(p).unwrap();
         bulwark::manifests::documents(&p.display().to_string(), &bytes, 100).unwrap()
     };
-    let exception = |namespaces: Option<Vec<String>>, template: &str, constraint: &str, image: &str| -> Exception {
+    let exception = |namespaces: Option<Vec<String>>,
+                     template: &str,
+                     constraint: &str,
+                     image: &str|
+     -> Exception {
         serde_json::from_value(json!({
             "id": 7, "title": "t", "type": "gatekeeper", "status": "active",
             "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
@@ -684,15 +688,29 @@ fn exceptions_excuse_exactly_their_objects_in_every_library_case() {
         let dir = suite.parent().unwrap();
         let s = &read(&suite)[0];
         for test in s["tests"].as_array().unwrap() {
-            let t = Template::from_document(read(&dir.join(test["template"].as_str().unwrap())).remove(0)).unwrap();
+            let t = Template::from_document(
+                read(&dir.join(test["template"].as_str().unwrap())).remove(0),
+            )
+            .unwrap();
             let policy = Policy::compile(&t, engine::DEFAULT_TIME_LIMIT).unwrap();
-            let c = Constraint::from_document(&read(&dir.join(test["constraint"].as_str().unwrap()))[0]).unwrap();
+            let c = Constraint::from_document(
+                &read(&dir.join(test["constraint"].as_str().unwrap()))[0],
+            )
+            .unwrap();
             for case in test["cases"].as_array().unwrap() {
                 let object = read(&dir.join(case["object"].as_str().unwrap())).remove(0);
-                let inventory: Vec<Value> = case["inventory"].as_array().into_iter().flatten()
-                    .flat_map(|p| read(&dir.join(p.as_str().unwrap()))).collect();
-                let mut p = if inventory.is_empty() { policy.clone() } else {
-                    policy.with_inventory(review::inventory(&inventory)).unwrap()
+                let inventory: Vec<Value> = case["inventory"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|p| read(&dir.join(p.as_str().unwrap())))
+                    .collect();
+                let mut p = if inventory.is_empty() {
+                    policy.clone()
+                } else {
+                    policy
+                        .with_inventory(review::inventory(&inventory))
+                        .unwrap()
                 };
                 let r = Review::from_document(object, None);
                 if evaluate(&mut p, &c, &r).unwrap().is_empty() {
@@ -703,15 +721,29 @@ fn exceptions_excuse_exactly_their_objects_in_every_library_case() {
                 let mut distinct = images.clone();
                 distinct.sort();
                 distinct.dedup();
-                let exact_image = if distinct.len() == 1 { distinct[0].clone() } else { String::new() };
+                let exact_image = if distinct.len() == 1 {
+                    distinct[0].clone()
+                } else {
+                    String::new()
+                };
                 let ns = r.namespace.clone();
-                let subject = Subject { cluster: 1, namespace: ns.as_deref(), images: &images,
-                    template: &c.kind, constraint: &c.name };
+                let subject = Subject {
+                    cluster: 1,
+                    namespace: ns.as_deref(),
+                    images: &images,
+                    template: &c.kind,
+                    constraint: &c.name,
+                };
                 let here = ns.clone().map(|n| vec![n]);
                 let exact = exception(here.clone(), &c.kind, &c.name, &exact_image);
                 let case_name = format!("{}: {}", suite.display(), case["name"]);
                 assert_eq!(excusing(&[exact], &subject), Some(7), "{case_name}");
-                let elsewhere = exception(Some(vec!["somewhere-else".into()]), &c.kind, &c.name, &exact_image);
+                let elsewhere = exception(
+                    Some(vec!["somewhere-else".into()]),
+                    &c.kind,
+                    &c.name,
+                    &exact_image,
+                );
                 if ns.is_some() {
                     namespaced += 1;
                     assert_eq!(excusing(&[elsewhere], &subject), None, "{case_name}");
@@ -727,5 +759,165 @@ fn exceptions_excuse_exactly_their_objects_in_every_library_case() {
         }
     }
     assert!(violating >= 130, "{violating} violating cases");
-    assert!(with_images >= 80 && namespaced >= 10, "{with_images} with images, {namespaced} namespaced");
+    assert!(
+        with_images >= 80 && namespaced >= 10,
+        "{with_images} with images, {namespaced} namespaced"
+    );
+}
+
+/// Templates and constraints pushed to a cluster's Gatekeeper through its API connection (the
+/// in-test API server): install, drift, update with exceptions rendered in, removal of what
+/// Bulwark no longer has, and a cluster without Gatekeeper.
+#[actix_web::test]
+async fn constraints_are_pushed_to_a_clusters_gatekeeper() {
+    use crate::kube_sync::{api_server, kubeconfig};
+    use crate::support::{call, Caller, InProcess};
+    use bulwark::http::{Role, Scope};
+    use serde_json::json;
+
+    let t = InProcess::new();
+    let admin = t.user("admin@example.com", Role::Admin);
+    let writer = t.key(admin, &[Scope::Admin]);
+    let app = t.service().await;
+    let w = Caller::bearer(&writer);
+    let (server, ca, api, handle) = api_server();
+    let (_, c, _) = call(
+        &app,
+        w.post("/api/v1/clusters", json!({"name": "minikube"})),
+    )
+    .await;
+    let id = c["id"].as_u64().unwrap();
+    let (s, v, _) = call(
+        &app,
+        w.put(
+            &format!("/api/v1/clusters/{id}/kubernetes"),
+            json!({"kubeconfig": kubeconfig(&server, &ca, "reader-token-1")}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let gk = format!("/api/v1/clusters/{id}/gatekeeper");
+    let pushed = format!("{gk}/in-cluster");
+
+    // No Gatekeeper in the cluster: said plainly.
+    let (s, v, _) = call(&app, w.get(&pushed)).await;
+    assert_eq!(s, 502, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is Gatekeeper installed"),
+        "{v}"
+    );
+    api.lock().unwrap().gatekeeper = true;
+
+    for body in [
+        json!({"template": "BulwarkPrivilegedContainers", "name": "no-priv"}),
+        json!({"template": "BulwarkAllowedRepos", "name": "internal", "enforcement_action": "warn",
+            "parameters": {"repos": ["registry.internal/"]}}),
+    ] {
+        let (s, v, _) = call(&app, w.post(&format!("{gk}/constraints"), body)).await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let (s, v, _) = call(&app, w.get(&pushed)).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["in_sync"], false);
+    assert!(
+        v["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["state"] == "missing"),
+        "{v}"
+    );
+
+    let (s, v, _) = call(&app, w.put(&pushed, json!({}))).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["in_sync"], true, "{v}");
+    {
+        let st = api.lock().unwrap();
+        let t = &st.gatekeeper_objects
+            ["/apis/templates.gatekeeper.sh/v1/constrainttemplates/bulwarkprivilegedcontainers"];
+        assert_eq!(
+            t["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "bulwark"
+        );
+        let c = &st.gatekeeper_objects
+            ["/apis/constraints.gatekeeper.sh/v1beta1/bulwarkallowedrepos/internal"];
+        assert_eq!(c["spec"]["enforcementAction"], "warn");
+        assert_eq!(c["spec"]["parameters"]["bulwarkConstraint"], "internal");
+        assert_eq!(
+            c["spec"]["parameters"]["repos"],
+            json!(["registry.internal/"])
+        );
+    }
+
+    // Someone edits a constraint in the cluster: drift, by field.
+    {
+        let mut st = api.lock().unwrap();
+        let c = st
+            .gatekeeper_objects
+            .get_mut("/apis/constraints.gatekeeper.sh/v1beta1/bulwarkallowedrepos/internal")
+            .unwrap();
+        c["spec"]["enforcementAction"] = json!("dryrun");
+    }
+    let (_, v, _) = call(&app, w.get(&pushed)).await;
+    assert_eq!(v["in_sync"], false);
+    let drifted = v["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "internal")
+        .unwrap();
+    assert_eq!(drifted["state"], "differs");
+    assert_eq!(drifted["differences"], json!(["spec.enforcementAction"]));
+
+    // An exception starts: the next push renders it into the template; a deleted constraint
+    // and its template leave the cluster; the cluster's own policies stay.
+    api.lock().unwrap().gatekeeper_objects.insert(
+        "/apis/templates.gatekeeper.sh/v1/constrainttemplates/theirs".into(),
+        json!({"kind": "ConstraintTemplate", "metadata": {"name": "theirs", "resourceVersion": "1"}}),
+    );
+    let (s, e, _) = call(&app, w.post("/api/v1/exceptions", json!({"title": "debug pods", "type": "gatekeeper",
+        "namespaces": ["ops"], "constraint_template": "BulwarkPrivilegedContainers", "issue_id": "no-priv"}))).await;
+    assert_eq!(s, 201, "{e}");
+    let (s, _, _) = call(
+        &app,
+        w.delete(&format!("{gk}/constraints/BulwarkAllowedRepos/internal")),
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (s, v, _) = call(&app, w.put(&pushed, json!({}))).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["in_sync"], true, "{v}");
+    {
+        let st = api.lock().unwrap();
+        let keys: Vec<&String> = st.gatekeeper_objects.keys().collect();
+        assert!(!keys.iter().any(|k| k.contains("allowedrepos")), "{keys:?}");
+        assert!(keys.iter().any(|k| k.ends_with("/theirs")), "{keys:?}");
+        let rego = st.gatekeeper_objects
+            ["/apis/templates.gatekeeper.sh/v1/constrainttemplates/bulwarkprivilegedcontainers"]
+            ["spec"]["targets"][0]["rego"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            rego.contains("bulwark_exceptions") && rego.contains("\"ops\""),
+            "{rego}"
+        );
+    }
+
+    // Removal takes only what Bulwark pushed.
+    let (s, v, _) = call(&app, w.delete(&pushed)).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["removed"], 2);
+    let st = api.lock().unwrap();
+    assert_eq!(
+        st.gatekeeper_objects.len(),
+        1,
+        "{:?}",
+        st.gatekeeper_objects.keys()
+    );
+    drop(st);
+    handle.stop(false).await;
 }

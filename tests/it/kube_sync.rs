@@ -26,6 +26,10 @@ pub(crate) struct ApiState {
     pub webhooks: std::collections::BTreeMap<String, Value>,
     /// Writes of webhook configurations are forbidden (a reader-only token).
     pub webhooks_forbidden: bool,
+    /// Gatekeeper is installed (its ConstraintTemplate API exists).
+    pub gatekeeper: bool,
+    /// Gatekeeper objects by path (`{collection}/{name}`).
+    pub gatekeeper_objects: std::collections::BTreeMap<String, Value>,
     /// The next request with a continue token gets 410 Expired.
     expire_next_continue: bool,
     /// Answer 200 with a body that is not JSON.
@@ -311,6 +315,134 @@ async fn webhook_objects(
     }
 }
 
+const TEMPLATES: &str = "/apis/templates.gatekeeper.sh/v1/constrainttemplates";
+const CONSTRAINTS: &str = "/apis/constraints.gatekeeper.sh/v1beta1/";
+
+/// Gatekeeper's API: ConstraintTemplates, and constraints under a resource per template kind
+/// that exists only once its template does (Gatekeeper makes the CRD); lists honour a
+/// `key=value` label selector.
+async fn gatekeeper_objects(
+    state: web::Data<Arc<Mutex<ApiState>>>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let mut st = state.lock().unwrap();
+    let bearer = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if bearer != format!("Bearer {}", st.token) {
+        return status(401, "Unauthorized", "Unauthorized");
+    }
+    let path = req.path().trim_end_matches('/').to_string();
+    if !st.gatekeeper {
+        return status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
+    }
+    let (collection, name) = if path == TEMPLATES {
+        (path.clone(), None)
+    } else if let Some(n) = path.strip_prefix(&format!("{TEMPLATES}/")) {
+        (TEMPLATES.to_string(), Some(n.to_string()))
+    } else {
+        let rest = path.strip_prefix(CONSTRAINTS).unwrap_or("");
+        let (resource, name) = match rest.split_once('/') {
+            Some((r, n)) => (r.to_string(), Some(n.to_string())),
+            None => (rest.to_string(), None),
+        };
+        // The constraint resource exists once a template of that kind does.
+        if !st
+            .gatekeeper_objects
+            .contains_key(&format!("{TEMPLATES}/{resource}"))
+        {
+            return status(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            );
+        }
+        (format!("{CONSTRAINTS}{resource}"), name)
+    };
+    let method = req.method().as_str().to_string();
+    let not_found = |n: &str| status(404, "NotFound", &format!("\"{n}\" not found"));
+    match (method.as_str(), name) {
+        ("GET", None) => {
+            let selector: Vec<(String, String)> =
+                url::form_urlencoded::parse(req.query_string().as_bytes())
+                    .filter(|(k, _)| k == "labelSelector")
+                    .filter_map(|(_, v)| {
+                        v.split_once('=')
+                            .map(|(a, b)| (a.to_string(), b.to_string()))
+                    })
+                    .collect();
+            let items: Vec<Value> = st
+                .gatekeeper_objects
+                .iter()
+                .filter(|(k, _)| k.rsplit_once('/').map(|(c, _)| c) == Some(collection.as_str()))
+                .map(|(_, v)| v.clone())
+                .filter(|v| {
+                    selector
+                        .iter()
+                        .all(|(k, val)| v["metadata"]["labels"][k] == json!(val))
+                })
+                .collect();
+            HttpResponse::Ok()
+                .json(json!({"kind": "List", "apiVersion": "v1", "metadata": {}, "items": items}))
+        }
+        ("GET", Some(n)) => match st.gatekeeper_objects.get(&format!("{collection}/{n}")) {
+            Some(v) => HttpResponse::Ok().json(v),
+            None => not_found(&n),
+        },
+        ("POST", None) => {
+            let mut v: Value = match serde_json::from_slice(&body) {
+                Ok(v) => v,
+                Err(e) => return status(400, "BadRequest", &e.to_string()),
+            };
+            let n = v["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let key = format!("{collection}/{n}");
+            if st.gatekeeper_objects.contains_key(&key) {
+                return status(409, "AlreadyExists", "already exists");
+            }
+            v["metadata"]["resourceVersion"] = json!("1");
+            // What Gatekeeper adds: a status.
+            v["status"] = json!({"created": true});
+            st.gatekeeper_objects.insert(key, v.clone());
+            HttpResponse::Created().json(v)
+        }
+        ("PUT", Some(n)) => {
+            let mut v: Value = match serde_json::from_slice(&body) {
+                Ok(v) => v,
+                Err(e) => return status(400, "BadRequest", &e.to_string()),
+            };
+            let key = format!("{collection}/{n}");
+            let Some(old) = st.gatekeeper_objects.get(&key) else {
+                return not_found(&n);
+            };
+            if v["metadata"]["resourceVersion"] != old["metadata"]["resourceVersion"] {
+                return status(409, "Conflict", "the object has been modified");
+            }
+            let next = old["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+                + 1;
+            v["metadata"]["resourceVersion"] = json!(next.to_string());
+            v["status"] = json!({"created": true});
+            st.gatekeeper_objects.insert(key, v.clone());
+            HttpResponse::Ok().json(v)
+        }
+        ("DELETE", Some(n)) => match st.gatekeeper_objects.remove(&format!("{collection}/{n}")) {
+            Some(_) => HttpResponse::Ok().json(json!({"kind": "Status", "status": "Success"})),
+            None => not_found(&n),
+        },
+        _ => status(405, "MethodNotAllowed", "method not allowed"),
+    }
+}
+
 /// The fake API server on its own thread: its URL, its CA (PEM) and its state.
 pub(crate) fn api_server() -> (
     String,
@@ -364,6 +496,8 @@ pub(crate) fn api_server() -> (
                         "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/{name}",
                         web::route().to(webhook_objects),
                     )
+                    .route("/apis/templates.gatekeeper.sh/{tail:.*}", web::route().to(gatekeeper_objects))
+                    .route("/apis/constraints.gatekeeper.sh/{tail:.*}", web::route().to(gatekeeper_objects))
                     .default_service(web::get().to(list_objects))
             })
             .workers(1)
