@@ -162,6 +162,15 @@ pub fn jobs(
             },
         },
         Job {
+            name: "gatekeeper-audit",
+            description:
+                "Audits every cluster with Gatekeeper constraints against its last synced objects",
+            schedule: config.jobs.gatekeeper_audit.clone(),
+            run: Arc::new(|store: &Store, _: &CancellationToken| {
+                crate::gatekeeper::audit::run_all(store).map_err(|e| e.to_string())
+            }),
+        },
+        Job {
             name: "posture",
             description: "Judges every image in every cluster for the dashboard and its trends",
             schedule: config.jobs.posture.clone(),
@@ -273,6 +282,7 @@ impl Appliance {
         let admission = Arc::new(Admission::new(store.clone(), &metrics));
         let pods = Arc::new(crate::workloads::verdicts::PodMetrics::new(&metrics));
         let audits = crate::audits::metrics::AuditMetrics::new(&metrics);
+        crate::gatekeeper::metrics::register(&metrics);
         audits.refresh_all(&store);
         let scheduler = Scheduler::new(
             store.clone(),

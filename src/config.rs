@@ -292,6 +292,9 @@ pub struct JobsConfig {
     /// Records each cluster's pod compliance per namespace (the day's last run is its trend
     /// point).
     pub pod_compliance: String,
+    /// Audits every cluster with Gatekeeper constraints against its last synced objects
+    /// (exceptions start and end by date).
+    pub gatekeeper_audit: String,
 }
 
 /// How long records are kept.
@@ -367,6 +370,7 @@ impl Default for JobsConfig {
             kube_sync: "0 */2 * * * *".into(),
             posture: "0 45 * * * *".into(),
             pod_compliance: "0 50 * * * *".into(),
+            gatekeeper_audit: "0 55 * * * *".into(),
         }
     }
 }
@@ -525,6 +529,7 @@ impl Config {
             ("jobs.kube_sync", &self.jobs.kube_sync),
             ("jobs.posture", &self.jobs.posture),
             ("jobs.pod_compliance", &self.jobs.pod_compliance),
+            ("jobs.gatekeeper_audit", &self.jobs.gatekeeper_audit),
         ] {
             if let Err(e) = expr.parse::<cron::Schedule>() {
                 p.push(format!("{key}: '{expr}' is not a cron expression: {e}"));

@@ -432,22 +432,73 @@ pub fn run(store: &Store, cluster: u64) -> Result<Run, GatekeeperError> {
         warn: by(Action::Warn),
         dryrun: by(Action::Dryrun),
     };
-    store.write(|w| {
-        if w.get(&crate::clusters::CLUSTERS, &cluster)?.is_none() {
+    let name = store.write(|w| {
+        let Some(c) = w.get(&crate::clusters::CLUSTERS, &cluster)? else {
             return Err(GatekeeperError::NotFound(format!(
                 "cluster {cluster} not found"
             )));
-        }
+        };
         w.put(&RUNS, &cluster, &run)?;
         w.put(&DAYS, &format!("{cluster:020}/{}", day.date), &day)?;
-        Ok(())
+        Ok(c.name)
     })?;
+    super::metrics::record(&name, &run);
     Ok(run)
+}
+
+/// Audits every cluster that has constraints (the scheduled job); says what it did.
+pub fn run_all(store: &Store) -> Result<String, GatekeeperError> {
+    let mut clusters: Vec<u64> = store
+        .read(|r| r.all(&catalog::CONSTRAINTS))?
+        .into_iter()
+        .map(|(_, c)| c.cluster)
+        .collect();
+    clusters.dedup();
+    let (mut violations, mut failed) = (0, 0);
+    for id in &clusters {
+        match run(store, *id) {
+            Ok(r) => violations += r.violations,
+            Err(e) => {
+                failed += 1;
+                tracing::warn!(cluster = id, error = %e, "gatekeeper audit failed");
+            }
+        }
+    }
+    Ok(format!(
+        "{} clusters audited, {violations} violations{}",
+        clusters.len() - failed,
+        if failed > 0 {
+            format!(", {failed} failed")
+        } else {
+            String::new()
+        }
+    ))
 }
 
 /// The last audit of cluster `cluster`.
 pub fn last(store: &Store, cluster: u64) -> Result<Option<Run>, StoreError> {
     store.read(|r| r.get(&RUNS, &cluster))
+}
+
+/// The last audit's violations of the objects `objects` (kind, name) in namespace `namespace`
+/// of cluster `cluster` (a pod and its workload, for the pod's page).
+pub fn findings_of(
+    store: &Store,
+    cluster: u64,
+    namespace: &str,
+    objects: &[(&str, &str)],
+) -> Result<Vec<Finding>, StoreError> {
+    Ok(last(store, cluster)?
+        .map(|r| {
+            r.findings
+                .into_iter()
+                .filter(|f| {
+                    f.namespace == namespace
+                        && objects.iter().any(|(k, n)| f.kind == *k && f.name == *n)
+                })
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 /// Cluster `cluster`'s daily violations, oldest first.

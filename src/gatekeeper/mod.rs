@@ -11,6 +11,7 @@ pub mod engine;
 pub mod exceptions;
 pub mod form;
 pub mod library;
+pub mod metrics;
 mod pages;
 pub mod push;
 pub mod render;

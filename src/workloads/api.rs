@@ -220,6 +220,21 @@ pub(super) fn judge_pod(
     Ok((cluster, p, v))
 }
 
+/// The last Gatekeeper audit's violations of a pod and of its workload.
+pub(super) fn gatekeeper_of(
+    store: &Store,
+    cluster: u64,
+    namespace: &str,
+    pod: &super::Pod,
+) -> Result<Vec<crate::gatekeeper::audit::Finding>, ApiError> {
+    Ok(crate::gatekeeper::audit::findings_of(
+        store,
+        cluster,
+        namespace,
+        &[("Pod", &pod.name), (&pod.workload_kind, &pod.workload)],
+    )?)
+}
+
 async fn api_pod(
     state: web::Data<AppState>,
     path: web::Path<(u64, String, String)>,
@@ -227,14 +242,19 @@ async fn api_pod(
     let (id, ns, pod) = path.into_inner();
     let admission = admission(&state)?;
     let namespace = ns.clone();
-    let (_, p, v) = state
-        .with_store(move |s| judge_pod(s, &admission, id, &namespace, &pod))
+    let (_, p, v, gatekeeper) = state
+        .with_store(move |s| {
+            let (c, p, v) = judge_pod(s, &admission, id, &namespace, &pod)?;
+            let g = gatekeeper_of(s, id, &namespace, &p)?;
+            Ok::<_, ApiError>((c, p, v, g))
+        })
         .await?;
     let mut o = serde_json::to_value(&p).unwrap_or_default();
     o["namespace"] = json!(ns);
     o["compliant"] = json!(v.compliant);
     o["reasons"] = json!(v.reasons);
     o["images"] = json!(v.images);
+    o["gatekeeper"] = json!(gatekeeper);
     Ok(HttpResponse::Ok().json(o))
 }
 

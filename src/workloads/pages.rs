@@ -171,6 +171,8 @@ struct PodPage {
     verdict: PodVerdict,
     /// Each image with the id of its image page, when Bulwark knows the image.
     images: Vec<(ImageVerdict, Option<u64>)>,
+    /// The last Gatekeeper audit's violations of the pod and its workload.
+    gatekeeper: Vec<crate::gatekeeper::audit::Finding>,
 }
 
 async fn pod_page(
@@ -181,14 +183,15 @@ async fn pod_page(
     let (id, ns, pod) = path.into_inner();
     let admission = admission(&state)?;
     let namespace = ns.clone();
-    let (cluster, pod, verdict, images) = state
+    let (cluster, pod, verdict, images, gatekeeper) = state
         .with_store(move |s| {
             let (cluster, pod, verdict) = judge_pod(s, &admission, id, &namespace, &pod)?;
             let mut images = Vec::new();
             for (iv, c) in verdict.images.iter().zip(&pod.containers) {
                 images.push((iv.clone(), image_id(s, c)?));
             }
-            Ok::<_, ApiError>((cluster, pod, verdict, images))
+            let gatekeeper = super::api::gatekeeper_of(s, id, &namespace, &pod)?;
+            Ok::<_, ApiError>((cluster, pod, verdict, images, gatekeeper))
         })
         .await?;
     render(&PodPage {
@@ -199,6 +202,7 @@ async fn pod_page(
         pod,
         verdict,
         images,
+        gatekeeper,
     })
 }
 

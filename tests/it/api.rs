@@ -489,6 +489,7 @@ async fn jobs_metrics_health_and_pages() {
             "kube-sync",
             "retention",
             "pod-compliance",
+            "gatekeeper-audit",
             "posture"
         ]
     );

@@ -163,7 +163,11 @@ async fn constraints_audit_the_inventory() {
     let (session, csrf) = t.session("admin@example.com");
     let app = t.service().await;
     let w = Caller::bearer(&writer);
-    let (s, c, _) = call(&app, w.post("/api/v1/clusters", json!({"name": "prod"}))).await;
+    let (s, c, _) = call(
+        &app,
+        w.post("/api/v1/clusters", json!({"name": "gk-audit"})),
+    )
+    .await;
     assert_eq!(s, 201, "{c}");
     let id = c["id"].as_u64().unwrap();
     let list = json!({"apiVersion": "v1", "kind": "List", "items": [
@@ -363,6 +367,64 @@ async fn constraints_audit_the_inventory() {
     .await;
     assert_eq!(h["items"][0]["violations"], 5, "{h}");
     assert_eq!(h["items"][0]["warn"], 2, "{h}");
+
+    // The gauge, and the scheduled job that audits every cluster with constraints.
+    let scraper = t.key(admin, &[Scope::Metrics]);
+    let (_, text, _) = call(&app, Caller::bearer(&scraper).get("/metrics")).await;
+    let text = text.as_str().unwrap().to_string();
+    for line in [
+        "bulwark_gatekeeper_violations{cluster=\"gk-audit\",action=\"deny\"} 3",
+        "bulwark_gatekeeper_violations{cluster=\"gk-audit\",action=\"warn\"} 2",
+        "bulwark_gatekeeper_violations{cluster=\"gk-audit\",action=\"dryrun\"} 0",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+    let (s, v, _) = call(
+        &app,
+        Caller::session(&session).post("/api/v1/jobs/gatekeeper-audit/run", json!({})),
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let run = crate::support::finished_run(
+        &app,
+        || Caller::session(&session).get("/api/v1/jobs/gatekeeper-audit"),
+        None,
+    )
+    .await;
+    assert!(
+        run["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 clusters audited, 5 violations"),
+        "{run}"
+    );
+
+    // The pod's page and JSON show its violations beside its image compliance.
+    let (s, p, _) = call(
+        &app,
+        Caller::bearer(&reader).get(&format!("/api/v1/clusters/{id}/namespaces/shop/pods/bad")),
+    )
+    .await;
+    assert_eq!(s, 200, "{p}");
+    assert!(
+        p["gatekeeper"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["constraint"] == "internal-only"),
+        "{p}"
+    );
+    let (_, html, _) = call(
+        &app,
+        Caller::session(&session).get(&format!("/clusters/{id}/namespaces/shop/pods/bad")),
+    )
+    .await;
+    assert!(
+        html.as_str()
+            .unwrap()
+            .contains("not from an allowed repository"),
+        "{html}"
+    );
 
     // A dry run of an object, against the cluster's constraints or a draft one.
     let probe = pod(
