@@ -68,6 +68,7 @@ pub fn search_sources() -> Vec<Source> {
     s.push(crate::datamap::search_source());
     s.push(crate::workloads::search::source());
     s.extend(crate::audits::search::sources());
+    s.extend(crate::gatekeeper::search::sources());
     s
 }
 

@@ -133,6 +133,7 @@ async fn import_template(
     let t = state
         .with_store(move |s| catalog::import(s, &p.email, doc))
         .await?;
+    super::search::index_template(&state.search, &t);
     Ok(HttpResponse::Created().json(template_line(&t, None)))
 }
 
@@ -159,9 +160,11 @@ async fn delete_template(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
+    let n = name.clone();
     state
-        .with_store(move |s| catalog::delete_template(s, &p.email, &name))
+        .with_store(move |s| catalog::delete_template(s, &p.email, &n))
         .await?;
+    super::search::forget_template(&state.search, &name);
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -205,22 +208,37 @@ async fn create_constraint(
     let id = id.into_inner();
     let body = crate::http::read_body(&req, payload, MAX_BYTES).await?;
     let input = constraint_input(&body)?;
+    let search = state.search.clone();
     let stored = state
         .with_store(move |s| {
             cluster(s, id)?;
             let c = catalog::check(s, input)?;
             let stored = catalog::put_constraint(s, &p.email, id, c, true)?;
-            reaudit(s, id);
+            after_change(&search, s, id, None);
             Ok::<_, ApiError>(stored)
         })
         .await?;
     Ok(HttpResponse::Created().json(stored))
 }
 
-/// Audits again after a change; the change stands whatever the audit says.
-fn reaudit(store: &Store, id: u64) {
+/// After a constraint of cluster `id` changed (`removed`: the one deleted): the cluster is
+/// audited again and its constraints re-indexed. The change stands whatever the audit says.
+pub(super) fn after_change(
+    search: &crate::search::Search,
+    store: &Store,
+    id: u64,
+    removed: Option<(&str, &str)>,
+) {
     if let Err(e) = audit::run(store, id) {
         tracing::warn!(cluster = id, error = %e, "gatekeeper audit after a change failed");
+    }
+    if let Some((kind, name)) = removed {
+        super::search::forget_constraint(search, id, kind, name);
+    }
+    if let Ok(list) = catalog::constraints(store, id) {
+        for c in &list {
+            super::search::index_constraint(search, store, c);
+        }
     }
 }
 
@@ -245,6 +263,7 @@ async fn update_constraint(
     let (id, kind, name) = path.into_inner();
     let body = crate::http::read_body(&req, payload, MAX_BYTES).await?;
     let input = constraint_input(&body)?;
+    let search = state.search.clone();
     let stored = state
         .with_store(move |s| {
             let c = catalog::check(s, input)?;
@@ -255,7 +274,7 @@ async fn update_constraint(
                 )));
             }
             let stored = catalog::put_constraint(s, &p.email, id, c, false)?;
-            reaudit(s, id);
+            after_change(&search, s, id, None);
             Ok(stored)
         })
         .await?;
@@ -268,10 +287,11 @@ async fn delete_constraint(
     path: web::Path<(u64, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, kind, name) = path.into_inner();
+    let search = state.search.clone();
     state
         .with_store(move |s| {
             catalog::delete_constraint(s, &p.email, id, &kind, &name)?;
-            reaudit(s, id);
+            after_change(&search, s, id, Some((&kind, &name)));
             Ok::<_, ApiError>(())
         })
         .await?;

@@ -17,6 +17,7 @@ pub mod push;
 pub mod render;
 pub mod review;
 pub mod schema;
+pub mod search;
 pub mod template;
 pub mod verify;
 

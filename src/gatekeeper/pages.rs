@@ -116,6 +116,9 @@ async fn import_form(
             Ok::<_, ApiError>(catalog::import(s, &email, doc)?)
         })
         .await;
+    if let Ok(t) = &result {
+        super::search::index_template(&state.search, t);
+    }
     Ok(match result {
         Ok(t) => redirect_with_flash(
             &state,
@@ -291,10 +294,14 @@ async fn delete_template_form(
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
     let email = p.email.clone();
+    let search = state.search.clone();
     let n2 = name.clone();
     let r = state
         .with_store(move |s| catalog::delete_template(s, &email, &n2))
         .await;
+    if r.is_ok() {
+        super::search::forget_template(&search, &name);
+    }
     Ok(match r {
         Ok(()) => redirect_with_flash(
             &state,
@@ -334,6 +341,7 @@ async fn constraint_form(
     };
     let (name, action) = (get("name").trim().to_string(), get("action"));
     let email = p.email.clone();
+    let search = state.search.clone();
     let result = state
         .with_store(move |s| {
             let (t, _) = catalog::template(s, &template)?;
@@ -349,9 +357,7 @@ async fn constraint_form(
             };
             let c = catalog::check(s, input)?;
             let stored = catalog::put_constraint(s, &email, id, c, !editing)?;
-            if let Err(e) = audit::run(s, id) {
-                tracing::warn!(cluster = id, error = %e, "gatekeeper audit after a change failed");
-            }
+            super::api::after_change(&search, s, id, None);
             Ok::<_, ApiError>(stored)
         })
         .await;
@@ -537,13 +543,12 @@ async fn delete_constraint_form(
 ) -> Result<HttpResponse, ApiError> {
     let (id, kind, name) = path.into_inner();
     let email = p.email.clone();
+    let search = state.search.clone();
     let n2 = name.clone();
     let r = state
         .with_store(move |s| {
             catalog::delete_constraint(s, &email, id, &kind, &n2)?;
-            if let Err(e) = audit::run(s, id) {
-                tracing::warn!(cluster = id, error = %e, "gatekeeper audit after a change failed");
-            }
+            super::api::after_change(&search, s, id, Some((&kind, &n2)));
             Ok::<_, ApiError>(())
         })
         .await;

@@ -258,10 +258,7 @@ async fn constraints_audit_the_inventory() {
         library()
     ))
     .unwrap();
-    let doc = String::from_utf8(doc)
-        .unwrap()
-        .replace("Namespace", "Pod")
-        .replace("deny", "dryrun");
+    let doc = String::from_utf8(doc).unwrap().replace("Namespace", "Pod");
     let (s, v, _) = call(
         &app,
         w.post_bytes(&format!("{base}/constraints"), doc.into_bytes()),
@@ -367,6 +364,32 @@ async fn constraints_audit_the_inventory() {
     .await;
     assert_eq!(h["items"][0]["violations"], 5, "{h}");
     assert_eq!(h["items"][0]["warn"], 2, "{h}");
+
+    // Constraints and templates are searchable.
+    let (_, hits, _) = call(
+        &app,
+        Caller::session(&session).get("/api/v1/search?q=internal-only"),
+    )
+    .await;
+    assert!(
+        hits["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["url"]
+                == format!("/clusters/{id}/gatekeeper/BulwarkAllowedRepos/internal-only")),
+        "{hits}"
+    );
+    let (_, hits, _) = call(
+        &app,
+        Caller::session(&session).get("/api/v1/search?q=K8sRequiredLabels"),
+    )
+    .await;
+    assert!(
+        hits.to_string()
+            .contains("/gatekeeper/templates/k8srequiredlabels"),
+        "{hits}"
+    );
 
     // The gauge, and the scheduled job that audits every cluster with constraints.
     let scraper = t.key(admin, &[Scope::Metrics]);
