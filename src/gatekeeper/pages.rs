@@ -19,6 +19,7 @@ use crate::posture::chart::{legend, line_chart, Series};
 
 pub(super) fn routes(r: &mut Routes) {
     r.page("/gatekeeper", Perm::Read, library_page);
+    r.nav(24, "Gatekeeper", "/gatekeeper", Perm::Read);
     r.form("/gatekeeper/templates", Perm::Write, import_form);
     r.page("/gatekeeper/templates/{name}", Perm::Read, template_page);
     r.form(
@@ -43,6 +44,21 @@ pub(super) fn routes(r: &mut Routes) {
         delete_constraint_form,
     );
     r.form("/clusters/{id}/gatekeeper/audit", Perm::Write, audit_form);
+    r.page(
+        "/clusters/{id}/gatekeeper-in-cluster",
+        Perm::Read,
+        in_cluster_page,
+    );
+    r.form(
+        "/clusters/{id}/gatekeeper-in-cluster/push",
+        Perm::Write,
+        push_form,
+    );
+    r.form(
+        "/clusters/{id}/gatekeeper-in-cluster/remove",
+        Perm::Write,
+        remove_form,
+    );
 }
 
 struct TemplateLine {
@@ -586,6 +602,90 @@ async fn audit_form(
         &state,
         &p,
         &format!("/clusters/{id}/gatekeeper"),
+        &msg,
+    ))
+}
+
+#[derive(Askama)]
+#[template(path = "gatekeeper/in_cluster.html")]
+struct InClusterPage {
+    layout: Layout,
+    can_write: bool,
+    cluster_id: u64,
+    cluster_name: String,
+    drift: Option<super::push::Drift>,
+    problem: String,
+}
+
+/// What the cluster's Gatekeeper holds against what Bulwark would push.
+async fn in_cluster_page(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let c = state
+        .with_store(move |s| Ok::<_, ApiError>(crate::clusters::get(s, id)?))
+        .await?;
+    let (drift, problem) = match super::push::status(&state.store, state.sealer()?, id).await {
+        Ok(d) => (Some(d), String::new()),
+        Err(e) => (None, ApiError::from(e).message),
+    };
+    render(&InClusterPage {
+        layout: Layout::new(
+            &state,
+            &p,
+            format!("{}: Gatekeeper in the cluster", c.name),
+            "/clusters",
+        ),
+        can_write: p.can(Perm::Write),
+        cluster_id: id,
+        cluster_name: c.name,
+        drift,
+        problem,
+    })
+}
+
+async fn push_form(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let msg = match super::push::push(&state.store, state.sealer()?, &p.email, id).await {
+        Ok(d) => format!(
+            "Pushed {} objects to the cluster's Gatekeeper{}.",
+            d.objects.len(),
+            if d.in_sync {
+                "; it is in sync"
+            } else {
+                "; some still differ"
+            }
+        ),
+        Err(e) => ApiError::from(e).message,
+    };
+    Ok(redirect_with_flash(
+        &state,
+        &p,
+        &format!("/clusters/{id}/gatekeeper-in-cluster"),
+        &msg,
+    ))
+}
+
+async fn remove_form(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let msg = match super::push::remove(&state.store, state.sealer()?, &p.email, id).await {
+        Ok(n) => format!("Removed {n} objects Bulwark had pushed."),
+        Err(e) => ApiError::from(e).message,
+    };
+    Ok(redirect_with_flash(
+        &state,
+        &p,
+        &format!("/clusters/{id}/gatekeeper-in-cluster"),
         &msg,
     ))
 }

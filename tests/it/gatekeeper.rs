@@ -1006,3 +1006,64 @@ async fn constraints_are_pushed_to_a_clusters_gatekeeper() {
     assert_eq!(left.len(), 1, "{left:?}");
     handle.stop(false).await;
 }
+
+/// The exception form creates gatekeeper exceptions; the cluster's in-cluster page renders
+/// what a push would change.
+#[actix_web::test]
+async fn gatekeeper_exceptions_and_the_in_cluster_page_through_the_console() {
+    use crate::support::{call, Caller, InProcess};
+    use bulwark::http::Role;
+    use serde_json::json;
+
+    let t = InProcess::new();
+    t.user("admin@example.com", Role::Admin);
+    let (session, csrf) = t.session("admin@example.com");
+    let app = t.service().await;
+    let sc = Caller::session(&session);
+    let (_, c, _) = call(
+        &app,
+        sc.post("/api/v1/clusters", json!({"name": "console"})),
+    )
+    .await;
+    let id = c["id"].as_u64().unwrap();
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let body = format!(
+        "csrf={csrf}&title={}&kind=gatekeeper&constraint_template=BulwarkPrivilegedContainers&issue_id=no-priv&namespaces=ops&image_match=",
+        enc("debug shells")
+    );
+    let (s, _, h) = call(&app, sc.form("/exceptions", body)).await;
+    assert_eq!(s, 303);
+    let at = h.get("location").unwrap().to_str().unwrap().to_string();
+    let (_, html, _) = call(&app, sc.get(&at)).await;
+    let html = html.as_str().unwrap();
+    assert!(
+        html.contains("BulwarkPrivilegedContainers") && html.contains("gatekeeper"),
+        "{html}"
+    );
+    // Not connected to its API server: the page says why instead of a drift table.
+    let (s, html, _) = call(
+        &app,
+        sc.get(&format!("/clusters/{id}/gatekeeper-in-cluster")),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(
+        html.as_str().unwrap().contains("no Kubernetes connection"),
+        "{html}"
+    );
+    let (s, _, h) = call(
+        &app,
+        sc.form(
+            &format!("/clusters/{id}/gatekeeper-in-cluster/push"),
+            format!("csrf={csrf}"),
+        ),
+    )
+    .await;
+    assert_eq!(s, 303);
+    assert!(h
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .ends_with("/gatekeeper-in-cluster"));
+}

@@ -169,6 +169,7 @@ async fn list_page(
                     "title",
                     "reason",
                     "issue_id",
+                    "constraint_template",
                     "image_match",
                     "namespaces",
                     "end_date",
@@ -192,6 +193,11 @@ struct ExceptionForm {
     reason: String,
     #[serde(default)]
     issue_id: String,
+    /// `policy` or `gatekeeper`.
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    constraint_template: String,
     #[serde(default)]
     image_match: String,
     #[serde(default)]
@@ -224,9 +230,15 @@ async fn exception_create_form(
         .filter(|n| !n.is_empty())
         .map(String::from)
         .collect();
+    let kind = match f.kind.as_str() {
+        "gatekeeper" => ExceptionKind::Gatekeeper,
+        _ => ExceptionKind::Policy,
+    };
     let input = ExceptionInput {
         title: f.title.clone(),
         reason: f.reason.clone(),
+        kind,
+        constraint_template: f.constraint_template.clone(),
         issue_id: f.issue_id.clone(),
         image_match: f.image_match.clone(),
         namespaces: (!namespaces.is_empty()).then_some(namespaces),
