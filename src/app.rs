@@ -128,12 +128,15 @@ pub fn jobs(
             name: "kube-sync",
             description: "Lists the pods of clusters connected to their API servers",
             schedule: config.jobs.kube_sync.clone(),
-            run: Arc::new(move |store: &Store, _: &CancellationToken| {
-                let result = clusters::sync::sync_all(store, sealer.clone());
-                for l in clusters::sync::links(store).unwrap_or_default() {
-                    crate::workloads::search::reindex(&search, store, l.cluster);
+            run: Arc::new({
+                let sealer = sealer.clone();
+                move |store: &Store, _: &CancellationToken| {
+                    let result = clusters::sync::sync_all(store, sealer.clone());
+                    for l in clusters::sync::links(store).unwrap_or_default() {
+                        crate::workloads::search::reindex(&search, store, l.cluster);
+                    }
+                    result
                 }
-                result
             }),
         },
         Job {
@@ -167,9 +170,20 @@ pub fn jobs(
             description:
                 "Audits every cluster with Gatekeeper constraints against its last synced objects",
             schedule: config.jobs.gatekeeper_audit.clone(),
-            run: Arc::new(|store: &Store, _: &CancellationToken| {
-                crate::gatekeeper::audit::run_all(store).map_err(|e| e.to_string())
-            }),
+            run: {
+                let sealer = sealer.clone();
+                Arc::new(move |store: &Store, _: &CancellationToken| {
+                    let audited =
+                        crate::gatekeeper::audit::run_all(store).map_err(|e| e.to_string())?;
+                    let pushed =
+                        crate::gatekeeper::push::refresh_pushed_blocking(store, sealer.clone());
+                    Ok(if pushed.is_empty() {
+                        audited
+                    } else {
+                        format!("{audited}; {}", pushed.join("; "))
+                    })
+                })
+            },
         },
         Job {
             name: "posture",

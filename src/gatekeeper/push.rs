@@ -10,18 +10,40 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
-use serde::Serialize;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
 use super::{catalog, render, GatekeeperError};
 use crate::audit::{self, Event};
 use crate::clusters::kube::{self, Connection};
 use crate::secrets::Sealer;
-use crate::store::Store;
+use crate::store::{Store, Table};
 
 /// The label on everything Bulwark pushes.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "bulwark");
+
+/// The last push to a cluster: what was pushed (a digest), by whom, when.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pushed {
+    pub digest: String,
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Cluster → its last push (none once removed).
+const PUSHES: Table<u64, Pushed> = Table::new("gatekeeper_pushes");
+
+/// The digest of what would be pushed.
+fn digest(templates: &[Value], constraints: &[Value]) -> String {
+    let mut h = Sha256::new();
+    for v in templates.iter().chain(constraints) {
+        h.update(v.to_string().as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
+}
 
 /// How long a constraint waits for Gatekeeper to make its CRD.
 const CRD_WAIT: Duration = Duration::from_secs(20);
@@ -291,9 +313,15 @@ pub async fn push(
     }
     let removed = remove_managed(&conn, &templates, &constraints, false).await?;
     let (actor, n) = (actor.to_string(), (templates.len(), constraints.len()));
+    let pushed = Pushed {
+        digest: digest(&templates, &constraints),
+        by: actor.clone(),
+        at: Utc::now(),
+    };
     store
         .run(move |s| {
             s.write(|w| {
+                w.put(&PUSHES, &id, &pushed)?;
                 audit::record(
                     w,
                     Event::new(&actor, "gatekeeper.push", format!("cluster:{id}")).detail(format!(
@@ -368,6 +396,7 @@ pub async fn remove(
     store
         .run(move |s| {
             s.write(|w| {
+                w.delete(&PUSHES, &id)?;
                 audit::record(
                     w,
                     Event::new(&actor, "gatekeeper.remove", format!("cluster:{id}"))
@@ -377,4 +406,67 @@ pub async fn remove(
         })
         .await?;
     Ok(removed)
+}
+
+/// The last push to cluster `id`, if its policies are pushed.
+pub fn last_push(store: &Store, id: u64) -> Result<Option<Pushed>, GatekeeperError> {
+    Ok(store.read(|r| r.get(&PUSHES, &id))?)
+}
+
+/// Pushes again to every cluster whose pushed policies are out of date (an exception started
+/// or ended, a constraint changed); returns what it did, one line per cluster.
+pub async fn refresh_pushed(store: &Store, sealer: Arc<Sealer>, actor: &str) -> Vec<String> {
+    let pushed = match store
+        .run(|s| Ok::<_, GatekeeperError>(s.read(|r| r.all(&PUSHES))?))
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => return vec![format!("pushed clusters unreadable: {e}")],
+    };
+    let mut out = Vec::new();
+    for (id, last) in pushed {
+        let current = match desired_of(store, id).await {
+            Ok((t, c)) => digest(&t, &c),
+            Err(e) => {
+                out.push(format!("cluster {id}: {e}"));
+                continue;
+            }
+        };
+        if current == last.digest {
+            continue;
+        }
+        match push(store, sealer.clone(), actor, id).await {
+            Ok(d) => out.push(format!(
+                "cluster {id}: pushed again ({})",
+                if d.in_sync {
+                    "in sync"
+                } else {
+                    "still differs"
+                }
+            )),
+            Err(e) => out.push(format!("cluster {id}: push failed: {e}")),
+        }
+    }
+    out
+}
+
+/// Forgets a deleted cluster's push record, inside its delete transaction.
+pub fn forget(w: &crate::store::WriteTx, cluster: u64) -> Result<(), crate::store::StoreError> {
+    w.delete(&PUSHES, &cluster)?;
+    Ok(())
+}
+
+/// [`refresh_pushed`] from a job (on the blocking pool, inside the runtime, or without one).
+pub fn refresh_pushed_blocking(store: &Store, sealer: Arc<Sealer>) -> Vec<String> {
+    let run = refresh_pushed(store, sealer, "gatekeeper-audit job");
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => h.block_on(run),
+        Err(_) => match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(run),
+            Err(e) => vec![format!("no runtime for the push: {e}")],
+        },
+    }
 }

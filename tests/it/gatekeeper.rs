@@ -992,6 +992,39 @@ async fn constraints_are_pushed_to_a_clusters_gatekeeper() {
         );
     }
 
+    // Another exception starts: the hourly job pushes the policies again.
+    let (s, e, _) = call(
+        &app,
+        w.post(
+            "/api/v1/exceptions",
+            json!({"title": "dev", "type": "gatekeeper",
+        "namespaces": ["dev-sandbox"], "constraint_template": "BulwarkPrivilegedContainers"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{e}");
+    let (s, v, _) = call(&app, w.post("/api/v1/jobs/gatekeeper-audit/run", json!({}))).await;
+    assert_eq!(s, 202, "{v}");
+    let run =
+        crate::support::finished_run(&app, || w.get("/api/v1/jobs/gatekeeper-audit"), None).await;
+    assert!(
+        run["message"]
+            .as_str()
+            .unwrap()
+            .contains("pushed again (in sync)"),
+        "{run}"
+    );
+    {
+        let st = api.lock().unwrap();
+        let rego = st.gatekeeper_objects
+            ["/apis/templates.gatekeeper.sh/v1/constrainttemplates/bulwarkprivilegedcontainers"]
+            ["spec"]["targets"][0]["rego"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(rego.contains("\"dev-sandbox\""), "{rego}");
+    }
+
     // Removal takes only what Bulwark pushed.
     let (s, v, _) = call(&app, w.delete(&pushed)).await;
     assert_eq!(s, 200, "{v}");
