@@ -313,7 +313,7 @@ fn evaluate_object(
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let review = Review::from_object(o.clone(), namespaces.get(ns).map(|n| (*n).clone()));
+    let mut review = Review::from_object(o.clone(), namespaces.get(ns).map(|n| (*n).clone()));
     if let Err(e) = engine::check_object(o) {
         if f.errors.len() < MAX_ERRORS {
             f.errors
@@ -321,7 +321,7 @@ fn evaluate_object(
         }
         return;
     }
-    let value = regorus::Value::from(review.to_value());
+    let value = regorus::Value::from(review.take_value());
     let images = super::exceptions::image_names(o);
     for (i, c) in mine.iter_mut().enumerate() {
         let counts = f.counts.entry(i).or_default();

@@ -123,10 +123,10 @@ impl Enforcer {
         let Some(compiled) = sets.by_cluster.get(&cluster) else {
             return Ok(out);
         };
-        let review = Review::from_request(request.clone(), None);
+        let mut review = Review::from_request(request.clone(), None);
         super::engine::check_object(&review.object)?;
-        let value = regorus::Value::from(review.to_value());
         let images = exceptions::image_names(&review.object);
+        let value = regorus::Value::from(review.take_value());
         for c in compiled.iter() {
             if !c.constraint.matcher.matches(&review) {
                 continue;

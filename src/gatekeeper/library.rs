@@ -16,37 +16,40 @@ use super::Template;
 /// Shared by every template as `data.lib.bulwark`.
 const LIB: &str = r#"package lib.bulwark
 
-# The pod spec of a pod or of a workload's pod template.
-pod_spec(obj) = spec {
-  obj.kind == "Pod"
-  spec := obj.spec
+# The pod spec of the object under review: a pod's, or the pod template of a workload. Complete
+# rules over the input (not functions of an argument), so one evaluation computes them once.
+spec = s {
+  input.review.object.kind == "Pod"
+  s := input.review.object.spec
 }
 
-pod_spec(obj) = spec {
-  {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job"}[obj.kind]
-  spec := obj.spec.template.spec
+spec = s {
+  workload_kinds[input.review.object.kind]
+  s := input.review.object.spec.template.spec
 }
 
-pod_spec(obj) = spec {
-  obj.kind == "CronJob"
-  spec := obj.spec.jobTemplate.spec.template.spec
+spec = s {
+  input.review.object.kind == "CronJob"
+  s := input.review.object.spec.jobTemplate.spec.template.spec
 }
+
+workload_kinds = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job"}
 
 # Every container of the object under review: regular, init and ephemeral.
 containers[c] {
-  spec := pod_spec(input.review.object)
-  field := {"containers", "initContainers", "ephemeralContainers"}[_]
-  c := spec[field][_]
+  c := spec.containers[_]
 }
 
-# The object's name as messages show it.
-subject = s {
-  o := input.review.object
-  s := sprintf("%v %v", [o.kind, object.get(o.metadata, "name", "")])
+containers[c] {
+  c := spec.initContainers[_]
+}
+
+containers[c] {
+  c := spec.ephemeralContainers[_]
 }
 
 param(name, fallback) = v {
-  v := object.get(input, ["parameters", name], fallback)
+  v := object.get(input.parameters, name, fallback)
 }
 "#;
 
@@ -79,7 +82,7 @@ violation[{"msg": msg}] {
   repos := bulwark.param("repos", [])
   c := bulwark.containers[_]
   not any_prefix(c.image, repos)
-  msg := sprintf("%v: container %v runs %v, which is not from an allowed repository (%v)", [bulwark.subject, c.name, c.image, concat(", ", repos)])
+  msg := sprintf("container %v runs %v, which is not from an allowed repository (%v)", [c.name, c.image, concat(", ", repos)])
 }
 
 any_prefix(image, repos) {
@@ -99,7 +102,7 @@ violation[{"msg": msg}] {
   c := bulwark.containers[_]
   repo := bulwark.param("repos", [])[_]
   startswith(c.image, repo)
-  msg := sprintf("%v: container %v runs %v, from the disallowed repository %v", [bulwark.subject, c.name, c.image, repo])
+  msg := sprintf("container %v runs %v, from the disallowed repository %v", [c.name, c.image, repo])
 }
 "#,
     },
@@ -116,7 +119,7 @@ violation[{"msg": msg, "details": {"missing": key}}] {
   want := bulwark.param("labels", [])[_]
   key := want.key
   not input.review.object.metadata.labels[key]
-  msg := sprintf("%v has no label %v", [bulwark.subject, key])
+  msg := sprintf("no label %v", [key])
 }
 
 violation[{"msg": msg}] {
@@ -125,7 +128,7 @@ violation[{"msg": msg}] {
   pattern != ""
   value := input.review.object.metadata.labels[want.key]
   not regex.match(pattern, value)
-  msg := sprintf("%v: label %v=%v does not match %v", [bulwark.subject, want.key, value, pattern])
+  msg := sprintf("label %v=%v does not match %v", [want.key, value, pattern])
 }
 "#,
     },
@@ -142,7 +145,7 @@ violation[{"msg": msg, "details": {"missing": key}}] {
   want := bulwark.param("annotations", [])[_]
   key := want.key
   not input.review.object.metadata.annotations[key]
-  msg := sprintf("%v has no annotation %v", [bulwark.subject, key])
+  msg := sprintf("no annotation %v", [key])
 }
 
 violation[{"msg": msg}] {
@@ -151,7 +154,7 @@ violation[{"msg": msg}] {
   pattern != ""
   value := input.review.object.metadata.annotations[want.key]
   not regex.match(pattern, value)
-  msg := sprintf("%v: annotation %v=%v does not match %v", [bulwark.subject, want.key, value, pattern])
+  msg := sprintf("annotation %v=%v does not match %v", [want.key, value, pattern])
 }
 "#,
     },
@@ -166,7 +169,7 @@ import data.lib.bulwark
 violation[{"msg": msg}] {
   c := bulwark.containers[_]
   c.securityContext.privileged == true
-  msg := sprintf("%v: container %v is privileged", [bulwark.subject, c.name])
+  msg := sprintf("container %v is privileged", [c.name])
 }
 "#,
     },
@@ -179,10 +182,10 @@ violation[{"msg": msg}] {
 import data.lib.bulwark
 
 violation[{"msg": msg}] {
-  spec := bulwark.pod_spec(input.review.object)
+  spec := bulwark.spec
   field := {"hostPID", "hostIPC", "hostNetwork"}[_]
   spec[field] == true
-  msg := sprintf("%v sets %v", [bulwark.subject, field])
+  msg := sprintf("the pod sets %v", [field])
 }
 "#,
     },
@@ -196,15 +199,15 @@ violation[{"msg": msg}] {
 import data.lib.bulwark
 
 violation[{"msg": msg}] {
-  spec := bulwark.pod_spec(input.review.object)
+  spec := bulwark.spec
   v := spec.volumes[_]
   path := v.hostPath.path
   not allowed_path(path)
-  msg := sprintf("%v mounts the host path %v, which is not allowed", [bulwark.subject, path])
+  msg := sprintf("the host path %v is not allowed", [path])
 }
 
 violation[{"msg": msg}] {
-  spec := bulwark.pod_spec(input.review.object)
+  spec := bulwark.spec
   v := spec.volumes[_]
   path := v.hostPath.path
   allowed := bulwark.param("allowedHostPaths", [])[_]
@@ -214,7 +217,7 @@ violation[{"msg": msg}] {
   m := c.volumeMounts[_]
   m.name == v.name
   not m.readOnly == true
-  msg := sprintf("%v: container %v mounts the host path %v writable; it must be read-only", [bulwark.subject, c.name, path])
+  msg := sprintf("container %v mounts the host path %v writable; it must be read-only", [c.name, path])
 }
 
 allowed_path(path) {
@@ -235,7 +238,7 @@ violation[{"msg": msg}] {
   port := c.ports[_].hostPort
   port != 0
   not within(port)
-  msg := sprintf("%v: container %v uses host port %v, outside %v..%v", [bulwark.subject, c.name, port, bulwark.param("min", 0), bulwark.param("max", 0)])
+  msg := sprintf("container %v uses host port %v, outside %v..%v", [c.name, port, bulwark.param("min", 0), bulwark.param("max", 0)])
 }
 
 within(port) {
@@ -260,7 +263,7 @@ violation[{"msg": msg}] {
   allowed := {x | x := bulwark.param("allowedCapabilities", [])[_]}
   not allowed["*"]
   not allowed[cap]
-  msg := sprintf("%v: container %v adds the capability %v, which is not allowed", [bulwark.subject, c.name, cap])
+  msg := sprintf("container %v adds the capability %v, which is not allowed", [c.name, cap])
 }
 
 violation[{"msg": msg}] {
@@ -269,7 +272,7 @@ violation[{"msg": msg}] {
   dropped := {x | x := object.get(c, ["securityContext", "capabilities", "drop"], [])[_]}
   not dropped["ALL"]
   not dropped[need]
-  msg := sprintf("%v: container %v does not drop the capability %v", [bulwark.subject, c.name, need])
+  msg := sprintf("container %v does not drop the capability %v", [c.name, need])
 }
 "#,
     },
@@ -284,7 +287,7 @@ import data.lib.bulwark
 violation[{"msg": msg}] {
   c := bulwark.containers[_]
   not c.securityContext.readOnlyRootFilesystem == true
-  msg := sprintf("%v: container %v does not set readOnlyRootFilesystem", [bulwark.subject, c.name])
+  msg := sprintf("container %v does not set readOnlyRootFilesystem", [c.name])
 }
 "#,
     },
@@ -297,10 +300,10 @@ violation[{"msg": msg}] {
 import data.lib.bulwark
 
 violation[{"msg": msg}] {
-  spec := bulwark.pod_spec(input.review.object)
+  spec := bulwark.spec
   c := bulwark.containers[_]
   not non_root(object.get(c, "securityContext", {}), object.get(spec, "securityContext", {}))
-  msg := sprintf("%v: container %v may run as root (set runAsNonRoot or a non-zero runAsUser)", [bulwark.subject, c.name])
+  msg := sprintf("container %v may run as root (set runAsNonRoot or a non-zero runAsUser)", [c.name])
 }
 
 non_root(ctx, _) {
@@ -342,7 +345,7 @@ violation[{"msg": msg}] {
   c := bulwark.containers[_]
   resource := {"cpu", "memory"}[_]
   not c.resources.limits[resource]
-  msg := sprintf("%v: container %v sets no %v limit", [bulwark.subject, c.name, resource])
+  msg := sprintf("container %v sets no %v limit", [c.name, resource])
 }
 
 violation[{"msg": msg}] {
@@ -352,7 +355,7 @@ violation[{"msg": msg}] {
   max != ""
   limit := c.resources.limits[resource]
   units.parse(sprintf("%v", [limit])) > units.parse(max)
-  msg := sprintf("%v: container %v has a %v limit of %v, above %v", [bulwark.subject, c.name, resource, limit, max])
+  msg := sprintf("container %v has a %v limit of %v, above %v", [c.name, resource, limit, max])
 }
 "#,
     },
@@ -368,7 +371,7 @@ violation[{"msg": msg}] {
   c := bulwark.containers[_]
   resource := {"cpu", "memory"}[_]
   not c.resources.requests[resource]
-  msg := sprintf("%v: container %v requests no %v", [bulwark.subject, c.name, resource])
+  msg := sprintf("container %v requests no %v", [c.name, resource])
 }
 "#,
     },
@@ -383,7 +386,7 @@ import data.lib.bulwark
 violation[{"msg": msg}] {
   c := bulwark.containers[_]
   not regex.match(`@[a-z0-9]+([+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$`, c.image)
-  msg := sprintf("%v: container %v names its image %v without a digest", [bulwark.subject, c.name, c.image])
+  msg := sprintf("container %v names its image %v without a digest", [c.name, c.image])
 }
 "#,
     },
@@ -399,7 +402,7 @@ violation[{"msg": msg}] {
   c := bulwark.containers[_]
   not contains(c.image, "@")
   floating(c.image)
-  msg := sprintf("%v: container %v runs %v, a floating tag", [bulwark.subject, c.name, c.image])
+  msg := sprintf("container %v runs %v, a floating tag", [c.name, c.image])
 }
 
 floating(image) {
@@ -422,11 +425,11 @@ floating(image) {
 import data.lib.bulwark
 
 violation[{"msg": msg}] {
-  spec := bulwark.pod_spec(input.review.object)
+  spec := bulwark.spec
   c := spec.containers[_]
   probe := bulwark.param("probes", ["readinessProbe", "livenessProbe"])[_]
   not c[probe]
-  msg := sprintf("%v: container %v has no %v", [bulwark.subject, c.name, probe])
+  msg := sprintf("container %v has no %v", [c.name, probe])
 }
 "#,
     },

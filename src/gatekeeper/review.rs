@@ -16,8 +16,17 @@ pub struct Review {
     pub object: Value,
     /// The namespace's own object, when known (namespace selectors need its labels).
     pub namespace_object: Option<Value>,
+    /// The object's labels (kept apart so the object can move into the engine's input).
+    labels: Option<Map<String, Value>>,
     /// The AdmissionRequest as given, when there was one.
     request: Option<Value>,
+}
+
+fn labels_of(object: &Value) -> Option<Map<String, Value>> {
+    object
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .cloned()
 }
 
 /// `apps/v1` → (`apps`, `v1`); `v1` → (``, `v1`).
@@ -47,6 +56,7 @@ impl Review {
             name: str_of(&object, "/metadata/name"),
             namespace: (!ns.is_empty()).then_some(ns),
             operation: String::new(),
+            labels: labels_of(&object),
             object,
             namespace_object,
             request: None,
@@ -80,6 +90,7 @@ impl Review {
             name,
             namespace: (!ns.is_empty()).then_some(ns),
             operation,
+            labels: labels_of(&object),
             object,
             namespace_object,
             request: Some(request),
@@ -97,13 +108,22 @@ impl Review {
     }
 
     pub fn object_labels(&self) -> Option<&Map<String, Value>> {
-        self.object
-            .pointer("/metadata/labels")
-            .and_then(Value::as_object)
+        self.labels.as_ref()
     }
 
     /// `input.review` as the template reads it.
     pub fn to_value(&self) -> Value {
+        self.build(self.object.clone())
+    }
+
+    /// `input.review`, moving the object into it (what the review still answers afterwards:
+    /// its kind, names and labels, for matching).
+    pub fn take_value(&mut self) -> Value {
+        let object = std::mem::take(&mut self.object);
+        self.build(object)
+    }
+
+    fn build(&self, object: Value) -> Value {
         let mut r = match &self.request {
             Some(Value::Object(m)) => Value::Object(m.clone()),
             _ => json!({
@@ -114,7 +134,7 @@ impl Review {
             }),
         };
         r["kind"] = json!({"group": self.group, "version": self.version, "kind": self.kind});
-        r["object"] = self.object.clone();
+        r["object"] = object;
         if !self.name.is_empty() {
             r["name"] = json!(self.name);
         }
