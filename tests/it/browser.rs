@@ -297,8 +297,9 @@ async fn sign_in_create_a_cluster_and_see_it_listed() {
         "and its description is escaped"
     );
     d.screenshot("browser-cluster-next-steps.png").await;
-    d.goto(&format!("{}/clusters", server.base)).await;
-    let src = d.source().await;
+    let src = d
+        .wait_page(&format!("{}/clusters", server.base), "browser-made")
+        .await;
     assert!(src.contains("browser-made"), "the new cluster is listed");
     let shot = d.screenshot("browser-clusters.png").await;
     assert!(std::fs::metadata(&shot).unwrap().len() > 1000);
