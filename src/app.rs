@@ -46,6 +46,7 @@ pub fn routes(config: &Config) -> Routes {
     crate::audits::api::routes(&mut r);
     crate::kubesec::api::routes(&mut r);
     crate::gatekeeper::api::routes(&mut r);
+    crate::runtime::api::routes(&mut r);
     crate::compliance::routes(&mut r);
     crate::compliance::m9sweeper_routes(&mut r);
     crate::compliance::pages(&mut r);
@@ -318,6 +319,7 @@ impl Appliance {
         domains.insert_shared(admission);
         domains.insert_shared(pods);
         domains.insert(audits);
+        domains.insert(crate::runtime::api::Runtime::start(&store)?);
         domains.insert(crate::images::ListCache::default());
         domains.insert(crate::sso::oidc::PendingLogins::default());
         domains.insert(crate::datamap::DataMapMetrics::new(&metrics));

@@ -25,6 +25,7 @@ pub mod memory;
 pub mod notify;
 pub mod posture;
 pub mod registries;
+pub mod runtime;
 pub mod scanner;
 pub mod search;
 pub mod secrets;

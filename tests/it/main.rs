@@ -10,6 +10,7 @@ mod browser;
 mod compliance;
 mod console;
 mod detect;
+mod falco;
 mod gatekeeper;
 mod helm_chart;
 mod hostile;

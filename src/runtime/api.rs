@@ -1,0 +1,347 @@
+//! Runtime events' JSON: m9sweeper's Falco upload path (falcosidekick's webhook output), the
+//! events with filters and a total, one event, the anomaly signatures, and the rules.
+
+use std::sync::Arc;
+
+use actix_web::http::Method;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::ingest::{Ingest, Stored};
+use super::rules::{self, Action, RuleCache, RuleInput};
+use super::{event, Event, RuntimeError, EVENTS, SIGNATURES};
+use crate::http::{ApiError, AppState, Auth, Perm, Routes};
+use crate::store::{Scan, Store};
+
+/// Largest event accepted.
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+/// Events listed at most per page.
+const MAX_LIMIT: usize = 1_000;
+
+/// The domain's state: the writer and the compiled rules.
+pub struct Runtime {
+    pub ingest: Ingest,
+    pub rules: RuleCache,
+}
+
+impl Runtime {
+    /// Starts the writer over `store` and seeds the default rule.
+    pub fn start(store: &Store) -> Result<Runtime, crate::store::StoreError> {
+        rules::seed(store)?;
+        Ok(Runtime {
+            ingest: Ingest::start(store.clone()),
+            rules: RuleCache::default(),
+        })
+    }
+}
+
+/// Registers the routes.
+pub fn routes(r: &mut Routes) {
+    for path in [
+        "/api/falco/{cluster}/create",
+        "/api/falco/{cluster}/create/",
+    ] {
+        r.api(Method::POST, path, Perm::UploadFalco, upload);
+    }
+    r.api(Method::GET, "/api/v1/falco/events", Perm::Read, list_events);
+    r.api(
+        Method::GET,
+        "/api/v1/falco/events/{id}",
+        Perm::Read,
+        get_event,
+    );
+    r.api(
+        Method::GET,
+        "/api/v1/falco/signatures",
+        Perm::Read,
+        list_signatures,
+    );
+    r.api(Method::GET, "/api/v1/falco/rules", Perm::Read, list_rules);
+    r.api(
+        Method::POST,
+        "/api/v1/falco/rules",
+        Perm::Write,
+        create_rule,
+    );
+    r.api(
+        Method::PUT,
+        "/api/v1/falco/rules/{id}",
+        Perm::Write,
+        update_rule,
+    );
+    r.api(
+        Method::DELETE,
+        "/api/v1/falco/rules/{id}",
+        Perm::Write,
+        delete_rule,
+    );
+}
+
+fn runtime(state: &AppState) -> Result<Arc<Runtime>, ApiError> {
+    state
+        .domains
+        .get::<Runtime>()
+        .ok_or_else(|| ApiError::internal("runtime events not configured"))
+}
+
+async fn upload(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    cluster: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let rt = runtime(&state)?;
+    let body = crate::http::read_body(&req, payload, MAX_EVENT_BYTES).await?;
+    let name = cluster.into_inner();
+    let rt2 = rt.clone();
+    let decided = state
+        .with_store(move |s| {
+            let c = crate::compliance::service::find_cluster(s, &name).map_err(|_| {
+                ApiError::not_found(format!(
+                    "cluster '{}' not found",
+                    name.chars().take(100).collect::<String>()
+                ))
+            })?;
+            let mut e = event::parse(c.id, &body, Utc::now())?;
+            let rule = rt2.rules.decide(s, &e)?;
+            if let Some((Action::Silence, _)) = rule {
+                e.silenced = true;
+            }
+            Ok::<_, ApiError>((e, rule))
+        })
+        .await?;
+    let (e, rule) = decided;
+    if let Some((Action::Ignore, id)) = rule {
+        return Ok(HttpResponse::Ok().json(json!({
+            "success": true, "message": format!("ignored by falco rule {id}"), "data": null})));
+    }
+    let stored = rt.ingest.submit(e).await?;
+    Ok(match stored {
+        Stored::New(id) => HttpResponse::Created()
+            .json(json!({"success": true, "message": "", "data": {"id": id}})),
+        Stored::Duplicate(id) => HttpResponse::Ok().json(json!({
+            "success": true, "message": "already stored", "data": {"id": id}})),
+    })
+}
+
+/// The list's filters (the interface other tools script against).
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(default)]
+pub struct Filter {
+    /// Cluster id or name.
+    pub cluster: String,
+    /// Exactly this priority.
+    pub priority: String,
+    /// This priority or a more severe one.
+    pub min_priority: String,
+    pub namespace: String,
+    pub pod: String,
+    pub image: String,
+    pub rule: String,
+    pub hostname: String,
+    pub tag: String,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Words the output must contain (case-insensitive).
+    pub q: String,
+    pub limit: Option<usize>,
+    /// Events with smaller ids (the next page).
+    pub before: Option<u64>,
+}
+
+/// A filter with its cluster resolved and its words lower-cased.
+struct Matcher {
+    f: Filter,
+    cluster: Option<u64>,
+    min_rank: Option<usize>,
+    priority: String,
+    words: Vec<String>,
+}
+
+impl Matcher {
+    fn new(store: &Store, f: Filter) -> Result<Matcher, ApiError> {
+        let cluster = match f.cluster.trim() {
+            "" => None,
+            c => Some(
+                crate::compliance::service::find_cluster(store, c)
+                    .map_err(|_| {
+                        ApiError::not_found(format!(
+                            "cluster '{}' not found",
+                            c.chars().take(100).collect::<String>()
+                        ))
+                    })?
+                    .id,
+            ),
+        };
+        let min_rank = match f.min_priority.trim() {
+            "" => None,
+            p => Some(event::rank(p).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "min_priority: one of {}",
+                    event::PRIORITIES.join(", ")
+                ))
+            })?),
+        };
+        let priority = match f.priority.trim() {
+            "" => String::new(),
+            p => event::normalize_priority(p),
+        };
+        let words =
+            f.q.split_whitespace()
+                .take(16)
+                .map(str::to_lowercase)
+                .collect();
+        Ok(Matcher {
+            f,
+            cluster,
+            min_rank,
+            priority,
+            words,
+        })
+    }
+
+    fn matches(&self, e: &Event) -> bool {
+        let f = &self.f;
+        let eq = |want: &str, have: &str| want.is_empty() || want == have;
+        self.cluster.is_none_or(|c| e.cluster == c)
+            && (self.priority.is_empty() || e.priority == self.priority)
+            && self
+                .min_rank
+                .is_none_or(|m| event::rank(&e.priority).is_some_and(|r| r <= m))
+            && eq(&f.namespace, &e.namespace)
+            && eq(&f.pod, &e.pod)
+            && eq(&f.image, &e.image)
+            && eq(&f.rule, &e.rule)
+            && eq(&f.hostname, &e.hostname)
+            && (f.tag.is_empty() || e.tags.contains(&f.tag))
+            && f.since.is_none_or(|s| e.time >= s)
+            && f.until.is_none_or(|u| e.time < u)
+            && (self.words.is_empty() || {
+                let out = e.output.to_lowercase();
+                self.words.iter().all(|w| out.contains(w.as_str()))
+            })
+    }
+}
+
+/// The newest `limit` matching events (below `before`) and how many events match in all.
+pub fn events(store: &Store, f: Filter) -> Result<(Vec<Event>, u64), ApiError> {
+    let limit = f.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
+    let before = f.before;
+    let m = Matcher::new(store, f)?;
+    let mut items = Vec::new();
+    let mut total = 0u64;
+    store.read(|r| {
+        r.scan(
+            &EVENTS,
+            Scan {
+                reverse: true,
+                ..Scan::default()
+            },
+            |id: u64, e: Event| {
+                if m.matches(&e) {
+                    total += 1;
+                    if items.len() < limit && before.is_none_or(|b| id < b) {
+                        items.push(e);
+                    }
+                }
+                Ok(true)
+            },
+        )
+    })?;
+    Ok((items, total))
+}
+
+async fn list_events(
+    state: web::Data<AppState>,
+    q: web::Query<Filter>,
+) -> Result<HttpResponse, ApiError> {
+    let f = q.into_inner();
+    let (items, total) = state.with_store(move |s| events(s, f)).await?;
+    Ok(HttpResponse::Ok().json(json!({ "items": items, "total": total })))
+}
+
+async fn get_event(
+    state: web::Data<AppState>,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let e = state
+        .with_store(move |s| {
+            s.read(|r| r.get(&EVENTS, &id))?
+                .ok_or_else(|| RuntimeError::NotFound(format!("no falco event {id}")))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(e))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SignatureQuery {
+    cluster: Option<u64>,
+}
+
+async fn list_signatures(
+    state: web::Data<AppState>,
+    q: web::Query<SignatureQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let cluster = q.cluster;
+    let mut items = state
+        .with_store(move |s| {
+            Ok::<_, ApiError>(
+                s.read(|r| r.all(&SIGNATURES))?
+                    .into_iter()
+                    .map(|(_, v)| v)
+                    .filter(|v| cluster.is_none_or(|c| v.cluster == c))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .await?;
+    items.sort_by_key(|s| std::cmp::Reverse(s.last));
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+async fn list_rules(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let items = state
+        .with_store(|s| Ok::<_, ApiError>(rules::list(s)?))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+async fn create_rule(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    body: web::Json<RuleInput>,
+) -> Result<HttpResponse, ApiError> {
+    let input = body.into_inner();
+    let r = state
+        .with_store(move |s| rules::create(s, &p.email, input))
+        .await?;
+    Ok(HttpResponse::Created().json(r))
+}
+
+async fn update_rule(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+    body: web::Json<RuleInput>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, input) = (id.into_inner(), body.into_inner());
+    let r = state
+        .with_store(move |s| rules::update(s, &p.email, id, input))
+        .await?;
+    Ok(HttpResponse::Ok().json(r))
+}
+
+async fn delete_rule(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    state
+        .with_store(move |s| rules::delete(s, &p.email, id))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
