@@ -187,6 +187,29 @@ pub fn jobs(
             },
         },
         Job {
+            name: "falco-retention",
+            description:
+                "Deletes Falco events past retention.falco_days or beyond retention.falco_max_mib",
+            schedule: config.jobs.falco_retention.clone(),
+            run: {
+                let (days, mib) = (config.retention.falco_days, config.retention.falco_max_mib);
+                Arc::new(move |store: &Store, _: &CancellationToken| {
+                    let p = crate::runtime::retention::enforce(
+                        store,
+                        days,
+                        mib.saturating_mul(1 << 20),
+                    )
+                    .map_err(|e| e.to_string())?;
+                    Ok(format!(
+                        "{} Falco events deleted; {} kept ({} MiB)",
+                        p.deleted,
+                        p.left.events,
+                        p.left.bytes >> 20
+                    ))
+                })
+            },
+        },
+        Job {
             name: "posture",
             description: "Judges every image in every cluster for the dashboard and its trends",
             schedule: config.jobs.posture.clone(),
@@ -319,7 +342,7 @@ impl Appliance {
         domains.insert_shared(admission);
         domains.insert_shared(pods);
         domains.insert(audits);
-        domains.insert(crate::runtime::api::Runtime::start(&store)?);
+        domains.insert(crate::runtime::api::Runtime::start(&store, &metrics)?);
         domains.insert(crate::images::ListCache::default());
         domains.insert(crate::sso::oidc::PendingLogins::default());
         domains.insert(crate::datamap::DataMapMetrics::new(&metrics));

@@ -295,6 +295,8 @@ pub struct JobsConfig {
     /// Audits every cluster with Gatekeeper constraints against its last synced objects
     /// (exceptions start and end by date).
     pub gatekeeper_audit: String,
+    /// Deletes Falco events past `retention.falco_days` or beyond `retention.falco_max_mib`.
+    pub falco_retention: String,
 }
 
 /// How long records are kept.
@@ -305,6 +307,10 @@ pub struct RetentionConfig {
     pub audit_log_days: u64,
     /// Runs kept per job in the job history.
     pub job_runs_kept: usize,
+    /// Falco events older than this many days are deleted (by arrival).
+    pub falco_days: u64,
+    /// Falco events are deleted, oldest first, while they take more than this many MiB.
+    pub falco_max_mib: u64,
 }
 
 impl Default for Config {
@@ -371,6 +377,7 @@ impl Default for JobsConfig {
             posture: "0 45 * * * *".into(),
             pod_compliance: "0 50 * * * *".into(),
             gatekeeper_audit: "0 55 * * * *".into(),
+            falco_retention: "0 */5 * * * *".into(),
         }
     }
 }
@@ -380,6 +387,8 @@ impl Default for RetentionConfig {
         RetentionConfig {
             audit_log_days: 365,
             job_runs_kept: 50,
+            falco_days: 30,
+            falco_max_mib: 2048,
         }
     }
 }
@@ -530,6 +539,7 @@ impl Config {
             ("jobs.posture", &self.jobs.posture),
             ("jobs.pod_compliance", &self.jobs.pod_compliance),
             ("jobs.gatekeeper_audit", &self.jobs.gatekeeper_audit),
+            ("jobs.falco_retention", &self.jobs.falco_retention),
         ] {
             if let Err(e) = expr.parse::<cron::Schedule>() {
                 p.push(format!("{key}: '{expr}' is not a cron expression: {e}"));
@@ -550,6 +560,9 @@ impl Config {
         }
         if self.retention.audit_log_days == 0 {
             p.push("retention.audit_log_days: must be at least 1".into());
+        }
+        if self.retention.falco_days == 0 || self.retention.falco_max_mib == 0 {
+            p.push("retention.falco_days and retention.falco_max_mib: must be at least 1".into());
         }
         p
     }

@@ -20,20 +20,52 @@ pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 /// Events listed at most per page.
 const MAX_LIMIT: usize = 1_000;
 
-/// The domain's state: the writer and the compiled rules.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct EventLabels {
+    cluster: String,
+    priority: String,
+    /// `stored`, `silenced`, `ignored` or `duplicate`.
+    outcome: String,
+}
+
+/// The domain's state: the writer, the compiled rules and the counters.
 pub struct Runtime {
     pub ingest: Ingest,
     pub rules: RuleCache,
+    events: prometheus_client::metrics::family::Family<
+        EventLabels,
+        prometheus_client::metrics::counter::Counter,
+    >,
 }
 
 impl Runtime {
-    /// Starts the writer over `store` and seeds the default rule.
-    pub fn start(store: &Store) -> Result<Runtime, crate::store::StoreError> {
+    /// Starts the writer over `store`, seeds the default rule, registers the counters.
+    pub fn start(
+        store: &Store,
+        metrics: &crate::http::metrics::Metrics,
+    ) -> Result<Runtime, crate::store::StoreError> {
         rules::seed(store)?;
+        let events = prometheus_client::metrics::family::Family::default();
+        metrics.register(
+            "falco_events",
+            "Falco events received, by cluster, priority and what became of them",
+            events.clone(),
+        );
         Ok(Runtime {
             ingest: Ingest::start(store.clone()),
             rules: RuleCache::default(),
+            events,
         })
+    }
+
+    fn count(&self, cluster: &str, priority: &str, outcome: &str) {
+        self.events
+            .get_or_create(&EventLabels {
+                cluster: cluster.to_string(),
+                priority: priority.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
     }
 }
 
@@ -109,20 +141,33 @@ async fn upload(
             if let Some((Action::Silence, _)) = rule {
                 e.silenced = true;
             }
-            Ok::<_, ApiError>((e, rule))
+            Ok::<_, ApiError>((c.name, e, rule))
         })
         .await?;
-    let (e, rule) = decided;
+    let (cluster, e, rule) = decided;
+    let priority = e.priority.clone();
     if let Some((Action::Ignore, id)) = rule {
+        rt.count(&cluster, &priority, "ignored");
         return Ok(HttpResponse::Ok().json(json!({
             "success": true, "message": format!("ignored by falco rule {id}"), "data": null})));
     }
+    let silenced = e.silenced;
     let stored = rt.ingest.submit(e).await?;
     Ok(match stored {
-        Stored::New(id) => HttpResponse::Created()
-            .json(json!({"success": true, "message": "", "data": {"id": id}})),
-        Stored::Duplicate(id) => HttpResponse::Ok().json(json!({
-            "success": true, "message": "already stored", "data": {"id": id}})),
+        Stored::New(id) => {
+            rt.count(
+                &cluster,
+                &priority,
+                if silenced { "silenced" } else { "stored" },
+            );
+            HttpResponse::Created()
+                .json(json!({"success": true, "message": "", "data": {"id": id}}))
+        }
+        Stored::Duplicate(id) => {
+            rt.count(&cluster, &priority, "duplicate");
+            HttpResponse::Ok().json(json!({
+                "success": true, "message": "already stored", "data": {"id": id}}))
+        }
     })
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Event, RuntimeError, Signature, DAILY, EVENTS, SIGNATURES, UUIDS};
+use super::{Event, RuntimeError, Signature, DAILY, EVENTS, SIGNATURES, TOTALS, UUIDS};
 use crate::store::{Store, StoreError, WriteTx};
 
 /// Events one transaction carries at most.
@@ -93,6 +93,7 @@ pub fn commit(store: &Store, events: Vec<Event>) -> Result<Vec<Stored>, StoreErr
     store.write(|w| {
         let mut out = Vec::with_capacity(events.len());
         let mut seen: HashMap<String, u64> = HashMap::new();
+        let mut totals = w.get(&TOTALS, &super::totals_key())?.unwrap_or_default();
         for mut e in events {
             if !e.uuid.is_empty() {
                 if let Some(id) = seen.get(&e.uuid).copied() {
@@ -110,9 +111,12 @@ pub fn commit(store: &Store, events: Vec<Event>) -> Result<Vec<Stored>, StoreErr
                 seen.insert(e.uuid.clone(), e.id);
             }
             count(w, &e)?;
+            totals.events += 1;
+            totals.bytes += super::size_of(&e);
             w.put(&EVENTS, &e.id, &e)?;
             out.push(Stored::New(e.id));
         }
+        w.put(&TOTALS, &super::totals_key(), &totals)?;
         Ok(out)
     })
 }

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod event;
 pub mod ingest;
+pub mod retention;
 pub mod rules;
 
 use chrono::{DateTime, Utc};
@@ -68,3 +69,23 @@ pub const UUIDS: Table<String, u64> = Table::new("runtime_event_uuids");
 pub const SIGNATURES: Table<String, Signature> = Table::new("runtime_signatures");
 /// `{cluster:020}/{date}/{priority}` → events that day.
 pub const DAILY: Table<String, u64> = Table::new("runtime_daily");
+
+/// How many events are stored and how many bytes they take (their stored form).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub events: u64,
+    pub bytes: u64,
+}
+
+/// The one row of [`Totals`], under the key `all`.
+pub const TOTALS: Table<String, Totals> = Table::new("runtime_totals");
+
+/// The key of the one [`TOTALS`] row.
+pub fn totals_key() -> String {
+    "all".to_string()
+}
+
+/// The stored size of an event, as [`TOTALS`] counts it.
+pub fn size_of(e: &Event) -> u64 {
+    serde_json::to_vec(e).map_or(0, |b| b.len() as u64)
+}

@@ -490,6 +490,7 @@ async fn jobs_metrics_health_and_pages() {
             "retention",
             "pod-compliance",
             "gatekeeper-audit",
+            "falco-retention",
             "posture"
         ]
     );

@@ -260,4 +260,30 @@ async fn events_arrive_once_and_are_listed_with_filters() {
     )
     .await;
     assert_eq!(s, 204);
+
+    // Counters by cluster, priority and outcome.
+    let scraper = t.key(admin, &[Scope::Metrics]);
+    let (_, text, _) = call(&app, Caller::bearer(&scraper).get("/metrics")).await;
+    let text = text.as_str().unwrap();
+    for line in [
+        "bulwark_falco_events_total{cluster=\"falco-prod\",priority=\"notice\",outcome=\"stored\"} 2",
+        "bulwark_falco_events_total{cluster=\"falco-prod\",priority=\"notice\",outcome=\"duplicate\"} 1",
+        "bulwark_falco_events_total{cluster=\"falco-prod\",priority=\"notice\",outcome=\"ignored\"} 1",
+        "bulwark_falco_events_total{cluster=\"falco-prod\",priority=\"notice\",outcome=\"silenced\"} 1",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+
+    // The retention job runs (nothing is old or too large here).
+    let (s, v, _) = call(&app, w.post("/api/v1/jobs/falco-retention/run", json!({}))).await;
+    assert_eq!(s, 202, "{v}");
+    let run =
+        crate::support::finished_run(&app, || w.get("/api/v1/jobs/falco-retention"), None).await;
+    assert!(
+        run["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("0 Falco events deleted; 6 kept"),
+        "{run}"
+    );
 }

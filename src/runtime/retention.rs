@@ -1,0 +1,111 @@
+//! Retention of Falco events: older than a number of days (by arrival) or beyond a total size,
+//! whichever comes first, oldest first. Deletion runs in short transactions of a few thousand
+//! events, so the ingest writer commits between them and never waits long.
+
+use chrono::{Duration, Utc};
+
+use super::{size_of, totals_key, Event, Totals, EVENTS, TOTALS, UUIDS};
+use crate::store::{Store, StoreError};
+
+/// Events deleted per transaction.
+const BATCH: usize = 2_000;
+
+/// What one enforcement did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    pub deleted: u64,
+    pub left: Totals,
+}
+
+/// Deletes events older than `days` or while the events take more than `max_bytes`.
+pub fn enforce(store: &Store, days: u64, max_bytes: u64) -> Result<Pruned, StoreError> {
+    let cutoff = Utc::now() - Duration::days(days.min(100_000) as i64);
+    let mut deleted = 0;
+    loop {
+        let (n, totals) = store.write(|w| {
+            let mut totals = w.get(&TOTALS, &totals_key())?.unwrap_or_default();
+            let mut n = 0;
+            for id in w.first_keys(&EVENTS, BATCH)? {
+                let Some(e): Option<Event> = w.get(&EVENTS, &id)? else {
+                    continue;
+                };
+                if e.received >= cutoff && totals.bytes <= max_bytes {
+                    break;
+                }
+                w.delete(&EVENTS, &id)?;
+                if !e.uuid.is_empty() && w.get(&UUIDS, &e.uuid)? == Some(id) {
+                    w.delete(&UUIDS, &e.uuid)?;
+                }
+                totals.events = totals.events.saturating_sub(1);
+                totals.bytes = totals.bytes.saturating_sub(size_of(&e));
+                n += 1;
+            }
+            if n > 0 {
+                w.put(&TOTALS, &totals_key(), &totals)?;
+            }
+            Ok::<_, StoreError>((n, totals))
+        })?;
+        deleted += n;
+        if n < BATCH as u64 {
+            return Ok(Pruned {
+                deleted,
+                left: totals,
+            });
+        }
+    }
+}
+
+/// The current totals.
+pub fn totals(store: &Store) -> Result<Totals, StoreError> {
+    Ok(store
+        .read(|r| r.get(&TOTALS, &totals_key()))?
+        .unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(uuid: &str) -> Event {
+        let body = serde_json::json!({"uuid": uuid, "rule": "R", "priority": "Notice",
+            "output": "o".repeat(500), "time": "2026-01-01T00:00:00Z"});
+        super::super::event::parse(1, body.to_string().as_bytes(), Utc::now()).unwrap()
+    }
+
+    #[test]
+    fn oldest_first_by_size_and_by_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &crate::app::migrations()).unwrap();
+        let events: Vec<Event> = (0..5_000).map(|i| event(&format!("u{i}"))).collect();
+        super::super::ingest::commit(&store, events).unwrap();
+        let all = totals(&store).unwrap();
+        assert_eq!(all.events, 5_000);
+        // Half the size: the oldest half goes, uuids with them.
+        let p = enforce(&store, 30, all.bytes / 2).unwrap();
+        assert!((2_400..=2_600).contains(&p.deleted), "{p:?}");
+        assert!(p.left.bytes <= all.bytes / 2);
+        assert_eq!(p.left.events, 5_000 - p.deleted);
+        let first = store.write(|w| w.first_keys(&EVENTS, 1)).unwrap()[0];
+        assert_eq!(first, p.deleted + 1);
+        assert!(store
+            .read(|r| r.get(&UUIDS, &"u0".to_string()))
+            .unwrap()
+            .is_none());
+        assert!(store
+            .read(|r| r.get(&UUIDS, &"u4999".to_string()))
+            .unwrap()
+            .is_some());
+        // Nothing is old enough and the size fits: nothing goes.
+        assert_eq!(enforce(&store, 30, u64::MAX).unwrap().deleted, 0);
+        // Age: an event that arrived 31 days ago goes.
+        let mut old = event("old");
+        old.received = Utc::now() - Duration::days(31);
+        store
+            .write(|w| {
+                w.put(&EVENTS, &0, &old)?;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        assert_eq!(enforce(&store, 30, u64::MAX).unwrap().deleted, 1);
+    }
+}
