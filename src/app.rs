@@ -80,6 +80,7 @@ pub fn jobs(
     admission: Arc<Admission>,
     pods: Arc<crate::workloads::verdicts::PodMetrics>,
     search: Search,
+    runtime: Arc<crate::runtime::api::Runtime>,
 ) -> Vec<Job> {
     let days = config.retention.audit_log_days;
     let vulndb = config.data_dir.join("vulndb.redb");
@@ -200,6 +201,9 @@ pub fn jobs(
                         mib.saturating_mul(1 << 20),
                     )
                     .map_err(|e| e.to_string())?;
+                    if let Some(last) = p.last_deleted {
+                        runtime.index.drop_through(last);
+                    }
                     Ok(format!(
                         "{} Falco events deleted; {} kept ({} MiB)",
                         p.deleted,
@@ -323,6 +327,7 @@ impl Appliance {
         let audits = crate::audits::metrics::AuditMetrics::new(&metrics);
         crate::gatekeeper::metrics::register(&metrics);
         audits.refresh_all(&store);
+        let runtime = Arc::new(crate::runtime::api::Runtime::start(&store, &metrics)?);
         let scheduler = Scheduler::new(
             store.clone(),
             jobs(
@@ -331,6 +336,7 @@ impl Appliance {
                 admission.clone(),
                 pods.clone(),
                 search.clone(),
+                runtime.clone(),
             ),
             config.retention.job_runs_kept,
         )?;
@@ -342,7 +348,7 @@ impl Appliance {
         domains.insert_shared(admission);
         domains.insert_shared(pods);
         domains.insert(audits);
-        domains.insert(crate::runtime::api::Runtime::start(&store, &metrics)?);
+        domains.insert_shared(runtime);
         domains.insert(crate::images::ListCache::default());
         domains.insert(crate::sso::oidc::PendingLogins::default());
         domains.insert(crate::datamap::DataMapMetrics::new(&metrics));

@@ -32,6 +32,7 @@ struct EventLabels {
 pub struct Runtime {
     pub ingest: Ingest,
     pub rules: RuleCache,
+    pub index: Arc<super::index::Index>,
     events: prometheus_client::metrics::family::Family<
         EventLabels,
         prometheus_client::metrics::counter::Counter,
@@ -51,9 +52,21 @@ impl Runtime {
             "Falco events received, by cluster, priority and what became of them",
             events.clone(),
         );
+        let index = Arc::new(super::index::Index::default());
+        let (loading, from) = (index.clone(), store.clone());
+        std::thread::Builder::new()
+            .name("falco-index".into())
+            .spawn(move || match load(&from) {
+                Ok(all) => loading.load(all),
+                Err(e) => {
+                    tracing::error!(error = %e, "falco events not indexed; lists read the store")
+                }
+            })
+            .map_err(|e| crate::store::StoreError::Join(e.to_string()))?;
         Ok(Runtime {
-            ingest: Ingest::start(store.clone()),
+            ingest: Ingest::start(store.clone(), index.clone()),
             rules: RuleCache::default(),
+            index,
             events,
         })
     }
@@ -67,6 +80,15 @@ impl Runtime {
             })
             .inc();
     }
+}
+
+/// Every stored event, in id order, for the index.
+fn load(store: &Store) -> Result<Vec<Event>, crate::store::StoreError> {
+    Ok(store
+        .read(|r| r.all(&EVENTS))?
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect())
 }
 
 /// Registers the routes.
@@ -196,6 +218,10 @@ pub struct Filter {
     pub before: Option<u64>,
 }
 
+fn some(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
 /// A filter with its cluster resolved and its words lower-cased.
 struct Matcher {
     f: Filter,
@@ -270,11 +296,45 @@ impl Matcher {
     }
 }
 
-/// The newest `limit` matching events (below `before`) and how many events match in all.
-pub fn events(store: &Store, f: Filter) -> Result<(Vec<Event>, u64), ApiError> {
+/// The newest `limit` matching events (below `before`) and how many events match in all:
+/// from the index when it is loaded and the filter has no words, else from the store.
+pub fn events(
+    store: &Store,
+    index: &super::index::Index,
+    f: Filter,
+) -> Result<(Vec<Event>, u64), ApiError> {
     let limit = f.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
     let before = f.before;
     let m = Matcher::new(store, f)?;
+    if m.words.is_empty() {
+        let q = super::index::Query {
+            cluster: m.cluster,
+            priority: (!m.priority.is_empty()).then(|| m.priority.clone()),
+            max_rank: m.min_rank,
+            namespace: some(&m.f.namespace),
+            pod: some(&m.f.pod),
+            image: some(&m.f.image),
+            rule: some(&m.f.rule),
+            hostname: some(&m.f.hostname),
+            tag: some(&m.f.tag),
+            since: m.f.since.and_then(|t| t.timestamp_nanos_opt()),
+            until: m.f.until.and_then(|t| t.timestamp_nanos_opt()),
+            before,
+        };
+        if let Some((ids, total)) = index.search(&q, limit) {
+            let items = store.read(|r| {
+                let mut out = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    // Retention may have taken it since the index was read.
+                    if let Some(e) = r.get(&EVENTS, id)? {
+                        out.push(e);
+                    }
+                }
+                Ok::<_, crate::store::StoreError>(out)
+            })?;
+            return Ok((items, total));
+        }
+    }
     let mut items = Vec::new();
     let mut total = 0u64;
     store.read(|r| {
@@ -303,7 +363,8 @@ async fn list_events(
     q: web::Query<Filter>,
 ) -> Result<HttpResponse, ApiError> {
     let f = q.into_inner();
-    let (items, total) = state.with_store(move |s| events(s, f)).await?;
+    let rt = runtime(&state)?;
+    let (items, total) = state.with_store(move |s| events(s, &rt.index, f)).await?;
     Ok(HttpResponse::Ok().json(json!({ "items": items, "total": total })))
 }
 

@@ -33,8 +33,9 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// Starts the writer thread over `store`; it ends when every handle is dropped.
-    pub fn start(store: Store) -> Ingest {
+    /// Starts the writer thread over `store`, appending what it commits to `index`; it ends
+    /// when every handle is dropped.
+    pub fn start(store: Store, index: std::sync::Arc<super::index::Index>) -> Ingest {
         let (tx, mut rx) = mpsc::channel::<(Event, Reply)>(QUEUE);
         std::thread::Builder::new()
             .name("falco-ingest".into())
@@ -49,7 +50,8 @@ impl Ingest {
                     }
                     let (events, replies): (Vec<Event>, Vec<Reply>) = batch.into_iter().unzip();
                     match commit(&store, events) {
-                        Ok(outcomes) => {
+                        Ok((outcomes, stored)) => {
+                            index.append(&stored);
                             for (r, o) in replies.into_iter().zip(outcomes) {
                                 let _ = r.send(Ok(o));
                             }
@@ -88,10 +90,11 @@ impl Ingest {
 }
 
 /// Stores `events` in one transaction, in order; a uuid seen before (or twice in the group)
-/// is answered with the first event's id.
-pub fn commit(store: &Store, events: Vec<Event>) -> Result<Vec<Stored>, StoreError> {
+/// is answered with the first event's id. Returns each outcome and the events stored.
+pub fn commit(store: &Store, events: Vec<Event>) -> Result<(Vec<Stored>, Vec<Event>), StoreError> {
     store.write(|w| {
         let mut out = Vec::with_capacity(events.len());
+        let mut stored = Vec::with_capacity(events.len());
         let mut seen: HashMap<String, u64> = HashMap::new();
         let mut totals = w.get(&TOTALS, &super::totals_key())?.unwrap_or_default();
         for mut e in events {
@@ -115,9 +118,10 @@ pub fn commit(store: &Store, events: Vec<Event>) -> Result<Vec<Stored>, StoreErr
             totals.bytes += super::size_of(&e);
             w.put(&EVENTS, &e.id, &e)?;
             out.push(Stored::New(e.id));
+            stored.push(e);
         }
         w.put(&TOTALS, &super::totals_key(), &totals)?;
-        Ok(out)
+        Ok((out, stored))
     })
 }
 
@@ -163,7 +167,9 @@ mod tests {
     fn a_group_stores_each_uuid_once_and_counts_signatures() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), &crate::app::migrations()).unwrap();
-        let out = commit(&store, vec![event("a"), event("b"), event("a"), event("")]).unwrap();
+        let (out, stored) =
+            commit(&store, vec![event("a"), event("b"), event("a"), event("")]).unwrap();
+        assert_eq!(stored.len(), 3);
         assert!(matches!(out[0], Stored::New(_)));
         assert!(matches!(out[1], Stored::New(_)));
         assert_eq!(
@@ -174,7 +180,7 @@ mod tests {
             })
         );
         assert!(matches!(out[3], Stored::New(_)));
-        let again = commit(&store, vec![event("b")]).unwrap();
+        let (again, _) = commit(&store, vec![event("b")]).unwrap();
         assert_eq!(again[0], out[1].into_dup());
         let sig = store.read(|r| r.all(&SIGNATURES)).unwrap();
         assert_eq!(sig.len(), 1);

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod event;
+pub mod index;
 pub mod ingest;
 pub mod retention;
 pub mod rules;

@@ -15,16 +15,20 @@ const BATCH: usize = 2_000;
 pub struct Pruned {
     pub deleted: u64,
     pub left: Totals,
+    /// The newest id deleted (every older one is gone too).
+    pub last_deleted: Option<u64>,
 }
 
 /// Deletes events older than `days` or while the events take more than `max_bytes`.
 pub fn enforce(store: &Store, days: u64, max_bytes: u64) -> Result<Pruned, StoreError> {
     let cutoff = Utc::now() - Duration::days(days.min(100_000) as i64);
     let mut deleted = 0;
+    let mut last_deleted = None;
     loop {
-        let (n, totals) = store.write(|w| {
+        let (n, totals, last) = store.write(|w| {
             let mut totals = w.get(&TOTALS, &totals_key())?.unwrap_or_default();
             let mut n = 0;
+            let mut last = None;
             for id in w.first_keys(&EVENTS, BATCH)? {
                 let Some(e): Option<Event> = w.get(&EVENTS, &id)? else {
                     continue;
@@ -39,17 +43,20 @@ pub fn enforce(store: &Store, days: u64, max_bytes: u64) -> Result<Pruned, Store
                 totals.events = totals.events.saturating_sub(1);
                 totals.bytes = totals.bytes.saturating_sub(size_of(&e));
                 n += 1;
+                last = Some(id);
             }
             if n > 0 {
                 w.put(&TOTALS, &totals_key(), &totals)?;
             }
-            Ok::<_, StoreError>((n, totals))
+            Ok::<_, StoreError>((n, totals, last))
         })?;
         deleted += n;
+        last_deleted = last.or(last_deleted);
         if n < BATCH as u64 {
             return Ok(Pruned {
                 deleted,
                 left: totals,
+                last_deleted,
             });
         }
     }
