@@ -9,6 +9,9 @@ use crate::store::{Store, StoreError};
 
 /// Events deleted per transaction.
 const BATCH: usize = 2_000;
+/// Pause between two deleting transactions, so the ingest writer (waiting on the store's write
+/// lock) commits in between rather than after the whole deletion.
+const BREATHER: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// What one enforcement did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +62,7 @@ pub fn enforce(store: &Store, days: u64, max_bytes: u64) -> Result<Pruned, Store
                 last_deleted,
             });
         }
+        std::thread::sleep(BREATHER);
     }
 }
 
