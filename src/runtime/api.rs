@@ -56,10 +56,9 @@ impl Runtime {
         let (loading, from) = (index.clone(), store.clone());
         std::thread::Builder::new()
             .name("falco-index".into())
-            .spawn(move || match load(&from) {
-                Ok(all) => loading.load(all),
-                Err(e) => {
-                    tracing::error!(error = %e, "falco events not indexed; lists read the store")
+            .spawn(move || {
+                if let Err(e) = loading.load_from(&from) {
+                    tracing::error!(error = %e, "falco events not indexed; lists read the store");
                 }
             })
             .map_err(|e| crate::store::StoreError::Join(e.to_string()))?;
@@ -80,15 +79,6 @@ impl Runtime {
             })
             .inc();
     }
-}
-
-/// Every stored event, in id order, for the index.
-fn load(store: &Store) -> Result<Vec<Event>, crate::store::StoreError> {
-    Ok(store
-        .read(|r| r.all(&EVENTS))?
-        .into_iter()
-        .map(|(_, e)| e)
-        .collect())
 }
 
 /// Registers the routes.

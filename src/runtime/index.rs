@@ -134,18 +134,40 @@ impl Index {
         }
     }
 
+    /// Loads every stored event, one at a time (never the whole table in memory), then marks
+    /// the index loaded; events appended meanwhile are kept.
+    pub fn load_from(&self, store: &crate::store::Store) -> Result<(), crate::store::StoreError> {
+        let mut fresh = Inner::default();
+        store.read(|r| {
+            r.scan(
+                &super::EVENTS,
+                crate::store::Scan::default(),
+                |_: u64, e: Event| {
+                    fresh.push(&e);
+                    Ok(true)
+                },
+            )
+        })?;
+        self.install(fresh);
+        Ok(())
+    }
+
     /// Replaces the contents with `events` (in id order) and marks the index loaded; events
     /// appended while loading are kept.
     pub fn load(&self, events: Vec<Event>) {
+        let mut fresh = Inner::default();
+        for e in &events {
+            fresh.push(e);
+        }
+        self.install(fresh);
+    }
+
+    fn install(&self, fresh: Inner) {
         if let Ok(mut i) = self.inner.write() {
             let appended: Vec<Row> = i.rows[i.start..].to_vec();
             let old_tags = std::mem::take(&mut i.tags);
             let old_strings = std::mem::take(&mut i.strings);
-            i.rows.clear();
-            i.start = 0;
-            for e in &events {
-                i.push(e);
-            }
+            *i = fresh;
             // Rows appended during the load re-interned from the old tables.
             let names: HashMap<u32, String> =
                 old_strings.ids.into_iter().map(|(s, id)| (id, s)).collect();

@@ -8,7 +8,7 @@ use super::{size_of, totals_key, Event, Totals, EVENTS, TOTALS, UUIDS};
 use crate::store::{Store, StoreError};
 
 /// Events deleted per transaction.
-const BATCH: usize = 2_000;
+const BATCH: usize = 500;
 /// Pause between two deleting transactions, so the ingest writer (waiting on the store's write
 /// lock) commits in between rather than after the whole deletion.
 const BREATHER: std::time::Duration = std::time::Duration::from_millis(5);
