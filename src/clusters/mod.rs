@@ -386,6 +386,7 @@ pub fn delete(store: &Store, actor: &str, ip: &str, id: u64) -> Result<Cluster, 
         crate::gatekeeper::catalog::forget(w, id)?;
         crate::gatekeeper::audit::forget(w, id)?;
         crate::gatekeeper::push::forget(w, id)?;
+        crate::runtime::settings::forget(w, id)?;
         sync::forget(w, id)?;
         webhook_auth::forget(w, id)?;
         webhook_install::forget(w, id)?;

@@ -121,6 +121,9 @@ pub fn routes(r: &mut Routes) {
         Perm::Write,
         delete_rule,
     );
+    let settings = "/api/v1/clusters/{id}/falco/settings";
+    r.api(Method::GET, settings, Perm::Read, get_settings);
+    r.api(Method::PUT, settings, Perm::Write, put_settings);
 }
 
 fn runtime(state: &AppState) -> Result<Arc<Runtime>, ApiError> {
@@ -149,15 +152,25 @@ async fn upload(
                 ))
             })?;
             let mut e = event::parse(c.id, &body, Utc::now())?;
+            let minimum = super::settings::get(s, c.id)?;
+            if super::settings::below_minimum(&minimum, &e.priority) {
+                return Ok::<_, ApiError>((c.name, e, None, Some(minimum.min_priority)));
+            }
             let rule = rt2.rules.decide(s, &e)?;
             if let Some((Action::Silence, _)) = rule {
                 e.silenced = true;
             }
-            Ok::<_, ApiError>((c.name, e, rule))
+            Ok::<_, ApiError>((c.name, e, rule, None))
         })
         .await?;
-    let (cluster, e, rule) = decided;
+    let (cluster, e, rule, below) = decided;
     let priority = e.priority.clone();
+    if let Some(min) = below {
+        rt.count(&cluster, &priority, "ignored");
+        return Ok(HttpResponse::Ok().json(json!({
+            "success": true, "data": null,
+            "message": format!("below the cluster's minimum priority ({min})")})));
+    }
     if let Some((Action::Ignore, id)) = rule {
         rt.count(&cluster, &priority, "ignored");
         return Ok(HttpResponse::Ok().json(json!({
@@ -440,4 +453,31 @@ async fn delete_rule(
         .with_store(move |s| rules::delete(s, &p.email, id))
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+async fn get_settings(
+    state: web::Data<AppState>,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let s = state
+        .with_store(move |s| {
+            crate::clusters::get(s, id)?;
+            Ok::<_, ApiError>(super::settings::get(s, id)?)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(s))
+}
+
+async fn put_settings(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+    body: web::Json<super::settings::Settings>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, body) = (id.into_inner(), body.into_inner());
+    let s = state
+        .with_store(move |s| super::settings::put(s, &p.email, id, body))
+        .await?;
+    Ok(HttpResponse::Ok().json(s))
 }

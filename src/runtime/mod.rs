@@ -9,6 +9,7 @@ pub mod index;
 pub mod ingest;
 pub mod retention;
 pub mod rules;
+pub mod settings;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -261,6 +261,39 @@ async fn events_arrive_once_and_are_listed_with_filters() {
     .await;
     assert_eq!(s, 204);
 
+    // A minimum priority per cluster: less severe events are dropped, unknown ones kept.
+    let settings = format!("/api/v1/clusters/{id}/falco/settings");
+    let (s, v, _) = call(&app, w.put(&settings, json!({"min_priority": "WARNING"}))).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["min_priority"], "warning");
+    let (s, v, _) = call(
+        &app,
+        up(event(|e| {
+            e["uuid"] = json!("u-7");
+        })),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("minimum priority"),
+        "{v}"
+    );
+    let (s, _, _) = call(
+        &app,
+        up(event(|e| {
+            e["uuid"] = json!("u-8");
+            e["priority"] = json!("Critical");
+        })),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (s, _, _) = call(&app, w.put(&settings, json!({"min_priority": "loudest"}))).await;
+    assert_eq!(s, 400);
+    let (s, _, _) = call(&app, w.put(&settings, json!({"min_priority": ""}))).await;
+    assert_eq!(s, 200);
+    let (_, v, _) = call(&app, r.get(&settings)).await;
+    assert_eq!(v["min_priority"], "");
+
     // Counters by cluster, priority and outcome.
     let scraper = t.key(admin, &[Scope::Metrics]);
     let (_, text, _) = call(&app, Caller::bearer(&scraper).get("/metrics")).await;
@@ -268,7 +301,7 @@ async fn events_arrive_once_and_are_listed_with_filters() {
     for line in [
         "bulwark_falco_events_total{cluster=\"falco-prod\",priority=\"notice\",outcome=\"stored\"} 2",
         "bulwark_falco_events_total{cluster=\"falco-prod\",priority=\"notice\",outcome=\"duplicate\"} 1",
-        "bulwark_falco_events_total{cluster=\"falco-prod\",priority=\"notice\",outcome=\"ignored\"} 1",
+        "bulwark_falco_events_total{cluster=\"falco-prod\",priority=\"notice\",outcome=\"ignored\"} 2",
         "bulwark_falco_events_total{cluster=\"falco-prod\",priority=\"notice\",outcome=\"silenced\"} 1",
     ] {
         assert!(text.contains(line), "{line} in {text}");
@@ -283,7 +316,7 @@ async fn events_arrive_once_and_are_listed_with_filters() {
         run["message"]
             .as_str()
             .unwrap()
-            .starts_with("0 Falco events deleted; 6 kept"),
+            .starts_with("0 Falco events deleted; 7 kept"),
         "{run}"
     );
 }
