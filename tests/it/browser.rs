@@ -68,15 +68,22 @@ impl Driver {
                          format!("--user-data-dir={}", profile.path().display())]
             }
         }}});
-        let r: Value = http
-            .post(format!("{base}/session"))
-            .json(&caps)
-            .json_body()
-            .await;
-        let session = r["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no WebDriver session: {r}"))
-            .to_string();
+        // Chromium may exit at start when several start at once on a busy machine: a session
+        // that was not created is asked for again, a few times.
+        let mut tries = 0;
+        let session = loop {
+            let r: Value = http
+                .post(format!("{base}/session"))
+                .json(&caps)
+                .json_body()
+                .await;
+            if let Some(id) = r["value"]["sessionId"].as_str() {
+                break id.to_string();
+            }
+            tries += 1;
+            assert!(tries < 3, "no WebDriver session: {r}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
         // Element lookups wait for the element (pages load after clicks).
         let _ = http
             .post(format!("{base}/session/{session}/timeouts"))
