@@ -110,7 +110,7 @@ async fn main() {
                 .map(|k| event::parse(c.id, payload(k).as_bytes(), Utc::now()).unwrap())
                 .collect();
             i += group.len();
-            ingest::commit(&store, group).unwrap();
+            ingest::commit(&store, group, "").unwrap();
         }
         let took = started.elapsed().as_secs_f64();
         println!(
@@ -289,7 +289,7 @@ async fn main() {
                 let e = event::parse(1, payload(k).as_bytes(), Utc::now()).unwrap();
                 k += 1;
                 let t = Instant::now();
-                ingest::commit(&store, vec![e]).unwrap();
+                ingest::commit(&store, vec![e], "").unwrap();
                 worst = worst.max(t.elapsed().as_secs_f64());
             }
             (worst, k - 10_000_000)

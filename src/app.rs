@@ -203,13 +203,26 @@ pub fn jobs(
                     .map_err(|e| e.to_string())?;
                     if let Some(last) = p.last_deleted {
                         runtime.index.drop_through(last);
+                        runtime.acks.drop_through(last);
                     }
+                    crate::runtime::alerts::prune(store, days).map_err(|e| e.to_string())?;
                     Ok(format!(
                         "{} Falco events deleted; {} kept ({} MiB)",
                         p.deleted,
                         p.left.events,
                         p.left.bytes >> 20
                     ))
+                })
+            },
+        },
+        Job {
+            name: "falco-digest",
+            description: "Mails the digest of Falco events when alerting is set to a daily digest",
+            schedule: config.jobs.falco_digest.clone(),
+            run: {
+                let base = config.http.public_url.clone();
+                Arc::new(move |store: &Store, _: &CancellationToken| {
+                    crate::runtime::alerts::digest(store, &base).map_err(|e| e.to_string())
                 })
             },
         },
@@ -327,7 +340,11 @@ impl Appliance {
         let audits = crate::audits::metrics::AuditMetrics::new(&metrics);
         crate::gatekeeper::metrics::register(&metrics);
         audits.refresh_all(&store);
-        let runtime = Arc::new(crate::runtime::api::Runtime::start(&store, &metrics)?);
+        let runtime = Arc::new(crate::runtime::api::Runtime::start(
+            &store,
+            &metrics,
+            config.http.public_url.clone(),
+        )?);
         let scheduler = Scheduler::new(
             store.clone(),
             jobs(

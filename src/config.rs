@@ -297,6 +297,8 @@ pub struct JobsConfig {
     pub gatekeeper_audit: String,
     /// Deletes Falco events past `retention.falco_days` or beyond `retention.falco_max_mib`.
     pub falco_retention: String,
+    /// Mails the daily digest of Falco events when alerting is set to a digest.
+    pub falco_digest: String,
 }
 
 /// How long records are kept.
@@ -378,6 +380,7 @@ impl Default for JobsConfig {
             pod_compliance: "0 50 * * * *".into(),
             gatekeeper_audit: "0 55 * * * *".into(),
             falco_retention: "0 */5 * * * *".into(),
+            falco_digest: "0 0 7 * * *".into(),
         }
     }
 }
@@ -540,6 +543,7 @@ impl Config {
             ("jobs.pod_compliance", &self.jobs.pod_compliance),
             ("jobs.gatekeeper_audit", &self.jobs.gatekeeper_audit),
             ("jobs.falco_retention", &self.jobs.falco_retention),
+            ("jobs.falco_digest", &self.jobs.falco_digest),
         ] {
             if let Err(e) = expr.parse::<cron::Schedule>() {
                 p.push(format!("{key}: '{expr}' is not a cron expression: {e}"));

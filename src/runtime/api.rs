@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::acks::{self, Ack, Acks};
 use super::ingest::{Ingest, Stored};
 use super::rules::{self, Action, RuleCache, RuleInput};
 use super::{event, Event, RuntimeError, EVENTS, SIGNATURES};
@@ -28,11 +29,13 @@ struct EventLabels {
     outcome: String,
 }
 
-/// The domain's state: the writer, the compiled rules and the counters.
+/// The domain's state: the writer, the compiled rules, the in-memory columns and
+/// acknowledgements, and the counters.
 pub struct Runtime {
     pub ingest: Ingest,
     pub rules: RuleCache,
     pub index: Arc<super::index::Index>,
+    pub acks: Arc<Acks>,
     events: prometheus_client::metrics::family::Family<
         EventLabels,
         prometheus_client::metrics::counter::Counter,
@@ -41,9 +44,11 @@ pub struct Runtime {
 
 impl Runtime {
     /// Starts the writer over `store`, seeds the default rule, registers the counters.
+    /// `base_url` (the console's public address, may be empty) starts links in alert mails.
     pub fn start(
         store: &Store,
         metrics: &crate::http::metrics::Metrics,
+        base_url: String,
     ) -> Result<Runtime, crate::store::StoreError> {
         rules::seed(store)?;
         let events = prometheus_client::metrics::family::Family::default();
@@ -63,9 +68,10 @@ impl Runtime {
             })
             .map_err(|e| crate::store::StoreError::Join(e.to_string()))?;
         Ok(Runtime {
-            ingest: Ingest::start(store.clone(), index.clone()),
+            ingest: Ingest::start(store.clone(), index.clone(), base_url),
             rules: RuleCache::default(),
             index,
+            acks: Arc::new(Acks::load(store)?),
             events,
         })
     }
@@ -102,6 +108,25 @@ pub fn routes(r: &mut Routes) {
         Perm::Read,
         list_signatures,
     );
+    let event_ack = "/api/v1/falco/events/{id}/ack";
+    r.api(Method::POST, event_ack, Perm::Write, ack_event);
+    r.api(Method::DELETE, event_ack, Perm::Write, unack_event);
+    let signature_ack = "/api/v1/falco/signatures/{signature}/ack";
+    r.api(Method::POST, signature_ack, Perm::Write, ack_signature);
+    r.api(Method::DELETE, signature_ack, Perm::Write, unack_signature);
+    r.api(
+        Method::GET,
+        "/api/v1/falco/alerting",
+        Perm::Read,
+        get_alerting,
+    );
+    r.api(
+        Method::PUT,
+        "/api/v1/falco/alerting",
+        Perm::Write,
+        put_alerting,
+    );
+    r.api(Method::GET, "/api/v1/falco/alerts", Perm::Read, list_alerts);
     r.api(Method::GET, "/api/v1/falco/rules", Perm::Read, list_rules);
     r.api(
         Method::POST,
@@ -126,7 +151,7 @@ pub fn routes(r: &mut Routes) {
     r.api(Method::PUT, settings, Perm::Write, put_settings);
 }
 
-fn runtime(state: &AppState) -> Result<Arc<Runtime>, ApiError> {
+pub(super) fn runtime(state: &AppState) -> Result<Arc<Runtime>, ApiError> {
     state
         .domains
         .get::<Runtime>()
@@ -219,7 +244,30 @@ pub struct Filter {
     pub limit: Option<usize>,
     /// Events with smaller ids (the next page).
     pub before: Option<u64>,
+    /// `no`: only events nobody acknowledged; `yes`: only acknowledged ones; empty or `any`:
+    /// both.
+    pub acknowledged: String,
+    /// `csv` for a CSV download (up to [`MAX_CSV`] events).
+    pub format: String,
 }
+
+impl Filter {
+    fn acknowledged(&self) -> Result<Option<bool>, ApiError> {
+        match self.acknowledged.trim().to_ascii_lowercase().as_str() {
+            "" | "any" => Ok(None),
+            "no" | "false" => Ok(Some(false)),
+            "yes" | "true" => Ok(Some(true)),
+            _ => Err(ApiError::bad_request("acknowledged: one of any, no, yes")),
+        }
+    }
+
+    fn csv(&self) -> bool {
+        self.format.eq_ignore_ascii_case("csv")
+    }
+}
+
+/// Events one CSV export holds at most.
+pub const MAX_CSV: usize = 100_000;
 
 fn some(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
@@ -232,6 +280,7 @@ struct Matcher {
     min_rank: Option<usize>,
     priority: String,
     words: Vec<String>,
+    acknowledged: Option<bool>,
 }
 
 impl Matcher {
@@ -268,6 +317,7 @@ impl Matcher {
                 .map(str::to_lowercase)
                 .collect();
         Ok(Matcher {
+            acknowledged: f.acknowledged()?,
             f,
             cluster,
             min_rank,
@@ -276,7 +326,7 @@ impl Matcher {
         })
     }
 
-    fn matches(&self, e: &Event) -> bool {
+    fn matches(&self, e: &Event, acks: &Acks) -> bool {
         let f = &self.f;
         let eq = |want: &str, have: &str| want.is_empty() || want == have;
         self.cluster.is_none_or(|c| e.cluster == c)
@@ -296,6 +346,9 @@ impl Matcher {
                 let out = e.output.to_lowercase();
                 self.words.iter().all(|w| out.contains(w.as_str()))
             })
+            && self
+                .acknowledged
+                .is_none_or(|want| acks.covers(e.id, &e.signature) == want)
     }
 }
 
@@ -304,9 +357,14 @@ impl Matcher {
 pub fn events(
     store: &Store,
     index: &super::index::Index,
+    acks: &Acks,
     f: Filter,
 ) -> Result<(Vec<Event>, u64), ApiError> {
-    let limit = f.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
+    let limit = if f.csv() {
+        f.limit.unwrap_or(10_000).clamp(1, MAX_CSV)
+    } else {
+        f.limit.unwrap_or(100).clamp(1, MAX_LIMIT)
+    };
     let before = f.before;
     let m = Matcher::new(store, f)?;
     if m.words.is_empty() {
@@ -323,8 +381,9 @@ pub fn events(
             since: m.f.since.and_then(|t| t.timestamp_nanos_opt()),
             until: m.f.until.and_then(|t| t.timestamp_nanos_opt()),
             before,
+            acknowledged: m.acknowledged,
         };
-        if let Some((ids, total)) = index.search(&q, limit) {
+        if let Some((ids, total)) = index.search(&q, acks, limit) {
             let items = store.read(|r| {
                 let mut out = Vec::with_capacity(ids.len());
                 for id in &ids {
@@ -348,7 +407,7 @@ pub fn events(
                 ..Scan::default()
             },
             |id: u64, e: Event| {
-                if m.matches(&e) {
+                if m.matches(&e, acks) {
                     total += 1;
                     if items.len() < limit && before.is_none_or(|b| id < b) {
                         items.push(e);
@@ -361,14 +420,96 @@ pub fn events(
     Ok((items, total))
 }
 
+/// An event as lists show it: with whether someone acknowledged it.
+#[derive(serde::Serialize)]
+pub struct Listed {
+    #[serde(flatten)]
+    pub event: Event,
+    pub acknowledged: bool,
+}
+
+/// The CSV of `events` (one row each; output fields as one JSON cell).
+pub fn csv(events: &[Listed]) -> String {
+    crate::http::listing::csv(
+        &[
+            "id",
+            "time",
+            "cluster",
+            "priority",
+            "rule",
+            "namespace",
+            "pod",
+            "image",
+            "image_tag",
+            "hostname",
+            "source",
+            "tags",
+            "silenced",
+            "acknowledged",
+            "output",
+            "output_fields",
+        ],
+        events.iter().map(|l| {
+            let e = &l.event;
+            vec![
+                e.id.to_string(),
+                e.time.to_rfc3339(),
+                e.cluster.to_string(),
+                e.priority.clone(),
+                e.rule.clone(),
+                e.namespace.clone(),
+                e.pod.clone(),
+                e.image.clone(),
+                e.image_tag.clone(),
+                e.hostname.clone(),
+                e.source.clone(),
+                e.tags.join(" "),
+                e.silenced.to_string(),
+                l.acknowledged.to_string(),
+                e.output.clone(),
+                serde_json::to_string(&e.fields).unwrap_or_default(),
+            ]
+        }),
+    )
+}
+
+/// The list for `f` with each event's acknowledgement.
+pub fn listed(rt: &Runtime, store: &Store, f: Filter) -> Result<(Vec<Listed>, u64), ApiError> {
+    let (items, total) = events(store, &rt.index, &rt.acks, f)?;
+    let items = items
+        .into_iter()
+        .map(|e| Listed {
+            acknowledged: rt.acks.covers(e.id, &e.signature),
+            event: e,
+        })
+        .collect();
+    Ok((items, total))
+}
+
 async fn list_events(
     state: web::Data<AppState>,
     q: web::Query<Filter>,
 ) -> Result<HttpResponse, ApiError> {
     let f = q.into_inner();
+    let as_csv = f.csv();
     let rt = runtime(&state)?;
-    let (items, total) = state.with_store(move |s| events(s, &rt.index, f)).await?;
+    let (items, total) = state.with_store(move |s| listed(&rt, s, f)).await?;
+    if as_csv {
+        return Ok(crate::http::listing::csv_response(
+            "falco-events",
+            csv(&items),
+        ));
+    }
     Ok(HttpResponse::Ok().json(json!({ "items": items, "total": total })))
+}
+
+/// One event with the acknowledgement that covers it.
+pub fn event_with_ack(store: &Store, id: u64) -> Result<(Event, Option<Ack>), ApiError> {
+    let e = store
+        .read(|r| r.get(&EVENTS, &id))?
+        .ok_or_else(|| RuntimeError::NotFound(format!("no falco event {id}")))?;
+    let ack = acks::of_event(store, &e)?;
+    Ok((e, ack))
 }
 
 async fn get_event(
@@ -376,13 +517,102 @@ async fn get_event(
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let e = state
-        .with_store(move |s| {
-            s.read(|r| r.get(&EVENTS, &id))?
-                .ok_or_else(|| RuntimeError::NotFound(format!("no falco event {id}")))
-        })
+    let (e, ack) = state.with_store(move |s| event_with_ack(s, id)).await?;
+    let mut body = serde_json::to_value(e).map_err(ApiError::internal)?;
+    body["acknowledgement"] = serde_json::to_value(ack).map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct AckBody {
+    note: String,
+}
+
+async fn ack_event(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+    body: web::Json<AckBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, rt) = (id.into_inner(), runtime(&state)?);
+    let a = state
+        .with_store(move |s| acks::ack_event(s, &rt.acks, &p.email, id, &body.note))
         .await?;
-    Ok(HttpResponse::Ok().json(e))
+    Ok(HttpResponse::Ok().json(a))
+}
+
+async fn unack_event(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, rt) = (id.into_inner(), runtime(&state)?);
+    state
+        .with_store(move |s| acks::unack_event(s, &rt.acks, &p.email, id))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn ack_signature(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    sig: web::Path<String>,
+    body: web::Json<AckBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (sig, rt) = (sig.into_inner(), runtime(&state)?);
+    let a = state
+        .with_store(move |s| acks::ack_signature(s, &rt.acks, &p.email, &sig, &body.note))
+        .await?;
+    Ok(HttpResponse::Ok().json(a))
+}
+
+async fn unack_signature(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    sig: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (sig, rt) = (sig.into_inner(), runtime(&state)?);
+    state
+        .with_store(move |s| acks::unack_signature(s, &rt.acks, &p.email, &sig))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn get_alerting(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let s = state
+        .with_store(|s| Ok::<_, ApiError>(super::alerts::settings(s)?))
+        .await?;
+    Ok(HttpResponse::Ok().json(s))
+}
+
+async fn put_alerting(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    body: web::Json<super::alerts::Settings>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let s = state
+        .with_store(move |s| super::alerts::put(s, &p.email, body))
+        .await?;
+    Ok(HttpResponse::Ok().json(s))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct AlertsQuery {
+    limit: Option<usize>,
+}
+
+async fn list_alerts(
+    state: web::Data<AppState>,
+    q: web::Query<AlertsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
+    let items = state
+        .with_store(move |s| Ok::<_, ApiError>(super::alerts::list(s, limit)?))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
 }
 
 #[derive(Deserialize, Default)]

@@ -45,6 +45,7 @@ struct Row {
     image: u32,
     rule: u32,
     host: u32,
+    signature: u32,
     /// Range in `tags`.
     tags: (u32, u32),
 }
@@ -76,6 +77,8 @@ pub struct Query {
     pub until: Option<i64>,
     /// Only rows with smaller ids are collected (all are counted).
     pub before: Option<u64>,
+    /// Only acknowledged events (`true`) or only the others (`false`).
+    pub acknowledged: Option<bool>,
 }
 
 /// The in-memory columns.
@@ -113,6 +116,7 @@ impl Inner {
             image: self.strings.id(&e.image),
             rule: self.strings.id(&e.rule),
             host: self.strings.id(&e.hostname),
+            signature: self.strings.id(&e.signature),
             tags: (start, self.tags.len() as u32),
         };
         self.rows.push(row);
@@ -152,16 +156,6 @@ impl Index {
         Ok(())
     }
 
-    /// Replaces the contents with `events` (in id order) and marks the index loaded; events
-    /// appended while loading are kept.
-    pub fn load(&self, events: Vec<Event>) {
-        let mut fresh = Inner::default();
-        for e in &events {
-            fresh.push(e);
-        }
-        self.install(fresh);
-    }
-
     fn install(&self, fresh: Inner) {
         if let Ok(mut i) = self.inner.write() {
             let appended: Vec<Row> = i.rows[i.start..].to_vec();
@@ -189,6 +183,7 @@ impl Index {
                     image: i.strings.id(&name(r.image)),
                     rule: i.strings.id(&name(r.rule)),
                     host: i.strings.id(&name(r.host)),
+                    signature: i.strings.id(&name(r.signature)),
                     tags: (start, i.tags.len() as u32),
                     ..r
                 };
@@ -215,11 +210,27 @@ impl Index {
 
     /// The ids of matching events, newest first, at most `limit` of them (below `before`), and
     /// how many match in all. `None` while the index is not loaded.
-    pub fn search(&self, q: &Query, limit: usize) -> Option<(Vec<u64>, u64)> {
+    pub fn search(
+        &self,
+        q: &Query,
+        acks: &super::acks::Acks,
+        limit: usize,
+    ) -> Option<(Vec<u64>, u64)> {
         let i = self.inner.read().ok()?;
         if !i.loaded {
             return None;
         }
+        let (acked_events, acked_signatures) = match q.acknowledged {
+            Some(_) => acks.snapshot(),
+            None => Default::default(),
+        };
+        let through: HashMap<u32, u64> = acked_signatures
+            .iter()
+            .filter_map(|(s, t)| i.strings.find(s).map(|id| (id, *t)))
+            .collect();
+        let acked = |r: &Row| {
+            acked_events.contains(&r.id) || through.get(&r.signature).is_some_and(|t| r.id <= *t)
+        };
         let want = |s: &Option<String>| -> Result<Option<u32>, ()> {
             match s {
                 None => Ok(None),
@@ -252,7 +263,8 @@ impl Index {
                 && host.is_none_or(|x| r.host == x)
                 && q.since.is_none_or(|s| r.time >= s)
                 && q.until.is_none_or(|u| r.time < u)
-                && tag.is_none_or(|t| i.tags[r.tags.0 as usize..r.tags.1 as usize].contains(&t));
+                && tag.is_none_or(|t| i.tags[r.tags.0 as usize..r.tags.1 as usize].contains(&t))
+                && q.acknowledged.is_none_or(|want| acked(r) == want);
             if ok {
                 total += 1;
                 if ids.len() < limit && q.before.is_none_or(|b| r.id < b) {
@@ -266,7 +278,9 @@ impl Index {
 
 #[cfg(test)]
 mod tests {
+    use super::super::acks::{self, Acks};
     use super::*;
+    use crate::store::Store;
     use chrono::Utc;
 
     fn event(id: u64, ns: &str, priority: &str, tags: &[&str]) -> Event {
@@ -279,45 +293,84 @@ mod tests {
     }
 
     #[test]
-    fn filters_totals_pages_and_retention() {
+    fn filters_totals_pages_acknowledgements_and_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &crate::app::migrations()).unwrap();
+        let stored: Vec<Event> = (1..=4)
+            .map(|i| event(0, if i % 2 == 0 { "a" } else { "b" }, "warning", &["x"]))
+            .collect();
+        super::super::ingest::commit(&store, stored, "").unwrap();
         let idx = Index::default();
+        let none = Acks::default();
         assert!(
-            idx.search(&Query::default(), 10).is_none(),
+            idx.search(&Query::default(), &none, 10).is_none(),
             "not loaded yet"
         );
         idx.append(&[event(5, "late", "debug", &[])]);
-        idx.load(
-            (1..=4)
-                .map(|i| event(i, if i % 2 == 0 { "a" } else { "b" }, "warning", &["x"]))
-                .collect(),
-        );
+        idx.load_from(&store).unwrap();
         let q = |f: fn(&mut Query)| {
             let mut q = Query::default();
             f(&mut q);
             q
         };
-        let (ids, total) = idx.search(&Query::default(), 2).unwrap();
+        let (ids, total) = idx.search(&Query::default(), &none, 2).unwrap();
         assert_eq!(
             (ids, total),
             (vec![5, 4], 5),
             "the event appended while loading is kept"
         );
         let (ids, total) = idx
-            .search(&q(|q| q.namespace = Some("a".into())), 10)
+            .search(&q(|q| q.namespace = Some("a".into())), &none, 10)
             .unwrap();
         assert_eq!((ids, total), (vec![4, 2], 2));
-        let (_, total) = idx.search(&q(|q| q.tag = Some("x".into())), 10).unwrap();
+        let (_, total) = idx
+            .search(&q(|q| q.tag = Some("x".into())), &none, 10)
+            .unwrap();
         assert_eq!(total, 4);
-        let (_, total) = idx.search(&q(|q| q.max_rank = Some(4)), 10).unwrap();
+        let (_, total) = idx.search(&q(|q| q.max_rank = Some(4)), &none, 10).unwrap();
         assert_eq!(total, 4, "warning and worse, not debug");
         let (_, total) = idx
-            .search(&q(|q| q.namespace = Some("never".into())), 10)
+            .search(&q(|q| q.namespace = Some("never".into())), &none, 10)
             .unwrap();
         assert_eq!(total, 0);
-        let (ids, total) = idx.search(&q(|q| q.before = Some(4)), 10).unwrap();
+        let (ids, total) = idx.search(&q(|q| q.before = Some(4)), &none, 10).unwrap();
         assert_eq!((ids, total), (vec![3, 2, 1], 5));
+
+        // Event 3 acknowledged by itself; namespace b's signature through event 1 (as if
+        // acknowledged when 1 was the newest): 3 is covered by its own, 1 by the signature.
+        let acks = Acks::load(&store).unwrap();
+        acks::ack_event(&store, &acks, "a@x", 3, "seen").unwrap();
+        let sig = store
+            .read(|r| r.get(&super::super::EVENTS, &1))
+            .unwrap()
+            .unwrap()
+            .signature;
+        store
+            .write(|w| {
+                w.put(
+                    &acks::SIGNATURE_ACKS,
+                    &sig,
+                    &acks::Ack {
+                        by: "a@x".into(),
+                        at: Utc::now(),
+                        note: String::new(),
+                        through: 1,
+                    },
+                )
+            })
+            .unwrap();
+        let acks = Acks::load(&store).unwrap();
+        let (ids, total) = idx
+            .search(&q(|q| q.acknowledged = Some(false)), &acks, 10)
+            .unwrap();
+        assert_eq!((ids, total), (vec![5, 4, 2], 3));
+        let (ids, _) = idx
+            .search(&q(|q| q.acknowledged = Some(true)), &acks, 10)
+            .unwrap();
+        assert_eq!(ids, vec![3, 1]);
+
         idx.drop_through(2);
-        let (ids, total) = idx.search(&Query::default(), 10).unwrap();
+        let (ids, total) = idx.search(&Query::default(), &none, 10).unwrap();
         assert_eq!((ids, total), (vec![5, 4, 3], 3));
     }
 }

@@ -34,8 +34,12 @@ pub struct Ingest {
 
 impl Ingest {
     /// Starts the writer thread over `store`, appending what it commits to `index`; it ends
-    /// when every handle is dropped.
-    pub fn start(store: Store, index: std::sync::Arc<super::index::Index>) -> Ingest {
+    /// when every handle is dropped. `base_url` starts the links in alert mails.
+    pub fn start(
+        store: Store,
+        index: std::sync::Arc<super::index::Index>,
+        base_url: String,
+    ) -> Ingest {
         let (tx, mut rx) = mpsc::channel::<(Event, Reply)>(QUEUE);
         std::thread::Builder::new()
             .name("falco-ingest".into())
@@ -49,7 +53,7 @@ impl Ingest {
                         }
                     }
                     let (events, replies): (Vec<Event>, Vec<Reply>) = batch.into_iter().unzip();
-                    match commit(&store, events) {
+                    match commit(&store, events, &base_url) {
                         Ok((outcomes, stored)) => {
                             index.append(&stored);
                             for (r, o) in replies.into_iter().zip(outcomes) {
@@ -90,8 +94,13 @@ impl Ingest {
 }
 
 /// Stores `events` in one transaction, in order; a uuid seen before (or twice in the group)
-/// is answered with the first event's id. Returns each outcome and the events stored.
-pub fn commit(store: &Store, events: Vec<Event>) -> Result<(Vec<Stored>, Vec<Event>), StoreError> {
+/// is answered with the first event's id; alerts due are queued in the same transaction.
+/// Returns each outcome and the events stored.
+pub fn commit(
+    store: &Store,
+    events: Vec<Event>,
+    base_url: &str,
+) -> Result<(Vec<Stored>, Vec<Event>), StoreError> {
     store.write(|w| {
         let mut out = Vec::with_capacity(events.len());
         let mut stored = Vec::with_capacity(events.len());
@@ -121,6 +130,7 @@ pub fn commit(store: &Store, events: Vec<Event>) -> Result<(Vec<Stored>, Vec<Eve
             stored.push(e);
         }
         w.put(&TOTALS, &super::totals_key(), &totals)?;
+        super::alerts::on_commit(w, &stored, base_url)?;
         Ok((out, stored))
     })
 }
@@ -167,8 +177,12 @@ mod tests {
     fn a_group_stores_each_uuid_once_and_counts_signatures() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), &crate::app::migrations()).unwrap();
-        let (out, stored) =
-            commit(&store, vec![event("a"), event("b"), event("a"), event("")]).unwrap();
+        let (out, stored) = commit(
+            &store,
+            vec![event("a"), event("b"), event("a"), event("")],
+            "",
+        )
+        .unwrap();
         assert_eq!(stored.len(), 3);
         assert!(matches!(out[0], Stored::New(_)));
         assert!(matches!(out[1], Stored::New(_)));
@@ -180,7 +194,7 @@ mod tests {
             })
         );
         assert!(matches!(out[3], Stored::New(_)));
-        let (again, _) = commit(&store, vec![event("b")]).unwrap();
+        let (again, _) = commit(&store, vec![event("b")], "").unwrap();
         assert_eq!(again[0], out[1].into_dup());
         let sig = store.read(|r| r.all(&SIGNATURES)).unwrap();
         assert_eq!(sig.len(), 1);

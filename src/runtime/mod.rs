@@ -1,8 +1,12 @@
 //! Runtime events: Falco's alerts as falcosidekick's webhook output sends them, on m9sweeper's
 //! upload path. Events are committed in groups by one writer (`ingest.rs`), deduplicated by
 //! falcosidekick's uuid, counted per anomaly signature (cluster, rule, namespace, image) and
-//! filtered by ignore and silence rules (`rules.rs`).
+//! filtered by ignore and silence rules (`rules.rs`). People acknowledge events and signatures
+//! (`acks.rs`), alerts go out by e-mail (`alerts.rs`), and retention bounds the store
+//! (`retention.rs`).
 
+pub mod acks;
+pub mod alerts;
 pub mod api;
 pub mod event;
 pub mod index;

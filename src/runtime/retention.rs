@@ -40,6 +40,7 @@ pub fn enforce(store: &Store, days: u64, max_bytes: u64) -> Result<Pruned, Store
                     break;
                 }
                 w.delete(&EVENTS, &id)?;
+                w.delete(&super::acks::EVENT_ACKS, &id)?;
                 if !e.uuid.is_empty() && w.get(&UUIDS, &e.uuid)? == Some(id) {
                     w.delete(&UUIDS, &e.uuid)?;
                 }
@@ -88,7 +89,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), &crate::app::migrations()).unwrap();
         let events: Vec<Event> = (0..5_000).map(|i| event(&format!("u{i}"))).collect();
-        super::super::ingest::commit(&store, events).unwrap();
+        super::super::ingest::commit(&store, events, "").unwrap();
         let all = totals(&store).unwrap();
         assert_eq!(all.events, 5_000);
         // Half the size: the oldest half goes, uuids with them.
