@@ -377,3 +377,99 @@ pub fn digest(store: &Store, base_url: &str) -> Result<String, StoreError> {
         lines.len()
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::ingest::commit;
+
+    fn event(rule: &str, priority: &str, silenced: bool) -> Event {
+        let body = serde_json::json!({"rule": rule, "priority": priority, "output": "o",
+            "time": "2026-01-01T00:00:00Z", "output_fields": {"k8s.ns.name": "shop"}});
+        let mut e = event::parse(1, body.to_string().as_bytes(), Utc::now()).unwrap();
+        e.silenced = silenced;
+        e
+    }
+
+    #[test]
+    fn once_per_signature_then_a_digest_of_what_came_since() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &crate::app::migrations()).unwrap();
+        let on = Settings {
+            enabled: true,
+            priorities: vec!["Critical".into(), "error".into()],
+            admins: true,
+            addresses: vec!["soc@example.org".into()],
+            mode: Mode::Signature,
+            days: 2,
+        };
+        let saved = put(&store, "a@x", on.clone()).unwrap();
+        assert_eq!(saved.priorities, ["critical", "error"]);
+        commit(
+            &store,
+            vec![
+                event("Shell", "critical", false),
+                event("Shell", "critical", false),
+                event("Shell", "warning", false),
+                event("Quiet", "critical", true),
+                event("Read", "error", false),
+            ],
+            "https://b.example",
+        )
+        .unwrap();
+        commit(&store, vec![event("Shell", "critical", false)], "").unwrap();
+        let alerts = list(&store, 10).unwrap();
+        let subjects: Vec<&str> = alerts.iter().map(|a| a.subject.as_str()).collect();
+        assert_eq!(
+            subjects,
+            ["Falco error: Read in 1", "Falco critical: Shell in 1"],
+            "one per signature within the days; silenced and unchosen priorities never"
+        );
+        assert_eq!(alerts[1].event, 1);
+        assert_eq!(alerts[0].to, ["soc@example.org"]);
+        let mail = crate::notify::outbox(&store, 10).unwrap();
+        assert_eq!(mail.len(), 2);
+        assert!(mail[1].body.contains("https://b.example/falco/events/1"));
+
+        assert!(put(
+            &store,
+            "a@x",
+            Settings {
+                addresses: vec!["not an address".into()],
+                ..on.clone()
+            }
+        )
+        .is_err());
+        put(
+            &store,
+            "a@x",
+            Settings {
+                mode: Mode::Digest,
+                ..on
+            },
+        )
+        .unwrap();
+        assert!(digest(&store, "").unwrap().starts_with("digest of 0"));
+        commit(
+            &store,
+            vec![
+                event("Shell", "critical", false),
+                event("Shell", "critical", false),
+                event("Read", "error", false),
+                event("Noise", "notice", false),
+            ],
+            "",
+        )
+        .unwrap();
+        assert_eq!(list(&store, 10).unwrap().len(), 2, "no mail per signature");
+        assert_eq!(
+            digest(&store, "").unwrap(),
+            "digest of 3 events (2 signatures)"
+        );
+        let last = &list(&store, 10).unwrap()[0];
+        assert_eq!((last.mode, last.events), (Mode::Digest, 3));
+        let body = &crate::notify::outbox(&store, 1).unwrap()[0].body;
+        assert!(body.contains("2 x Shell (critical)"), "{body}");
+        assert!(digest(&store, "").unwrap().starts_with("digest of 0"));
+    }
+}

@@ -146,6 +146,13 @@ pub fn routes(r: &mut Routes) {
         Perm::Write,
         delete_rule,
     );
+    super::pages::routes(r);
+    r.api(
+        Method::POST,
+        "/api/v1/clusters/{id}/falco/values",
+        Perm::Write,
+        api_setup,
+    );
     let settings = "/api/v1/clusters/{id}/falco/settings";
     r.api(Method::GET, settings, Perm::Read, get_settings);
     r.api(Method::PUT, settings, Perm::Write, put_settings);
@@ -710,4 +717,58 @@ async fn put_settings(
         .with_store(move |s| super::settings::put(s, &p.email, id, body))
         .await?;
     Ok(HttpResponse::Ok().json(s))
+}
+
+/// The falcosidekick setup for cluster `id`, with a new API key holding only the `falco` scope,
+/// owned by the caller (revocable under API keys like any other).
+pub fn make_setup(
+    store: &Store,
+    p: &crate::http::Principal,
+    ip: &str,
+    id: u64,
+    req: &super::setup::Request,
+    ca_pem: &str,
+) -> Result<(String, super::setup::Setup), ApiError> {
+    let c = crate::clusters::get(store, id)?;
+    // Checked before a key is made, so a refused form leaves no key behind.
+    super::setup::render(req, id, &c.name, "check", ca_pem)?;
+    let actor = crate::http::Actor::of(p, ip.to_string());
+    let key = crate::auth::create_api_key(
+        store,
+        &actor,
+        p.user_id,
+        &format!("falcosidekick for cluster {}", c.name),
+        &[crate::http::Scope::Falco],
+    )
+    .map_err(ApiError::from)?;
+    Ok((
+        c.name.clone(),
+        super::setup::render(req, id, &c.name, &key.key, ca_pem)?,
+    ))
+}
+
+/// The appliance's CA (or the operator's certificate) as PEM text.
+pub fn ca_pem(state: &AppState) -> Result<String, ApiError> {
+    let path = crate::http::tls::trust_anchor_path(&state.config);
+    std::fs::read_to_string(&path)
+        .map_err(|e| ApiError::internal(format!("the appliance's CA is not readable: {e}")))
+}
+
+async fn api_setup(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    id: web::Path<u64>,
+    body: web::Json<super::setup::Request>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, ip, ca) = (
+        id.into_inner(),
+        crate::http::client_ip(&req),
+        ca_pem(&state)?,
+    );
+    let body = body.into_inner();
+    let (_, setup) = state
+        .with_store(move |s| make_setup(s, &p, &ip, id, &body, &ca))
+        .await?;
+    Ok(HttpResponse::Ok().json(setup))
 }

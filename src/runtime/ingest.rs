@@ -148,8 +148,10 @@ fn count(w: &WriteTx, e: &Event) -> Result<(), StoreError> {
             first: e.time,
             last: e.time,
             worst: e.priority.clone(),
+            last_id: e.id,
         });
     s.count += 1;
+    s.last_id = s.last_id.max(e.id);
     s.first = s.first.min(e.time);
     s.last = s.last.max(e.time);
     let rank = |p: &str| super::event::rank(p).unwrap_or(usize::MAX);

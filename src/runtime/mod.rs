@@ -11,9 +11,11 @@ pub mod api;
 pub mod event;
 pub mod index;
 pub mod ingest;
+mod pages;
 pub mod retention;
 pub mod rules;
 pub mod settings;
+pub mod setup;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -65,6 +67,9 @@ pub struct Signature {
     pub last: DateTime<Utc>,
     /// The highest priority seen (rank: 0 = emergency).
     pub worst: String,
+    /// The newest event's id.
+    #[serde(default)]
+    pub last_id: u64,
 }
 
 /// Events by id (ids grow with arrival).
