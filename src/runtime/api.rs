@@ -727,11 +727,13 @@ pub fn make_setup(
     ip: &str,
     id: u64,
     req: &super::setup::Request,
-    ca_pem: &str,
+    ca_path: &std::path::Path,
 ) -> Result<(String, super::setup::Setup), ApiError> {
     let c = crate::clusters::get(store, id)?;
     // Checked before a key is made, so a refused form leaves no key behind.
-    super::setup::render(req, id, &c.name, "check", ca_pem)?;
+    super::setup::render(req, id, &c.name, "check", "")?;
+    let ca_pem = std::fs::read_to_string(ca_path)
+        .map_err(|e| ApiError::internal(format!("the appliance's CA is not readable: {e}")))?;
     let actor = crate::http::Actor::of(p, ip.to_string());
     let key = crate::auth::create_api_key(
         store,
@@ -743,15 +745,8 @@ pub fn make_setup(
     .map_err(ApiError::from)?;
     Ok((
         c.name.clone(),
-        super::setup::render(req, id, &c.name, &key.key, ca_pem)?,
+        super::setup::render(req, id, &c.name, &key.key, &ca_pem)?,
     ))
-}
-
-/// The appliance's CA (or the operator's certificate) as PEM text.
-pub fn ca_pem(state: &AppState) -> Result<String, ApiError> {
-    let path = crate::http::tls::trust_anchor_path(&state.config);
-    std::fs::read_to_string(&path)
-        .map_err(|e| ApiError::internal(format!("the appliance's CA is not readable: {e}")))
 }
 
 async fn api_setup(
@@ -761,11 +756,8 @@ async fn api_setup(
     id: web::Path<u64>,
     body: web::Json<super::setup::Request>,
 ) -> Result<HttpResponse, ApiError> {
-    let (id, ip, ca) = (
-        id.into_inner(),
-        crate::http::client_ip(&req),
-        ca_pem(&state)?,
-    );
+    let (id, ip) = (id.into_inner(), crate::http::client_ip(&req));
+    let ca = crate::http::tls::trust_anchor_path(&state.config);
     let body = body.into_inner();
     let (_, setup) = state
         .with_store(move |s| make_setup(s, &p, &ip, id, &body, &ca))

@@ -694,7 +694,7 @@ async fn falcosidekick_form(
             .cloned()
             .unwrap_or_else(|| "falco".into()),
     };
-    let ca = super::api::ca_pem(&state)?;
+    let ca = crate::http::tls::trust_anchor_path(&state.config);
     let (p2, namespace) = (p.clone(), request.namespace.clone());
     match state
         .with_store(move |s| super::api::make_setup(s, &p2, &ip, id, &request, &ca))

@@ -320,3 +320,295 @@ async fn events_arrive_once_and_are_listed_with_filters() {
         "{run}"
     );
 }
+
+/// The text of an HTML answer.
+fn html(v: &Value) -> &str {
+    v.as_str().unwrap_or_default()
+}
+
+#[actix_web::test]
+async fn acknowledgements_alerts_console_csv_and_falcosidekick_setup() {
+    let t = InProcess::new();
+    bulwark::http::tls::ensure_certificate(&t.app.state.config).unwrap();
+    let admin = t.user("admin@example.com", Role::Admin);
+    t.user("viewer@example.com", Role::ReadOnly);
+    let writer = t.key(admin, &[Scope::Admin]);
+    let falco = t.key(admin, &[Scope::Falco]);
+    let app = t.service().await;
+    let w = Caller::bearer(&writer);
+    let (s, c, _) = call(&app, w.post("/api/v1/clusters", json!({"name": "rt"}))).await;
+    assert_eq!(s, 201, "{c}");
+    let cluster = c["id"].as_u64().unwrap();
+    let up = |key: &str, uuid: &str, ns: &str| {
+        Caller::default().post_bytes(
+            &format!("/api/falco/rt/create/?key={key}"),
+            event(|e| {
+                e["uuid"] = json!(uuid);
+                e["output_fields"]["k8s.ns.name"] = json!(ns);
+            }),
+        )
+    };
+    let mut ids = Vec::new();
+    for (uuid, ns) in [("a1", "default"), ("a2", "default"), ("a3", "shop")] {
+        let (s, v, _) = call(&app, up(&falco, uuid, ns)).await;
+        assert_eq!(s, 201, "{v}");
+        ids.push(v["data"]["id"].as_u64().unwrap());
+    }
+    let total = |q: &'static str| {
+        let w = w.clone();
+        let app = &app;
+        async move {
+            let (s, v, _) = call(app, w.get(&format!("/api/v1/falco/events?{q}"))).await;
+            assert_eq!(s, 200, "{v}");
+            v["total"].as_u64().unwrap()
+        }
+    };
+
+    // Acknowledging an event: who, when, note; hidden from acknowledged=no, kept for scripts.
+    let (s, a, _) = call(
+        &app,
+        w.post(
+            &format!("/api/v1/falco/events/{}/ack", ids[0]),
+            json!({"note": "expected: the on-call debug shell"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{a}");
+    assert_eq!(a["by"], "admin@example.com");
+    assert_eq!(total("").await, 3, "the API's default is every event");
+    assert_eq!(total("acknowledged=no").await, 2);
+    assert_eq!(total("acknowledged=yes").await, 1);
+    assert_eq!(
+        total("acknowledged=no&q=shell").await,
+        2,
+        "the store path too"
+    );
+    let (_, e, _) = call(&app, w.get(&format!("/api/v1/falco/events/{}", ids[0]))).await;
+    assert_eq!(
+        e["acknowledgement"]["note"],
+        "expected: the on-call debug shell"
+    );
+    let (s, _, _) = call(&app, w.get("/api/v1/falco/events?acknowledged=perhaps")).await;
+    assert_eq!(s, 400);
+
+    // A signature's acknowledgement covers its events so far; the next one shows again.
+    let (_, e, _) = call(&app, w.get(&format!("/api/v1/falco/events/{}", ids[2]))).await;
+    let shop = e["signature"].as_str().unwrap().to_string();
+    let (s, _, _) = call(
+        &app,
+        w.post(
+            &format!("/api/v1/falco/signatures/{shop}/ack"),
+            json!({"note": "shop team knows"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(total("acknowledged=no").await, 1);
+    let (s, _, _) = call(&app, up(&falco, "a4", "shop")).await;
+    assert_eq!(s, 201);
+    assert_eq!(total("acknowledged=no").await, 2, "a new occurrence shows");
+    let (s, _, _) = call(
+        &app,
+        w.delete(&format!("/api/v1/falco/events/{}/ack", ids[0])),
+    )
+    .await;
+    assert_eq!(s, 204);
+    assert_eq!(total("acknowledged=no").await, 3);
+    let (s, _, _) = call(&app, w.post("/api/v1/falco/signatures/nope/ack", json!({}))).await;
+    assert_eq!(s, 404);
+
+    // CSV of any filtered list, cells a spreadsheet would run defused.
+    let (s, v, h) = call(
+        &app,
+        w.get("/api/v1/falco/events?namespace=default&format=csv"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(h
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let csv = html(&v);
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(csv.starts_with("id,time,cluster,priority,rule,"), "{csv}");
+    assert!(csv.contains("Terminal shell in container"));
+
+    // Alerting per signature: once per N days; every alert recorded and queued as mail.
+    let (s, v, _) = call(
+        &app,
+        w.put(
+            "/api/v1/falco/alerting",
+            json!({"enabled": true, "priorities": ["Notice"], "admins": true,
+                   "addresses": ["soc@example.org"], "mode": "signature", "days": 3}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    for uuid in ["b1", "b2"] {
+        let (s, _, _) = call(&app, up(&falco, uuid, "payments")).await;
+        assert_eq!(s, 201);
+    }
+    let (_, alerts, _) = call(&app, w.get("/api/v1/falco/alerts")).await;
+    let items = alerts["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{alerts}");
+    assert_eq!(
+        items[0]["to"],
+        json!(["admin@example.com", "soc@example.org"])
+    );
+    assert!(items[0]["mail"].as_u64().is_some());
+    let (s, _, _) = call(
+        &app,
+        w.put(
+            "/api/v1/falco/alerting",
+            json!({"enabled": true, "priorities": ["loud"]}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 400);
+
+    // The console: the list hides acknowledged events by default and keeps its filters in the
+    // next page and CSV links; the event page shows every field; signatures, rules, alerting.
+    let (session, csrf) = t.session("admin@example.com");
+    let a = Caller::session(&session);
+    let (s, page, _) = call(&app, a.get("/falco?namespace=shop")).await;
+    assert_eq!(s, 200, "{page}");
+    let page = html(&page);
+    assert!(page.contains("<svg"), "the per-priority chart");
+    assert!(
+        page.contains(r#"<span id="event-total">1</span>"#),
+        "{page}"
+    );
+    let link = page
+        .split(r#"<a href=""#)
+        .find(|a| a.contains(r#"id="csv-export""#))
+        .unwrap();
+    assert!(
+        link.starts_with("/api/v1/falco/events?namespace=shop&#38;acknowledged=no&#38;format=csv"),
+        "{link}"
+    );
+    let (_, page, _) = call(&app, a.get("/falco?namespace=shop&acknowledged=any")).await;
+    assert!(html(&page).contains(r#"<span id="event-total">2</span>"#));
+    let (_, page, _) = call(&app, a.get("/falco?since=someday")).await;
+    assert!(
+        html(&page).contains("since: a date"),
+        "a bad filter is said, not a 400 page"
+    );
+    let (s, page, _) = call(&app, a.get(&format!("/falco/events/{}", ids[2]))).await;
+    assert_eq!(s, 200);
+    let page = html(&page);
+    assert!(
+        page.contains("proc.cmdline") && page.contains("shop team knows"),
+        "{page}"
+    );
+    let (s, _, h) = call(
+        &app,
+        a.form(
+            &format!("/falco/events/{}/ack", ids[1]),
+            format!("csrf={csrf}&note=seen+in+the+console"),
+        ),
+    )
+    .await;
+    assert_eq!(s, 303);
+    assert_eq!(
+        h.get("location").unwrap().to_str().unwrap(),
+        format!("/falco/events/{}", ids[1])
+    );
+    assert_eq!(
+        total("acknowledged=yes").await,
+        2,
+        "event 2 and the shop event before its signature was acknowledged"
+    );
+    let (s, page, _) = call(&app, a.get("/falco/signatures?show=all")).await;
+    assert_eq!(s, 200);
+    assert!(html(&page).contains("shop team knows"));
+    let (s, _, _) = call(
+        &app,
+        a.form(
+            "/falco/rules",
+            format!("csrf={csrf}&action=ignore&cluster={cluster}&namespaces=batch&rule=%5ENoisy"),
+        ),
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (_, page, _) = call(&app, a.get("/falco/rules")).await;
+    assert!(html(&page).contains("^Noisy"));
+    let (s, _, _) = call(
+        &app,
+        a.form(
+            "/falco/alerting",
+            format!("csrf={csrf}&enabled=1&priority=critical&priority=error&mode=digest&days=1"),
+        ),
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (_, v, _) = call(&app, w.get("/api/v1/falco/alerting")).await;
+    assert_eq!(v["mode"], "digest");
+    assert_eq!(v["priorities"], json!(["critical", "error"]));
+    assert_eq!(v["admins"], false, "an unticked box is off");
+    let (_, page, _) = call(&app, a.get("/falco/alerting")).await;
+    assert!(html(&page).contains("Falco notice: Terminal shell in container in rt"));
+    let (viewer, _) = t.session("viewer@example.com");
+    let (s, _, _) = call(
+        &app,
+        Caller::session(&viewer).form(
+            &format!("/falco/events/{}/ack", ids[2]),
+            format!("csrf={csrf}&note=x"),
+        ),
+    )
+    .await;
+    assert!(s == 403 || s == 400, "{s}");
+
+    // The cluster page offers the falcosidekick values; they carry a working falco-only key
+    // and the appliance's CA.
+    let (_, page, _) = call(&app, a.get(&format!("/clusters/{cluster}"))).await;
+    assert!(html(&page).contains("falcosidekick-form"));
+    let (s, page, _) = call(
+        &app,
+        a.form(
+            &format!("/clusters/{cluster}/falcosidekick"),
+            format!("csrf={csrf}&url=https%3A%2F%2Fbulwark.test%3A8443&min_priority=warning&namespace=falco&checkcert=1"),
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{page}");
+    assert!(html(&page).contains("BEGIN CERTIFICATE"));
+    let (s, v, _) = call(
+        &app,
+        w.post(
+            &format!("/api/v1/clusters/{cluster}/falco/values"),
+            json!({"url": "https://bulwark.test:8443", "min_priority": "error"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let values: serde_yaml::Value = serde_yaml::from_str(v["values"].as_str().unwrap()).unwrap();
+    let hook = &values["falcosidekick"]["config"]["webhook"];
+    assert_eq!(hook["minimumpriority"].as_str(), Some("error"));
+    assert_eq!(hook["checkcert"].as_bool(), Some(true));
+    let address = hook["address"].as_str().unwrap();
+    let prefix = format!("https://bulwark.test:8443/api/falco/{cluster}/create/?key=");
+    assert!(address.starts_with(&prefix), "{address}");
+    let key = &address[prefix.len()..];
+    let (s, v, _) = call(
+        &app,
+        Caller::default().post_bytes(
+            &format!("/api/falco/{cluster}/create/?key={key}"),
+            event(|e| e["uuid"] = json!("via-values")),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "the key in the values sends events: {v}");
+    let (s, _, _) = call(&app, Caller::bearer(key).get("/api/v1/falco/events")).await;
+    assert_eq!(s, 403, "and does nothing else");
+    let (s, _, _) = call(
+        &app,
+        w.post(
+            &format!("/api/v1/clusters/{cluster}/falco/values"),
+            json!({"url": "http://plain"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 400);
+}
