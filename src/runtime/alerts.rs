@@ -56,7 +56,7 @@ impl Default for Settings {
 
 impl Settings {
     fn alerts_on(&self, e: &Event) -> bool {
-        self.enabled && !e.silenced && self.priorities.iter().any(|p| *p == e.priority)
+        self.enabled && !e.silenced && self.priorities.contains(&e.priority)
     }
 
     fn recipients(&self, w: &WriteTx) -> Result<Vec<String>, StoreError> {

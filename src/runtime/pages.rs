@@ -197,6 +197,10 @@ impl EventsPage {
     fn value(&self, k: &str) -> String {
         self.q.get(k).cloned().unwrap_or_default()
     }
+    /// Whether query field `k` is `v` (a select's chosen option).
+    fn is(&self, k: &str, v: &str) -> bool {
+        self.q.get(k).is_some_and(|x| x == v)
+    }
     fn name(&self, id: &u64) -> String {
         self.names
             .get(id)
