@@ -612,3 +612,59 @@ async fn acknowledgements_alerts_console_csv_and_falcosidekick_setup() {
     .await;
     assert_eq!(s, 400);
 }
+
+/// falcosidekick's payloads for a burst: distinct uuids, a few namespaces and priorities.
+fn burst_event(i: usize) -> Vec<u8> {
+    event(|e| {
+        e["uuid"] = json!(format!("burst-{i}"));
+        e["priority"] = json!(["Notice", "Warning", "Critical", "informational"][i % 4]);
+        e["output_fields"]["k8s.ns.name"] = json!(format!("ns-{}", i % 7));
+    })
+}
+
+#[actix_web::test]
+async fn a_burst_of_100000_events_is_stored_or_refused_never_lost() {
+    const BURST: usize = 100_000;
+    const IN_FLIGHT: usize = 512;
+    let t = InProcess::new();
+    let admin = t.user("admin@example.com", Role::Admin);
+    let writer = t.key(admin, &[Scope::Admin]);
+    let falco = t.key(admin, &[Scope::Falco]);
+    let app = t.service().await;
+    let w = Caller::bearer(&writer);
+    let (s, _, _) = call(&app, w.post("/api/v1/clusters", json!({"name": "burst"}))).await;
+    assert_eq!(s, 201);
+    let path = format!("/api/falco/burst/create/?key={falco}");
+    let (mut created, mut refused, mut next) = (0usize, 0usize, 0usize);
+    let mut pending = futures_util::stream::FuturesUnordered::new();
+    use futures_util::StreamExt;
+    loop {
+        while next < BURST && pending.len() < IN_FLIGHT {
+            let req = Caller::default().post_bytes(&path, burst_event(next));
+            pending.push(call(&app, req));
+            next += 1;
+        }
+        let Some((s, v, _)) = pending.next().await else {
+            break;
+        };
+        match s {
+            201 => created += 1,
+            // A full queue says so; falcosidekick retries those.
+            503 => refused += 1,
+            other => panic!("{other}: {v}"),
+        }
+    }
+    assert_eq!(created + refused, BURST);
+    assert!(created > 0);
+    let (_, v, _) = call(&app, w.get("/api/v1/falco/events?cluster=burst&limit=1")).await;
+    assert_eq!(
+        v["total"].as_u64().unwrap() as usize,
+        created,
+        "every acknowledged event is stored, and only those ({refused} refused)"
+    );
+    let stored = t
+        .store()
+        .read(|r| r.len(&bulwark::runtime::EVENTS))
+        .unwrap();
+    assert_eq!(stored as usize, created);
+}
