@@ -207,10 +207,11 @@ pub fn jobs(
                     }
                     crate::runtime::alerts::prune(store, days).map_err(|e| e.to_string())?;
                     Ok(format!(
-                        "{} Falco events deleted; {} kept ({} MiB)",
+                        "{} Falco events deleted; {} kept ({} MiB); longest transaction {} ms",
                         p.deleted,
                         p.left.events,
-                        p.left.bytes >> 20
+                        p.left.bytes >> 20,
+                        p.longest.as_millis()
                     ))
                 })
             },
@@ -344,6 +345,10 @@ impl Appliance {
             &store,
             &metrics,
             config.http.public_url.clone(),
+            crate::runtime::retention::Limits {
+                days: config.retention.falco_days,
+                max_bytes: config.retention.falco_max_mib.saturating_mul(1 << 20),
+            },
         )?);
         let scheduler = Scheduler::new(
             store.clone(),

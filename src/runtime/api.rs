@@ -49,6 +49,7 @@ impl Runtime {
         store: &Store,
         metrics: &crate::http::metrics::Metrics,
         base_url: String,
+        limits: super::retention::Limits,
     ) -> Result<Runtime, crate::store::StoreError> {
         rules::seed(store)?;
         let events = prometheus_client::metrics::family::Family::default();
@@ -67,11 +68,14 @@ impl Runtime {
                 }
             })
             .map_err(|e| crate::store::StoreError::Join(e.to_string()))?;
+        let acks = Arc::new(Acks::load(store)?);
+        let guard =
+            super::retention::Guard::start(store.clone(), limits, index.clone(), acks.clone());
         Ok(Runtime {
-            ingest: Ingest::start(store.clone(), index.clone(), base_url),
+            ingest: Ingest::start(store.clone(), index.clone(), base_url, guard),
             rules: RuleCache::default(),
             index,
-            acks: Arc::new(Acks::load(store)?),
+            acks,
             events,
         })
     }

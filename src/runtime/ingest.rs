@@ -39,6 +39,7 @@ impl Ingest {
         store: Store,
         index: std::sync::Arc<super::index::Index>,
         base_url: String,
+        guard: super::retention::Guard,
     ) -> Ingest {
         let (tx, mut rx) = mpsc::channel::<(Event, Reply)>(QUEUE);
         std::thread::Builder::new()
@@ -56,6 +57,9 @@ impl Ingest {
                     match commit(&store, events, &base_url) {
                         Ok((outcomes, stored)) => {
                             index.append(&stored);
+                            if let Ok(t) = super::retention::totals(&store) {
+                                guard.check(t);
+                            }
                             for (r, o) in replies.into_iter().zip(outcomes) {
                                 let _ = r.send(Ok(o));
                             }

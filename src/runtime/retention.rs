@@ -8,7 +8,7 @@ use super::{size_of, totals_key, Event, Totals, EVENTS, TOTALS, UUIDS};
 use crate::store::{Store, StoreError};
 
 /// Events deleted per transaction.
-const BATCH: usize = 500;
+const BATCH: usize = 250;
 /// Pause between two deleting transactions, so the ingest writer (waiting on the store's write
 /// lock) commits in between rather than after the whole deletion.
 const BREATHER: std::time::Duration = std::time::Duration::from_millis(5);
@@ -20,6 +20,8 @@ pub struct Pruned {
     pub left: Totals,
     /// The newest id deleted (every older one is gone too).
     pub last_deleted: Option<u64>,
+    /// The longest deleting transaction, commit included: the longest a writer waited on it.
+    pub longest: std::time::Duration,
 }
 
 /// Deletes events older than `days` or while the events take more than `max_bytes`.
@@ -27,7 +29,9 @@ pub fn enforce(store: &Store, days: u64, max_bytes: u64) -> Result<Pruned, Store
     let cutoff = Utc::now() - Duration::days(days.min(100_000) as i64);
     let mut deleted = 0;
     let mut last_deleted = None;
+    let mut longest = std::time::Duration::ZERO;
     loop {
+        let started = std::time::Instant::now();
         let (n, totals, last) = store.write(|w| {
             let mut totals = w.get(&TOTALS, &totals_key())?.unwrap_or_default();
             let mut n = 0;
@@ -54,6 +58,7 @@ pub fn enforce(store: &Store, days: u64, max_bytes: u64) -> Result<Pruned, Store
             }
             Ok::<_, StoreError>((n, totals, last))
         })?;
+        longest = longest.max(started.elapsed());
         deleted += n;
         last_deleted = last.or(last_deleted);
         if n < BATCH as u64 {
@@ -61,9 +66,73 @@ pub fn enforce(store: &Store, days: u64, max_bytes: u64) -> Result<Pruned, Store
                 deleted,
                 left: totals,
                 last_deleted,
+                longest,
             });
         }
         std::thread::sleep(BREATHER);
+    }
+}
+
+/// How long and how much is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub days: u64,
+    pub max_bytes: u64,
+}
+
+/// Retention run at once when the writer sees the size limit passed, so a flood is trimmed as
+/// it arrives rather than at the job's next run.
+#[derive(Clone)]
+pub struct Guard {
+    wake: std::sync::mpsc::SyncSender<()>,
+    max_bytes: u64,
+}
+
+impl Guard {
+    /// Starts the thread that enforces `limits` whenever [`Guard::check`] finds them passed,
+    /// dropping what it deletes from `index` and `acks`.
+    pub fn start(
+        store: Store,
+        limits: Limits,
+        index: std::sync::Arc<super::index::Index>,
+        acks: std::sync::Arc<super::acks::Acks>,
+    ) -> Guard {
+        // One pending wake-up is enough: a run trims everything over the limit.
+        let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
+        let spawned = std::thread::Builder::new()
+            .name("falco-size-guard".into())
+            .spawn(move || {
+                while woken.recv().is_ok() {
+                    match enforce(&store, limits.days, limits.max_bytes) {
+                        Ok(p) => {
+                            if let Some(last) = p.last_deleted {
+                                index.drop_through(last);
+                                acks.drop_through(last);
+                            }
+                            tracing::info!(
+                                deleted = p.deleted,
+                                kept = p.left.events,
+                                "falco events over the size limit trimmed"
+                            );
+                        }
+                        Err(e) => tracing::error!(error = %e, "falco retention failed"),
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "no size guard for falco events; the job still runs");
+        }
+        Guard {
+            wake,
+            max_bytes: limits.max_bytes,
+        }
+    }
+
+    /// Wakes the guard when `totals` passes the size limit.
+    pub fn check(&self, totals: Totals) {
+        if totals.bytes > self.max_bytes {
+            let _ = self.wake.try_send(());
+        }
     }
 }
 

@@ -668,3 +668,51 @@ async fn a_burst_of_100000_events_is_stored_or_refused_never_lost() {
         .unwrap();
     assert_eq!(stored as usize, created);
 }
+
+#[actix_web::test]
+async fn a_flood_is_trimmed_to_the_size_limit_as_it_arrives() {
+    let t = InProcess::with(|c| c.retention.falco_max_mib = 1);
+    let admin = t.user("admin@example.com", Role::Admin);
+    let writer = t.key(admin, &[Scope::Admin]);
+    let falco = t.key(admin, &[Scope::Falco]);
+    let app = t.service().await;
+    let w = Caller::bearer(&writer);
+    let (s, _, _) = call(&app, w.post("/api/v1/clusters", json!({"name": "flood"}))).await;
+    assert_eq!(s, 201);
+    // 1,500 events of about 4 KiB: six times the limit, far sooner than the job's next run.
+    let output = "A shell was spawned ".repeat(200);
+    for i in 0..1_500 {
+        let (s, v, _) = call(
+            &app,
+            Caller::default().post_bytes(
+                &format!("/api/falco/flood/create/?key={falco}"),
+                event(|e| {
+                    e["uuid"] = json!(format!("flood-{i}"));
+                    e["output"] = json!(output);
+                }),
+            ),
+        )
+        .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let limit = 1u64 << 20;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let totals = loop {
+        let totals = bulwark::runtime::retention::totals(t.store()).unwrap();
+        if totals.bytes <= limit {
+            break totals;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {totals:?} over {limit} bytes"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(totals.events > 100 && totals.events < 1_500, "{totals:?}");
+    // The newest are kept, the list agrees with the store, and nothing waited for the job.
+    let (_, v, _) = call(&app, w.get("/api/v1/falco/events?limit=1")).await;
+    assert_eq!(v["items"][0]["uuid"], "flood-1499");
+    assert_eq!(v["total"].as_u64().unwrap(), totals.events);
+    let (_, v, _) = call(&app, w.get("/api/v1/jobs/falco-retention")).await;
+    assert!(v["last_run"].is_null(), "{v}");
+}
