@@ -11,6 +11,7 @@ pub mod api;
 pub mod event;
 pub mod index;
 pub mod ingest;
+pub mod list;
 mod pages;
 pub mod retention;
 pub mod rules;

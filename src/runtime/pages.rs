@@ -10,7 +10,8 @@ use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 
 use super::acks::{self, Ack};
 use super::alerts::{self, Alert, Mode};
-use super::api::{listed, runtime, Filter, Listed};
+use super::api::runtime;
+use super::list::{listed, Filter, Listed};
 use super::rules::{self, Action, Rule, RuleInput};
 use super::{event, Signature, DAILY, SIGNATURES};
 use crate::clusters::Cluster;
