@@ -213,7 +213,10 @@ async fn get_bench(
                 k.remediation.clone(),
             ]
         });
-        let body = csv(
+        return Ok(run_csv(
+            "kube-bench",
+            &run.cluster,
+            run_id,
             &[
                 "control",
                 "section",
@@ -225,10 +228,6 @@ async fn get_bench(
                 "remediation",
             ],
             rows,
-        );
-        return Ok(csv_response(
-            &format!("kube-bench-{}-{run_id}", run.cluster),
-            body,
         ));
     }
     let changes = previous.as_ref().map(|p| bench::diff(p, &run));
@@ -337,7 +336,10 @@ async fn get_hunter(
                 v.link().unwrap_or_default(),
             ]
         });
-        let body = csv(
+        return Ok(run_csv(
+            "kube-hunter",
+            &run.cluster,
+            run_id,
             &[
                 "vid",
                 "severity",
@@ -349,10 +351,6 @@ async fn get_hunter(
                 "link",
             ],
             rows,
-        );
-        return Ok(csv_response(
-            &format!("kube-hunter-{}-{run_id}", run.cluster),
-            body,
         ));
     }
     let vulns: Vec<serde_json::Value> = run
@@ -413,4 +411,15 @@ async fn api_manifests(
     Ok(HttpResponse::Ok()
         .content_type("application/yaml")
         .body(yaml))
+}
+
+/// One run as a CSV download named `{tool}-{cluster}-{run}.csv`.
+fn run_csv(
+    tool: &str,
+    cluster: &impl std::fmt::Display,
+    run: u64,
+    header: &[&str],
+    rows: impl IntoIterator<Item = Vec<String>>,
+) -> HttpResponse {
+    csv_response(&format!("{tool}-{cluster}-{run}"), csv(header, rows))
 }

@@ -4,10 +4,11 @@
 //! Raw session tokens and API keys are never stored: only their SHA-256 (they are 256-bit random,
 //! so nothing can be guessed from the hash). Every change is audited in its own transaction.
 
+mod api;
 mod api_keys;
 mod authenticator;
+mod pages;
 mod password;
-mod routes;
 mod sessions;
 mod throttle;
 mod users;
@@ -18,10 +19,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use crate::http::Actor;
+pub use api::{routes, session_cookie};
 pub use api_keys::*;
 pub use authenticator::StoreAuthenticator;
 pub use password::{random_password, random_token, MIN_LEN as MIN_PASSWORD_LEN};
-pub use routes::{routes, session_cookie};
 pub use sessions::*;
 pub use throttle::Throttle;
 pub use users::*;

@@ -95,7 +95,7 @@ pub fn template_line(t: &Template, imported: Option<&Imported>) -> Value {
         "imported_by": imported.map(|i| i.by.clone()),
         "imported_at": imported.map(|i| i.at),
         "rego_version": if t.rego.v1 { "v1" } else { "v0" },
-        "reads_inventory": t.rego.source.contains("data.inventory"),
+        "reads_inventory": t.rego.reads_inventory(),
     })
 }
 

@@ -110,9 +110,7 @@ impl Policy {
         engine
             .add_data(regorus::Value::from(serde_json::json!({"inventory": {}})))
             .map_err(compile)?;
-        let inventory = std::iter::once(&t.rego.source)
-            .chain(&t.rego.libs)
-            .any(|s| s.contains("data.inventory"));
+        let inventory = t.rego.reads_inventory();
         let mut p = Policy {
             engine,
             rule,

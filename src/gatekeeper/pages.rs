@@ -14,7 +14,7 @@ use super::form::{self, Field};
 use super::{Action, Match, Template};
 use crate::gatekeeper::constraint::{Kinds, Selector};
 use crate::http::layout::{redirect_with_flash, render, Layout};
-use crate::http::{ApiError, AppState, Auth, Perm, Routes};
+use crate::http::{ApiError, AppState, Auth, Perm, Principal, Routes};
 use crate::posture::chart::{legend, line_chart, Series};
 
 pub(super) fn routes(r: &mut Routes) {
@@ -646,6 +646,16 @@ async fn in_cluster_page(
     })
 }
 
+/// Back to the cluster's in-cluster Gatekeeper page, with what a form did.
+fn back_to_in_cluster(state: &AppState, p: &Principal, id: u64, msg: &str) -> HttpResponse {
+    redirect_with_flash(
+        state,
+        p,
+        &format!("/clusters/{id}/gatekeeper-in-cluster"),
+        msg,
+    )
+}
+
 async fn push_form(
     state: web::Data<AppState>,
     Auth(p): Auth,
@@ -664,12 +674,7 @@ async fn push_form(
         ),
         Err(e) => ApiError::from(e).message,
     };
-    Ok(redirect_with_flash(
-        &state,
-        &p,
-        &format!("/clusters/{id}/gatekeeper-in-cluster"),
-        &msg,
-    ))
+    Ok(back_to_in_cluster(&state, &p, id, &msg))
 }
 
 async fn remove_form(
@@ -682,10 +687,5 @@ async fn remove_form(
         Ok(n) => format!("Removed {n} objects Bulwark had pushed."),
         Err(e) => ApiError::from(e).message,
     };
-    Ok(redirect_with_flash(
-        &state,
-        &p,
-        &format!("/clusters/{id}/gatekeeper-in-cluster"),
-        &msg,
-    ))
+    Ok(back_to_in_cluster(&state, &p, id, &msg))
 }

@@ -16,6 +16,16 @@ pub struct Rego {
     pub v1: bool,
 }
 
+impl Rego {
+    /// Whether the policy or one of its libraries reads `data.inventory` (a referential
+    /// template, audited against the cluster's objects).
+    pub fn reads_inventory(&self) -> bool {
+        std::iter::once(&self.source)
+            .chain(&self.libs)
+            .any(|s| s.contains("data.inventory"))
+    }
+}
+
 /// A ConstraintTemplate as Bulwark evaluates it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Template {
