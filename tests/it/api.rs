@@ -491,6 +491,7 @@ async fn jobs_metrics_health_and_pages() {
             "pod-compliance",
             "gatekeeper-audit",
             "falco-retention",
+            "falco-digest",
             "posture"
         ]
     );

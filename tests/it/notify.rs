@@ -261,3 +261,88 @@ async fn admins_are_mailed_about_temporary_and_expiring_exceptions() {
         0
     );
 }
+
+#[actix_web::test]
+async fn falco_alerts_and_digests_reach_a_real_mailbox() {
+    use bulwark::runtime::{alerts, event, ingest};
+    let sink = Sink::get();
+    let t = InProcess::new();
+    let store = t.store().clone();
+    let admin_email = format!("falco-{}@example.com", free_port());
+    auth::create_user(
+        &store,
+        &Actor::cli(),
+        &admin_email,
+        "password-1234",
+        Role::Admin,
+    )
+    .unwrap();
+    let c = bulwark::clusters::NewCluster {
+        name: "runtime-prod".into(),
+        ..Default::default()
+    };
+    let cluster = bulwark::clusters::create(&store, "t", "", c).unwrap();
+    let on = alerts::Settings {
+        enabled: true,
+        priorities: vec!["critical".into()],
+        admins: true,
+        addresses: vec!["soc@example.org".into()],
+        mode: alerts::Mode::Signature,
+        days: 1,
+    };
+    alerts::put(&store, "t", on.clone()).unwrap();
+    let critical = |uuid: &str| {
+        let body = serde_json::json!({"uuid": uuid, "rule": "Write below etc", "priority": "Critical",
+            "output": "File below /etc opened for writing (user=root file=/etc/shadow)",
+            "time": "2026-12-07T10:00:00Z",
+            "output_fields": {"k8s.ns.name": "payments", "container.image.repository": "registry.local/pay"}});
+        event::parse(cluster.id, body.to_string().as_bytes(), chrono::Utc::now()).unwrap()
+    };
+    ingest::commit(
+        &store,
+        vec![critical("m1"), critical("m2")],
+        "https://bulwark.example:8443",
+    )
+    .unwrap();
+    let sent = bulwark::notify::deliver(&store, &sink.smtp())
+        .await
+        .unwrap();
+    assert_eq!(sent.sent, 1, "one mail for the signature: {sent:?}");
+    let mail = sink.wait_for(&[
+        "Falco critical: Write below etc in runtime-prod",
+        &admin_email,
+        "soc@example.org",
+    ]);
+    assert!(
+        mail.contains("https://bulwark.example:8443/falco/events/1"),
+        "{mail}"
+    );
+
+    alerts::put(
+        &store,
+        "t",
+        alerts::Settings {
+            mode: alerts::Mode::Digest,
+            ..on
+        },
+    )
+    .unwrap();
+    ingest::commit(&store, vec![critical("m3"), critical("m4")], "").unwrap();
+    assert_eq!(
+        alerts::digest(&store, "").unwrap(),
+        "digest of 2 events (1 signatures)"
+    );
+    let sent = bulwark::notify::deliver(&store, &sink.smtp())
+        .await
+        .unwrap();
+    assert_eq!(sent.sent, 1, "{sent:?}");
+    sink.wait_for(&[
+        "Falco digest: 2 event(s) of 1 kind(s)",
+        "2 x Write below etc",
+    ]);
+    assert_eq!(
+        alerts::list(&store, 10).unwrap().len(),
+        2,
+        "every alert recorded"
+    );
+}
