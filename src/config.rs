@@ -22,6 +22,11 @@ const NON_KEY_ENV: &[&str] = &[
     "BULWARK_LOG",
     "BULWARK_SENSOR_TOKEN",
     "BULWARK_REGISTRY_PASSWORD",
+    "BULWARK_CRAWL_POSTGRES",
+    "BULWARK_CRAWL_MYSQL",
+    "BULWARK_CRAWL_MSSQL",
+    "BULWARK_CRAWL_S3",
+    "BULWARK_CRAWL_KAFKA",
 ];
 
 /// The whole configuration of the appliance.
@@ -52,6 +57,21 @@ pub struct Config {
     pub sensor: SensorConfig,
     /// Sign-on providers declared here.
     pub sso: SsoConfig,
+    /// Data stores the data-at-rest crawler reads.
+    pub crawl: CrawlConfig,
+}
+
+/// Data stores declared in the file, one list per kind (`[[crawl.postgres]]` with `name`,
+/// `connection_string`, `databases`, ...); the crawler reads the fields. They hold secrets: keep
+/// the file readable by root only, or use `$(VAR)` references to the environment.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrawlConfig {
+    pub postgres: Vec<toml::Table>,
+    pub mysql: Vec<toml::Table>,
+    pub mssql: Vec<toml::Table>,
+    pub s3: Vec<toml::Table>,
+    pub kafka: Vec<toml::Table>,
 }
 
 /// Sign-on providers declared in the file: each `[[sso.providers]]` table holds the fields of
@@ -330,6 +350,7 @@ impl Default for Config {
             detect: DetectConfig::default(),
             sensor: SensorConfig::default(),
             sso: SsoConfig::default(),
+            crawl: CrawlConfig::default(),
         }
     }
 }

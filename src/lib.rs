@@ -13,6 +13,7 @@ pub mod cli;
 pub mod clusters;
 pub mod compliance;
 pub mod config;
+pub mod dar;
 pub mod datamap;
 pub mod detect;
 pub mod gatekeeper;

@@ -1,6 +1,7 @@
 //! The command line: one module per subcommand; each parses its flags and calls the library.
 
 mod admin;
+mod crawl;
 mod db;
 mod detect;
 mod gatekeeper;
@@ -70,6 +71,9 @@ pub enum Command {
     /// Find sensitive data (cards, IBANs, national ids, secrets, contact data) in a file or
     /// standard input; prints masked findings as JSON.
     Detect(detect::DetectArgs),
+    /// Crawl the configured data stores (PostgreSQL, ...) for sensitive data: samples each
+    /// table read-only and prints what each column holds, masked.
+    Crawl(crawl::CrawlArgs),
     /// Score Kubernetes manifests with kubesec's rules (offline); exits 2 when an object scores
     /// zero or less or fails a critical rule.
     Kubesec(kubesec::KubesecArgs),
@@ -156,6 +160,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Scan(a) => scan::run(&cli, a),
         Command::Detect(a) => detect::run(&cli, a),
         Command::Kubesec(a) => kubesec::run(a),
+        Command::Crawl(a) => crawl::run(&cli, a),
         Command::Gatekeeper { command } => gatekeeper::run(command),
         Command::Sensor(a) => sensor::run(&cli, a),
         Command::SensorManifest(a) => sensor_manifest::run(a),

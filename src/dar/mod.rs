@@ -1,0 +1,69 @@
+//! Data at rest: the crawler that reads data stores (PostgreSQL today), samples them boundedly
+//! and read-only, and classifies what it reads with the same `detect` engine as the traffic
+//! sensor, so a column and an API endpoint carrying the same data are named the same way.
+//!
+//! `sources.rs` reads the stores to crawl (the file's `[[crawl.*]]`, Soveren's environment
+//! arrays, `BULWARK_CRAWL_*`), `classify.rs` turns sampled values into an asset's verdict,
+//! `postgres.rs` enumerates and samples a PostgreSQL server, `crawl.rs` runs every source.
+
+pub mod classify;
+pub mod crawl;
+pub mod postgres;
+pub mod sources;
+
+use serde::{Deserialize, Serialize};
+
+pub use crawl::{crawl, Crawl};
+pub use sources::{Kind, Source};
+
+/// What can go wrong with a data store.
+#[derive(Debug, thiserror::Error)]
+pub enum DarError {
+    /// A source's configuration is wrong (says which and why).
+    #[error("{0}")]
+    Config(String),
+    /// The store could not be reached or refused the connection.
+    #[error("{0}")]
+    Connect(String),
+    /// The store answered a query with an error.
+    #[error("{0}")]
+    Query(String),
+}
+
+/// How far an asset was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    /// Sampled as planned.
+    Complete,
+    /// Some of it was read (a budget ran out, some values were cut).
+    Partial,
+    /// Not read (the reason says why).
+    Skipped,
+}
+
+/// One asset's verdict: a column, an object key pattern's field, a topic's field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Asset {
+    /// The source's name.
+    pub source: String,
+    /// `database.schema.table.column` (MySQL: `database.table.column`).
+    pub asset: String,
+    /// The store's type for it (`text`, `jsonb`, `bytea`, ...).
+    #[serde(default)]
+    pub data_type: String,
+    /// Data types found (`pci.pan`, `pii.email`, ...), most frequent first.
+    pub types: Vec<String>,
+    /// Share of the sampled non-empty values in which something was found.
+    pub hit_ratio: f64,
+    /// The highest sensitivity found (`low`, `medium`, `high`), or `none`.
+    pub sensitivity: String,
+    /// One finding, masked (letters → `*`, digits → `1`); never a raw value.
+    pub masked_sample: Option<String>,
+    pub status: Status,
+    /// Why it is partial or skipped.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// Values sampled.
+    pub sampled: u64,
+}

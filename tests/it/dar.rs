@@ -1,0 +1,269 @@
+//! The data-at-rest crawler against a real PostgreSQL (from tests/services, or started here with
+//! the same script): known sensitive values and decoys, a large table sampled from several
+//! parts, exotic and binary types, a non-UTF-8 database, a table the crawler may not read, cut
+//! values, wrong credentials and an unreachable server; `bulwark crawl --format json` as other
+//! tools call it.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+use tokio_postgres::NoTls;
+
+/// The harness's PostgreSQL, or one started here through tests/services/start.sh.
+struct Pg {
+    url: String,
+    own: Option<PathBuf>,
+}
+
+impl Pg {
+    fn get() -> Pg {
+        if let Ok(url) = std::env::var("BULWARK_TEST_POSTGRES") {
+            return Pg { url, own: None };
+        }
+        let dir = std::env::temp_dir().join(format!("bulwark-pg-{}", std::process::id()));
+        let root = env!("CARGO_MANIFEST_DIR");
+        let ok = Command::new(format!("{root}/tests/services/start.sh"))
+            .arg(&dir)
+            .arg("postgres")
+            .env("PG_PORT", crate::support::free_port().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(
+            ok,
+            "no PostgreSQL: run tests/services/start.sh or set BULWARK_TEST_POSTGRES"
+        );
+        let env = std::fs::read_to_string(dir.join("endpoints.env")).unwrap();
+        let url = env
+            .lines()
+            .find_map(|l| l.strip_prefix("BULWARK_TEST_POSTGRES="))
+            .unwrap()
+            .to_string();
+        Pg {
+            url,
+            own: Some(dir),
+        }
+    }
+
+    /// The server's URL with another database, user and password.
+    fn url_for(&self, db: &str, user: Option<(&str, &str)>) -> String {
+        let mut u = url::Url::parse(&self.url).unwrap();
+        u.set_path(&format!("/{db}"));
+        if let Some((name, password)) = user {
+            u.set_username(name).unwrap();
+            u.set_password(Some(password)).unwrap();
+        }
+        u.query_pairs_mut().append_pair("sslmode", "disable");
+        u.to_string()
+    }
+
+    async fn sql(&self, db: &str, sql: &str) {
+        let (client, conn) = tokio_postgres::connect(&self.url_for(db, None), NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client.batch_execute(sql).await.unwrap();
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.own {
+            let root = env!("CARGO_MANIFEST_DIR");
+            let _ = Command::new(format!("{root}/tests/services/stop.sh"))
+                .arg(dir)
+                .status();
+        }
+    }
+}
+
+/// Runs `bulwark crawl --format json` with `sources` as `BULWARK_CRAWL_POSTGRES`.
+fn crawl(sources: Value, extra: &[(&str, &str)]) -> (i32, Value) {
+    let data = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(["--data-dir"])
+        .arg(data.path())
+        .args(["crawl", "--format", "json"])
+        .env("BULWARK_CRAWL_POSTGRES", sources.to_string())
+        .envs(extra.iter().copied())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{e}: {text} / {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), v)
+}
+
+fn asset<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["asset"] == name)
+        .unwrap_or_else(|| panic!("no asset {name} in {v:#}"))
+}
+
+#[tokio::test]
+async fn postgres_columns_are_classified_safely_and_boundedly() {
+    let pg = Pg::get();
+    let db = format!("dar_{}", std::process::id());
+    let latin = format!("{db}_ascii");
+    for statement in [
+        format!("DROP DATABASE IF EXISTS {db}"),
+        format!("DROP DATABASE IF EXISTS {latin}"),
+        format!("CREATE DATABASE {db}"),
+        format!("CREATE DATABASE {latin} TEMPLATE template0 ENCODING 'SQL_ASCII' LOCALE 'C'"),
+    ] {
+        pg.sql("postgres", &statement).await;
+    }
+    pg.sql(
+        &db,
+        r#"
+        CREATE TABLE customers (id serial PRIMARY KEY, email text, card_number text,
+            iban varchar(34), order_ref text, uuid uuid, profile jsonb, tags text[],
+            photo bytea, home point, created timestamptz DEFAULT now());
+        INSERT INTO customers (email, card_number, iban, order_ref, uuid, profile, tags, photo, home)
+        SELECT 'jane.doe' || g || '@acme-corp.de', '4539148803436467', 'GB82WEST12345698765432',
+               'ORD-2024-' || g, gen_random_uuid(),
+               jsonb_build_object('contact', jsonb_build_object('phone_iban', 'DE89370400440532013000')),
+               ARRAY['vip', 'eu'], '\x00ff10'::bytea, point(g, g)
+        FROM generate_series(1, 300) g;
+        CREATE TABLE decoys (id serial PRIMARY KEY, ref_no text, note text);
+        INSERT INTO decoys (ref_no, note)
+        SELECT '4539148803436468', 'order ' || g || ' shipped' FROM generate_series(1, 50) g;
+        CREATE TABLE big (id bigserial PRIMARY KEY, email text);
+        INSERT INTO big (email) SELECT 'user' || g || '@shop-mail.de' FROM generate_series(1, 100000) g;
+        CREATE TABLE huge (id serial PRIMARY KEY, blob text);
+        INSERT INTO huge (blob) SELECT repeat('x', 1000000) FROM generate_series(1, 3);
+        CREATE SCHEMA vault;
+        CREATE TABLE vault.secrets (id serial PRIMARY KEY, card text);
+        INSERT INTO vault.secrets (card) VALUES ('4539148803436467');
+        ANALYZE;
+        DO $$ BEGIN
+          IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'crawler') THEN
+            CREATE ROLE crawler LOGIN PASSWORD 'crawl-pw';
+          END IF;
+        END $$;
+        GRANT USAGE ON SCHEMA public, vault TO crawler;
+        GRANT SELECT ON ALL TABLES IN SCHEMA public TO crawler;
+        "#,
+    )
+    .await;
+    pg.sql(
+        &latin,
+        r#"CREATE TABLE t (id int, name text); INSERT INTO t VALUES (1, E'M\xfcller \xff'), (2, 'jane.doe@acme-corp.de'); GRANT SELECT ON t TO crawler;"#,
+    )
+    .await;
+
+    let sources = serde_json::json!([
+        {"name": "orders", "connectionString": pg.url_for("postgres", Some(("crawler", "$(CRAWL_PW)"))),
+         "databases": [db, latin]},
+        {"name": "nowhere", "connectionString": "postgresql://crawler:x@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=3"},
+        {"name": "wrong-password", "connectionString": pg.url_for("postgres", Some(("crawler", "not-it")))}
+    ]);
+    let (code, v) = crawl(sources, &[("CRAWL_PW", "crawl-pw")]);
+    assert_eq!(code, 1, "a source could not be read: {v:#}");
+    let sources = v["sources"].as_array().unwrap();
+    assert_eq!(sources[0]["status"], "ok", "{v:#}");
+    assert_eq!(sources[1]["status"], "error");
+    assert!(sources[1]["error"]
+        .as_str()
+        .unwrap()
+        .contains("cannot connect"));
+    assert_eq!(sources[2]["status"], "error");
+    assert!(
+        sources[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("password authentication failed"),
+        "{v:#}"
+    );
+    let text = v.to_string();
+    for raw in [
+        "4539148803436467",
+        "jane.doe1@",
+        "GB82WEST12345698765432",
+        "crawl-pw",
+    ] {
+        assert!(!text.contains(raw), "{raw} printed raw");
+    }
+
+    let card = asset(&v, &format!("{db}.public.customers.card_number"));
+    assert_eq!(card["types"], serde_json::json!(["pci.pan"]));
+    assert_eq!(card["sensitivity"], "high");
+    assert_eq!(card["hit_ratio"], 1.0);
+    assert_eq!(card["status"], "COMPLETE");
+    assert_eq!(card["masked_sample"], "1111111111111111");
+    let email = asset(&v, &format!("{db}.public.customers.email"));
+    assert_eq!(email["types"], serde_json::json!(["pii.email"]));
+    assert_eq!(
+        asset(&v, &format!("{db}.public.customers.iban"))["types"],
+        serde_json::json!(["fin.iban"])
+    );
+    let profile = asset(&v, &format!("{db}.public.customers.profile"));
+    assert_eq!(profile["data_type"], "jsonb");
+    assert!(
+        profile["types"]
+            .as_array()
+            .unwrap()
+            .contains(&"fin.iban".into()),
+        "{profile}"
+    );
+    for decoy in [
+        "customers.order_ref",
+        "customers.uuid",
+        "customers.tags",
+        "customers.home",
+        "decoys.ref_no",
+        "decoys.note",
+    ] {
+        let a = asset(&v, &format!("{db}.public.{decoy}"));
+        assert_eq!(a["sensitivity"], "none", "{a}");
+        assert_eq!(a["status"], "COMPLETE", "{a}");
+    }
+    let photo = asset(&v, &format!("{db}.public.customers.photo"));
+    assert_eq!(
+        (photo["status"].as_str(), photo["reason"].as_str()),
+        (Some("SKIPPED"), Some("binary type"))
+    );
+    let big = asset(&v, &format!("{db}.public.big.email"));
+    assert_eq!(big["types"], serde_json::json!(["pii.email"]));
+    assert!(
+        big["sampled"].as_u64().unwrap() <= 200,
+        "bounded rows: {big}"
+    );
+    let huge = asset(&v, &format!("{db}.public.huge.blob"));
+    assert_eq!(huge["status"], "PARTIAL", "{huge}");
+    let denied = asset(&v, &format!("{db}.vault.secrets.card"));
+    assert_eq!(
+        (denied["status"].as_str(), denied["reason"].as_str()),
+        (Some("SKIPPED"), Some("permission denied"))
+    );
+    let latin_email = asset(&v, &format!("{latin}.public.t.name"));
+    assert_eq!(
+        latin_email["types"],
+        serde_json::json!(["pii.email"]),
+        "non-UTF-8 rows are read too"
+    );
+
+    // Nothing was written: the crawler's sessions are read-only.
+    let (client, conn) = tokio_postgres::connect(&pg.url_for(&db, None), NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM customers", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 300);
+    drop(client);
+    for d in [&db, &latin] {
+        pg.sql(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {d} WITH (FORCE)"),
+        )
+        .await;
+    }
+}
