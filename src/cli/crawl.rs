@@ -41,8 +41,8 @@ pub fn run(cli: &super::Cli, a: &CrawlArgs) -> anyhow::Result<i32> {
     }
     if sources.is_empty() {
         anyhow::bail!(
-            "no sources: declare [[crawl.postgres]] in the configuration file, or set \
-             BULWARK_CRAWL_POSTGRES / SVRN_CRAWLER_CRAWL_DATABASE_POSTGRES"
+            "no sources: declare [[crawl.postgres]] or [[crawl.mysql]] in the configuration file, or set \
+             BULWARK_CRAWL_POSTGRES / SVRN_CRAWLER_CRAWL_DATABASE_POSTGRES (or _MYSQL)"
         );
     }
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -35,6 +35,7 @@ pub async fn crawl(sources: &[Source], engine: &Engine, only: Option<&str>) -> C
     for s in sources.iter().filter(|s| only.is_none_or(|n| n == s.name)) {
         let result = match s.kind {
             Kind::Postgres => super::postgres::crawl(s, engine).await,
+            Kind::Mysql => super::mysql::crawl(s, engine).await,
             other => Err(super::DarError::Config(format!(
                 "crawling {} sources is not in this build yet",
                 other.as_str()

@@ -1,13 +1,14 @@
-//! Data at rest: the crawler that reads data stores (PostgreSQL today), samples them boundedly
+//! Data at rest: the crawler that reads data stores (PostgreSQL, MySQL/MariaDB), samples them boundedly
 //! and read-only, and classifies what it reads with the same `detect` engine as the traffic
 //! sensor, so a column and an API endpoint carrying the same data are named the same way.
 //!
 //! `sources.rs` reads the stores to crawl (the file's `[[crawl.*]]`, Soveren's environment
 //! arrays, `BULWARK_CRAWL_*`), `classify.rs` turns sampled values into an asset's verdict,
-//! `postgres.rs` enumerates and samples a PostgreSQL server, `crawl.rs` runs every source.
+//! `postgres.rs` and `mysql.rs` enumerate and sample a server, `crawl.rs` runs every source.
 
 pub mod classify;
 pub mod crawl;
+pub mod mysql;
 pub mod postgres;
 pub mod sources;
 

