@@ -47,6 +47,7 @@ pub fn routes(config: &Config) -> Routes {
     crate::kubesec::api::routes(&mut r);
     crate::gatekeeper::api::routes(&mut r);
     crate::runtime::api::routes(&mut r);
+    crate::dar::api::routes(&mut r);
     crate::compliance::routes(&mut r);
     crate::compliance::m9sweeper_routes(&mut r);
     crate::compliance::pages(&mut r);
@@ -224,6 +225,17 @@ pub fn jobs(
                 let base = config.http.public_url.clone();
                 Arc::new(move |store: &Store, _: &CancellationToken| {
                     crate::runtime::alerts::digest(store, &base).map_err(|e| e.to_string())
+                })
+            },
+        },
+        Job {
+            name: "crawl",
+            description: "Crawls the configured data stores for sensitive data at rest",
+            schedule: config.jobs.crawl.clone(),
+            run: {
+                let (crawl, detect) = (config.crawl.clone(), config.detect.clone());
+                Arc::new(move |store: &Store, _: &CancellationToken| {
+                    crate::dar::run_job(store, &crawl, &detect)
                 })
             },
         },

@@ -319,6 +319,8 @@ pub struct JobsConfig {
     pub falco_retention: String,
     /// Mails the daily digest of Falco events when alerting is set to a digest.
     pub falco_digest: String,
+    /// Crawls the configured data stores (`[[crawl.*]]`) for sensitive data at rest.
+    pub crawl: String,
 }
 
 /// How long records are kept.
@@ -402,6 +404,7 @@ impl Default for JobsConfig {
             gatekeeper_audit: "0 55 * * * *".into(),
             falco_retention: "0 */5 * * * *".into(),
             falco_digest: "0 0 7 * * *".into(),
+            crawl: "0 0 2 * * *".into(),
         }
     }
 }
@@ -565,6 +568,7 @@ impl Config {
             ("jobs.gatekeeper_audit", &self.jobs.gatekeeper_audit),
             ("jobs.falco_retention", &self.jobs.falco_retention),
             ("jobs.falco_digest", &self.jobs.falco_digest),
+            ("jobs.crawl", &self.jobs.crawl),
         ] {
             if let Err(e) = expr.parse::<cron::Schedule>() {
                 p.push(format!("{key}: '{expr}' is not a cron expression: {e}"));

@@ -4,13 +4,16 @@
 //!
 //! `sources.rs` reads the stores to crawl (the file's `[[crawl.*]]`, Soveren's environment
 //! arrays, `BULWARK_CRAWL_*`), `classify.rs` turns sampled values into an asset's verdict,
-//! `postgres.rs` and `mysql.rs` enumerate and sample a server, `crawl.rs` runs every source.
+//! `postgres.rs` and `mysql.rs` enumerate and sample a server, `crawl.rs` runs every source,
+//! `store.rs` keeps the appliance's runs and the assets' latest verdicts (the `crawl` job).
 
+pub mod api;
 pub mod classify;
 pub mod crawl;
 pub mod mysql;
 pub mod postgres;
 pub mod sources;
+pub mod store;
 
 use serde::{Deserialize, Serialize};
 
@@ -67,4 +70,42 @@ pub struct Asset {
     pub reason: String,
     /// Values sampled.
     pub sampled: u64,
+}
+
+/// The `crawl` job: every configured source once, recorded; the message says what was found.
+pub fn run_job(
+    store: &crate::store::Store,
+    crawl_config: &crate::config::CrawlConfig,
+    detect: &crate::config::DetectConfig,
+) -> Result<String, String> {
+    let engine = crate::detect::Engine::from_config(detect).map_err(|p| p.join("; "))?;
+    let env = std::env::vars().collect();
+    let sources = sources::load(crawl_config, &env).map_err(|e| e.to_string())?;
+    if sources.is_empty() {
+        return Ok("no sources configured ([[crawl.*]] or BULWARK_CRAWL_*)".into());
+    }
+    let started = chrono::Utc::now();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let result = rt.block_on(crawl::crawl(&sources, &engine, None));
+    let runs = store::record(store, started, &result).map_err(|e| e.to_string())?;
+    let failed: Vec<String> = runs
+        .iter()
+        .filter(|r| r.status != "ok")
+        .map(|r| format!("{}: {}", r.source, r.error))
+        .collect();
+    let summary = format!(
+        "{} sources, {} assets, {} sensitive, {} newly sensitive",
+        runs.len(),
+        runs.iter().map(|r| r.assets).sum::<u64>(),
+        runs.iter().map(|r| r.sensitive).sum::<u64>(),
+        runs.iter().map(|r| r.newly_sensitive.len()).sum::<usize>()
+    );
+    if failed.is_empty() {
+        Ok(summary)
+    } else {
+        Err(format!("{summary}; failed: {}", failed.join("; ")))
+    }
 }

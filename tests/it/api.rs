@@ -492,6 +492,7 @@ async fn jobs_metrics_health_and_pages() {
             "gatekeeper-audit",
             "falco-retention",
             "falco-digest",
+            "crawl",
             "posture"
         ]
     );

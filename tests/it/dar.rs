@@ -417,3 +417,102 @@ async fn mariadb_columns_are_classified_safely_and_boundedly() {
         .await
         .unwrap();
 }
+
+#[actix_web::test]
+async fn the_appliance_crawls_on_demand_and_keeps_what_changed() {
+    use crate::support::{call, finished_run, Caller, InProcess};
+    use bulwark::http::{Role, Scope};
+    let pg = Pg::get();
+    let db = format!("dar_app_{}", std::process::id());
+    pg.sql(
+        "postgres",
+        &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+    )
+    .await;
+    pg.sql("postgres", &format!("CREATE DATABASE {db}")).await;
+    pg.sql(
+        &db,
+        "CREATE TABLE people (id int, card text, contact text); \
+         INSERT INTO people SELECT g, '4539148803436467', 'n/a' FROM generate_series(1, 20) g;",
+    )
+    .await;
+    let url = pg.url_for(&db, None);
+    let t = InProcess::with(|c| {
+        let mut source = toml::Table::new();
+        source.insert("name".into(), "app-pg".into());
+        source.insert("connection_string".into(), url.clone().into());
+        source.insert(
+            "databases".into(),
+            toml::Value::Array(vec![db.clone().into()]),
+        );
+        c.crawl.postgres = vec![source];
+    });
+    let admin = t.user("admin@example.com", Role::Admin);
+    let key = t.key(admin, &[Scope::Admin]);
+    let app = t.service().await;
+    let w = Caller::bearer(&key);
+    let run_crawl = |after: Option<u64>| {
+        let w = w.clone();
+        let app = &app;
+        async move {
+            let (s, v, _) =
+                call(app, w.post("/api/v1/jobs/crawl/run", serde_json::json!({}))).await;
+            assert_eq!(s, 202, "{v}");
+            finished_run(app, || w.get("/api/v1/jobs/crawl"), after).await
+        }
+    };
+    let first = run_crawl(None).await;
+    assert!(
+        first["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 newly sensitive"),
+        "{first}"
+    );
+    let (_, v, _) = call(&app, w.get("/api/v1/dar/assets?sensitivity=any")).await;
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{v}");
+    assert_eq!(items[0]["asset"], format!("{db}.public.people.card"));
+    assert_eq!(items[0]["types"], serde_json::json!(["pci.pan"]));
+    assert!(!v.to_string().contains("4539148803436467"));
+
+    // The contact column starts holding e-mail addresses: the next run says so, once.
+    pg.sql(
+        &db,
+        "UPDATE people SET contact = 'jane.doe' || id || '@acme-corp.de'",
+    )
+    .await;
+    let second = run_crawl(first["id"].as_u64()).await;
+    assert!(
+        second["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 newly sensitive"),
+        "{second}"
+    );
+    let (_, runs, _) = call(&app, w.get("/api/v1/dar/runs?source=app-pg")).await;
+    assert_eq!(
+        runs["items"][0]["newly_sensitive"],
+        serde_json::json!([format!("{db}.public.people.contact")])
+    );
+    let third = run_crawl(second["id"].as_u64()).await;
+    assert!(
+        third["message"]
+            .as_str()
+            .unwrap()
+            .contains("0 newly sensitive"),
+        "{third}"
+    );
+    let (s, csv, _) = call(&app, w.get("/api/v1/dar/assets?format=csv&q=people")).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        csv.as_str().unwrap().lines().count(),
+        4,
+        "header and three columns: {csv}"
+    );
+    pg.sql(
+        "postgres",
+        &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+    )
+    .await;
+}
