@@ -27,6 +27,7 @@ impl From<DarError> for ApiError {
 pub fn routes(r: &mut Routes) {
     r.api(Method::GET, "/api/v1/dar/assets", Perm::Read, list_assets);
     r.api(Method::GET, "/api/v1/dar/runs", Perm::Read, list_runs);
+    super::pages::routes(r);
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -11,6 +11,7 @@ pub mod api;
 pub mod classify;
 pub mod crawl;
 pub mod mysql;
+mod pages;
 pub mod postgres;
 pub mod sources;
 pub mod store;

@@ -22,12 +22,15 @@ impl Service {
         if let Ok(url) = std::env::var(var) {
             return Service { url, own: None };
         }
-        let dir = std::env::temp_dir().join(format!("bulwark-{service}-{}", std::process::id()));
+        // Tests run side by side in one process: each starts its own server on its own port.
+        let port = crate::support::free_port();
+        let dir =
+            std::env::temp_dir().join(format!("bulwark-{service}-{}-{port}", std::process::id()));
         let root = env!("CARGO_MANIFEST_DIR");
         let ok = Command::new(format!("{root}/tests/services/start.sh"))
             .arg(&dir)
             .arg(service)
-            .env(port_var, crate::support::free_port().to_string())
+            .env(port_var, port.to_string())
             .status()
             .unwrap()
             .success();
