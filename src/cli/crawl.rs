@@ -48,7 +48,12 @@ pub fn run(cli: &super::Cli, a: &CrawlArgs) -> anyhow::Result<i32> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let result = runtime.block_on(dar::crawl(&sources, &engine, a.source.as_deref()));
+    let result = runtime.block_on(dar::crawl(
+        &sources,
+        &engine,
+        a.source.as_deref(),
+        &dar::crawl::Known::new(),
+    ));
     let mut out = std::io::stdout().lock();
     match a.format {
         Format::Json => {

@@ -1,11 +1,88 @@
 //! One crawl of every configured source (or one of them): an unreachable source is reported
 //! and the crawl goes on with the others.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use super::sources::{Kind, Source};
 use super::Asset;
 use crate::detect::Engine;
+
+/// A table the crawl looked at: its fingerprint (columns, size, changes) and whether it was
+/// read, or left alone because the fingerprint matched the previous crawl's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TableSeen {
+    pub source: String,
+    /// `database.schema.table` (MySQL: `database.table`).
+    pub table: String,
+    /// Empty when the table was not read completely (so the next crawl reads it again).
+    pub fingerprint: String,
+    pub reread: bool,
+}
+
+/// What one source's crawler found.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub assets: Vec<Asset>,
+    pub tables: Vec<TableSeen>,
+}
+
+/// Fingerprints of the tables the previous crawl read completely: [`known_key`] → fingerprint.
+pub type Known = HashMap<String, String>;
+
+/// The key of a table in [`Known`].
+pub fn known_key(source: &str, table: &str) -> String {
+    format!("{source}\u{0}{table}")
+}
+
+/// A table's fingerprint from what identifies its shape and content's extent.
+pub fn fingerprint(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    h.finalize()
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Found {
+    /// Records a table: left alone when `known` has its fingerprint, else read by `read`.
+    pub async fn table<F: std::future::Future<Output = Vec<Asset>>>(
+        &mut self,
+        source: &str,
+        table: String,
+        fingerprint: String,
+        known: &Known,
+        read: F,
+    ) {
+        if known.get(&known_key(source, &table)) == Some(&fingerprint) {
+            self.tables.push(TableSeen {
+                source: source.to_string(),
+                table,
+                fingerprint,
+                reread: false,
+            });
+            return;
+        }
+        let assets = read.await;
+        let complete = assets
+            .iter()
+            .all(|a| a.status == super::Status::Complete || a.reason == "binary type");
+        self.tables.push(TableSeen {
+            source: source.to_string(),
+            table,
+            fingerprint: if complete { fingerprint } else { String::new() },
+            reread: true,
+        });
+        self.assets.extend(assets);
+    }
+}
 
 /// How a source's crawl ended.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -23,27 +100,38 @@ pub struct SourceOutcome {
 pub struct Crawl {
     pub sources: Vec<SourceOutcome>,
     pub assets: Vec<Asset>,
+    /// Every table looked at (not printed by `bulwark crawl`).
+    #[serde(skip)]
+    pub tables: Vec<TableSeen>,
 }
 
 /// Crawls `sources` one after the other (one connection at a time, so a crawl adds one
-/// session to each server), the one named `only` when given.
-pub async fn crawl(sources: &[Source], engine: &Engine, only: Option<&str>) -> Crawl {
+/// session to each server), the one named `only` when given; tables whose fingerprint is in
+/// `known` are not read again.
+pub async fn crawl(
+    sources: &[Source],
+    engine: &Engine,
+    only: Option<&str>,
+    known: &Known,
+) -> Crawl {
     let mut out = Crawl {
         sources: Vec::new(),
         assets: Vec::new(),
+        tables: Vec::new(),
     };
     for s in sources.iter().filter(|s| only.is_none_or(|n| n == s.name)) {
         let result = match s.kind {
-            Kind::Postgres => super::postgres::crawl(s, engine).await,
-            Kind::Mysql => super::mysql::crawl(s, engine).await,
+            Kind::Postgres => super::postgres::crawl(s, engine, known).await,
+            Kind::Mysql => super::mysql::crawl(s, engine, known).await,
             other => Err(super::DarError::Config(format!(
                 "crawling {} sources is not in this build yet",
                 other.as_str()
             ))),
         };
         let (status, error) = match result {
-            Ok(assets) => {
-                out.assets.extend(assets);
+            Ok(found) => {
+                out.assets.extend(found.assets);
+                out.tables.extend(found.tables);
                 ("ok".to_string(), String::new())
             }
             Err(e) => ("error".to_string(), e.to_string()),

@@ -90,7 +90,8 @@ pub fn run_job(
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let result = rt.block_on(crawl::crawl(&sources, &engine, None));
+    let known = store::known(store).map_err(|e| e.to_string())?;
+    let result = rt.block_on(crawl::crawl(&sources, &engine, None, &known));
     let runs = store::record(store, started, &result).map_err(|e| e.to_string())?;
     let failed: Vec<String> = runs
         .iter()
@@ -98,8 +99,10 @@ pub fn run_job(
         .map(|r| format!("{}: {}", r.source, r.error))
         .collect();
     let summary = format!(
-        "{} sources, {} assets, {} sensitive, {} newly sensitive",
+        "{} sources, {} tables read ({} unchanged, not read), {} assets, {} sensitive, {} newly sensitive",
         runs.len(),
+        runs.iter().map(|r| r.tables_read).sum::<u64>(),
+        runs.iter().map(|r| r.tables_unchanged).sum::<u64>(),
         runs.iter().map(|r| r.assets).sum::<u64>(),
         runs.iter().map(|r| r.sensitive).sum::<u64>(),
         runs.iter().map(|r| r.newly_sensitive.len()).sum::<usize>()

@@ -10,6 +10,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Value};
 
 use super::classify::Column;
+use super::crawl::{fingerprint, Found, Known};
 use super::sources::Source;
 use super::{Asset, DarError, Status};
 use crate::detect::Engine;
@@ -31,13 +32,27 @@ struct ColumnInfo {
 struct Table {
     name: String,
     rows: u64,
+    /// Data length, row estimate and last update: what tells a rerun the table changed.
+    extent: String,
     columns: Vec<ColumnInfo>,
+}
+
+impl Table {
+    fn fingerprint(&self) -> String {
+        let mut parts = vec![self.extent.as_str()];
+        for c in &self.columns {
+            parts.push(&c.name);
+            parts.push(&c.column_type);
+        }
+        fingerprint(&parts)
+    }
 }
 
 /// The catalog of one database: its base tables and their columns in order.
 const CATALOG: &str =
     "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.COLUMN_TYPE, c.DATA_TYPE, c.COLUMN_KEY, \
-    COALESCE(t.TABLE_ROWS, 0) \
+    COALESCE(t.TABLE_ROWS, 0), \
+    CONCAT_WS('/', COALESCE(t.DATA_LENGTH, 0), COALESCE(t.TABLE_ROWS, 0), COALESCE(t.UPDATE_TIME, '')) \
     FROM information_schema.COLUMNS c JOIN information_schema.TABLES t \
       ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME \
     WHERE c.TABLE_SCHEMA = ? AND t.TABLE_TYPE = 'BASE TABLE' \
@@ -130,10 +145,16 @@ async fn connect(source: &Source) -> Result<Conn, DarError> {
 }
 
 async fn catalog(conn: &mut Conn, db: &str) -> Result<Vec<Table>, mysql_async::Error> {
-    let rows: Vec<(String, String, String, String, String, u64)> =
-        conn.exec(CATALOG, (db,)).await?;
+    // Rows are converted without panicking on an unexpected shape (a row that does not fit is
+    // left out).
+    let rows: Vec<mysql_async::Row> = conn.exec(CATALOG, (db,)).await?;
     let mut tables: Vec<Table> = Vec::new();
-    for (table, name, column_type, data_type, key, n) in rows {
+    for row in rows {
+        let Ok((table, name, column_type, data_type, key, n, extent)) =
+            mysql_async::from_row_opt::<(String, String, String, String, String, u64, String)>(row)
+        else {
+            continue;
+        };
         let c = ColumnInfo {
             name,
             column_type,
@@ -145,6 +166,7 @@ async fn catalog(conn: &mut Conn, db: &str) -> Result<Vec<Table>, mysql_async::E
             _ => tables.push(Table {
                 name: table,
                 rows: n,
+                extent,
                 columns: vec![c],
             }),
         }
@@ -178,10 +200,11 @@ async fn statements(
     };
     let k = ident(&key.name);
     let bounds: Option<(Option<i64>, Option<i64>)> = conn
-        .query_first(format!("SELECT MIN({k}), MAX({k}) FROM {from}"))
+        .query_first::<mysql_async::Row, _>(format!("SELECT MIN({k}), MAX({k}) FROM {from}"))
         .await
         .ok()
-        .flatten();
+        .flatten()
+        .and_then(|r| mysql_async::from_row_opt(r).ok());
     let Some((Some(lo), Some(hi))) = bounds else {
         return vec![plain];
     };
@@ -271,28 +294,29 @@ async fn table(
 }
 
 /// Crawls `source`: every asset found, or why the server could not be read at all.
-pub async fn crawl(source: &Source, engine: &Engine) -> Result<Vec<Asset>, DarError> {
+pub async fn crawl(source: &Source, engine: &Engine, known: &Known) -> Result<Found, DarError> {
     let started = Instant::now();
     let budget = Duration::from_millis(source.limits.source_budget_ms);
     let mut conn = connect(source).await?;
     let dbs: Vec<String> = if source.databases.is_empty() {
-        let all: Vec<String> = conn
+        let all: Vec<mysql_async::Row> = conn
             .query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY 1")
             .await
             .map_err(|e| DarError::Query(reason(&e)))?;
         all.into_iter()
+            .filter_map(|r| mysql_async::from_row_opt::<String>(r).ok())
             .filter(|d| !SYSTEM.contains(&d.as_str()))
             .collect()
     } else {
         source.databases.clone()
     };
-    let mut out = Vec::new();
+    let mut out = Found::default();
     for db in dbs {
         let tables = match catalog(&mut conn, &db).await {
             // The server hides what the account may not read; a database it listed on purpose
             // and sees nothing of is reported.
             Ok(t) if t.is_empty() && !source.databases.is_empty() => {
-                out.push(Column::default().asset(
+                out.assets.push(Column::default().asset(
                     &source.name,
                     db.clone(),
                     "database",
@@ -303,7 +327,7 @@ pub async fn crawl(source: &Source, engine: &Engine) -> Result<Vec<Asset>, DarEr
             }
             Ok(t) => t,
             Err(e) => {
-                out.push(Column::default().asset(
+                out.assets.push(Column::default().asset(
                     &source.name,
                     db.clone(),
                     "database",
@@ -316,7 +340,7 @@ pub async fn crawl(source: &Source, engine: &Engine) -> Result<Vec<Asset>, DarEr
         for t in &tables {
             if started.elapsed() >= budget {
                 for c in &t.columns {
-                    out.push(Column::default().asset(
+                    out.assets.push(Column::default().asset(
                         &source.name,
                         format!("{db}.{}.{}", t.name, c.name),
                         &c.column_type,
@@ -326,7 +350,14 @@ pub async fn crawl(source: &Source, engine: &Engine) -> Result<Vec<Asset>, DarEr
                 }
                 continue;
             }
-            out.extend(table(&mut conn, engine, source, &db, t).await);
+            out.table(
+                &source.name,
+                format!("{db}.{}", t.name),
+                t.fingerprint(),
+                known,
+                table(&mut conn, engine, source, &db, t),
+            )
+            .await;
         }
     }
     let _ = conn.disconnect().await;

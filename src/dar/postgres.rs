@@ -14,6 +14,7 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, Config, NoTls};
 
 use super::classify::Column;
+use super::crawl::{fingerprint, Found, Known};
 use super::sources::Source;
 use super::{Asset, DarError, Status};
 use crate::detect::Engine;
@@ -31,15 +32,31 @@ struct Table {
     schema: String,
     name: String,
     rows: f64,
+    /// Bytes on disk and rows inserted, updated and deleted so far: what tells a rerun the
+    /// table changed.
+    extent: String,
     columns: Vec<ColumnInfo>,
+}
+
+impl Table {
+    fn fingerprint(&self) -> String {
+        let mut parts = vec![self.extent.as_str()];
+        for c in &self.columns {
+            parts.push(&c.name);
+            parts.push(&c.data_type);
+        }
+        fingerprint(&parts)
+    }
 }
 
 /// The catalog of one database in one query: ordinary and partitioned tables and materialized
 /// views outside the system schemas, their columns in order, the planner's row estimate.
 const CATALOG: &str = "SELECT n.nspname::text, c.relname::text, a.attname::text, \
-    format_type(a.atttypid, a.atttypmod), c.reltuples::float8 \
+    format_type(a.atttypid, a.atttypmod), c.reltuples::float8, \
+    pg_relation_size(c.oid)::text || '/' || COALESCE(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, -1)::text \
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+    LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid \
     WHERE c.relkind IN ('r', 'p', 'm') AND NOT c.relispartition \
       AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' \
       AND n.nspname NOT LIKE 'pg_temp%' \
@@ -212,6 +229,7 @@ async fn catalog(client: &Client) -> Result<Vec<Table>, tokio_postgres::Error> {
                 schema,
                 name,
                 rows: r.get(4),
+                extent: r.get(5),
                 columns: vec![column],
             }),
         }
@@ -315,21 +333,21 @@ async fn table(
 }
 
 /// Crawls `source`: every asset found, or why the server could not be read at all.
-pub async fn crawl(source: &Source, engine: &Engine) -> Result<Vec<Asset>, DarError> {
+pub async fn crawl(source: &Source, engine: &Engine, known: &Known) -> Result<Found, DarError> {
     let started = Instant::now();
     let budget = Duration::from_millis(source.limits.source_budget_ms);
     let base = config_of(source)?;
     let first = connect(&base, source).await?;
     let dbs = databases(&first, source).await?;
     drop(first);
-    let mut out = Vec::new();
+    let mut out = Found::default();
     for db in dbs {
         let mut config = base.clone();
         config.dbname(&db);
         let client = match connect(&config, source).await {
             Ok(c) => c,
             Err(e) => {
-                out.push(Column::default().asset(
+                out.assets.push(Column::default().asset(
                     &source.name,
                     db.clone(),
                     "database",
@@ -346,7 +364,7 @@ pub async fn crawl(source: &Source, engine: &Engine) -> Result<Vec<Asset>, DarEr
         let tables = match catalog(&client).await {
             Ok(t) => t,
             Err(e) => {
-                out.push(Column::default().asset(
+                out.assets.push(Column::default().asset(
                     &source.name,
                     db.clone(),
                     "database",
@@ -359,7 +377,7 @@ pub async fn crawl(source: &Source, engine: &Engine) -> Result<Vec<Asset>, DarEr
         for t in &tables {
             if started.elapsed() >= budget {
                 for c in &t.columns {
-                    out.push(Column::default().asset(
+                    out.assets.push(Column::default().asset(
                         &source.name,
                         format!("{db}.{}.{}.{}", t.schema, t.name, c.name),
                         &c.data_type,
@@ -369,7 +387,14 @@ pub async fn crawl(source: &Source, engine: &Engine) -> Result<Vec<Asset>, DarEr
                 }
                 continue;
             }
-            out.extend(table(&client, engine, source, (&db, &encoding), t).await);
+            out.table(
+                &source.name,
+                format!("{db}.{}.{}", t.schema, t.name),
+                t.fingerprint(),
+                known,
+                table(&client, engine, source, (&db, &encoding), t),
+            )
+            .await;
         }
     }
     Ok(out)
@@ -385,6 +410,7 @@ mod tests {
             schema: "we\"ird".into(),
             name: "Orders".into(),
             rows: 1_000_000.0,
+            extent: String::new(),
             columns: vec![ColumnInfo {
                 name: "card".into(),
                 data_type: "text".into(),

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::crawl::{Crawl, SourceOutcome};
+use super::crawl::{known_key, Crawl, Known, SourceOutcome, TableSeen};
 use super::Asset;
 use crate::store::{Scan, Store, StoreError, Table, WriteTx};
 
@@ -30,6 +30,11 @@ pub struct Run {
     /// Assets that became sensitive, or hold a new type, since the previous run.
     #[serde(default)]
     pub newly_sensitive: Vec<String>,
+    /// Tables read, and tables left alone because nothing about them changed.
+    #[serde(default)]
+    pub tables_read: u64,
+    #[serde(default)]
+    pub tables_unchanged: u64,
 }
 
 /// An asset's latest verdict.
@@ -47,6 +52,13 @@ pub struct Stored {
 pub const RUNS: Table<u64, Run> = Table::new("dar_runs");
 /// `source\u{0}asset` → its latest verdict.
 pub const ASSETS: Table<String, Stored> = Table::new("dar_assets");
+/// `source\u{0}table` → the fingerprint of the table when it was last read completely.
+pub const TABLES: Table<String, String> = Table::new("dar_tables");
+
+/// The fingerprints a crawl compares tables with.
+pub fn known(store: &Store) -> Result<Known, StoreError> {
+    Ok(store.read(|r| r.all(&TABLES))?.into_iter().collect())
+}
 
 fn key(source: &str, asset: &str) -> String {
     format!("{source}\u{0}{asset}")
@@ -68,6 +80,7 @@ fn record_source(
     at: (DateTime<Utc>, DateTime<Utc>),
     outcome: &SourceOutcome,
     assets: &[&Asset],
+    tables: &[&TableSeen],
 ) -> Result<Run, StoreError> {
     let id = w.next_id("dar_runs")?;
     let mut run = Run {
@@ -85,7 +98,27 @@ fn record_source(
             .filter(|a| a.status != super::Status::Complete)
             .count() as u64,
         newly_sensitive: Vec::new(),
+        tables_read: tables.iter().filter(|t| t.reread).count() as u64,
+        tables_unchanged: tables.iter().filter(|t| !t.reread).count() as u64,
     };
+    for t in tables {
+        let k = known_key(&t.source, &t.table);
+        if !t.reread {
+            // Its columns' verdicts stand: seen again in this run.
+            let prefix = format!("{}\u{0}{}.", t.source, t.table);
+            for (key, mut stored) in w.all(&ASSETS)? {
+                if key.starts_with(&prefix) {
+                    stored.last_seen = at.1;
+                    stored.run = id;
+                    w.put(&ASSETS, &key, &stored)?;
+                }
+            }
+        } else if t.fingerprint.is_empty() {
+            w.delete(&TABLES, &k)?;
+        } else {
+            w.put(&TABLES, &k, &t.fingerprint)?;
+        }
+    }
     for a in assets {
         let k = key(&a.source, &a.asset);
         let before = w.get(&ASSETS, &k)?;
@@ -120,7 +153,18 @@ pub fn record(
                 .iter()
                 .filter(|a| a.source == outcome.name)
                 .collect();
-            runs.push(record_source(w, (started, finished), outcome, &assets)?);
+            let tables: Vec<&TableSeen> = crawl
+                .tables
+                .iter()
+                .filter(|t| t.source == outcome.name)
+                .collect();
+            runs.push(record_source(
+                w,
+                (started, finished),
+                outcome,
+                &assets,
+                &tables,
+            )?);
         }
         let news: Vec<(&Run, &String)> = runs
             .iter()
@@ -215,6 +259,7 @@ mod tests {
                 error: String::new(),
             }],
             assets,
+            tables: Vec::new(),
         }
     }
 
