@@ -1,0 +1,203 @@
+//! Data-at-rest crawler benchmarks against a real PostgreSQL. Prints figures; asserts nothing.
+//!
+//!     BULWARK_TEST_POSTGRES=postgresql://postgres:PW@127.0.0.1:55432/postgres cargo bench --bench crawl
+//!
+//! Without the variable it starts one through tests/services/start.sh (stopped at the end).
+//! 1. Classification throughput: a 1,000,000-row table of five columns read whole (limits
+//!    raised), values classified per second.
+//! 2. A database of 1,000 tables crawled with the default limits: time, and the load it put on
+//!    the server (statements and rows from `pg_stat_database`, measured on the server).
+//! 3. A rerun with nothing changed (fingerprints from the first run): time and statements.
+//! 4. Peak RSS of this process.
+
+use std::process::Command;
+use std::time::Instant;
+
+use bulwark::dar::crawl::{crawl, Known};
+use bulwark::dar::sources::{Kind, Limits, Source};
+use tokio_postgres::NoTls;
+
+async fn sql(url: &str, statement: &str) {
+    let (client, conn) = tokio_postgres::connect(url, NoTls).await.unwrap();
+    tokio::spawn(conn);
+    client.batch_execute(statement).await.unwrap();
+}
+
+fn with_db(url: &str, db: &str) -> String {
+    let mut u = url::Url::parse(url).unwrap();
+    u.set_path(&format!("/{db}"));
+    u.query_pairs_mut().append_pair("sslmode", "disable");
+    u.to_string()
+}
+
+/// Statements committed and rows returned or fetched in `db`, as the server counts them.
+async fn load(url: &str, db: &str) -> (i64, i64) {
+    let (client, conn) = tokio_postgres::connect(url, NoTls).await.unwrap();
+    tokio::spawn(conn);
+    // The counters are published a moment after a session's work.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let r = client
+        .query_one(
+            "SELECT xact_commit + xact_rollback, tup_returned + tup_fetched FROM pg_stat_database WHERE datname = $1",
+            &[&db],
+        )
+        .await
+        .unwrap();
+    (r.get(0), r.get(1))
+}
+
+fn source(url: &str, db: &str, limits: Limits) -> Source {
+    Source {
+        kind: Kind::Postgres,
+        name: "bench".into(),
+        connection_string: with_db(url, "postgres"),
+        databases: vec![db.into()],
+        default_db: String::new(),
+        ca_pem: String::new(),
+        limits,
+    }
+}
+
+fn peak_rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let services = tempfile::tempdir().unwrap();
+    let url = match std::env::var("BULWARK_TEST_POSTGRES") {
+        Ok(u) => u,
+        Err(_) => {
+            let ok = Command::new(format!("{root}/tests/services/start.sh"))
+                .arg(services.path())
+                .arg("postgres")
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "PostgreSQL did not start");
+            let env = std::fs::read_to_string(services.path().join("endpoints.env")).unwrap();
+            env.lines()
+                .find_map(|l| l.strip_prefix("BULWARK_TEST_POSTGRES="))
+                .unwrap()
+                .to_string()
+        }
+    };
+    let admin = with_db(&url, "postgres");
+    let engine = bulwark::detect::Engine::default();
+
+    // 1. One table of 1,000,000 rows, read whole.
+    sql(&admin, "DROP DATABASE IF EXISTS bench_big").await;
+    sql(&admin, "CREATE DATABASE bench_big").await;
+    let seeded = Instant::now();
+    sql(
+        &with_db(&url, "bench_big"),
+        "CREATE TABLE customers (id bigint, email text, card text, iban text, note text); \
+         INSERT INTO customers SELECT g, 'user' || g || '@shop-mail.de', \
+           CASE WHEN g % 2 = 0 THEN '4539148803436467' ELSE 'ORD-' || g END, \
+           'GB82WEST12345698765432', 'order ' || g || ' shipped to the warehouse' \
+         FROM generate_series(1, 1000000) g; ANALYZE customers;",
+    )
+    .await;
+    println!(
+        "seeded 1,000,000 rows in {:.1} s",
+        seeded.elapsed().as_secs_f64()
+    );
+    let whole = Limits {
+        rows_per_table: 1_000_000,
+        table_budget_ms: 3_600_000,
+        statement_timeout_ms: 3_600_000,
+        source_budget_ms: 3_600_000,
+        ..Limits::default()
+    };
+    let started = Instant::now();
+    let result = crawl(
+        &[source(&url, "bench_big", whole)],
+        &engine,
+        None,
+        &Known::new(),
+    )
+    .await;
+    let took = started.elapsed().as_secs_f64();
+    let values: u64 = result.assets.iter().map(|a| a.sampled).sum();
+    println!(
+        "1,000,000-row table read whole: {values} values classified in {took:.1} s ({:.0} values/s); {}",
+        values as f64 / took,
+        peak_rss()
+    );
+    sql(&admin, "DROP DATABASE bench_big").await;
+
+    // 2. 1,000 tables with the default limits.
+    sql(&admin, "DROP DATABASE IF EXISTS bench_many").await;
+    sql(&admin, "CREATE DATABASE bench_many").await;
+    let many = with_db(&url, "bench_many");
+    sql(
+        &many,
+        "DO $$ BEGIN FOR i IN 1..1000 LOOP \
+           EXECUTE format('CREATE TABLE t%s (id int, email text, ref text)', i); \
+           EXECUTE format('INSERT INTO t%s SELECT g, ''u'' || g || ''@shop-mail.de'', ''R-'' || g FROM generate_series(1, 50) g', i); \
+         END LOOP; END $$; ANALYZE;",
+    )
+    .await;
+    let before = load(&admin, "bench_many").await;
+    let started = Instant::now();
+    let first = crawl(
+        &[source(&url, "bench_many", Limits::default())],
+        &engine,
+        None,
+        &Known::new(),
+    )
+    .await;
+    let took = started.elapsed().as_secs_f64();
+    let after = load(&admin, "bench_many").await;
+    println!(
+        "1,000 tables: {} assets in {took:.1} s; on the server {} statements, {} rows read",
+        first.assets.len(),
+        after.0 - before.0,
+        after.1 - before.1
+    );
+
+    // 3. The rerun with nothing changed.
+    let known: Known = first
+        .tables
+        .iter()
+        .filter(|t| !t.fingerprint.is_empty())
+        .map(|t| {
+            (
+                bulwark::dar::crawl::known_key(&t.source, &t.table),
+                t.fingerprint.clone(),
+            )
+        })
+        .collect();
+    let before = load(&admin, "bench_many").await;
+    let started = Instant::now();
+    let again = crawl(
+        &[source(&url, "bench_many", Limits::default())],
+        &engine,
+        None,
+        &known,
+    )
+    .await;
+    let took = started.elapsed().as_secs_f64();
+    let after = load(&admin, "bench_many").await;
+    println!(
+        "rerun with nothing changed: {} tables read, {} left alone, in {took:.2} s; on the server {} statements, {} rows read",
+        again.tables.iter().filter(|t| t.reread).count(),
+        again.tables.iter().filter(|t| !t.reread).count(),
+        after.0 - before.0,
+        after.1 - before.1
+    );
+    sql(&admin, "DROP DATABASE bench_many").await;
+    println!("peak RSS: {}", peak_rss());
+    if std::env::var("BULWARK_TEST_POSTGRES").is_err() {
+        let _ = Command::new(format!("{root}/tests/services/stop.sh"))
+            .arg(services.path())
+            .status();
+    }
+}
