@@ -83,6 +83,11 @@ impl Column {
     }
 }
 
+/// An asset that could not be read, and why.
+pub fn skipped(source: &str, asset: String, data_type: &str, reason: &str) -> Asset {
+    Column::default().asset(source, asset, data_type, Status::Skipped, reason)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Value};
 
-use super::classify::Column;
+use super::classify::{skipped, Column};
 use super::crawl::{fingerprint, Found, Known};
 use super::sources::Source;
 use super::{Asset, DarError, Status};
@@ -235,15 +235,7 @@ async fn table(
         .columns
         .iter()
         .filter(|c| binary(c))
-        .map(|c| {
-            Column::default().asset(
-                &source.name,
-                id(c),
-                &c.column_type,
-                Status::Skipped,
-                "binary type",
-            )
-        })
+        .map(|c| skipped(&source.name, id(c), &c.column_type, "binary type"))
         .collect();
     if readable.is_empty() {
         return out;
@@ -316,35 +308,28 @@ pub async fn crawl(source: &Source, engine: &Engine, known: &Known) -> Result<Fo
             // The server hides what the account may not read; a database it listed on purpose
             // and sees nothing of is reported.
             Ok(t) if t.is_empty() && !source.databases.is_empty() => {
-                out.assets.push(Column::default().asset(
+                out.assets.push(skipped(
                     &source.name,
                     db.clone(),
                     "database",
-                    Status::Skipped,
                     "no tables visible to this account (no privilege, or empty)",
                 ));
                 continue;
             }
             Ok(t) => t,
             Err(e) => {
-                out.assets.push(Column::default().asset(
-                    &source.name,
-                    db.clone(),
-                    "database",
-                    Status::Skipped,
-                    &reason(&e),
-                ));
+                out.assets
+                    .push(skipped(&source.name, db.clone(), "database", &reason(&e)));
                 continue;
             }
         };
         for t in &tables {
             if started.elapsed() >= budget {
                 for c in &t.columns {
-                    out.assets.push(Column::default().asset(
+                    out.assets.push(skipped(
                         &source.name,
                         format!("{db}.{}.{}", t.name, c.name),
                         &c.column_type,
-                        Status::Skipped,
                         "source time budget spent",
                     ));
                 }

@@ -13,7 +13,7 @@ use rustls::pki_types::CertificateDer;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, Config, NoTls};
 
-use super::classify::Column;
+use super::classify::{skipped, Column};
 use super::crawl::{fingerprint, Found, Known};
 use super::sources::Source;
 use super::{Asset, DarError, Status};
@@ -252,15 +252,7 @@ async fn table(
         .columns
         .iter()
         .filter(|c| binary(c))
-        .map(|c| {
-            Column::default().asset(
-                &source.name,
-                id(c),
-                &c.data_type,
-                Status::Skipped,
-                "binary type",
-            )
-        })
+        .map(|c| skipped(&source.name, id(c), &c.data_type, "binary type"))
         .collect();
     if readable.is_empty() {
         return out;
@@ -347,11 +339,10 @@ pub async fn crawl(source: &Source, engine: &Engine, known: &Known) -> Result<Fo
         let client = match connect(&config, source).await {
             Ok(c) => c,
             Err(e) => {
-                out.assets.push(Column::default().asset(
+                out.assets.push(skipped(
                     &source.name,
                     db.clone(),
                     "database",
-                    Status::Skipped,
                     &e.to_string(),
                 ));
                 continue;
@@ -364,24 +355,18 @@ pub async fn crawl(source: &Source, engine: &Engine, known: &Known) -> Result<Fo
         let tables = match catalog(&client).await {
             Ok(t) => t,
             Err(e) => {
-                out.assets.push(Column::default().asset(
-                    &source.name,
-                    db.clone(),
-                    "database",
-                    Status::Skipped,
-                    &reason(&e),
-                ));
+                out.assets
+                    .push(skipped(&source.name, db.clone(), "database", &reason(&e)));
                 continue;
             }
         };
         for t in &tables {
             if started.elapsed() >= budget {
                 for c in &t.columns {
-                    out.assets.push(Column::default().asset(
+                    out.assets.push(skipped(
                         &source.name,
                         format!("{db}.{}.{}.{}", t.schema, t.name, c.name),
                         &c.data_type,
-                        Status::Skipped,
                         "source time budget spent",
                     ));
                 }

@@ -55,6 +55,21 @@ pub(super) fn routes(r: &mut Routes) {
 
 type Form = web::Form<BTreeMap<String, String>>;
 
+/// Back to `path` with what a form did: `ok`'s message when it was done, the refusal otherwise.
+fn after<T>(
+    state: &AppState,
+    p: &crate::http::Principal,
+    path: &str,
+    done: Result<T, ApiError>,
+    ok: impl FnOnce(T) -> String,
+) -> HttpResponse {
+    let msg = match done {
+        Ok(v) => ok(v),
+        Err(e) => e.message,
+    };
+    redirect_with_flash(state, p, path, &msg)
+}
+
 fn names(clusters: &[Cluster]) -> HashMap<u64, String> {
     clusters.iter().map(|c| (c.id, c.name.clone())).collect()
 }
@@ -338,15 +353,12 @@ async fn ack_event_form(
     let done = state
         .with_store(move |s| acks::ack_event(s, &rt.acks, &p2.email, id, &note))
         .await;
-    let msg = match done {
-        Ok(_) => "Acknowledged: the event leaves the default list".to_string(),
-        Err(e) => e.message,
-    };
-    Ok(redirect_with_flash(
+    Ok(after(
         &state,
         &p,
         &format!("/falco/events/{id}"),
-        &msg,
+        done,
+        |_| "Acknowledged: the event leaves the default list".to_string(),
     ))
 }
 
@@ -359,15 +371,12 @@ async fn unack_event_form(
     let done = state
         .with_store(move |s| acks::unack_event(s, &rt.acks, &p2.email, id))
         .await;
-    let msg = match done {
-        Ok(()) => "Acknowledgement withdrawn".to_string(),
-        Err(e) => e.message,
-    };
-    Ok(redirect_with_flash(
+    Ok(after(
         &state,
         &p,
         &format!("/falco/events/{id}"),
-        &msg,
+        done,
+        |()| "Acknowledgement withdrawn".into(),
     ))
 }
 
@@ -466,11 +475,9 @@ async fn ack_signature_form(
     let done = state
         .with_store(move |s| acks::ack_signature(s, &rt.acks, &p2.email, &sig, &note))
         .await;
-    let msg = match done {
-        Ok(_) => "Acknowledged: its events so far leave the default list; new ones show".into(),
-        Err(e) => e.message,
-    };
-    Ok(redirect_with_flash(&state, &p, "/falco/signatures", &msg))
+    Ok(after(&state, &p, "/falco/signatures", done, |_| {
+        "Acknowledged: its events so far leave the default list; new ones show".into()
+    }))
 }
 
 async fn unack_signature_form(
@@ -482,15 +489,12 @@ async fn unack_signature_form(
     let done = state
         .with_store(move |s| acks::unack_signature(s, &rt.acks, &p2.email, &sig))
         .await;
-    let msg = match done {
-        Ok(()) => "Acknowledgement withdrawn".to_string(),
-        Err(e) => e.message,
-    };
-    Ok(redirect_with_flash(
+    Ok(after(
         &state,
         &p,
         "/falco/signatures?show=all",
-        &msg,
+        done,
+        |()| "Acknowledgement withdrawn".into(),
     ))
 }
 
@@ -568,11 +572,9 @@ async fn create_rule_form(
     let done = state
         .with_store(move |s| rules::create(s, &p2.email, input))
         .await;
-    let msg = match done {
-        Ok(r) => format!("Rule {} added: it applies to events from now on", r.id),
-        Err(e) => e.message,
-    };
-    Ok(redirect_with_flash(&state, &p, "/falco/rules", &msg))
+    Ok(after(&state, &p, "/falco/rules", done, |r| {
+        format!("Rule {} added: it applies to events from now on", r.id)
+    }))
 }
 
 async fn delete_rule_form(
@@ -584,11 +586,9 @@ async fn delete_rule_form(
     let done = state
         .with_store(move |s| rules::delete(s, &p2.email, id))
         .await;
-    let msg = match done {
-        Ok(()) => format!("Rule {id} deleted"),
-        Err(e) => e.message,
-    };
-    Ok(redirect_with_flash(&state, &p, "/falco/rules", &msg))
+    Ok(after(&state, &p, "/falco/rules", done, |()| {
+        format!("Rule {id} deleted")
+    }))
 }
 
 #[derive(Template)]
@@ -660,11 +660,9 @@ async fn alerting_form(
     let done = state
         .with_store(move |s| alerts::put(s, &p2.email, settings))
         .await;
-    let msg = match done {
-        Ok(_) => "Alerting saved".to_string(),
-        Err(e) => e.message,
-    };
-    Ok(redirect_with_flash(&state, &p, "/falco/alerting", &msg))
+    Ok(after(&state, &p, "/falco/alerting", done, |_| {
+        "Alerting saved".to_string()
+    }))
 }
 
 #[derive(Template)]
