@@ -71,6 +71,7 @@ pub fn search_sources() -> Vec<Source> {
     s.push(crate::workloads::search::source());
     s.extend(crate::audits::search::sources());
     s.extend(crate::gatekeeper::search::sources());
+    s.push(crate::dar::search::source());
     s
 }
 
@@ -85,6 +86,7 @@ pub fn jobs(
 ) -> Vec<Job> {
     let days = config.retention.audit_log_days;
     let vulndb = config.data_dir.join("vulndb.redb");
+    let crawl_search = search.clone();
     vec![
         Job {
             name: "exceptions",
@@ -235,7 +237,7 @@ pub fn jobs(
             run: {
                 let (crawl, detect) = (config.crawl.clone(), config.detect.clone());
                 Arc::new(move |store: &Store, _: &CancellationToken| {
-                    crate::dar::run_job(store, &crawl, &detect)
+                    crate::dar::run_job(store, &crawl_search, &crawl, &detect)
                 })
             },
         },

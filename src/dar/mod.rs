@@ -13,6 +13,7 @@ pub mod crawl;
 pub mod mysql;
 mod pages;
 pub mod postgres;
+pub mod search;
 pub mod sources;
 pub mod store;
 
@@ -76,6 +77,7 @@ pub struct Asset {
 /// The `crawl` job: every configured source once, recorded; the message says what was found.
 pub fn run_job(
     store: &crate::store::Store,
+    search_index: &crate::search::Search,
     crawl_config: &crate::config::CrawlConfig,
     detect: &crate::config::DetectConfig,
 ) -> Result<String, String> {
@@ -93,6 +95,9 @@ pub fn run_job(
     let known = store::known(store).map_err(|e| e.to_string())?;
     let result = rt.block_on(crawl::crawl(&sources, &engine, None, &known));
     let runs = store::record(store, started, &result).map_err(|e| e.to_string())?;
+    for r in &runs {
+        search::reindex(search_index, store, &r.source);
+    }
     let failed: Vec<String> = runs
         .iter()
         .filter(|r| r.status != "ok")

@@ -478,6 +478,11 @@ async fn the_appliance_crawls_on_demand_and_keeps_what_changed() {
     assert_eq!(items[0]["asset"], format!("{db}.public.people.card"));
     assert_eq!(items[0]["types"], serde_json::json!(["pci.pan"]));
     assert!(!v.to_string().contains("4539148803436467"));
+    let (_, hits, _) = call(&app, w.get("/api/v1/search?q=pci.pan&kind=data-at-rest")).await;
+    assert!(
+        hits.to_string().contains("people.card"),
+        "searchable: {hits}"
+    );
 
     // The contact column starts holding e-mail addresses: the next run says so, once.
     pg.sql(
