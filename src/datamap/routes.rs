@@ -126,6 +126,36 @@ struct Page {
     q_type: String,
     q_sensitivity: String,
     events: Vec<super::NewTypeEvent>,
+    /// The data stores the crawler read, beside the flows.
+    at_rest: Vec<AtRest>,
+}
+
+/// One crawled data store as the map shows it.
+struct AtRest {
+    source: String,
+    sensitive: usize,
+    types: Vec<String>,
+}
+
+/// The crawled stores with what they hold.
+fn at_rest(stored: Vec<crate::dar::store::Stored>) -> Vec<AtRest> {
+    let mut by: std::collections::BTreeMap<String, AtRest> = std::collections::BTreeMap::new();
+    for s in stored {
+        let e = by.entry(s.asset.source.clone()).or_insert_with(|| AtRest {
+            source: s.asset.source.clone(),
+            sensitive: 0,
+            types: Vec::new(),
+        });
+        if !s.asset.types.is_empty() {
+            e.sensitive += 1;
+        }
+        for t in s.asset.types {
+            if !e.types.contains(&t) {
+                e.types.push(t);
+            }
+        }
+    }
+    by.into_values().collect()
 }
 
 /// Sources in a left column, destinations in a right one, an edge per pair coloured by its
@@ -193,12 +223,13 @@ async fn page(
     q: web::Query<FlowQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
-    let (flows, events) = state
+    let (flows, events, stored) = state
         .store
         .run(|s| {
             Ok::<_, ApiError>((
                 super::list(s).map_err(ApiError::internal)?,
                 super::events(s, 20).map_err(ApiError::internal)?,
+                crate::dar::store::assets(s, None)?,
             ))
         })
         .await?;
@@ -213,5 +244,6 @@ async fn page(
         q_type: q.r#type,
         q_sensitivity: q.sensitivity,
         events,
+        at_rest: at_rest(stored),
     })
 }
