@@ -36,13 +36,20 @@ pub fn known_key(source: &str, table: &str) -> String {
     format!("{source}\u{0}{table}")
 }
 
-/// A table's fingerprint from what identifies its shape and content's extent.
-pub fn fingerprint(parts: &[&str]) -> String {
+/// A table's fingerprint: its extent (size and change counters, as the server gives them) and
+/// its columns' names and types.
+pub fn fingerprint<'a>(
+    extent: &str,
+    columns: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    for p in parts {
-        h.update(p.as_bytes());
-        h.update([0]);
+    h.update(extent.as_bytes());
+    for (name, kind) in columns {
+        for p in [name, kind] {
+            h.update([0]);
+            h.update(p.as_bytes());
+        }
     }
     h.finalize()
         .iter()

@@ -39,12 +39,12 @@ struct Table {
 
 impl Table {
     fn fingerprint(&self) -> String {
-        let mut parts = vec![self.extent.as_str()];
-        for c in &self.columns {
-            parts.push(&c.name);
-            parts.push(&c.column_type);
-        }
-        fingerprint(&parts)
+        fingerprint(
+            &self.extent,
+            self.columns
+                .iter()
+                .map(|c| (c.name.as_str(), c.column_type.as_str())),
+        )
     }
 }
 

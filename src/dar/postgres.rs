@@ -40,12 +40,12 @@ struct Table {
 
 impl Table {
     fn fingerprint(&self) -> String {
-        let mut parts = vec![self.extent.as_str()];
-        for c in &self.columns {
-            parts.push(&c.name);
-            parts.push(&c.data_type);
-        }
-        fingerprint(&parts)
+        fingerprint(
+            &self.extent,
+            self.columns
+                .iter()
+                .map(|c| (c.name.as_str(), c.data_type.as_str())),
+        )
     }
 }
 

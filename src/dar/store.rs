@@ -60,8 +60,10 @@ pub fn known(store: &Store) -> Result<Known, StoreError> {
     Ok(store.read(|r| r.all(&TABLES))?.into_iter().collect())
 }
 
+/// An asset's key: the same shape as a table's in [`Known`], so a table's columns are the keys
+/// that start with the table's.
 fn key(source: &str, asset: &str) -> String {
-    format!("{source}\u{0}{asset}")
+    known_key(source, asset)
 }
 
 /// Whether `now` shows something `before` did not: sensitive where it was not, or a new type.
@@ -101,19 +103,27 @@ fn record_source(
         tables_read: tables.iter().filter(|t| t.reread).count() as u64,
         tables_unchanged: tables.iter().filter(|t| !t.reread).count() as u64,
     };
-    for t in tables {
-        let k = known_key(&t.source, &t.table);
-        if !t.reread {
-            // Its columns' verdicts stand: seen again in this run.
-            let prefix = format!("{}\u{0}{}.", t.source, t.table);
-            for (key, mut stored) in w.all(&ASSETS)? {
-                if key.starts_with(&prefix) {
-                    stored.last_seen = at.1;
-                    stored.run = id;
-                    w.put(&ASSETS, &key, &stored)?;
-                }
+    // The columns of tables left alone keep their verdicts, seen again in this run: one pass
+    // over the stored assets for all of them.
+    let unchanged: std::collections::HashSet<String> = tables
+        .iter()
+        .filter(|t| !t.reread)
+        .map(|t| key(&t.source, &t.table))
+        .collect();
+    if !unchanged.is_empty() {
+        for (k, mut stored) in w.all(&ASSETS)? {
+            if k.rsplit_once('.')
+                .is_some_and(|(table, _)| unchanged.contains(table))
+            {
+                stored.last_seen = at.1;
+                stored.run = id;
+                w.put(&ASSETS, &k, &stored)?;
             }
-        } else if t.fingerprint.is_empty() {
+        }
+    }
+    for t in tables.iter().filter(|t| t.reread) {
+        let k = known_key(&t.source, &t.table);
+        if t.fingerprint.is_empty() {
             w.delete(&TABLES, &k)?;
         } else {
             w.put(&TABLES, &k, &t.fingerprint)?;
