@@ -54,12 +54,10 @@ impl Ingest {
                         }
                     }
                     let (events, replies): (Vec<Event>, Vec<Reply>) = batch.into_iter().unzip();
-                    match commit(&store, events, &base_url) {
-                        Ok((outcomes, stored)) => {
+                    match commit_counted(&store, events, &base_url) {
+                        Ok((outcomes, stored, totals)) => {
                             index.append(&stored);
-                            if let Ok(t) = super::retention::totals(&store) {
-                                guard.check(t);
-                            }
+                            guard.check(totals);
                             for (r, o) in replies.into_iter().zip(outcomes) {
                                 let _ = r.send(Ok(o));
                             }
@@ -105,6 +103,15 @@ pub fn commit(
     events: Vec<Event>,
     base_url: &str,
 ) -> Result<(Vec<Stored>, Vec<Event>), StoreError> {
+    commit_counted(store, events, base_url).map(|(out, stored, _)| (out, stored))
+}
+
+/// [`commit`], also answering the totals after it (what the size guard checks).
+fn commit_counted(
+    store: &Store,
+    events: Vec<Event>,
+    base_url: &str,
+) -> Result<(Vec<Stored>, Vec<Event>, super::Totals), StoreError> {
     store.write(|w| {
         let mut out = Vec::with_capacity(events.len());
         let mut stored = Vec::with_capacity(events.len());
@@ -135,7 +142,7 @@ pub fn commit(
         }
         w.put(&TOTALS, &super::totals_key(), &totals)?;
         super::alerts::on_commit(w, &stored, base_url)?;
-        Ok((out, stored))
+        Ok((out, stored, totals))
     })
 }
 
