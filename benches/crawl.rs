@@ -48,13 +48,10 @@ async fn load(url: &str, db: &str) -> (i64, i64) {
 
 fn source(url: &str, db: &str, limits: Limits) -> Source {
     Source {
-        kind: Kind::Postgres,
-        name: "bench".into(),
         connection_string: with_db(url, "postgres"),
-        databases: vec![db.into()],
-        default_db: String::new(),
-        ca_pem: String::new(),
+        scope: vec![db.into()],
         limits,
+        ..Source::new(Kind::Postgres, "bench")
     }
 }
 

@@ -6,13 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
-use tokio_util::sync::CancellationToken;
 
 use crate::admission::Admission;
 use crate::config::Config;
 use crate::http::metrics::Metrics;
 use crate::http::{AppState, Routes};
-use crate::jobs::{Job, Scheduler, Supervisor};
+use crate::jobs::{Job, RunCtx, Scheduler, Supervisor};
 use crate::search::{Search, Source};
 use crate::secrets::Sealer;
 use crate::store::{Migration, Store, StoreError};
@@ -92,7 +91,7 @@ pub fn jobs(
             name: "exceptions",
             description: "Sets exceptions past their end date inactive",
             schedule: config.jobs.exceptions.clone(),
-            run: Arc::new(|store: &Store, _: &CancellationToken| {
+            run: Arc::new(|store: &Store, _: &RunCtx| {
                 let n = crate::compliance::service::deactivate_expired(store)
                     .map_err(|e| e.to_string())?;
                 let m = crate::compliance::service::notify_expiring(store)
@@ -106,7 +105,7 @@ pub fn jobs(
             name: "rescans",
             description: "Queues images whose policy rescan period has passed",
             schedule: config.jobs.rescans.clone(),
-            run: Arc::new(|store: &Store, _: &CancellationToken| {
+            run: Arc::new(|store: &Store, _: &RunCtx| {
                 let n = crate::compliance::service::queue_due_rescans(store)
                     .map_err(|e| e.to_string())?;
                 Ok(format!("{n} images queued for a rescan"))
@@ -118,13 +117,13 @@ pub fn jobs(
             schedule: config.jobs.native_scans.clone(),
             run: {
                 let (sealer, vulndb) = (sealer.clone(), vulndb.clone());
-                Arc::new(move |store: &Store, stop: &CancellationToken| {
+                Arc::new(move |store: &Store, ctx: &RunCtx| {
                     crate::compliance::rescan::run(
                         store,
                         &sealer,
                         &vulndb,
                         NATIVE_SCANS_PER_RUN,
-                        stop,
+                        &ctx.stop,
                     )
                 })
             },
@@ -135,7 +134,7 @@ pub fn jobs(
             schedule: config.jobs.kube_sync.clone(),
             run: Arc::new({
                 let sealer = sealer.clone();
-                move |store: &Store, _: &CancellationToken| {
+                move |store: &Store, _: &RunCtx| {
                     let result = clusters::sync::sync_all(store, sealer.clone());
                     for l in clusters::sync::links(store).unwrap_or_default() {
                         crate::workloads::search::reindex(&search, store, l.cluster);
@@ -149,7 +148,7 @@ pub fn jobs(
             description:
                 "Deletes audit-log entries past retention.audit_log_days and expired sessions",
             schedule: config.jobs.retention.clone(),
-            run: Arc::new(move |store: &Store, _: &CancellationToken| {
+            run: Arc::new(move |store: &Store, _: &RunCtx| {
                 let entries = audit::prune(store, days).map_err(|e| e.to_string())?;
                 let sessions = auth::prune_sessions(store).map_err(|e| e.to_string())?;
                 let decisions = crate::admission::prune(store, days).map_err(|e| e.to_string())?;
@@ -165,7 +164,7 @@ pub fn jobs(
             schedule: config.jobs.pod_compliance.clone(),
             run: {
                 let admission = admission.clone();
-                Arc::new(move |store: &Store, _: &CancellationToken| {
+                Arc::new(move |store: &Store, _: &RunCtx| {
                     crate::workloads::verdicts::run_job(store, &admission, &pods)
                 })
             },
@@ -177,7 +176,7 @@ pub fn jobs(
             schedule: config.jobs.gatekeeper_audit.clone(),
             run: {
                 let sealer = sealer.clone();
-                Arc::new(move |store: &Store, _: &CancellationToken| {
+                Arc::new(move |store: &Store, _: &RunCtx| {
                     let audited =
                         crate::gatekeeper::audit::run_all(store).map_err(|e| e.to_string())?;
                     let pushed =
@@ -197,7 +196,7 @@ pub fn jobs(
             schedule: config.jobs.falco_retention.clone(),
             run: {
                 let (days, mib) = (config.retention.falco_days, config.retention.falco_max_mib);
-                Arc::new(move |store: &Store, _: &CancellationToken| {
+                Arc::new(move |store: &Store, _: &RunCtx| {
                     let p = crate::runtime::retention::enforce(
                         store,
                         days,
@@ -225,7 +224,7 @@ pub fn jobs(
             schedule: config.jobs.falco_digest.clone(),
             run: {
                 let base = config.http.public_url.clone();
-                Arc::new(move |store: &Store, _: &CancellationToken| {
+                Arc::new(move |store: &Store, _: &RunCtx| {
                     crate::runtime::alerts::digest(store, &base).map_err(|e| e.to_string())
                 })
             },
@@ -236,7 +235,7 @@ pub fn jobs(
             schedule: config.jobs.crawl.clone(),
             run: {
                 let (crawl, detect) = (config.crawl.clone(), config.detect.clone());
-                Arc::new(move |store: &Store, _: &CancellationToken| {
+                Arc::new(move |store: &Store, _: &RunCtx| {
                     crate::dar::run_job(store, &crawl_search, &crawl, &detect)
                 })
             },
@@ -245,7 +244,7 @@ pub fn jobs(
             name: "posture",
             description: "Judges every image in every cluster for the dashboard and its trends",
             schedule: config.jobs.posture.clone(),
-            run: Arc::new(move |store: &Store, _: &CancellationToken| {
+            run: Arc::new(move |store: &Store, _: &RunCtx| {
                 crate::posture::run_job(store, &admission, &vulndb)
             }),
         },

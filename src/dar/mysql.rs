@@ -290,7 +290,7 @@ pub async fn crawl(source: &Source, engine: &Engine, known: &Known) -> Result<Fo
     let started = Instant::now();
     let budget = Duration::from_millis(source.limits.source_budget_ms);
     let mut conn = connect(source).await?;
-    let dbs: Vec<String> = if source.databases.is_empty() {
+    let dbs: Vec<String> = if source.scope.is_empty() {
         let all: Vec<mysql_async::Row> = conn
             .query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY 1")
             .await
@@ -300,14 +300,14 @@ pub async fn crawl(source: &Source, engine: &Engine, known: &Known) -> Result<Fo
             .filter(|d| !SYSTEM.contains(&d.as_str()))
             .collect()
     } else {
-        source.databases.clone()
+        source.scope.clone()
     };
     let mut out = Found::default();
     for db in dbs {
         let tables = match catalog(&mut conn, &db).await {
             // The server hides what the account may not read; a database it listed on purpose
             // and sees nothing of is reported.
-            Ok(t) if t.is_empty() && !source.databases.is_empty() => {
+            Ok(t) if t.is_empty() && !source.scope.is_empty() => {
                 out.assets.push(skipped(
                     &source.name,
                     db.clone(),

@@ -200,8 +200,8 @@ fn config_of(source: &Source) -> Result<Config, DarError> {
 }
 
 async fn databases(client: &Client, source: &Source) -> Result<Vec<String>, DarError> {
-    if !source.databases.is_empty() {
-        return Ok(source.databases.clone());
+    if !source.scope.is_empty() {
+        return Ok(source.scope.clone());
     }
     let rows = client
         .query(

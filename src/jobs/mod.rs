@@ -20,8 +20,17 @@ use tokio_util::sync::CancellationToken;
 use crate::store::{Scan, Store, StoreError, Table};
 
 /// The body of a job: blocking work over the store, returning a one-line summary. A long job
-/// checks the token between units of work and returns early once it is cancelled (shutdown).
-pub type JobFn = Arc<dyn Fn(&Store, &CancellationToken) -> Result<String, String> + Send + Sync>;
+/// checks `stop` between units of work and returns early once it is cancelled (shutdown).
+pub type JobFn = Arc<dyn Fn(&Store, &RunCtx) -> Result<String, String> + Send + Sync>;
+
+/// What a job's body knows about its run.
+pub struct RunCtx {
+    /// Cancelled at shutdown.
+    pub stop: CancellationToken,
+    /// Started by its schedule (not by someone asking for it now), so a job with work of its
+    /// own cadence (the crawler's per-source intervals) may do only what is due.
+    pub scheduled: bool,
+}
 
 /// A job and when it runs.
 #[derive(Clone)]
@@ -224,7 +233,11 @@ impl Scheduler {
         let name = job.name;
         let result = tokio::task::spawn_blocking(move || {
             let started_at = Utc::now();
-            let outcome = (job.run)(&inner.store, &inner.stop);
+            let ctx = RunCtx {
+                stop: inner.stop.clone(),
+                scheduled: trigger == "schedule",
+            };
+            let outcome = (job.run)(&inner.store, &ctx);
             let finished_at = Utc::now();
             let (ok, message) = match outcome {
                 Ok(m) => (true, m),

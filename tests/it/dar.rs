@@ -524,3 +524,265 @@ async fn the_appliance_crawls_on_demand_and_keeps_what_changed() {
     )
     .await;
 }
+
+/// The harness's S3 server (s3s-fs, which checks every request's SigV4 signature).
+struct S3 {
+    svc: Service,
+    key: String,
+    secret: String,
+}
+
+impl S3 {
+    fn get() -> S3 {
+        let var = |k: &str, default: &str| std::env::var(k).unwrap_or_else(|_| default.into());
+        S3 {
+            svc: Service::get("BULWARK_TEST_S3", "s3", "S3_PORT"),
+            key: var("BULWARK_TEST_S3_KEY", "bulwark-test-key"),
+            secret: var("BULWARK_TEST_S3_SECRET", "bulwark-test-secret"),
+        }
+    }
+
+    fn bucket(&self, name: &str) -> rusty_s3::Bucket {
+        rusty_s3::Bucket::new(
+            self.svc.url.parse().unwrap(),
+            rusty_s3::UrlStyle::Path,
+            name.to_string(),
+            "us-east-1",
+        )
+        .unwrap()
+    }
+
+    async fn create(&self, bucket: &str) {
+        use rusty_s3::S3Action;
+        let creds = rusty_s3::Credentials::new(&self.key, &self.secret);
+        let b = self.bucket(bucket);
+        let url = b
+            .create_bucket(&creds)
+            .sign(std::time::Duration::from_secs(60));
+        let resp = reqwest::Client::new().put(url).send().await.unwrap();
+        assert!(resp.status().is_success(), "{:?}", resp.text().await);
+    }
+
+    async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) {
+        use rusty_s3::S3Action;
+        let creds = rusty_s3::Credentials::new(&self.key, &self.secret);
+        let b = self.bucket(bucket);
+        let url = b
+            .put_object(Some(&creds), key)
+            .sign(std::time::Duration::from_secs(60));
+        let resp = reqwest::Client::new()
+            .put(url)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{key}: {:?}", resp.text().await);
+    }
+
+    fn source(&self, name: &str, buckets: &[&str], secret: &str) -> Value {
+        serde_json::json!({
+            "name": name, "url": self.svc.url, "type": "minio",
+            "accessKeyId": self.key, "secretAccessKey": secret,
+            "buckets": buckets,
+            "limits": {"keys_listed": 120, "objects_per_group": 4},
+        })
+    }
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+/// Known sensitive values and decoys in JSON, NDJSON, CSV and gzip objects under dated and
+/// numbered keys; a malformed object, a binary one, a bucket of more keys than may be listed,
+/// a bucket that does not exist, a wrong secret and an unreachable endpoint.
+#[tokio::test]
+async fn s3_objects_are_grouped_sampled_and_classified() {
+    let s3 = S3::get();
+    let id = std::process::id();
+    let (crm, logs) = (format!("crm-{id}"), format!("logs-{id}"));
+    s3.create(&crm).await;
+    s3.create(&logs).await;
+    let emails = [
+        "ada.lovelace@analytical-engines.co.uk",
+        "grace.hopper@navy-compilers.com",
+    ];
+    for day in 1..=3 {
+        let mut lines = String::new();
+        for (i, e) in emails.iter().enumerate() {
+            lines.push_str(&format!(
+                "{{\"id\":\"550e8400-e29b-41d4-a716-44665544000{i}\",\"contact\":{{\"email\":\"{e}\"}},\"payment\":{{\"card\":\"4539 1488 0343 6467\"}},\"order_ref\":\"4539 1488 0343 6468\"}}\n"
+            ));
+        }
+        let key = format!("customers/2024-05-0{day}/export-{day}.ndjson");
+        s3.put(&crm, &key, lines.into_bytes()).await;
+    }
+    let csv = "name,email,order_id\nAda,ada.lovelace@analytical-engines.co.uk,ORD-2024-000123\nGrace,grace.hopper@navy-compilers.com,ORD-2024-000124\n";
+    s3.put(&crm, "reports/summary-2024.csv", csv.as_bytes().to_vec())
+        .await;
+    s3.put(&crm, "reports/summary-2025.csv.gz", gzip(csv.as_bytes()))
+        .await;
+    s3.put(
+        &crm,
+        "broken/bad-1.json",
+        b"{\"email\": [\"x@y.io\",".to_vec(),
+    )
+    .await;
+    s3.put(
+        &crm,
+        "blobs/img-1.png",
+        vec![0x89, b'P', b'N', b'G', 0, 0, 1, 2],
+    )
+    .await;
+    for i in 0..150 {
+        let body = format!("{{\"note\":\"hello {i}\"}}");
+        s3.put(&logs, &format!("many/item-{i}.json"), body.into_bytes())
+            .await;
+    }
+
+    let sources = serde_json::json!([
+        s3.source("objects", &[&crm, &logs, &format!("missing-{id}")], &s3.secret),
+        s3.source("wrong-secret", &[&crm], "not-the-secret"),
+        {"name": "gone", "url": format!("http://127.0.0.1:{}", crate::support::free_port()),
+         "type": "minio", "accessKeyId": "k", "secretAccessKey": "s", "buckets": ["x"]},
+    ]);
+    let (code, v) = crawl("SVRN_CRAWLER_CRAWL_S3", sources, &[]);
+    assert_eq!(code, 1, "two sources failed: {v:#}");
+    let outcome = |name: &str| {
+        v["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(outcome("objects")["status"], "ok", "{v:#}");
+    assert!(
+        outcome("wrong-secret")["error"]
+            .as_str()
+            .unwrap()
+            .contains("SignatureDoesNotMatch"),
+        "{v:#}"
+    );
+    assert_eq!(outcome("gone")["status"], "error");
+
+    let email = asset(
+        &v,
+        &format!("{crm}/customers/{{date}}/export-{{n}}.ndjson/contact.email"),
+    );
+    assert_eq!(email["types"][0], "pii.email", "{email:#}");
+    assert_eq!(email["status"], "COMPLETE");
+    assert_eq!(email["hit_ratio"], 1.0);
+    let card = asset(
+        &v,
+        &format!("{crm}/customers/{{date}}/export-{{n}}.ndjson/payment.card"),
+    );
+    assert!(
+        card["types"][0].as_str().unwrap().starts_with("pci."),
+        "{card:#}"
+    );
+    assert_eq!(card["sensitivity"], "high");
+    let decoy = asset(
+        &v,
+        &format!("{crm}/customers/{{date}}/export-{{n}}.ndjson/order_ref"),
+    );
+    assert_eq!(decoy["sensitivity"], "none", "Luhn-failing: {decoy:#}");
+    let id_field = asset(
+        &v,
+        &format!("{crm}/customers/{{date}}/export-{{n}}.ndjson/id"),
+    );
+    assert_eq!(id_field["sensitivity"], "none", "UUIDs: {id_field:#}");
+    for report in ["summary-{n}.csv", "summary-{n}.csv.gz"] {
+        let e = asset(&v, &format!("{crm}/reports/{report}/email"));
+        assert_eq!(e["types"][0], "pii.email", "{report}: {e:#}");
+        let o = asset(&v, &format!("{crm}/reports/{report}/order_id"));
+        assert_eq!(o["sensitivity"], "none", "{o:#}");
+    }
+    let broken = asset(&v, &format!("{crm}/broken/bad-{{n}}.json"));
+    assert_eq!(broken["status"], "SKIPPED");
+    assert!(
+        broken["reason"].as_str().unwrap().contains("malformed"),
+        "{broken:#}"
+    );
+    let blob = asset(&v, &format!("{crm}/blobs/img-{{n}}.png"));
+    assert_eq!(blob["status"], "SKIPPED", "{blob:#}");
+    let listed = asset(&v, &logs);
+    assert_eq!(listed["status"], "PARTIAL");
+    assert!(
+        listed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("first 120 keys"),
+        "{listed:#}"
+    );
+    let notes = asset(&v, &format!("{logs}/many/item-{{n}}.json/note"));
+    assert_eq!(
+        notes["sampled"], 4,
+        "a few objects of a big group: {notes:#}"
+    );
+    let missing = asset(&v, &format!("missing-{id}"));
+    assert_eq!(missing["reason"], "no such bucket", "{missing:#}");
+
+    let text = v.to_string();
+    for raw in emails
+        .iter()
+        .copied()
+        .chain(["4539 1488 0343 6467", "not-the-secret"])
+    {
+        assert!(!text.contains(raw), "{raw} printed");
+    }
+}
+
+/// A rerun reads only the key groups whose sampled objects changed (s3s-fs lists no ETags:
+/// this is the size and modification time fallback).
+#[tokio::test]
+async fn s3_rerun_reads_only_changed_objects() {
+    let s3 = S3::get();
+    let bucket = format!("rerun-{}", std::process::id());
+    s3.create(&bucket).await;
+    s3.put(&bucket, "a/one.json", br#"{"note":"quiet"}"#.to_vec())
+        .await;
+    s3.put(&bucket, "b/two.json", br#"{"note":"quiet"}"#.to_vec())
+        .await;
+    let env: std::collections::HashMap<String, String> = [(
+        "BULWARK_CRAWL_S3".to_string(),
+        serde_json::json!([s3.source("rerun", &[&bucket], &s3.secret)]).to_string(),
+    )]
+    .into();
+    let sources =
+        bulwark::dar::sources::load(&bulwark::config::CrawlConfig::default(), &env).unwrap();
+    let engine = bulwark::detect::Engine::default();
+    let first = bulwark::dar::crawl(&sources, &engine, None, &Default::default()).await;
+    assert_eq!(first.tables.iter().filter(|t| t.reread).count(), 2);
+    let known: bulwark::dar::crawl::Known = first
+        .tables
+        .iter()
+        .map(|t| {
+            (
+                bulwark::dar::crawl::known_key(&t.source, &t.table),
+                t.fingerprint.clone(),
+            )
+        })
+        .collect();
+    let again = bulwark::dar::crawl(&sources, &engine, None, &known).await;
+    assert!(again.tables.iter().all(|t| !t.reread), "{:?}", again.tables);
+    s3.put(
+        &bucket,
+        "b/two.json",
+        br#"{"note":"mail me at ada@analytical-engines.co.uk"}"#.to_vec(),
+    )
+    .await;
+    let third = bulwark::dar::crawl(&sources, &engine, None, &known).await;
+    let reread: Vec<&str> = third
+        .tables
+        .iter()
+        .filter(|t| t.reread)
+        .map(|t| t.table.as_str())
+        .collect();
+    assert_eq!(reread, [format!("{bucket}/b/two.json")]);
+    assert_eq!(third.assets[0].types, ["pii.email"], "{:?}", third.assets);
+}

