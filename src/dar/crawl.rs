@@ -91,6 +91,29 @@ impl Found {
     }
 }
 
+/// TLS for a store: the system's roots and the source's own `ca_pem`.
+pub fn tls_config(ca_pem: &str) -> Result<rustls::ClientConfig, super::DarError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let bad = |e: &dyn std::fmt::Display| super::DarError::Config(format!("ca_pem: {e}"));
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+    }
+    Ok(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| super::DarError::Config(format!("tls: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
 /// How a source's crawl ended.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SourceOutcome {
@@ -131,6 +154,7 @@ pub async fn crawl(
             Kind::Postgres => super::postgres::crawl(s, engine, known).await,
             Kind::Mysql => super::mysql::crawl(s, engine, known).await,
             Kind::S3 => super::s3::crawl(s, engine, known).await,
+            Kind::Kafka => super::kafka::crawl(s, engine, known).await,
             other => Err(super::DarError::Config(format!(
                 "crawling {} sources is not in this build yet",
                 other.as_str()

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod classify;
 pub mod crawl;
+pub mod kafka;
 pub mod mysql;
 pub mod objects;
 mod pages;

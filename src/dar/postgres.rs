@@ -5,11 +5,8 @@
 //! (`convert_to` to it: no conversion, so no validation), cut to a limit, so any type and any
 //! encoding (SQL_ASCII databases holding Latin-1) can be read without failing the row.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, Config, NoTls};
 
@@ -112,24 +109,9 @@ fn sample_sql(t: &Table, columns: &[&ColumnInfo], read: &Read) -> String {
 }
 
 fn tls(ca_pem: &str) -> Result<tokio_postgres_rustls::MakeRustlsConnect, DarError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        let cert = cert.map_err(|e| DarError::Config(format!("ca_pem: {e}")))?;
-        roots
-            .add(cert)
-            .map_err(|e| DarError::Config(format!("ca_pem: {e}")))?;
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(
+        super::crawl::tls_config(ca_pem)?,
     ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| DarError::Config(format!("tls: {e}")))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 /// What a server error means for an asset.

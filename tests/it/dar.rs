@@ -786,3 +786,189 @@ async fn s3_rerun_reads_only_changed_objects() {
     assert_eq!(reread, [format!("{bucket}/b/two.json")]);
     assert_eq!(third.assets[0].types, ["pii.email"], "{:?}", third.assets);
 }
+
+/// Creates `topic` with `partitions` on the harness's broker and writes `messages` (key,
+/// value) round-robin over the partitions.
+async fn produce(broker: &str, topic: &str, partitions: i32, messages: &[(Option<&str>, &[u8])]) {
+    use rskafka::client::partition::{Compression, UnknownTopicHandling};
+    use rskafka::record::Record;
+    let client = rskafka::client::ClientBuilder::new(vec![broker.to_string()])
+        .build()
+        .await
+        .unwrap();
+    client
+        .controller_client()
+        .unwrap()
+        .create_topic(topic, partitions, 1, 5_000)
+        .await
+        .unwrap();
+    for p in 0..partitions {
+        let batch: Vec<Record> = messages
+            .iter()
+            .skip(p as usize)
+            .step_by(partitions as usize)
+            .map(|(k, v)| Record {
+                key: k.map(|k| k.as_bytes().to_vec()),
+                value: Some(v.to_vec()),
+                headers: Default::default(),
+                timestamp: chrono::Utc::now(),
+            })
+            .collect();
+        if batch.is_empty() {
+            continue;
+        }
+        let pc = client
+            .partition_client(topic, p, UnknownTopicHandling::Retry)
+            .await
+            .unwrap();
+        pc.produce(batch, Compression::NoCompression).await.unwrap();
+    }
+}
+
+/// JSON messages over two partitions with known sensitive values and decoys, plain-text and
+/// malformed messages, an empty topic, a topic that does not exist, an unreachable broker; a
+/// rerun that reads only the topic that got new messages.
+#[tokio::test]
+async fn kafka_topics_are_sampled_from_several_offsets_and_classified() {
+    let broker = Service::get("BULWARK_TEST_KAFKA", "kafka", "KAFKA_PORT");
+    let id = std::process::id();
+    let (orders, notes, empty) = (
+        format!("orders-{id}"),
+        format!("notes-{id}"),
+        format!("empty-{id}"),
+    );
+    let mut messages: Vec<(Option<String>, Vec<u8>)> = Vec::new();
+    for i in 0..40 {
+        let v = serde_json::json!({
+            "order_id": format!("ORD-2024-{i:06}"),
+            "customer": {"email": format!("buyer{i}@shop-mail.de"), "id": "550e8400-e29b-41d4-a716-446655440000"},
+            "payment": {"card": "4539 1488 0343 6467"},
+            "ref": "4539 1488 0343 6468",
+        });
+        messages.push((
+            Some(format!("buyer{i}@shop-mail.de")),
+            v.to_string().into_bytes(),
+        ));
+    }
+    let borrowed: Vec<(Option<&str>, &[u8])> = messages
+        .iter()
+        .map(|(k, v)| (k.as_deref(), v.as_slice()))
+        .collect();
+    produce(&broker.url, &orders, 2, &borrowed).await;
+    produce(
+        &broker.url,
+        &notes,
+        1,
+        &[
+            (None, b"call jane.doe@acme-corp.de tomorrow".as_slice()),
+            (None, b"{\"truncated\": ".as_slice()),
+        ],
+    )
+    .await;
+    produce(&broker.url, &empty, 1, &[]).await;
+
+    let sources = serde_json::json!([
+        {"instancename": "events", "brokers": [broker.url],
+         "topics": [&orders, &notes, &empty, format!("missing-{id}")],
+         "limits": {"rows_per_table": 8}},
+        {"name": "down", "brokers": [format!("127.0.0.1:{}", crate::support::free_port())],
+         "limits": {"statement_timeout_ms": 1500}},
+    ]);
+    let (code, v) = crawl("SVRN_CRAWLER_CRAWL_KAFKA", sources.clone(), &[]);
+    assert_eq!(code, 1, "one source is down: {v:#}");
+    assert_eq!(v["sources"][0]["status"], "ok", "{v:#}");
+    assert_eq!(v["sources"][1]["status"], "error", "{v:#}");
+
+    let email = asset(&v, &format!("{orders}/customer.email"));
+    assert_eq!(email["types"][0], "pii.email", "{email:#}");
+    assert_eq!(
+        (email["status"].as_str(), email["hit_ratio"].as_f64()),
+        (Some("COMPLETE"), Some(1.0))
+    );
+    assert_eq!(
+        email["sampled"], 8,
+        "one message at each of four offsets of two partitions"
+    );
+    let card = asset(&v, &format!("{orders}/payment.card"));
+    assert_eq!(
+        (card["types"][0].as_str(), card["sensitivity"].as_str()),
+        (Some("pci.pan"), Some("high"))
+    );
+    assert_eq!(
+        asset(&v, &format!("{orders}/ref"))["sensitivity"],
+        "none",
+        "Luhn-failing"
+    );
+    assert_eq!(
+        asset(&v, &format!("{orders}/order_id"))["sensitivity"],
+        "none"
+    );
+    assert_eq!(
+        asset(&v, &format!("{orders}/customer.id"))["sensitivity"],
+        "none"
+    );
+    assert_eq!(asset(&v, &format!("{orders}/key"))["types"][0], "pii.email");
+    let text = asset(&v, &format!("{notes}/value"));
+    assert_eq!(text["types"][0], "pii.email", "{text:#}");
+    assert_eq!(text["status"], "PARTIAL", "one malformed message: {text:#}");
+    assert_eq!(asset(&v, &empty)["reason"], "empty topic");
+    assert_eq!(
+        asset(&v, &format!("missing-{id}"))["reason"],
+        "no such topic"
+    );
+    let printed = v.to_string();
+    assert!(!printed.contains("shop-mail.de") && !printed.contains("4539 1488 0343 6467"));
+
+    // A rerun reads the topic that got a message, and only it.
+    let env: std::collections::HashMap<String, String> = [(
+        "BULWARK_CRAWL_KAFKA".to_string(),
+        serde_json::json!([sources[0]]).to_string(),
+    )]
+    .into();
+    let sources =
+        bulwark::dar::sources::load(&bulwark::config::CrawlConfig::default(), &env).unwrap();
+    let engine = bulwark::detect::Engine::default();
+    let first = bulwark::dar::crawl(&sources, &engine, None, &Default::default()).await;
+    let known: bulwark::dar::crawl::Known = first
+        .tables
+        .iter()
+        .map(|t| {
+            (
+                bulwark::dar::crawl::known_key(&t.source, &t.table),
+                t.fingerprint.clone(),
+            )
+        })
+        .collect();
+    let client = rskafka::client::ClientBuilder::new(vec![broker.url.clone()])
+        .build()
+        .await
+        .unwrap();
+    let pc = client
+        .partition_client(
+            &notes,
+            0,
+            rskafka::client::partition::UnknownTopicHandling::Retry,
+        )
+        .await
+        .unwrap();
+    let record = rskafka::record::Record {
+        key: None,
+        value: Some(b"another note".to_vec()),
+        headers: Default::default(),
+        timestamp: chrono::Utc::now(),
+    };
+    pc.produce(
+        vec![record],
+        rskafka::client::partition::Compression::NoCompression,
+    )
+    .await
+    .unwrap();
+    let again = bulwark::dar::crawl(&sources, &engine, None, &known).await;
+    let reread: Vec<&str> = again
+        .tables
+        .iter()
+        .filter(|t| t.reread)
+        .map(|t| t.table.as_str())
+        .collect();
+    assert_eq!(reread, [notes.as_str()]);
+}
