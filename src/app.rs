@@ -235,8 +235,8 @@ pub fn jobs(
             schedule: config.jobs.crawl.clone(),
             run: {
                 let (crawl, detect) = (config.crawl.clone(), config.detect.clone());
-                Arc::new(move |store: &Store, _: &RunCtx| {
-                    crate::dar::run_job(store, &crawl_search, &crawl, &detect)
+                Arc::new(move |store: &Store, ctx: &RunCtx| {
+                    crate::dar::run_job(store, &crawl_search, &crawl, &detect, ctx.scheduled)
                 })
             },
         },

@@ -319,7 +319,8 @@ pub struct JobsConfig {
     pub falco_retention: String,
     /// Mails the daily digest of Falco events when alerting is set to a digest.
     pub falco_digest: String,
-    /// Crawls the configured data stores (`[[crawl.*]]`) for sensitive data at rest.
+    /// Crawls the configured data stores (`[[crawl.*]]`) whose `check_interval` (default 24h) has
+    /// passed; hourly by default, so intervals down to an hour are kept.
     pub crawl: String,
 }
 
@@ -404,7 +405,7 @@ impl Default for JobsConfig {
             gatekeeper_audit: "0 55 * * * *".into(),
             falco_retention: "0 */5 * * * *".into(),
             falco_digest: "0 0 7 * * *".into(),
-            crawl: "0 0 2 * * *".into(),
+            crawl: "0 0 * * * *".into(),
         }
     }
 }

@@ -77,18 +77,45 @@ pub struct Asset {
     pub sampled: u64,
 }
 
-/// The `crawl` job: every configured source once, recorded; the message says what was found.
+/// How often the schedule reads a source that sets no `check_interval` (Soveren's default for
+/// databases).
+pub const DEFAULT_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Whether the schedule should crawl `source`, last crawled at `last`.
+fn due(
+    source: &Source,
+    last: Option<&chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    let every = source.check_interval.unwrap_or(DEFAULT_CHECK_INTERVAL);
+    // A minute's slack, so an hourly schedule is not skipped by a run that took seconds.
+    let every = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX)
+        - chrono::Duration::minutes(1);
+    last.is_none_or(|at| now - *at >= every)
+}
+
+/// The `crawl` job: on its schedule, every source whose `check_interval` has passed since its
+/// last crawl; asked for (Run now, Crawl now), every source. Recorded; the message says what
+/// was found.
 pub fn run_job(
     store: &crate::store::Store,
     search_index: &crate::search::Search,
     crawl_config: &crate::config::CrawlConfig,
     detect: &crate::config::DetectConfig,
+    scheduled: bool,
 ) -> Result<String, String> {
     let engine = crate::detect::Engine::from_config(detect).map_err(|p| p.join("; "))?;
     let env = std::env::vars().collect();
-    let sources = sources::load(crawl_config, &env).map_err(|e| e.to_string())?;
+    let mut sources = sources::load(crawl_config, &env).map_err(|e| e.to_string())?;
     if sources.is_empty() {
         return Ok("no sources configured ([[crawl.*]] or BULWARK_CRAWL_*)".into());
+    }
+    if scheduled {
+        let last = store::last_runs(store).map_err(|e| e.to_string())?;
+        sources.retain(|s| due(s, last.get(&s.name), chrono::Utc::now()));
+        if sources.is_empty() {
+            return Ok("no source is due (each has its check_interval)".into());
+        }
     }
     let started = chrono::Utc::now();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -119,5 +146,31 @@ pub fn run_job(
         Ok(summary)
     } else {
         Err(format!("{summary}; failed: {}", failed.join("; ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_crawls_what_is_due() {
+        let now = chrono::Utc::now();
+        let hours = |h: i64| now - chrono::Duration::hours(h);
+        let mut hourly = Source::new(Kind::Kafka, "events");
+        hourly.check_interval = Some(std::time::Duration::from_secs(3600));
+        let daily = Source::new(Kind::Postgres, "orders");
+        assert!(due(&daily, None, now), "never crawled");
+        assert!(!due(&daily, Some(&hours(5)), now));
+        assert!(due(&daily, Some(&hours(24)), now));
+        assert!(
+            due(&hourly, Some(&(now - chrono::Duration::seconds(3590))), now),
+            "slack"
+        );
+        assert!(!due(
+            &hourly,
+            Some(&(now - chrono::Duration::minutes(30))),
+            now
+        ));
     }
 }

@@ -3,6 +3,8 @@
 //! was first and last seen. A run's difference from the previous one (an asset newly sensitive,
 //! or holding a type it did not) is mailed to the admins through the outbox.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -210,6 +212,19 @@ pub fn record(
 }
 
 /// The newest `limit` runs (of one source when given).
+/// When each source's last crawl started.
+pub fn last_runs(store: &Store) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
+    let mut out: HashMap<String, DateTime<Utc>> = HashMap::new();
+    store.read(|r| {
+        r.scan(&RUNS, Scan::default(), |_: u64, run: Run| {
+            let at = out.entry(run.source).or_insert(run.started);
+            *at = (*at).max(run.started);
+            Ok(true)
+        })
+    })?;
+    Ok(out)
+}
+
 pub fn runs(store: &Store, source: Option<&str>, limit: usize) -> Result<Vec<Run>, StoreError> {
     let mut out = Vec::new();
     store.read(|r| {
