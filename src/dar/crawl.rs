@@ -153,12 +153,9 @@ pub async fn crawl(
         let result = match s.kind {
             Kind::Postgres => super::postgres::crawl(s, engine, known).await,
             Kind::Mysql => super::mysql::crawl(s, engine, known).await,
+            Kind::Mssql => super::mssql::crawl(s, engine, known).await,
             Kind::S3 => super::s3::crawl(s, engine, known).await,
             Kind::Kafka => super::kafka::crawl(s, engine, known).await,
-            other => Err(super::DarError::Config(format!(
-                "crawling {} sources is not in this build yet",
-                other.as_str()
-            ))),
         };
         let (status, error) = match result {
             Ok(found) => {

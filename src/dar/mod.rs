@@ -11,6 +11,7 @@ pub mod api;
 pub mod classify;
 pub mod crawl;
 pub mod kafka;
+pub mod mssql;
 pub mod mysql;
 pub mod objects;
 mod pages;
