@@ -235,8 +235,16 @@ pub fn jobs(
             schedule: config.jobs.crawl.clone(),
             run: {
                 let (crawl, detect) = (config.crawl.clone(), config.detect.clone());
+                let sealer = sealer.clone();
                 Arc::new(move |store: &Store, ctx: &RunCtx| {
-                    crate::dar::run_job(store, &crawl_search, &crawl, &detect, ctx.scheduled)
+                    crate::dar::run_job(
+                        store,
+                        &sealer,
+                        &crawl_search,
+                        &crawl,
+                        &detect,
+                        ctx.scheduled,
+                    )
                 })
             },
         },

@@ -1,5 +1,6 @@
 //! `bulwark crawl [--source NAME] [--format json|table]`: one crawl of the configured data
-//! stores (the file's `[[crawl.*]]`, Soveren's `SVRN_CRAWLER_CRAWL_*` arrays, `BULWARK_CRAWL_*`),
+//! stores (the file's `[[crawl.*]]`, Soveren's `SVRN_CRAWLER_CRAWL_*` arrays, `BULWARK_CRAWL_*`,
+//! and those added in the console when `--data-dir` holds an appliance's store),
 //! classified with the detection engine; prints what each column holds, masked, and exits.
 
 use std::io::Write;
@@ -33,7 +34,19 @@ pub fn run(cli: &super::Cli, a: &CrawlArgs) -> anyhow::Result<i32> {
     let engine = crate::detect::Engine::from_config(&config.detect)
         .map_err(|p| anyhow::anyhow!("{}", p.join("; ")))?;
     let env = std::env::vars().collect();
-    let sources = dar::sources::load(&config.crawl, &env)?;
+    // Sources added in the console live in the appliance's store (readable while it runs).
+    let opened = if config.data_dir.join(crate::store::DB_FILE).is_file() {
+        let store =
+            crate::store::Store::open_read_only(&config.data_dir, &crate::app::migrations())?;
+        Some((store, crate::secrets::Sealer::open(&config.data_dir)?))
+    } else {
+        None
+    };
+    let sources = dar::all_sources(
+        &config.crawl,
+        &env,
+        opened.as_ref().map(|(store, sealer)| (store, sealer)),
+    )?;
     if let Some(name) = &a.source {
         if !sources.iter().any(|s| &s.name == name) {
             anyhow::bail!("no source named '{name}'");
@@ -41,8 +54,9 @@ pub fn run(cli: &super::Cli, a: &CrawlArgs) -> anyhow::Result<i32> {
     }
     if sources.is_empty() {
         anyhow::bail!(
-            "no sources: declare [[crawl.postgres]] or [[crawl.mysql]] in the configuration file, or set \
-             BULWARK_CRAWL_POSTGRES / SVRN_CRAWLER_CRAWL_DATABASE_POSTGRES (or _MYSQL)"
+            "no sources: add one on the appliance's Data at rest page, declare [[crawl.postgres]] (mysql, \
+             mssql, s3, kafka) in the configuration file, or set BULWARK_CRAWL_POSTGRES / \
+             SVRN_CRAWLER_CRAWL_DATABASE_POSTGRES (or the other kinds')"
         );
     }
     let runtime = tokio::runtime::Builder::new_current_thread()

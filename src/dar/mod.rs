@@ -11,6 +11,7 @@ pub mod api;
 pub mod classify;
 pub mod crawl;
 pub mod kafka;
+pub mod managed;
 pub mod mssql;
 pub mod mysql;
 pub mod objects;
@@ -38,6 +39,21 @@ pub enum DarError {
     /// The store answered a query with an error.
     #[error("{0}")]
     Query(String),
+    /// The appliance's own store or key failed.
+    #[error("{0}")]
+    Store(String),
+    /// No stored source has this name.
+    #[error("no source named '{0}' was added in the console")]
+    NotFound(String),
+    /// The name is taken.
+    #[error("a source named '{0}' exists already")]
+    Duplicate(String),
+}
+
+impl From<crate::store::StoreError> for DarError {
+    fn from(e: crate::store::StoreError) -> Self {
+        DarError::Store(e.to_string())
+    }
 }
 
 /// How far an asset was read.
@@ -82,6 +98,27 @@ pub struct Asset {
 /// databases).
 pub const DEFAULT_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
+/// Every source: the file's and the environment's, then those added in the console (`managed`:
+/// the appliance's store and key), a console source whose name the configuration took since
+/// being skipped with a warning.
+pub fn all_sources(
+    crawl_config: &crate::config::CrawlConfig,
+    env: &std::collections::HashMap<String, String>,
+    managed: Option<(&crate::store::Store, &crate::secrets::Sealer)>,
+) -> Result<Vec<Source>, DarError> {
+    let mut all = sources::load(crawl_config, env)?;
+    if let Some((store, sealer)) = managed {
+        for s in managed::load(store, sealer, env)? {
+            if all.iter().any(|c| c.name == s.name) {
+                tracing::warn!(source = %s.name, "a console source has the name of a configured one: skipped");
+                continue;
+            }
+            all.push(s);
+        }
+    }
+    Ok(all)
+}
+
 /// Whether the schedule should crawl `source`, last crawled at `last`.
 fn due(
     source: &Source,
@@ -100,6 +137,7 @@ fn due(
 /// was found.
 pub fn run_job(
     store: &crate::store::Store,
+    sealer: &crate::secrets::Sealer,
     search_index: &crate::search::Search,
     crawl_config: &crate::config::CrawlConfig,
     detect: &crate::config::DetectConfig,
@@ -107,9 +145,12 @@ pub fn run_job(
 ) -> Result<String, String> {
     let engine = crate::detect::Engine::from_config(detect).map_err(|p| p.join("; "))?;
     let env = std::env::vars().collect();
-    let mut sources = sources::load(crawl_config, &env).map_err(|e| e.to_string())?;
+    let mut sources =
+        all_sources(crawl_config, &env, Some((store, sealer))).map_err(|e| e.to_string())?;
     if sources.is_empty() {
-        return Ok("no sources configured ([[crawl.*]] or BULWARK_CRAWL_*)".into());
+        return Ok(
+            "no sources configured (the Data at rest page, [[crawl.*]] or BULWARK_CRAWL_*)".into(),
+        );
     }
     if scheduled {
         let last = store::last_runs(store).map_err(|e| e.to_string())?;

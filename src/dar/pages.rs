@@ -4,12 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
+use serde_json::{Map, Value};
 
+use super::managed::{self, View};
 use super::store::{self, Run, Stored};
-use crate::http::layout::{render, Layout};
-use crate::http::{ApiError, AppState, Auth, Perm, Routes};
+use crate::http::layout::{redirect_with_flash, render, Confirm, Layout};
+use crate::http::{client_ip, ApiError, AppState, Auth, Perm, Routes};
 
 /// Assets shown at most.
 const SHOWN: usize = 2_000;
@@ -17,6 +19,12 @@ const SHOWN: usize = 2_000;
 pub(super) fn routes(r: &mut Routes) {
     r.nav(42, "Data at rest", "/dar", Perm::Read);
     r.page("/dar", Perm::Read, dar_page);
+    r.form("/dar/sources", Perm::Write, add_source_form);
+    r.form(
+        "/dar/sources/{name}/delete",
+        Perm::Write,
+        delete_source_form,
+    );
 }
 
 /// A source as the page sums it up.
@@ -35,6 +43,8 @@ struct DarPage {
     assets: Vec<Stored>,
     more: usize,
     runs: Vec<Run>,
+    /// Every source: configured ones and the console's.
+    configured: Vec<View>,
     source: String,
     sensitivity: String,
     q: String,
@@ -53,10 +63,15 @@ async fn dar_page(
         .get("sensitivity")
         .cloned()
         .unwrap_or_else(|| "any".into());
-    let (all, runs) = state
-        .with_store(|s| Ok::<_, ApiError>((store::assets(s, None)?, store::runs(s, None, 200)?)))
+    let st = state.clone();
+    let (all, runs, configured) = state
+        .with_store(move |s| {
+            let views = super::api::all_views(&st)?.0;
+            Ok::<_, ApiError>((store::assets(s, None)?, store::runs(s, None, 200)?, views))
+        })
         .await?;
     let mut names: Vec<String> = runs.iter().map(|r| r.source.clone()).collect();
+    names.extend(configured.iter().map(|v| v.name.clone()));
     names.extend(all.iter().map(|a| a.asset.source.clone()));
     names.sort();
     names.dedup();
@@ -108,6 +123,7 @@ async fn dar_page(
         assets,
         more,
         runs,
+        configured,
         source,
         sensitivity,
         q: words,
@@ -122,4 +138,76 @@ fn rank(s: &str) -> u8 {
         "low" => 2,
         _ => 3,
     }
+}
+
+/// The form's fields as the API's JSON: empty fields left out, lists split at commas, the
+/// scope under the kind's own name (databases, buckets, topics).
+fn source_json(form: &BTreeMap<String, String>) -> Value {
+    let mut out = Map::new();
+    let kind = form.get("kind").cloned().unwrap_or_default();
+    for (k, v) in form {
+        let v = v.trim();
+        if v.is_empty() || k == "csrf" {
+            continue;
+        }
+        let list = || {
+            Value::Array(
+                v.split(',')
+                    .map(|x| Value::String(x.trim().into()))
+                    .collect(),
+            )
+        };
+        match k.as_str() {
+            "scope" => {
+                let key = match kind.as_str() {
+                    "s3" => "buckets",
+                    "kafka" => "topics",
+                    _ => "databases",
+                };
+                out.insert(key.into(), list());
+            }
+            "brokers" => {
+                out.insert(k.clone(), list());
+            }
+            "tls" => {
+                out.insert(k.clone(), Value::Bool(true));
+            }
+            _ => {
+                out.insert(k.clone(), Value::String(v.to_string()));
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+async fn add_source_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    form: web::Form<BTreeMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let body = source_json(&form.into_inner());
+    let msg = match super::api::save_source(&state, &req, p.actor(), body, None).await {
+        Ok(v) => format!(
+            "Source {} added: the next crawl reads it (Crawl now to read it at once)",
+            v.name
+        ),
+        Err(e) => e.message,
+    };
+    Ok(redirect_with_flash(&state, &p, "/dar", &msg))
+}
+
+async fn delete_source_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Auth(p): Auth,
+    name: web::Path<String>,
+    confirm: web::Form<Confirm>,
+) -> Result<HttpResponse, ApiError> {
+    confirm.require("Remove source")?;
+    let (actor, ip, name) = (p.actor(), client_ip(&req), name.into_inner());
+    state
+        .with_store(move |s| managed::delete(s, &actor, &ip, &name))
+        .await?;
+    Ok(redirect_with_flash(&state, &p, "/dar", "Source removed"))
 }

@@ -294,11 +294,7 @@ fn entry(value: serde_json::Value, soveren: bool) -> Result<Entry, String> {
     };
     let mut norm = serde_json::Map::new();
     for (k, v) in map {
-        let key: String = k
-            .chars()
-            .filter(|c| *c != '_')
-            .flat_map(char::to_lowercase)
-            .collect();
+        let key = normal_key(&k);
         if soveren && SOVEREN_IGNORED.contains(&key.as_str()) {
             tracing::warn!(field = %k, "a Soveren crawler field Bulwark does not use: ignored");
             continue;
@@ -306,6 +302,47 @@ fn entry(value: serde_json::Value, soveren: bool) -> Result<Entry, String> {
         norm.insert(key, v);
     }
     serde_json::from_value(serde_json::Value::Object(norm)).map_err(|e| e.to_string())
+}
+
+/// One source from an object in any key spelling (the console's and the API's form), checked
+/// as the file's are.
+pub fn parse(
+    kind: Kind,
+    value: serde_json::Value,
+    env: &HashMap<String, String>,
+) -> Result<Source, DarError> {
+    let e = entry(value, false).map_err(DarError::Config)?;
+    from_entry(kind, e, env)
+}
+
+/// `key` as entries match it: lowercase, without underscores.
+pub fn normal_key(key: &str) -> String {
+    key.chars()
+        .filter(|c| *c != '_')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Where a source is, without its credentials: `host:port/db`, the S3 endpoint, the brokers.
+pub fn target(s: &Source) -> String {
+    if !s.endpoint.is_empty() {
+        return s.endpoint.clone();
+    }
+    let cs = s.connection_string.trim();
+    if let Ok(u) = url::Url::parse(cs) {
+        let host = u.host_str().unwrap_or("");
+        let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+        return format!("{host}{port}{}", u.path());
+    }
+    // ADO.NET: `Server=tcp:host,1433;...`
+    cs.split(';')
+        .find_map(|part| {
+            let (k, v) = part.split_once('=')?;
+            let k = normal_key(k.trim()).replace(' ', "");
+            matches!(k.as_str(), "server" | "datasource" | "address" | "addr")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default()
 }
 
 fn from_entry(kind: Kind, e: Entry, env: &HashMap<String, String>) -> Result<Source, DarError> {

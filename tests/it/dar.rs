@@ -972,3 +972,153 @@ async fn kafka_topics_are_sampled_from_several_offsets_and_classified() {
         .collect();
     assert_eq!(reread, [notes.as_str()]);
 }
+
+/// Sources added through the API and the console: the connection string and keys sealed in
+/// the store (not in its file in clear, never in an answer or the page), crawled by the job,
+/// edited without re-entering the secret, refused when malformed or named twice, removed.
+#[tokio::test]
+async fn console_sources_are_sealed_and_crawled() {
+    use crate::support::{call, finished_run, Caller, InProcess};
+    use bulwark::http::{Role, Scope};
+    let pg = Pg::get();
+    let id = std::process::id();
+    let (db, role, password) = (
+        format!("dar_console_{id}"),
+        format!("dar_console_{id}"),
+        "Sealed-Pw-9d1f3a",
+    );
+    pg.sql(
+        "postgres",
+        &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+    )
+    .await;
+    pg.sql("postgres", &format!("DROP ROLE IF EXISTS {role}"))
+        .await;
+    pg.sql("postgres", &format!("CREATE DATABASE {db}")).await;
+    pg.sql(
+        "postgres",
+        &format!("CREATE ROLE {role} LOGIN PASSWORD '{password}'"),
+    )
+    .await;
+    pg.sql(
+        &db,
+        &format!(
+            "CREATE TABLE staff (id int, mail text); \
+             INSERT INTO staff SELECT g, 'worker' || g || '@acme-corp.de' FROM generate_series(1, 10) g; \
+             GRANT SELECT ON staff TO {role};"
+        ),
+    )
+    .await;
+    let url = pg.url_for(&db, Some((&role, password)));
+
+    let t = InProcess::new();
+    let admin = t.user("admin@example.com", Role::Admin);
+    let viewer = t.user("viewer@example.com", Role::ReadOnly);
+    let w = Caller::bearer(&t.key(admin, &[Scope::Admin]));
+    let r = Caller::bearer(&t.key(viewer, &[Scope::Read]));
+    let app = t.service().await;
+    let body = serde_json::json!({
+        "kind": "postgres", "name": "console-pg", "connection_string": url,
+        "databases": [db], "check_interval": "12h",
+    });
+    let (s, v, _) = call(&app, w.post("/api/v1/dar/sources", body.clone())).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["secrets_set"], true);
+    assert_eq!(v["check_interval_s"], 43_200);
+    assert!(
+        v["target"].as_str().unwrap().ends_with(&format!("/{db}")),
+        "{v}"
+    );
+    let (s, _, _) = call(&app, r.post("/api/v1/dar/sources", body.clone())).await;
+    assert_eq!(s, 403, "a reader cannot add sources");
+    let (s, v, _) = call(&app, w.post("/api/v1/dar/sources", body.clone())).await;
+    assert_eq!(s, 409, "{v}");
+    for bad in [
+        serde_json::json!({"name": "x", "connection_string": "postgresql://h"}),
+        serde_json::json!({"kind": "oracle", "name": "x"}),
+        serde_json::json!({"kind": "s3", "name": "x", "url": "ftp://h"}),
+        serde_json::json!({"kind": "postgres", "name": "x"}),
+        serde_json::json!(["not", "an", "object"]),
+    ] {
+        let (s, v, _) = call(&app, w.post("/api/v1/dar/sources", bad.clone())).await;
+        assert_eq!(s, 400, "{bad}: {v}");
+    }
+    let (s, list, _) = call(&app, r.get("/api/v1/dar/sources")).await;
+    assert_eq!(s, 200);
+    assert_eq!(list["sources"][0]["origin"], "console");
+
+    // Edited without the secret: it stays, and the crawl still signs in.
+    let (s, v, _) = call(
+        &app,
+        w.put(
+            "/api/v1/dar/sources/console-pg",
+            serde_json::json!({"check_interval": "1d"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["check_interval_s"], 86_400);
+    let (s, v, _) = call(
+        &app,
+        w.post("/api/v1/jobs/crawl/run", serde_json::json!({})),
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let run = finished_run(&app, || w.get("/api/v1/jobs/crawl"), None).await;
+    assert_eq!(run["ok"], true, "{run}");
+    let (_, assets, _) = call(&app, r.get("/api/v1/dar/assets?source=console-pg")).await;
+    let mail = &assets["items"][0];
+    assert_eq!(mail["asset"], format!("{db}.public.staff.mail"), "{assets}");
+    assert_eq!(mail["types"][0], "pii.email");
+
+    // The page lists it and offers the form; a form adds another.
+    let (token, csrf) = t.session("admin@example.com");
+    let page = Caller::session(&token);
+    let (s, html, _) = call(&app, page.get("/dar")).await;
+    assert_eq!(s, 200);
+    let html = html.as_str().unwrap().to_string();
+    assert!(
+        html.contains("console-pg") && html.contains("id=\"dar-add\""),
+        "{html}"
+    );
+    let form = format!(
+        "csrf={csrf}&kind=kafka&name=events&brokers=k1%3A9092%2Ck2%3A9092&user=crawler&password=Kafka-Pw-77&scope=orders%2Cpayments&check_interval=1h"
+    );
+    let (s, _, _) = call(&app, page.form("/dar/sources", form)).await;
+    assert_eq!(s, 303);
+    let (_, list, _) = call(&app, r.get("/api/v1/dar/sources")).await;
+    let events = list["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "events")
+        .unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(events["target"], "k1:9092,k2:9092");
+    assert_eq!(events["scope"], serde_json::json!(["orders", "payments"]));
+
+    // No secret in any answer, on the page, in the audit log or in the store's file.
+    let (_, audit, _) = call(&app, w.get("/api/v1/audit?limit=50")).await;
+    let (_, html, _) = call(&app, page.get("/dar")).await;
+    let file = std::fs::read(t._dir.path().join("data/bulwark.redb")).unwrap();
+    for secret in [password, "Kafka-Pw-77"] {
+        for shown in [list.to_string(), audit.to_string(), html.to_string()] {
+            assert!(!shown.contains(secret), "{secret} shown");
+        }
+        assert!(
+            !file.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{secret} stored in clear"
+        );
+    }
+
+    let (s, _, _) = call(&app, w.delete("/api/v1/dar/sources/console-pg")).await;
+    assert_eq!(s, 204);
+    let (s, _, _) = call(&app, w.delete("/api/v1/dar/sources/console-pg")).await;
+    assert_eq!(s, 404);
+    pg.sql(
+        "postgres",
+        &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+    )
+    .await;
+    pg.sql("postgres", &format!("DROP ROLE IF EXISTS {role}"))
+        .await;
+}
