@@ -7,8 +7,11 @@
 //!    raised), values classified per second.
 //! 2. A database of 1,000 tables crawled with the default limits: time, and the load it put on
 //!    the server (statements and rows from `pg_stat_database`, measured on the server).
+//!    With pg_stat_statements loaded (tests/services loads it), the statements by kind too.
 //! 3. A rerun with nothing changed (fingerprints from the first run): time and statements.
-//! 4. Peak RSS of this process.
+//! 4. The same 1,000 tables on MariaDB (`BULWARK_TEST_MYSQL`, or started here): time, and the
+//!    statements and InnoDB rows read, from the server's global status.
+//! 5. Peak RSS of this process.
 
 use std::process::Command;
 use std::time::Instant;
@@ -44,6 +47,150 @@ async fn load(url: &str, db: &str) -> (i64, i64) {
         .await
         .unwrap();
     (r.get(0), r.get(1))
+}
+
+/// With `db`: prints what pg_stat_statements counted in it since the reset. Without: resets
+/// the counters; false when the extension is not loaded.
+async fn pg_stat_statements(url: &str, db: Option<&str>) -> bool {
+    let (client, conn) = tokio_postgres::connect(url, NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let Some(db) = db else {
+        let ok = client
+            .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset();")
+            .await
+            .is_ok();
+        if !ok {
+            println!(
+                "(pg_stat_statements is not loaded: statements counted from pg_stat_database only)"
+            );
+        }
+        return ok;
+    };
+    let rows = client
+        .query(
+            "SELECT s.calls, s.rows, s.shared_blks_hit + s.shared_blks_read, left(regexp_replace(s.query, '\\s+', ' ', 'g'), 70) \
+             FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
+             WHERE d.datname = $1 ORDER BY s.calls DESC",
+            &[&db],
+        )
+        .await
+        .unwrap();
+    let total = |i: usize| rows.iter().map(|r| r.get::<_, i64>(i)).sum::<i64>();
+    println!(
+        "  pg_stat_statements in {db}: {} statements ({} distinct), {} rows returned, {} buffer pages touched",
+        total(0),
+        rows.len(),
+        total(1),
+        total(2)
+    );
+    for r in rows.iter().take(4) {
+        println!(
+            "    {:>6} calls {:>8} rows  {}",
+            r.get::<_, i64>(0),
+            r.get::<_, i64>(1),
+            r.get::<_, String>(3)
+        );
+    }
+    true
+}
+
+/// Statements the server ran and InnoDB rows it read, from its global counters.
+async fn mysql_load(conn: &mut mysql_async::Conn) -> (u64, u64) {
+    use mysql_async::prelude::Queryable;
+    let rows: Vec<(String, String)> = conn
+        .query("SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Innodb_rows_read')")
+        .await
+        .unwrap();
+    let get = |n: &str| {
+        rows.iter()
+            .find(|(k, _)| k == n)
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (get("Questions"), get("Innodb_rows_read"))
+}
+
+async fn mariadb(root: &str, engine: &bulwark::detect::Engine) {
+    use mysql_async::prelude::Queryable;
+    let services = tempfile::tempdir().unwrap();
+    let url = match std::env::var("BULWARK_TEST_MYSQL") {
+        Ok(u) => u,
+        Err(_) => {
+            let ok = Command::new(format!("{root}/tests/services/start.sh"))
+                .arg(services.path())
+                .arg("mariadb")
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "MariaDB did not start");
+            let env = std::fs::read_to_string(services.path().join("endpoints.env")).unwrap();
+            env.lines()
+                .find_map(|l| l.strip_prefix("BULWARK_TEST_MYSQL="))
+                .unwrap()
+                .to_string()
+        }
+    };
+    let mut conn = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
+    conn.query_drop("DROP DATABASE IF EXISTS bench_many")
+        .await
+        .unwrap();
+    conn.query_drop("CREATE DATABASE bench_many").await.unwrap();
+    for i in 1..=1000 {
+        conn.query_drop(format!(
+            "CREATE TABLE bench_many.t{i} (id int PRIMARY KEY, email varchar(100), ref varchar(20)); \
+             INSERT INTO bench_many.t{i} SELECT seq, CONCAT('u', seq, '@shop-mail.de'), CONCAT('R-', seq) FROM seq_1_to_50"
+        ))
+        .await
+        .unwrap();
+    }
+    conn.query_drop("ANALYZE TABLE bench_many.t1")
+        .await
+        .unwrap();
+    let source = Source {
+        connection_string: url.clone(),
+        scope: vec!["bench_many".into()],
+        ..Source::new(Kind::Mysql, "bench-mysql")
+    };
+    let before = mysql_load(&mut conn).await;
+    let started = Instant::now();
+    let first = crawl(std::slice::from_ref(&source), engine, None, &Known::new()).await;
+    let took = started.elapsed().as_secs_f64();
+    let after = mysql_load(&mut conn).await;
+    println!(
+        "MariaDB, 1,000 tables: {} assets in {took:.1} s; on the server {} statements, {} InnoDB rows read",
+        first.assets.len(),
+        after.0 - before.0 - 1,
+        after.1 - before.1
+    );
+    let known: Known = first
+        .tables
+        .iter()
+        .filter(|t| !t.fingerprint.is_empty())
+        .map(|t| {
+            (
+                bulwark::dar::crawl::known_key(&t.source, &t.table),
+                t.fingerprint.clone(),
+            )
+        })
+        .collect();
+    let before = mysql_load(&mut conn).await;
+    let started = Instant::now();
+    let again = crawl(std::slice::from_ref(&source), engine, None, &known).await;
+    let took = started.elapsed().as_secs_f64();
+    let after = mysql_load(&mut conn).await;
+    println!(
+        "MariaDB rerun with nothing changed: {} tables read in {took:.2} s; on the server {} statements, {} InnoDB rows read",
+        again.tables.iter().filter(|t| t.reread).count(),
+        after.0 - before.0 - 1,
+        after.1 - before.1
+    );
+    conn.query_drop("DROP DATABASE bench_many").await.unwrap();
+    drop(conn);
+    if std::env::var("BULWARK_TEST_MYSQL").is_err() {
+        let _ = Command::new(format!("{root}/tests/services/stop.sh"))
+            .arg(services.path())
+            .status();
+    }
 }
 
 fn source(url: &str, db: &str, limits: Limits) -> Source {
@@ -142,6 +289,7 @@ async fn main() {
          END LOOP; END $$; ANALYZE;",
     )
     .await;
+    let statements = pg_stat_statements(&admin, None).await;
     let before = load(&admin, "bench_many").await;
     let started = Instant::now();
     let first = crawl(
@@ -159,6 +307,9 @@ async fn main() {
         after.0 - before.0,
         after.1 - before.1
     );
+    if statements {
+        pg_stat_statements(&admin, Some("bench_many")).await;
+    }
 
     // 3. The rerun with nothing changed.
     let known: Known = first
@@ -191,6 +342,9 @@ async fn main() {
         after.1 - before.1
     );
     sql(&admin, "DROP DATABASE bench_many").await;
+
+    // 4. The same on MariaDB.
+    mariadb(root, &engine).await;
     println!("peak RSS: {}", peak_rss());
     if std::env::var("BULWARK_TEST_POSTGRES").is_err() {
         let _ = Command::new(format!("{root}/tests/services/stop.sh"))

@@ -24,7 +24,8 @@
 #             127.0.0.1:$OIDC_PORT (default 5556), with a real HTML login form.
 #   postgres  PostgreSQL (apt) on 127.0.0.1:$PG_PORT (default 55432), a throwaway cluster in DIR/pg
 #             with password sign-in (superuser postgres, password $PG_PASSWORD), for the
-#             data-at-rest crawler tests, which create and seed their own databases.
+#             data-at-rest crawler tests, which create and seed their own databases; pg_stat_statements
+#             is loaded, so the crawler benchmark can count the statements a crawl sends.
 #   mariadb   MariaDB (apt) on 127.0.0.1:$MARIADB_PORT (default 53306), a throwaway server in
 #             DIR/mariadb whose root signs in with password $MARIADB_PASSWORD over TCP, for the
 #             crawler tests.
@@ -337,6 +338,7 @@ start_postgres() {
   # setpriv execs: the recorded PID is the postmaster itself.
   setpriv --reuid=postgres --regid=postgres --init-groups "$bin/postgres" -D "$DIR/pg/data" \
     -h 127.0.0.1 -p "$PG_PORT" -k "$DIR/pg" -c fsync=off -c shared_buffers=64MB \
+    -c shared_preload_libraries=pg_stat_statements \
     >"$DIR/postgres.log" 2>&1 &
   echo "postgres $!" >> "$PIDS"
   local end=$((SECONDS + 30))
