@@ -83,6 +83,19 @@ impl Column {
     }
 }
 
+/// Whether an asset's verdict holds until its data changes: read completely, or skipped for
+/// what it is (binary, an unsupported or malformed format) rather than for how the read went
+/// (a permission, a timeout, a budget), so a rerun may leave its table alone.
+pub fn settled(a: &Asset) -> bool {
+    a.status == Status::Complete
+        || (a.status == Status::Skipped
+            && (a.reason == "binary type"
+                || a.reason == "binary content"
+                || a.reason == "no records"
+                || a.reason.starts_with("unsupported format")
+                || a.reason.starts_with("malformed")))
+}
+
 /// An asset that could not be read, and why.
 pub fn skipped(source: &str, asset: String, data_type: &str, reason: &str) -> Asset {
     Column::default().asset(source, asset, data_type, Status::Skipped, reason)

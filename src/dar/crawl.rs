@@ -78,9 +78,7 @@ impl Found {
             return;
         }
         let assets = read.await;
-        let complete = assets
-            .iter()
-            .all(|a| a.status == super::Status::Complete || a.reason == "binary type");
+        let complete = assets.iter().all(super::classify::settled);
         self.tables.push(TableSeen {
             source: source.to_string(),
             table,
