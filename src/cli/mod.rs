@@ -5,6 +5,7 @@ mod crawl;
 mod db;
 mod detect;
 mod gatekeeper;
+mod generate;
 mod kubesec;
 mod scan;
 mod sensor;
@@ -100,6 +101,11 @@ pub enum Command {
         #[command(subcommand)]
         command: SearchCommand,
     },
+    /// Write the manual pages or the shell completions (the .deb ships them).
+    Generate {
+        #[command(subcommand)]
+        command: generate::GenerateCommand,
+    },
 }
 
 /// `bulwark config ...`
@@ -156,6 +162,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             command: SearchCommand::Reindex,
         } => admin::reindex(&cli),
         Command::WebhookConfig(a) => webhook::run(&cli, a),
+        Command::Generate { command } => generate::run(command),
         Command::Db { command } => db::run(&cli, command),
         Command::Scan(a) => scan::run(&cli, a),
         Command::Detect(a) => detect::run(&cli, a),
