@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Bulwark test: installs and starts the real services the tests need
-# (tests/services), checks formatting and lints, runs the whole suite, stops the services.
+# (tests/services), checks formatting and lints, runs the whole suite, stops the services,
+# then builds the .deb and proves it in a throwaway Debian root (packaging/test-deb.sh).
 # CI runs exactly this (.ci/run). A cold run builds the dependencies once (~5 min on 2 cores);
 # CARGO_TARGET_DIR defaults to a cache outside the clone so later runs are incremental.
 set -euo pipefail
@@ -28,4 +29,7 @@ echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --locked
+echo "== the .deb: build, then install, upgrade and purge in a throwaway Debian root"
+packaging/build-deb.sh
+packaging/test-deb.sh
 echo "== all tests passed; artifacts in $BULWARK_TEST_ARTIFACTS"

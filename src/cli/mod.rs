@@ -72,8 +72,9 @@ pub enum Command {
     /// Find sensitive data (cards, IBANs, national ids, secrets, contact data) in a file or
     /// standard input; prints masked findings as JSON.
     Detect(detect::DetectArgs),
-    /// Crawl the configured data stores (PostgreSQL, ...) for sensitive data: samples each
-    /// table read-only and prints what each column holds, masked.
+    /// Crawl the configured data stores (PostgreSQL, MySQL, SQL Server, S3, Kafka) for
+    /// sensitive data: samples each read-only and prints what each column or field holds,
+    /// masked.
     Crawl(crawl::CrawlArgs),
     /// Score Kubernetes manifests with kubesec's rules (offline); exits 2 when an object scores
     /// zero or less or fails a critical rule.

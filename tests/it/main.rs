@@ -24,6 +24,7 @@ mod migration;
 mod native_scans;
 mod notify;
 mod onboarding;
+mod packaging;
 mod posture;
 mod registry;
 mod scan_cli;
