@@ -32,4 +32,6 @@ cargo test --locked
 echo "== the .deb: build, then install, upgrade and purge in a throwaway Debian root"
 packaging/build-deb.sh
 packaging/test-deb.sh
+echo "== a release signed and verified with standard tools"
+packaging/test-release.sh
 echo "== all tests passed; artifacts in $BULWARK_TEST_ARTIFACTS"
