@@ -34,4 +34,9 @@ packaging/build-deb.sh
 packaging/test-deb.sh
 echo "== a release signed and verified with standard tools"
 packaging/test-release.sh
+echo "== the VM appliance: build, boot under QEMU, reach /healthz"
+vm=$(mktemp -d /tmp/bulwark-vm-image.XXXXXX)
+packaging/vm/build.sh "$vm/bulwark.qcow2"
+packaging/vm/test-vm.sh "$vm/bulwark.qcow2"
+rm -rf "$vm"
 echo "== all tests passed; artifacts in $BULWARK_TEST_ARTIFACTS"

