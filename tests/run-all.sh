@@ -39,4 +39,6 @@ vm=$(mktemp -d /tmp/bulwark-vm-image.XXXXXX)
 packaging/vm/build.sh "$vm/bulwark.qcow2"
 packaging/vm/test-vm.sh "$vm/bulwark.qcow2"
 rm -rf "$vm"
+echo "== zero egress: every feature that needs no peer, in a loopback-only namespace, traced"
+tests/zero-egress.sh
 echo "== all tests passed; artifacts in $BULWARK_TEST_ARTIFACTS"

