@@ -234,7 +234,20 @@ impl Driver {
     }
 
     async fn screenshot(&self, name: &str) -> PathBuf {
-        let b64 = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
+        // Chromium gives up on a capture that a navigation or a relayout interrupts (a
+        // "timeout ... aborted by navigation"): the page is still there, so ask again.
+        let url = format!("{}/session/{}/screenshot", self.base, self.session);
+        let mut b64 = Value::Null;
+        for _ in 0..3 {
+            let v: Value = self.http.get(&url).json_body().await;
+            if v["value"].get("error").is_none() {
+                b64 = v["value"].clone();
+                break;
+            }
+            assert_eq!(v["value"]["error"], "timeout", "WebDriver /screenshot: {v}");
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        assert!(b64.is_string(), "no screenshot after three tries");
         let png = base64::engine::general_purpose::STANDARD
             .decode(b64.as_str().unwrap())
             .unwrap();
