@@ -112,6 +112,26 @@ pub fn tls_config(ca_pem: &str) -> Result<rustls::ClientConfig, super::DarError>
     )
 }
 
+impl Found {
+    /// Records a table the source's time budget left unread: each of its columns (name, type)
+    /// as `table.column`, SKIPPED.
+    pub fn out_of_time<'a>(
+        &mut self,
+        source: &str,
+        table: &str,
+        columns: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) {
+        for (name, kind) in columns {
+            self.assets.push(super::classify::skipped(
+                source,
+                format!("{table}.{name}"),
+                kind,
+                "source time budget spent",
+            ));
+        }
+    }
+}
+
 /// How a source's crawl ended.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SourceOutcome {

@@ -345,15 +345,11 @@ pub async fn crawl(source: &Source, engine: &Engine, known: &Known) -> Result<Fo
         for t in &catalog {
             let key = format!("{db}.{}.{}", t.schema, t.name);
             if started.elapsed() >= budget {
-                for c in &t.columns {
-                    let asset = format!("{key}.{}", c.name);
-                    out.assets.push(skipped(
-                        &source.name,
-                        asset,
-                        &c.type_name,
-                        "source time budget spent",
-                    ));
-                }
+                let columns = t
+                    .columns
+                    .iter()
+                    .map(|c| (c.name.as_str(), c.type_name.as_str()));
+                out.out_of_time(&source.name, &key, columns);
                 continue;
             }
             let print = fingerprint(

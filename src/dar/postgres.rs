@@ -344,14 +344,15 @@ pub async fn crawl(source: &Source, engine: &Engine, known: &Known) -> Result<Fo
         };
         for t in &tables {
             if started.elapsed() >= budget {
-                for c in &t.columns {
-                    out.assets.push(skipped(
-                        &source.name,
-                        format!("{db}.{}.{}.{}", t.schema, t.name, c.name),
-                        &c.data_type,
-                        "source time budget spent",
-                    ));
-                }
+                let columns = t
+                    .columns
+                    .iter()
+                    .map(|c| (c.name.as_str(), c.data_type.as_str()));
+                out.out_of_time(
+                    &source.name,
+                    &format!("{db}.{}.{}", t.schema, t.name),
+                    columns,
+                );
                 continue;
             }
             out.table(
