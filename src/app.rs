@@ -51,6 +51,7 @@ pub fn routes(config: &Config) -> Routes {
     crate::compliance::m9sweeper_routes(&mut r);
     crate::compliance::pages(&mut r);
     crate::registries::routes(&mut r);
+    crate::trust::api::routes(&mut r);
     crate::datamap::routes(&mut r);
     audit::routes(&mut r);
     crate::posture::pages::routes(&mut r);
@@ -357,7 +358,12 @@ impl Appliance {
             tracing::info!(providers = %declared.join(","), "sign-on providers from the configuration");
         }
         let metrics = Arc::new(Metrics::new());
-        let admission = Arc::new(Admission::new(store.clone(), &metrics));
+        let outbound = config.outbound().map_err(|e| anyhow::anyhow!(e))?;
+        let admission = Arc::new(Admission::new(
+            store.clone(),
+            outbound.clone(),
+            &metrics,
+        ));
         let pods = Arc::new(crate::workloads::verdicts::PodMetrics::new(&metrics));
         let audits = crate::audits::metrics::AuditMetrics::new(&metrics);
         crate::gatekeeper::metrics::register(&metrics);

@@ -59,6 +59,49 @@ pub struct Config {
     pub sso: SsoConfig,
     /// Data stores the data-at-rest crawler reads.
     pub crawl: CrawlConfig,
+    /// Proxy and extra CAs for every outbound connection.
+    pub outbound: OutboundConfig,
+}
+
+/// How the appliance reaches registries, identity providers, mail servers and data stores:
+/// `https_proxy`/`http_proxy` (`http://[user:password@]host:port`), `no_proxy` (hosts and
+/// domains reached directly, comma-separated) and `ca_bundle` (a PEM file of CAs trusted beside
+/// the system's). Empty proxy fields are filled from `HTTPS_PROXY`, `HTTP_PROXY` and
+/// `NO_PROXY` (either case) as curl reads them.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    pub https_proxy: String,
+    pub http_proxy: String,
+    pub no_proxy: String,
+    pub ca_bundle: String,
+}
+
+impl OutboundConfig {
+    fn settings(&self) -> crate::outbound::Settings {
+        crate::outbound::Settings {
+            https_proxy: self.https_proxy.clone(),
+            http_proxy: self.http_proxy.clone(),
+            no_proxy: self.no_proxy.clone(),
+            ca_bundle: self.ca_bundle.clone(),
+        }
+    }
+}
+
+// A proxy URL may carry a password: shown without it.
+impl std::fmt::Debug for OutboundConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hide = |u: &str| match u.rsplit_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => u.to_string(),
+        };
+        f.debug_struct("OutboundConfig")
+            .field("https_proxy", &hide(&self.https_proxy))
+            .field("http_proxy", &hide(&self.http_proxy))
+            .field("no_proxy", &self.no_proxy)
+            .field("ca_bundle", &self.ca_bundle)
+            .finish()
+    }
 }
 
 /// Data stores declared in the file, one list per kind (`[[crawl.postgres]]` with `name`,
@@ -354,6 +397,7 @@ impl Default for Config {
             sensor: SensorConfig::default(),
             sso: SsoConfig::default(),
             crawl: CrawlConfig::default(),
+            outbound: OutboundConfig::default(),
         }
     }
 }
@@ -464,7 +508,8 @@ impl Config {
             },
             None => toml::Table::new(),
         };
-        apply_env(&mut table, env, &mut problems);
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        apply_env(&mut table, env.iter().cloned(), &mut problems);
         let origin = file
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "configuration".into());
@@ -481,6 +526,11 @@ impl Config {
         if let Some(l) = &overrides.listen {
             config.listen = l.clone();
         }
+        let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let outbound = crate::outbound::with_environment(&config.outbound.settings(), lookup);
+        config.outbound.https_proxy = outbound.https_proxy;
+        config.outbound.http_proxy = outbound.http_proxy;
+        config.outbound.no_proxy = outbound.no_proxy;
         problems.extend(config.validate());
         if problems.is_empty() {
             Ok(config)
@@ -489,9 +539,17 @@ impl Config {
         }
     }
 
+    /// The outbound settings, checked, with the CA bundle read.
+    pub fn outbound(&self) -> Result<crate::outbound::Outbound, String> {
+        crate::outbound::Outbound::new(&self.outbound.settings())
+    }
+
     /// Checks the values that parse but make no sense. Returns one sentence per problem.
     pub fn validate(&self) -> Vec<String> {
         let mut p = Vec::new();
+        if let Err(e) = self.outbound() {
+            p.push(e);
+        }
         p.extend(self.detect.problems());
         if !(1..=64).contains(&self.sensor.workers) {
             p.push("sensor.workers: 1 to 64".into());

@@ -28,6 +28,7 @@ use crate::clusters::{Cluster, FailureMode, UnscannedAction};
 use crate::http::listing::{self, ListQuery, SortKey, Sorting};
 use crate::http::{ApiError, AppState, Perm, Routes};
 use crate::store::{Scan, Store, StoreError, Table};
+use crate::trust::enforce::Check;
 use index::{AdmissionIndex, Snapshot};
 
 /// Largest AdmissionReview accepted (objects are at most ~1.5 MiB in etcd; an update's review
@@ -81,6 +82,8 @@ pub struct Admission {
     pub index: AdmissionIndex,
     /// Each cluster's Gatekeeper constraints, compiled.
     pub gatekeeper: crate::gatekeeper::enforce::Enforcer,
+    /// Each cluster's signature rules and the verdicts reached.
+    pub trust: crate::trust::enforce::Trust,
     pending: Mutex<HashMap<DecisionKey, Pending>>,
     queue: Mutex<HashMap<(String, u64), u64>>,
     /// References admission could not hold for the queue since the last flush.
@@ -104,7 +107,11 @@ struct Pending {
 
 impl Admission {
     /// Admission over `store`, registering its metrics.
-    pub fn new(store: Store, metrics: &crate::http::metrics::Metrics) -> Admission {
+    pub fn new(
+        store: Store,
+        outbound: crate::outbound::Outbound,
+        metrics: &crate::http::metrics::Metrics,
+    ) -> Admission {
         let reviews = Family::<ReviewLabels, Counter>::default();
         metrics.register(
             "admission_reviews",
@@ -127,6 +134,7 @@ impl Admission {
         );
         Admission {
             gatekeeper: crate::gatekeeper::enforce::Enforcer::new(store.clone()),
+            trust: crate::trust::enforce::Trust::new(store.clone(), outbound, metrics),
             index: AdmissionIndex::new(store),
             pending: Mutex::default(),
             queue: Mutex::default(),
@@ -313,12 +321,19 @@ fn bounded_message(head: &str, problems: &[String]) -> String {
     out
 }
 
-/// Decides a review with a snapshot. Pure apart from recording.
+/// Whether a review's images are judged: a write of a kind whose images Bulwark reads.
+fn judges_images(r: &review::Review) -> bool {
+    r.checked_kind && matches!(r.operation.as_str(), "CREATE" | "UPDATE") && !r.images.is_empty()
+}
+
+/// Decides a review with a snapshot and the signature checks of its images. Pure apart from
+/// recording.
 fn decide(
     adm: &Admission,
     snap: &Snapshot,
     cluster: &Cluster,
     r: &review::Review,
+    signatures: &HashMap<String, Check>,
 ) -> serde_json::Value {
     let writes = matches!(r.operation.as_str(), "CREATE" | "UPDATE");
     let gk = if writes {
@@ -330,7 +345,7 @@ fn decide(
         errors: vec![e.to_string()],
         ..Default::default()
     });
-    let images_judged = r.checked_kind && writes && !r.images.is_empty();
+    let images_judged = judges_images(r);
     if !images_judged && gk == Default::default() {
         return review::respond(&r.api_version, &r.uid, true, None, &[]);
     }
@@ -366,6 +381,22 @@ fn decide(
                 review::MAX_IMAGE_LEN
             ));
             continue;
+        }
+        match signatures.get(image) {
+            Some(Check::Refused { pattern, reason }) => problems.push(format!(
+                "{image} ({container}): no valid cosign signature by a key that rule '{pattern}' trusts: {reason}"
+            )),
+            Some(Check::Unknown { pattern, reason }) => {
+                let what = format!(
+                    "{image} ({container}): its signature (rule '{pattern}') could not be checked: {reason}"
+                );
+                if cluster.failure_mode == FailureMode::FailClosed {
+                    problems.push(format!("{what}; denied by fail-closed"));
+                } else {
+                    warnings.push(format!("{what}; allowed by fail-open"));
+                }
+            }
+            Some(Check::Passed) | None => {}
         }
         let d = snap.judge(cluster, &r.namespace, image);
         if d.compliant {
@@ -544,7 +575,8 @@ async fn answer(
             if !snap.caller_allowed(&c, token.as_deref()) {
                 return Err(refused_caller());
             }
-            decide(&adm, &snap, &c, &r)
+            let signatures = signature_checks(&state, &adm, &c, &r).await?;
+            decide(&adm, &snap, &c, &r, &signatures)
         }
         Err(e) => {
             // Bulwark itself failed: the cluster's failure mode decides (from the last snapshot).
@@ -581,6 +613,37 @@ async fn answer(
     };
     adm.latency.observe(start.elapsed().as_secs_f64());
     Ok(HttpResponse::Ok().json(answer))
+}
+
+/// The signature checks of a review's images under its cluster's rules (none when the
+/// cluster has none or the review's images are not judged).
+async fn signature_checks(
+    state: &AppState,
+    adm: &Arc<Admission>,
+    cluster: &Cluster,
+    r: &review::Review,
+) -> Result<HashMap<String, Check>, ApiError> {
+    if !judges_images(r) {
+        return Ok(HashMap::new());
+    }
+    if !adm.trust.is_fresh() {
+        let a = adm.clone();
+        let warmed = tokio::task::spawn_blocking(move || a.trust.warm()).await;
+        if let Ok(Err(e)) = warmed {
+            tracing::error!(error = %e, "signature rules unavailable");
+        }
+    }
+    if !adm.trust.applies(cluster.id) {
+        return Ok(HashMap::new());
+    }
+    let sealer = state.sealer()?;
+    let images: Vec<String> = r
+        .images
+        .iter()
+        .map(|(_, i)| i.clone())
+        .filter(|i| i.chars().count() <= review::MAX_IMAGE_LEN)
+        .collect();
+    Ok(adm.trust.check(&sealer, cluster.id, &images).await)
 }
 
 #[derive(Deserialize, Default)]

@@ -11,6 +11,7 @@ mod scan;
 mod sensor;
 mod sensor_manifest;
 mod serve;
+mod verify;
 mod webhook;
 
 use std::path::PathBuf;
@@ -69,6 +70,9 @@ pub enum Command {
     },
     /// Scan an image offline: a registry reference, dir:, oci: or docker-archive:.
     Scan(Box<scan::ScanArgs>),
+    /// Check that an image in a registry carries a valid cosign signature by a key (exit 0 only
+    /// then; 1 unsigned; 2 could not check).
+    Verify(Box<verify::VerifyArgs>),
     /// Find sensitive data (cards, IBANs, national ids, secrets, contact data) in a file or
     /// standard input; prints masked findings as JSON.
     Detect(detect::DetectArgs),
@@ -166,6 +170,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Generate { command } => generate::run(command),
         Command::Db { command } => db::run(&cli, command),
         Command::Scan(a) => scan::run(&cli, a),
+        Command::Verify(a) => verify::run(a),
         Command::Detect(a) => detect::run(&cli, a),
         Command::Kubesec(a) => kubesec::run(a),
         Command::Crawl(a) => crawl::run(&cli, a),

@@ -56,19 +56,8 @@ pub struct ScanArgs {
     /// finding, as feeds such as Alpine's secdb publish no severity).
     #[arg(long, value_enum, ignore_case = true, default_value = "UNKNOWN")]
     pub fail_on: Severity,
-    /// Registry user (basic auth, also used to obtain bearer tokens). Without it, credentials
-    /// come from Docker's config.json ($DOCKER_CONFIG or ~/.docker), when it has the registry.
-    #[arg(long)]
-    pub username: Option<String>,
-    /// Registry password or token; prefer the environment variable to keep it out of `ps`.
-    #[arg(long, env = "BULWARK_REGISTRY_PASSWORD", hide_env_values = true)]
-    pub password: Option<String>,
-    /// Talk to the registry over plain HTTP (trusted networks only).
-    #[arg(long, alias = "plain-http")]
-    pub insecure_registry: bool,
-    /// Accept the registry's TLS certificate without checking it.
-    #[arg(long)]
-    pub insecure: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Which image of a multi-platform index to scan (`OS/ARCH[/VARIANT]`).
     #[arg(long, default_value = "linux/amd64")]
     pub platform: Platform,
@@ -144,20 +133,8 @@ fn scan_target(a: &ScanArgs, db: &VulnDb, progress: &Progress) -> anyhow::Result
     let image = registry::ImageRef::parse(reference).map_err(|e| {
         anyhow::anyhow!("{e}: give REGISTRY/REPO[:TAG][@DIGEST], dir:PATH, docker-archive:FILE.tar or oci:DIR[:TAG]")
     })?;
-    let (username, password) = match &a.username {
-        Some(u) => (Some(u.clone()), a.password.clone()),
-        None => match docker_config_credentials(&image.registry) {
-            Some((u, p)) => (Some(u), Some(p)),
-            None => (None, None),
-        },
-    };
-    let access = registry::Access {
-        username,
-        password,
-        plain_http: a.insecure_registry,
-        insecure_tls: a.insecure,
-        platform: a.platform.clone(),
-    };
+    let mut access = a.registry.access(&image.registry)?;
+    access.platform = a.platform.clone();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -177,6 +154,47 @@ fn scan_target(a: &ScanArgs, db: &VulnDb, progress: &Progress) -> anyhow::Result
     ))?;
     progress.say("matching packages");
     Ok(scan_layers(&flat, reference, db)?)
+}
+
+/// How to reach a registry, for the commands that pull (`scan`, `verify`).
+#[derive(Debug, clap::Args)]
+pub struct RegistryArgs {
+    /// Registry user (basic auth, also used to obtain bearer tokens). Without it, credentials
+    /// come from Docker's config.json ($DOCKER_CONFIG or ~/.docker), when it has the registry.
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Registry password or token; prefer the environment variable to keep it out of `ps`.
+    #[arg(long, env = "BULWARK_REGISTRY_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Talk to the registry over plain HTTP (trusted networks only).
+    #[arg(long, alias = "plain-http")]
+    pub insecure_registry: bool,
+    /// Accept the registry's TLS certificate without checking it.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+impl RegistryArgs {
+    /// Credentials and transport for `registry` (proxy and extra CAs from the environment:
+    /// `HTTPS_PROXY`, `NO_PROXY`, `BULWARK_OUTBOUND_CA_BUNDLE`).
+    pub fn access(&self, registry: &str) -> anyhow::Result<registry::Access> {
+        let (username, password) = match &self.username {
+            Some(u) => (Some(u.clone()), self.password.clone()),
+            None => match docker_config_credentials(registry) {
+                Some((u, p)) => (Some(u), Some(p)),
+                None => (None, None),
+            },
+        };
+        Ok(registry::Access {
+            username,
+            password,
+            plain_http: self.insecure_registry,
+            insecure_tls: self.insecure,
+            platform: Platform::default(),
+            outbound: crate::outbound::Outbound::from_process_env()
+                .map_err(|e| anyhow::anyhow!(e))?,
+        })
+    }
 }
 
 /// Credentials for `registry` from Docker's `config.json`, if it has them.

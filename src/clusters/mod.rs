@@ -387,6 +387,7 @@ pub fn delete(store: &Store, actor: &str, ip: &str, id: u64) -> Result<Cluster, 
         crate::gatekeeper::audit::forget(w, id)?;
         crate::gatekeeper::push::forget(w, id)?;
         crate::runtime::settings::forget(w, id)?;
+        crate::trust::forget(w, id)?;
         sync::forget(w, id)?;
         webhook_auth::forget(w, id)?;
         webhook_install::forget(w, id)?;

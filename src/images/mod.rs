@@ -2,7 +2,6 @@
 //! to digests over time (the history is kept). A scan keeps every finding; beside it a compact
 //! list of facts (id, scanner, severity, fixable) per image feeds the in-memory admission index.
 
-pub mod cosign;
 mod reference;
 pub mod trivy;
 

@@ -325,6 +325,7 @@ pub fn access_for(store: &Store, sealer: &Sealer, host: &str) -> Result<Access, 
         plain_http: r.insecure_registry,
         insecure_tls: r.insecure_tls,
         platform: Platform::default(),
+        outbound: Default::default(),
     })
 }
 

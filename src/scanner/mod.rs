@@ -33,6 +33,10 @@ pub enum ScanError {
     /// An image on disk that cannot be read (with why).
     #[error("{0}")]
     Image(String),
+    /// A registry that could not be reached, failed, or refused the credentials: the answer
+    /// may differ on a later try.
+    #[error("{0}")]
+    Unreachable(String),
     #[error(transparent)]
     Db(#[from] StoreError),
 }

@@ -4,8 +4,8 @@
 //! 3's default, stored as an OCI 1.1 referrer). Each check ends with the signed statement
 //! naming the image's digest: a valid signature over another image counts for nothing.
 //!
-//! The registry side (finding the `.sig` manifest or the referrer) is the registry client's;
-//! this module judges bytes.
+//! The registry side (finding the `.sig` manifest or the referrer) is `verify`'s; this module
+//! judges bytes.
 
 use aws_lc_rs::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
 use base64::Engine as _;
@@ -72,6 +72,16 @@ impl PublicKey {
         let (_, cert) = x509_parser::parse_x509_certificate(der)
             .map_err(|_| CosignError::Key("not an X.509 certificate".into()))?;
         Self::from_spki(cert.tbs_certificate.subject_pki.raw)
+    }
+
+    /// SHA-256 of the key's SubjectPublicKeyInfo, in hex: how the console and the logs name a
+    /// key (`openssl pkey -pubin -outform DER | sha256sum` prints the same).
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(P256_SPKI_PREFIX);
+        h.update(&self.point);
+        hex::encode(h.finalize())
     }
 
     fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), CosignError> {

@@ -8,19 +8,13 @@
 //! Layers stream to a temporary file (hashed on the way) and are read from there, so memory
 //! stays flat whatever the layer size.
 
-use std::io::Write;
+pub mod client;
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
-use reqwest::{Client, Response, StatusCode};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::layers::{Flattened, Limits};
 use super::ScanError;
-
-const MANIFEST_TYPES: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
-/// Largest manifest accepted.
-const MAX_MANIFEST: usize = 4 * 1024 * 1024;
+pub use client::Client;
 
 fn bad(msg: impl Into<String>) -> ScanError {
     ScanError::Image(msg.into())
@@ -91,6 +85,8 @@ pub struct Access {
     pub insecure_tls: bool,
     /// Which manifest of a multi-platform index to scan.
     pub platform: Platform,
+    /// Proxy and extra CAs.
+    pub outbound: crate::outbound::Outbound,
 }
 
 /// `os/architecture[/variant]`, as `docker pull --platform` takes it.
@@ -196,166 +192,6 @@ fn is_layer_type(media_type: &str) -> bool {
         || media_type.starts_with("application/vnd.docker.image.rootfs.")
 }
 
-struct Session {
-    client: Client,
-    base: String,
-    access: Access,
-    token: Option<String>,
-    repository: String,
-}
-
-fn challenge_params(header: &str) -> std::collections::HashMap<String, String> {
-    // `Bearer realm="https://…",service="…",scope="…"`
-    let mut out = std::collections::HashMap::new();
-    let rest = header.split_once(' ').map(|x| x.1).unwrap_or("");
-    for part in rest.split(',') {
-        if let Some((k, v)) = part.trim().split_once('=') {
-            out.insert(
-                k.trim().to_ascii_lowercase(),
-                v.trim().trim_matches('"').to_string(),
-            );
-        }
-    }
-    out
-}
-
-impl Session {
-    async fn send(&self, url: &str, accept: Option<&str>) -> Result<Response, ScanError> {
-        let mut req = self.client.get(url);
-        if let Some(a) = accept {
-            req = req.header(ACCEPT, a);
-        }
-        if let Some(t) = &self.token {
-            req = req.header(AUTHORIZATION, format!("Bearer {t}"));
-        } else if let Some(u) = &self.access.username {
-            req = req.basic_auth(u, self.access.password.as_deref());
-        }
-        req.send().await.map_err(|e| bad(format!("{url}: {e}")))
-    }
-
-    /// GETs a path under the repository, answering one bearer challenge with a token.
-    async fn get(&mut self, path: &str, accept: Option<&str>) -> Result<Response, ScanError> {
-        let url = format!("{}/v2/{}/{path}", self.base, self.repository);
-        let res = self.send(&url, accept).await?;
-        if res.status() != StatusCode::UNAUTHORIZED {
-            return Ok(res);
-        }
-        let challenge = res
-            .headers()
-            .get(WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        if !challenge.to_ascii_lowercase().starts_with("bearer") {
-            return Err(bad(if self.access.username.is_some() {
-                format!("{url}: the registry refused the credentials (401)")
-            } else {
-                format!("{url}: the registry wants credentials (401): pass --username and BULWARK_REGISTRY_PASSWORD")
-            }));
-        }
-        self.token = Some(self.fetch_token(&challenge).await?);
-        self.send(&url, accept).await
-    }
-
-    async fn fetch_token(&self, challenge: &str) -> Result<String, ScanError> {
-        let p = challenge_params(challenge);
-        let realm = p
-            .get("realm")
-            .ok_or_else(|| bad("the registry's bearer challenge names no realm"))?;
-        let mut url = url::Url::parse(realm).map_err(|e| bad(format!("token realm: {e}")))?;
-        {
-            let mut q = url.query_pairs_mut();
-            if let Some(s) = p.get("service") {
-                q.append_pair("service", s);
-            }
-            let scope = p
-                .get("scope")
-                .cloned()
-                .unwrap_or_else(|| format!("repository:{}:pull", self.repository));
-            q.append_pair("scope", &scope);
-        }
-        let mut req = self.client.get(url);
-        if let Some(u) = &self.access.username {
-            req = req.basic_auth(u, self.access.password.as_deref());
-        }
-        let res = req.send().await.map_err(|e| bad(format!("token: {e}")))?;
-        if !res.status().is_success() {
-            return Err(bad(format!(
-                "the registry refused a token ({}): check the credentials",
-                res.status()
-            )));
-        }
-        let v: Value = res.json().await.map_err(|e| bad(format!("token: {e}")))?;
-        v.get("token")
-            .or_else(|| v.get("access_token"))
-            .and_then(Value::as_str)
-            .map(String::from)
-            .ok_or_else(|| bad("the token response holds no token"))
-    }
-
-    /// A manifest or index and the digest of its bytes.
-    async fn manifest(&mut self, reference: &str) -> Result<(Value, String), ScanError> {
-        let res = self
-            .get(&format!("manifests/{reference}"), Some(MANIFEST_TYPES))
-            .await?;
-        let status = res.status();
-        if !status.is_success() {
-            return Err(bad(format!(
-                "manifest {reference}: the registry answered {status}"
-            )));
-        }
-        let body = res.bytes().await.map_err(|e| bad(e.to_string()))?;
-        if body.len() > MAX_MANIFEST {
-            return Err(bad("the manifest is larger than 4 MiB"));
-        }
-        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
-        if reference.starts_with("sha256:") && digest != reference {
-            return Err(bad(format!(
-                "manifest {reference} does not match its digest"
-            )));
-        }
-        let v = serde_json::from_slice(&body).map_err(|e| bad(format!("manifest: {e}")))?;
-        Ok((v, digest))
-    }
-
-    /// Streams a blob to `file`, verifying its digest and size cap.
-    async fn blob(
-        &mut self,
-        digest: &str,
-        file: &mut std::fs::File,
-        cap: u64,
-        on_bytes: &mut dyn FnMut(u64),
-    ) -> Result<(), ScanError> {
-        let hex = super::archive::digest_hex(digest)?.to_string();
-        let mut res = self.get(&format!("blobs/{digest}"), None).await?;
-        if !res.status().is_success() {
-            return Err(bad(format!(
-                "blob {digest}: the registry answered {}",
-                res.status()
-            )));
-        }
-        let mut hash = Sha256::new();
-        let mut total = 0u64;
-        while let Some(chunk) = res
-            .chunk()
-            .await
-            .map_err(|e| bad(format!("blob {digest}: {e}")))?
-        {
-            total += chunk.len() as u64;
-            if total > cap {
-                return Err(bad(format!("blob {digest} is larger than {cap} bytes")));
-            }
-            hash.update(&chunk);
-            file.write_all(&chunk).map_err(|e| bad(e.to_string()))?;
-            on_bytes(total);
-        }
-        if hex::encode(hash.finalize()) != hex {
-            return Err(bad(format!("blob {digest} does not match its digest")));
-        }
-        Ok(())
-    }
-}
-
 /// Where a pull is, for a progress display.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PullProgress {
@@ -403,25 +239,10 @@ pub async fn pull_with_progress(
     limits: &Limits,
     progress: &mut dyn FnMut(PullProgress),
 ) -> Result<Flattened, ScanError> {
-    let client = Client::builder()
-        .danger_accept_invalid_certs(access.insecure_tls)
-        .timeout(std::time::Duration::from_secs(600))
-        .build()
-        .map_err(|e| bad(e.to_string()))?;
-    let host = if image.registry == "docker.io" {
-        "registry-1.docker.io"
-    } else {
-        image.registry.as_str()
-    };
-    let scheme = if access.plain_http { "http" } else { "https" };
-    let mut s = Session {
-        client,
-        base: format!("{scheme}://{host}"),
-        access: access.clone(),
-        token: None,
-        repository: image.repository.clone(),
-    };
-    let (mut manifest, top_digest) = s.manifest(&image.reference).await?;
+    let mut s = Client::new(image, access, std::time::Duration::from_secs(600))?;
+    let top = s.manifest(&image.reference).await?;
+    let top_digest = top.digest;
+    let mut manifest = top.value;
     if let Some(list) = manifest.get("manifests").and_then(Value::as_array) {
         let wanted = &access.platform;
         let chosen = list
@@ -445,7 +266,7 @@ pub async fn pull_with_progress(
             .and_then(Value::as_str)
             .ok_or_else(|| bad("an index entry without a digest"))?
             .to_string();
-        manifest = s.manifest(&chosen).await?.0;
+        manifest = s.manifest(&chosen).await?.value;
     }
     check_media_types(&manifest)?;
     let layers: Vec<(String, u64)> = manifest
@@ -486,7 +307,7 @@ pub async fn pull_with_progress(
                 done: 0,
                 size,
             });
-            s.blob(digest, &mut f, limits.max_bytes, &mut |done| {
+            s.blob_to_file(digest, &mut f, limits.max_bytes, &mut |done| {
                 progress(PullProgress {
                     layer,
                     layers: count,
@@ -659,15 +480,5 @@ mod tests {
         for bad in ["", "UPPER/case", "a b", "x@sha256:../../etc", "reg.io/:tag"] {
             assert!(ImageRef::parse(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn reads_bearer_challenges() {
-        let p = challenge_params(
-            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull""#,
-        );
-        assert_eq!(p["realm"], "https://auth.example/token");
-        assert_eq!(p["service"], "registry.example");
-        assert_eq!(p["scope"], "repository:a/b:pull");
     }
 }
