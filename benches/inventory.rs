@@ -251,12 +251,11 @@ fn main() {
     }
 
     // 3. Pod compliance after a policy change.
-    let admission =
-        bulwark::admission::Admission::new(
-            store.clone(),
-            Default::default(),
-            &bulwark::http::metrics::Metrics::new(),
-        );
+    let admission = bulwark::admission::Admission::new(
+        store.clone(),
+        Default::default(),
+        &bulwark::http::metrics::Metrics::new(),
+    );
     let actor = bulwark::compliance::service::Actor {
         name: "bench".into(),
         role: Some(bulwark::http::Role::Admin),

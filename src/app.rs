@@ -359,11 +359,7 @@ impl Appliance {
         }
         let metrics = Arc::new(Metrics::new());
         let outbound = config.outbound().map_err(|e| anyhow::anyhow!(e))?;
-        let admission = Arc::new(Admission::new(
-            store.clone(),
-            outbound.clone(),
-            &metrics,
-        ));
+        let admission = Arc::new(Admission::new(store.clone(), outbound.clone(), &metrics));
         let pods = Arc::new(crate::workloads::verdicts::PodMetrics::new(&metrics));
         let audits = crate::audits::metrics::AuditMetrics::new(&metrics);
         crate::gatekeeper::metrics::register(&metrics);

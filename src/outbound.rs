@@ -104,7 +104,12 @@ impl Outbound {
             no_proxy: s
                 .no_proxy
                 .split(',')
-                .map(|h| h.trim().to_ascii_lowercase())
+                .map(|h| {
+                    h.trim()
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .to_ascii_lowercase()
+                })
                 .filter(|h| !h.is_empty())
                 .collect(),
             extra_roots: Arc::new(extra_roots),
@@ -324,14 +329,24 @@ mod tests {
 
     #[test]
     fn proxies_apply_except_to_listed_hosts() {
-        let o = Outbound::new(&settings("proxy.corp:3128", "localhost, .svc,registry.local,[::1]"))
-            .unwrap();
+        let o = Outbound::new(&settings(
+            "proxy.corp:3128",
+            "localhost, .svc,registry.local,[::1]",
+        ))
+        .unwrap();
         assert_eq!(
             o.proxy_for("https", "quay.io").map(|u| u.as_str()),
             Some("http://proxy.corp:3128/")
         );
         assert_eq!(o.proxy_for("http", "quay.io"), None, "no http proxy set");
-        for direct in ["localhost", "a.b.svc", "svc", "REGISTRY.local", "::1", "[::1]"] {
+        for direct in [
+            "localhost",
+            "a.b.svc",
+            "svc",
+            "REGISTRY.local",
+            "::1",
+            "[::1]",
+        ] {
             assert!(o.bypasses(direct), "{direct}");
         }
         assert!(!o.bypasses("notsvc"));

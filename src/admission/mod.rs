@@ -387,13 +387,15 @@ fn decide(
                 "{image} ({container}): no valid cosign signature by a key that rule '{pattern}' trusts: {reason}"
             )),
             Some(Check::Unknown { pattern, reason }) => {
-                let what = format!(
-                    "{image} ({container}): its signature (rule '{pattern}') could not be checked: {reason}"
-                );
+                // The verdict first: warnings are cut to 240 characters.
                 if cluster.failure_mode == FailureMode::FailClosed {
-                    problems.push(format!("{what}; denied by fail-closed"));
+                    problems.push(format!(
+                        "{image} ({container}): denied by fail-closed, its signature could not be checked (rule '{pattern}'): {reason}"
+                    ));
                 } else {
-                    warnings.push(format!("{what}; allowed by fail-open"));
+                    warnings.push(format!(
+                        "{image} ({container}): allowed by fail-open, its signature could not be checked (rule '{pattern}'): {reason}"
+                    ));
                 }
             }
             Some(Check::Passed) | None => {}

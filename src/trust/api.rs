@@ -35,7 +35,10 @@ pub(super) fn admission(state: &AppState) -> Result<std::sync::Arc<Admission>, A
         .ok_or_else(|| ApiError::internal("admission not configured"))
 }
 
-async fn api_list(state: web::Data<AppState>, id: web::Path<u64>) -> Result<HttpResponse, ApiError> {
+async fn api_list(
+    state: web::Data<AppState>,
+    id: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let items = state
         .with_store(move |s| {
@@ -54,7 +57,12 @@ async fn api_create(
     id: web::Path<u64>,
     body: web::Json<NewRule>,
 ) -> Result<HttpResponse, ApiError> {
-    let (actor, ip, id, new) = (p.actor(), client_ip(&req), id.into_inner(), body.into_inner());
+    let (actor, ip, id, new) = (
+        p.actor(),
+        client_ip(&req),
+        id.into_inner(),
+        body.into_inner(),
+    );
     let rule = state
         .with_store(move |s| super::create(s, &actor, &ip, id, new))
         .await?;

@@ -147,10 +147,7 @@ impl Trust {
         }
         let set = RuleSet {
             version,
-            by_cluster: grouped
-                .into_iter()
-                .map(|(c, r)| (c, Arc::new(r)))
-                .collect(),
+            by_cluster: grouped.into_iter().map(|(c, r)| (c, Arc::new(r))).collect(),
         };
         if let Ok(mut w) = self.rules.write() {
             *w = Some(Arc::new(set));
@@ -292,7 +289,12 @@ impl Trust {
     }
 
     /// Asks the registry, and caches what it says.
-    async fn lookup(&self, sealer: &Sealer, image: &str, rule: &Rule) -> Result<Verdict, ScanError> {
+    async fn lookup(
+        &self,
+        sealer: &Sealer,
+        image: &str,
+        rule: &Rule,
+    ) -> Result<Verdict, ScanError> {
         let parsed = ImageRef::parse(image)?;
         let mut access = crate::registries::access_for(&self.store, sealer, &parsed.registry)
             .map_err(|e| ScanError::Unreachable(format!("registry credentials: {e}")))?;

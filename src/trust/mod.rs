@@ -383,17 +383,19 @@ mod tests {
         for bad in ["", "a b", "reg/$(x)", &"a".repeat(300)] {
             assert!(Pattern::parse(bad).is_err(), "{bad}");
         }
-        let key = aws_lc_rs::signature::EcdsaKeyPair::generate(
-            &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-        )
-        .unwrap();
-        use aws_lc_rs::encoding::AsDer as _;
-        use aws_lc_rs::signature::KeyPair as _;
-        let spki = key.public_key().as_der().unwrap();
+        use aws_lc_rs::rand::SystemRandom;
+        use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_ASN1_SIGNING};
         use base64::Engine as _;
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new())
+                .unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
+        let mut spki = cosign::P256_SPKI_PREFIX.to_vec();
+        spki.extend_from_slice(pair.public_key().as_ref());
         let pem = format!(
             "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
-            base64::engine::general_purpose::STANDARD.encode(spki.as_ref())
+            base64::engine::general_purpose::STANDARD.encode(&spki)
         );
         assert_eq!(parse_keys(&[pem.clone()]).unwrap().len(), 1);
         assert_eq!(

@@ -112,7 +112,10 @@ pub async fn check(
     let reason = if reasons.is_empty() {
         "no cosign signature found (neither a .sig tag nor a Sigstore bundle referrer)".to_string()
     } else {
-        format!("no valid signature by a trusted key: {}", reasons.join("; "))
+        format!(
+            "no valid signature by a trusted key: {}",
+            reasons.join("; ")
+        )
     };
     Ok(Verdict::Unsigned {
         digest: digest.to_string(),

@@ -31,6 +31,7 @@ mod registry;
 mod scan_cli;
 mod scanner;
 mod sensor;
+mod signatures;
 mod sso;
 mod support;
 mod tidy;

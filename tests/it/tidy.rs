@@ -7,8 +7,7 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Infrastructure: what every domain may use, and which may use no domain.
 const INFRASTRUCTURE: &[&str] = &[
-    "store", "search", "http", "jobs", "notify", "config", "secrets", "memory",
-    "outbound",
+    "store", "search", "http", "jobs", "notify", "config", "secrets", "memory", "outbound",
 ];
 
 /// Every `.rs` file under `dir`, recursively.

@@ -63,6 +63,16 @@ fn challenge_params(header: &str) -> HashMap<String, String> {
     out
 }
 
+/// The innermost cause of an error: reqwest's own text repeats the URL and hides the reason
+/// ("connection refused", "timed out") at the end of the chain.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
 /// Whether a status means the registry, not the request, is at fault for now.
 fn transient(status: StatusCode) -> bool {
     status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
@@ -104,7 +114,9 @@ impl Client {
         } else if let Some(u) = &self.access.username {
             req = req.basic_auth(u, self.access.password.as_deref());
         }
-        req.send().await.map_err(|e| unreachable(format!("{url}: {e}")))
+        req.send()
+            .await
+            .map_err(|e| unreachable(format!("{url}: {}", root_cause(&e))))
     }
 
     /// GETs a path under the repository, answering one bearer challenge with a token. A
@@ -131,7 +143,9 @@ impl Client {
         }
         let status = res.status();
         if transient(status) {
-            return Err(unreachable(format!("{url}: the registry answered {status}")));
+            return Err(unreachable(format!(
+                "{url}: the registry answered {status}"
+            )));
         }
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(unreachable(format!(
@@ -165,7 +179,7 @@ impl Client {
         let res = req
             .send()
             .await
-            .map_err(|e| unreachable(format!("token: {e}")))?;
+            .map_err(|e| unreachable(format!("token: {}", root_cause(&e))))?;
         if !res.status().is_success() {
             return Err(unreachable(format!(
                 "the registry refused a token ({}): check the credentials",
@@ -329,11 +343,7 @@ async fn capped_body(
         return Err(too_big());
     }
     let mut body = Vec::new();
-    while let Some(chunk) = res
-        .chunk()
-        .await
-        .map_err(|e| unreachable(e.to_string()))?
-    {
+    while let Some(chunk) = res.chunk().await.map_err(|e| unreachable(e.to_string()))? {
         if body.len() as u64 + chunk.len() as u64 > cap {
             return Err(too_big());
         }
