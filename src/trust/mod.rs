@@ -397,7 +397,7 @@ mod tests {
             "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
             base64::engine::general_purpose::STANDARD.encode(&spki)
         );
-        assert_eq!(parse_keys(&[pem.clone()]).unwrap().len(), 1);
+        assert_eq!(parse_keys(std::slice::from_ref(&pem)).unwrap().len(), 1);
         assert_eq!(
             parse_keys(&[format!("{pem}{pem}")]).unwrap().len(),
             1,
