@@ -57,23 +57,6 @@ fn review(i: usize) -> String {
     .to_string()
 }
 
-fn wrk(args: &[&str], url: &str) -> String {
-    let out = Command::new("wrk").args(args).arg(url).output();
-    match out {
-        Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
-        Err(e) => format!("wrk not run ({e}); apt-get install wrk"),
-    }
-}
-
-fn print_wrk(label: &str, text: &str) {
-    println!("{label}:");
-    for p in ["50%", "90%", "99%", "Requests/sec", "Non-2xx"] {
-        if let Some(l) = text.lines().find(|l| l.trim_start().starts_with(p)) {
-            println!("  {}", l.trim());
-        }
-    }
-}
-
 /// p-quantile from a Prometheus histogram's cumulative buckets.
 fn histogram_quantile(metrics: &str, name: &str, q: f64) -> Option<f64> {
     let mut buckets: Vec<(f64, f64)> = metrics
@@ -183,7 +166,7 @@ async fn main() {
         "the 64 reviews in the mix: {denied} denied, {} allowed",
         64 - denied
     );
-    let out = wrk(
+    let out = common::wrk(
         &[
             "-t1",
             "-c32",
@@ -194,15 +177,15 @@ async fn main() {
         ],
         &format!("{base}/api/v1/admission/prod"),
     );
-    print_wrk(
+    common::print_wrk(
         "wrk -t1 -c32 -d15s POST /api/v1/admission/prod (64 different Deployments, 3 images each)",
         &out,
     );
-    let out = wrk(
+    let out = common::wrk(
         &["-t1", "-c32", "-d10s", "--latency"],
         &format!("{base}/healthz"),
     );
-    print_wrk(
+    common::print_wrk(
         "wrk -t1 -c32 -d10s GET /healthz (same server, for comparison)",
         &out,
     );

@@ -80,3 +80,24 @@ pub fn client(secs: u64) -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// Runs `wrk` with `args` against `url`; its output (or why it did not run).
+#[allow(dead_code)]
+pub fn wrk(args: &[&str], url: &str) -> String {
+    let out = Command::new("wrk").args(args).arg(url).output();
+    match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Err(e) => format!("wrk not run ({e}); apt-get install wrk"),
+    }
+}
+
+/// Prints `wrk`'s latency percentiles, rate and errors under `label`.
+#[allow(dead_code)]
+pub fn print_wrk(label: &str, text: &str) {
+    println!("{label}:");
+    for p in ["50%", "90%", "99%", "Requests/sec", "Non-2xx"] {
+        if let Some(l) = text.lines().find(|l| l.trim_start().starts_with(p)) {
+            println!("  {}", l.trim());
+        }
+    }
+}
