@@ -16,7 +16,6 @@ use common::fleet::{finding, Rng};
 use common::{free_port, start};
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const IMAGES: usize = 10_000;

@@ -78,6 +78,7 @@ pub fn search_sources() -> Vec<Source> {
 /// The scheduled jobs.
 pub fn jobs(
     config: &Config,
+    outbound: &crate::outbound::Outbound,
     sealer: Arc<Sealer>,
     admission: Arc<Admission>,
     pods: Arc<crate::workloads::verdicts::PodMetrics>,
@@ -117,11 +118,12 @@ pub fn jobs(
             description: "Pulls and scans queued images with the native scanner",
             schedule: config.jobs.native_scans.clone(),
             run: {
-                let (sealer, vulndb) = (sealer.clone(), vulndb.clone());
+                let (sealer, vulndb, outbound) = (sealer.clone(), vulndb.clone(), outbound.clone());
                 Arc::new(move |store: &Store, ctx: &RunCtx| {
                     crate::compliance::rescan::run(
                         store,
                         &sealer,
+                        &outbound,
                         &vulndb,
                         NATIVE_SCANS_PER_RUN,
                         &ctx.stop,
@@ -236,7 +238,7 @@ pub fn jobs(
             schedule: config.jobs.crawl.clone(),
             run: {
                 let (crawl, detect) = (config.crawl.clone(), config.detect.clone());
-                let sealer = sealer.clone();
+                let (sealer, outbound) = (sealer.clone(), outbound.clone());
                 Arc::new(move |store: &Store, ctx: &RunCtx| {
                     crate::dar::run_job(
                         store,
@@ -244,6 +246,7 @@ pub fn jobs(
                         &crawl_search,
                         &crawl,
                         &detect,
+                        &outbound,
                         ctx.scheduled,
                     )
                 })
@@ -377,6 +380,7 @@ impl Appliance {
             store.clone(),
             jobs(
                 &config,
+                &outbound,
                 sealer.clone(),
                 admission.clone(),
                 pods.clone(),
@@ -390,6 +394,7 @@ impl Appliance {
         auth::domain_data(&config, &mut domains);
         clusters::domain_data(&mut domains);
         domains.insert_shared(sealer);
+        domains.insert(outbound);
         domains.insert_shared(admission);
         domains.insert_shared(pods);
         domains.insert(audits);
@@ -424,14 +429,14 @@ impl Appliance {
         let st = &self.state;
         st.scheduler.start(&st.supervisor);
         crate::admission::start(st);
-        let (store, smtp) = (st.store.clone(), st.config.smtp.clone());
+        let (store, smtp, outbound) = (st.store.clone(), st.config.smtp.clone(), st.outbound());
         st.supervisor.spawn("mailer", move |stop| async move {
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => return Ok(()),
                     _ = tokio::time::sleep(Duration::from_secs(5)) => {}
                 }
-                if let Err(e) = crate::notify::deliver(&store, &smtp).await {
+                if let Err(e) = crate::notify::deliver(&store, &smtp, &outbound).await {
                     tracing::warn!(error = %e, "mailer");
                 }
             }

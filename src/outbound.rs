@@ -25,7 +25,7 @@ pub struct Settings {
 }
 
 /// Checked outbound settings, cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq)]
 pub struct Outbound {
     https_proxy: Option<url::Url>,
     http_proxy: Option<url::Url>,
@@ -206,6 +206,22 @@ impl Outbound {
     /// The extra CAs.
     pub fn extra_roots(&self) -> &[CertificateDer<'static>] {
         &self.extra_roots
+    }
+
+    /// The extra CAs as PEM text, for clients that take a bundle.
+    pub fn extra_roots_pem(&self) -> String {
+        use base64::Engine as _;
+        let mut out = String::new();
+        for der in self.extra_roots.iter() {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+            out.push_str("-----BEGIN CERTIFICATE-----\n");
+            for line in b64.as_bytes().chunks(64) {
+                out.push_str(&String::from_utf8_lossy(line));
+                out.push('\n');
+            }
+            out.push_str("-----END CERTIFICATE-----\n");
+        }
+        out
     }
 
     /// The system's trusted roots plus the extra CAs, for clients that take a rustls

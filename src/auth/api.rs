@@ -132,6 +132,7 @@ pub(super) async fn directory_login(
     let throttle = throttle(state)?;
     let ttl = Duration::from_secs(state.config.auth.session_ttl_minutes * 60);
     let sealer = state.sealer()?;
+    let outbound = state.outbound();
     state
         .store
         .run(move |s| {
@@ -139,6 +140,7 @@ pub(super) async fn directory_login(
                 throttle: &throttle,
                 ttl,
                 ip: &ip,
+                outbound: &outbound,
             };
             crate::sso::api::directory_sign_in(s, &sealer, &at, &provider, &username, &password)
         })

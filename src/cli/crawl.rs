@@ -46,6 +46,7 @@ pub fn run(cli: &super::Cli, a: &CrawlArgs) -> anyhow::Result<i32> {
         &config.crawl,
         &env,
         opened.as_ref().map(|(store, sealer)| (store, sealer)),
+        &config.outbound().map_err(|e| anyhow::anyhow!(e))?,
     )?;
     if let Some(name) = &a.source {
         if !sources.iter().any(|s| &s.name == name) {

@@ -70,6 +70,7 @@ fn pending(store: &Store) -> Result<Vec<Work>, String> {
 pub fn run(
     store: &Store,
     sealer: &Sealer,
+    outbound: &crate::outbound::Outbound,
     vulndb: &Path,
     limit: usize,
     stop: &CancellationToken,
@@ -96,7 +97,7 @@ pub fn run(
         if stop.is_cancelled() {
             break;
         }
-        match scan_one(store, sealer, &db, &rt, w, stop) {
+        match scan_one(store, sealer, outbound, &db, &rt, w, stop) {
             Ok(()) => scanned += 1,
             Err(_) if stop.is_cancelled() => break,
             Err(e) => {
@@ -128,6 +129,7 @@ pub fn run(
 fn scan_one(
     store: &Store,
     sealer: &Sealer,
+    outbound: &crate::outbound::Outbound,
     db: &VulnDb,
     rt: &tokio::runtime::Runtime,
     w: &Work,
@@ -155,7 +157,7 @@ fn scan_one(
     let pulled = registry::ImageRef::parse(&w.reference)
         .map_err(|e| e.to_string())
         .and_then(|image| {
-            let access = crate::registries::access_for(store, sealer, &image.registry)
+            let access = crate::registries::access_for(store, sealer, outbound, &image.registry)
                 .map_err(|e| e.to_string())?;
             let limits = Limits::default();
             rt.block_on(async {

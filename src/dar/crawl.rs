@@ -89,16 +89,14 @@ impl Found {
     }
 }
 
-/// TLS for a store: the system's roots and the source's own `ca_pem`.
-pub fn tls_config(ca_pem: &str) -> Result<rustls::ClientConfig, super::DarError> {
+/// TLS for a store: the system's roots, the appliance's extra CAs and the source's own
+/// `ca_pem`.
+pub fn tls_config(source: &super::Source) -> Result<rustls::ClientConfig, super::DarError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
     let bad = |e: &dyn std::fmt::Display| super::DarError::Config(format!("ca_pem: {e}"));
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+    let mut roots = source.outbound.root_store();
+    for cert in CertificateDer::pem_slice_iter(source.ca_pem.as_bytes()) {
         roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
     }
     Ok(

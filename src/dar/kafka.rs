@@ -116,7 +116,7 @@ async fn connect(source: &Source) -> Result<Client, DarError> {
             deadline: Some(Duration::from_millis(source.limits.statement_timeout_ms)),
         });
     if source.tls {
-        builder = builder.tls_config(Arc::new(super::crawl::tls_config(&source.ca_pem)?));
+        builder = builder.tls_config(Arc::new(super::crawl::tls_config(source)?));
     }
     if !source.user.is_empty() {
         builder = builder.sasl_config(SaslConfig::Plain(Credentials::new(

@@ -105,6 +105,7 @@ pub fn all_sources(
     crawl_config: &crate::config::CrawlConfig,
     env: &std::collections::HashMap<String, String>,
     managed: Option<(&crate::store::Store, &crate::secrets::Sealer)>,
+    outbound: &crate::outbound::Outbound,
 ) -> Result<Vec<Source>, DarError> {
     let mut all = sources::load(crawl_config, env)?;
     if let Some((store, sealer)) = managed {
@@ -115,6 +116,9 @@ pub fn all_sources(
             }
             all.push(s);
         }
+    }
+    for s in &mut all {
+        s.outbound = outbound.clone();
     }
     Ok(all)
 }
@@ -141,12 +145,13 @@ pub fn run_job(
     search_index: &crate::search::Search,
     crawl_config: &crate::config::CrawlConfig,
     detect: &crate::config::DetectConfig,
+    outbound: &crate::outbound::Outbound,
     scheduled: bool,
 ) -> Result<String, String> {
     let engine = crate::detect::Engine::from_config(detect).map_err(|p| p.join("; "))?;
     let env = std::env::vars().collect();
-    let mut sources =
-        all_sources(crawl_config, &env, Some((store, sealer))).map_err(|e| e.to_string())?;
+    let mut sources = all_sources(crawl_config, &env, Some((store, sealer)), outbound)
+        .map_err(|e| e.to_string())?;
     if sources.is_empty() {
         return Ok(
             "no sources configured (the Data at rest page, [[crawl.*]] or BULWARK_CRAWL_*)".into(),

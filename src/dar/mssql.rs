@@ -167,8 +167,14 @@ fn config_of(source: &Source) -> Result<Config, DarError> {
     if !source.default_db.is_empty() {
         config.database(&source.default_db);
     }
-    if !source.ca_pem.trim().is_empty() {
-        config.trust_cert_ca_bundle(source.ca_pem.as_bytes().to_vec());
+    // The source's own CA, else the appliance's extra CAs; tiberius then trusts only those.
+    let bundle = if source.ca_pem.trim().is_empty() {
+        source.outbound.extra_roots_pem()
+    } else {
+        source.ca_pem.clone()
+    };
+    if !bundle.is_empty() {
+        config.trust_cert_ca_bundle(bundle.into_bytes());
     }
     config.application_name("bulwark-crawler");
     config.readonly(true);

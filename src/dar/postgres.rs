@@ -108,9 +108,9 @@ fn sample_sql(t: &Table, columns: &[&ColumnInfo], read: &Read) -> String {
     )
 }
 
-fn tls(ca_pem: &str) -> Result<tokio_postgres_rustls::MakeRustlsConnect, DarError> {
+fn tls(source: &Source) -> Result<tokio_postgres_rustls::MakeRustlsConnect, DarError> {
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(
-        super::crawl::tls_config(ca_pem)?,
+        super::crawl::tls_config(source)?,
     ))
 }
 
@@ -144,7 +144,7 @@ async fn connect(config: &Config, source: &Source) -> Result<Client, DarError> {
         });
         client
     } else {
-        let (client, conn) = config.connect(tls(&source.ca_pem)?).await.map_err(fail)?;
+        let (client, conn) = config.connect(tls(source)?).await.map_err(fail)?;
         tokio::spawn(async move {
             let _ = conn.await;
         });

@@ -189,7 +189,9 @@ impl<'a> Store<'a> {
             .endpoint
             .parse()
             .map_err(|_| DarError::Config(format!("{}: url: not a URL", source.name)))?;
-        let mut http = reqwest::Client::builder()
+        let mut http = source
+            .outbound
+            .http_client()
             .timeout(Duration::from_millis(source.limits.statement_timeout_ms))
             .connect_timeout(Duration::from_millis(source.limits.statement_timeout_ms))
             .redirect(reqwest::redirect::Policy::none());

@@ -126,6 +126,8 @@ pub struct Source {
     /// How often the scheduled crawl reads this source (none: at every scheduled run).
     pub check_interval: Option<std::time::Duration>,
     pub limits: Limits,
+    /// The appliance's proxy and extra CAs (not part of the source's own settings).
+    pub outbound: crate::outbound::Outbound,
 }
 
 impl Source {
@@ -146,6 +148,7 @@ impl Source {
             tls: false,
             check_interval: None,
             limits: Limits::default(),
+            outbound: Default::default(),
         }
     }
 }
@@ -458,6 +461,7 @@ fn from_entry(kind: Kind, e: Entry, env: &HashMap<String, String>) -> Result<Sou
         check_interval,
         limits: e.limits,
         name,
+        outbound: Default::default(),
     })
 }
 

@@ -60,6 +60,14 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// How outbound connections go (proxy, extra CAs); the default when none was configured.
+    pub fn outbound(&self) -> crate::outbound::Outbound {
+        self.domains
+            .get::<crate::outbound::Outbound>()
+            .map(|o| (*o).clone())
+            .unwrap_or_default()
+    }
+
     /// The appliance key that seals stored secrets (loaded at start; its absence is a bug).
     pub fn sealer(&self) -> Result<Arc<crate::secrets::Sealer>, ApiError> {
         self.domains

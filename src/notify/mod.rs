@@ -93,7 +93,11 @@ pub struct Delivery {
 }
 
 /// Sends every due mail; records each outcome. Does nothing when SMTP is not configured.
-pub async fn deliver(store: &Store, smtp: &SmtpConfig) -> Result<Delivery, StoreError> {
+pub async fn deliver(
+    store: &Store,
+    smtp: &SmtpConfig,
+    outbound: &crate::outbound::Outbound,
+) -> Result<Delivery, StoreError> {
     let mut report = Delivery::default();
     if smtp.host.is_empty() {
         return Ok(report);
@@ -117,7 +121,7 @@ pub async fn deliver(store: &Store, smtp: &SmtpConfig) -> Result<Delivery, Store
     if due.is_empty() {
         return Ok(report);
     }
-    let transport = match transport(smtp) {
+    let transport = match transport(smtp, outbound) {
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(error = %e, "SMTP is misconfigured; mail waits in the outbox");
@@ -152,12 +156,31 @@ pub async fn deliver(store: &Store, smtp: &SmtpConfig) -> Result<Delivery, Store
 
 type Transport = lettre::AsyncSmtpTransport<lettre::Tokio1Executor>;
 
-fn transport(smtp: &SmtpConfig) -> Result<Transport, String> {
+fn transport(smtp: &SmtpConfig, outbound: &crate::outbound::Outbound) -> Result<Transport, String> {
     use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
     let builder = match smtp.security.as_str() {
         "tls" => Transport::relay(&smtp.host).map_err(|e| e.to_string())?,
         "starttls" => Transport::starttls_relay(&smtp.host).map_err(|e| e.to_string())?,
         _ => Transport::builder_dangerous(&smtp.host),
+    };
+    // The appliance's extra CAs are trusted beside the system's (an in-house relay's CA).
+    let extra = outbound.extra_roots();
+    let builder = if smtp.security != "none" && !extra.is_empty() {
+        let mut params = TlsParameters::builder(smtp.host.clone());
+        for der in extra {
+            params = params.add_root_certificate(
+                Certificate::from_der(der.to_vec()).map_err(|e| e.to_string())?,
+            );
+        }
+        let params = params.build_rustls().map_err(|e| e.to_string())?;
+        builder.tls(if smtp.security == "tls" {
+            Tls::Wrapper(params)
+        } else {
+            Tls::Required(params)
+        })
+    } else {
+        builder
     };
     let mut builder = builder
         .port(smtp.port)

@@ -304,15 +304,23 @@ pub fn delete(store: &Store, actor: &str, ip: &str, id: u64) -> Result<(), Regis
 }
 
 /// How to pull from `host`: its stored settings with the password opened, or anonymous HTTPS
-/// when the registry is not configured.
-pub fn access_for(store: &Store, sealer: &Sealer, host: &str) -> Result<Access, RegistryError> {
+/// when the registry is not configured; through `outbound`'s proxy and CAs.
+pub fn access_for(
+    store: &Store,
+    sealer: &Sealer,
+    outbound: &crate::outbound::Outbound,
+    host: &str,
+) -> Result<Access, RegistryError> {
     let key = host.to_ascii_lowercase();
     let found = store.read(|r| match r.get(&BY_HOST, &key)? {
         Some(id) => r.get(&REGISTRIES, &id),
         None => Ok(None),
     })?;
     let Some(r) = found else {
-        return Ok(Access::default());
+        return Ok(Access {
+            outbound: outbound.clone(),
+            ..Access::default()
+        });
     };
     let password = r
         .sealed_password
@@ -325,7 +333,7 @@ pub fn access_for(store: &Store, sealer: &Sealer, host: &str) -> Result<Access, 
         plain_http: r.insecure_registry,
         insecure_tls: r.insecure_tls,
         platform: Platform::default(),
-        outbound: Default::default(),
+        outbound: outbound.clone(),
     })
 }
 
@@ -361,13 +369,15 @@ mod tests {
             .as_deref()
             .unwrap()
             .contains("s3cret"));
-        let a = access_for(&store, &sealer, "registry.local:5000").unwrap();
+        let a = access_for(&store, &sealer, &Default::default(), "registry.local:5000").unwrap();
         assert_eq!(
             (a.username.as_deref(), a.password.as_deref()),
             (Some("ci"), Some("s3cret-registry-pass"))
         );
         assert_eq!(
-            access_for(&store, &sealer, "other.io").unwrap().username,
+            access_for(&store, &sealer, &Default::default(), "other.io")
+                .unwrap()
+                .username,
             None
         );
         assert!(matches!(
@@ -400,7 +410,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            access_for(&store, &sealer, "registry.local:5000")
+            access_for(&store, &sealer, &Default::default(), "registry.local:5000")
                 .unwrap()
                 .password,
             None
@@ -419,7 +429,12 @@ mod tests {
         .unwrap();
         let stranger = Sealer::from_key(&[9u8; 32]).unwrap();
         assert!(matches!(
-            access_for(&store, &stranger, "registry.local:5000"),
+            access_for(
+                &store,
+                &stranger,
+                &Default::default(),
+                "registry.local:5000"
+            ),
             Err(RegistryError::Secret(_))
         ));
         delete(&store, "admin", "", v.id).unwrap();

@@ -112,6 +112,7 @@ pub async fn try_provider(
     id: u64,
 ) -> Result<(super::Provider, Result<String, String>), ApiError> {
     let sealer = state.sealer()?;
+    let outbound = state.outbound();
     let (p, bind_password) = state
         .with_store(move |s| {
             let p = super::get(s, id)?;
@@ -125,11 +126,13 @@ pub async fn try_provider(
     let outcome = match p.kind {
         Kind::Ldap => {
             let q = p.clone();
-            tokio::task::spawn_blocking(move || ldap::test(&q, &bind_password).map_err(|e| e.0))
-                .await
-                .map_err(ApiError::internal)?
+            tokio::task::spawn_blocking(move || {
+                ldap::test(&q, &outbound, &bind_password).map_err(|e| e.0)
+            })
+            .await
+            .map_err(ApiError::internal)?
         }
-        Kind::Oidc => super::oidc::test(&p).await,
+        Kind::Oidc => super::oidc::test(&p, &outbound).await,
     };
     Ok((p, outcome))
 }
@@ -148,18 +151,25 @@ async fn api_test(
 
 /// An LDAP provider as a sign-in method: the directory proves the user; the account is the
 /// provider's (created at first sign-in, its role re-synced).
-struct DirectoryLogin {
+struct DirectoryLogin<'a> {
     provider: super::Provider,
     bind_password: String,
+    outbound: &'a crate::outbound::Outbound,
 }
 
-impl Credentials for DirectoryLogin {
+impl Credentials for DirectoryLogin<'_> {
     fn verify(&self, store: &Store, login: &str, secret: &str) -> Result<Verdict, AuthError> {
         // `login` is `username@provider` (the throttle's account key); the directory wants the
         // username alone.
         let suffix = format!("@{}", self.provider.name.to_lowercase());
         let username = login.strip_suffix(&suffix).unwrap_or(login);
-        match ldap::authenticate(&self.provider, &self.bind_password, username, secret) {
+        match ldap::authenticate(
+            &self.provider,
+            self.outbound,
+            &self.bind_password,
+            username,
+            secret,
+        ) {
             Ok(ldap::Answer::Refused(why)) => {
                 Ok(Verdict::Refused(format!("{}: {why}", self.provider.name)))
             }
@@ -187,6 +197,7 @@ pub struct SignInContext<'a> {
     pub throttle: &'a Throttle,
     pub ttl: std::time::Duration,
     pub ip: &'a str,
+    pub outbound: &'a crate::outbound::Outbound,
 }
 
 /// Signs in through the LDAP provider named `provider` (blocking: talks to the directory).
@@ -210,6 +221,7 @@ pub fn directory_sign_in(
     let method = DirectoryLogin {
         provider: p,
         bind_password,
+        outbound: at.outbound,
     };
     crate::auth::sign_in(store, at.throttle, at.ttl, &method, &login, password, at.ip)
         .map_err(ApiError::from)

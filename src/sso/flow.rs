@@ -95,7 +95,16 @@ async fn login(
     let (Ok(pending), redirect) = (pending(&state), redirect_uri(&state, &req, &p.name)) else {
         return error_page(&ApiError::internal("sign-on state missing"));
     };
-    match oidc::begin(&p, &secret, &redirect, &local_path(&q.next), &pending).await {
+    match oidc::begin(
+        &p,
+        &state.outbound(),
+        &secret,
+        &redirect,
+        &local_path(&q.next),
+        &pending,
+    )
+    .await
+    {
         Ok(url) => HttpResponse::SeeOther()
             .insert_header((actix_web::http::header::LOCATION, url))
             .finish(),
@@ -163,7 +172,7 @@ async fn finish(
         })?;
     let next = started.next.clone();
     let (p, secret) = provider_and_secret(state, name).await?;
-    let outcome = oidc::finish(&p, &secret, started, &q.code)
+    let outcome = oidc::finish(&p, &state.outbound(), &secret, started, &q.code)
         .await
         .map_err(|e| {
             ApiError::new(

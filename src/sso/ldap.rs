@@ -35,8 +35,12 @@ pub enum Answer {
 #[error("{0}")]
 pub struct DirectoryError(pub String);
 
-fn tls_config(ca_pem: &str) -> Result<Arc<rustls::ClientConfig>, DirectoryError> {
-    let mut roots = rustls::RootCertStore::empty();
+/// The system's roots, the appliance's extra CAs and the provider's own `ca_pem`.
+fn tls_config(
+    ca_pem: &str,
+    outbound: &crate::outbound::Outbound,
+) -> Result<Arc<rustls::ClientConfig>, DirectoryError> {
+    let mut roots = outbound.root_store();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         let cert = cert.map_err(|e| DirectoryError(format!("ca_pem: {e}")))?;
         roots
@@ -57,12 +61,15 @@ struct Directory<'a> {
 }
 
 impl<'a> Directory<'a> {
-    fn connect(settings: &'a LdapSettings) -> Result<Directory<'a>, DirectoryError> {
+    fn connect(
+        settings: &'a LdapSettings,
+        outbound: &crate::outbound::Outbound,
+    ) -> Result<Directory<'a>, DirectoryError> {
         let mut s = LdapConnSettings::new()
             .set_conn_timeout(Duration::from_secs(settings.connect_timeout_seconds))
             .set_starttls(settings.starttls);
-        if !settings.ca_pem.trim().is_empty() {
-            s = s.set_config(tls_config(&settings.ca_pem)?);
+        if !settings.ca_pem.trim().is_empty() || !outbound.extra_roots().is_empty() {
+            s = s.set_config(tls_config(&settings.ca_pem, outbound)?);
         }
         let conn = LdapConn::with_settings(s, &settings.url)
             .map_err(|e| DirectoryError(format!("cannot reach {}: {e}", settings.url)))?;
@@ -201,6 +208,7 @@ fn auth_levels(l: &LdapSettings, groups: &[SearchEntry]) -> Vec<String> {
 /// `bind_password`).
 pub fn authenticate(
     p: &Provider,
+    outbound: &crate::outbound::Outbound,
     bind_password: &str,
     username: &str,
     password: &str,
@@ -212,7 +220,7 @@ pub fn authenticate(
     if username.len() > MAX_CREDENTIAL_LEN || password.len() > MAX_CREDENTIAL_LEN {
         return Ok(Answer::Refused("username or password too long".into()));
     }
-    let mut d = Directory::connect(l)?;
+    let mut d = Directory::connect(l, outbound)?;
     d.service_bind(bind_password)?;
     let member_attr = l.group_member_user_attribute.as_str();
     let mut wanted = vec![l.username_attribute.as_str(), "mail"];
@@ -297,9 +305,13 @@ pub fn authenticate(
 }
 
 /// Tries the provider's connection and service account now: how many users and groups it sees.
-pub fn test(p: &Provider, bind_password: &str) -> Result<String, DirectoryError> {
+pub fn test(
+    p: &Provider,
+    outbound: &crate::outbound::Outbound,
+    bind_password: &str,
+) -> Result<String, DirectoryError> {
     let l = &p.ldap;
-    let mut d = Directory::connect(l)?;
+    let mut d = Directory::connect(l, outbound)?;
     d.service_bind(bind_password)?;
     let users = d.search(
         &l.user_search_base,

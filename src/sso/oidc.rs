@@ -70,25 +70,29 @@ pub struct Identity {
     pub grant: Grant,
 }
 
-fn http() -> Result<reqwest::Client, String> {
+fn http(outbound: &crate::outbound::Outbound) -> Result<reqwest::Client, String> {
     // No redirects: a provider's endpoints are where its metadata says.
-    reqwest::Client::builder()
+    outbound
+        .http_client()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| e.to_string())
 }
 
-async fn discover(p: &Provider) -> Result<CoreProviderMetadata, String> {
+async fn discover(
+    p: &Provider,
+    outbound: &crate::outbound::Outbound,
+) -> Result<CoreProviderMetadata, String> {
     let issuer = IssuerUrl::new(p.oidc.issuer.clone()).map_err(|e| format!("issuer: {e}"))?;
-    CoreProviderMetadata::discover_async(issuer, &http()?)
+    CoreProviderMetadata::discover_async(issuer, &http(outbound)?)
         .await
         .map_err(|e| format!("discovery at {} failed: {e}", p.oidc.issuer))
 }
 
 /// Fetches the provider's discovery document now: what "try it now" reports.
-pub async fn test(p: &Provider) -> Result<String, String> {
-    let m = discover(p).await?;
+pub async fn test(p: &Provider, outbound: &crate::outbound::Outbound) -> Result<String, String> {
+    let m = discover(p, outbound).await?;
     Ok(format!(
         "discovered {}: authorization at {}, {} signing keys",
         m.issuer().as_str(),
@@ -100,12 +104,13 @@ pub async fn test(p: &Provider) -> Result<String, String> {
 /// Starts a sign-in: the provider's authorization URL to send the browser to.
 pub async fn begin(
     p: &Provider,
+    outbound: &crate::outbound::Outbound,
     secret: &str,
     redirect_uri: &str,
     next: &str,
     pending: &PendingLogins,
 ) -> Result<String, String> {
-    let m = discover(p).await?;
+    let m = discover(p, outbound).await?;
     let client = CoreClient::from_provider_metadata(
         m,
         ClientId::new(p.oidc.client_id.clone()),
@@ -139,11 +144,12 @@ pub async fn begin(
 /// Finishes a sign-in: exchanges `code`, verifies the ID token, reads the email and groups.
 pub async fn finish(
     p: &Provider,
+    outbound: &crate::outbound::Outbound,
     secret: &str,
     pending: Pending,
     code: &str,
 ) -> Result<Result<Identity, String>, String> {
-    let m = discover(p).await?;
+    let m = discover(p, outbound).await?;
     let userinfo = m.userinfo_endpoint().map(|u| u.url().clone());
     let client = CoreClient::from_provider_metadata(
         m,
@@ -155,7 +161,7 @@ pub async fn finish(
         .exchange_code(AuthorizationCode::new(code.to_string()))
         .map_err(|e| e.to_string())?
         .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier.clone()))
-        .request_async(&http()?)
+        .request_async(&http(outbound)?)
         .await;
     let token = match token {
         Ok(t) => t,
@@ -210,7 +216,7 @@ pub async fn finish(
     if !p.oidc.group_claim.is_empty() && raw.get(&p.oidc.group_claim).is_none() {
         if let Some(url) = userinfo {
             let info: Option<serde_json::Value> = async {
-                let r = http()
+                let r = http(outbound)
                     .ok()?
                     .get(url)
                     .bearer_auth(token.access_token().secret())

@@ -296,9 +296,9 @@ impl Trust {
         rule: &Rule,
     ) -> Result<Verdict, ScanError> {
         let parsed = ImageRef::parse(image)?;
-        let mut access = crate::registries::access_for(&self.store, sealer, &parsed.registry)
-            .map_err(|e| ScanError::Unreachable(format!("registry credentials: {e}")))?;
-        access.outbound = self.outbound.clone();
+        let access =
+            crate::registries::access_for(&self.store, sealer, &self.outbound, &parsed.registry)
+                .map_err(|e| ScanError::Unreachable(format!("registry credentials: {e}")))?;
         let mut client = Client::new(&parsed, &access, REQUEST_TIMEOUT)?;
         let Some(digest) = verify::resolve(&mut client, &parsed).await? else {
             return Ok(Verdict::Unsigned {

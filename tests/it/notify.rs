@@ -174,11 +174,11 @@ async fn admins_are_mailed_about_temporary_and_expiring_exceptions() {
     assert_eq!(outbox.len(), 1);
     assert_eq!(outbox[0].to, vec![admin_email.clone()], "admins only");
     // Without SMTP configured it waits; with the sink it is delivered.
-    let none = bulwark::notify::deliver(&store, &SmtpConfig::default())
+    let none = bulwark::notify::deliver(&store, &SmtpConfig::default(), &Default::default())
         .await
         .unwrap();
     assert_eq!(none.sent, 0);
-    let sent = bulwark::notify::deliver(&store, &sink.smtp())
+    let sent = bulwark::notify::deliver(&store, &sink.smtp(), &Default::default())
         .await
         .unwrap();
     assert_eq!(
@@ -200,7 +200,7 @@ async fn admins_are_mailed_about_temporary_and_expiring_exceptions() {
         .sent_at
         .is_some());
     assert_eq!(
-        bulwark::notify::deliver(&store, &sink.smtp())
+        bulwark::notify::deliver(&store, &sink.smtp(), &Default::default())
             .await
             .unwrap()
             .sent,
@@ -223,7 +223,7 @@ async fn admins_are_mailed_about_temporary_and_expiring_exceptions() {
     assert_eq!(svc::notify_expiring(&store).unwrap(), 1);
     assert_eq!(svc::notify_expiring(&store).unwrap(), 0, "announced once");
     assert!(svc::get_exception(&store, e.id).unwrap().expiry_notified);
-    bulwark::notify::deliver(&store, &sink.smtp())
+    bulwark::notify::deliver(&store, &sink.smtp(), &Default::default())
         .await
         .unwrap();
     sink.wait_for(&[
@@ -247,14 +247,16 @@ async fn admins_are_mailed_about_temporary_and_expiring_exceptions() {
         port: free_port(),
         ..sink.smtp()
     };
-    let res = bulwark::notify::deliver(&store, &dead).await.unwrap();
+    let res = bulwark::notify::deliver(&store, &dead, &Default::default())
+        .await
+        .unwrap();
     assert_eq!((res.sent, res.failed), (0, 1));
     let pending = bulwark::notify::outbox(&store, 1).unwrap().remove(0);
     assert!(pending.sent_at.is_none() && pending.attempts == 1 && !pending.last_error.is_empty());
     assert!(pending.next_attempt.is_some());
     // Not retried before its time.
     assert_eq!(
-        bulwark::notify::deliver(&store, &sink.smtp())
+        bulwark::notify::deliver(&store, &sink.smtp(), &Default::default())
             .await
             .unwrap()
             .sent,
@@ -304,7 +306,7 @@ async fn falco_alerts_and_digests_reach_a_real_mailbox() {
         "https://bulwark.example:8443",
     )
     .unwrap();
-    let sent = bulwark::notify::deliver(&store, &sink.smtp())
+    let sent = bulwark::notify::deliver(&store, &sink.smtp(), &Default::default())
         .await
         .unwrap();
     assert_eq!(sent.sent, 1, "one mail for the signature: {sent:?}");
@@ -332,7 +334,7 @@ async fn falco_alerts_and_digests_reach_a_real_mailbox() {
         alerts::digest(&store, "").unwrap(),
         "digest of 2 events (1 signatures)"
     );
-    let sent = bulwark::notify::deliver(&store, &sink.smtp())
+    let sent = bulwark::notify::deliver(&store, &sink.smtp(), &Default::default())
         .await
         .unwrap();
     assert_eq!(sent.sent, 1, "{sent:?}");
