@@ -269,6 +269,8 @@ async fn main() {
             &out,
         );
     }
-    let _ = child.kill();
-    let _ = registry.kill();
+    for c in [&mut child, &mut registry] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
 }
