@@ -25,6 +25,7 @@ mod migration;
 mod native_scans;
 mod notify;
 mod onboarding;
+mod outbound;
 mod packaging;
 mod posture;
 mod registry;

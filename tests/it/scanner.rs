@@ -750,7 +750,7 @@ fn scan_uses_registry_credentials() {
     );
 }
 
-pub(crate) struct KillOnDrop(std::process::Child);
+pub(crate) struct KillOnDrop(pub(crate) std::process::Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {

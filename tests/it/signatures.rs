@@ -23,13 +23,13 @@ const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 
 /// A P-256 signing key and its `cosign.pub`.
-struct Key {
+pub(crate) struct Key {
     pair: EcdsaKeyPair,
-    pem: String,
+    pub(crate) pem: String,
 }
 
 impl Key {
-    fn new() -> Key {
+    pub(crate) fn new() -> Key {
         let pkcs8 =
             EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new())
                 .unwrap();
@@ -48,7 +48,7 @@ impl Key {
         Key { pair, pem }
     }
 
-    fn sign(&self, message: &[u8]) -> String {
+    pub(crate) fn sign(&self, message: &[u8]) -> String {
         B64.encode(
             self.pair
                 .sign(&SystemRandom::new(), message)
@@ -63,16 +63,21 @@ fn sha256(bytes: &[u8]) -> String {
 }
 
 /// Pushes to a registry over its HTTP API, as `docker push` and `cosign sign` do.
-struct Registry {
-    addr: String,
+pub(crate) struct Registry {
+    /// `http://host:port` or `https://host:port`.
+    base: String,
     http: reqwest::Client,
 }
 
 impl Registry {
-    fn new(addr: &str) -> Registry {
+    pub(crate) fn new(addr: &str) -> Registry {
+        Registry::with(&format!("http://{addr}"), reqwest::Client::new())
+    }
+
+    pub(crate) fn with(base: &str, http: reqwest::Client) -> Registry {
         Registry {
-            addr: addr.to_string(),
-            http: reqwest::Client::new(),
+            base: base.to_string(),
+            http,
         }
     }
 
@@ -80,7 +85,7 @@ impl Registry {
         let digest = sha256(bytes);
         let res = self
             .http
-            .post(format!("http://{}/v2/{repo}/blobs/uploads/", self.addr))
+            .post(format!("{}/v2/{repo}/blobs/uploads/", self.base))
             .send()
             .await
             .unwrap();
@@ -89,7 +94,7 @@ impl Registry {
         let url = if location.starts_with("http") {
             location
         } else {
-            format!("http://{}{location}", self.addr)
+            format!("{}{location}", self.base)
         };
         let sep = if url.contains('?') { '&' } else { '?' };
         let res = self
@@ -110,10 +115,7 @@ impl Registry {
         let media = body["mediaType"].as_str().unwrap();
         let res = self
             .http
-            .put(format!(
-                "http://{}/v2/{repo}/manifests/{reference}",
-                self.addr
-            ))
+            .put(format!("{}/v2/{repo}/manifests/{reference}", self.base))
             .header("content-type", media)
             .body(bytes.clone())
             .send()
@@ -130,7 +132,7 @@ impl Registry {
     }
 
     /// A small image of its own (distinct content, so a distinct digest), tagged `tag`.
-    async fn image(&self, repo: &str, tag: &str) -> String {
+    pub(crate) async fn image(&self, repo: &str, tag: &str) -> String {
         let config = self
             .blob(
                 repo,
@@ -153,7 +155,7 @@ impl Registry {
     }
 
     /// A simple-signing `.sig` manifest for `digest` with the given (payload, signature) layers.
-    async fn sig(&self, repo: &str, digest: &str, layers: &[(Vec<u8>, String)]) {
+    pub(crate) async fn sig(&self, repo: &str, digest: &str, layers: &[(Vec<u8>, String)]) {
         let config = self.blob(repo, b"{}").await;
         let mut descs = Vec::new();
         for (payload, signature) in layers {
@@ -194,7 +196,7 @@ fn rand_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
-fn payload(repo: &str, digest: &str) -> Vec<u8> {
+pub(crate) fn payload(repo: &str, digest: &str) -> Vec<u8> {
     format!(
         r#"{{"critical":{{"identity":{{"docker-reference":"{repo}"}},"image":{{"docker-manifest-digest":"{digest}"}},"type":"cosign container image signature"}},"optional":null}}"#
     )
@@ -336,15 +338,38 @@ async fn fixture() -> Fixture {
 }
 
 fn verify(key_pem: &str, image: &str) -> (i32, String, String) {
+    verify_with(key_pem, image, &["--plain-http"], &[])
+}
+
+/// `bulwark verify` with extra flags and environment (proxy variables are cleared first).
+pub(crate) fn verify_with(
+    key_pem: &str,
+    image: &str,
+    flags: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("cosign.pub");
     std::fs::write(&key, key_pem).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
-        .args(["verify", image, "--plain-http", "--timeout", "5", "--key"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulwark"));
+    cmd.args(["verify", image, "--timeout", "5"])
+        .args(flags)
+        .arg("--key")
         .arg(&key)
-        .env("DOCKER_CONFIG", dir.path())
-        .output()
-        .unwrap();
+        .env("DOCKER_CONFIG", dir.path());
+    for v in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "BULWARK_OUTBOUND_CA_BUNDLE",
+    ] {
+        cmd.env_remove(v);
+    }
+    cmd.envs(env.iter().copied());
+    let out = cmd.output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -419,8 +444,8 @@ fn pod(uid: &str, image: &str) -> Value {
         "object": {"metadata": {"name": "web-1"}, "spec": {"containers": [{"name": "app", "image": image}]}}}})
 }
 
-/// A listener that accepts connections and never answers: a registry that hangs.
-fn hanging_registry() -> String {
+/// A listener that accepts connections and never answers: a registry (or proxy) that hangs.
+pub(crate) fn hanging_registry() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap().to_string();
     std::thread::spawn(move || {

