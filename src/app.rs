@@ -362,6 +362,11 @@ impl Appliance {
         }
         let metrics = Arc::new(Metrics::new());
         let outbound = config.outbound().map_err(|e| anyhow::anyhow!(e))?;
+        let bundle_keys = config.bundles.key_file.trim();
+        if !bundle_keys.is_empty() {
+            crate::vulndb::bundle::read_keys(std::path::Path::new(bundle_keys))
+                .map_err(|e| anyhow::anyhow!("bundles.key_file: {e}"))?;
+        }
         let admission = Arc::new(Admission::new(store.clone(), outbound.clone(), &metrics));
         let pods = Arc::new(crate::workloads::verdicts::PodMetrics::new(&metrics));
         let audits = crate::audits::metrics::AuditMetrics::new(&metrics);

@@ -61,6 +61,17 @@ pub struct Config {
     pub crawl: CrawlConfig,
     /// Proxy and extra CAs for every outbound connection.
     pub outbound: OutboundConfig,
+    /// Signed offline bundles.
+    pub bundles: BundlesConfig,
+}
+
+/// Signed offline bundles (`bulwark db bundle`): `key_file` is a PEM file of the public keys
+/// whose bundles the console and the API import. When it is set, uploads must be bundles
+/// signed by one of them; empty, bundles are refused and plain feed files accepted.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BundlesConfig {
+    pub key_file: String,
 }
 
 /// How the appliance reaches registries, identity providers, mail servers and data stores:
@@ -398,6 +409,7 @@ impl Default for Config {
             sso: SsoConfig::default(),
             crawl: CrawlConfig::default(),
             outbound: OutboundConfig::default(),
+            bundles: BundlesConfig::default(),
         }
     }
 }
@@ -549,6 +561,10 @@ impl Config {
         let mut p = Vec::new();
         if let Err(e) = self.outbound() {
             p.push(e);
+        }
+        let key_file = self.bundles.key_file.trim();
+        if !key_file.is_empty() && !Path::new(key_file).is_file() {
+            p.push(format!("bundles.key_file: file '{key_file}' does not exist"));
         }
         p.extend(self.detect.problems());
         if !(1..=64).contains(&self.sensor.workers) {

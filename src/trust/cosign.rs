@@ -84,7 +84,9 @@ impl PublicKey {
         hex::encode(h.finalize())
     }
 
-    fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), CosignError> {
+    /// Checks an ASN.1 (DER) ECDSA signature over `message` (SHA-256), as `openssl dgst -sha256
+    /// -sign` makes them.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), CosignError> {
         UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &self.point)
             .verify(message, signature)
             .map_err(|_| CosignError::BadSignature)

@@ -9,6 +9,7 @@ use actix_web::{web, HttpResponse};
 use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 
+use super::bundle;
 use super::db::{ImportReport, VulnDb, VulnDbError};
 use crate::http::{ApiError, AppState, Perm, Routes};
 
@@ -118,16 +119,10 @@ where
     if len == 0 {
         return Err(ApiError::bad_request("the feed file is empty"));
     }
-    // The importer tells zips from JSON by the name; the content says which this is.
-    let named = staged.with_extension(if head.starts_with(b"PK\x03\x04") {
-        "zip"
-    } else {
-        "json"
-    });
-    tokio::fs::rename(staged, &named)
-        .await
-        .map_err(ApiError::internal)?;
-    let db = path(state);
+    let (db, tmp) = (path(state), state.config.data_dir.join("tmp"));
+    let key_file = state.config.bundles.key_file.trim().to_string();
+    let staged = staged.to_path_buf();
+    let zipped = head.starts_with(b"PK\x03\x04");
     tokio::task::spawn_blocking(move || {
         let Ok(_one) = IMPORTING.try_lock() else {
             return Err(ApiError::new(
@@ -136,6 +131,36 @@ where
                 "another import is running; try again when it ends",
             ));
         };
+        if zipped && bundle::is_bundle(&staged) {
+            if key_file.is_empty() {
+                return Err(ApiError::bad_request(
+                    "a signed bundle, but this appliance has no bundle key to check it with: set [bundles] key_file",
+                ));
+            }
+            let keys = bundle::read_keys(std::path::Path::new(&key_file))
+                .map_err(ApiError::internal)?;
+            let scratch = bundle::Scratch::new(&tmp).map_err(ApiError::internal)?;
+            // Everything is checked before the database is opened for writing.
+            let opened = bundle::open(&staged, &keys, "vulndb", scratch.path()).map_err(|e| {
+                ApiError::bad_request(format!("the bundle was refused, nothing was imported: {e}"))
+            })?;
+            let vdb = VulnDb::open(&db)?;
+            let mut report = vdb.import(&opened.files)?;
+            report.bundle = Some(bundle::Imported {
+                key: opened.key,
+                created_at: opened.manifest.created_at,
+                files: opened.files.len(),
+            });
+            return Ok(report);
+        }
+        if !key_file.is_empty() {
+            return Err(ApiError::bad_request(
+                "this appliance imports signed bundles only ([bundles] key_file is set): make one with `bulwark db bundle`",
+            ));
+        }
+        // The importer tells zips from JSON by the name; the content says which this is.
+        let named = staged.with_extension(if zipped { "zip" } else { "json" });
+        std::fs::rename(&staged, &named).map_err(ApiError::internal)?;
         let vdb = VulnDb::open(&db)?;
         let mut report = vdb.import(std::slice::from_ref(&named))?;
         // Problems name the staged file; the uploader knows it as "the upload".

@@ -59,8 +59,16 @@ impl ImportReport {
     /// One line saying what was counted: `read 10 files, 21 advisories: 21 imported, 0
     /// unchanged; 1 skipped`.
     pub fn summary(&self) -> String {
+        let from = match &self.bundle {
+            Some(b) => format!(
+                "a bundle signed by key {} (made {}): ",
+                &b.key[..16.min(b.key.len())],
+                b.created_at.format("%Y-%m-%d")
+            ),
+            None => String::new(),
+        };
         format!(
-            "read {} files, {} advisories: {} imported, {} unchanged; {} skipped",
+            "{from}read {} files, {} advisories: {} imported, {} unchanged; {} skipped",
             self.files, self.advisories, self.imported, self.unchanged, self.skipped
         )
     }
@@ -81,6 +89,9 @@ pub struct ImportReport {
     pub skipped: u64,
     /// The first problems met (file and why).
     pub problems: Vec<String>,
+    /// The signed bundle the files came from, if they did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<super::bundle::Imported>,
 }
 
 /// Errors of the vulnerability database.

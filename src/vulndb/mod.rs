@@ -3,6 +3,7 @@
 //! (`severity`) and the store that imports and answers lookups (`db`).
 
 pub mod api;
+pub mod bundle;
 pub mod db;
 pub mod feeds;
 pub mod osv;
