@@ -564,7 +564,9 @@ impl Config {
         }
         let key_file = self.bundles.key_file.trim();
         if !key_file.is_empty() && !Path::new(key_file).is_file() {
-            p.push(format!("bundles.key_file: file '{key_file}' does not exist"));
+            p.push(format!(
+                "bundles.key_file: file '{key_file}' does not exist"
+            ));
         }
         p.extend(self.detect.problems());
         if !(1..=64).contains(&self.sensor.workers) {

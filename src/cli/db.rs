@@ -64,13 +64,19 @@ pub struct BundleArgs {
     #[arg(long)]
     pub debian: bool,
     /// Where the OSV exports are (a mirror).
-    #[arg(long, default_value = "https://osv-vulnerabilities.storage.googleapis.com")]
+    #[arg(
+        long,
+        default_value = "https://osv-vulnerabilities.storage.googleapis.com"
+    )]
     pub osv_base: String,
     /// Where Alpine's secdb is (a mirror).
     #[arg(long, default_value = "https://secdb.alpinelinux.org")]
     pub alpine_base: String,
     /// Where the Debian tracker's JSON is (a mirror).
-    #[arg(long, default_value = "https://security-tracker.debian.org/tracker/data/json")]
+    #[arg(
+        long,
+        default_value = "https://security-tracker.debian.org/tracker/data/json"
+    )]
     pub debian_url: String,
     /// Files or folders to include as they are.
     pub paths: Vec<PathBuf>,
@@ -195,7 +201,11 @@ fn bundle(a: &BundleArgs) -> anyhow::Result<i32> {
             anyhow::bail!("--osv: '{eco}' is not an ecosystem name");
         }
         urls.push((
-            format!("{}/{}/all.zip", a.osv_base.trim_end_matches('/'), eco.replace(' ', "%20")),
+            format!(
+                "{}/{}/all.zip",
+                a.osv_base.trim_end_matches('/'),
+                eco.replace(' ', "%20")
+            ),
             format!("osv-{}.zip", eco.replace([' ', ':'], "_")),
         ));
     }

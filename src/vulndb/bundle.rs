@@ -158,10 +158,7 @@ impl SigningKey {
 
 /// A safe name inside `files/`: the input's base name, prefixed by its position.
 fn bundle_name(i: usize, input: &Path) -> String {
-    let base = input
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("file");
+    let base = input.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let clean: String = base
         .chars()
         .map(|c| {
@@ -379,9 +376,8 @@ pub fn open(
             .name_for_index(i)
             .ok_or_else(|| invalid("an unreadable entry name"))?
             .to_string();
-        let known = name == MANIFEST
-            || name == SIGNATURE
-            || manifest.files.iter().any(|f| f.path == name);
+        let known =
+            name == MANIFEST || name == SIGNATURE || manifest.files.iter().any(|f| f.path == name);
         if !known {
             return Err(invalid(format!(
                 "the archive holds '{}', which the signed manifest does not list",
@@ -413,7 +409,7 @@ pub fn open(
             size += n as u64;
             if size > f.size {
                 return Err(invalid(format!(
-                    "{} is larger than the manifest says",
+                    "{} does not match the signed manifest (larger than it says)",
                     f.path
                 )));
             }
@@ -500,10 +496,7 @@ mod tests {
         assert!(is_bundle(&out));
         let scratch = tempfile::tempdir().unwrap();
         let opened = open(&out, &[public.clone()], "vulndb", scratch.path()).unwrap();
-        assert_eq!(
-            std::fs::read(&opened.files[0]).unwrap(),
-            br#"{"id":"X-1"}"#
-        );
+        assert_eq!(std::fs::read(&opened.files[0]).unwrap(), br#"{"id":"X-1"}"#);
         assert_eq!(opened.key, public.fingerprint());
         // Another key, another kind.
         let (_, other) = keypair();

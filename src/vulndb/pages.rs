@@ -28,6 +28,8 @@ struct VulnDbPage {
     can_import: bool,
     error: String,
     max_mib: u64,
+    signed_only: bool,
+    key_file: String,
 }
 
 impl VulnDbPage {
@@ -60,6 +62,8 @@ async fn draw(state: &AppState, p: &Principal, error: String) -> Result<HttpResp
             can_import: p.can(Perm::Write),
             error,
             max_mib: super::api::MAX_FEED_BYTES / (1024 * 1024),
+            signed_only: !state.config.bundles.key_file.trim().is_empty(),
+            key_file: state.config.bundles.key_file.trim().to_string(),
         },
         status,
     )

@@ -7,6 +7,7 @@ mod api;
 mod audits;
 mod authz;
 mod browser;
+mod bundles;
 mod cluster_chart;
 mod compliance;
 mod console;

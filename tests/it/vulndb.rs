@@ -10,7 +10,7 @@ const SECDB: &[u8] = include_bytes!("../fixtures/vulndb/alpine-secdb-v3.10-commu
 const OSV: &[u8] = include_bytes!("../fixtures/vulndb/osv-GO-2020-0001-go.json");
 
 /// A browser's multipart body with one file field.
-fn multipart(field: &str, file_name: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+pub(crate) fn multipart(field: &str, file_name: &str, bytes: &[u8]) -> (String, Vec<u8>) {
     let boundary = "----bulwark-test-boundary";
     let mut body = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
