@@ -495,7 +495,7 @@ mod tests {
         assert_eq!(m.files.len(), 1);
         assert!(is_bundle(&out));
         let scratch = tempfile::tempdir().unwrap();
-        let opened = open(&out, &[public.clone()], "vulndb", scratch.path()).unwrap();
+        let opened = open(&out, std::slice::from_ref(&public), "vulndb", scratch.path()).unwrap();
         assert_eq!(std::fs::read(&opened.files[0]).unwrap(), br#"{"id":"X-1"}"#);
         assert_eq!(opened.key, public.fingerprint());
         // Another key, another kind.
