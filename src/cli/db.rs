@@ -98,26 +98,54 @@ fn db_path(cli: &Cli, db: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
 pub fn run(cli: &Cli, cmd: &DbCommand) -> anyhow::Result<i32> {
     match cmd {
         DbCommand::Bundle(a) => bundle(a),
-        DbCommand::Import { db, key, paths } => {
+        DbCommand::Import {
+            db,
+            key: Some(key),
+            paths,
+        } => {
             let path = db_path(cli, db)?;
-            // Bundles are checked (signature, manifest, every file) before the database is
-            // opened for writing.
+            let keys = bundle::read_keys(key)?;
             let scratch = bundle::Scratch::new(&std::env::temp_dir())?;
-            let inputs = match key {
-                Some(k) => open_bundles(k, paths, scratch.path())?,
-                None => {
-                    if let Some(b) = paths.iter().find(|p| bundle::is_bundle(p)) {
-                        anyhow::bail!(
-                            "{} is a signed bundle: give the key to check it with (--key)",
-                            b.display()
-                        );
-                    }
-                    paths.clone()
+            let rules_dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let started = std::time::Instant::now();
+            let applied = bundle::import(paths, &keys, &path, rules_dir, scratch.path())
+                .map_err(|e| anyhow::anyhow!(e))?;
+            for b in &applied.bundles {
+                eprintln!(
+                    "a bundle signed by key {}, {} files, made {}",
+                    &b.key[..16],
+                    b.files,
+                    b.created_at.format("%Y-%m-%d %H:%M UTC")
+                );
+            }
+            println!("{}: {}", path.display(), applied.summary());
+            if let Some(r) = &applied.report {
+                let secs = started.elapsed().as_secs_f64();
+                eprintln!("{:.0} advisories/s", r.advisories as f64 / secs.max(1e-9));
+                for p in &r.problems {
+                    eprintln!("skipped: {p}");
                 }
-            };
+            }
+            Ok(0)
+        }
+        DbCommand::Import {
+            db,
+            key: None,
+            paths,
+        } => {
+            if let Some(b) = paths.iter().find(|p| bundle::is_bundle(p)) {
+                anyhow::bail!(
+                    "{} is a signed bundle: give the key to check it with (--key)",
+                    b.display()
+                );
+            }
+            let path = db_path(cli, db)?;
             let vdb = VulnDb::open(&path)?;
             let started = std::time::Instant::now();
-            let r = vdb.import(&inputs)?;
+            let r = vdb.import(paths)?;
             let secs = started.elapsed().as_secs_f64();
             println!(
                 "{}: {} ({:.0} advisories/s)",
@@ -155,35 +183,9 @@ pub fn run(cli: &Cli, cmd: &DbCommand) -> anyhow::Result<i32> {
     }
 }
 
-/// Checks every bundle in `paths` with the keys in `key` and unpacks them under `scratch`:
-/// their files, in order.
-fn open_bundles(
-    key: &std::path::Path,
-    paths: &[PathBuf],
-    scratch: &std::path::Path,
-) -> anyhow::Result<Vec<PathBuf>> {
-    let keys = bundle::read_keys(key)?;
-    let mut files = Vec::new();
-    for (i, p) in paths.iter().enumerate() {
-        let dir = scratch.join(i.to_string());
-        std::fs::create_dir_all(&dir)?;
-        let opened = bundle::open(p, &keys, "vulndb", &dir)
-            .map_err(|e| anyhow::anyhow!("{}: {e}; nothing was imported", p.display()))?;
-        eprintln!(
-            "{}: signed by key {}, {} files, made {}",
-            p.display(),
-            &opened.key[..16],
-            opened.files.len(),
-            opened.manifest.created_at.format("%Y-%m-%d %H:%M UTC")
-        );
-        files.extend(opened.files);
-    }
-    Ok(files)
-}
-
 /// `bulwark db bundle`: downloads what was asked, then writes and signs the bundle.
 fn bundle(a: &BundleArgs) -> anyhow::Result<i32> {
-    if !matches!(a.kind.as_str(), "vulndb" | "detect-rules") {
+    if ![bundle::VULNDB, bundle::DETECT_RULES].contains(&a.kind.as_str()) {
         anyhow::bail!("--kind: 'vulndb' or 'detect-rules'");
     }
     let key = bundle::SigningKey::from_pem(

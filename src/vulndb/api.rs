@@ -10,7 +10,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 
 use super::bundle;
-use super::db::{ImportReport, VulnDb, VulnDbError};
+use super::db::{VulnDb, VulnDbError};
 use crate::http::{ApiError, AppState, Perm, Routes};
 
 /// Largest feed file accepted (an OSV export of one ecosystem is a few hundred MiB zipped).
@@ -60,15 +60,17 @@ async fn api_import(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let report = import_upload(&state, payload).await?;
+    let applied = import_upload(&state, payload).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
-        "summary": report.summary(),
-        "report": report,
+        "summary": applied.summary(),
+        "report": applied.report,
+        "rules": applied.rules,
+        "bundles": applied.bundles,
     })))
 }
 
 /// Writes `body` to a file beside the database (bounded by [`MAX_FEED_BYTES`]) and imports it.
-pub async fn import_upload<S, E>(state: &AppState, body: S) -> Result<ImportReport, ApiError>
+pub async fn import_upload<S, E>(state: &AppState, body: S) -> Result<bundle::Applied, ApiError>
 where
     S: Stream<Item = Result<web::Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -89,7 +91,7 @@ async fn stage_and_import<S, E>(
     state: &AppState,
     mut body: S,
     staged: &Path,
-) -> Result<ImportReport, ApiError>
+) -> Result<bundle::Applied, ApiError>
 where
     S: Stream<Item = Result<web::Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -119,7 +121,8 @@ where
     if len == 0 {
         return Err(ApiError::bad_request("the feed file is empty"));
     }
-    let (db, tmp) = (path(state), state.config.data_dir.join("tmp"));
+    let data_dir = state.config.data_dir.clone();
+    let (db, tmp) = (path(state), data_dir.join("tmp"));
     let key_file = state.config.bundles.key_file.trim().to_string();
     let staged = staged.to_path_buf();
     let zipped = head.starts_with(b"PK\x03\x04");
@@ -140,18 +143,16 @@ where
             let keys = bundle::read_keys(std::path::Path::new(&key_file))
                 .map_err(ApiError::internal)?;
             let scratch = bundle::Scratch::new(&tmp).map_err(ApiError::internal)?;
-            // Everything is checked before the database is opened for writing.
-            let opened = bundle::open(&staged, &keys, "vulndb", scratch.path()).map_err(|e| {
-                ApiError::bad_request(format!("the bundle was refused, nothing was imported: {e}"))
-            })?;
-            let vdb = VulnDb::open(&db)?;
-            let mut report = vdb.import(&opened.files)?;
-            report.bundle = Some(bundle::Imported {
-                key: opened.key,
-                created_at: opened.manifest.created_at,
-                files: opened.files.len(),
-            });
-            return Ok(report);
+            // Everything is checked before the database (or the rules) is written.
+            let applied = bundle::import(
+                std::slice::from_ref(&staged),
+                &keys,
+                &db,
+                &data_dir,
+                scratch.path(),
+            )
+            .map_err(|e| ApiError::bad_request(format!("the bundle was refused: {e}")))?;
+            return Ok(applied);
         }
         if !key_file.is_empty() {
             return Err(ApiError::bad_request(
@@ -167,7 +168,10 @@ where
         for p in &mut report.problems {
             *p = p.replace(&named.display().to_string(), "upload");
         }
-        Ok(report)
+        Ok(bundle::Applied {
+            report: Some(report),
+            ..Default::default()
+        })
     })
     .await
     .map_err(ApiError::internal)?

@@ -23,6 +23,10 @@ use sha2::{Digest, Sha256};
 use crate::trust::cosign::PublicKey;
 
 pub const MANIFEST: &str = "bulwark-bundle.json";
+/// Feed files for the vulnerability database.
+pub const VULNDB: &str = "vulndb";
+/// Custom data types for the detection engine (TOML files of `[[custom]]` tables).
+pub const DETECT_RULES: &str = "detect-rules";
 pub const SIGNATURE: &str = "bulwark-bundle.sig";
 const FORMAT: &str = "bulwark-bundle/1";
 /// Largest manifest read.
@@ -320,7 +324,7 @@ fn read_entry(
 pub fn open(
     path: &Path,
     keys: &[PublicKey],
-    kind: &str,
+    kinds: &[&str],
     scratch: &Path,
 ) -> Result<Opened, BundleError> {
     if keys.is_empty() {
@@ -347,10 +351,15 @@ pub fn open(
             manifest.format.chars().take(40).collect::<String>()
         )));
     }
-    if manifest.kind != kind {
+    if !kinds.contains(&manifest.kind.as_str()) {
         return Err(invalid(format!(
-            "a '{}' bundle, not a '{kind}' bundle",
-            manifest.kind.chars().take(40).collect::<String>()
+            "a '{}' bundle, not a {} bundle",
+            manifest.kind.chars().take(40).collect::<String>(),
+            kinds
+                .iter()
+                .map(|k| format!("'{k}'"))
+                .collect::<Vec<_>>()
+                .join(" or ")
         )));
     }
     if manifest.files.len() > MAX_FILES {
@@ -431,6 +440,103 @@ pub fn open(
     })
 }
 
+/// What importing bundles did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// The feeds' import, when a `vulndb` bundle was among them.
+    pub report: Option<super::db::ImportReport>,
+    /// Custom data types imported, when a `detect-rules` bundle was.
+    pub rules: Option<usize>,
+    pub bundles: Vec<Imported>,
+}
+
+impl Applied {
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(r) = &self.report {
+            parts.push(r.summary());
+        }
+        if let Some(n) = self.rules {
+            parts.push(format!(
+                "{n} detection rules imported (they apply from the next start)"
+            ));
+        }
+        parts.join("; ")
+    }
+}
+
+/// Imports bundles: every one is opened and checked with `keys` (into `scratch`), and every
+/// rule file parsed and checked, before anything is written; then feeds go into the database
+/// at `db` in one transaction and rules into `rules_dir`'s imported rules (replacing same ids).
+pub fn import(
+    bundles: &[PathBuf],
+    keys: &[PublicKey],
+    db: &Path,
+    rules_dir: &Path,
+    scratch: &Path,
+) -> Result<Applied, String> {
+    let mut feeds = Vec::new();
+    let mut rules: Option<Vec<crate::config::CustomTypeConfig>> = None;
+    let mut out = Applied::default();
+    for (i, path) in bundles.iter().enumerate() {
+        let dir = scratch.join(i.to_string());
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let named = |e: String| format!("{}: {e}; nothing was imported", path.display());
+        let opened =
+            open(path, keys, &[VULNDB, DETECT_RULES], &dir).map_err(|e| named(e.to_string()))?;
+        if opened.manifest.kind == DETECT_RULES {
+            let list = rules.get_or_insert_with(Vec::new);
+            for f in &opened.files {
+                let text = std::fs::read_to_string(f)
+                    .map_err(|e| named(format!("a rule file is not text: {e}")))?;
+                let file: crate::config::RuleFile = toml::from_str(&text)
+                    .map_err(|e| named(format!("a rule file: {}", e.to_string().trim())))?;
+                list.extend(file.custom);
+            }
+        } else {
+            feeds.extend(opened.files.iter().cloned());
+        }
+        out.bundles.push(Imported {
+            key: opened.key,
+            created_at: opened.manifest.created_at,
+            files: opened.files.len(),
+        });
+    }
+    // Rules: the imported set after this import, checked whole.
+    let merged = match &rules {
+        Some(new) => {
+            let mut all = crate::config::imported_rules(rules_dir)?;
+            for r in new {
+                all.retain(|o| o.id != r.id);
+                all.push(r.clone());
+            }
+            let problems = crate::config::DetectConfig {
+                custom: all.clone(),
+            }
+            .problems();
+            if !problems.is_empty() {
+                return Err(format!(
+                    "the bundle's rules are not valid, nothing was imported: {}",
+                    problems.join("; ")
+                ));
+            }
+            Some((new.len(), all))
+        }
+        None => None,
+    };
+    if !feeds.is_empty() {
+        let vdb = super::db::VulnDb::open(db).map_err(|e| e.to_string())?;
+        let mut report = vdb.import(&feeds).map_err(|e| e.to_string())?;
+        report.bundle = out.bundles.first().cloned();
+        out.report = Some(report);
+    }
+    if let Some((n, all)) = merged {
+        crate::config::save_imported_rules(rules_dir, &all)?;
+        out.rules = Some(n);
+    }
+    Ok(out)
+}
+
 /// The trusted public keys in a PEM file (one or more `PUBLIC KEY` blocks).
 pub fn read_keys(path: &Path) -> Result<Vec<PublicKey>, BundleError> {
     let text = std::fs::read_to_string(path).map_err(|e| io(format!("{}: {e}", path.display())))?;
@@ -495,17 +601,23 @@ mod tests {
         assert_eq!(m.files.len(), 1);
         assert!(is_bundle(&out));
         let scratch = tempfile::tempdir().unwrap();
-        let opened = open(&out, std::slice::from_ref(&public), "vulndb", scratch.path()).unwrap();
+        let opened = open(
+            &out,
+            std::slice::from_ref(&public),
+            &[VULNDB],
+            scratch.path(),
+        )
+        .unwrap();
         assert_eq!(std::fs::read(&opened.files[0]).unwrap(), br#"{"id":"X-1"}"#);
         assert_eq!(opened.key, public.fingerprint());
         // Another key, another kind.
         let (_, other) = keypair();
         let s = tempfile::tempdir().unwrap();
         assert!(matches!(
-            open(&out, &[other], "vulndb", s.path()),
+            open(&out, &[other], &[VULNDB], s.path()),
             Err(BundleError::BadSignature)
         ));
-        assert!(open(&out, &[public], "detect-rules", s.path())
+        assert!(open(&out, &[public], &[DETECT_RULES], s.path())
             .unwrap_err()
             .to_string()
             .contains("not a 'detect-rules' bundle"));

@@ -532,3 +532,90 @@ async fn the_appliance_imports_bundles_signed_by_its_key_only() {
         "{html}"
     );
 }
+
+/// A `detect-rules` bundle: its custom types land in the data directory's imported rules and
+/// `bulwark detect` uses them; invalid rules change nothing.
+#[test]
+fn detection_rule_bundles_add_custom_types() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (private, public) = openssl_keys(d, "publisher");
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let rules = d.join("acme.toml");
+    std::fs::write(
+        &rules,
+        "[[custom]]\nid = \"acme.employee_id\"\nsensitivity = \"High\"\nvalue = '\\bEMP-\\d{6}\\b'\n",
+    )
+    .unwrap();
+    let bad = d.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[custom]]\nid = \"acme.broken\"\nvalue = '(unclosed'\n",
+    )
+    .unwrap();
+    let make = |input: &Path, out: &str| {
+        let p = d.join(out);
+        let (ok, _, err) = bulwark(&[
+            "db",
+            "bundle",
+            "--kind",
+            "detect-rules",
+            "--key",
+            s(&private),
+            "-o",
+            s(&p),
+            s(input),
+        ]);
+        assert!(ok, "{err}");
+        p
+    };
+    let good = make(&rules, "rules.bundle");
+    let broken = make(&bad, "broken.bundle");
+    let db = data.join("vulndb.redb");
+    let (ok, _, err) = bulwark(&[
+        "db",
+        "import",
+        "--db",
+        s(&db),
+        "--key",
+        s(&public),
+        s(&broken),
+    ]);
+    assert!(!ok && err.contains("not valid"), "{err}");
+    assert!(!data.join("detect-rules.toml").exists());
+    let (ok, out, err) = bulwark(&[
+        "db",
+        "import",
+        "--db",
+        s(&db),
+        "--key",
+        s(&public),
+        s(&good),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("1 detection rules imported"), "{out}");
+    assert!(
+        !db.exists(),
+        "a rules bundle leaves the vulnerability database alone"
+    );
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(["--data-dir", s(&data), "detect", "--input", "json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"note":"badge EMP-123456 issued"}"#)
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("acme.employee_id"), "{out}");
+}
