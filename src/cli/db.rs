@@ -264,11 +264,12 @@ fn bundle(a: &BundleArgs) -> anyhow::Result<i32> {
     let m = bundle::create(&a.out, &a.kind, &a.description, &inputs, &key)?;
     let bytes: u64 = m.files.iter().map(|f| f.size).sum();
     println!(
-        "{}: a signed '{}' bundle of {} files ({:.1} MiB)",
+        "{}: a signed '{}' bundle of {} files ({:.1} MiB), key {}",
         a.out.display(),
         m.kind,
         m.files.len(),
-        bytes as f64 / 1_048_576.0
+        bytes as f64 / 1_048_576.0,
+        key.public_key().fingerprint()
     );
     Ok(0)
 }

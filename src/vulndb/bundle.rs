@@ -152,6 +152,14 @@ impl SigningKey {
             .map_err(|_| invalid("the signing key is not an ECDSA P-256 private key"))
     }
 
+    /// The public half, which checks what this key signs.
+    pub fn public_key(&self) -> PublicKey {
+        use aws_lc_rs::signature::KeyPair as _;
+        let mut spki = crate::trust::cosign::P256_SPKI_PREFIX.to_vec();
+        spki.extend_from_slice(self.0.public_key().as_ref());
+        PublicKey::from_spki(&spki).expect("a P-256 key pair's own public key")
+    }
+
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, BundleError> {
         self.0
             .sign(&SystemRandom::new(), message)
@@ -553,7 +561,6 @@ mod tests {
     use super::*;
 
     fn keypair() -> (SigningKey, PublicKey) {
-        use aws_lc_rs::signature::KeyPair as _;
         let pkcs8 =
             EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new())
                 .unwrap();
@@ -562,9 +569,8 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref())
         );
         let key = SigningKey::from_pem(&pem).unwrap();
-        let mut spki = crate::trust::cosign::P256_SPKI_PREFIX.to_vec();
-        spki.extend_from_slice(key.0.public_key().as_ref());
-        (key, PublicKey::from_spki(&spki).unwrap())
+        let public = key.public_key();
+        (key, public)
     }
 
     #[test]
