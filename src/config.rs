@@ -194,6 +194,10 @@ pub struct RuleFile {
 
 /// The custom types imported into `data_dir` (none when nothing was).
 pub fn imported_rules(data_dir: &Path) -> Result<Vec<CustomTypeConfig>, String> {
+    // A data dir that is not one yet (or not one at all) is for the store to judge and explain.
+    if !data_dir.is_dir() {
+        return Ok(Vec::new());
+    }
     let path = data_dir.join(IMPORTED_RULES);
     match std::fs::read_to_string(&path) {
         Ok(text) => toml::from_str::<RuleFile>(&text)
