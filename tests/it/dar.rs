@@ -90,7 +90,7 @@ impl Pg {
 }
 
 /// Runs `bulwark crawl --format json` with `sources` in `var` (`BULWARK_CRAWL_POSTGRES`, ...).
-fn crawl(var: &str, sources: Value, extra: &[(&str, &str)]) -> (i32, Value) {
+pub(crate) fn crawl(var: &str, sources: Value, extra: &[(&str, &str)]) -> (i32, Value) {
     let data = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
         .args(["--data-dir"])
@@ -526,14 +526,14 @@ async fn the_appliance_crawls_on_demand_and_keeps_what_changed() {
 }
 
 /// The harness's S3 server (s3s-fs, which checks every request's SigV4 signature).
-struct S3 {
+pub(crate) struct S3 {
     svc: Service,
     key: String,
-    secret: String,
+    pub(crate) secret: String,
 }
 
 impl S3 {
-    fn get() -> S3 {
+    pub(crate) fn get() -> S3 {
         let var = |k: &str, default: &str| std::env::var(k).unwrap_or_else(|_| default.into());
         S3 {
             svc: Service::get("BULWARK_TEST_S3", "s3", "S3_PORT"),
@@ -552,7 +552,7 @@ impl S3 {
         .unwrap()
     }
 
-    async fn create(&self, bucket: &str) {
+    pub(crate) async fn create(&self, bucket: &str) {
         use rusty_s3::S3Action;
         let creds = rusty_s3::Credentials::new(&self.key, &self.secret);
         let b = self.bucket(bucket);
@@ -563,7 +563,7 @@ impl S3 {
         assert!(resp.status().is_success(), "{:?}", resp.text().await);
     }
 
-    async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) {
+    pub(crate) async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) {
         use rusty_s3::S3Action;
         let creds = rusty_s3::Credentials::new(&self.key, &self.secret);
         let b = self.bucket(bucket);
@@ -579,7 +579,7 @@ impl S3 {
         assert!(resp.status().is_success(), "{key}: {:?}", resp.text().await);
     }
 
-    fn source(&self, name: &str, buckets: &[&str], secret: &str) -> Value {
+    pub(crate) fn source(&self, name: &str, buckets: &[&str], secret: &str) -> Value {
         serde_json::json!({
             "name": name, "url": self.svc.url, "type": "minio",
             "accessKeyId": self.key, "secretAccessKey": secret,

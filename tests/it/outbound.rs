@@ -254,3 +254,93 @@ async fn the_appliance_checks_signatures_through_its_configured_proxy() {
         log_of(&log)
     );
 }
+
+/// The crawler reaches S3 (s3s-fs) through the proxy of the usual variable, and OpenID Connect
+/// discovery (the real provider) goes through the appliance's configured proxy.
+#[tokio::test]
+async fn s3_crawls_go_through_the_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_proxy, proxy, log) = tinyproxy(&dir.path().join("proxy"), "127.0.0.1");
+    let s3 = crate::dar::S3::get();
+    let bucket = format!("proxied-{}", std::process::id());
+    s3.create(&bucket).await;
+    s3.put(
+        &bucket,
+        "people/1.json",
+        br#"{"email":"ada.lovelace@analytical-engines.co.uk"}"#.to_vec(),
+    )
+    .await;
+    let sources = json!([s3.source("via-proxy", &[&bucket], &s3.secret)]);
+    let via = format!("http://{proxy}");
+    let (code, v) = crate::dar::crawl(
+        "SVRN_CRAWLER_CRAWL_S3",
+        sources.clone(),
+        &[("HTTP_PROXY", &via)],
+    );
+    assert_eq!(code, 0, "{v:#}");
+    assert!(v.to_string().contains("pii.email"), "{v:#}");
+    assert!(
+        log_of(&log).contains(&format!("/{bucket}")),
+        "{}",
+        log_of(&log)
+    );
+    // A proxy that refuses (403, as a store denying access would): the bucket is skipped with
+    // the answer, nothing is classified.
+    let (_refusing, refusing, _) = tinyproxy(&dir.path().join("refusing"), "10.9.9.9");
+    let (_, v) = crate::dar::crawl(
+        "SVRN_CRAWLER_CRAWL_S3",
+        sources,
+        &[("BULWARK_OUTBOUND_HTTP_PROXY", &format!("http://{refusing}"))],
+    );
+    assert_eq!(v["assets"][0]["status"], "SKIPPED", "{v:#}");
+    assert!(
+        v["assets"][0]["reason"].as_str().unwrap().contains("403"),
+        "{v:#}"
+    );
+    assert!(!v.to_string().contains("pii.email"), "{v:#}");
+}
+
+#[actix_web::test]
+async fn openid_connect_discovery_goes_through_the_proxy() {
+    let issuer = std::env::var("BULWARK_TEST_OIDC_ISSUER").unwrap_or_else(|_| {
+        panic!("BULWARK_TEST_OIDC_ISSUER is unset: run tests/services/start.sh DIR oidc and source DIR/endpoints.env (tests/run-all.sh does)")
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (_proxy, proxy, log) = tinyproxy(&dir.path().join("proxy"), "127.0.0.1");
+    let (_refusing, refusing, _) = tinyproxy(&dir.path().join("refusing"), "10.9.9.9");
+    for (via, works) in [(proxy, true), (refusing, false)] {
+        let t = InProcess::with(|c| c.outbound.http_proxy = format!("http://{via}"));
+        t.user("root@example.com", Role::SuperAdmin);
+        let (root, _) = t.session("root@example.com");
+        let app = t.service().await;
+        let r = Caller::session(&root);
+        let res = actix_web::test::call_service(
+            &app,
+            r.post(
+                "/api/v1/sso/providers",
+                json!({"type": "oidc", "name": "corp", "issuer": issuer, "client_id": "bulwark",
+                       "client_secret": "bulwark-client-secret", "default_role": "none"}),
+            )
+            .to_request(),
+        )
+        .await;
+        assert_eq!(res.status(), 201);
+        let p: Value = actix_web::test::read_body_json(res).await;
+        let res = actix_web::test::call_service(
+            &app,
+            r.post(
+                &format!("/api/v1/sso/providers/{}/test", p["id"]),
+                json!({}),
+            )
+            .to_request(),
+        )
+        .await;
+        let v: Value = actix_web::test::read_body_json(res).await;
+        assert_eq!(v["ok"], works, "{v}");
+    }
+    assert!(
+        log_of(&log).contains("/.well-known/openid-configuration"),
+        "{}",
+        log_of(&log)
+    );
+}

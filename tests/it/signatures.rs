@@ -462,7 +462,7 @@ async fn admission_enforces_signature_rules_per_cluster() {
     let mut f = fixture().await;
     let t = InProcess::new();
     t.user("admin@example.com", Role::Admin);
-    let (s, _) = t.session("admin@example.com");
+    let (s, csrf) = t.session("admin@example.com");
     let app = t.service().await;
     let admin = Caller::session(&s);
     let hang = hanging_registry();
@@ -610,4 +610,49 @@ async fn admission_enforces_signature_rules_per_cluster() {
     assert_eq!(st, 404, "a rule of another cluster");
     let (st, _) = call!(&app, admin.delete(&format!("{}/{first}", rules(&open))));
     assert_eq!(st, 204);
+
+    // The cluster's page: rules with fingerprints, the form (refusals keep what was typed).
+    let page = format!("/clusters/{}/signatures", open["id"]);
+    let (st, html) = call!(&app, admin.get(&page));
+    assert_eq!(st, 200);
+    let html = html.to_string();
+    assert!(
+        html.is_empty() || html == "null",
+        "the page is HTML, not JSON"
+    );
+    let res = actix_web::test::call_service(&app, admin.get(&page).to_request()).await;
+    let html = String::from_utf8(actix_web::test::read_body(res).await.to_vec()).unwrap();
+    assert!(html.contains(&format!("{hang}/**")), "{html}");
+    assert!(html.contains("id=\"signature-rule-form\""), "{html}");
+    assert!(
+        html.contains(":tampered"),
+        "recent checks are listed: {html}"
+    );
+    let post = |body: String| {
+        let req = admin.form(&page, format!("csrf={csrf}&{body}"));
+        let app = &app;
+        async move {
+            let res = actix_web::test::call_service(app, req.to_request()).await;
+            let status = res.status().as_u16();
+            let body = actix_web::test::read_body(res).await;
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    let (st, html) = post("pattern=registry.corp%2Fteam%2F**&keys=not+a+key".into()).await;
+    assert_eq!(st, 400);
+    assert!(
+        html.contains("registry.corp/team/**") && html.contains("PEM"),
+        "{html}"
+    );
+    let pem: String = url::form_urlencoded::byte_serialize(f.trusted.pem.as_bytes()).collect();
+    let (st, _) = post(format!(
+        "pattern=registry.corp%2Fteam%2F**&keys={pem}&description=ci"
+    ))
+    .await;
+    assert_eq!(st, 303);
+    let (_, listed) = call!(&app, admin.get(&rules(&open)));
+    assert!(
+        listed.to_string().contains("registry.corp/team/**"),
+        "{listed}"
+    );
 }
