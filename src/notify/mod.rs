@@ -129,7 +129,20 @@ pub async fn deliver(
         }
     };
     for mut mail in due {
-        let outcome = send(&transport, smtp, &mail).await;
+        let outcome = match message(smtp, &mail) {
+            Ok(m) if outbound.proxy_for("https", &smtp.host).is_some() => {
+                send_through_proxy(smtp, outbound, &m).await
+            }
+            Ok(m) => {
+                use lettre::AsyncTransport;
+                transport
+                    .send(m)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e),
+        };
         mail.attempts += 1;
         match outcome {
             Ok(()) => {
@@ -158,22 +171,14 @@ type Transport = lettre::AsyncSmtpTransport<lettre::Tokio1Executor>;
 
 fn transport(smtp: &SmtpConfig, outbound: &crate::outbound::Outbound) -> Result<Transport, String> {
     use lettre::transport::smtp::authentication::Credentials;
-    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    use lettre::transport::smtp::client::Tls;
     let builder = match smtp.security.as_str() {
         "tls" => Transport::relay(&smtp.host).map_err(|e| e.to_string())?,
         "starttls" => Transport::starttls_relay(&smtp.host).map_err(|e| e.to_string())?,
         _ => Transport::builder_dangerous(&smtp.host),
     };
-    // The appliance's extra CAs are trusted beside the system's (an in-house relay's CA).
-    let extra = outbound.extra_roots();
-    let builder = if smtp.security != "none" && !extra.is_empty() {
-        let mut params = TlsParameters::builder(smtp.host.clone());
-        for der in extra {
-            params = params.add_root_certificate(
-                Certificate::from_der(der.to_vec()).map_err(|e| e.to_string())?,
-            );
-        }
-        let params = params.build_rustls().map_err(|e| e.to_string())?;
+    let builder = if smtp.security != "none" && !outbound.extra_roots().is_empty() {
+        let params = tls_parameters(smtp, outbound)?;
         builder.tls(if smtp.security == "tls" {
             Tls::Wrapper(params)
         } else {
@@ -194,8 +199,72 @@ fn transport(smtp: &SmtpConfig, outbound: &crate::outbound::Outbound) -> Result<
     Ok(builder.build())
 }
 
-async fn send(t: &Transport, smtp: &SmtpConfig, mail: &Mail) -> Result<(), String> {
-    use lettre::AsyncTransport;
+/// TLS for the relay: the system's roots and the appliance's extra CAs (an in-house relay's).
+fn tls_parameters(
+    smtp: &SmtpConfig,
+    outbound: &crate::outbound::Outbound,
+) -> Result<lettre::transport::smtp::client::TlsParameters, String> {
+    use lettre::transport::smtp::client::{Certificate, TlsParameters};
+    let mut params = TlsParameters::builder(smtp.host.clone());
+    for der in outbound.extra_roots() {
+        params = params
+            .add_root_certificate(Certificate::from_der(der.to_vec()).map_err(|e| e.to_string())?);
+    }
+    params.build_rustls().map_err(|e| e.to_string())
+}
+
+/// One mail over a tunnel the HTTPS proxy opens (`CONNECT relay:port`): plain or STARTTLS (the
+/// TLS session runs end to end with the relay, through the tunnel).
+async fn send_through_proxy(
+    smtp: &SmtpConfig,
+    outbound: &crate::outbound::Outbound,
+    message: &lettre::Message,
+) -> Result<(), String> {
+    use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+    use lettre::transport::smtp::client::AsyncSmtpConnection;
+    use lettre::transport::smtp::extension::ClientId;
+    if smtp.security == "tls" {
+        return Err(
+            "implicit TLS (smtp.security = \"tls\") cannot go through the proxy: use starttls, or list the relay in outbound.no_proxy"
+                .into(),
+        );
+    }
+    let stream = outbound
+        .connect_tcp(&smtp.host, smtp.port, std::time::Duration::from_secs(20))
+        .await
+        .map_err(|e| e.to_string())?;
+    let hello = ClientId::default();
+    let work = async {
+        let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(stream), &hello)
+            .await
+            .map_err(|e| e.to_string())?;
+        if smtp.security == "starttls" {
+            if !conn.can_starttls() {
+                return Err("the relay does not offer STARTTLS".to_string());
+            }
+            conn.starttls(tls_parameters(smtp, outbound)?, &hello)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        if !smtp.username.is_empty() {
+            let creds = Credentials::new(smtp.username.clone(), smtp.password.clone());
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        conn.send(message.envelope(), &message.formatted())
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = conn.quit().await;
+        Ok(())
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), work)
+        .await
+        .map_err(|_| "the relay did not finish within 60 s".to_string())?
+}
+
+/// The mail as a message from `smtp.from`.
+fn message(smtp: &SmtpConfig, mail: &Mail) -> Result<lettre::Message, String> {
     let mut b = lettre::Message::builder()
         .from(smtp.from.parse().map_err(|e| format!("smtp.from: {e}"))?)
         .subject(mail.subject.clone())
@@ -203,6 +272,5 @@ async fn send(t: &Transport, smtp: &SmtpConfig, mail: &Mail) -> Result<(), Strin
     for to in &mail.to {
         b = b.to(to.parse().map_err(|e| format!("recipient {to}: {e}"))?);
     }
-    let message = b.body(mail.body.clone()).map_err(|e| e.to_string())?;
-    t.send(message).await.map(|_| ()).map_err(|e| e.to_string())
+    b.body(mail.body.clone()).map_err(|e| e.to_string())
 }

@@ -16,7 +16,7 @@ use crate::support::{free_port, InProcess};
 const DEBIAN: &[u8] = include_bytes!("../fixtures/trivy/debian-buster.trivy.json");
 
 /// The harness's SMTP sink, or one started here from the harness's cached venv.
-struct Sink {
+pub(crate) struct Sink {
     addr: String,
     maildir: PathBuf,
     child: Option<Child>,
@@ -24,7 +24,7 @@ struct Sink {
 }
 
 impl Sink {
-    fn get() -> Sink {
+    pub(crate) fn get() -> Sink {
         if let (Ok(addr), Ok(maildir)) = (
             std::env::var("BULWARK_TEST_SMTP"),
             std::env::var("BULWARK_TEST_MAILDIR"),
@@ -74,7 +74,7 @@ impl Sink {
         }
     }
 
-    fn smtp(&self) -> SmtpConfig {
+    pub(crate) fn smtp(&self) -> SmtpConfig {
         let (host, port) = self.addr.split_once(':').unwrap();
         SmtpConfig {
             host: host.into(),
@@ -85,7 +85,7 @@ impl Sink {
     }
 
     /// Waits for a delivered message containing every needle.
-    fn wait_for(&self, needles: &[&str]) -> String {
+    pub(crate) fn wait_for(&self, needles: &[&str]) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             for e in std::fs::read_dir(self.maildir.join("new"))

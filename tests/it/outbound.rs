@@ -344,3 +344,56 @@ async fn openid_connect_discovery_goes_through_the_proxy() {
         log_of(&log)
     );
 }
+
+/// Mail to the relay (aiosmtpd) through a CONNECT tunnel the HTTPS proxy opens; a proxy that
+/// refuses leaves the mail in the outbox with the reason, to be retried.
+#[tokio::test]
+async fn mail_goes_through_the_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_proxy, proxy, log) = tinyproxy(&dir.path().join("proxy"), "127.0.0.1");
+    let (_refusing, refusing, _) = tinyproxy(&dir.path().join("refusing"), "10.9.9.9");
+    let sink = crate::notify::Sink::get();
+    let subject = format!("proxied mail {}", std::process::id());
+    let outbox = || {
+        let dir = tempfile::tempdir().unwrap();
+        let store = bulwark::app::open_store(dir.path()).unwrap();
+        store
+            .write(|w| {
+                bulwark::notify::enqueue(
+                    w,
+                    vec!["ops@corp.test".into()],
+                    &subject,
+                    "through the proxy",
+                )
+            })
+            .unwrap();
+        (dir, store)
+    };
+    let via = |p: &str| {
+        bulwark::outbound::Outbound::new(&bulwark::outbound::Settings {
+            https_proxy: format!("http://{p}"),
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let (_a, store) = outbox();
+    let refused = bulwark::notify::deliver(&store, &sink.smtp(), &via(&refusing))
+        .await
+        .unwrap();
+    assert_eq!((refused.sent, refused.failed), (0, 1));
+    let waiting = bulwark::notify::outbox(&store, 10).unwrap();
+    assert!(waiting[0].last_error.contains("403"), "{:?}", waiting[0]);
+    assert!(waiting[0].sent_at.is_none());
+    let (_b, store) = outbox();
+    let sent = bulwark::notify::deliver(&store, &sink.smtp(), &via(&proxy))
+        .await
+        .unwrap();
+    assert_eq!(sent.sent, 1, "{sent:?}");
+    sink.wait_for(&[&subject, "through the proxy"]);
+    let smtp = sink.smtp();
+    assert!(
+        log_of(&log).contains(&format!("CONNECT {}:{}", smtp.host, smtp.port)),
+        "{}",
+        log_of(&log)
+    );
+}
