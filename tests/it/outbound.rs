@@ -397,3 +397,48 @@ async fn mail_goes_through_the_proxy() {
         log_of(&log)
     );
 }
+
+/// A cluster behind a proxy: the kubeconfig's `proxy-url` (as kubectl reads it) tunnels the
+/// sync to the API server through tinyproxy.
+#[actix_web::test]
+async fn a_cluster_is_synced_through_its_kubeconfig_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_proxy, proxy, log) = tinyproxy(&dir.path().join("proxy"), "127.0.0.1");
+    let (server, ca, _api, handle) = crate::kube_sync::api_server();
+    let t = InProcess::new();
+    let admin = t.user("admin@example.com", Role::Admin);
+    let key = t.key(admin, &[bulwark::http::Scope::Admin]);
+    let app = t.service().await;
+    let k = Caller::bearer(&key);
+    let call = |req: actix_web::test::TestRequest| {
+        let app = &app;
+        async move {
+            let res = actix_web::test::call_service(app, req.to_request()).await;
+            let status = res.status().as_u16();
+            let body = actix_web::test::read_body(res).await;
+            (
+                status,
+                serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (_, c) = call(k.post("/api/v1/clusters", json!({"name": "behind-proxy"}))).await;
+    let kube_uri = format!("/api/v1/clusters/{}/kubernetes", c["id"]);
+    let config = crate::kube_sync::kubeconfig(&server, &ca, "reader-token-1").replace(
+        &format!("    server: {server}\n"),
+        &format!("    server: {server}\n    proxy-url: http://{proxy}\n"),
+    );
+    assert!(config.contains("proxy-url"));
+    let (st, v) = call(k.put(&kube_uri, json!({"kubeconfig": config}))).await;
+    assert_eq!(st, 200, "{v}");
+    let (st, r) = call(k.post(&format!("{kube_uri}/sync"), json!({}))).await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["recorded"].as_u64(), Some(6), "{r}");
+    let authority = server.trim_start_matches("https://").trim_end_matches('/');
+    assert!(
+        log_of(&log).contains(&format!("CONNECT {authority}")),
+        "{}",
+        log_of(&log)
+    );
+    handle.stop(false).await;
+}
