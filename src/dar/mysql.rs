@@ -116,9 +116,21 @@ fn opts_of(source: &Source) -> Result<Opts, DarError> {
         ))
     })?;
     // One connection, no pool behind it.
-    Ok(OptsBuilder::from_opts(opts)
-        .pool_opts(None::<mysql_async::PoolOpts>)
-        .into())
+    let mut builder = OptsBuilder::from_opts(opts.clone()).pool_opts(None::<mysql_async::PoolOpts>);
+    // With TLS asked for (`?require_ssl=true`), the source's CA and the appliance's extra CAs
+    // are trusted beside the built-in roots.
+    if let Some(ssl) = opts.ssl_opts() {
+        let mut roots = Vec::new();
+        for pem in [source.ca_pem.clone(), source.outbound.extra_roots_pem()] {
+            if !pem.trim().is_empty() {
+                roots.push(pem.into_bytes().into());
+            }
+        }
+        if !roots.is_empty() {
+            builder = builder.ssl_opts(ssl.clone().with_root_certs(roots));
+        }
+    }
+    Ok(builder.into())
 }
 
 async fn connect(source: &Source) -> Result<Conn, DarError> {
@@ -360,5 +372,16 @@ mod tests {
             primary: false,
         };
         assert!(binary(&c("longblob")) && !binary(&c("json")) && integer(&c("bigint")));
+    }
+
+    #[test]
+    fn tls_trusts_the_source_ca_only_when_tls_is_asked_for() {
+        let mut source = Source::new(crate::dar::Kind::Mysql, "m");
+        source.ca_pem = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n".into();
+        source.connection_string = "mysql://u:p@db.corp:3306/shop?require_ssl=true".into();
+        let opts = opts_of(&source).unwrap();
+        assert_eq!(opts.ssl_opts().unwrap().root_certs().len(), 1);
+        source.connection_string = "mysql://u:p@db.corp:3306/shop".into();
+        assert!(opts_of(&source).unwrap().ssl_opts().is_none());
     }
 }
