@@ -362,6 +362,23 @@ async fn directories_over_tls() {
     both["starttls"] = json!(true);
     let (s, v, _) = call(&app, r.post("/api/v1/sso/providers", both)).await;
     assert_eq!(s, 400, "StartTLS over ldaps:// makes no sense: {v}");
+
+    // The same CA in the appliance's `[outbound] ca_bundle` instead of the provider's ca_pem.
+    let ca_file = std::env::var("BULWARK_TEST_LDAP_CA").unwrap();
+    let t = InProcess::with(|c| c.outbound.ca_bundle = ca_file);
+    t.user("root@example.com", Role::SuperAdmin);
+    let (root, _) = t.session("root@example.com");
+    let app = t.service().await;
+    let mut bundled = provider("bundled", "dc=posix,dc=test", true);
+    bundled["url"] = json!(ldaps);
+    let (s, v, _) = call(
+        &app,
+        Caller::session(&root).post("/api/v1/sso/providers", bundled),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v, _) = call(&app, login("bundled", "bob", "bob-pass-1")).await;
+    assert_eq!((s, v["role"].as_str()), (200, Some("admin")), "{v}");
 }
 
 /// Providers declared in the configuration file exist at start and follow the file on the next
