@@ -3,7 +3,7 @@
 //! variable, the appliance with `[outbound]` in its configuration, and proxies that refuse or
 //! hang.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -441,4 +441,110 @@ async fn a_cluster_is_synced_through_its_kubeconfig_proxy() {
         log_of(&log)
     );
     handle.stop(false).await;
+}
+
+/// A relay offering STARTTLS with a certificate an in-house CA signed (aiosmtpd): refused
+/// without the CA bundle, delivered with it, directly and through the proxy's tunnel.
+#[tokio::test]
+async fn mail_over_starttls_trusts_the_ca_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (ca, cert, key) = in_house_ca();
+    for (name, pem) in [("ca.pem", &ca), ("cert.pem", &cert), ("key.pem", &key)] {
+        std::fs::write(d.join(name), pem).unwrap();
+    }
+    let maildir = d.join("maildir");
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    let python = std::env::var("HOME")
+        .map(|h| PathBuf::from(h).join(".cache/bulwark-test-venv/bin/python"))
+        .unwrap();
+    assert!(
+        python.is_file(),
+        "no aiosmtpd: run tests/services/start.sh smtp"
+    );
+    let port = free_port();
+    let relay = Command::new(python)
+        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+        .arg("--tlscert")
+        .arg(d.join("cert.pem"))
+        .arg("--tlskey")
+        .arg(d.join("key.pem"))
+        .args(["-c", "aiosmtpd.handlers.Mailbox"])
+        .arg(&maildir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _relay = KillOnDrop(relay);
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_proxy, proxy, log) = tinyproxy(&d.join("proxy"), "127.0.0.1");
+    let smtp = bulwark::config::SmtpConfig {
+        host: "127.0.0.1".into(),
+        port,
+        security: "starttls".into(),
+        ..Default::default()
+    };
+    let ca_file = d.join("ca.pem").display().to_string();
+    for (label, https_proxy, ca_bundle, delivered) in [
+        ("without the CA", String::new(), String::new(), false),
+        ("with the CA", String::new(), ca_file.clone(), true),
+        (
+            "through the proxy",
+            format!("http://{proxy}"),
+            ca_file,
+            true,
+        ),
+    ] {
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = bulwark::app::open_store(store_dir.path()).unwrap();
+        let subject = format!("starttls {label}");
+        store
+            .write(|w| bulwark::notify::enqueue(w, vec!["ops@corp.test".into()], &subject, "tls"))
+            .unwrap();
+        let outbound = bulwark::outbound::Outbound::new(&bulwark::outbound::Settings {
+            https_proxy,
+            ca_bundle,
+            ..Default::default()
+        })
+        .unwrap();
+        let r = bulwark::notify::deliver(&store, &smtp, &outbound)
+            .await
+            .unwrap();
+        assert_eq!(
+            r.sent == 1,
+            delivered,
+            "{label}: {r:?} {:?}",
+            bulwark::notify::outbox(&store, 1)
+        );
+        if delivered {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let found = std::fs::read_dir(maildir.join("new"))
+                    .unwrap()
+                    .flatten()
+                    .any(|e| {
+                        std::fs::read_to_string(e.path())
+                            .unwrap_or_default()
+                            .contains(&subject)
+                    });
+                if found {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{label}: not delivered");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    assert!(
+        log_of(&log).contains(&format!("CONNECT 127.0.0.1:{port}")),
+        "{}",
+        log_of(&log)
+    );
 }
