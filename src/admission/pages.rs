@@ -46,7 +46,7 @@ pub(super) async fn admission_page(
     Auth(p): Auth,
 ) -> Result<HttpResponse, ApiError> {
     let list = ListQuery::of(&req)?;
-    let order = super::DECISION_SORTING.pick(&list)?;
+    let order = super::decisions::DECISION_SORTING.pick(&list)?;
     let adm = state
         .domains
         .get::<Admission>()
@@ -75,8 +75,9 @@ pub(super) async fn admission_page(
             ))
         })
         .await?;
-    let (decisions, next) =
-        listing::page(decisions, &order, &list, |d| super::decision_key(&order, d))?;
+    let (decisions, next) = listing::page(decisions, &order, &list, |d| {
+        super::decisions::decision_key(&order, d)
+    })?;
     let query = req.query_string();
     render(&AdmissionPage {
         layout: Layout::new(&state, &p, "Admission", "/admission"),

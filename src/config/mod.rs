@@ -11,6 +11,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod env;
+mod outbound;
+mod rules;
+
+use env::{apply_env, collect_keys};
+pub use outbound::{BundlesConfig, OutboundConfig};
+pub use rules::{imported_rules, save_imported_rules, RuleFile, IMPORTED_RULES};
+
 /// Environment variables that start with `BULWARK_` but are not configuration keys.
 const NON_KEY_ENV: &[&str] = &[
     "BULWARK_CONFIG",
@@ -63,56 +71,6 @@ pub struct Config {
     pub outbound: OutboundConfig,
     /// Signed offline bundles.
     pub bundles: BundlesConfig,
-}
-
-/// Signed offline bundles (`bulwark db bundle`): `key_file` is a PEM file of the public keys
-/// whose bundles the console and the API import. When it is set, uploads must be bundles
-/// signed by one of them; empty, bundles are refused and plain feed files accepted.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct BundlesConfig {
-    pub key_file: String,
-}
-
-/// How the appliance reaches registries, identity providers, mail servers and data stores:
-/// `https_proxy`/`http_proxy` (`http://[user:password@]host:port`), `no_proxy` (hosts and
-/// domains reached directly, comma-separated) and `ca_bundle` (a PEM file of CAs trusted beside
-/// the system's). Empty proxy fields are filled from `HTTPS_PROXY`, `HTTP_PROXY` and
-/// `NO_PROXY` (either case) as curl reads them.
-#[derive(Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct OutboundConfig {
-    pub https_proxy: String,
-    pub http_proxy: String,
-    pub no_proxy: String,
-    pub ca_bundle: String,
-}
-
-impl OutboundConfig {
-    fn settings(&self) -> crate::outbound::Settings {
-        crate::outbound::Settings {
-            https_proxy: self.https_proxy.clone(),
-            http_proxy: self.http_proxy.clone(),
-            no_proxy: self.no_proxy.clone(),
-            ca_bundle: self.ca_bundle.clone(),
-        }
-    }
-}
-
-// A proxy URL may carry a password: shown without it.
-impl std::fmt::Debug for OutboundConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let hide = |u: &str| match u.rsplit_once('@') {
-            Some((_, host)) => format!("***@{host}"),
-            None => u.to_string(),
-        };
-        f.debug_struct("OutboundConfig")
-            .field("https_proxy", &hide(&self.https_proxy))
-            .field("http_proxy", &hide(&self.http_proxy))
-            .field("no_proxy", &self.no_proxy)
-            .field("ca_bundle", &self.ca_bundle)
-            .finish()
-    }
 }
 
 /// Data stores declared in the file, one list per kind (`[[crawl.postgres]]` with `name`,
@@ -179,51 +137,6 @@ impl Default for SensorConfig {
 pub struct DetectConfig {
     /// Types of your own, beside the built-in ones (`[[detect.custom]]` tables).
     pub custom: Vec<CustomTypeConfig>,
-}
-
-/// Custom types imported from signed `detect-rules` bundles (`bulwark db import --key`), kept
-/// in the data directory and read with the configuration (whose own types win on a shared id).
-pub const IMPORTED_RULES: &str = "detect-rules.toml";
-
-/// The imported-rules file: `[[custom]]` tables, as a bundle's rule files hold them.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct RuleFile {
-    pub custom: Vec<CustomTypeConfig>,
-}
-
-/// The custom types imported into `data_dir` (none when nothing was).
-pub fn imported_rules(data_dir: &Path) -> Result<Vec<CustomTypeConfig>, String> {
-    // A data dir that is not one yet (or not one at all) is for the store to judge and explain.
-    if !data_dir.is_dir() {
-        return Ok(Vec::new());
-    }
-    let path = data_dir.join(IMPORTED_RULES);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => toml::from_str::<RuleFile>(&text)
-            .map(|f| f.custom)
-            .map_err(|e| format!("{}: {}", path.display(), e.to_string().trim())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(format!("{}: {e}", path.display())),
-    }
-}
-
-/// Replaces the imported custom types of `data_dir` (written whole, then renamed into place).
-pub fn save_imported_rules(data_dir: &Path, rules: &[CustomTypeConfig]) -> Result<(), String> {
-    let path = data_dir.join(IMPORTED_RULES);
-    let text = toml::to_string(&RuleFile {
-        custom: rules.to_vec(),
-    })
-    .map_err(|e| e.to_string())?;
-    let tmp = path.with_extension("toml.partial");
-    let write = || -> std::io::Result<()> {
-        use std::io::Write as _;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    };
-    write().map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// A custom data type: a regex on the value, on the field name, or both.
@@ -741,84 +654,6 @@ impl Config {
             })
             .collect()
     }
-}
-
-fn collect_keys(t: &toml::Table, prefix: &str, out: &mut Vec<String>) {
-    for (k, v) in t {
-        let path = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
-        match v {
-            toml::Value::Table(inner) => collect_keys(inner, &path, out),
-            // Lists of tables (`[[detect.custom]]`) are set in the file only.
-            toml::Value::Array(_) => {}
-            _ => out.push(path),
-        }
-    }
-}
-
-/// Applies `BULWARK_*` variables on top of the file's table, typed like the default value.
-fn apply_env(
-    table: &mut toml::Table,
-    env: impl IntoIterator<Item = (String, String)>,
-    problems: &mut Vec<String>,
-) {
-    let defaults = toml::Value::try_from(Config::default()).ok();
-    let keys = Config::keys();
-    for (name, raw) in env {
-        if !name.starts_with("BULWARK_") || NON_KEY_ENV.contains(&name.as_str()) {
-            continue;
-        }
-        let Some((path, _)) = keys.iter().find(|(_, e)| *e == name) else {
-            tracing::warn!(variable = %name, "ignoring unknown BULWARK_ environment variable");
-            continue;
-        };
-        let default = defaults.as_ref().and_then(|d| lookup(d, path));
-        let value = match default {
-            Some(toml::Value::Integer(_)) => match raw.trim().parse::<i64>() {
-                Ok(i) => toml::Value::Integer(i),
-                Err(_) => {
-                    problems.push(format!("{name}: expected a whole number, got '{raw}'"));
-                    continue;
-                }
-            },
-            Some(toml::Value::Boolean(_)) => match raw.trim() {
-                "true" | "1" | "yes" => toml::Value::Boolean(true),
-                "false" | "0" | "no" => toml::Value::Boolean(false),
-                _ => {
-                    problems.push(format!("{name}: expected true or false, got '{raw}'"));
-                    continue;
-                }
-            },
-            _ => toml::Value::String(raw),
-        };
-        set(table, path, value);
-    }
-}
-
-fn lookup<'a>(v: &'a toml::Value, path: &str) -> Option<&'a toml::Value> {
-    path.split('.').try_fold(v, |v, k| v.get(k))
-}
-
-fn set(table: &mut toml::Table, path: &str, value: toml::Value) {
-    let mut parts: Vec<&str> = path.split('.').collect();
-    let last = parts.pop().unwrap_or_default();
-    let mut cur = table;
-    for p in parts {
-        let entry = cur
-            .entry(p.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        if !entry.is_table() {
-            *entry = toml::Value::Table(toml::Table::new());
-        }
-        match entry {
-            toml::Value::Table(t) => cur = t,
-            _ => return,
-        }
-    }
-    cur.insert(last.to_string(), value);
 }
 
 #[cfg(test)]
