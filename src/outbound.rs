@@ -166,41 +166,42 @@ impl Outbound {
         }
     }
 
+    /// The proxy rule for reqwest clients, when a proxy is configured.
+    fn reqwest_proxy(&self) -> Option<reqwest::Proxy> {
+        let me = self.clone();
+        self.has_proxy().then(|| {
+            reqwest::Proxy::custom(move |u| {
+                me.proxy_for(u.scheme(), u.host_str().unwrap_or(""))
+                    .cloned()
+            })
+        })
+    }
+
+    fn reqwest_roots(&self) -> impl Iterator<Item = reqwest::Certificate> + '_ {
+        self.extra_roots
+            .iter()
+            .filter_map(|der| reqwest::Certificate::from_der(der).ok())
+    }
+
     /// A reqwest client builder routed and trusting as configured (the environment's proxy
     /// variables are not read here).
     pub fn http_client(&self) -> reqwest::ClientBuilder {
         let mut b = reqwest::Client::builder().no_proxy();
-        if self.has_proxy() {
-            let me = self.clone();
-            b = b.proxy(reqwest::Proxy::custom(move |u| {
-                me.proxy_for(u.scheme(), u.host_str().unwrap_or(""))
-                    .cloned()
-            }));
+        if let Some(p) = self.reqwest_proxy() {
+            b = b.proxy(p);
         }
-        for der in self.extra_roots.iter() {
-            if let Ok(c) = reqwest::Certificate::from_der(der) {
-                b = b.add_root_certificate(c);
-            }
-        }
-        b
+        self.reqwest_roots()
+            .fold(b, |b, c| b.add_root_certificate(c))
     }
 
     /// The blocking form of [`Outbound::http_client`].
     pub fn blocking_http_client(&self) -> reqwest::blocking::ClientBuilder {
         let mut b = reqwest::blocking::Client::builder().no_proxy();
-        if self.has_proxy() {
-            let me = self.clone();
-            b = b.proxy(reqwest::Proxy::custom(move |u| {
-                me.proxy_for(u.scheme(), u.host_str().unwrap_or(""))
-                    .cloned()
-            }));
+        if let Some(p) = self.reqwest_proxy() {
+            b = b.proxy(p);
         }
-        for der in self.extra_roots.iter() {
-            if let Ok(c) = reqwest::Certificate::from_der(der) {
-                b = b.add_root_certificate(c);
-            }
-        }
-        b
+        self.reqwest_roots()
+            .fold(b, |b, c| b.add_root_certificate(c))
     }
 
     /// The extra CAs.
@@ -227,9 +228,13 @@ impl Outbound {
     /// The system's trusted roots plus the extra CAs, for clients that take a rustls
     /// configuration (database drivers, Kafka, LDAP).
     pub fn root_store(&self) -> rustls::RootCertStore {
+        // The system's store is read once per process: it is files under /etc, and connections
+        // (a crawl per source, a directory sign-in) would otherwise reread them each time.
+        static NATIVE: std::sync::OnceLock<Vec<CertificateDer<'static>>> =
+            std::sync::OnceLock::new();
+        let native = NATIVE.get_or_init(|| rustls_native_certs::load_native_certs().certs);
         let mut roots = rustls::RootCertStore::empty();
-        let native = rustls_native_certs::load_native_certs();
-        roots.add_parsable_certificates(native.certs);
+        roots.add_parsable_certificates(native.iter().cloned());
         roots.add_parsable_certificates(self.extra_roots.iter().cloned());
         roots
     }

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::{admission, cut, decisions, Decision, MAX_DECISIONS};
+use super::{cut, decisions, of, Decision, MAX_DECISIONS};
 use crate::http::listing::{self, ListQuery, SortKey, Sorting};
 use crate::http::{ApiError, AppState};
 
@@ -47,7 +47,7 @@ pub(super) async fn api_decisions(
 ) -> Result<HttpResponse, ApiError> {
     let list = ListQuery::of(&req)?;
     let order = DECISION_SORTING.pick(&list)?;
-    let adm = admission(&state)?;
+    let adm = of(&state)?;
     let q = q.into_inner();
     let (items, clusters) = state
         .store

@@ -497,7 +497,9 @@ pub fn routes(r: &mut Routes) {
     r.nav(23, "Admission", "/admission", Perm::Read);
 }
 
-fn admission(state: &AppState) -> Result<Arc<Admission>, ApiError> {
+/// The admission state the appliance holds (domains reach the snapshot and the signature
+/// checks through it).
+pub fn of(state: &AppState) -> Result<Arc<Admission>, ApiError> {
     state
         .domains
         .get::<Admission>()
@@ -537,7 +539,7 @@ async fn answer(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let start = Instant::now();
-    let adm = admission(&state)?;
+    let adm = of(&state)?;
     // The caller is checked before the body is read, when the snapshot is at hand; the same
     // snapshot then decides.
     let fresh = adm.index.fresh();

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::{Admission, Decision};
+use super::Decision;
 use crate::clusters::Cluster;
 use crate::http::layout::{render, Layout};
 use crate::http::listing::{self, ListQuery};
@@ -47,10 +47,7 @@ pub(super) async fn admission_page(
 ) -> Result<HttpResponse, ApiError> {
     let list = ListQuery::of(&req)?;
     let order = super::decisions::DECISION_SORTING.pick(&list)?;
-    let adm = state
-        .domains
-        .get::<Admission>()
-        .ok_or_else(|| ApiError::internal("admission not configured"))?;
+    let adm = crate::admission::of(&state)?;
     let decisions_dropped = adm.dropped();
     let (decisions, clusters, queue, queued_total, stats, waiting) = state
         .store

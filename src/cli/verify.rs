@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::scanner::registry::{Client, ImageRef};
-use crate::scanner::ScanError;
 use crate::trust::cosign::PublicKey;
 use crate::trust::verify::{self, Verdict};
 
@@ -55,13 +54,7 @@ pub fn run(a: &VerifyArgs) -> anyhow::Result<i32> {
         .build()?;
     let checked = rt.block_on(async {
         let mut client = Client::new(&image, &access, Duration::from_secs(a.timeout.max(1)))?;
-        let Some(digest) = verify::resolve(&mut client, &image).await? else {
-            return Ok::<_, ScanError>(Verdict::Unsigned {
-                digest: String::new(),
-                reason: format!("the registry has no tag '{}'", image.reference),
-            });
-        };
-        verify::check(&mut client, &digest, &keys).await
+        verify::check_image(&mut client, &image, &keys).await
     });
     let name = format!("{}/{}", image.registry, image.repository);
     let (code, json, line) = match checked {

@@ -8,7 +8,6 @@ use serde::Deserialize;
 use super::api::{apply, create_cluster, issue_token, update_cluster, Change};
 use super::onboarding::Onboarding;
 use super::{Cluster, ClusterError, ClusterPatch, FailureMode, NewCluster, UnscannedAction};
-use crate::admission::Admission;
 use crate::http::layout::{field_of, redirect_with_flash, render, render_status, Confirm, Layout};
 use crate::http::{client_ip, ApiError, AppState, Auth, Perm, Principal, Routes};
 use actix_web::http::StatusCode;
@@ -313,10 +312,7 @@ async fn detail_page(
 
 /// The cluster's standing for its page.
 async fn onboarding_of(state: &AppState, c: &Cluster) -> Result<Onboarding, ApiError> {
-    let admission = state
-        .domains
-        .get::<Admission>()
-        .ok_or_else(|| ApiError::internal("admission not configured"))?;
+    let admission = crate::admission::of(state)?;
     let c = c.clone();
     state
         .with_store(move |s| {

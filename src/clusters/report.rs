@@ -7,7 +7,6 @@ use chrono::{DateTime, Utc};
 
 use super::onboarding::Onboarding;
 use super::Cluster;
-use crate::admission::Admission;
 use crate::compliance::model::{Exception, ExceptionStatus, Policy};
 use crate::http::layout::{render, Layout};
 use crate::http::{ApiError, AppState, Auth, Perm, Routes};
@@ -40,10 +39,7 @@ async fn report_page(
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let admission = state
-        .domains
-        .get::<Admission>()
-        .ok_or_else(|| ApiError::internal("admission not configured"))?;
+    let admission = crate::admission::of(&state)?;
     let (cluster, standing, policies, exceptions) = state
         .with_store(move |s| {
             let c = super::get(s, id)?;

@@ -8,7 +8,6 @@ use serde::Deserialize;
 
 use super::chart::{legend, line_chart, Series};
 use super::{ClusterFigures, Snapshot};
-use crate::admission::Admission;
 use crate::audit;
 use crate::http::layout::{redirect_with_flash, render, Layout};
 use crate::http::{ApiError, AppState, Auth, Perm, Routes};
@@ -32,10 +31,7 @@ pub fn routes(r: &mut Routes) {
 
 /// Takes a snapshot now (blocking work off the reactor) and stores it.
 async fn snapshot_now(state: &AppState) -> Result<Snapshot, ApiError> {
-    let admission = state
-        .domains
-        .get::<Admission>()
-        .ok_or_else(|| ApiError::internal("admission not configured"))?;
+    let admission = crate::admission::of(state)?;
     let vulndb = state.config.data_dir.join("vulndb.redb");
     state
         .with_store(move |s| {

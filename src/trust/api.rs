@@ -5,7 +5,6 @@ use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{NewRule, RuleView};
-use crate::admission::Admission;
 use crate::http::{client_ip, ApiError, AppState, Auth, Perm, Routes};
 
 /// Registers the signature-rule routes and pages.
@@ -26,13 +25,6 @@ pub fn routes(r: &mut Routes) {
         api_recent,
     );
     super::pages::routes(r);
-}
-
-pub(super) fn admission(state: &AppState) -> Result<std::sync::Arc<Admission>, ApiError> {
-    state
-        .domains
-        .get::<Admission>()
-        .ok_or_else(|| ApiError::internal("admission not configured"))
 }
 
 async fn api_list(
@@ -84,6 +76,6 @@ async fn api_delete(
 }
 
 async fn api_recent(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let items = admission(&state)?.trust.recent();
+    let items = crate::admission::of(&state)?.trust.recent();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }

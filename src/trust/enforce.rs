@@ -300,12 +300,11 @@ impl Trust {
             crate::registries::access_for(&self.store, sealer, &self.outbound, &parsed.registry)
                 .map_err(|e| ScanError::Unreachable(format!("registry credentials: {e}")))?;
         let mut client = Client::new(&parsed, &access, REQUEST_TIMEOUT)?;
-        let Some(digest) = verify::resolve(&mut client, &parsed).await? else {
-            return Ok(Verdict::Unsigned {
-                digest: String::new(),
-                reason: format!("the registry has no tag '{}'", parsed.reference),
-            });
-        };
+        let verdict = verify::check_image(&mut client, &parsed, &rule.keys).await?;
+        let digest = verdict.digest().to_string();
+        if digest.is_empty() {
+            return Ok(verdict);
+        }
         let now = Instant::now();
         if !parsed.reference.starts_with("sha256:") {
             if let Ok(mut tags) = self.tags.lock() {
@@ -315,7 +314,6 @@ impl Trust {
                 tags.insert(tag_key(&parsed), (digest.clone(), now + TAG_TTL));
             }
         }
-        let verdict = verify::check(&mut client, &digest, &rule.keys).await?;
         let ttl = if verdict.is_signed() {
             SIGNED_TTL
         } else {
@@ -326,7 +324,7 @@ impl Trust {
                 v.clear();
             }
             v.insert(
-                (digest.clone(), rule.keyset.clone()),
+                (digest, rule.keyset.clone()),
                 Cached {
                     verdict: verdict.clone(),
                     until: now + ttl,

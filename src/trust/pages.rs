@@ -55,7 +55,7 @@ async fn page(state: &AppState, p: &Principal, id: u64) -> Result<RulesPage, Api
         fail_closed: cluster.failure_mode == FailureMode::FailClosed,
         cluster,
         rules,
-        recent: super::api::admission(state)?.trust.recent(),
+        recent: crate::admission::of(state)?.trust.recent(),
         can_write: p.can(Perm::Write),
         error: String::new(),
         pattern: String::new(),

@@ -45,6 +45,13 @@ impl Verdict {
     pub fn is_signed(&self) -> bool {
         matches!(self, Verdict::Signed { .. })
     }
+
+    /// The digest judged (empty when the tag was not found).
+    pub fn digest(&self) -> &str {
+        match self {
+            Verdict::Signed { digest, .. } | Verdict::Unsigned { digest, .. } => digest,
+        }
+    }
 }
 
 /// The digest `image` stands for: its own when it names one, else what its tag points at now
@@ -58,6 +65,22 @@ pub async fn resolve(client: &mut Client, image: &ImageRef) -> Result<Option<Str
         .find_manifest(&image.reference)
         .await?
         .map(|m| m.digest))
+}
+
+/// Resolves `image` to its digest and checks its signatures against `keys`: a tag the registry
+/// lacks is [`Verdict::Unsigned`] with an empty digest.
+pub async fn check_image(
+    client: &mut Client,
+    image: &ImageRef,
+    keys: &[PublicKey],
+) -> Result<Verdict, ScanError> {
+    match resolve(client, image).await? {
+        Some(digest) => check(client, &digest, keys).await,
+        None => Ok(Verdict::Unsigned {
+            digest: String::new(),
+            reason: format!("the registry has no tag '{}'", image.reference),
+        }),
+    }
 }
 
 /// Checks the signatures of the image `digest` in `client`'s repository against `keys`. Only

@@ -88,13 +88,6 @@ pub(super) fn snapshot(
     Ok((snap, cluster))
 }
 
-pub(super) fn admission(state: &AppState) -> Result<Arc<Admission>, ApiError> {
-    state
-        .domains
-        .get::<Admission>()
-        .ok_or_else(|| ApiError::internal("admission not configured"))
-}
-
 /// Cluster `id`'s namespaces judged now; today's history record is written when missing, so a
 /// new cluster's trend starts at its first look.
 pub(super) fn judge_cluster(
@@ -140,7 +133,7 @@ async fn api_inventory(
     state: web::Data<AppState>,
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
-    let (id, admission) = (id.into_inner(), admission(&state)?);
+    let (id, admission) = (id.into_inner(), crate::admission::of(&state)?);
     let metrics = state.domains.get::<verdicts::PodMetrics>();
     let j = state
         .with_store(move |s| judge_cluster(s, &admission, metrics.as_deref(), id))
@@ -171,7 +164,7 @@ async fn api_namespace(
     path: web::Path<(u64, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, ns) = path.into_inner();
-    let admission = admission(&state)?;
+    let admission = crate::admission::of(&state)?;
     let (_, namespace, figures, verdicts) = state
         .with_store(move |s| judge_namespace(s, &admission, id, &ns))
         .await?;
@@ -240,7 +233,7 @@ async fn api_pod(
     path: web::Path<(u64, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, ns, pod) = path.into_inner();
-    let admission = admission(&state)?;
+    let admission = crate::admission::of(&state)?;
     let namespace = ns.clone();
     let (_, p, v, gatekeeper) = state
         .with_store(move |s| {
@@ -273,7 +266,7 @@ async fn api_workloads(
     q: web::Query<WorkloadQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, q) = (id.into_inner(), q.into_inner());
-    let admission = admission(&state)?;
+    let admission = crate::admission::of(&state)?;
     let csv = q.format == "csv";
     let (cluster, found) = state
         .with_store(move |s| {
@@ -359,7 +352,7 @@ async fn api_history(
         return Err(ApiError::bad_request("days: from 1 to 400"));
     }
     let days = q.days;
-    let admission = admission(&state)?;
+    let admission = crate::admission::of(&state)?;
     let items = state
         .with_store(move |s| {
             snapshot(&admission, id)?;

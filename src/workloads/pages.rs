@@ -4,9 +4,7 @@
 use actix_web::{web, HttpResponse};
 use askama::Template;
 
-use super::api::{
-    admission, judge_cluster, judge_namespace, judge_pod, kubesec_report, NamespaceLine,
-};
+use super::api::{judge_cluster, judge_namespace, judge_pod, kubesec_report, NamespaceLine};
 use super::verdicts::{self, Day, Figures, ImageVerdict, PodVerdict};
 use super::{Namespace, Pod, Summary};
 use crate::http::layout::{render, Layout};
@@ -77,7 +75,7 @@ async fn namespaces_page(
     Auth(p): Auth,
     id: web::Path<u64>,
 ) -> Result<HttpResponse, ApiError> {
-    let (id, admission) = (id.into_inner(), admission(&state)?);
+    let (id, admission) = (id.into_inner(), crate::admission::of(&state)?);
     let metrics = state.domains.get::<verdicts::PodMetrics>();
     let (j, history) = state
         .with_store(move |s| {
@@ -127,7 +125,7 @@ async fn namespace_page(
     path: web::Path<(u64, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, ns) = path.into_inner();
-    let admission = admission(&state)?;
+    let admission = crate::admission::of(&state)?;
     let ((cluster, namespace, figures, verdicts), history) = state
         .with_store(move |s| {
             let judged = judge_namespace(s, &admission, id, &ns)?;
@@ -181,7 +179,7 @@ async fn pod_page(
     path: web::Path<(u64, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, ns, pod) = path.into_inner();
-    let admission = admission(&state)?;
+    let admission = crate::admission::of(&state)?;
     let namespace = ns.clone();
     let (cluster, pod, verdict, images, gatekeeper) = state
         .with_store(move |s| {

@@ -4,7 +4,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::admission::Admission;
 use crate::clusters::Cluster;
 use crate::compliance::evaluate::Judgement;
 use crate::compliance::model::{Exception, Policy};
@@ -122,10 +121,7 @@ async fn images_page(
     let list = ListQuery::of(&req)?;
     let order = SORTING.pick(&list)?;
     let q = q.into_inner();
-    let adm = state
-        .domains
-        .get::<Admission>()
-        .ok_or_else(|| ApiError::internal("admission not configured"))?;
+    let adm = crate::admission::of(&state)?;
     let cache = state
         .domains
         .get::<images::ListCache>()
