@@ -132,22 +132,15 @@ pub struct SigningKey(EcdsaKeyPair);
 
 impl SigningKey {
     pub fn from_pem(pem: &str) -> Result<SigningKey, BundleError> {
-        let body: String = pem
-            .lines()
-            .map(str::trim)
-            .skip_while(|l| !(l.starts_with("-----BEGIN ") && l.ends_with("PRIVATE KEY-----")))
-            .skip(1)
-            .take_while(|l| !l.starts_with("-----END "))
-            .collect();
+        use rustls::pki_types::pem::PemObject;
         if pem.contains("ENCRYPTED") {
             return Err(invalid(
                 "the signing key is encrypted: decrypt it first (openssl pkey -in KEY -out PLAIN)",
             ));
         }
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(body)
+        let der = rustls::pki_types::PrivateKeyDer::from_pem_slice(pem.as_bytes())
             .map_err(|_| invalid("the signing key is not a PEM private key"))?;
-        EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_ASN1_SIGNING, &der)
+        EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_ASN1_SIGNING, der.secret_der())
             .map(SigningKey)
             .map_err(|_| invalid("the signing key is not an ECDSA P-256 private key"))
     }
@@ -251,18 +244,9 @@ pub fn create(
             );
             zip.start_file(&name, if compressed { stored } else { deflated })
                 .map_err(io)?;
-            let mut src =
-                std::fs::File::open(f).map_err(|e| io(format!("{}: {e}", f.display())))?;
-            let (mut hash, mut size, mut buf) = (Sha256::new(), 0u64, vec![0u8; 1 << 16]);
-            loop {
-                let n = src.read(&mut buf).map_err(io)?;
-                if n == 0 {
-                    break;
-                }
-                hash.update(&buf[..n]);
-                size += n as u64;
-                zip.write_all(&buf[..n]).map_err(io)?;
-            }
+            let src = std::fs::File::open(f).map_err(|e| io(format!("{}: {e}", f.display())))?;
+            let (size, sha256) =
+                copy_hashed(&mut src.take(MAX_FILE_BYTES + 1), &mut zip).map_err(io)?;
             if size > MAX_FILE_BYTES {
                 return Err(invalid(format!(
                     "{}: larger than {MAX_FILE_BYTES} bytes",
@@ -272,7 +256,7 @@ pub fn create(
             entries.push(FileEntry {
                 path: name,
                 size,
-                sha256: hex::encode(hash.finalize()),
+                sha256,
             });
         }
         let manifest = Manifest {
@@ -300,6 +284,20 @@ pub fn create(
             let _ = std::fs::remove_file(&tmp);
             Err(e)
         }
+    }
+}
+
+/// Copies `from` into `to`, returning how many bytes and their SHA-256 (hex).
+fn copy_hashed(from: &mut impl Read, to: &mut impl Write) -> std::io::Result<(u64, String)> {
+    let (mut hash, mut size, mut buf) = (Sha256::new(), 0u64, vec![0u8; 1 << 16]);
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            return Ok((size, hex::encode(hash.finalize())));
+        }
+        hash.update(&buf[..n]);
+        size += n as u64;
+        to.write_all(&buf[..n])?;
     }
 }
 
@@ -414,26 +412,16 @@ pub fn open(
             .by_name(&f.path)
             .map_err(|_| invalid(format!("{} is listed but missing", f.path)))?;
         let mut out = std::fs::File::create(&dest).map_err(io)?;
-        let mut reader = entry.take(f.size + 1);
-        let (mut hash, mut size, mut buf) = (Sha256::new(), 0u64, vec![0u8; 1 << 16]);
-        loop {
-            let n = reader
-                .read(&mut buf)
-                .map_err(|e| invalid(format!("{}: {e}", f.path)))?;
-            if n == 0 {
-                break;
-            }
-            size += n as u64;
-            if size > f.size {
-                return Err(invalid(format!(
-                    "{} does not match the signed manifest (larger than it says)",
-                    f.path
-                )));
-            }
-            hash.update(&buf[..n]);
-            out.write_all(&buf[..n]).map_err(io)?;
+        // One byte more than the manifest says is enough to tell a lie.
+        let (size, sha256) = copy_hashed(&mut entry.take(f.size + 1), &mut out)
+            .map_err(|e| invalid(format!("{}: {e}", f.path)))?;
+        if size > f.size {
+            return Err(invalid(format!(
+                "{} does not match the signed manifest (larger than it says)",
+                f.path
+            )));
         }
-        if size != f.size || hex::encode(hash.finalize()) != f.sha256.to_ascii_lowercase() {
+        if size != f.size || sha256 != f.sha256.to_ascii_lowercase() {
             return Err(invalid(format!(
                 "{} does not match the signed manifest (changed after signing)",
                 f.path
