@@ -124,11 +124,7 @@ async fn main() {
     // 1. Admission.
     let lua = work.path().join("reviews.lua");
     let bodies: Vec<String> = (0..64).map(review).collect();
-    let lua_src = format!(
-        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nlocal bodies = {{{}}}\nlocal i = 0\nrequest = function()\n  i = i % #bodies + 1\n  return wrk.format(nil, nil, nil, bodies[i])\nend\n",
-        bodies.iter().map(|b| format!("[==[{b}]==]")).collect::<Vec<_>>().join(",\n")
-    );
-    std::fs::write(&lua, lua_src).unwrap();
+    common::write_post_script(&lua, &bodies);
     let first: serde_json::Value = client
         .post(format!("{base}/api/v1/admission/prod"))
         .body(bodies[0].clone())

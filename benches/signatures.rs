@@ -236,14 +236,7 @@ async fn main() {
         t.elapsed().as_secs_f64()
     );
     let lua = work.path().join("reviews.lua");
-    std::fs::write(
-        &lua,
-        format!(
-            "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nlocal bodies = {{{}}}\nlocal i = 0\nrequest = function()\n  i = i % #bodies + 1\n  return wrk.format(nil, nil, nil, bodies[i])\nend\n",
-            bodies.iter().map(|b| format!("[==[{b}]==]")).collect::<Vec<_>>().join(",\n")
-        ),
-    )
-    .unwrap();
+    common::write_post_script(&lua, &bodies);
     for (cluster, label) in [
         ("plain", "reference: the cluster without signature rules"),
         (

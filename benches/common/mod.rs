@@ -101,3 +101,17 @@ pub fn print_wrk(label: &str, text: &str) {
         }
     }
 }
+
+/// A wrk script that POSTs `bodies` (JSON) in turn.
+#[allow(dead_code)]
+pub fn write_post_script(path: &Path, bodies: &[String]) {
+    let src = format!(
+        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nlocal bodies = {{{}}}\nlocal i = 0\nrequest = function()\n  i = i % #bodies + 1\n  return wrk.format(nil, nil, nil, bodies[i])\nend\n",
+        bodies
+            .iter()
+            .map(|b| format!("[==[{b}]==]"))
+            .collect::<Vec<_>>()
+            .join(",\n")
+    );
+    std::fs::write(path, src).unwrap();
+}

@@ -213,13 +213,8 @@ async fn the_appliance_checks_signatures_through_its_configured_proxy() {
     let call = |req: actix_web::test::TestRequest| {
         let app = &app;
         async move {
-            let res = actix_web::test::call_service(app, req.to_request()).await;
-            let status = res.status().as_u16();
-            let body = actix_web::test::read_body(res).await;
-            (
-                status,
-                serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
-            )
+            let (status, v, _) = crate::support::call(app, req).await;
+            (status, v)
         }
     };
     let (st, _) = call(admin.post(
@@ -413,13 +408,8 @@ async fn a_cluster_is_synced_through_its_kubeconfig_proxy() {
     let call = |req: actix_web::test::TestRequest| {
         let app = &app;
         async move {
-            let res = actix_web::test::call_service(app, req.to_request()).await;
-            let status = res.status().as_u16();
-            let body = actix_web::test::read_body(res).await;
-            (
-                status,
-                serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
-            )
+            let (status, v, _) = crate::support::call(app, req).await;
+            (status, v)
         }
     };
     let (_, c) = call(k.post("/api/v1/clusters", json!({"name": "behind-proxy"}))).await;
