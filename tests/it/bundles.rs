@@ -503,27 +503,19 @@ async fn the_appliance_imports_bundles_signed_by_its_key_only() {
         html.as_str().unwrap().contains("signed bundles only"),
         "{html}"
     );
-    let (ctype, body) = crate::vulndb::multipart("feed", "feeds.bundle", &foreign);
-    let (st, html, _) = call(
-        &app,
+    let upload = |bundle: &[u8]| {
+        let (ctype, body) = crate::vulndb::multipart("feed", "feeds.bundle", bundle);
         Caller::session(&session)
             .post_bytes(&format!("/vulndb/import?csrf={csrf}"), body)
-            .insert_header(("content-type", ctype)),
-    )
-    .await;
+            .insert_header(("content-type", ctype))
+    };
+    let (st, html, _) = call(&app, upload(&foreign)).await;
     assert_eq!(st, 400);
     assert!(
         html.as_str().unwrap().contains("nothing was imported"),
         "{html}"
     );
-    let (ctype, body) = crate::vulndb::multipart("feed", "feeds.bundle", &good);
-    let (st, _, h) = call(
-        &app,
-        Caller::session(&session)
-            .post_bytes(&format!("/vulndb/import?csrf={csrf}"), body)
-            .insert_header(("content-type", ctype)),
-    )
-    .await;
+    let (st, _, h) = call(&app, upload(&good)).await;
     assert_eq!(st, 303);
     assert_eq!(h.get("location").unwrap(), "/vulndb");
     let (_, html, _) = call(&app, Caller::session(&session).get("/vulndb")).await;
